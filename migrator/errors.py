@@ -138,3 +138,12 @@ EXIT_CODES: list[tuple[int, str]] = [
     (14, "invalid state-machine definition"),
     (130, "interrupted (Ctrl-C); state is consistent, re-run to resume"),
 ]
+
+
+class NotSupported(MigratorError):
+    """The requested phase or feature is not implemented in this version."""
+
+    exit_code = 15
+
+
+EXIT_CODES.insert(-1, (15, "phase or feature not implemented in this version of migrator"))

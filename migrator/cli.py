@@ -1,0 +1,134 @@
+"""The command line: parse, call a function from `commands`, render its result."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from migrator import commands
+from migrator.config import DEFAULT_CONFIG_NAME
+from migrator.engine.runner import RunOptions
+from migrator.errors import MigratorError
+from migrator.results import Result, print_result
+
+T = TypeVar("T", bound=Result)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Resumable, verifiable migration of Amazon Redshift clusters to KMS or HSM encryption.")
+db_app = typer.Typer(no_args_is_help=True, help="Manage the checkpoint store's own schema.")
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True)
+
+
+class _State:
+    traceback = False
+
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", envvar="MIGRATOR_CONFIG",
+                                         help="migration config (TOML)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@app.callback()
+def _main(
+    traceback: Annotated[bool, typer.Option("--traceback", help="show tracebacks for errors")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress; implies --traceback")] = False,
+) -> None:
+    _State.traceback = traceback or verbose
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _call(fn: Callable[[], T], as_json: bool = False) -> T:
+    try:
+        result = fn()
+    except MigratorError as exc:
+        if _State.traceback:
+            err.print_exception()
+        err.print(f"[red]error:[/red] {escape(exc.one_line())}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; the checkpoint is consistent: re-run to resume")
+        raise typer.Exit(130) from None
+    print_result(result, as_json=as_json)
+    code = result.exit_code()
+    if code:
+        raise typer.Exit(code)
+    return result
+
+
+@app.command()
+def init(config: Annotated[Path, typer.Argument(help="migration config (TOML)")],
+         as_json: JsonOpt = False) -> None:
+    """Validate CONFIG, create or upgrade the checkpoint store, and register the migration."""
+    _call(lambda: commands.init(config), as_json)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+    approve_cutover: Annotated[bool, typer.Option("--approve-cutover", help="approve the cutover gate")] = False,
+    assume_frozen: Annotated[bool, typer.Option("--assume-frozen",
+                                                help="skip the write-freeze check (recorded)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the migration from wherever it stands; safe to re-run after any crash."""
+    _call(lambda: commands.run(config, RunOptions(approve_cutover=approve_cutover, assume_frozen=assume_frozen)),
+          as_json)
+
+
+@app.command()
+def status(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+           tables: Annotated[bool, typer.Option("--tables", help="per-table detail")] = False,
+           as_json: JsonOpt = False) -> None:
+    """Show where the migration stands (reads the store, never writes it)."""
+    _call(lambda: commands.status(config, with_tables=tables), as_json)
+
+
+@app.command()
+def history(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+            table: Annotated[str | None, typer.Option("--table", help="only this schema.table")] = None,
+            limit: Annotated[int | None, typer.Option("--limit", help="newest N events")] = None,
+            as_json: JsonOpt = False) -> None:
+    """Show the audit log of moves, takeovers, approvals and remote actions."""
+    _call(lambda: commands.history(config, table=table, limit=limit), as_json)
+
+
+@app.command()
+def graph(strategy: Annotated[str, typer.Option("--strategy", "-s", help="unload-copy, modify, "
+                                                "snapshot-restore or table")] = "unload-copy",
+          fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid or dot")] = "mermaid") -> None:
+    """Print a strategy's state machine as a Mermaid or Graphviz diagram."""
+    _call(lambda: commands.graph(strategy, fmt))
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+               url: Annotated[str | None, typer.Option("--url", help="store URL instead of --config")] = None,
+               as_json: JsonOpt = False) -> None:
+    """Create the checkpoint store's schema or bring it to this version."""
+    _call(lambda: commands.db_upgrade(None if url else config, url), as_json)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, e.g. base")],
+                 config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+                 url: Annotated[str | None, typer.Option("--url")] = None) -> None:
+    """Take the store's schema back to REVISION (drops data of newer tables)."""
+    _call(lambda: commands.db_downgrade(revision, None if url else config, url))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Each CLI command as a plain function: settings in, result object out.
+
+`cli.py` only parses arguments, calls one of these and renders what it returns.
+Reading commands (`status`, `history`, `graph`) open the store read-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from migrator.config import STRATEGIES, LoadedConfig, load_config
+from migrator.engine.definitions import MachineDef, load_definition
+from migrator.engine.runner import RunOptions, Runner, default_registry, ensure_migration, load_machines
+from migrator.errors import UsageError
+from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, InitResult, RunResult, StatusResult,
+                              TableRow)
+from migrator.store import Store, db
+from migrator.store.db import redact
+
+
+def init(config_path: Path) -> InitResult:
+    config = load_config(config_path)
+    url = config.store_url
+    revision = db.upgrade(url)
+    definition, _ = load_machines(config.settings.migration.strategy, default_registry())
+    with Store.open(url) as store:
+        existed = store.get_migration(config.settings.migration.name) is not None
+        migration = ensure_migration(store, config, definition)
+    return InitResult(migration.name, migration.strategy, redact(url), migration.phase, not existed, revision)
+
+
+def db_upgrade(config_path: Path | None = None, url: str | None = None) -> DbResult:
+    url = _store_url(config_path, url)
+    engine = db.create_store_engine(url, create=True)
+    try:
+        before = db.current_revision(engine)
+    finally:
+        engine.dispose()
+    after = db.upgrade(url)
+    return DbResult(redact(url), before, after)
+
+
+def db_downgrade(revision: str, config_path: Path | None = None, url: str | None = None) -> DbResult:
+    url = _store_url(config_path, url)
+    engine = db.create_store_engine(url)
+    try:
+        before = db.current_revision(engine)
+    finally:
+        engine.dispose()
+    return DbResult(redact(url), before, db.downgrade(url, revision))
+
+
+def _store_url(config_path: Path | None, url: str | None) -> str:
+    if url:
+        return url
+    if config_path is None:
+        raise UsageError("give --config or --url")
+    return load_config(config_path).store_url
+
+
+def _open_read_only(config: LoadedConfig) -> Store:
+    return Store.open(config.store_url, read_only=True)
+
+
+def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
+    config = load_config(config_path)
+    name = config.settings.migration.name
+    definition = load_definition(config.settings.migration.strategy, **_names())
+    with _open_read_only(config) as store:
+        migration = store.get_migration(name)
+        if migration is None:
+            raise UsageError(f"migration {name!r} has not been initialised in {redact(config.store_url)}",
+                             hint=f"run `migrator init {config_path}`")
+        lease = store.get_run_lease(migration)
+        counts = store.count_by_state(migration)
+        tables = store.list_tables(migration, order_by_size=True) if with_tables else []
+    state = definition.state(migration.phase) if migration.phase in definition.states else None
+    by_state = {c.state: c.tables for c in counts}
+    rows_total = sum(c.rows for c in counts)
+    rows_done = sum(c.rows for c in counts if c.state == "validated")
+    return StatusResult(
+        migration=migration.name, strategy=migration.strategy, phase=migration.phase,
+        phase_tags=sorted(state.tags) if state else [], updated_at=migration.updated_at,
+        finished_at=migration.finished_at, last_error=migration.last_error,
+        run_holder=f"pid {lease.pid} on {lease.host}" if lease else None,
+        run_heartbeat_at=lease.heartbeat_at if lease else None,
+        tables_total=sum(by_state.values()), tables_by_state=by_state, rows_total=rows_total, rows_done=rows_done,
+        approvals=sorted(migration.approvals), next_step=_next_step(state, migration.approvals, config_path),
+        tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
+                         t.last_error) for t in tables],
+    )
+
+
+def _next_step(state: object, approvals: dict[str, object], config_path: Path) -> str:
+    from migrator.engine.definitions import StateDef
+
+    if not isinstance(state, StateDef):
+        return "unknown phase for this version of migrator; upgrade migrator"
+    if state.final:
+        return "nothing: the migration has ended"
+    if state.approval and state.approval not in approvals:
+        return {"cutover": f"approve with `migrator run -c {config_path} --approve-cutover`",
+                "decommission": "run `migrator decommission --confirm`"}.get(state.approval, "approval needed")
+    return f"`migrator run -c {config_path}` continues from here"
+
+
+def history(config_path: Path, *, table: str | None = None, limit: int | None = None) -> HistoryResult:
+    config = load_config(config_path)
+    with _open_read_only(config) as store:
+        migration = store.require_migration(config.settings.migration.name)
+        subject = None
+        if table is not None:
+            if store.find_table(migration, table) is None:
+                raise UsageError(f"no table {table!r} in migration {migration.name!r}",
+                                 hint="name it as schema.table; `migrator status --tables` lists them")
+            subject = f"table:{table}"
+        events = store.events(migration, subject=subject, limit=limit, newest_first=limit is not None)
+    if limit is not None:
+        events.reverse()
+    return HistoryResult(migration.name, [EventRow(e.at, e.subject, e.trigger, e.from_state, e.to_state, e.detail,
+                                                   e.host, e.pid) for e in events])
+
+
+def _names() -> dict[str, object]:
+    registry = default_registry()
+    return dict(guards=registry.guards.keys(), actions=registry.actions.keys())
+
+
+def graph(strategy: str = "unload-copy", fmt: str = "mermaid") -> GraphResult:
+    if strategy not in (*STRATEGIES, "table"):
+        raise UsageError(f"unknown strategy {strategy!r}", hint=f"one of: {', '.join((*STRATEGIES, 'table'))}")
+    if fmt not in ("mermaid", "dot"):
+        raise UsageError(f"unknown graph format {fmt!r}", hint="mermaid or dot")
+    definition = load_definition(strategy, **_names())  # type: ignore[arg-type]
+    return GraphResult(strategy, fmt, to_mermaid(definition) if fmt == "mermaid" else to_dot(definition))
+
+
+def _edge_label(trigger: str, conditions: tuple[str, ...], unless: tuple[str, ...]) -> str:
+    guards = list(conditions) + [f"!{g}" for g in unless]
+    return f"{trigger} [{', '.join(guards)}]" if guards else trigger
+
+
+def to_mermaid(definition: MachineDef) -> str:
+    lines = ["stateDiagram-v2", f"    [*] --> {definition.initial}"]
+    for t in definition.transitions:
+        for src in t.sources:
+            lines.append(f"    {src} --> {t.dest}: {_edge_label(t.trigger, t.conditions, t.unless)}")
+    for state in definition.states.values():
+        if state.final:
+            lines.append(f"    {state.name} --> [*]")
+        if state.approval:
+            lines.append(f"    note right of {state.name}: needs {state.approval} approval")
+    return "\n".join(lines)
+
+
+def to_dot(definition: MachineDef) -> str:
+    lines = [f'digraph "{definition.name}" {{', "    rankdir=LR;"]
+    for state in definition.states.values():
+        shape = "doublecircle" if state.final else ("octagon" if state.approval else "ellipse")
+        lines.append(f'    "{state.name}" [shape={shape}];')
+    for t in definition.transitions:
+        for src in t.sources:
+            lines.append(f'    "{src}" -> "{t.dest}" [label="{_edge_label(t.trigger, t.conditions, t.unless)}"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
+    config = load_config(config_path)
+    with Store.open(config.store_url) as store:
+        runner = Runner(config, store, options=options)
+        report = runner.run()
+        final = runner.definition.state(report.end_phase).final
+    return RunResult(report.migration, report.strategy, report.start_phase, report.end_phase, final, report.moves,
+                     report.recovered_tables, report.took_over_from)

@@ -1,0 +1,223 @@
+"""The migration config: one TOML file, validated all at once.
+
+Secrets never live in the file: a password comes from an environment variable
+named here, from AWS Secrets Manager, or from IAM (`get_cluster_credentials`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from migrator.errors import ConfigError
+
+STRATEGIES = ("unload-copy", "modify", "snapshot-restore")
+DEFAULT_CONFIG_NAME = "migrator.toml"
+DEFAULT_STORE = "sqlite:///.migrator/state.db"
+
+_SECRET_KEY = re.compile(r"(password|secret_access_key|secret|token)$", re.IGNORECASE)
+_IDENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MigrationSection(_Section):
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    strategy: Literal["unload-copy", "modify", "snapshot-restore"]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    store: str = DEFAULT_STORE
+    #: Only for rehearsals against a local AWS stand-in (the sandbox); never set in production.
+    aws_endpoint_url: str | None = None
+
+
+class ConnectionSection(_Section):
+    cluster_id: str
+    database: str = "dev"
+    user: str = "awsuser"
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    password_env: str | None = None
+    secret_arn: str | None = None
+    iam_auth: bool = False
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster_id(cls, value: str) -> str:
+        if not _IDENT.match(value) or "--" in value or value.endswith("-"):
+            raise ValueError("must be 1-63 lowercase letters, digits or hyphens, starting with a letter")
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential_source(self) -> "ConnectionSection":
+        sources = [s for s in (self.password_env, self.secret_arn, self.iam_auth or None) if s]
+        if len(sources) > 1:
+            raise ValueError("choose one of password_env, secret_arn, iam_auth")
+        return self
+
+
+class TargetSection(ConnectionSection):
+    cluster_id: str = ""  # type: ignore[assignment]
+    encryption: Literal["kms", "hsm", "none"] = "kms"
+    kms_key_id: str | None = None
+    hsm_client_certificate: str | None = None
+    hsm_configuration: str | None = None
+    handle_snapshot_copy: bool = False
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster_id(cls, value: str) -> str:
+        if value == "":
+            return value
+        return ConnectionSection._cluster_id(value)
+
+    @model_validator(mode="after")
+    def _encryption_settings(self) -> "TargetSection":
+        if self.encryption == "hsm" and not (self.hsm_client_certificate and self.hsm_configuration):
+            raise ValueError("encryption = \"hsm\" needs hsm_client_certificate and hsm_configuration")
+        if self.encryption != "hsm" and (self.hsm_client_certificate or self.hsm_configuration):
+            raise ValueError("hsm_* settings are only valid with encryption = \"hsm\"")
+        return self
+
+
+class StagingSection(_Section):
+    s3_uri: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
+    iam_role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")]
+    kms_key_id: str
+    keep: bool = False
+    format: Literal["auto", "parquet", "csv"] = "auto"
+
+
+class TablesSection(_Section):
+    include: list[str] = Field(default_factory=lambda: ["*.*"])
+    exclude: list[str] = Field(default_factory=list)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+
+
+class Settings(_Section):
+    migration: MigrationSection
+    source: ConnectionSection
+    target: TargetSection = TargetSection()
+    staging: StagingSection | None = None
+    tables: TablesSection = TablesSection()
+
+    @model_validator(mode="after")
+    def _strategy_needs(self) -> "Settings":
+        problems: list[str] = []
+        strategy = self.migration.strategy
+        if strategy in ("unload-copy", "snapshot-restore"):
+            if not self.target.cluster_id:
+                problems.append(f"target.cluster_id: required for strategy {strategy!r}")
+            elif self.target.cluster_id == self.source.cluster_id:
+                problems.append("target.cluster_id: must differ from source.cluster_id")
+        if strategy == "unload-copy" and self.staging is None:
+            problems.append("staging: section required for strategy 'unload-copy'")
+        if strategy in ("modify", "snapshot-restore") and self.target.encryption == "hsm":
+            problems.append(f"target.encryption: HSM cannot be enabled by {strategy!r}; use strategy 'unload-copy'")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class LoadedConfig(BaseModel):
+    """Settings plus where they came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    settings: Settings
+
+    @property
+    def store_url(self) -> str:
+        return resolve_store_url(self.settings.migration.store, self.path.parent)
+
+    def work_fingerprint(self) -> dict[str, Any]:
+        """The settings that decide what finished work means; changing these invalidates it."""
+        s = self.settings
+        return {
+            "strategy": s.migration.strategy,
+            "region": s.migration.region,
+            "source": s.source.model_dump(include={"cluster_id", "database"}),
+            "target": s.target.model_dump(include={"cluster_id", "database", "encryption", "kms_key_id",
+                                                    "hsm_client_certificate", "hsm_configuration"}),
+            "staging": s.staging.model_dump(include={"s3_uri", "kms_key_id", "format"}) if s.staging else None,
+            "tables": s.tables.model_dump(include={"include", "exclude"}),
+        }
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.work_fingerprint(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def resolve_store_url(url: str, base: Path) -> str:
+    """Relative SQLite paths are relative to the config file's directory, not the shell's."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+        return prefix + str((base / url[len(prefix):]).resolve())
+    return url
+
+
+def _secret_paths(data: Any, path: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(value, (dict, list)):
+                found.extend(_secret_paths(value, here))
+            elif _SECRET_KEY.search(str(key)) and not str(key).endswith(("_env", "_arn")):
+                found.append(here)
+    return found
+
+
+def _format_pydantic(error: ValidationError) -> list[str]:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-after"))
+        if item["type"] == "extra_forbidden":
+            msg = "unknown key (typo?)"
+        elif item["type"] == "missing":
+            msg = "required key missing"
+        else:
+            msg = str(item["msg"]).removeprefix("Value error, ")
+        if loc:
+            lines.append(f"{loc}: {msg}")
+        else:
+            lines.extend(msg.split("; "))
+    return lines
+
+
+def parse_config(data: dict[str, Any], path: Path) -> LoadedConfig:
+    secrets = _secret_paths(data)
+    problems = [f"{p}: secrets must not be written in the config; use password_env, secret_arn or iam_auth"
+                for p in secrets]
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(p for p in _format_pydantic(exc) if p.split(":", 1)[0] not in secrets)
+    if problems or settings is None:
+        count = f"{len(problems)} problems" if len(problems) > 1 else "1 problem"
+        raise ConfigError(f"{path}: {count}: " + "; ".join(problems), hint="fix the file and re-run")
+    return LoadedConfig(path=path.resolve(), settings=settings)
+
+
+def load_config(path: Path | str) -> LoadedConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} not found",
+                          hint="pass the path of your migration's TOML file with --config")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(data, path)

@@ -1,0 +1,1 @@
+"""The engine: machine definitions from states/, persisted machines, and the run loop."""

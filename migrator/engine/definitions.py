@@ -1,0 +1,166 @@
+"""Machine definitions: YAML data in states/, checked completely when loaded.
+
+A definition names guards (``conditions``/``unless``) and phase actions; every
+name must exist in the registry handed to :func:`load_definition`, so a typo
+fails at load time, never halfway through a migration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migrator.errors import DefinitionError
+from migrator.paths import states_dir
+
+KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator"})
+KINDS = ("migration", "table")
+
+
+@dataclass(frozen=True)
+class StateDef:
+    name: str
+    tags: frozenset[str] = frozenset()
+    action: str | None = None
+    approval: str | None = None
+    lost: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return "final" in self.tags
+
+
+@dataclass(frozen=True)
+class TransitionDef:
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    conditions: tuple[str, ...] = ()
+    unless: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MachineDef:
+    name: str
+    kind: str
+    initial: str
+    states: Mapping[str, StateDef]
+    transitions: tuple[TransitionDef, ...]
+    path: Path | None = None
+    triggers: frozenset[str] = field(default_factory=frozenset)
+
+    def state(self, name: str) -> StateDef:
+        try:
+            return self.states[name]
+        except KeyError:
+            raise DefinitionError(f"state {name!r} is not defined in machine {self.name!r}") from None
+
+    def transitions_from(self, state: str, trigger: str | None = None) -> list[TransitionDef]:
+        return [t for t in self.transitions if state in t.sources and (trigger is None or t.trigger == trigger)]
+
+    def tagged(self, tag: str) -> list[str]:
+        return [s.name for s in self.states.values() if tag in s.tags]
+
+
+def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise DefinitionError(f"{where}: expected a name or a list of names, got {value!r}")
+
+
+def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[str],
+                     path: Path | None = None) -> MachineDef:
+    where = str(path) if path else "<definition>"
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise DefinitionError(f"{where}: top level must be a mapping")
+    unknown = set(raw) - {"name", "kind", "initial", "states", "transitions"}
+    if unknown:
+        problems.append(f"unknown top-level keys {sorted(unknown)}")
+    name, kind, initial = raw.get("name"), raw.get("kind"), raw.get("initial")
+    if kind not in KINDS:
+        problems.append(f"kind must be one of {KINDS}, not {kind!r}")
+    states: dict[str, StateDef] = {}
+    for state_name, spec in (raw.get("states") or {}).items():
+        spec = spec or {}
+        extra = set(spec) - {"tags", "action", "approval", "lost"}
+        if extra:
+            problems.append(f"state {state_name!r}: unknown keys {sorted(extra)}")
+        tags = frozenset(_as_tuple(spec.get("tags"), f"{where}: state {state_name}"))
+        if tags - KNOWN_TAGS:
+            problems.append(f"state {state_name!r}: unknown tags {sorted(tags - KNOWN_TAGS)}")
+        action = spec.get("action")
+        if action is not None and action not in actions:
+            problems.append(f"state {state_name!r}: unknown action {action!r}")
+        if "final" in tags and action:
+            problems.append(f"state {state_name!r}: a final state cannot have an action")
+        if spec.get("approval") and "needs_approval" not in tags:
+            problems.append(f"state {state_name!r}: has an approval gate but no needs_approval tag")
+        states[state_name] = StateDef(state_name, tags, action, spec.get("approval"), spec.get("lost"))
+    if not states:
+        problems.append("no states")
+    if initial not in states:
+        problems.append(f"initial state {initial!r} is not defined")
+    transitions: list[TransitionDef] = []
+    for i, spec in enumerate(raw.get("transitions") or []):
+        label = f"transition #{i + 1} ({spec.get('trigger', '?')})"
+        extra = set(spec) - {"trigger", "source", "dest", "conditions", "unless"}
+        if extra:
+            problems.append(f"{label}: unknown keys {sorted(extra)}")
+        sources = _as_tuple(spec.get("source"), f"{where}: {label}")
+        for src in sources:
+            if src not in states:
+                problems.append(f"{label}: unknown source state {src!r}")
+            elif states[src].final:
+                problems.append(f"{label}: leaves final state {src!r}")
+        if spec.get("dest") not in states:
+            problems.append(f"{label}: unknown dest state {spec.get('dest')!r}")
+        conditions = _as_tuple(spec.get("conditions"), f"{where}: {label}")
+        unless = _as_tuple(spec.get("unless"), f"{where}: {label}")
+        for guard in conditions + unless:
+            if guard not in guards:
+                problems.append(f"{label}: unknown guard {guard!r}")
+        if not spec.get("trigger"):
+            problems.append(f"{label}: no trigger")
+        transitions.append(TransitionDef(str(spec.get("trigger")), sources, str(spec.get("dest")), conditions, unless))
+    triggers = frozenset(t.trigger for t in transitions)
+    for state in states.values():
+        if state.lost and state.lost not in triggers:
+            problems.append(f"state {state.name!r}: lost-lease trigger {state.lost!r} is not defined")
+        if "in_flight" in state.tags and not state.lost:
+            problems.append(f"state {state.name!r}: in_flight states must name a `lost` trigger")
+    reachable = {initial}
+    frontier = [initial]
+    while frontier:
+        here = frontier.pop()
+        for t in transitions:
+            if here in t.sources and t.dest not in reachable:
+                reachable.add(t.dest)
+                frontier.append(t.dest)
+    for state_name in states:
+        if state_name not in reachable and state_name in states:
+            problems.append(f"state {state_name!r} is unreachable from {initial!r}")
+    if problems:
+        raise DefinitionError(f"{where}: " + "; ".join(problems))
+    return MachineDef(str(name), str(kind), str(initial), states, tuple(transitions), path, triggers)
+
+
+def load_definition(name: str, *, guards: Collection[str], actions: Collection[str],
+                    directory: Path | None = None) -> MachineDef:
+    path = (directory or states_dir()) / f"{name}.yaml"
+    if not path.exists():
+        available = ", ".join(sorted(p.stem for p in (directory or states_dir()).glob("*.yaml")))
+        raise DefinitionError(f"no machine definition {path}", hint=f"available: {available}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"{path}: invalid YAML: {exc}") from None
+    return parse_definition(raw, guards=guards, actions=actions, path=path)

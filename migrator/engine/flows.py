@@ -1,0 +1,56 @@
+"""Machines bound to the store: one for a migration, one per table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from migrator.engine.definitions import MachineDef
+from migrator.engine.machine import PersistedMachine
+from migrator.engine.registry import Registry
+from migrator.store import MigrationView, Store, TableView
+
+DEFAULT_TABLE_LEASE_SECONDS = 120.0
+
+
+class MigrationFlow(PersistedMachine):
+    def __init__(self, definition: MachineDef, registry: Registry, store: Store, migration: MigrationView,
+                 settings: Any = None) -> None:
+        self.store = store
+        super().__init__(definition, registry, migration, migration.phase, self._persist_phase, settings)
+
+    def _persist_phase(self, trigger: str, dest: str, facts: Mapping[str, Any]) -> MigrationView:
+        detail = dict(facts.get("detail", {}))
+        return self.store.advance_migration(self.subject, trigger, dest, detail,
+                                            finished=self.definition.state(dest).final)
+
+    @property
+    def migration(self) -> MigrationView:
+        return self.subject  # type: ignore[no-any-return]
+
+
+class TableFlow(PersistedMachine):
+    """A table's machine. Entering an in-flight state takes the table's lease; leaving releases it."""
+
+    def __init__(self, definition: MachineDef, registry: Registry, store: Store, task: TableView,
+                 settings: Any = None, lease_seconds: float = DEFAULT_TABLE_LEASE_SECONDS) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+        super().__init__(definition, registry, task, task.state, self._persist_move, settings)
+
+    def _persist_move(self, trigger: str, dest: str, facts: Mapping[str, Any]) -> TableView:
+        task: TableView = self.subject
+        fields = dict(facts.get("fields", {}))
+        detail = dict(facts.get("detail", {}))
+        if trigger == "fail" and "error" in facts:
+            return self.store.fail_table(task, str(facts["error"]), to_state=dest, detail=detail)
+        if "in_flight" in self.definition.state(dest).tags:
+            # A fresh attempt starts when work leaves a resting state for the first in-flight step.
+            new_attempt = task.state == self.definition.initial
+            return self.store.claim_table(task, trigger, dest, self.lease_seconds, fields=fields,
+                                          new_attempt=new_attempt)
+        return self.store.move_table(task, trigger, dest, fields=fields, detail=detail, release_lease=True)
+
+    @property
+    def task(self) -> TableView:
+        return self.subject  # type: ignore[no-any-return]

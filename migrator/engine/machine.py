@@ -1,0 +1,94 @@
+"""Persisted state machines: a `transitions` machine whose every move is first
+written to the checkpoint store (compare-and-set), then taken in memory.
+
+If the store refuses (someone else moved the subject), the exception escapes
+from the `before_state_change` hook and `transitions` leaves the in-memory state
+untouched, so memory never runs ahead of the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from transitions import EventData, Machine, MachineError
+
+from migrator.engine.definitions import MachineDef
+from migrator.engine.registry import GuardContext, Registry
+from migrator.errors import PreflightFailed
+
+Persist = Callable[[str, str, Mapping[str, Any]], Any]
+
+
+class _Model:
+    """The object `transitions` drives; it carries the stored subject between moves."""
+
+    def __init__(self, subject: Any) -> None:
+        self.subject = subject
+        self.failed_guards: list[str] = []
+        self.state: str
+
+
+class PersistedMachine:
+    def __init__(self, definition: MachineDef, registry: Registry, subject: Any, state: str,
+                 persist: Persist, settings: Any = None) -> None:
+        self.definition = definition
+        self._persist = persist
+        self._registry = registry
+        self._settings = settings
+        self.model = _Model(subject)
+        definition.state(state)  # an unknown stored state is a definition/store mismatch: fail loudly
+        self.machine = Machine(
+            model=self.model,
+            states=list(definition.states),
+            initial=state,
+            transitions=[self._transition(t.trigger, t.sources, t.dest, t.conditions, t.unless)
+                         for t in definition.transitions],
+            auto_transitions=False,
+            send_event=True,
+            before_state_change=self._write_through,
+            ignore_invalid_triggers=False,
+        )
+
+    def _guard(self, name: str, *, negate: bool = False) -> Callable[[EventData], bool]:
+        fn = self._registry.guards[name]
+
+        def check(event: EventData) -> bool:
+            ok = bool(fn(GuardContext(self.model.subject, event.kwargs, self._settings))) != negate
+            if not ok:
+                self.model.failed_guards.append(f"not {name}" if negate else name)
+            return ok
+        return check
+
+    def _transition(self, trigger: str, sources: tuple[str, ...], dest: str, conditions: tuple[str, ...],
+                    unless: tuple[str, ...]) -> dict[str, Any]:
+        # `unless` guards become negated conditions so every refusal is reported the same way.
+        guards = [self._guard(g) for g in conditions] + [self._guard(g, negate=True) for g in unless]
+        return {"trigger": trigger, "source": list(sources), "dest": dest, "conditions": guards}
+
+    def _write_through(self, event: EventData) -> None:
+        assert event.transition is not None
+        self.model.subject = self._persist(event.event.name, event.transition.dest, event.kwargs)
+
+    @property
+    def state(self) -> str:
+        return self.model.state
+
+    @property
+    def subject(self) -> Any:
+        return self.model.subject
+
+    def fire(self, trigger: str, **facts: Any) -> Any:
+        """Take ``trigger`` (guards see ``facts``); returns the stored subject after the move."""
+        self.model.failed_guards = []
+        try:
+            moved = self.model.trigger(trigger, **facts)
+        except MachineError:
+            allowed = sorted({t.trigger for t in self.definition.transitions_from(self.state)})
+            raise PreflightFailed(
+                f"{self.definition.name}: {trigger!r} is not allowed from state {self.state!r}",
+                hint=f"allowed here: {', '.join(allowed) or 'nothing (final state)'}") from None
+        if not moved:
+            raise PreflightFailed(f"{self.definition.name}: {trigger!r} from {self.state!r} refused by guard(s) "
+                                  f"{', '.join(dict.fromkeys(self.model.failed_guards))}")
+        return self.model.subject

@@ -1,0 +1,45 @@
+"""Names that machine definitions may use, bound to Python callables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from migrator.engine.runner import PhaseContext
+
+
+@dataclass(frozen=True)
+class GuardContext:
+    """What a guard may look at: the subject's stored row and the facts the trigger was given."""
+
+    subject: Any
+    facts: Mapping[str, Any]
+    settings: Any = None
+
+
+Guard = Callable[[GuardContext], bool]
+Action = Callable[["PhaseContext"], str]
+
+
+@dataclass
+class Registry:
+    guards: dict[str, Guard] = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)
+
+    def guard(self, name: str) -> Callable[[Guard], Guard]:
+        def register(fn: Guard) -> Guard:
+            self.guards[name] = fn
+            return fn
+        return register
+
+    def action(self, name: str) -> Callable[[Action], Action]:
+        def register(fn: Action) -> Action:
+            self.actions[name] = fn
+            return fn
+        return register
+
+    def extended(self, other: "Registry") -> "Registry":
+        """A copy where ``other``'s names replace ours."""
+        return Registry({**self.guards, **other.guards}, {**self.actions, **other.actions})

@@ -1,0 +1,197 @@
+"""Result objects: what each command returns. Two renderings each: ``asdict()``
+for ``--json`` and ``render()`` for people."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class Result:
+    def asdict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))  # type: ignore[call-overload, no-any-return]
+
+    def render(self) -> RenderableType:
+        raise NotImplementedError
+
+    def exit_code(self) -> int:
+        return 0
+
+
+@dataclass
+class InitResult(Result):
+    migration: str
+    strategy: str
+    store: str
+    phase: str
+    created: bool
+    schema_revision: str
+
+    def render(self) -> RenderableType:
+        verb = "created" if self.created else "already initialised"
+        return Text(f"migration {self.migration!r} ({self.strategy}) {verb}; phase {self.phase}; "
+                    f"store {self.store} at schema {self.schema_revision}")
+
+
+@dataclass
+class DbResult(Result):
+    store: str
+    from_revision: str | None
+    to_revision: str | None
+
+    def render(self) -> RenderableType:
+        if self.from_revision == self.to_revision:
+            return Text(f"store {self.store} already at schema {self.to_revision}")
+        return Text(f"store {self.store}: schema {self.from_revision or 'empty'} -> {self.to_revision}")
+
+
+@dataclass
+class TableRow:
+    table: str
+    state: str
+    attempt: int
+    source_rows: int
+    rows_loaded: int | None
+    size_mb: int
+    owner: str | None
+    last_error: str | None
+
+
+@dataclass
+class StatusResult(Result):
+    migration: str
+    strategy: str
+    phase: str
+    phase_tags: list[str]
+    updated_at: datetime
+    finished_at: datetime | None
+    last_error: str | None
+    run_holder: str | None
+    run_heartbeat_at: datetime | None
+    tables_total: int
+    tables_by_state: dict[str, int]
+    rows_total: int
+    rows_done: int
+    approvals: list[str]
+    next_step: str
+    tables: list[TableRow] = field(default_factory=list)
+
+    def render(self) -> RenderableType:
+        head = Table.grid(padding=(0, 2))
+        head.add_column(style="bold")
+        head.add_column()
+        head.add_row("migration", f"{self.migration} ({self.strategy})")
+        head.add_row("phase", f"{self.phase}" + (f"  [{', '.join(self.phase_tags)}]" if self.phase_tags else ""))
+        head.add_row("updated", self.updated_at.isoformat(timespec="seconds"))
+        if self.run_holder:
+            head.add_row("running", f"{self.run_holder} (heartbeat {self.run_heartbeat_at:%H:%M:%S})")
+        else:
+            head.add_row("running", "no run active")
+        if self.tables_total:
+            states = ", ".join(f"{n} {s}" for s, n in sorted(self.tables_by_state.items()))
+            pct = 100.0 * self.rows_done / self.rows_total if self.rows_total else 100.0
+            head.add_row("tables", f"{self.tables_total} ({states})")
+            head.add_row("rows", f"{self.rows_done:,} of {self.rows_total:,} validated ({pct:.1f}%)")
+        if self.approvals:
+            head.add_row("approved", ", ".join(self.approvals))
+        if self.last_error:
+            head.add_row("last error", Text(self.last_error, style="red"))
+        head.add_row("next", self.next_step)
+        parts: list[RenderableType] = [head]
+        if self.tables:
+            grid = Table(show_edge=False, header_style="bold")
+            for col in ("table", "state", "attempt", "rows", "loaded", "MB", "error"):
+                grid.add_column(col, justify="right" if col in ("attempt", "rows", "loaded", "MB") else "left")
+            for row in self.tables:
+                grid.add_row(row.table, row.state, str(row.attempt), f"{row.source_rows:,}",
+                             "" if row.rows_loaded is None else f"{row.rows_loaded:,}", str(row.size_mb),
+                             row.last_error or "")
+            parts.append(grid)
+        return Group(*parts)
+
+
+@dataclass
+class EventRow:
+    at: datetime
+    subject: str
+    trigger: str
+    from_state: str | None
+    to_state: str | None
+    detail: dict[str, Any]
+    host: str
+    pid: int
+
+
+@dataclass
+class HistoryResult(Result):
+    migration: str
+    events: list[EventRow]
+
+    def render(self) -> RenderableType:
+        grid = Table(show_edge=False, header_style="bold", title=f"history of {self.migration}")
+        for col in ("time", "subject", "trigger", "from", "to", "by", "detail"):
+            grid.add_column(col)
+        for e in self.events:
+            detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
+            grid.add_row(e.at.isoformat(timespec="seconds"), e.subject, e.trigger, e.from_state or "",
+                         e.to_state or "", f"{e.host}:{e.pid}", detail[:120])
+        return grid
+
+
+@dataclass
+class GraphResult(Result):
+    strategy: str
+    format: str
+    text: str
+
+    def render(self) -> RenderableType:
+        return Text(self.text)
+
+
+@dataclass
+class RunResult(Result):
+    migration: str
+    strategy: str
+    start_phase: str
+    end_phase: str
+    final: bool
+    moves: list[str]
+    recovered_tables: list[str]
+    took_over_from: str | None
+
+    def render(self) -> RenderableType:
+        lines = [f"migration {self.migration!r}: {self.start_phase} -> {self.end_phase}"
+                 + (" (done)" if self.final else "")]
+        if self.took_over_from:
+            lines.append(f"took over from dead run {self.took_over_from}")
+        if self.recovered_tables:
+            lines.append(f"handed back {len(self.recovered_tables)} in-flight table(s): "
+                         + ", ".join(self.recovered_tables[:10]))
+        lines.extend(f"  {m}" for m in self.moves)
+        return Text("\n".join(lines))
+
+
+def print_result(result: Result, *, as_json: bool, console: Console | None = None) -> None:
+    import json
+
+    console = console or Console()
+    if as_json:
+        print(json.dumps(result.asdict(), indent=2, default=str))
+    else:
+        console.print(result.render())

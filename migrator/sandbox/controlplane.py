@@ -1,0 +1,773 @@
+"""Redshift control plane over moto: what moto 5.2.5 does not model.
+
+moto keeps the clusters; this layer owns how they look over time. Every
+Redshift query-protocol request passes through :meth:`RedshiftControlPlane.handle`
+which either answers it itself (reboot, resize progress, events, HSM objects),
+or validates it, forwards it to moto and then finishes the job moto leaves undone
+(status transitions, KMS key, endpoint, rename without silent replacement).
+
+Time is evaluated lazily from timestamps against an injectable clock, so no
+background thread exists and tests control time without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.serialize import XFormedAttributePicker, get_serializer_class
+from moto.core.utils import get_service_model
+from moto.kms.models import kms_backends
+from moto.redshift.exceptions import RedshiftClientError
+from moto.redshift.models import Cluster as MotoCluster
+from moto.redshift.models import RedshiftBackend, redshift_backends
+from moto.redshift.responses import RedshiftResponse
+
+from migrator.sandbox.faults import FaultPlan
+from migrator.sandbox.interfaces import ClusterHost
+
+Clock = Callable[[], float]
+#: (HTTP status, headers, body) as the WSGI layer sends it.
+Reply = tuple[int, list[tuple[str, str]], bytes]
+#: Hands (possibly rewritten) form parameters to moto and returns its reply.
+Forward = Callable[[dict[str, str]], Reply]
+
+_MUTATING = re.compile(r"^(Create|Modify|Delete|Reboot|Restore|Enable|Disable|Pause|Resume|Resize|Rotate"
+                       r"|Authorize|Revoke|Copy|Purge|Reset)")
+# Actions where moto answers an unknown cluster with a 500 (KeyError) instead of ClusterNotFound.
+_NEEDS_EXISTING_CLUSTER = frozenset({
+    "EnableSnapshotCopy", "DisableSnapshotCopy", "ModifySnapshotCopyRetentionPeriod",
+    "EnableLogging", "DisableLogging", "DescribeLoggingStatus",
+})
+_TRANSITION_AVAILABILITY = {"creating": "Unavailable", "deleting": "Unavailable", "rebooting": "Modifying",
+                            "resizing": "Modifying", "renaming": "Modifying", "modifying": "Modifying",
+                            "paused": "Paused", "available": "Available"}
+_MOTO_ACTIONS = frozenset(name for name in dir(RedshiftResponse) if not name.startswith("_"))
+
+
+class ApiError(Exception):
+    """An error answered in Redshift's XML error format (status taken from botocore's model)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Durations:
+    """Seconds each transition takes (multiplied by ``scale``); 0 makes it instant."""
+
+    create: float = 2.0
+    modify: float = 3.0
+    rename: float = 1.0
+    reboot: float = 1.0
+    delete: float = 1.0
+    snapshot: float = 1.0
+    scale: float = 1.0
+
+    def of(self, kind: str) -> float:
+        return max(0.0, float(getattr(self, kind)) * self.scale)
+
+
+@dataclass
+class _Op:
+    status: str  # what describe_clusters shows while it runs
+    started: float
+    duration: float
+    apply: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Resize:
+    target_encryption: str
+    started: float
+    duration: float
+    tables: list[str]
+    finished_at: float | None = None
+
+
+@dataclass
+class ClusterState:
+    op: _Op | None = None
+    shown: str | None = None
+    endpoint: tuple[str, int] | None = None
+    hsm_certificate: str | None = None
+    hsm_configuration: str | None = None
+    resize: _Resize | None = None
+
+
+class _SandboxCluster(MotoCluster):
+    """moto's Cluster whose presented status, endpoint and HSM come from the control plane."""
+
+    @property  # type: ignore[override]
+    def status(self) -> str:
+        state: ClusterState = self.__dict__["_sandbox"]
+        return state.shown or self.__dict__.get("_base_status", "available")
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self.__dict__["_base_status"] = value
+
+    @property
+    def endpoint(self) -> dict[str, str | int]:
+        state: ClusterState = self.__dict__["_sandbox"]
+        if state.endpoint is None:
+            return {"Address": self.address, "Port": self.port}
+        return {"Address": state.endpoint[0], "Port": state.endpoint[1]}
+
+    @property
+    def hsm_status(self) -> dict[str, str] | None:
+        state: ClusterState = self.__dict__["_sandbox"]
+        if not state.hsm_certificate:
+            return None
+        return {"HsmClientCertificateIdentifier": state.hsm_certificate,
+                "HsmConfigurationIdentifier": state.hsm_configuration or "", "Status": "active"}
+
+    @property
+    def pending_modified_values(self) -> dict[str, str] | None:  # type: ignore[override]
+        state: ClusterState = self.__dict__["_sandbox"]
+        if state.op and "encrypted" in state.op.apply:
+            return {"EncryptionType": "KMS" if state.op.apply["encrypted"] else "NONE"}
+        return None
+
+    @property
+    def cluster_availability_status(self) -> str:
+        return _TRANSITION_AVAILABILITY.get(self.status, "Unavailable")
+
+
+# Keep moto's serializer aliasing (it may derive attribute names from the class name).
+_SandboxCluster.__name__ = "Cluster"
+_SandboxCluster.__qualname__ = "Cluster"
+
+
+def _state(cluster: MotoCluster) -> ClusterState:
+    if not isinstance(cluster, _SandboxCluster):
+        base = cluster.__dict__.pop("status", "available")
+        cluster.__class__ = _SandboxCluster
+        cluster.__dict__["_base_status"] = base
+        cluster.__dict__["_sandbox"] = ClusterState()
+    state: ClusterState = cluster.__dict__["_sandbox"]
+    return state
+
+
+def _bool(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.strip().lower() == "true"
+
+
+def _tags(params: dict[str, str]) -> list[dict[str, str]]:
+    found: dict[int, dict[str, str]] = {}
+    for key, value in params.items():
+        m = re.fullmatch(r"Tags\.Tag\.(\d+)\.(Key|Value)", key)
+        if m:
+            found.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    return [found[i] for i in sorted(found)]
+
+
+def _parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class RedshiftControlPlane:
+    """The part of Redshift's API moto lacks; thread-safe (one lock around every call)."""
+
+    def __init__(self, *, host: ClusterHost | None, faults: FaultPlan | None, durations: Durations,
+                 clock: Clock, log_dir: Path | None,
+                 tables: Callable[[str], Sequence[str]] | None = None,
+                 account_id: str = DEFAULT_ACCOUNT_ID) -> None:
+        self.host = host
+        self.faults = faults
+        self.durations = durations
+        self.clock = clock
+        self.log_file = log_dir / "aws-calls.log" if log_dir else None
+        self.account_id = account_id
+        self._tables = tables
+        self._lock = threading.RLock()
+        self._regions: set[str] = set()
+        self._calls: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._hsm_certificates: dict[str, dict[str, Any]] = {}
+        self._hsm_configurations: dict[str, dict[str, Any]] = {}
+        self._snapshot_ops: dict[tuple[str, str], _Op] = {}
+
+    # ------------------------------------------------------------------ public
+
+    def calls(self, action: str | None = None) -> list[dict[str, Any]]:
+        """The mutating calls made so far (same content as aws-calls.log)."""
+        with self._lock:
+            return [dict(c) for c in self._calls if action is None or c["action"] == action]
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(e) for e in self._events]
+
+    def tick(self) -> None:
+        """Finish every transition whose time has come (also runs before each request)."""
+        with self._lock:
+            now = self.clock()
+            for region in list(self._regions):
+                self._tick_region(region, now)
+
+    def handle(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        action = params.get("Action", "")
+        with self._lock:
+            self._regions.add(region)
+            self._tick_region(region, self.clock())
+            error: str | None = None
+            try:
+                reply = self._dispatch(action, region, params, forward)
+                if reply[0] >= 400:
+                    error = _error_code(reply[2])
+            except ApiError as exc:
+                error = exc.code
+                reply = self._render_error(action, exc)
+            if _MUTATING.match(action):
+                self._log_call(action, params, error)
+            return reply
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _dispatch(self, action: str, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        own = getattr(self, f"_do_{action}", None)
+        if own is not None:
+            result: Reply = own(region, params, forward)
+            return result
+        if action in _NEEDS_EXISTING_CLUSTER:
+            self._cluster(region, params.get("ClusterIdentifier", ""))
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", action).lower()
+        if snake not in _MOTO_ACTIONS:
+            raise ApiError("UnsupportedOperation",
+                           f"The sandbox does not model the Redshift action {action or '(none)'}.")
+        return forward(params)
+
+    def _backend(self, region: str) -> RedshiftBackend:
+        backend: RedshiftBackend = redshift_backends[self.account_id][region]
+        return backend
+
+    def _cluster(self, region: str, cluster_id: str) -> MotoCluster:
+        cluster = self._backend(region).clusters.get(cluster_id)
+        if cluster is None:
+            raise ApiError("ClusterNotFound", f"Cluster {cluster_id} not found.")
+        _state(cluster)
+        return cluster
+
+    # ------------------------------------------------------------ cluster calls
+
+    def _do_CreateCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cert, conf = self._check_hsm(params)
+        key_arn = self._check_kms_for_new_cluster(region, params, cert)
+        reply = forward(params)
+        if reply[0] >= 400:
+            return reply
+        cid = params["ClusterIdentifier"]
+        cluster = self._cluster(region, cid)
+        if key_arn:
+            cluster.kms_key_id = key_arn
+        self._begin_new_cluster(region, cluster, cert, conf, source_snapshot=None)
+        return self._render("CreateCluster", {"Cluster": cluster})
+
+    def _do_RestoreFromClusterSnapshot(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        backend = self._backend(region)
+        snap_id = params.get("SnapshotIdentifier", "")
+        snapshot = backend.snapshots.get(snap_id)
+        if snapshot is None:
+            raise ApiError("ClusterSnapshotNotFound", f"Snapshot {snap_id} not found.")
+        if snapshot.status != "available":
+            raise ApiError("InvalidClusterSnapshotState",
+                           f"Snapshot {snap_id} is in state {snapshot.status}; it must be available to restore.")
+        if params.get("ClusterIdentifier") in backend.clusters:
+            raise ApiError("ClusterAlreadyExists", "Cluster already exists")
+        cert, conf = self._check_hsm(params)
+        key_arn: str | None = None
+        if params.get("KmsKeyId"):
+            key_arn = self._resolve_kms_key(region, params["KmsKeyId"])
+            own_key = getattr(snapshot, "kms_key_id", None)
+            if snapshot.encrypted and own_key and key_arn != own_key:
+                raise ApiError("InvalidParameterValue",
+                               "Cannot use a new KmsKeyId when restoring from your own snapshot.")
+        reply = forward(params)
+        if reply[0] >= 400:
+            return reply
+        cluster = self._cluster(region, params["ClusterIdentifier"])
+        cluster.kms_key_id = key_arn or getattr(snapshot, "kms_key_id", None)
+        cluster.encrypted = bool(snapshot.encrypted or key_arn)
+        self._begin_new_cluster(region, cluster, cert, conf, source_snapshot=snapshot)
+        return self._render("RestoreFromClusterSnapshot", {"Cluster": cluster})
+
+    def _begin_new_cluster(self, region: str, cluster: MotoCluster, cert: str | None, conf: str | None,
+                           source_snapshot: Any) -> None:
+        state = _state(cluster)
+        cid = cluster.cluster_identifier
+        state.hsm_certificate, state.hsm_configuration = cert, conf
+        if self.host is not None:
+            try:
+                state.endpoint = self._provision(cluster, source_snapshot)
+            except Exception as exc:
+                # A cluster whose database could not be made must not linger as "creating".
+                self._backend(region).clusters.pop(cid, None)
+                raise ApiError("InternalFailure", f"The sandbox could not provision cluster {cid}: {exc}") from exc
+        self._start(cluster, "creating", self.durations.of("create"))
+        how = (f"restored from snapshot '{source_snapshot.snapshot_identifier}'" if source_snapshot
+               else "created")
+        self._event(cid, f"Amazon Redshift cluster '{cid}' is being {how}.", "management")
+
+    def _provision(self, cluster: MotoCluster, source_snapshot: Any) -> tuple[str, int]:
+        assert self.host is not None
+        args = (cluster.cluster_identifier, cluster.db_name, cluster.master_username,
+                cluster.master_user_password)
+        from_snapshot = getattr(self.host, "provision_from_snapshot", None)
+        if source_snapshot is not None and callable(from_snapshot):
+            # Optional host capability: a restore carries the snapshotted cluster's data.
+            address, port = from_snapshot(*args, source_snapshot.cluster_identifier,
+                                          source_snapshot.snapshot_identifier)
+        else:
+            address, port = self.host.provision(*args)
+        return str(address), int(port)
+
+    def _do_ModifyCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        state = _state(cluster)
+        if cluster.status != "available":
+            raise ApiError("InvalidClusterState",
+                           f"There is an operation running on the Cluster {cid}. Please try to modify it later.")
+        new_id = params.get("NewClusterIdentifier")
+        if new_id == cid:
+            new_id = None
+        if new_id and new_id in self._backend(region).clusters:
+            raise ApiError("ClusterAlreadyExists", "Cluster already exists")
+        if params.get("HsmClientCertificateIdentifier") or params.get("HsmConfigurationIdentifier"):
+            raise ApiError("UnsupportedOperation",
+                           "Changing a cluster to HSM encryption requires a new cluster (unload and copy).")
+        encryption = self._encryption_change(region, cluster, params)
+        if new_id and encryption is not None:
+            raise ApiError("InvalidParameterCombination",
+                           "A cluster cannot be renamed and have its encryption changed in one request.")
+        moto_params = {k: v for k, v in params.items()
+                       if k not in {"Encrypted", "KmsKeyId", "NewClusterIdentifier"}}
+        other_changes = [k for k in moto_params if k not in {"Action", "Version", "ClusterIdentifier"}]
+        reply = forward(moto_params)
+        if reply[0] >= 400:
+            return reply
+        if new_id:
+            self._rename(region, cluster, cid, new_id)
+        elif encryption is not None:
+            self._start_resize(cluster, encryption)
+        elif other_changes:
+            self._start(cluster, "modifying", self.durations.of("modify"))
+            self._event(cid, f"Cluster '{cid}' modification started: {', '.join(sorted(other_changes))}.",
+                        "management")
+        return self._render("ModifyCluster", {"Cluster": cluster})
+
+    def _encryption_change(self, region: str, cluster: MotoCluster, params: dict[str, str]) -> dict[str, Any] | None:
+        """What an encryption-related modify asks for, or None when it changes nothing."""
+        wanted = _bool(params.get("Encrypted"))
+        key_ref = params.get("KmsKeyId")
+        encrypted = bool(cluster.encrypted)
+        if wanted is False:
+            if key_ref:
+                raise ApiError("InvalidParameterCombination", "KmsKeyId cannot be given with Encrypted=false.")
+            return {"encrypted": False, "kms_key_id": None} if encrypted else None
+        if wanted is None and not key_ref:
+            return None
+        if wanted is None and not encrypted:
+            raise ApiError("InvalidParameterCombination",
+                           "KmsKeyId requires Encrypted=true for a cluster that is not encrypted.")
+        key_arn = self._resolve_kms_key(region, key_ref) if key_ref else None
+        if encrypted and key_arn == cluster.kms_key_id and not _state(cluster).hsm_certificate:
+            return None
+        return {"encrypted": True, "kms_key_id": key_arn}
+
+    def _start_resize(self, cluster: MotoCluster, change: dict[str, Any]) -> None:
+        cid = cluster.cluster_identifier
+        duration = self.durations.of("modify")
+        now = self.clock()
+        target = "KMS" if change["encrypted"] else "NONE"
+        state = _state(cluster)
+        state.resize = _Resize(target, now, duration, list(self._table_names(cid)))
+        self._start(cluster, "resizing", duration, apply=change)
+        what = "encryption with KMS" if change["encrypted"] else "decryption"
+        self._event(cid, f"Cluster '{cid}' {what} has started; the cluster is read-only until it completes.",
+                    "management")
+
+    def _rename(self, region: str, cluster: MotoCluster, old: str, new: str) -> None:
+        backend = self._backend(region)
+        # Rebinding by hand: moto's own rename deletes and silently replaces.
+        backend.clusters.pop(old)
+        cluster.cluster_identifier = new
+        backend.clusters[new] = cluster
+        if self.host is not None:
+            self.host.rename(old, new)
+        self._start(cluster, "renaming", self.durations.of("rename"), apply={"renamed_from": old})
+        self._event(new, f"Cluster '{old}' is being renamed to '{new}'.", "management")
+
+    def _do_RebootCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        if cluster.status != "available":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is in state {cluster.status}; cannot reboot.")
+        self._start(cluster, "rebooting", self.durations.of("reboot"))
+        self._event(cid, f"Cluster '{cid}' is being rebooted.", "management")
+        return self._render("RebootCluster", {"Cluster": cluster})
+
+    def _do_DeleteCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        if cluster.status == "deleting":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is already being deleted.")
+        reply = forward(params)
+        if reply[0] >= 400:
+            return reply
+        state = _state(cluster)
+        state.op = None
+        self._start(cluster, "deleting", self.durations.of("delete"))
+        self._event(cid, f"Amazon Redshift cluster '{cid}' is being deleted.", "management")
+        # moto forgot it at once; it stays visible as "deleting" until its time is up.
+        self._backend(region).clusters[cid] = cluster
+        rendered = self._render("DeleteCluster", {"Cluster": cluster})
+        self._tick_region(region, self.clock())
+        return rendered
+
+    def _do_DescribeResize(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        resize = _state(cluster).resize
+        if resize is None:
+            raise ApiError("ResizeNotFound", f"The cluster {cid} has no resize operation.")
+        return self._render("DescribeResize", self._resize_progress(cluster, resize))
+
+    def _resize_progress(self, cluster: MotoCluster, resize: _Resize) -> dict[str, Any]:
+        now = self.clock()
+        done = resize.finished_at is not None
+        end = resize.finished_at if done else now
+        elapsed = max(0.0, (end or now) - resize.started)
+        fraction = 1.0 if done else (min(elapsed / resize.duration, 0.99) if resize.duration > 0 else 0.99)
+        tables = resize.tables
+        completed = len(tables) if done else int(len(tables) * fraction)
+        in_progress = 0 if done or completed >= len(tables) else 1
+        total_mb = max(1024, 256 * len(tables)) * max(1, int(cluster.number_of_nodes))
+        rate = total_mb / resize.duration if resize.duration > 0 else float(total_mb)
+        return {
+            "TargetNodeType": cluster.node_type,
+            "TargetNumberOfNodes": int(cluster.number_of_nodes),
+            "TargetClusterType": "multi-node" if int(cluster.number_of_nodes) > 1 else "single-node",
+            "Status": "SUCCEEDED" if done else "IN_PROGRESS",
+            "ImportTablesCompleted": tables[:completed],
+            "ImportTablesInProgress": tables[completed:completed + in_progress],
+            "ImportTablesNotStarted": tables[completed + in_progress:],
+            "AvgResizeRateInMegaBytesPerSecond": round(rate, 2),
+            "TotalResizeDataInMegaBytes": total_mb,
+            "ProgressInMegaBytes": int(total_mb * fraction),
+            "ElapsedTimeInSeconds": int(elapsed),
+            "EstimatedTimeToCompletionInSeconds": 0 if done else max(1, math.ceil(resize.duration - elapsed)),
+            "ResizeType": "ClassicResize",
+            "Message": "Resize operation completed successfully." if done else "Resize operation is in progress.",
+            "TargetEncryptionType": resize.target_encryption,
+            "DataTransferProgressPercent": round(fraction * 100.0, 2),
+        }
+
+    def _table_names(self, cluster_id: str) -> Sequence[str]:
+        lister = self._tables or getattr(self.host, "list_tables", None)
+        if callable(lister):
+            return list(lister(cluster_id))
+        # No table source: a fixed synthetic set, so progress still has something to count.
+        return [f"public.table_{i:02d}" for i in range(1, 9)]
+
+    # --------------------------------------------------------------- snapshots
+
+    def _do_CreateClusterSnapshot(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        reply = forward(params)
+        if reply[0] >= 400:
+            return reply
+        snap_id = params["SnapshotIdentifier"]
+        snapshot = self._backend(region).snapshots[snap_id]
+        snapshot.kms_key_id = cluster.kms_key_id
+        duration = self.durations.of("snapshot")
+        self._snapshot_ops[(region, snap_id)] = _Op("creating", self.clock(), duration,
+                                                    apply={"cluster_id": cid})
+        snapshot.status = "creating" if duration > 0 else "available"
+        self._event(cid, f"Amazon Redshift has started creating manual snapshot '{snap_id}' of cluster '{cid}'.",
+                    "backup")
+        if duration <= 0:
+            self._tick_region(region, self.clock())
+        return self._render("CreateClusterSnapshot", {"Snapshot": snapshot})
+
+    def _do_EnableSnapshotCopy(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        self._cluster(region, params.get("ClusterIdentifier", ""))
+        reply = forward(params)
+        if reply[0] < 400:
+            cid = params["ClusterIdentifier"]
+            self._event(cid, f"Cross-region snapshot copy to {params.get('DestinationRegion')} was enabled "
+                             f"for cluster '{cid}'.", "backup")
+        return reply
+
+    def _do_DisableSnapshotCopy(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        self._cluster(region, params.get("ClusterIdentifier", ""))
+        reply = forward(params)
+        if reply[0] < 400:
+            cid = params["ClusterIdentifier"]
+            self._event(cid, f"Cross-region snapshot copy was disabled for cluster '{cid}'.", "backup")
+        return reply
+
+    # --------------------------------------------------------------------- HSM
+
+    def _check_hsm(self, params: dict[str, str]) -> tuple[str | None, str | None]:
+        cert = params.get("HsmClientCertificateIdentifier") or None
+        conf = params.get("HsmConfigurationIdentifier") or None
+        if cert and cert not in self._hsm_certificates:
+            raise ApiError("HsmClientCertificateNotFoundFault", f"HSM client certificate {cert} not found.")
+        if conf and conf not in self._hsm_configurations:
+            raise ApiError("HsmConfigurationNotFoundFault", f"HSM configuration {conf} not found.")
+        if bool(cert) != bool(conf):
+            raise ApiError("InvalidParameterCombination",
+                           "HsmClientCertificateIdentifier and HsmConfigurationIdentifier must be given together.")
+        if cert and _bool(params.get("Encrypted")) is not True:
+            raise ApiError("InvalidParameterCombination", "An HSM-encrypted cluster requires Encrypted=true.")
+        return cert, conf
+
+    def _do_CreateHsmClientCertificate(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("HsmClientCertificateIdentifier", "")
+        if name in self._hsm_certificates:
+            raise ApiError("HsmClientCertificateAlreadyExistsFault",
+                           f"HSM client certificate {name} already exists.")
+        body = "\n".join(secrets.token_urlsafe(48)[:64] for _ in range(4))
+        cert = {"HsmClientCertificateIdentifier": name,
+                "HsmClientCertificatePublicKey": f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n",
+                "Tags": _tags(params)}
+        self._hsm_certificates[name] = cert
+        return self._render("CreateHsmClientCertificate", {"HsmClientCertificate": cert})
+
+    def _do_DescribeHsmClientCertificates(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("HsmClientCertificateIdentifier")
+        if name and name not in self._hsm_certificates:
+            raise ApiError("HsmClientCertificateNotFoundFault", f"HSM client certificate {name} not found.")
+        found = [self._hsm_certificates[name]] if name else list(self._hsm_certificates.values())
+        return self._render("DescribeHsmClientCertificates", {"HsmClientCertificates": found})
+
+    def _do_DeleteHsmClientCertificate(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("HsmClientCertificateIdentifier", "")
+        if name not in self._hsm_certificates:
+            raise ApiError("HsmClientCertificateNotFoundFault", f"HSM client certificate {name} not found.")
+        if any(_state(c).hsm_certificate == name for c in self._all_clusters()):
+            raise ApiError("InvalidHsmClientCertificateStateFault",
+                           f"HSM client certificate {name} is in use by a cluster.")
+        del self._hsm_certificates[name]
+        return self._render("DeleteHsmClientCertificate", None)
+
+    def _do_CreateHsmConfiguration(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("HsmConfigurationIdentifier", "")
+        if name in self._hsm_configurations:
+            raise ApiError("HsmConfigurationAlreadyExistsFault", f"HSM configuration {name} already exists.")
+        for required in ("Description", "HsmIpAddress", "HsmPartitionName", "HsmPartitionPassword",
+                         "HsmServerPublicCertificate"):
+            if not params.get(required):
+                raise ApiError("MissingParameter", f"The request must contain the parameter {required}.")
+        conf = {"HsmConfigurationIdentifier": name, "Description": params["Description"],
+                "HsmIpAddress": params["HsmIpAddress"], "HsmPartitionName": params["HsmPartitionName"],
+                "Tags": _tags(params)}
+        self._hsm_configurations[name] = conf
+        return self._render("CreateHsmConfiguration", {"HsmConfiguration": conf})
+
+    def _do_DescribeHsmConfigurations(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("HsmConfigurationIdentifier")
+        if name and name not in self._hsm_configurations:
+            raise ApiError("HsmConfigurationNotFoundFault", f"HSM configuration {name} not found.")
+        found = [self._hsm_configurations[name]] if name else list(self._hsm_configurations.values())
+        return self._render("DescribeHsmConfigurations", {"HsmConfigurations": found})
+
+    def _do_DeleteHsmConfiguration(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("HsmConfigurationIdentifier", "")
+        if name not in self._hsm_configurations:
+            raise ApiError("HsmConfigurationNotFoundFault", f"HSM configuration {name} not found.")
+        if any(_state(c).hsm_configuration == name for c in self._all_clusters()):
+            raise ApiError("InvalidHsmConfigurationStateFault", f"HSM configuration {name} is in use by a cluster.")
+        del self._hsm_configurations[name]
+        return self._render("DeleteHsmConfiguration", None)
+
+    # ------------------------------------------------------------------ events
+
+    def _do_DescribeEvents(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        now = datetime.fromtimestamp(self.clock(), tz=timezone.utc)
+        start = _parse_time(params["StartTime"]) if params.get("StartTime") else None
+        end = _parse_time(params["EndTime"]) if params.get("EndTime") else now
+        if start is None:
+            start = end - timedelta(minutes=int(params.get("Duration") or 60))
+        source_id = params.get("SourceIdentifier")
+        source_type = params.get("SourceType")
+        if source_id and not source_type:
+            raise ApiError("InvalidParameterValue", "SourceType must be given when SourceIdentifier is.")
+        matching = [e for e in self._events
+                    if e["_region"] == region and start <= e["Date"] <= end
+                    and (not source_id or e["SourceIdentifier"] == source_id)
+                    and (not source_type or e["SourceType"] == source_type)]
+        offset = int(params.get("Marker") or 0)
+        limit = int(params.get("MaxRecords") or 100)
+        page = matching[offset:offset + limit]
+        result: dict[str, Any] = {"Events": [{k: v for k, v in e.items() if not k.startswith("_")} for e in page]}
+        if offset + limit < len(matching):
+            result["Marker"] = str(offset + limit)
+        return self._render("DescribeEvents", result)
+
+    def _event(self, cluster_id: str, message: str, category: str, region: str | None = None) -> None:
+        self._events.append({
+            "SourceIdentifier": cluster_id, "SourceType": "cluster", "Message": message,
+            "EventCategories": [category], "Severity": "INFO",
+            "Date": datetime.fromtimestamp(self.clock(), tz=timezone.utc),
+            "EventId": f"REDSHIFT-EVENT-{len(self._events) + 1:04d}",
+            "_region": region or self._current_region,
+        })
+
+    # ------------------------------------------------------------- transitions
+
+    _current_region = "us-east-1"
+
+    def _start(self, cluster: MotoCluster, status: str, duration: float, apply: dict[str, Any] | None = None) -> None:
+        state = _state(cluster)
+        state.op = _Op(status, self.clock(), duration, dict(apply or {}))
+        state.shown = status
+
+    def _all_clusters(self) -> list[MotoCluster]:
+        return [c for r in self._regions for c in self._backend(r).clusters.values()]
+
+    def _tick_region(self, region: str, now: float) -> None:
+        self._current_region = region
+        backend = self._backend(region)
+        for cid, cluster in list(backend.clusters.items()):
+            state = _state(cluster)
+            stuck = self.faults.take("cluster_stuck", cluster_id=cid) if self.faults else None
+            if stuck is not None:
+                state.shown = str(stuck.params.get("status", "modifying"))
+                continue
+            op = state.op
+            if op is not None and now >= op.started + op.duration:
+                state.op = None
+                self._finish(region, cluster, op, now)
+            state.shown = state.op.status if state.op else None
+        for (snap_region, snap_id), op in list(self._snapshot_ops.items()):
+            if snap_region != region or now < op.started + op.duration:
+                continue
+            del self._snapshot_ops[(snap_region, snap_id)]
+            snapshot = backend.snapshots.get(snap_id)
+            if snapshot is not None:
+                snapshot.status = "available"
+                self._event(op.apply["cluster_id"], f"Amazon Redshift has finished creating manual snapshot "
+                                                    f"'{snap_id}' of cluster '{op.apply['cluster_id']}'.", "backup")
+
+    def _finish(self, region: str, cluster: MotoCluster, op: _Op, now: float) -> None:
+        cid = cluster.cluster_identifier
+        state = _state(cluster)
+        if op.status == "creating":
+            self._event(cid, f"Amazon Redshift cluster '{cid}' has been created and is ready for use.", "management")
+        elif op.status == "resizing":
+            cluster.encrypted = op.apply["encrypted"]
+            cluster.kms_key_id = op.apply["kms_key_id"]
+            state.hsm_certificate = state.hsm_configuration = None
+            if state.resize is not None:
+                state.resize.finished_at = now
+            what = "encrypted with KMS" if op.apply["encrypted"] else "decrypted"
+            self._event(cid, f"Cluster '{cid}' has been {what}; the resize is complete.", "management")
+        elif op.status == "renaming":
+            self._event(cid, f"Cluster '{op.apply['renamed_from']}' has been renamed to '{cid}'.", "management")
+        elif op.status == "rebooting":
+            self._event(cid, f"Cluster '{cid}' has been rebooted.", "management")
+        elif op.status == "modifying":
+            self._event(cid, f"Cluster '{cid}' modification is complete.", "management")
+        elif op.status == "deleting":
+            backend = self._backend(region)
+            if backend.clusters.get(cid) is cluster:
+                del backend.clusters[cid]
+            if self.host is not None:
+                self.host.deprovision(cid)
+            self._event(cid, f"Amazon Redshift cluster '{cid}' has been deleted.", "management")
+
+    # --------------------------------------------------------------------- KMS
+
+    def _check_kms_for_new_cluster(self, region: str, params: dict[str, str], hsm: str | None) -> str | None:
+        key_ref = params.get("KmsKeyId")
+        if not key_ref:
+            return None
+        if hsm:
+            raise ApiError("InvalidParameterCombination", "A cluster uses either a KMS key or an HSM, not both.")
+        if _bool(params.get("Encrypted")) is not True:
+            raise ApiError("InvalidParameterCombination", "KmsKeyId requires Encrypted=true.")
+        return self._resolve_kms_key(region, key_ref)
+
+    def _resolve_kms_key(self, region: str, key_ref: str) -> str:
+        """The key's ARN if Redshift could use it in ``region``; the error Redshift gives otherwise."""
+        key_region = key_ref.split(":")[3] if key_ref.startswith("arn:") and key_ref.count(":") >= 5 else region
+        if key_region != region:
+            raise ApiError("InvalidParameterValue",
+                           f"The KMS key {key_ref} is in region {key_region}; it must be in the cluster's "
+                           f"region {region}.")
+        backend = kms_backends[self.account_id][region]
+        try:
+            key = backend.keys[backend.any_id_to_key_id(key_ref)]
+        except Exception as exc:  # moto raises KeyError/AttributeError for unknown ids and aliases
+            raise ApiError("InvalidParameterValue",
+                           f"The KMS key '{key_ref}' does not exist or Amazon Redshift is not allowed to use it."
+                           ) from exc
+        if key.key_state != "Enabled":
+            raise ApiError("InvalidParameterValue",
+                           f"The KMS key {key.arn} is not enabled (state {key.key_state}); "
+                           f"Amazon Redshift cannot use it.")
+        arn: str = key.arn
+        return arn
+
+    # --------------------------------------------------------------- rendering
+
+    def _render(self, action: str, result: Any) -> Reply:
+        return self._serialize(action, result)
+
+    def _render_error(self, action: str, error: ApiError) -> Reply:
+        return self._serialize(action, RedshiftClientError(error.code, error.message))
+
+    def _serialize(self, action: str, result: Any) -> Reply:
+        model = get_service_model("redshift")
+        try:
+            operation = model.operation_model(action)
+        except Exception:
+            operation = model.operation_model("DescribeClusters")  # only errors take this path
+        serializer = get_serializer_class("redshift", "query")(
+            operation_model=operation, value_picker=XFormedAttributePicker())
+        out = serializer.serialize(result)
+        headers = [(k, str(v)) for k, v in out["headers"].items()]
+        body = out["body"]
+        return int(out["status_code"]), headers, body.encode() if isinstance(body, str) else body
+
+    # --------------------------------------------------------------- call log
+
+    def _log_call(self, action: str, params: dict[str, str], error: str | None) -> None:
+        entry = {
+            "time": self.clock(), "action": action, "cluster_id": params.get("ClusterIdentifier"),
+            "params": {k: v for k, v in params.items()
+                       if k not in {"Action", "Version"} and "password" not in k.lower()},
+            "error": error,
+        }
+        self._calls.append(entry)
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_file, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def _error_code(body: bytes) -> str:
+    m = re.search(rb"<Code>([^<]+)</Code>", body)
+    return m.group(1).decode() if m else "InternalFailure"
+
+
+def wall_clock() -> float:
+    return time.time()

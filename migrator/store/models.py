@@ -1,0 +1,131 @@
+"""The checkpoint store's tables. Column names are chosen for the people who
+will query them by hand during an incident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+UTCDateTime = DateTime(timezone=True)
+
+
+class Migration(Base):
+    __tablename__ = "migration"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    strategy: Mapped[str] = mapped_column(String(40))
+    config_hash: Mapped[str] = mapped_column(String(64))
+    config_fingerprint: Mapped[dict[str, Any]] = mapped_column(JSON)
+    phase: Mapped[str] = mapped_column(String(60))
+    #: Bumped on every phase change; the compare-and-set token.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    approvals: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TableTask(Base):
+    __tablename__ = "table_task"
+    __table_args__ = (
+        UniqueConstraint("migration_id", "schema_name", "table_name"),
+        Index("ix_table_task_migration_state", "migration_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migration.id", ondelete="CASCADE"))
+    schema_name: Mapped[str] = mapped_column(String(128))
+    table_name: Mapped[str] = mapped_column(String(128))
+    size_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    source_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    state: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    staging_prefix: Mapped[str | None] = mapped_column(Text)
+    manifest_url: Mapped[str | None] = mapped_column(Text)
+    unload_format: Mapped[str | None] = mapped_column(String(20))
+    format_reason: Mapped[str | None] = mapped_column(Text)
+    rows_unloaded: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_unloaded: Mapped[int | None] = mapped_column(BigInteger)
+    rows_loaded: Mapped[int | None] = mapped_column(BigInteger)
+    source_checksum: Mapped[str | None] = mapped_column(String(64))
+    target_checksum: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: Per-step wall times, e.g. {"unload": {"started": ..., "finished": ..., "seconds": ...}}.
+    step_timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """Append-only audit log: every move, takeover, approval and remote action."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_migration_subject", "migration_id", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migration.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    subject: Mapped[str] = mapped_column(String(300))
+    from_state: Mapped[str | None] = mapped_column(String(60))
+    to_state: Mapped[str | None] = mapped_column(String(60))
+    trigger: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+
+
+class RunLease(Base):
+    """Who runs a migration right now. One row per migration; taken over only from the provably dead."""
+
+    __tablename__ = "run_lease"
+
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migration.id", ondelete="CASCADE"), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    #: The holder's process start time (from /proc), so a recycled pid is not mistaken for the holder.
+    pid_started: Mapped[str | None] = mapped_column(String(40))
+    token: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RemoteAction(Base):
+    """A call that changes something remote, recorded before it is sent and after it answers.
+
+    `action_key` is the idempotency key (e.g. "provision-target"): on resume a
+    pending row means "find out whether it happened" before anything is re-sent.
+    """
+
+    __tablename__ = "remote_action"
+    __table_args__ = (UniqueConstraint("migration_id", "action_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migration.id", ondelete="CASCADE"))
+    action_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # pending | done | failed
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,442 @@
+"""The checkpoint store: every legal move is one transaction with a compare-and-set.
+
+A move names the state (and version) it expects to leave. If zero rows match,
+somebody else moved the item first: the move raises ConcurrentUpdate and writes
+nothing. The state change and its event row commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import fields as dc_fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError
+from migrator.procinfo import ProcessIdentity, me, pid_alive
+from migrator.store import db
+from migrator.store.models import Event, Migration, RemoteAction, RunLease, TableTask
+from migrator.store.views import (EventView, LeaseView, MigrationView, RemoteActionView, StateCount, TableSpec,
+                                  TableView)
+
+V = TypeVar("V")
+_KEEP: Any = object()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _view(cls: type[V], row: Any) -> V:
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    kwargs = {}
+    for f in dc_fields(cls):  # type: ignore[arg-type]
+        value = mapping[f.name]
+        kwargs[f.name] = _utc(value) if isinstance(value, datetime) else value
+    return cls(**kwargs)
+
+
+class Store:
+    """Checkpoint store access. Create with :meth:`open`; ``read_only`` stores cannot write."""
+
+    def __init__(self, engine: Engine, *, read_only: bool = False, identity: ProcessIdentity | None = None) -> None:
+        self.engine = engine
+        self.read_only = read_only
+        self._identity = identity
+
+    @classmethod
+    def open(cls, url: str, *, read_only: bool = False) -> "Store":
+        engine = db.create_store_engine(url, read_only=read_only)
+        db.check_schema(engine)
+        return cls(engine, read_only=read_only)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def identity(self) -> ProcessIdentity:
+        return self._identity or me()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        if self.read_only:
+            raise StoreError("internal error: a read-only store was asked to write")
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"checkpoint store error: {db._first_line(exc)}") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(f"checkpoint store error: {db._first_line(exc)}") from None
+
+    def _event(self, conn: Connection, migration_id: int, subject: str, trigger: str,
+               from_state: str | None, to_state: str | None, detail: Mapping[str, Any] | None = None) -> None:
+        ident = self.identity
+        conn.execute(insert(Event).values(
+            migration_id=migration_id, at=utcnow(), subject=subject, from_state=from_state, to_state=to_state,
+            trigger=trigger, detail=dict(detail or {}), host=ident.host, pid=ident.pid))
+
+    # -- migration ---------------------------------------------------------------------------
+
+    def get_migration(self, name: str) -> MigrationView | None:
+        with self._read() as conn:
+            row = conn.execute(select(Migration.__table__).where(Migration.name == name)).first()
+        return _view(MigrationView, row) if row else None
+
+    def require_migration(self, name: str) -> MigrationView:
+        found = self.get_migration(name)
+        if found is None:
+            raise UsageError(f"no migration named {name!r} in this store", hint="run `migrator init CONFIG` first")
+        return found
+
+    def list_migrations(self) -> list[MigrationView]:
+        with self._read() as conn:
+            rows = conn.execute(select(Migration.__table__).order_by(Migration.id)).all()
+        return [_view(MigrationView, r) for r in rows]
+
+    def create_migration(self, name: str, strategy: str, config_hash: str, fingerprint: Mapping[str, Any],
+                         initial_phase: str) -> MigrationView:
+        now = utcnow()
+        try:
+            with self._tx() as conn:
+                result = conn.execute(insert(Migration).values(
+                    name=name, strategy=strategy, config_hash=config_hash, config_fingerprint=dict(fingerprint),
+                    phase=initial_phase, version=1, approvals={}, created_at=now, updated_at=now))
+                mid = result.inserted_primary_key[0]
+                self._event(conn, mid, "migration", "created", None, initial_phase,
+                            {"strategy": strategy, "config_hash": config_hash})
+        except IntegrityError:
+            raise ConcurrentUpdate(f"migration {name!r} was created by another process first") from None
+        return self.require_migration(name)
+
+    def update_config(self, migration: MigrationView, config_hash: str, fingerprint: Mapping[str, Any],
+                      changed: Sequence[str]) -> MigrationView:
+        with self._tx() as conn:
+            result = conn.execute(update(Migration).where(
+                Migration.id == migration.id, Migration.version == migration.version,
+                Migration.config_hash == migration.config_hash,
+            ).values(config_hash=config_hash, config_fingerprint=dict(fingerprint),
+                     version=Migration.version + 1, updated_at=utcnow()))
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(f"migration {migration.name!r} changed while its config was updated")
+            self._event(conn, migration.id, "migration", "config_changed", migration.phase, migration.phase,
+                        {"from_hash": migration.config_hash, "to_hash": config_hash, "changed": list(changed)})
+        return self.require_migration(migration.name)
+
+    def advance_migration(self, migration: MigrationView, trigger: str, to_phase: str,
+                          detail: Mapping[str, Any] | None = None, *, finished: bool = False,
+                          error: str | None = None) -> MigrationView:
+        now = utcnow()
+        with self._tx() as conn:
+            result = conn.execute(update(Migration).where(
+                Migration.id == migration.id, Migration.phase == migration.phase,
+                Migration.version == migration.version,
+            ).values(phase=to_phase, version=Migration.version + 1, updated_at=now, last_error=error,
+                     finished_at=now if finished else None))
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(
+                    f"migration {migration.name!r} is no longer in phase {migration.phase!r}: another process "
+                    "moved it; nothing was written", hint="run `migrator status` to see where it is")
+            self._event(conn, migration.id, "migration", trigger, migration.phase, to_phase, detail)
+        return self.require_migration(migration.name)
+
+    def record_migration_error(self, migration: MigrationView, error: str, detail: Mapping[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute(update(Migration).where(Migration.id == migration.id)
+                         .values(last_error=error, updated_at=utcnow()))
+            self._event(conn, migration.id, "migration", "error", migration.phase, migration.phase,
+                        {"error": error, **detail})
+
+    def record_approval(self, migration: MigrationView, gate: str, detail: Mapping[str, Any]) -> MigrationView:
+        approvals = dict(migration.approvals)
+        approvals[gate] = {"at": utcnow().isoformat(), "by": self.identity.label, **detail}
+        with self._tx() as conn:
+            result = conn.execute(update(Migration).where(
+                Migration.id == migration.id, Migration.version == migration.version,
+            ).values(approvals=approvals, version=Migration.version + 1, updated_at=utcnow()))
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(f"migration {migration.name!r} changed while approving {gate!r}")
+            self._event(conn, migration.id, "migration", f"approve:{gate}", migration.phase, migration.phase,
+                        dict(detail))
+        return self.require_migration(migration.name)
+
+    def add_event(self, migration: MigrationView, subject: str, trigger: str,
+                  detail: Mapping[str, Any] | None = None, *, state: str | None = None) -> None:
+        with self._tx() as conn:
+            self._event(conn, migration.id, subject, trigger, state, state, detail)
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def add_tables(self, migration: MigrationView, specs: Sequence[TableSpec], initial_state: str) -> int:
+        """Insert the tables not yet known; returns how many were added."""
+        now = utcnow()
+        with self._tx() as conn:
+            known = {(r.schema_name, r.table_name) for r in conn.execute(
+                select(TableTask.schema_name, TableTask.table_name).where(TableTask.migration_id == migration.id))}
+            fresh = [s for s in specs if (s.schema_name, s.table_name) not in known]
+            if fresh:
+                conn.execute(insert(TableTask), [{
+                    "migration_id": migration.id, "schema_name": s.schema_name, "table_name": s.table_name,
+                    "size_mb": s.size_mb, "source_rows": s.source_rows, "state": initial_state, "version": 1,
+                    "attempt": 0, "step_timings": {}, "updated_at": now,
+                } for s in fresh])
+                self._event(conn, migration.id, "migration", "tables_added", None, None,
+                            {"count": len(fresh), "state": initial_state})
+        return len(fresh)
+
+    def list_tables(self, migration: MigrationView, states: Sequence[str] | None = None,
+                    order_by_size: bool = False) -> list[TableView]:
+        query = select(TableTask.__table__).where(TableTask.migration_id == migration.id)
+        if states is not None:
+            query = query.where(TableTask.state.in_(list(states)))
+        query = query.order_by(TableTask.size_mb.desc(), TableTask.id) if order_by_size else query.order_by(TableTask.id)
+        with self._read() as conn:
+            return [_view(TableView, r) for r in conn.execute(query).all()]
+
+    def get_table(self, task_id: int) -> TableView:
+        with self._read() as conn:
+            row = conn.execute(select(TableTask.__table__).where(TableTask.id == task_id)).first()
+        if row is None:
+            raise UsageError(f"no table task with id {task_id}")
+        return _view(TableView, row)
+
+    def find_table(self, migration: MigrationView, qualified: str) -> TableView | None:
+        schema, _, table = qualified.partition(".")
+        with self._read() as conn:
+            row = conn.execute(select(TableTask.__table__).where(
+                TableTask.migration_id == migration.id, TableTask.schema_name == schema,
+                TableTask.table_name == table)).first()
+        return _view(TableView, row) if row else None
+
+    def count_by_state(self, migration: MigrationView) -> list[StateCount]:
+        query = (select(TableTask.state, func.count(), func.coalesce(func.sum(TableTask.source_rows), 0),
+                        func.coalesce(func.sum(TableTask.size_mb), 0))
+                 .where(TableTask.migration_id == migration.id).group_by(TableTask.state))
+        with self._read() as conn:
+            return [StateCount(state, int(n), int(rows), int(size)) for state, n, rows, size in conn.execute(query)]
+
+    def move_table(self, task: TableView, trigger: str, to_state: str, *,
+                   fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None,
+                   take_lease_seconds: float | None = None, release_lease: bool = False,
+                   new_attempt: bool = False) -> TableView:
+        """The one compare-and-set every table move goes through."""
+        values: dict[str, Any] = dict(fields or {})
+        now = utcnow()
+        values.update(state=to_state, version=TableTask.version + 1, updated_at=now)
+        if take_lease_seconds is not None:
+            values.update(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=take_lease_seconds))
+        elif release_lease:
+            values.update(owner=None, lease_expires_at=None)
+        if new_attempt:
+            values["attempt"] = TableTask.attempt + 1
+        with self._tx() as conn:
+            result = conn.execute(update(TableTask).where(
+                TableTask.id == task.id, TableTask.state == task.state, TableTask.version == task.version,
+            ).values(**values))
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(
+                    f"table {task.qualified_name} is no longer {task.state!r} (version {task.version}): "
+                    "another worker moved it; nothing was written")
+            event_detail = dict(detail or {})
+            if new_attempt:
+                event_detail["attempt"] = task.attempt + 1
+            self._event(conn, task.migration_id, task.subject, trigger, task.state, to_state, event_detail)
+        return self.get_table(task.id)
+
+    # Named moves: what the table machine does, spelled as the store sees it.
+
+    def claim_table(self, task: TableView, trigger: str, to_state: str, lease_seconds: float,
+                    fields: Mapping[str, Any] | None = None, new_attempt: bool = False) -> TableView:
+        return self.move_table(task, trigger, to_state, fields=fields, take_lease_seconds=lease_seconds,
+                               new_attempt=new_attempt, detail={"owner": self.owner_label()})
+
+    def complete_step(self, task: TableView, trigger: str, to_state: str,
+                      fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None) -> TableView:
+        return self.move_table(task, trigger, to_state, fields=fields, detail=detail, release_lease=True)
+
+    def fail_table(self, task: TableView, error: str, to_state: str = "failed", trigger: str = "fail",
+                   detail: Mapping[str, Any] | None = None) -> TableView:
+        return self.move_table(task, trigger, to_state, fields={"last_error": error},
+                               detail={"error": error, **(detail or {})}, release_lease=True)
+
+    def renew_table_leases(self, lease_seconds: float) -> int:
+        with self._tx() as conn:
+            result = conn.execute(update(TableTask).where(TableTask.owner == self.owner_label())
+                                  .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+        return int(result.rowcount)
+
+    def orphaned_tables(self, migration: MigrationView) -> list[TableView]:
+        """In-flight tables whose owner is provably gone (dead pid here, or lease expired)."""
+        now = utcnow()
+        mine = self.owner_label()
+        orphans = []
+        for task in self.list_tables(migration):
+            if task.owner is None or task.owner == mine:
+                continue
+            if owner_is_dead(task.owner, self.identity.host) or (task.lease_expires_at and task.lease_expires_at < now):
+                orphans.append(task)
+        return orphans
+
+    def owner_label(self) -> str:
+        ident = self.identity
+        return f"{ident.host}:{ident.pid}:{ident.started or '-'}"
+
+    # -- events ------------------------------------------------------------------------------
+
+    def events(self, migration: MigrationView, subject: str | None = None, limit: int | None = None,
+               newest_first: bool = False) -> list[EventView]:
+        query = select(Event.__table__).where(Event.migration_id == migration.id)
+        if subject is not None:
+            query = query.where(Event.subject == subject)
+        query = query.order_by(Event.id.desc() if newest_first else Event.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [_view(EventView, r) for r in conn.execute(query).all()]
+
+    # -- run lease ---------------------------------------------------------------------------
+
+    def get_run_lease(self, migration: MigrationView) -> LeaseView | None:
+        with self._read() as conn:
+            row = conn.execute(select(RunLease.__table__).where(RunLease.migration_id == migration.id)).first()
+        return _view(LeaseView, row) if row else None
+
+    def acquire_run_lease(self, migration: MigrationView, ttl_seconds: float) -> LeaseView:
+        """Take the run lease, or take it over from a provably dead holder; else LeaseHeld."""
+        ident = self.identity
+        now = utcnow()
+        token = secrets.token_hex(16)
+        values = dict(holder=self.owner_label(), host=ident.host, pid=ident.pid, pid_started=ident.started,
+                      token=token, acquired_at=now, heartbeat_at=now,
+                      expires_at=now + timedelta(seconds=ttl_seconds))
+        current = self.get_run_lease(migration)
+        if current is None:
+            try:
+                with self._tx() as conn:
+                    conn.execute(insert(RunLease).values(migration_id=migration.id, **values))
+                    self._event(conn, migration.id, "run", "lease_acquired", None, None, {"holder": values["holder"]})
+            except IntegrityError:
+                current = self.get_run_lease(migration)
+                assert current is not None
+                raise LeaseHeld(_held_message(migration.name, current)) from None
+            return self._require_lease(migration)
+        why = lease_dead_reason(current, ident.host, now)
+        if why is None and current.holder != values["holder"]:
+            raise LeaseHeld(_held_message(migration.name, current),
+                            hint="wait for it to finish, or stop it; a dead holder is taken over automatically")
+        with self._tx() as conn:
+            result = conn.execute(update(RunLease).where(
+                RunLease.migration_id == migration.id, RunLease.token == current.token).values(**values))
+            if result.rowcount != 1:
+                latest = self.get_run_lease(migration)
+                raise LeaseHeld(_held_message(migration.name, latest or current))
+            self._event(conn, migration.id, "run", "lease_taken_over", None, None,
+                        {"previous_holder": current.holder, "reason": why or "same process"})
+        return self._require_lease(migration)
+
+    def renew_run_lease(self, lease: LeaseView, ttl_seconds: float) -> None:
+        now = utcnow()
+        with self._tx() as conn:
+            result = conn.execute(update(RunLease).where(
+                RunLease.migration_id == lease.migration_id, RunLease.token == lease.token,
+            ).values(heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
+        if result.rowcount != 1:
+            raise LeaseHeld("this run lost its lease to another process; stopping without further writes")
+
+    def release_run_lease(self, lease: LeaseView) -> None:
+        from sqlalchemy import delete
+
+        with self._tx() as conn:
+            result = conn.execute(delete(RunLease).where(
+                RunLease.migration_id == lease.migration_id, RunLease.token == lease.token))
+            if result.rowcount == 1:
+                self._event(conn, lease.migration_id, "run", "lease_released", None, None, {"holder": lease.holder})
+
+    def _require_lease(self, migration: MigrationView) -> LeaseView:
+        lease = self.get_run_lease(migration)
+        assert lease is not None
+        return lease
+
+    # -- remote actions ----------------------------------------------------------------------
+
+    def get_action(self, migration: MigrationView, key: str) -> RemoteActionView | None:
+        with self._read() as conn:
+            row = conn.execute(select(RemoteAction.__table__).where(
+                RemoteAction.migration_id == migration.id, RemoteAction.action_key == key)).first()
+        return _view(RemoteActionView, row) if row else None
+
+    def begin_action(self, migration: MigrationView, key: str, request: Mapping[str, Any]) -> RemoteActionView:
+        """Record the intent before the remote call; an existing record is returned untouched."""
+        existing = self.get_action(migration, key)
+        if existing is not None:
+            return existing
+        with self._tx() as conn:
+            conn.execute(insert(RemoteAction).values(
+                migration_id=migration.id, action_key=key, status="pending", request=dict(request),
+                started_at=utcnow()))
+            self._event(conn, migration.id, f"action:{key}", "action_started", None, "pending", {"request": dict(request)})
+        action = self.get_action(migration, key)
+        assert action is not None
+        return action
+
+    def finish_action(self, migration: MigrationView, key: str, response: Mapping[str, Any],
+                      status: str = "done") -> RemoteActionView:
+        with self._tx() as conn:
+            result = conn.execute(update(RemoteAction).where(
+                RemoteAction.migration_id == migration.id, RemoteAction.action_key == key,
+                RemoteAction.status == "pending",
+            ).values(status=status, response=dict(response), finished_at=utcnow()))
+            if result.rowcount != 1:
+                raise ConcurrentUpdate(f"remote action {key!r} is not pending; another process finished it")
+            self._event(conn, migration.id, f"action:{key}", "action_finished", "pending", status,
+                        {"response": dict(response)})
+        action = self.get_action(migration, key)
+        assert action is not None
+        return action
+
+
+def owner_is_dead(owner: str, this_host: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != this_host or not pid_text.isdigit():
+        return False
+    return not pid_alive(int(pid_text), None if started in ("", "-") else started)
+
+
+def lease_dead_reason(lease: LeaseView, this_host: str, now: datetime) -> str | None:
+    if lease.host == this_host and not pid_alive(lease.pid, lease.pid_started):
+        return f"holder pid {lease.pid} on {lease.host} is no longer running"
+    if lease.expires_at < now:
+        return f"holder's heartbeat expired at {lease.expires_at.isoformat(timespec='seconds')}"
+    return None
+
+
+def _held_message(name: str, lease: LeaseView) -> str:
+    return (f"migration {name!r} is being run by pid {lease.pid} on {lease.host} "
+            f"(since {lease.acquired_at.isoformat(timespec='seconds')}, last heartbeat "
+            f"{lease.heartbeat_at.isoformat(timespec='seconds')})")
