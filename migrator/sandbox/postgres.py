@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,16 +85,36 @@ class PostgresServer:
     password: str = ""
 
     @property
+    def server_dir(self) -> Path:
+        """Where PostgreSQL's own files live: ``base_dir`` itself, unless the server's user cannot reach it."""
+        pointer = self.base_dir / "server-dir"
+        if pointer.exists():
+            return Path(pointer.read_text().strip())
+        return self.base_dir
+
+    @property
     def data_dir(self) -> Path:
-        return self.base_dir / "pgdata"
+        return self.server_dir / "pgdata"
 
     @property
     def socket_dir(self) -> Path:
-        return self.base_dir / "pgsock"
+        return self.server_dir / "pgsock"
 
     @property
     def log_file(self) -> Path:
-        return self.base_dir / "postgres.log"
+        return self.server_dir / "postgres.log"
+
+    def _prepare_server_dir(self) -> None:
+        user = _run_as_user()
+        if user is None or (self.base_dir / "server-dir").exists():
+            return
+        reachable = subprocess.run(["runuser", "-u", user, "--", "test", "-w", str(self.base_dir)],
+                                   capture_output=True).returncode == 0
+        if not reachable:
+            # e.g. pytest's 0700 temp root: keep the server's files where its user can reach them.
+            elsewhere = Path(tempfile.mkdtemp(prefix="migrator-pg-"))
+            self._chown(elsewhere)
+            (self.base_dir / "server-dir").write_text(str(elsewhere))
 
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user={SUPERUSER} password={self.password} dbname={dbname}"
@@ -115,22 +136,22 @@ class PostgresServer:
         bin_dir = find_pg_bin()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self._chown(self.base_dir)
+        self._prepare_server_dir()
         if not self.password:
             self.password = secrets.token_hex(12)
         if not (self.data_dir / "PG_VERSION").exists():
-            pwfile = self.base_dir / "pwfile"
+            pwfile = self.server_dir / "pwfile"
             pwfile.write_text(self.password)
+            os.chmod(pwfile, 0o600)
             self._chown(pwfile)
-            subprocess.run(
-                self._cmd([
+            try:
+                self._checked([
                     str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
                     "--auth-local=trust", "--auth-host=md5", f"--pwfile={pwfile}",
                     "-E", "UTF8", "--locale=C", "--no-sync",
-                ]),
-                check=True,
-                capture_output=True,
-            )
-            pwfile.unlink()
+                ], "initdb")
+            finally:
+                pwfile.unlink()
         self.socket_dir.mkdir(exist_ok=True)
         self._chown(self.socket_dir)
         if not self.port:
@@ -139,14 +160,17 @@ class PostgresServer:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.socket_dir} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        subprocess.run(
-            self._cmd([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-                       "-o", opts, "-w", "-t", str(int(timeout)), "start"]),
-            check=True,
-            capture_output=True,
-        )
+        self._checked([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                       "-o", opts, "-w", "-t", str(int(timeout)), "start"], "pg_ctl start")
         self._wait_ready(timeout)
         return self
+
+    def _checked(self, args: list[str], what: str) -> None:
+        proc = subprocess.run(self._cmd(args), capture_output=True, text=True)
+        if proc.returncode != 0:
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            raise EnvironmentProblem(f"{what} failed: {lines[-1] if lines else proc.returncode}"
+                                     f" (server files in {self.server_dir})")
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,70 @@
+"""Definitions in states/ load completely, and a bad one fails at load, not when it fires."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from migrator.engine.definitions import load_definition, parse_definition
+from migrator.engine.runner import default_registry
+from migrator.errors import DefinitionError
+from migrator.paths import states_dir
+
+NAMES = dict(guards=default_registry().guards.keys(), actions=default_registry().actions.keys())
+
+
+@pytest.mark.parametrize("name", ["table", "unload-copy", "modify", "snapshot-restore"])
+def test_every_shipped_definition_loads(name: str) -> None:
+    definition = load_definition(name, **NAMES)
+    assert definition.initial in definition.states
+    assert definition.tagged("final") or name == "table"
+
+
+def test_shipped_files_are_exactly_the_known_machines() -> None:
+    assert sorted(p.stem for p in states_dir().glob("*.yaml")) == ["modify", "snapshot-restore", "table",
+                                                                   "unload-copy"]
+
+
+def _raw(name: str) -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((states_dir() / f"{name}.yaml").read_text())
+
+
+def test_misspelt_guard_fails_at_load(tmp_path: Path) -> None:
+    raw = _raw("table")
+    raw["transitions"][1]["conditions"] = ["manifest_recordd"]
+    (tmp_path / "table.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(DefinitionError, match="unknown guard 'manifest_recordd'"):
+        load_definition("table", directory=tmp_path, **NAMES)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda r: r["states"]["preflight"].update(action="preflite"), "unknown action 'preflite'"),
+    (lambda r: r["transitions"].append({"trigger": "x", "source": "created", "dest": "nowhere"}),
+     "unknown dest state 'nowhere'"),
+    (lambda r: r["transitions"].append({"trigger": "x", "source": "completed", "dest": "created"}),
+     "leaves final state 'completed'"),
+    (lambda r: r["states"]["preflight"].update(tags=["resumable", "sticky"]), "unknown tags"),
+    (lambda r: r.update(initial="begin"), "initial state 'begin' is not defined"),
+    (lambda r: r["states"].update(orphan={"action": "begin"}), "'orphan' is unreachable"),
+    (lambda r: r["transitions"][0].update(unles=["x"]), "unknown keys"),
+])
+def test_structural_mistakes_are_reported(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    raw = _raw("unload-copy")
+    mutate(raw)
+    with pytest.raises(DefinitionError, match=message):
+        parse_definition(raw, **NAMES)
+
+
+def test_in_flight_states_must_say_how_they_are_recovered() -> None:
+    raw = _raw("table")
+    del raw["states"]["loading"]["lost"]
+    with pytest.raises(DefinitionError, match="must name a `lost` trigger"):
+        parse_definition(raw, **NAMES)
+
+
+def test_missing_definition_lists_the_available_ones(tmp_path: Path) -> None:
+    with pytest.raises(DefinitionError) as info:
+        load_definition("nope", **NAMES)
+    assert "unload-copy" in info.value.one_line()
