@@ -62,6 +62,13 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
+_current: ProcessIdentity | None = None
+
+
 def me() -> ProcessIdentity:
+    """This process's identity, recomputed after a fork (the pid changes)."""
+    global _current
     pid = os.getpid()
-    return ProcessIdentity(_hostname(), pid, process_start_ticks(pid))
+    if _current is None or _current.pid != pid:
+        _current = ProcessIdentity(_hostname(), pid, process_start_ticks(pid))
+    return _current

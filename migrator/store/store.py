@@ -8,13 +8,14 @@ nothing. The state change and its event row commit together or not at all.
 from __future__ import annotations
 
 import secrets
+from functools import lru_cache
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields as dc_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError
@@ -25,6 +26,7 @@ from migrator.store.views import (EventView, LeaseView, MigrationView, RemoteAct
                                   TableView)
 
 V = TypeVar("V")
+_INSERT_EVENT = insert(Event)
 _KEEP: Any = object()
 
 
@@ -97,9 +99,11 @@ class Store:
     def _event(self, conn: Connection, migration_id: int, subject: str, trigger: str,
                from_state: str | None, to_state: str | None, detail: Mapping[str, Any] | None = None) -> None:
         ident = self.identity
-        conn.execute(insert(Event).values(
-            migration_id=migration_id, at=utcnow(), subject=subject, from_state=from_state, to_state=to_state,
-            trigger=trigger, detail=dict(detail or {}), host=ident.host, pid=ident.pid))
+        # A constant statement with parameters hits SQLAlchemy's compiled cache: events are the hot path.
+        conn.execute(_INSERT_EVENT, {
+            "migration_id": migration_id, "at": utcnow(), "subject": subject, "from_state": from_state,
+            "to_state": to_state, "trigger": trigger, "detail": dict(detail or {}), "host": ident.host,
+            "pid": ident.pid})
 
     # -- migration ---------------------------------------------------------------------------
 
@@ -247,18 +251,17 @@ class Store:
         """The one compare-and-set every table move goes through."""
         values: dict[str, Any] = dict(fields or {})
         now = utcnow()
-        values.update(state=to_state, version=TableTask.version + 1, updated_at=now)
+        values.update(state=to_state, updated_at=now)
         if take_lease_seconds is not None:
             values.update(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=take_lease_seconds))
         elif release_lease:
             values.update(owner=None, lease_expires_at=None)
-        if new_attempt:
-            values["attempt"] = TableTask.attempt + 1
+        statement = _table_move_statement(frozenset(values), new_attempt)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(w_id=task.id, w_state=task.state, w_version=task.version)
         with self._tx() as conn:
-            result = conn.execute(update(TableTask).where(
-                TableTask.id == task.id, TableTask.state == task.state, TableTask.version == task.version,
-            ).values(**values))
-            if result.rowcount != 1:
+            row = conn.execute(statement, params).first()
+            if row is None:
                 raise ConcurrentUpdate(
                     f"table {task.qualified_name} is no longer {task.state!r} (version {task.version}): "
                     "another worker moved it; nothing was written")
@@ -266,7 +269,7 @@ class Store:
             if new_attempt:
                 event_detail["attempt"] = task.attempt + 1
             self._event(conn, task.migration_id, task.subject, trigger, task.state, to_state, event_detail)
-        return self.get_table(task.id)
+        return _view(TableView, row)
 
     # Named moves: what the table machine does, spelled as the store sees it.
 
@@ -418,6 +421,19 @@ class Store:
         action = self.get_action(migration, key)
         assert action is not None
         return action
+
+
+@lru_cache(maxsize=64)
+def _table_move_statement(columns: frozenset[str], new_attempt: bool) -> Any:
+    """One compare-and-set UPDATE per column set, built once so SQLAlchemy's compiled cache serves it."""
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in sorted(columns)}
+    values["version"] = TableTask.version + 1
+    if new_attempt:
+        values["attempt"] = TableTask.attempt + 1
+    return (update(TableTask)
+            .where(TableTask.id == bindparam("w_id"), TableTask.state == bindparam("w_state"),
+                   TableTask.version == bindparam("w_version"))
+            .values(**values).returning(*TableTask.__table__.c))
 
 
 def owner_is_dead(owner: str, this_host: str) -> bool:
