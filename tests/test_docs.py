@@ -1,0 +1,23 @@
+"""The README's exit-code table is the one the code uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from migrator.errors import EXIT_CODES
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_exit_code_table_matches_code() -> None:
+    section = README.read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| (.+?) \|$", section, flags=re.MULTILINE)
+    assert [(int(code), text) for code, text in rows] == EXIT_CODES
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    command = "pip install -e '.[dev]' && python -m pytest"
+    assert command in README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert command in ci
