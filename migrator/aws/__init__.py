@@ -1,0 +1,1 @@
+"""AWS control plane through boto3. Never touches the checkpoint store."""
