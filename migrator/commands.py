@@ -22,7 +22,8 @@ def init(config_path: Path) -> InitResult:
     config = load_config(config_path)
     url = config.store_url
     revision = db.upgrade(url)
-    definition, _ = load_machines(config.settings.migration.strategy, default_registry())
+    strategy = config.settings.migration.strategy
+    definition, _ = load_machines(strategy, default_registry(strategy))
     with Store.open(url) as store:
         existed = store.get_migration(config.settings.migration.name) is not None
         migration = ensure_migration(store, config, definition)

@@ -24,8 +24,14 @@ RUN_LEASE_TTL_SECONDS = 60.0
 TABLE_MACHINE = "table"
 
 
-def default_registry() -> Registry:
-    return BUILTIN.extended(BUILTIN_ACTIONS)
+def default_registry(strategy: str | None = None) -> Registry:
+    """Built-in guards and actions, overlaid with the strategy's own when one is named."""
+    base = BUILTIN.extended(BUILTIN_ACTIONS)
+    if strategy is None:
+        return base
+    from migrator.strategies import registry_for
+
+    return base.extended(registry_for(strategy))
 
 
 def load_machines(strategy: str, registry: Registry) -> tuple[MachineDef, MachineDef]:
@@ -139,7 +145,7 @@ class Runner:
         self.config = config
         self.reconciler = reconciler
         self.store = store
-        self.registry = registry or default_registry()
+        self.registry = registry or default_registry(config.settings.migration.strategy)
         self.options = options or RunOptions()
         self.lease_ttl = lease_ttl
         self.definition, self.table_definition = load_machines(config.settings.migration.strategy, self.registry)

@@ -12,22 +12,24 @@ background thread exists and tests control time without sleeping.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import secrets
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
+from xml.sax.saxutils import escape
 
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.serialize import XFormedAttributePicker, get_serializer_class
 from moto.core.utils import get_service_model
 from moto.kms.models import kms_backends
-from moto.redshift.exceptions import RedshiftClientError
 from moto.redshift.models import Cluster as MotoCluster
 from moto.redshift.models import RedshiftBackend, redshift_backends
 from moto.redshift.responses import RedshiftResponse
@@ -57,10 +59,11 @@ _MOTO_ACTIONS = frozenset(name for name in dir(RedshiftResponse) if not name.sta
 class ApiError(Exception):
     """An error answered in Redshift's XML error format (status taken from botocore's model)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.status = status
 
 
 @dataclass
@@ -109,7 +112,7 @@ class ClusterState:
 class _SandboxCluster(MotoCluster):
     """moto's Cluster whose presented status, endpoint and HSM come from the control plane."""
 
-    @property  # type: ignore[override]
+    @property
     def status(self) -> str:
         state: ClusterState = self.__dict__["_sandbox"]
         return state.shown or self.__dict__.get("_base_status", "available")
@@ -153,7 +156,7 @@ _SandboxCluster.__qualname__ = "Cluster"
 def _state(cluster: MotoCluster) -> ClusterState:
     if not isinstance(cluster, _SandboxCluster):
         base = cluster.__dict__.pop("status", "available")
-        cluster.__class__ = _SandboxCluster
+        cluster.__class__ = _SandboxCluster  # type: ignore[type-abstract]  # same layout, more behaviour
         cluster.__dict__["_base_status"] = base
         cluster.__dict__["_sandbox"] = ClusterState()
     state: ClusterState = cluster.__dict__["_sandbox"]
@@ -316,8 +319,10 @@ class RedshiftControlPlane:
                 state.endpoint = self._provision(cluster, source_snapshot)
             except Exception as exc:
                 # A cluster whose database could not be made must not linger as "creating".
-                self._backend(region).clusters.pop(cid, None)
-                raise ApiError("InternalFailure", f"The sandbox could not provision cluster {cid}: {exc}") from exc
+                self._backend(region).delete_cluster(cluster_identifier=cid, skip_final_snapshot=True,
+                                                     final_cluster_snapshot_identifier=None)
+                raise ApiError("InternalFailure", f"The sandbox could not provision cluster {cid}: {exc}",
+                               500) from exc
         self._start(cluster, "creating", self.durations.of("create"))
         how = (f"restored from snapshot '{source_snapshot.snapshot_identifier}'" if source_snapshot
                else "created")
@@ -403,13 +408,16 @@ class RedshiftControlPlane:
                     "management")
 
     def _rename(self, region: str, cluster: MotoCluster, old: str, new: str) -> None:
+        if self.host is not None:
+            try:
+                self.host.rename(old, new)
+            except Exception as exc:
+                raise ApiError("InternalFailure", f"The sandbox could not rename {old} to {new}: {exc}", 500) from exc
         backend = self._backend(region)
         # Rebinding by hand: moto's own rename deletes and silently replaces.
         backend.clusters.pop(old)
         cluster.cluster_identifier = new
         backend.clusters[new] = cluster
-        if self.host is not None:
-            self.host.rename(old, new)
         self._start(cluster, "renaming", self.durations.of("rename"), apply={"renamed_from": old})
         self._event(new, f"Cluster '{old}' is being renamed to '{new}'.", "management")
 
@@ -427,7 +435,8 @@ class RedshiftControlPlane:
         cluster = self._cluster(region, cid)
         if cluster.status == "deleting":
             raise ApiError("InvalidClusterState", f"Cluster {cid} is already being deleted.")
-        reply = forward(params)
+        # Redshift's default is to take a final snapshot; moto treats a missing flag as "skip".
+        reply = forward({"SkipFinalClusterSnapshot": "false", **params})
         if reply[0] >= 400:
             return reply
         state = _state(cluster)
@@ -495,7 +504,8 @@ class RedshiftControlPlane:
             return reply
         snap_id = params["SnapshotIdentifier"]
         snapshot = self._backend(region).snapshots[snap_id]
-        snapshot.kms_key_id = cluster.kms_key_id
+        # moto's Snapshot has no key; the serializer picks this attribute up for KmsKeyId.
+        setattr(snapshot, "kms_key_id", cluster.kms_key_id)
         duration = self.durations.of("snapshot")
         self._snapshot_ops[(region, snap_id)] = _Op("creating", self.clock(), duration,
                                                     apply={"cluster_id": cid})
@@ -505,6 +515,25 @@ class RedshiftControlPlane:
         if duration <= 0:
             self._tick_region(region, self.clock())
         return self._render("CreateClusterSnapshot", {"Snapshot": snapshot})
+
+    def _do_DescribeClusterSnapshots(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        # moto answers a cluster filter that matches nothing with every snapshot of every cluster.
+        backend = self._backend(region)
+        snap_id = params.get("SnapshotIdentifier")
+        if snap_id and snap_id not in backend.snapshots:
+            raise ApiError("ClusterSnapshotNotFound", f"Snapshot {snap_id} not found.")
+        cid = params.get("ClusterIdentifier")
+        kind = params.get("SnapshotType")
+        found = [s for s in backend.snapshots.values()
+                 if (not snap_id or s.snapshot_identifier == snap_id)
+                 and (not cid or s.cluster_identifier == cid)
+                 and (not kind or s.snapshot_type == kind)]
+        offset = int(params.get("Marker") or 0)
+        limit = int(params.get("MaxRecords") or 100)
+        result: dict[str, Any] = {"Snapshots": found[offset:offset + limit]}
+        if offset + limit < len(found):
+            result["Marker"] = str(offset + limit)
+        return self._render("DescribeClusterSnapshots", result)
 
     def _do_EnableSnapshotCopy(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         self._cluster(region, params.get("ClusterIdentifier", ""))
@@ -622,14 +651,15 @@ class RedshiftControlPlane:
             result["Marker"] = str(offset + limit)
         return self._render("DescribeEvents", result)
 
-    def _event(self, cluster_id: str, message: str, category: str, region: str | None = None) -> None:
+    def _event(self, cluster_id: str, message: str, category: str, at: float | None = None) -> None:
         self._events.append({
             "SourceIdentifier": cluster_id, "SourceType": "cluster", "Message": message,
             "EventCategories": [category], "Severity": "INFO",
-            "Date": datetime.fromtimestamp(self.clock(), tz=timezone.utc),
+            "Date": datetime.fromtimestamp(self.clock() if at is None else at, tz=timezone.utc),
             "EventId": f"REDSHIFT-EVENT-{len(self._events) + 1:04d}",
-            "_region": region or self._current_region,
+            "_region": self._current_region,
         })
+        self._events.sort(key=lambda e: e["Date"])
 
     # ------------------------------------------------------------- transitions
 
@@ -655,7 +685,7 @@ class RedshiftControlPlane:
             op = state.op
             if op is not None and now >= op.started + op.duration:
                 state.op = None
-                self._finish(region, cluster, op, now)
+                self._finish(region, cluster, op, op.started + op.duration)
             state.shown = state.op.status if state.op else None
         for (snap_region, snap_id), op in list(self._snapshot_ops.items()):
             if snap_region != region or now < op.started + op.duration:
@@ -665,13 +695,17 @@ class RedshiftControlPlane:
             if snapshot is not None:
                 snapshot.status = "available"
                 self._event(op.apply["cluster_id"], f"Amazon Redshift has finished creating manual snapshot "
-                                                    f"'{snap_id}' of cluster '{op.apply['cluster_id']}'.", "backup")
+                                                    f"'{snap_id}' of cluster '{op.apply['cluster_id']}'.", "backup",
+                            at=op.started + op.duration)
 
-    def _finish(self, region: str, cluster: MotoCluster, op: _Op, now: float) -> None:
+    def _finish(self, region: str, cluster: MotoCluster, op: _Op, done_at: float) -> None:
+        """Apply what ``op`` promised; its events carry the time it completed."""
         cid = cluster.cluster_identifier
+        now = done_at
         state = _state(cluster)
         if op.status == "creating":
-            self._event(cid, f"Amazon Redshift cluster '{cid}' has been created and is ready for use.", "management")
+            self._event(cid, f"Amazon Redshift cluster '{cid}' has been created and is ready for use.",
+                        "management", at=done_at)
         elif op.status == "resizing":
             cluster.encrypted = op.apply["encrypted"]
             cluster.kms_key_id = op.apply["kms_key_id"]
@@ -679,20 +713,21 @@ class RedshiftControlPlane:
             if state.resize is not None:
                 state.resize.finished_at = now
             what = "encrypted with KMS" if op.apply["encrypted"] else "decrypted"
-            self._event(cid, f"Cluster '{cid}' has been {what}; the resize is complete.", "management")
+            self._event(cid, f"Cluster '{cid}' has been {what}; the resize is complete.", "management", at=done_at)
         elif op.status == "renaming":
-            self._event(cid, f"Cluster '{op.apply['renamed_from']}' has been renamed to '{cid}'.", "management")
+            self._event(cid, f"Cluster '{op.apply['renamed_from']}' has been renamed to '{cid}'.",
+                        "management", at=done_at)
         elif op.status == "rebooting":
-            self._event(cid, f"Cluster '{cid}' has been rebooted.", "management")
+            self._event(cid, f"Cluster '{cid}' has been rebooted.", "management", at=done_at)
         elif op.status == "modifying":
-            self._event(cid, f"Cluster '{cid}' modification is complete.", "management")
+            self._event(cid, f"Cluster '{cid}' modification is complete.", "management", at=done_at)
         elif op.status == "deleting":
             backend = self._backend(region)
             if backend.clusters.get(cid) is cluster:
                 del backend.clusters[cid]
             if self.host is not None:
                 self.host.deprovision(cid)
-            self._event(cid, f"Amazon Redshift cluster '{cid}' has been deleted.", "management")
+            self._event(cid, f"Amazon Redshift cluster '{cid}' has been deleted.", "management", at=done_at)
 
     # --------------------------------------------------------------------- KMS
 
@@ -733,7 +768,12 @@ class RedshiftControlPlane:
         return self._serialize(action, result)
 
     def _render_error(self, action: str, error: ApiError) -> Reply:
-        return self._serialize(action, RedshiftClientError(error.code, error.message))
+        status = error.status or _error_statuses().get(error.code, 400)
+        kind = "Sender" if status < 500 else "Receiver"
+        body = (f'<ErrorResponse xmlns="http://redshift.amazonaws.com/doc/2012-12-01/"><Error><Type>{kind}</Type>'
+                f"<Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message></Error>"
+                f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
+        return status, [("Content-Type", "text/xml")], body.encode()
 
     def _serialize(self, action: str, result: Any) -> Reply:
         model = get_service_model("redshift")
@@ -762,6 +802,18 @@ class RedshiftControlPlane:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_file, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+@functools.lru_cache(maxsize=1)
+def _error_statuses() -> dict[str, int]:
+    """Error code → HTTP status, as Redshift's service model declares them."""
+    model = get_service_model("redshift")
+    out: dict[str, int] = {}
+    for name in model.shape_names:
+        error = model.shape_for(name).metadata.get("error")
+        if error:
+            out[str(error.get("code", name))] = int(error.get("httpStatusCode", 400))
+    return out
 
 
 def _error_code(body: bytes) -> str:

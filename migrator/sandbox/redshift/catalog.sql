@@ -94,7 +94,9 @@ create table if not exists redshift_sys.stl_unload_log (
 grant select on all tables in schema redshift_sys to public;
 
 -- ---------------------------------------------------------------- housekeeping
-create or replace function redshift_sys.on_drop() returns event_trigger language plpgsql as $$
+-- Security definer: the trigger fires for whichever user drops, and only we write metadata.
+create or replace function redshift_sys.on_drop() returns event_trigger language plpgsql
+security definer set search_path = pg_catalog as $$
 declare
     obj record;
 begin

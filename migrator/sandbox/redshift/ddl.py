@@ -273,6 +273,7 @@ class CreateTablePlan:
     pg_sql: str
     table: str  # regclass text
     attrs: TableAttrs
+    if_not_exists: bool = False
 
 
 def plan_create_table(sql: str, tokens: list[Token]) -> CreateTablePlan:
@@ -282,8 +283,10 @@ def plan_create_table(sql: str, tokens: list[Token]) -> CreateTablePlan:
     if not tokens[i].is_kw("TABLE"):
         raise syntax_error("expected TABLE")
     i += 1
+    if_not_exists = False
     if i + 2 < len(tokens) and tokens[i].is_kw("IF") and tokens[i + 1].is_kw("NOT") and tokens[i + 2].is_kw("EXISTS"):
         i += 3
+        if_not_exists = True
     parts, i = qualified_name(tokens, i)
     attrs = TableAttrs()
     edits: list[Edit] = []
@@ -322,11 +325,10 @@ def plan_create_table(sql: str, tokens: list[Token]) -> CreateTablePlan:
         end += 1
     edits.extend(parse_table_attrs(tokens[i:end], attrs))
     _check_dist(attrs)
-    if attrs.encodings and attrs.encode_auto:
-        raise syntax_error("ENCODE AUTO cannot be combined with column encodings")
-    if attrs.encode_auto is None:
-        attrs.encode_auto = not attrs.encodings
-    return CreateTablePlan(apply_edits(sql, edits), regclass_text(parts), attrs)
+    # Explicit column encodings turn ENCODE AUTO off (AWS: a table is ENCODE AUTO only when
+    # no column names an encoding).
+    attrs.encode_auto = not attrs.encodings
+    return CreateTablePlan(apply_edits(sql, edits), regclass_text(parts), attrs, if_not_exists)
 
 
 def _check_dist(attrs: TableAttrs) -> None:

@@ -1,0 +1,79 @@
+"""Test doubles and helpers for the AWS sandbox tests."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+DURATION = 5.0  # seconds of every transition in the shared sandbox; tests move the clock past it
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float = DURATION + 0.5) -> None:
+        self.now += seconds
+
+
+class RecordingHost:
+    """A ClusterHost that records what the control plane asked and hands out ports."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self._ports = itertools.count(40000)
+        self.fail_next = False
+
+    def provision(self, cluster_id: str, database: str, master_user: str, master_password: str) -> tuple[str, int]:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("no room for another database")
+        self.calls.append(("provision", cluster_id, database, master_user, master_password))
+        return "127.0.0.1", next(self._ports)
+
+    def deprovision(self, cluster_id: str) -> None:
+        self.calls.append(("deprovision", cluster_id))
+
+    def rename(self, old_id: str, new_id: str) -> None:
+        self.calls.append(("rename", old_id, new_id))
+
+    def of(self, kind: str) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] == kind]
+
+
+class Sleeps:
+    """Latency faults go through here: recorded, and really slept (they are short)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        time.sleep(seconds)
+
+
+_ids = itertools.count(1)
+
+
+def new_cluster(rs: Any, clock: FakeClock, *, available: bool = True, **extra: Any) -> str:
+    """Create a cluster with a fresh id; by default wait (on the fake clock) until it is available."""
+    cluster_id = f"c{next(_ids):03d}"
+    rs.create_cluster(ClusterIdentifier=cluster_id, NodeType="ra3.xlplus", MasterUsername="admin",
+                      MasterUserPassword="Secret-Passw0rd", DBName="dev", ClusterType="single-node", **extra)
+    if available:
+        clock.advance()
+        assert status(rs, cluster_id) == "available"
+    return cluster_id
+
+
+def describe(rs: Any, cluster_id: str) -> dict[str, Any]:
+    cluster: dict[str, Any] = rs.describe_clusters(ClusterIdentifier=cluster_id)["Clusters"][0]
+    return cluster
+
+
+def status(rs: Any, cluster_id: str) -> str:
+    return str(describe(rs, cluster_id)["ClusterStatus"])
