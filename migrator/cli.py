@@ -24,6 +24,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Resumable, verifiable migration of Amazon Redshift clusters to KMS or HSM encryption.")
 db_app = typer.Typer(no_args_is_help=True, help="Manage the checkpoint store's own schema.")
 app.add_typer(db_app, name="db")
+sandbox_app = typer.Typer(no_args_is_help=True, help="A local Redshift + AWS stand-in for rehearsals and tests.")
+app.add_typer(sandbox_app, name="sandbox")
 
 err = Console(stderr=True)
 
@@ -124,6 +126,74 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, 
                  url: Annotated[str | None, typer.Option("--url")] = None) -> None:
     """Take the store's schema back to REVISION (drops data of newer tables)."""
     _call(lambda: commands.db_downgrade(revision, None if url else config, url))
+
+
+SandboxDir = Annotated[Path, typer.Option("--dir", help="sandbox directory")]
+
+
+@sandbox_app.command("up")
+def sandbox_up(directory: SandboxDir = Path(".sandbox"),
+               tables: Annotated[int, typer.Option(help="tables to seed in the source")] = 6,
+               rows: Annotated[int, typer.Option(help="rows in the largest seeded table")] = 1000,
+               seed: Annotated[int, typer.Option(help="seed of the data generator")] = 0,
+               as_json: JsonOpt = False) -> None:
+    """Start the sandbox in the background: AWS on moto, a seeded source cluster, ready-made configs."""
+    from migrator.sandbox import commands as sandbox_commands
+
+    _call(lambda: sandbox_commands.up(directory, tables, rows, seed), as_json)
+
+
+@sandbox_app.command("down")
+def sandbox_down(directory: SandboxDir = Path(".sandbox")) -> None:
+    """Stop the sandbox running in DIR (every cluster's data goes with it)."""
+    from migrator.sandbox import commands as sandbox_commands
+
+    _call(lambda: sandbox_commands.down(directory))
+
+
+@sandbox_app.command("status")
+def sandbox_status(directory: SandboxDir = Path(".sandbox"), as_json: JsonOpt = False) -> None:
+    """Show the running sandbox's endpoints and configs."""
+    from migrator.sandbox import commands as sandbox_commands
+
+    _call(lambda: sandbox_commands.status(directory), as_json)
+
+
+@sandbox_app.command("seed")
+def sandbox_seed(directory: SandboxDir = Path(".sandbox"),
+                 tables: Annotated[int, typer.Option(help="tables to add")] = 10,
+                 rows: Annotated[int, typer.Option(help="rows in the largest added table")] = 10_000,
+                 seed: Annotated[int, typer.Option(help="seed of the data generator")] = 1,
+                 prefix: Annotated[str, typer.Option(help="name prefix of the added tables")] = "extra_") -> None:
+    """Add tables and rows to the source cluster, through its Redshift endpoint."""
+    from migrator.sandbox import commands as sandbox_commands
+
+    _call(lambda: sandbox_commands.seed(directory, tables, rows, seed, prefix))
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{what} {item!r} must look like key=value")
+        out[key] = value
+    return out
+
+
+@sandbox_app.command("fault")
+def sandbox_fault(kind: Annotated[str, typer.Argument(help="sql_error, drop_connection, latency, s3_slowdown, "
+                                                           "s3_error, kms_access_denied, cluster_stuck")],
+                  directory: SandboxDir = Path(".sandbox"),
+                  nth: Annotated[int, typer.Option(help="fire on the Nth matching call")] = 1,
+                  times: Annotated[int, typer.Option(help="how often it fires (-1: always)")] = 1,
+                  match: Annotated[list[str], typer.Option(help="key=value the call must match")] = [],  # noqa: B006
+                  param: Annotated[list[str], typer.Option(help="key=value fault parameter")] = []) -> None:  # noqa: B006
+    """Arm a fault in the running sandbox (fired faults are logged in DIR/faults.log)."""
+    from migrator.sandbox import commands as sandbox_commands
+
+    params: dict[str, object] = {k: (float(v) if k == "seconds" else v) for k, v in _pairs(param, "param").items()}
+    _call(lambda: sandbox_commands.fault(directory, kind, nth, times, _pairs(match, "match"), params))
 
 
 def main() -> None:

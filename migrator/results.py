@@ -195,3 +195,31 @@ def print_result(result: Result, *, as_json: bool, console: Console | None = Non
         print(json.dumps(result.asdict(), indent=2, default=str))
     else:
         console.print(result.render())
+
+
+@dataclass
+class SandboxResult(Result):
+    directory: str
+    running: bool
+    endpoint_url: str | None = None
+    clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    configs: list[str] = field(default_factory=list)
+    message: str = ""
+    brief: bool = False
+
+    def render(self) -> RenderableType:
+        if not self.running or self.brief:
+            return Text(self.message or f"no sandbox running in {self.directory}")
+        lines = [self.message or f"sandbox running in {self.directory}", f"AWS endpoint: {self.endpoint_url}"]
+        for cid, c in self.clusters.items():
+            lines.append(f"cluster {cid}: PGPASSWORD=... psql 'host={c['host']} port={c['port']} "
+                         f"dbname={c['database']} user={c['user']} sslmode=disable'")
+        lines += [f"config: {path}" for path in self.configs]
+        lines.append(f"passwords and AWS settings: {self.directory}/sandbox.json")
+        return Text("\n".join(lines))
+
+    def asdict(self) -> dict[str, Any]:
+        data = super().asdict()
+        for cluster in data["clusters"].values():
+            cluster.pop("password", None)  # never print secrets; sandbox.json (mode 0600) has them
+        return data

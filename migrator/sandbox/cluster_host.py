@@ -1,0 +1,187 @@
+"""The data side of emulated clusters: one PostgreSQL server per cluster (so users,
+groups and grants are per cluster, as on Redshift), the Redshift catalog installed
+in its database, and a wire proxy in front that speaks Redshift to clients.
+
+The AWS control plane calls this host when clusters are created, restored,
+renamed or deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from migrator.sandbox.faults import FaultPlan
+from migrator.sandbox.interfaces import Intercept, SessionInfo
+from migrator.sandbox.postgres import SUPERUSER, PostgresServer, find_pg_bin
+from migrator.sandbox.proxy import ProxyThread, RedshiftProxy
+from migrator.sandbox.redshift import catalog
+from migrator.sandbox.redshift.dialect import RedshiftDialect
+from migrator.sandbox.redshift.statements import RedshiftDataStatements
+from migrator.sandbox.redshift.syslog import SystemLog
+
+log = logging.getLogger("migrator.sandbox")
+
+
+class ClusterInterceptor:
+    """UNLOAD/COPY first, then the DDL dialect; every completed statement goes to the system log."""
+
+    def __init__(self, data: RedshiftDataStatements, dialect: RedshiftDialect) -> None:
+        self.data = data
+        self.dialect = dialect
+
+    def classify(self, sql_text: str, session: SessionInfo) -> Intercept | None:
+        return self.data.classify(sql_text, session) or self.dialect.classify(sql_text, session)
+
+    def after_statement(self, sql_text: str, tag: str, session: SessionInfo) -> None:
+        self.dialect.after_statement(sql_text, tag, session)
+
+
+@dataclass
+class ClusterRuntime:
+    key: str
+    cluster_id: str
+    database: str
+    master_user: str
+    pg: PostgresServer
+    proxy: RedshiftProxy
+    syslog: SystemLog
+
+    def admin_dsn(self) -> str:
+        return self.pg.dsn(self.database)
+
+
+class LocalClusterHost:
+    def __init__(self, directory: Path, proxies: ProxyThread, faults: FaultPlan | None,
+                 s3_client: Callable[[], Any], kms_client: Callable[[], Any], iam_roles: Callable[[], set[str]],
+                 region: str) -> None:
+        self.directory = directory
+        self.proxies = proxies
+        self.faults = faults
+        self._s3 = s3_client
+        self._kms = kms_client
+        self._iam_roles = iam_roles
+        self.region = region
+        self._lock = threading.Lock()
+        self._clusters: dict[str, ClusterRuntime] = {}
+        self._serial = 0
+
+    # -- ClusterHost -------------------------------------------------------------------------
+
+    def provision(self, cluster_id: str, database: str, master_user: str, master_password: str) -> tuple[str, int]:
+        runtime = self._start_cluster(cluster_id, database, master_user, master_password)
+        return "127.0.0.1", runtime.proxy.port
+
+    def provision_from_snapshot(self, cluster_id: str, database: str, master_user: str, master_password: str,
+                                source_cluster_id: str, snapshot_id: str) -> tuple[str, int]:
+        """A restore carries the source's data. The sandbox copies the source as it is at restore
+        time (a real snapshot freezes it at snapshot time; runs here take the snapshot just before)."""
+        source = self.runtime(source_cluster_id)
+        runtime = self._start_cluster(cluster_id, database, master_user, master_password, install=False)
+        bin_dir = find_pg_bin()
+        self._copy_roles(bin_dir, source, runtime)
+        dump = subprocess.run([str(bin_dir / "pg_dump"), "--format=custom", "--dbname", source.admin_dsn()],
+                              capture_output=True, check=True)
+        subprocess.run([str(bin_dir / "pg_restore"), "--no-owner", "--dbname", runtime.admin_dsn()],
+                       input=dump.stdout, capture_output=True, check=False)
+        catalog.install(runtime.admin_dsn(), cluster_id)
+        log.info("restored %s from snapshot %s of %s", cluster_id, snapshot_id, source_cluster_id)
+        return "127.0.0.1", runtime.proxy.port
+
+    @staticmethod
+    def _copy_roles(bin_dir: Path, source: ClusterRuntime, target: ClusterRuntime) -> None:
+        """Users and groups live in the cluster (the server here): a restore brings them along."""
+        roles = subprocess.run([str(bin_dir / "pg_dumpall"), "--roles-only", "--no-role-passwords",
+                                "--dbname", source.pg.dsn("postgres")], capture_output=True, text=True, check=True)
+        with psycopg.connect(target.pg.dsn(target.database), autocommit=True) as conn:
+            for statement in roles.stdout.split(";\n"):
+                statement = statement.strip()
+                if not statement or statement.startswith("--") and "\n" not in statement:
+                    continue
+                try:
+                    conn.execute(statement)  # type: ignore[call-overload]
+                except psycopg.Error:
+                    pass  # roles that exist already (the admin, the master user)
+
+    def deprovision(self, cluster_id: str) -> None:
+        with self._lock:
+            runtime = self._clusters.pop(cluster_id, None)
+        if runtime is None:
+            return
+        self.proxies.remove(cluster_id)
+        runtime.syslog.close()
+        runtime.pg.stop()
+        shutil.rmtree(self.directory / runtime.key, ignore_errors=True)
+
+    def rename(self, old_id: str, new_id: str) -> None:
+        with self._lock:
+            runtime = self._clusters.pop(old_id)
+            runtime.cluster_id = new_id
+            self._clusters[new_id] = runtime
+        self.proxies.rename(old_id, new_id)
+
+    def list_tables(self, cluster_id: str) -> list[str]:
+        runtime = self.runtime(cluster_id)
+        with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
+            rows = conn.execute(
+                "select table_schema || '.' || table_name from information_schema.tables "
+                "where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema', "
+                "'redshift_sys') order by 1").fetchall()
+        return [r[0] for r in rows]
+
+    # -- ours --------------------------------------------------------------------------------
+
+    def runtime(self, cluster_id: str) -> ClusterRuntime:
+        with self._lock:
+            return self._clusters[cluster_id]
+
+    def runtimes(self) -> list[ClusterRuntime]:
+        with self._lock:
+            return list(self._clusters.values())
+
+    def reboot(self, cluster_id: str) -> None:
+        self.proxies.drop_sessions(cluster_id)
+
+    def close(self) -> None:
+        for runtime in self.runtimes():
+            self.deprovision(runtime.cluster_id)
+
+    def _start_cluster(self, cluster_id: str, database: str, master_user: str, master_password: str,
+                       install: bool = True) -> ClusterRuntime:
+        with self._lock:
+            self._serial += 1
+            key = f"cluster-{self._serial:03d}"
+        pg = PostgresServer(self.directory / key).start()
+        try:
+            pg.create_database(database)
+            with psycopg.connect(pg.dsn(database), autocommit=True) as conn:
+                # The master user is a superuser on Redshift too.
+                conn.execute(sql.SQL("create role {} login superuser password {}").format(
+                    sql.Identifier(master_user), sql.Literal(master_password)))
+            if install:
+                catalog.install(pg.dsn(database), cluster_id)
+            syslog = SystemLog(pg.dsn(database))
+            data = RedshiftDataStatements(self._s3, self._kms, self.faults, self._iam_roles(),
+                                          on_unload=syslog.on_unload, on_load_commit=syslog.on_load_commit,
+                                          on_load_error=syslog.on_load_error, region=self.region)
+            interceptor = ClusterInterceptor(data, RedshiftDialect(observer=syslog.after_statement))
+            proxy = RedshiftProxy(cluster_id, "127.0.0.1", pg.port, database, SUPERUSER, pg.password,
+                                  users={master_user: master_password}, interceptor=interceptor,
+                                  faults=self.faults, database=database)
+            self.proxies.add(proxy)
+        except BaseException:
+            pg.stop()
+            raise
+        runtime = ClusterRuntime(key, cluster_id, database, master_user, pg, proxy, syslog)
+        with self._lock:
+            self._clusters[cluster_id] = runtime
+        return runtime

@@ -1,0 +1,75 @@
+"""Sandbox commands as plain functions returning result objects (the CLI renders them)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from migrator.errors import UsageError
+from migrator.results import SandboxResult
+from migrator.sandbox import daemon
+from migrator.sandbox.faults import KINDS, FaultPlan
+from migrator.sandbox.sandbox import SandboxInfo
+
+
+def _result(directory: Path, info: SandboxInfo, message: str, brief: bool = False) -> SandboxResult:
+    configs = [str(directory / name) for name in ("unload-copy.toml", "modify.toml") if (directory / name).exists()]
+    return SandboxResult(str(directory), True, info.endpoint_url,
+                         {cid: asdict(c) for cid, c in info.clusters.items()}, configs, message, brief)
+
+
+def up(directory: Path, tables: int = 6, rows: int = 1000, seed: int = 0) -> SandboxResult:
+    info = daemon.up(directory, tables=tables, rows=rows, seed=seed)
+    return _result(directory.resolve(), info, f"sandbox up in {directory.resolve()} (pid {info.pid})")
+
+
+def down(directory: Path) -> SandboxResult:
+    stopped = daemon.down(directory)
+    return SandboxResult(str(directory.resolve()), False,
+                         message="sandbox stopped" if stopped else f"no sandbox running in {directory}")
+
+
+def _require(directory: Path) -> SandboxInfo:
+    if daemon.running_pid(directory.resolve()) is None:
+        raise UsageError(f"no sandbox running in {directory}", hint=f"start one: `migrator sandbox up --dir {directory}`")
+    return SandboxInfo.load(directory.resolve())
+
+
+def status(directory: Path) -> SandboxResult:
+    return _result(directory.resolve(), _require(directory), "")
+
+
+def seed(directory: Path, tables: int, rows: int, seed_value: int = 1, prefix: str = "extra_") -> SandboxResult:
+    """More data in the source cluster, sent through its Redshift endpoint like any client's."""
+    import redshift_connector
+
+    from migrator.sandbox.seed import seed_cluster
+
+    info = _require(directory)
+    source = info.clusters[info.source_cluster_id]
+    conn = redshift_connector.connect(host=source.host, port=source.port, database=source.database,
+                                      user=source.user, password=source.password, ssl=False)
+    conn.autocommit = True
+    cursor = conn.cursor()
+
+    def execute(sql: str) -> Any:
+        cursor.execute(sql)
+        return cursor.fetchall() if cursor.description else None
+
+    try:
+        summary = seed_cluster(execute, tables=tables, rows=rows, seed=seed_value, prefix=prefix)
+    finally:
+        conn.close()
+    return _result(directory.resolve(), info, f"seeded {len(summary.tables)} tables, "
+                                               f"{sum(summary.tables.values()):,} rows", brief=True)
+
+
+def fault(directory: Path, kind: str, nth: int = 1, times: int = 1, match: dict[str, str] | None = None,
+          params: dict[str, Any] | None = None) -> SandboxResult:
+    info = _require(directory)
+    if kind not in KINDS:
+        raise UsageError(f"unknown fault kind {kind!r}", hint=f"one of: {', '.join(sorted(KINDS))}")
+    FaultPlan(directory.resolve()).add(kind, nth=nth, times=times, match=match, **(params or {}))
+    return _result(directory.resolve(), info, f"fault {kind} armed (nth={nth}, times={times}, match={match or {}})",
+                   brief=True)

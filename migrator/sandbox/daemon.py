@@ -1,0 +1,102 @@
+"""`migrator sandbox up` runs the sandbox in a background process: this module.
+
+The daemon owns every part (proxies and moto live in its memory); `down` sends it
+SIGTERM and it stops them all, PostgreSQL servers included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from migrator.errors import EnvironmentProblem, UsageError
+from migrator.sandbox.sandbox import INFO_FILE, Sandbox, SandboxInfo
+
+PID_FILE = "daemon.pid"
+LOG_FILE = "daemon.log"
+
+
+def serve(directory: Path, tables: int, rows: int, seed: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with Sandbox(directory, seed_tables=tables, seed_rows=rows, seed=seed) as sb:
+        (directory / PID_FILE).write_text(str(os.getpid()))
+        print(f"ready {sb.info.endpoint_url}", flush=True)
+        while not stop:
+            signal.pause()
+    (directory / PID_FILE).unlink(missing_ok=True)
+    (directory / INFO_FILE).unlink(missing_ok=True)
+
+
+def running_pid(directory: Path) -> int | None:
+    try:
+        pid = int((directory / PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def up(directory: Path, *, tables: int = 6, rows: int = 1000, seed: int = 0, timeout: float = 120.0) -> SandboxInfo:
+    directory = directory.resolve()
+    if running_pid(directory):
+        raise UsageError(f"a sandbox is already running in {directory}", hint=f"`migrator sandbox down --dir {directory}`")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (directory / INFO_FILE).unlink(missing_ok=True)
+    log = open(directory / LOG_FILE, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "migrator.sandbox.daemon", str(directory), "--tables", str(tables),
+                             "--rows", str(rows), "--seed", str(seed)], stdout=subprocess.PIPE, stderr=log,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()  # blocks until ready or the daemon dies
+    if not line.startswith("ready"):
+        proc.wait(timeout=timeout)
+        tail = (directory / LOG_FILE).read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise EnvironmentProblem(f"sandbox failed to start: {tail[0]}", hint=f"see {directory / LOG_FILE}")
+    proc.stdout.close()
+    return SandboxInfo.load(directory)
+
+
+def down(directory: Path, timeout: float = 60.0) -> bool:
+    pid = running_pid(directory.resolve())
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)  # waiting for another process to exit; there is no handle to wait on
+    raise EnvironmentProblem(f"sandbox daemon {pid} did not stop within {timeout:.0f}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m migrator.sandbox.daemon")
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--tables", type=int, default=6)
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    serve(args.directory.resolve(), args.tables, args.rows, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""The whole local sandbox: AWS on moto, clusters on PostgreSQL behind Redshift
+wire proxies, a seeded source cluster, and ready-to-run migration configs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrator.sandbox.aws import AwsSandbox
+from migrator.sandbox.cluster_host import LocalClusterHost
+from migrator.sandbox.faults import FaultPlan
+from migrator.sandbox.proxy import ProxyThread
+
+log = logging.getLogger("migrator.sandbox")
+
+SOURCE_CLUSTER = "analytics"
+BUCKET = "migrator-sandbox-staging"
+INFO_FILE = "sandbox.json"
+
+
+@dataclass
+class ClusterInfo:
+    id: str
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+
+
+@dataclass
+class SandboxInfo:
+    directory: str
+    pid: int
+    endpoint_url: str
+    region: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    kms_key_id: str
+    kms_key_arn: str
+    kms_alias: str
+    disabled_kms_key_id: str
+    other_region: str
+    other_region_kms_key_arn: str
+    iam_role_arn: str
+    source_cluster_id: str
+    clusters: dict[str, ClusterInfo] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: Path) -> "SandboxInfo":
+        data = json.loads((directory / INFO_FILE).read_text())
+        data["clusters"] = {k: ClusterInfo(**v) for k, v in data["clusters"].items()}
+        return cls(**data)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a process that should talk to this sandbox's AWS."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_DEFAULT_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url,
+                "MIGRATOR_SANDBOX_PASSWORD": self.clusters[self.source_cluster_id].password}
+
+
+def _password() -> str:
+    # Redshift's rules: 8-64 characters with upper case, lower case and a digit.
+    return "Sb" + secrets.token_hex(10) + "9x"
+
+
+class Sandbox:
+    """``with Sandbox(directory) as sb:`` — everything up; leaves when the block ends."""
+
+    def __init__(self, directory: Path | str, *, seed_tables: int = 6, seed_rows: int = 1000, seed: int = 0,
+                 durations: dict[str, float] | None = None, metrics_interval: float = 5.0,
+                 region: str = "us-east-1") -> None:
+        self.directory = Path(directory).resolve()
+        self.seed_tables, self.seed_rows, self.seed = seed_tables, seed_rows, seed
+        self.durations = {"create_seconds": 0.5, "modify_seconds": 3.0, "rename_seconds": 0.5,
+                          "reboot_seconds": 0.5, "delete_seconds": 0.5, "snapshot_seconds": 0.5,
+                          **(durations or {})}
+        self.metrics_interval = metrics_interval
+        self.region = region
+        self.faults = FaultPlan(self.directory)
+        self.proxies: ProxyThread | None = None
+        self.host: LocalClusterHost | None = None
+        self.aws: AwsSandbox = None  # type: ignore[assignment]
+        self.info: SandboxInfo = None  # type: ignore[assignment]
+        self._boot: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._metrics: threading.Thread | None = None
+        self.passwords: dict[str, str] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> "Sandbox":
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        started = time.monotonic()
+        self.proxies = ProxyThread()
+        self.host = LocalClusterHost(self.directory / "clusters", self.proxies, self.faults,
+                                     s3_client=lambda: self.aws.client("s3"),
+                                     kms_client=lambda: self.aws.client("kms"),
+                                     iam_roles=lambda: {self._boot["iam_role_arn"]}, region=self.region)
+        try:
+            self.aws = AwsSandbox(self.host, self.faults, region=self.region, log_dir=self.directory,
+                                  **self.durations)
+            self.aws.start()
+            self._boot = self.aws.bootstrap(BUCKET)
+            self.create_cluster(SOURCE_CLUSTER, encrypted=False)
+            self._seed()
+            self._write_info()
+            self._write_configs()
+            self._metrics = threading.Thread(target=self._publish_metrics, name="sandbox-metrics", daemon=True)
+            self._metrics.start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("sandbox up in %.1fs", time.monotonic() - started)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._metrics is not None:
+            self._metrics.join(timeout=10)
+        if self.host is not None:
+            self.host.close()
+        if self.aws is not None:
+            self.aws.stop()
+        if self.proxies is not None:
+            self.proxies.close()
+
+    def __enter__(self) -> "Sandbox":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- clusters ----------------------------------------------------------------------------
+
+    def create_cluster(self, cluster_id: str, *, encrypted: bool, kms_key_id: str | None = None,
+                       node_type: str = "ra3.xlplus", nodes: int = 2, wait: bool = True) -> ClusterInfo:
+        password = _password()
+        params: dict[str, Any] = dict(
+            ClusterIdentifier=cluster_id, NodeType=node_type, MasterUsername="awsuser",
+            MasterUserPassword=password, DBName="dev", IamRoles=[self._boot["iam_role_arn"]],
+            Encrypted=encrypted)
+        params.update(ClusterType="multi-node", NumberOfNodes=nodes) if nodes > 1 else params.update(
+            ClusterType="single-node")
+        if kms_key_id:
+            params["KmsKeyId"] = kms_key_id
+        self.client("redshift").create_cluster(**params)
+        self.passwords[cluster_id] = password
+        if wait:
+            self.wait_available(cluster_id)
+        return self.cluster_info(cluster_id)
+
+    def wait_available(self, cluster_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        redshift = self.client("redshift")
+        deadline = time.monotonic() + timeout
+        while True:
+            cluster = redshift.describe_clusters(ClusterIdentifier=cluster_id)["Clusters"][0]
+            if cluster["ClusterStatus"] == "available":
+                return cluster  # type: ignore[no-any-return]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cluster {cluster_id} still {cluster['ClusterStatus']} after {timeout}s")
+            time.sleep(0.05)  # polling a modelled status that changes with time, not synchronising a test
+
+    def cluster_info(self, cluster_id: str) -> ClusterInfo:
+        cluster = self.client("redshift").describe_clusters(ClusterIdentifier=cluster_id)["Clusters"][0]
+        endpoint = cluster.get("Endpoint", {})
+        password = self.passwords.get(cluster_id) or self._password_by_runtime(cluster_id)
+        return ClusterInfo(cluster_id, endpoint.get("Address", "127.0.0.1"), int(endpoint.get("Port", 0)),
+                           cluster.get("DBName", "dev"), cluster["MasterUsername"], password)
+
+    def _password_by_runtime(self, cluster_id: str) -> str:
+        assert self.host is not None
+        runtime = self.host.runtime(cluster_id)
+        return runtime.proxy.users.get(runtime.master_user, "")
+
+    # -- access ------------------------------------------------------------------------------
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        return self.aws.client(service, region)
+
+    def connect(self, cluster_id: str, *, autocommit: bool = False) -> Any:
+        import redshift_connector
+
+        info = self.cluster_info(cluster_id)
+        conn = redshift_connector.connect(host=info.host, port=info.port, database=info.database,
+                                          user=info.user, password=info.password, ssl=False, timeout=60)
+        conn.autocommit = autocommit
+        return conn
+
+    def admin_dsn(self, cluster_id: str) -> str:
+        assert self.host is not None
+        return self.host.runtime(cluster_id).admin_dsn()
+
+    def env(self) -> dict[str, str]:
+        return self.info.env()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        from migrator.sandbox.seed import seed_cluster
+
+        if self.seed_tables > 0:
+            seed_cluster(self.admin_dsn(SOURCE_CLUSTER), tables=self.seed_tables, rows=self.seed_rows,
+                         seed=self.seed)
+
+    def seed_more(self, tables: int, rows: int, seed: int = 1, prefix: str = "more_") -> Any:
+        from migrator.sandbox.seed import seed_cluster
+
+        return seed_cluster(self.admin_dsn(SOURCE_CLUSTER), tables=tables, rows=rows, seed=seed, prefix=prefix)
+
+    def _write_info(self) -> None:
+        assert self.host is not None
+        boot = self._boot
+        self.info = SandboxInfo(
+            directory=str(self.directory), pid=os.getpid(), endpoint_url=self.aws.endpoint_url, region=self.region,
+            access_key=self.aws.credentials["aws_access_key_id"],
+            secret_key=self.aws.credentials["aws_secret_access_key"], bucket=boot["bucket"],
+            kms_key_id=boot["kms_key_id"], kms_key_arn=boot["kms_key_arn"], kms_alias=boot["kms_key_alias"],
+            disabled_kms_key_id=boot["disabled_kms_key_id"], other_region=boot["other_region"],
+            other_region_kms_key_arn=boot["other_region_kms_key_arn"], iam_role_arn=boot["iam_role_arn"],
+            source_cluster_id=SOURCE_CLUSTER,
+            clusters={r.cluster_id: self.cluster_info(r.cluster_id) for r in self.host.runtimes()})
+        path = self.directory / INFO_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self.info), fh, indent=2)
+        tmp.replace(path)
+
+    def _write_configs(self) -> None:
+        info = self.info
+        common = (f'region = "{info.region}"\nstore = "sqlite:///.migrator/{{name}}.db"\n'
+                  f'aws_endpoint_url = "{info.endpoint_url}"\n\n'
+                  f'[source]\ncluster_id = "{SOURCE_CLUSTER}"\ndatabase = "dev"\nuser = "awsuser"\n'
+                  'password_env = "MIGRATOR_SANDBOX_PASSWORD"\n\n')
+        unload_copy = ('[migration]\nname = "sandbox-unload-copy"\nstrategy = "unload-copy"\n'
+                       + common.replace("{name}", "unload-copy")
+                       + f'[target]\ncluster_id = "{SOURCE_CLUSTER}-encrypted"\nencryption = "kms"\n'
+                       f'kms_key_id = "{info.kms_alias}"\n\n'
+                       f'[staging]\ns3_uri = "s3://{info.bucket}/migrator/"\niam_role_arn = "{info.iam_role_arn}"\n'
+                       f'kms_key_id = "{info.kms_alias}"\n')
+        modify = ('[migration]\nname = "sandbox-modify"\nstrategy = "modify"\n'
+                  + common.replace("{name}", "modify")
+                  + f'[target]\nencryption = "kms"\nkms_key_id = "{info.kms_alias}"\n')
+        (self.directory / "unload-copy.toml").write_text(unload_copy)
+        (self.directory / "modify.toml").write_text(modify)
+
+    def _publish_metrics(self) -> None:
+        """CloudWatch figures derived from what the proxies really saw, so freeze checks can fail for real."""
+        assert self.proxies is not None
+        last: dict[str, int] = {}
+        while not self._stop.wait(self.metrics_interval):
+            for cluster_id, proxy in self.proxies.proxies().items():
+                stats = proxy.stats.snapshot()
+                writes = stats.get("write_statements", 0)
+                delta = max(0, writes - last.get(cluster_id, writes))
+                last[cluster_id] = writes
+                try:
+                    self.aws.publish_metrics(cluster_id, write_iops=delta / self.metrics_interval,
+                                             cpu=min(100.0, 2.0 + 10.0 * stats.get("statements", 0) % 50),
+                                             connections=float(stats.get("connections_open", 0)))
+                except Exception as exc:  # metrics are best effort; the sandbox must keep serving
+                    log.warning("metrics for %s not published: %s", cluster_id, exc)
