@@ -8,6 +8,16 @@ statements the :class:`StatementInterceptor` claims: those never reach
 PostgreSQL; the proxy answers the protocol itself and runs the intercept's work
 on Execute, in a worker thread, over the client's own backend session.
 
+Optional attributes an :class:`Intercept` may carry (read with getattr):
+``atomic`` (default True): outside a transaction block the proxy wraps the
+work in BEGIN/COMMIT, so it is all-or-nothing like one Redshift statement; set
+False for work PostgreSQL refuses inside a block (VACUUM).
+``handles_sql_error_faults`` (default False): the proxy then leaves
+``sql_error`` faults to the emulation, which can match on the table.
+``after_statement`` is called for intercepted statements too, after success.
+An intercept raising ConnectionAbortedError makes the proxy drop the client
+and backend connections there and then, as if the network failed mid-statement.
+
 Client messages are handled strictly in order by one task per connection; one
 relay task reads the backend. Every message forwarded to the backend records
 what response ends it, so before the proxy answers a message itself it can wait
@@ -24,6 +34,7 @@ import secrets
 import struct
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable, Literal, TypeVar
 
@@ -47,6 +58,17 @@ PASSED_STARTUP_PARAMS = ("application_name", "client_encoding", "DateStyle", "Ti
 WRITE_TAGS = frozenset({"INSERT", "UPDATE", "DELETE", "COPY", "CREATE", "DROP", "ALTER", "TRUNCATE"})
 _COPY_CHUNK = 1 << 18
 _T = TypeVar("_T")
+_POOL_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _intercept_pool() -> ThreadPoolExecutor:
+    """Intercepts may run for minutes; they get their own threads so that short jobs on the
+    loop's default executor (observers, fault checks) never queue behind them."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=64, thread_name_prefix="sandbox-intercept"))
+        return _POOL[0]
 
 
 def quote_ident(name: str) -> str:
@@ -80,6 +102,56 @@ def first_keyword(sql: str) -> str:
     rest = sql[_LEADING_NOISE.match(sql).end():]  # type: ignore[union-attr]
     match = _WORD.match(rest)
     return match.group(0).lower() if match else ""
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a query string at top-level semicolons (quotes, dollar quotes and comments respected)."""
+    parts: list[str] = []
+    start = i = 0
+    n = len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch == "'" or ch == '"':
+            backslashes = ch == "'" and i > 0 and sql[i - 1] in "eE" and (i < 2 or not sql[i - 2].isalnum())
+            i += 1
+            while i < n:
+                if backslashes and sql[i] == "\\":
+                    i += 2
+                    continue
+                if sql[i] == ch:
+                    if i + 1 < n and sql[i + 1] == ch:
+                        i += 2
+                        continue
+                    break
+                i += 1
+        elif ch == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end
+        elif ch == "/" and sql.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if sql.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif sql.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+            continue
+        elif ch == "$":
+            tag = _DOLLAR_TAG.match(sql, i)
+            if tag is not None and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+                end = sql.find(tag.group(0), tag.end())
+                i = n if end < 0 else end + len(tag.group(0))
+                continue
+        elif ch == ";":
+            parts.append(sql[start:i])
+            start = i + 1
+        i += 1
+    parts.append(sql[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
 def is_write_tag(tag: str) -> bool:
@@ -123,7 +195,8 @@ class _Expect:
 
     kind: Literal["parse", "bind", "describe", "execute", "close", "sync", "query"]
     sql: str | None = None
-    internal: bool = False  # the proxy's own Sync: its ReadyForQuery is not the client's
+    internal: bool = False  # its ReadyForQuery is the proxy's, not the client's
+    failed: bool = False
 
 
 @dataclass
@@ -184,6 +257,7 @@ class _Session:
         self.info = SessionInfo(proxy.cluster_id, "", "", 0)
         self.tx_status = "I"
         self._started = False
+        self._counted = False
         self._expect: deque[_Expect] = deque()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -199,23 +273,20 @@ class _Session:
 
     async def run(self) -> None:
         peer = self.client_writer.get_extra_info("peername")
-        counted = False
         try:
             if await self._startup():
-                counted = True
-                self.proxy.stats.connections_total += 1
-                self.proxy.stats.connections_open += 1
                 log.info("cluster %s: session pid=%s user=%s from %s", self.proxy.cluster_id,
                          self.info.pid, self.info.user, peer)
                 await self._serve()
         except _Dropped:
             log.warning("cluster %s: connection pid=%s dropped by fault", self.proxy.cluster_id, self.info.pid)
         except (ConnectionError, asyncio.IncompleteReadError, wire.ProtocolError, OSError) as exc:
-            log.info("cluster %s: connection pid=%s ended: %s", self.proxy.cluster_id, self.info.pid, exc)
+            log.info("cluster %s: connection pid=%s ended: %s", self.proxy.cluster_id, self.info.pid, exc,
+                     exc_info=log.isEnabledFor(logging.DEBUG))
         except Exception:  # a proxy bug must end one session, not the server
             log.exception("cluster %s: session pid=%s failed", self.proxy.cluster_id, self.info.pid)
         finally:
-            if counted:
+            if self._counted:
                 self.proxy.stats.connections_open -= 1
             await self.close()
 
@@ -241,6 +312,7 @@ class _Session:
     async def _startup(self) -> bool:
         while True:
             code, rest = await self.client.read_startup()
+            log.debug("cluster %s: startup packet code %s", self.proxy.cluster_id, code)
             if code in (wire.SSL_REQUEST, wire.GSSENC_REQUEST):
                 self.client_writer.write(b"N")
                 continue
@@ -248,19 +320,31 @@ class _Session:
                 pid, key = struct.unpack("!Ii", rest[:8])
                 await self.proxy.forward_cancel(pid, key)
                 return False
-            if code != wire.PROTOCOL_3:
+            if code >> 16 != 3:
                 await self._fatal("0A000", f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}")
                 return False
             break
         params = wire.decode_startup_params(rest)
+        extensions = [k for k in params if k.startswith("_pq_.")]
+        if code != wire.PROTOCOL_3 or extensions:
+            # Like PostgreSQL: offer 3.0 and name the protocol options we ignore.
+            self.client_writer.write(wire.negotiate_protocol_version(0, extensions))
         user = params.get("user", "")
         self.info.user = user
         self.info.database = params.get("database") or user
         if not await self._authenticate(user):
             return False
+        expected_db = self.proxy.database
+        if expected_db is not None and self.info.database != expected_db:
+            await self._fatal("3D000", f'database "{self.info.database}" does not exist')
+            return False
         if not await self._connect_backend(params):
             return False
         self._started = True
+        # Counted before the client can see it is connected, so stats never lag behind it.
+        self._counted = True
+        self.proxy.stats.connections_total += 1
+        self.proxy.stats.connections_open += 1
         out = [wire.auth_request(wire.AUTH_OK)]
         out += [wire.parameter_status(k, v) for k, v in self._startup_params.items()]
         out.append(wire.message(b"K", struct.pack("!Ii", *self.backend_key)))
@@ -286,7 +370,7 @@ class _Session:
         if expected is None or kind != b"p":
             ok = False
         elif self.proxy.auth == "md5":
-            ok = hmac.compare_digest(supplied, wire.md5_password(user, expected, salt))
+            ok = hmac.compare_digest(supplied.encode("utf-8"), wire.md5_password(user, expected, salt).encode("ascii"))
         else:
             ok = hmac.compare_digest(supplied.encode("utf-8"), expected.encode("utf-8"))
         if not ok:
@@ -296,7 +380,13 @@ class _Session:
 
     async def _connect_backend(self, client_params: dict[str, str]) -> bool:
         proxy = self.proxy
-        reader, self.backend_writer = await asyncio.open_connection(proxy.pg_host, proxy.pg_port)
+        try:
+            reader, self.backend_writer = await asyncio.open_connection(proxy.pg_host, proxy.pg_port)
+        except OSError as exc:
+            log.error("cluster %s: cannot reach PostgreSQL at %s:%s: %s", proxy.cluster_id, proxy.pg_host,
+                      proxy.pg_port, exc)
+            await self._fatal("57P03", "the database system is not accepting connections")
+            return False
         self.backend = wire.MessageReader(reader)
         params = {"user": proxy.pg_user, "database": proxy.pg_database}
         params.update({k: client_params[k] for k in PASSED_STARTUP_PARAMS if k in client_params})
@@ -370,6 +460,13 @@ class _Session:
         assert self.backend is not None
         try:
             while True:
+                if self._capture is None:
+                    run = self.backend.take_run(b"Dd")
+                    if run:
+                        self.client_writer.write(run)
+                        if not self.backend.buffered():
+                            await self.client_writer.drain()
+                        continue
                 kind, payload = await self.backend.read()
                 if self._capture is not None:
                     self._capture.put_nowait((kind, payload))
@@ -397,7 +494,9 @@ class _Session:
                 await self._completed(head.sql or "", wire.decode_command_complete(payload))
             if head is not None and head.kind == "execute":
                 self._pop()
-        elif kind == b"E" and head is not None and head.kind not in ("query", "sync"):
+        elif kind == b"E" and head is not None and head.kind == "query":
+            head.failed = True
+        elif kind == b"E" and head is not None and head.kind != "sync":
             # The backend now ignores everything up to the next Sync.
             while self._expect and self._expect[0].kind != "sync":
                 self._expect.popleft()
@@ -431,6 +530,8 @@ class _Session:
         if self._expect and self._expect[-1].kind not in ("sync", "query"):
             # Without a Sync the backend may hold its answers back, and a failed
             # pipeline would swallow our own queries.
+            log.debug("cluster %s: pid=%s syncing pending pipeline before answering locally",
+                      self.proxy.cluster_id, self.info.pid)
             self._send_backend(wire.SYNC, _Expect("sync", internal=True))
         await self._idle.wait()
         if self._backend_dead:
@@ -445,6 +546,9 @@ class _Session:
         if capture is None:
             raise RuntimeError("roundtrip outside _owning_backend")
         result = _RoundTrip()
+        if self._backend_dead:
+            result.error = BackendError("08006", "connection to the database was lost")
+            return result
         self._send_backend(wire.query(sql))
         while True:
             kind, payload = await capture.get()
@@ -485,6 +589,10 @@ class _Session:
             await self.backend_writer.drain()
         self._send_backend(wire.COPY_DONE)
 
+    async def _flush_backend(self) -> None:
+        if self.backend_writer is not None:
+            await self.backend_writer.drain()
+
     # ------------------------------------------------------------ client side
 
     async def _serve(self) -> None:
@@ -493,9 +601,16 @@ class _Session:
             b"E": self._on_execute, b"C": self._on_close, b"S": self._on_sync,
         }
         while True:
+            run = b"" if self._skipping else self.client.take_run(b"d")
+            if run:  # COPY FROM STDIN data from psql: relayed in bulk
+                self._send_backend(run)
+                await self._flush_backend()
+                continue
             kind, payload = await self.client.read()
             if kind == b"X":
-                self._send_backend(wire.TERMINATE)
+                if not self._backend_dead and self.backend_writer is not None:
+                    self.backend_writer.write(wire.TERMINATE)
+                    self.backend_writer.close()  # graceful: PostgreSQL reads the Terminate first
                 return
             handler = handlers.get(kind)
             if handler is not None:
@@ -507,8 +622,7 @@ class _Session:
             if self._backend_dead:
                 return
             await self.client_writer.drain()
-            assert self.backend_writer is not None
-            await self.backend_writer.drain()
+            await self._flush_backend()
 
     def _forward(self, kind: bytes, payload: bytes, expect: _Expect) -> None:
         if not self._skipping:
@@ -602,9 +716,11 @@ class _Session:
         portal_name, _max_rows = wire.decode_execute(payload)
         portal = self._portals.get(portal_name)
         statement = portal.statement if portal else None
-        failure = await self._faults(first_keyword(statement.sql) if statement else "")
+        failure = await self._faults(first_keyword(statement.sql) if statement else "",
+                                     statement.intercept if statement else None)
         if failure is not None:
-            await self._fail(*failure, simple=False)
+            await self._fail(*failure)
+            self._skipping = True
         elif statement is None or statement.intercept is None:
             self._forward(b"E", payload, _Expect("execute", statement.sql if statement else None))
         else:
@@ -620,19 +736,43 @@ class _Session:
             return  # PostgreSQL ignores even simple queries until Sync
         sql = wire.decode_query(payload)
         intercept = self._classify(sql)
-        failure = await self._faults(first_keyword(sql))
-        if failure is not None:
-            await self._fail(*failure, simple=True)
-        elif intercept is None:
-            self._send_backend(wire.message(b"Q", payload), _Expect("query", sql))
+        parts = [(sql, intercept)]
+        if intercept is None:
+            pieces = split_statements(sql)
+            if len(pieces) > 1:
+                classified = [(piece, self._classify(piece)) for piece in pieces]
+                if any(claimed is not None for _, claimed in classified):
+                    parts = classified
+        if len(parts) == 1 and intercept is None:
+            failure = await self._faults(first_keyword(sql), None)
+            if failure is None:
+                self._send_backend(wire.message(b"Q", payload), _Expect("query", sql))
+                return
+            await self._fail(*failure)
         else:
+            # A query string mixing intercepted and normal statements runs one
+            # statement at a time, stopping at the first error as PostgreSQL does.
+            for part_sql, part_intercept in parts:
+                if not await self._simple_statement(part_sql, part_intercept):
+                    break
+        self._reply(wire.ready_for_query(self.tx_status))
+
+    async def _simple_statement(self, sql: str, intercept: Intercept | None) -> bool:
+        failure = await self._faults(first_keyword(sql), intercept)
+        if failure is not None:
+            await self._fail(*failure)
+            return False
+        if intercept is not None:
             await self._drain()
-            await self._intercepted(sql, intercept, [], simple=True)
-            self._reply(wire.ready_for_query(self.tx_status))
+            return await self._intercepted(sql, intercept, [], simple=True)
+        expect = _Expect("query", sql, internal=True)
+        self._send_backend(wire.query(sql), expect)
+        await self._drain()
+        return not expect.failed
 
     # ------------------------------------------------------------ faults and intercepts
 
-    async def _faults(self, keyword: str) -> tuple[str, str, str | None] | None:
+    async def _faults(self, keyword: str, intercept: Intercept | None) -> tuple[str, str, str | None] | None:
         """Apply the fault plan before a statement runs; returns an error to report instead, if any."""
         plan = self.proxy.faults
         if plan is None:
@@ -643,24 +783,26 @@ class _Session:
             raise _Dropped()
         latency = await asyncio.to_thread(plan.take, "latency", **attrs)
         if latency is not None:
+            log.warning("cluster %s: pid=%s injected latency %s before %s", self.proxy.cluster_id,
+                        self.info.pid, latency.params, keyword)
             await asyncio.sleep(float(latency.params.get("seconds", 1.0)))
+        if getattr(intercept, "handles_sql_error_faults", False):
+            return None  # the emulation matches sql_error faults itself (it knows the table)
         error = await asyncio.to_thread(plan.take, "sql_error", **attrs)
         if error is not None:
+            log.warning("cluster %s: pid=%s injected error %s for %s", self.proxy.cluster_id, self.info.pid,
+                        error.params, keyword)
             return (str(error.params.get("sqlstate", "XX000")),
                     str(error.params.get("message", "injected failure")), error.params.get("detail"))
         return None
 
-    async def _fail(self, sqlstate: str, text: str, detail: str | None, *, simple: bool) -> None:
+    async def _fail(self, sqlstate: str, text: str, detail: str | None) -> None:
         """Report an error the backend never raised, leaving its transaction as PostgreSQL would."""
         await self._drain()
         if self.tx_status == "T":
             async with self._owning_backend():
                 await self.roundtrip(raise_statement(sqlstate, text, detail))
         self._reply(wire.error_response(sqlstate, text, detail))
-        if simple:
-            self._reply(wire.ready_for_query(self.tx_status))
-        else:
-            self._skipping = True
 
     async def _intercepted(self, sql: str, intercept: Intercept, formats: list[int], *, simple: bool) -> bool:
         """Run an intercepted statement and answer the client; False when it failed."""
@@ -695,15 +837,22 @@ class _Session:
         async with self._owning_backend():
             # Outside a transaction block the statement gets its own, as Redshift's
             # UNLOAD/COPY are atomic even in autocommit mode.
-            own_transaction = self.tx_status == "I"
+            own_transaction = self.tx_status == "I" and getattr(intercept, "atomic", True)
             if own_transaction:
                 await self.roundtrip("BEGIN")
             handle = _BackendHandle(self, asyncio.get_running_loop())
+            watcher = asyncio.create_task(self._abort_when_client_leaves())
             try:
-                result = await asyncio.to_thread(intercept.execute, handle, self.info)
+                result = await asyncio.get_running_loop().run_in_executor(
+                    _intercept_pool(), intercept.execute, handle, self.info)
             except BackendError as err:
                 await self._after_failure(err, own_transaction)
                 raise
+            except ConnectionAbortedError:
+                # The emulation asks to lose the connection mid-statement (a drop_connection
+                # fault keyed on something only it knows, e.g. the table).
+                self.abort()
+                raise _Dropped() from None
             except Exception as exc:
                 log.exception("cluster %s: intercepted statement crashed", self.proxy.cluster_id)
                 err = BackendError("XX000", f"sandbox emulation failed: {exc}")
@@ -711,11 +860,21 @@ class _Session:
                 raise err from exc
             finally:
                 handle.active = False
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)  # before anyone reads the client again
             if own_transaction and self.tx_status != "I":
                 done = await self.roundtrip("COMMIT")
                 if done.error is not None:
                     raise done.error
             return result
+
+    async def _abort_when_client_leaves(self) -> None:
+        """While an intercept runs nobody reads the client; a client that leaves must still
+        end the backend at once, so the work rolls back instead of committing."""
+        await self.client.wait_eof()
+        log.info("cluster %s: client of pid=%s left during an intercepted statement", self.proxy.cluster_id,
+                 self.info.pid)
+        self.abort()
 
     async def _after_failure(self, err: BackendError, own_transaction: bool) -> None:
         if own_transaction:
@@ -756,7 +915,9 @@ class RedshiftProxy:
         auth: Literal["md5", "cleartext"] = "md5",
         host: str = "127.0.0.1",
         port: int = 0,
+        database: str | None = None,
     ) -> None:
+        """``database``: the name clients must ask for (None: any name reaches ``pg_database``)."""
         if auth not in ("md5", "cleartext"):
             raise ValueError(f"unsupported auth method {auth!r}")
         self.cluster_id = cluster_id
@@ -769,6 +930,7 @@ class RedshiftProxy:
         self.interceptor = interceptor
         self.faults = faults
         self.auth = auth
+        self.database = database
         self.host = host
         self.port = port
         self.stats = ProxyStats()
@@ -801,6 +963,13 @@ class RedshiftProxy:
             self._server = None
         log.info("cluster %s: proxy stopped", self.cluster_id)
 
+    async def drop_sessions(self) -> None:
+        """Disconnect every client (a reboot); open transactions roll back, the listener stays."""
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.abort()
+        await asyncio.gather(*(t for t in list(self._tasks)), return_exceptions=True)
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = _Session(self, reader, writer)
         task = asyncio.current_task()
@@ -819,11 +988,13 @@ class RedshiftProxy:
             log.info("cluster %s: ignoring cancel request for unknown pid %s", self.cluster_id, pid)
             return
         try:
-            _reader, writer = await asyncio.open_connection(self.pg_host, self.pg_port)
+            reader, writer = await asyncio.open_connection(self.pg_host, self.pg_port)
             writer.write(wire.cancel_request(pid, key))
             await writer.drain()
+            # PostgreSQL closes the socket once the cancel is delivered; the client waits for that too.
+            await asyncio.wait_for(reader.read(), timeout=10)
             writer.close()
-        except OSError as exc:
+        except (OSError, asyncio.TimeoutError) as exc:
             log.warning("cluster %s: cancel for pid %s failed: %s", self.cluster_id, pid, exc)
 
 
@@ -877,6 +1048,9 @@ class ProxyThread:
         if proxy is not None:
             self.call(proxy.stop())
 
+    def drop_sessions(self, cluster_id: str) -> None:
+        self.call(self.get(cluster_id).drop_sessions())
+
     def rename(self, old_id: str, new_id: str) -> None:
         """The cluster changed identifier; its proxy (and port) follow it."""
         with self._lock:
@@ -897,4 +1071,4 @@ class ProxyThread:
 
 
 __all__ = ["ProxyStats", "ProxyThread", "RedshiftProxy", "first_keyword", "quote_ident", "quote_literal",
-           "raise_statement"]
+           "raise_statement", "split_statements"]

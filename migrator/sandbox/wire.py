@@ -52,44 +52,81 @@ class MessageReader:
     def __init__(self, reader: asyncio.StreamReader, chunk: int = 1 << 16) -> None:
         self._reader = reader
         self._buf = bytearray()
+        self._pos = 0  # consumed prefix of _buf; compacted lazily to keep reads O(n)
         self._chunk = chunk
+
+    def _available(self) -> int:
+        return len(self._buf) - self._pos
 
     def buffered(self) -> bool:
         """True when a whole message is already buffered (no socket read needed)."""
-        if len(self._buf) < 5:
+        if self._available() < 5:
             return False
-        (length,) = struct.unpack_from("!I", self._buf, 1)
-        return len(self._buf) >= 1 + length
+        (length,) = struct.unpack_from("!I", self._buf, self._pos + 1)
+        return self._available() >= 1 + length
 
     async def _fill(self, need: int) -> None:
+        if self._available() >= need:
+            return
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
         while len(self._buf) < need:
             data = await self._reader.read(max(self._chunk, need - len(self._buf)))
             if not data:
                 raise ConnectionResetError("peer closed the connection")
             self._buf += data
 
+    def _take(self, size: int) -> bytes:
+        out = bytes(self._buf[self._pos:self._pos + size])
+        self._pos += size
+        return out
+
+    async def wait_eof(self) -> None:
+        """Buffer whatever arrives until the peer closes; cancel the wait to stop watching."""
+        while True:
+            data = await self._reader.read(self._chunk)
+            if not data:
+                return
+            self._buf += data
+
+    def take_run(self, kinds: bytes) -> bytes:
+        """The longest run of whole buffered messages whose type is in ``kinds``, still framed.
+
+        Bulk rows and COPY data need no inspection, so they are relayed in one write.
+        """
+        buf, start = self._buf, self._pos
+        pos, end = start, len(buf)
+        while end - pos >= 5 and buf[pos] in kinds:
+            (length,) = struct.unpack_from("!I", buf, pos + 1)
+            if length < 4 or end - pos < 1 + length:
+                break
+            pos += 1 + length
+        if pos == start:
+            return b""
+        self._pos = pos
+        return bytes(buf[start:pos])
+
     async def read(self) -> tuple[bytes, bytes]:
         await self._fill(5)
-        kind = bytes(self._buf[:1])
-        (length,) = struct.unpack_from("!I", self._buf, 1)
+        (length,) = struct.unpack_from("!I", self._buf, self._pos + 1)
         if length < 4 or length > MAX_MESSAGE:
             raise ProtocolError(f"bad message length {length}")
         await self._fill(1 + length)
-        payload = bytes(self._buf[5:1 + length])
-        del self._buf[:1 + length]
-        return kind, payload
+        kind = self._take(1)
+        self._pos += 4
+        return kind, self._take(length - 4)
 
     async def read_startup(self) -> tuple[int, bytes]:
         """The untyped first packet: (protocol code, rest)."""
         await self._fill(4)
-        (length,) = struct.unpack_from("!I", self._buf, 0)
+        (length,) = struct.unpack_from("!I", self._buf, self._pos)
         if length < 8 or length > 10_000:
             raise ProtocolError(f"bad startup packet length {length}")
         await self._fill(length)
-        (code,) = struct.unpack_from("!I", self._buf, 4)
-        rest = bytes(self._buf[8:length])
-        del self._buf[:length]
-        return code, rest
+        (code,) = struct.unpack_from("!I", self._buf, self._pos + 4)
+        self._pos += 8
+        return code, self._take(length - 8)
 
 
 # ---------------------------------------------------------------- startup
@@ -109,8 +146,12 @@ def startup_message(params: dict[str, str]) -> bytes:
     return struct.pack("!I", len(body) + 4) + body
 
 
+def negotiate_protocol_version(minor: int, unrecognized: list[str]) -> bytes:
+    return message(b"v", struct.pack("!II", minor, len(unrecognized)) + b"".join(cstr(o) for o in unrecognized))
+
+
 def cancel_request(pid: int, key: int) -> bytes:
-    return struct.pack("!IIII", 16, CANCEL_REQUEST, pid, key)
+    return struct.pack("!IIIi", 16, CANCEL_REQUEST, pid, key)
 
 
 # ---------------------------------------------------------------- authentication

@@ -135,6 +135,8 @@ def check_value(col: TargetColumn, value: str) -> str | None:
 
 class CopyIntercept:
     columns: Sequence[Column] = ()
+    #: The statement checks sql_error faults itself (it knows the table), so the proxy must not count them too.
+    handles_sql_error_faults = True
 
     def __init__(self, ctx: DataContext, opts: CopyOptions, sql: str) -> None:
         self.ctx = ctx

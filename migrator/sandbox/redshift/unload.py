@@ -86,6 +86,8 @@ def strip_query(query: str) -> str:
 
 class UnloadIntercept:
     columns: Sequence[Column] = ()
+    #: The statement checks sql_error faults itself (it knows the table), so the proxy must not count them too.
+    handles_sql_error_faults = True
 
     def __init__(self, ctx: DataContext, opts: UnloadOptions, sql: str) -> None:
         self.ctx = ctx
