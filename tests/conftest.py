@@ -14,6 +14,8 @@ from migrator.config import LoadedConfig, parse_config
 from migrator.sandbox.postgres import PostgresServer
 from migrator.store import Store, db
 
+pytest_plugins = ["migrator.sandbox.pytest_plugin"]
+
 _db_counter = itertools.count()
 
 

@@ -12,8 +12,12 @@ __all__ = ["ClusterInfo", "Sandbox", "SandboxInfo"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from migrator.sandbox import sandbox
+    if name in ("ClusterInfo", "SandboxInfo"):
+        from migrator.sandbox import info
 
-        return getattr(sandbox, name)
+        return getattr(info, name)
+    if name == "Sandbox":
+        from migrator.sandbox.sandbox import Sandbox
+
+        return Sandbox
     raise AttributeError(name)

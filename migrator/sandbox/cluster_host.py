@@ -8,7 +8,9 @@ renamed or deleted.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -121,6 +123,7 @@ class LocalClusterHost:
         runtime.syslog.close()
         runtime.pg.stop()
         shutil.rmtree(self.directory / runtime.key, ignore_errors=True)
+        self._write_registry()
 
     def rename(self, old_id: str, new_id: str) -> None:
         with self._lock:
@@ -128,6 +131,7 @@ class LocalClusterHost:
             runtime.cluster_id = new_id
             self._clusters[new_id] = runtime
         self.proxies.rename(old_id, new_id)
+        self._write_registry()
 
     def list_tables(self, cluster_id: str) -> list[str]:
         runtime = self.runtime(cluster_id)
@@ -184,4 +188,18 @@ class LocalClusterHost:
         runtime = ClusterRuntime(key, cluster_id, database, master_user, pg, proxy, syslog)
         with self._lock:
             self._clusters[cluster_id] = runtime
+        self._write_registry()
         return runtime
+
+    def _write_registry(self) -> None:
+        """clusters.json: how other processes (tests, the demo) reach each cluster, mode 0600."""
+        data = {r.cluster_id: {"host": "127.0.0.1", "port": r.proxy.port, "database": r.database,
+                               "user": r.master_user, "password": r.proxy.users.get(r.master_user, ""),
+                               "admin_dsn": r.admin_dsn()} for r in self.runtimes()}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory.parent / "clusters.json"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+        tmp.replace(path)

@@ -10,7 +10,7 @@ from migrator.errors import UsageError
 from migrator.results import SandboxResult
 from migrator.sandbox import daemon
 from migrator.sandbox.faults import KINDS, FaultPlan
-from migrator.sandbox.sandbox import SandboxInfo
+from migrator.sandbox.info import SandboxInfo
 
 
 def _result(directory: Path, info: SandboxInfo, message: str, brief: bool = False) -> SandboxResult:

@@ -7,6 +7,7 @@ SIGTERM and it stops them all, PostgreSQL servers included.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -16,13 +17,16 @@ import time
 from pathlib import Path
 
 from migrator.errors import EnvironmentProblem, UsageError
-from migrator.sandbox.sandbox import INFO_FILE, Sandbox, SandboxInfo
+from migrator.procinfo import pid_alive
+from migrator.sandbox.info import INFO_FILE, SandboxInfo
 
 PID_FILE = "daemon.pid"
 LOG_FILE = "daemon.log"
 
 
-def serve(directory: Path, tables: int, rows: int, seed: int) -> None:
+def serve(directory: Path, tables: int, rows: int, seed: int, durations: dict[str, float] | None = None) -> None:
+    from migrator.sandbox.sandbox import Sandbox  # the heavy part (moto, proxies), only in the daemon
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = False
 
@@ -32,7 +36,7 @@ def serve(directory: Path, tables: int, rows: int, seed: int) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with Sandbox(directory, seed_tables=tables, seed_rows=rows, seed=seed) as sb:
+    with Sandbox(directory, seed_tables=tables, seed_rows=rows, seed=seed, durations=durations) as sb:
         (directory / PID_FILE).write_text(str(os.getpid()))
         print(f"ready {sb.info.endpoint_url}", flush=True)
         while not stop:
@@ -46,14 +50,11 @@ def running_pid(directory: Path) -> int | None:
         pid = int((directory / PID_FILE).read_text())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return pid if pid_alive(pid) else None
 
 
-def up(directory: Path, *, tables: int = 6, rows: int = 1000, seed: int = 0, timeout: float = 120.0) -> SandboxInfo:
+def up(directory: Path, *, tables: int = 6, rows: int = 1000, seed: int = 0, timeout: float = 120.0,
+       durations: dict[str, float] | None = None) -> SandboxInfo:
     directory = directory.resolve()
     if running_pid(directory):
         raise UsageError(f"a sandbox is already running in {directory}", hint=f"`migrator sandbox down --dir {directory}`")
@@ -61,7 +62,8 @@ def up(directory: Path, *, tables: int = 6, rows: int = 1000, seed: int = 0, tim
     (directory / INFO_FILE).unlink(missing_ok=True)
     log = open(directory / LOG_FILE, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "migrator.sandbox.daemon", str(directory), "--tables", str(tables),
-                             "--rows", str(rows), "--seed", str(seed)], stdout=subprocess.PIPE, stderr=log,
+                             "--rows", str(rows), "--seed", str(seed), "--durations", json.dumps(durations or {})],
+                            stdout=subprocess.PIPE, stderr=log,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()  # blocks until ready or the daemon dies
@@ -80,11 +82,9 @@ def down(directory: Path, timeout: float = 60.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not pid_alive(pid):  # a zombie (our own exited child) counts as gone
             return True
-        time.sleep(0.1)  # waiting for another process to exit; there is no handle to wait on
+        time.sleep(0.05)  # waiting for another process to exit; there is no handle to wait on
     raise EnvironmentProblem(f"sandbox daemon {pid} did not stop within {timeout:.0f}s")
 
 
@@ -94,8 +94,9 @@ def main() -> None:
     parser.add_argument("--tables", type=int, default=6)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--durations", default="{}", help='control-plane seconds, e.g. {"modify_seconds": 5}')
     args = parser.parse_args()
-    serve(args.directory.resolve(), args.tables, args.rows, args.seed)
+    serve(args.directory.resolve(), args.tables, args.rows, args.seed, json.loads(args.durations) or None)
 
 
 if __name__ == "__main__":

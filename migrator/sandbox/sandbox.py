@@ -15,61 +15,15 @@ from typing import Any
 
 from migrator.sandbox.aws import AwsSandbox
 from migrator.sandbox.cluster_host import LocalClusterHost
+from migrator.sandbox.client import create_cluster, wait_available
 from migrator.sandbox.faults import FaultPlan
+from migrator.sandbox.info import INFO_FILE, ClusterInfo, SandboxInfo
 from migrator.sandbox.proxy import ProxyThread
 
 log = logging.getLogger("migrator.sandbox")
 
 SOURCE_CLUSTER = "analytics"
 BUCKET = "migrator-sandbox-staging"
-INFO_FILE = "sandbox.json"
-
-
-@dataclass
-class ClusterInfo:
-    id: str
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str
-
-
-@dataclass
-class SandboxInfo:
-    directory: str
-    pid: int
-    endpoint_url: str
-    region: str
-    access_key: str
-    secret_key: str
-    bucket: str
-    kms_key_id: str
-    kms_key_arn: str
-    kms_alias: str
-    disabled_kms_key_id: str
-    other_region: str
-    other_region_kms_key_arn: str
-    iam_role_arn: str
-    source_cluster_id: str
-    clusters: dict[str, ClusterInfo] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, directory: Path) -> "SandboxInfo":
-        data = json.loads((directory / INFO_FILE).read_text())
-        data["clusters"] = {k: ClusterInfo(**v) for k, v in data["clusters"].items()}
-        return cls(**data)
-
-    def env(self) -> dict[str, str]:
-        """Environment for a process that should talk to this sandbox's AWS."""
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
-                "AWS_DEFAULT_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url,
-                "MIGRATOR_SANDBOX_PASSWORD": self.clusters[self.source_cluster_id].password}
-
-
-def _password() -> str:
-    # Redshift's rules: 8-64 characters with upper case, lower case and a digit.
-    return "Sb" + secrets.token_hex(10) + "9x"
 
 
 class Sandbox:
@@ -80,10 +34,10 @@ class Sandbox:
                  region: str = "us-east-1") -> None:
         self.directory = Path(directory).resolve()
         self.seed_tables, self.seed_rows, self.seed = seed_tables, seed_rows, seed
+        durations = dict(durations or {})
+        self.metrics_interval = float(durations.pop("metrics_interval", metrics_interval))
         self.durations = {"create_seconds": 0.5, "modify_seconds": 3.0, "rename_seconds": 0.5,
-                          "reboot_seconds": 0.5, "delete_seconds": 0.5, "snapshot_seconds": 0.5,
-                          **(durations or {})}
-        self.metrics_interval = metrics_interval
+                          "reboot_seconds": 0.5, "delete_seconds": 0.5, "snapshot_seconds": 0.5, **durations}
         self.region = region
         self.faults = FaultPlan(self.directory)
         self.proxies: ProxyThread | None = None
@@ -143,31 +97,12 @@ class Sandbox:
 
     def create_cluster(self, cluster_id: str, *, encrypted: bool, kms_key_id: str | None = None,
                        node_type: str = "ra3.xlplus", nodes: int = 2, wait: bool = True) -> ClusterInfo:
-        password = _password()
-        params: dict[str, Any] = dict(
-            ClusterIdentifier=cluster_id, NodeType=node_type, MasterUsername="awsuser",
-            MasterUserPassword=password, DBName="dev", IamRoles=[self._boot["iam_role_arn"]],
-            Encrypted=encrypted)
-        params.update(ClusterType="multi-node", NumberOfNodes=nodes) if nodes > 1 else params.update(
-            ClusterType="single-node")
-        if kms_key_id:
-            params["KmsKeyId"] = kms_key_id
-        self.client("redshift").create_cluster(**params)
+        password = create_cluster(self.client("redshift"), cluster_id, self._boot["iam_role_arn"], encrypted=encrypted,
+                                  kms_key_id=kms_key_id, node_type=node_type, nodes=nodes)
         self.passwords[cluster_id] = password
         if wait:
-            self.wait_available(cluster_id)
+            wait_available(self.client("redshift"), cluster_id)
         return self.cluster_info(cluster_id)
-
-    def wait_available(self, cluster_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        redshift = self.client("redshift")
-        deadline = time.monotonic() + timeout
-        while True:
-            cluster = redshift.describe_clusters(ClusterIdentifier=cluster_id)["Clusters"][0]
-            if cluster["ClusterStatus"] == "available":
-                return cluster  # type: ignore[no-any-return]
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"cluster {cluster_id} still {cluster['ClusterStatus']} after {timeout}s")
-            time.sleep(0.05)  # polling a modelled status that changes with time, not synchronising a test
 
     def cluster_info(self, cluster_id: str) -> ClusterInfo:
         cluster = self.client("redshift").describe_clusters(ClusterIdentifier=cluster_id)["Clusters"][0]
@@ -261,7 +196,7 @@ class Sandbox:
             for cluster_id, proxy in self.proxies.proxies().items():
                 stats = proxy.stats.snapshot()
                 writes = stats.get("write_statements", 0)
-                delta = max(0, writes - last.get(cluster_id, writes))
+                delta = max(0, writes - last.get(cluster_id, 0))
                 last[cluster_id] = writes
                 try:
                     self.aws.publish_metrics(cluster_id, write_iops=delta / self.metrics_interval,

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from migrator.aws.clients import AwsClients
 from migrator.config import ConnectionSection
 from migrator.credentials import resolve
 from migrator.errors import ConfigError, RemoteError
+from migrator.sandbox.client import SandboxClient
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        yield AwsClients("us-east-1", session=boto3.Session())
+def aws(sandbox: SandboxClient) -> AwsClients:
+    session = boto3.Session(aws_access_key_id=sandbox.info.access_key, aws_secret_access_key=sandbox.info.secret_key)
+    return AwsClients(sandbox.info.region, endpoint_url=sandbox.info.endpoint_url, session=session)
 
 
 def test_env_password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,20 +35,19 @@ def test_missing_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_secrets_manager_json_and_plain(aws: AwsClients) -> None:
     sm = aws.client("secretsmanager")
-    arn = sm.create_secret(Name="db", SecretString=json.dumps({"username": "etl", "password": "s3cr3t"}))["ARN"]
+    arn = sm.create_secret(Name="creds-json", SecretString=json.dumps({"username": "etl", "password": "s3cr3t"}))["ARN"]
     creds = resolve(ConnectionSection(cluster_id="a", secret_arn=arn), "source", aws)
     assert (creds.user, creds.password) == ("etl", "s3cr3t")
-    plain = sm.create_secret(Name="plain", SecretString="justpw")["ARN"]
+    plain = sm.create_secret(Name="creds-plain", SecretString="justpw")["ARN"]
     assert resolve(ConnectionSection(cluster_id="a", secret_arn=plain), "source", aws).password == "justpw"
     with pytest.raises(RemoteError, match="cannot read secret") as info:
         resolve(ConnectionSection(cluster_id="a", secret_arn=arn + "x"), "target", aws)
     assert "s3cr3t" not in info.value.one_line()
 
 
-def test_iam_auth(aws: AwsClients) -> None:
-    aws.client("redshift").create_cluster(ClusterIdentifier="a", NodeType="ra3.xlplus", MasterUsername="admin",
-                                          MasterUserPassword="Passw0rd!", ClusterType="single-node")
-    creds = resolve(ConnectionSection(cluster_id="a", user="etl", iam_auth=True), "source", aws)
+def test_iam_auth(aws: AwsClients, sandbox: SandboxClient) -> None:
+    creds = resolve(ConnectionSection(cluster_id=sandbox.info.source_cluster_id, user="etl", iam_auth=True),
+                    "source", aws)
     assert creds.user.endswith("etl") and creds.password
     with pytest.raises(RemoteError, match="GetClusterCredentials for missing failed"):
         resolve(ConnectionSection(cluster_id="missing", iam_auth=True), "source", aws)

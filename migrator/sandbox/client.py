@@ -1,0 +1,155 @@
+"""A sandbox running in another process, seen from this one: what tests, the demo
+and the CLI use. Each sandbox process owns its own moto state, so two never mix."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from migrator.sandbox import daemon
+from migrator.sandbox.faults import FaultPlan
+from migrator.sandbox.info import ClusterInfo, SandboxInfo
+
+
+def _password() -> str:
+    # Redshift's rules: 8-64 characters with upper case, lower case and a digit.
+    return "Sb" + secrets.token_hex(10) + "9x"
+
+
+def create_cluster(redshift: Any, cluster_id: str, iam_role_arn: str, *, encrypted: bool,
+                   kms_key_id: str | None = None, node_type: str = "ra3.xlplus", nodes: int = 2) -> str:
+    """Create a cluster through the (sandbox's) Redshift API; returns its master password."""
+    password = _password()
+    params: dict[str, Any] = dict(
+        ClusterIdentifier=cluster_id, NodeType=node_type, MasterUsername="awsuser", MasterUserPassword=password,
+        DBName="dev", IamRoles=[iam_role_arn], Encrypted=encrypted)
+    if nodes > 1:
+        params.update(ClusterType="multi-node", NumberOfNodes=nodes)
+    else:
+        params.update(ClusterType="single-node")
+    if kms_key_id:
+        params["KmsKeyId"] = kms_key_id
+    redshift.create_cluster(**params)
+    return password
+
+
+def wait_available(redshift: Any, cluster_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster = redshift.describe_clusters(ClusterIdentifier=cluster_id)["Clusters"][0]
+        if cluster["ClusterStatus"] == "available":
+            return cluster  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"cluster {cluster_id} still {cluster['ClusterStatus']} after {timeout}s")
+        time.sleep(0.05)  # polling a modelled status that changes with time, not synchronising a test
+
+
+class SandboxClient:
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory).resolve()
+        self.info = SandboxInfo.load(self.directory)
+        self.faults = FaultPlan(self.directory)
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    @classmethod
+    def start(cls, directory: Path | str, *, tables: int = 6, rows: int = 1000, seed: int = 0,
+              durations: dict[str, float] | None = None) -> "SandboxClient":
+        daemon.up(Path(directory), tables=tables, rows=rows, seed=seed, durations=durations)
+        return cls(directory)
+
+    def stop(self) -> None:
+        daemon.down(self.directory)
+
+    def __enter__(self) -> "SandboxClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- AWS ---------------------------------------------------------------------------------
+
+    def client(self, service: str, region: str | None = None, max_attempts: int = 3) -> Any:
+        key = (service, region or self.info.region)
+        if key not in self._clients:
+            self._clients[key] = boto3.session.Session().client(
+                service, region_name=key[1], endpoint_url=self.info.endpoint_url,
+                aws_access_key_id=self.info.access_key, aws_secret_access_key=self.info.secret_key,
+                config=Config(retries={"max_attempts": max_attempts, "mode": "standard"}))
+        return self._clients[key]
+
+    def calls(self, action: str | None = None) -> list[dict[str, Any]]:
+        """The control plane's log of mutating Redshift calls (proof of "exactly one modify")."""
+        path = self.directory / "aws-calls.log"
+        if not path.exists():
+            return []
+        entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [e for e in entries if action is None or e.get("action") == action]
+
+    def env(self) -> dict[str, str]:
+        return self.info.env()
+
+    # -- clusters ----------------------------------------------------------------------------
+
+    def _registry(self) -> dict[str, dict[str, Any]]:
+        return dict(json.loads((self.directory / "clusters.json").read_text()))
+
+    def cluster_ids(self) -> list[str]:
+        return sorted(self._registry())
+
+    def cluster_info(self, cluster_id: str) -> ClusterInfo:
+        entry = self._registry()[cluster_id]
+        return ClusterInfo(cluster_id, entry["host"], int(entry["port"]), entry["database"], entry["user"],
+                           entry["password"])
+
+    def admin_dsn(self, cluster_id: str) -> str:
+        """Straight to the cluster's PostgreSQL, bypassing the proxy: for independent checks."""
+        return str(self._registry()[cluster_id]["admin_dsn"])
+
+    def connect(self, cluster_id: str, *, autocommit: bool = False) -> Any:
+        import redshift_connector
+
+        info = self.cluster_info(cluster_id)
+        conn = redshift_connector.connect(host=info.host, port=info.port, database=info.database, user=info.user,
+                                          password=info.password, ssl=False, timeout=60)
+        conn.autocommit = autocommit
+        return conn
+
+    def create_cluster(self, cluster_id: str, *, encrypted: bool = False, kms_key_id: str | None = None,
+                       node_type: str = "ra3.xlplus", nodes: int = 2, wait: bool = True) -> ClusterInfo:
+        create_cluster(self.client("redshift"), cluster_id, self.info.iam_role_arn, encrypted=encrypted,
+                       kms_key_id=kms_key_id, node_type=node_type, nodes=nodes)
+        if wait:
+            wait_available(self.client("redshift"), cluster_id)
+        return self.cluster_info(cluster_id)
+
+    def wait_available(self, cluster_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        return wait_available(self.client("redshift"), cluster_id, timeout)
+
+    def seed(self, cluster_id: str, *, tables: int, rows: int, seed: int = 0, prefix: str = "") -> Any:
+        """Seed a cluster through its Redshift endpoint, as any client would."""
+        from migrator.sandbox.seed import seed_cluster
+
+        conn = self.connect(cluster_id, autocommit=True)
+        cursor = conn.cursor()
+
+        def execute(sql: str) -> Any:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else None
+
+        try:
+            return seed_cluster(execute, tables=tables, rows=rows, seed=seed, prefix=prefix)
+        finally:
+            conn.close()
+
+    def create_seeded_cluster(self, cluster_id: str, *, tables: int = 4, rows: int = 500, seed: int = 0,
+                              encrypted: bool = False, node_type: str = "ra3.xlplus") -> ClusterInfo:
+        """A private source for a test that changes its cluster (so it cannot disturb others)."""
+        info = self.create_cluster(cluster_id, encrypted=encrypted, node_type=node_type)
+        self.seed(cluster_id, tables=tables, rows=rows, seed=seed)
+        return info

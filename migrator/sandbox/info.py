@@ -1,0 +1,51 @@
+"""What a running sandbox tells its users: written to DIR/sandbox.json (mode 0600)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INFO_FILE = "sandbox.json"
+
+
+@dataclass
+class ClusterInfo:
+    id: str
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+
+
+@dataclass
+class SandboxInfo:
+    directory: str
+    pid: int
+    endpoint_url: str
+    region: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    kms_key_id: str
+    kms_key_arn: str
+    kms_alias: str
+    disabled_kms_key_id: str
+    other_region: str
+    other_region_kms_key_arn: str
+    iam_role_arn: str
+    source_cluster_id: str
+    clusters: dict[str, ClusterInfo] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: Path) -> "SandboxInfo":
+        data = json.loads((directory / INFO_FILE).read_text())
+        data["clusters"] = {k: ClusterInfo(**v) for k, v in data["clusters"].items()}
+        return cls(**data)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a process that should talk to this sandbox's AWS."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_DEFAULT_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url,
+                "MIGRATOR_SANDBOX_PASSWORD": self.clusters[self.source_cluster_id].password}
