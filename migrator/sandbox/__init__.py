@@ -2,6 +2,15 @@
 
 Importing this package is cheap; `Sandbox` (which needs moto and friends from the
 `sandbox` extra) loads on first use.
+
+Tests and tools should not run `Sandbox` in their own process (moto keeps global
+state): start it as a daemon and use `migrator.sandbox.client.SandboxClient`
+(`SandboxClient.start(dir, durations={...})`), or the pytest fixtures `sandbox`
+(session) and `fresh_sandbox` (function) from `migrator.sandbox.pytest_plugin`.
+The client's API: .info, .client(service), .calls(action), .env(), .cluster_info(id),
+.connect(id), .admin_dsn(id), .create_cluster(id, ...), .create_seeded_cluster(id, ...),
+.seed(id, ...), .wait_available(id), .faults. Use a private cluster
+(`create_seeded_cluster`) for any test that changes one.
 """
 
 from __future__ import annotations
