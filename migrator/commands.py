@@ -6,6 +6,7 @@ Reading commands (`status`, `history`, `graph`) open the store read-only.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from migrator.config import STRATEGIES, LoadedConfig, load_config
@@ -14,7 +15,7 @@ from migrator.engine.runner import RunOptions, Runner, default_registry, ensure_
 from migrator.errors import UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, InitResult, RunResult, StatusResult,
                               TableRow)
-from migrator.store import Store, db
+from migrator.store import Store, db, utcnow
 from migrator.store.db import redact
 
 
@@ -75,10 +76,14 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         lease = store.get_run_lease(migration)
         counts = store.count_by_state(migration)
         tables = store.list_tables(migration, order_by_size=True) if with_tables else []
+        copy_started = store.first_event_time(migration, "start_unload")
+        bytes_done = store.bytes_moved(migration)
+        progress = store.latest_event(migration, "progress")
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
     rows_done = sum(c.rows for c in counts if c.state == "validated")
+    rate, eta = _throughput(copy_started, rows_done, rows_total, migration.finished_at)
     return StatusResult(
         migration=migration.name, strategy=migration.strategy, phase=migration.phase,
         phase_tags=sorted(state.tags) if state else [], updated_at=migration.updated_at,
@@ -89,7 +94,20 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         approvals=sorted(migration.approvals), next_step=_next_step(state, migration.approvals, config_path),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
                          t.last_error) for t in tables],
+        bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
+        progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
     )
+
+
+def _throughput(started: datetime | None, done: int, total: int,
+                finished: datetime | None) -> tuple[float | None, float | None]:
+    if started is None or done == 0:
+        return None, None
+    elapsed = ((finished or utcnow()) - started).total_seconds()
+    if elapsed <= 0:
+        return None, None
+    rate = done / elapsed
+    return rate, (total - done) / rate if total > done else 0.0
 
 
 def _next_step(state: object, approvals: dict[str, object], config_path: Path) -> str:

@@ -91,6 +91,12 @@ class StatusResult(Result):
     approvals: list[str]
     next_step: str
     tables: list[TableRow] = field(default_factory=list)
+    bytes_done: int = 0
+    rows_per_second: float | None = None
+    eta_seconds: float | None = None
+    #: The newest progress report of a long remote operation (e.g. DescribeResize figures).
+    progress: dict[str, Any] = field(default_factory=dict)
+    progress_at: datetime | None = None
 
     def render(self) -> RenderableType:
         head = Table.grid(padding=(0, 2))
@@ -108,6 +114,14 @@ class StatusResult(Result):
             pct = 100.0 * self.rows_done / self.rows_total if self.rows_total else 100.0
             head.add_row("tables", f"{self.tables_total} ({states})")
             head.add_row("rows", f"{self.rows_done:,} of {self.rows_total:,} validated ({pct:.1f}%)")
+        if self.rows_per_second:
+            eta = f", about {_duration(self.eta_seconds)} left" if self.eta_seconds is not None else ""
+            head.add_row("throughput", f"{self.rows_per_second:,.0f} rows/s, {self.bytes_done / 1e6:,.1f} MB staged"
+                                       f"{eta}")
+        if self.progress:
+            figures = ", ".join(f"{k}={v}" for k, v in self.progress.items())
+            when = f" (at {self.progress_at:%H:%M:%S})" if self.progress_at else ""
+            head.add_row("progress", figures + when)
         if self.approvals:
             head.add_row("approved", ", ".join(self.approvals))
         if self.last_error:
@@ -124,6 +138,14 @@ class StatusResult(Result):
                              row.last_error or "")
             parts.append(grid)
         return Group(*parts)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
 
 
 @dataclass

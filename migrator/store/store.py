@@ -322,6 +322,24 @@ class Store:
         with self._read() as conn:
             return [_view(EventView, r) for r in conn.execute(query).all()]
 
+    def latest_event(self, migration: MigrationView, trigger: str) -> EventView | None:
+        query = (select(Event.__table__).where(Event.migration_id == migration.id, Event.trigger == trigger)
+                 .order_by(Event.id.desc()).limit(1))
+        with self._read() as conn:
+            row = conn.execute(query).first()
+        return _view(EventView, row) if row else None
+
+    def first_event_time(self, migration: MigrationView, trigger: str) -> datetime | None:
+        query = select(func.min(Event.at)).where(Event.migration_id == migration.id, Event.trigger == trigger)
+        with self._read() as conn:
+            return _utc(conn.execute(query).scalar())
+
+    def bytes_moved(self, migration: MigrationView) -> int:
+        query = select(func.coalesce(func.sum(TableTask.bytes_unloaded), 0)).where(
+            TableTask.migration_id == migration.id, TableTask.state.in_(["loaded", "validating", "validated"]))
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
+
     # -- run lease ---------------------------------------------------------------------------
 
     def get_run_lease(self, migration: MigrationView) -> LeaseView | None:

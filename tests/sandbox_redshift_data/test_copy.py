@@ -30,7 +30,7 @@ def test_rollback_undoes_copy(env: Env) -> None:
     assert env.scalar("select count(*) from t") == "2"
     assert env.scalar("select current_setting('redshift.last_copy_count')") == "2"
     assert int(env.scalar("select current_setting('redshift.last_copy_id')") or 0) >= 100000
-    assert env.commits[-1][1:] == ("t", [url], 2)
+    assert env.commits[-1][1:] == ('"public"."t"', [url], 2)
 
 
 def test_hostile_table_and_column_names(env: Env) -> None:
@@ -59,7 +59,7 @@ def test_bad_row_fails_with_stl_load_errors_message(env: Env) -> None:
     with pytest.raises(BackendError) as err:
         env.run(f"copy nums from '{env.url('bad/')}' iam_role '{ROLE}'")
     assert err.value.message == "Load into table 'nums' failed. Check 'stl_load_errors' system table for details."
-    assert env.load_errors == [(env.session, "nums", 2, "id", "Invalid digit, Value 'x', Pos 0, Type: Integer")]
+    assert env.load_errors == [(env.session, '"public"."nums"', 2, "id", "Invalid digit, Value 'x', Pos 0, Type: Integer")]
     assert env.scalar("select count(*) from nums") == "0"
     env.run(f"copy nums from '{env.url('bad/')}' iam_role '{ROLE}' maxerror 1")
     assert env.scalar("select string_agg(id::text, ',' order by id) from nums") == "1,3"

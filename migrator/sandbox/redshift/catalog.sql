@@ -257,7 +257,9 @@ select ca.schemaname::name as schemaname, ca.tablename::name as tablename, ca.at
        (case when ca.sortkey_kind = 'INTERLEAVED' and ca.sortpos % 2 = 0 then -ca.sortpos else ca.sortpos end)::int as sortkey,
        ca.attnotnull as notnull
 from redshift_sys.column_attrs ca
-where pg_table_is_visible(ca.reloid);
+where pg_table_is_visible(ca.reloid)
+-- Redshift lists a table's columns in their declared order; clients rely on it.
+order by ca.schemaname, ca.tablename, ca.attnum;
 
 create or replace function redshift_sys.exact_rows(rel oid) returns bigint
 language plpgsql stable as $$

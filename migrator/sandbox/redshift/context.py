@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -113,3 +114,14 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
 
 def set_session_value(backend: Backend, name: str, value: str) -> None:
     backend.query(f"select set_config({quote_literal(name)}, {quote_literal(value)}, false)")
+
+
+def notify(hook: Callable[..., Any] | None, *args: Any) -> None:
+    """Call a system-log hook; a logging failure must never fail the user's statement."""
+    if hook is None:
+        return
+    try:
+        hook(*args)
+    except Exception as exc:  # the log is best effort, the statement is not
+        logging.getLogger("migrator.sandbox.redshift").warning("system log hook %s failed: %s",
+                                                               getattr(hook, "__name__", hook), exc)

@@ -39,6 +39,7 @@ from migrator.sandbox.redshift import formats
 from migrator.sandbox.redshift.context import (
     INTERNAL,
     DataContext,
+    notify,
     check_fault,
     check_role,
     check_session,
@@ -159,9 +160,9 @@ class CopyIntercept:
         files = self._read_files(s3)
         rows, errors = self._parse(files, columns)
         if len(errors) > o.maxerror:
-            self._report(session, relname, errors)
+            self._report(session, f"{quote_ident(schema)}.{quote_ident(relname)}", errors)
             raise self._failure(relname, errors[0])
-        self._report(session, relname, errors)
+        self._report(session, f"{quote_ident(schema)}.{quote_ident(relname)}", errors)
         col_list = ", ".join(quote_ident(c.name) for c in columns)
         try:
             backend.copy_in(f"copy {self.qualified} ({col_list}) from stdin", formats.encode_pg_text(rows))
@@ -169,12 +170,12 @@ class CopyIntercept:
             if exc.sqlstate == "25P02":
                 raise
             err = LoadError(files[0].url if files else o.source, 0, "", exc.message)
-            self._report(session, relname, [err])
+            self._report(session, f"{quote_ident(schema)}.{quote_ident(relname)}", [err])
             raise self._failure(relname, err) from exc
         set_session_value(backend, "redshift.last_copy_count", str(len(rows)))
         set_session_value(backend, "redshift.last_copy_id", str(next_copy_id()))
-        if self.ctx.on_load_commit is not None:
-            self.ctx.on_load_commit(session, relname, [f.url for f in files], len(rows))
+        notify(self.ctx.on_load_commit, session, f"{quote_ident(schema)}.{quote_ident(relname)}",
+               [f.url for f in files], len(rows))
         return QueryResult("COPY")
 
     # ------------------------------------------------------------------ table
@@ -382,10 +383,9 @@ class CopyIntercept:
 
     # ---------------------------------------------------------------- errors
     def _report(self, session: SessionInfo, relname: str, errors: list[LoadError]) -> None:
-        if self.ctx.on_load_error is None:
-            return
+        # `relname` arrives schema-qualified and quoted: the log resolves it on its own connection.
         for err in errors:
-            self.ctx.on_load_error(session, relname, err.line, err.column, err.reason)
+            notify(self.ctx.on_load_error, session, relname, err.line, err.column, err.reason)
 
     @staticmethod
     def _failure(relname: str, first: LoadError) -> BackendError:

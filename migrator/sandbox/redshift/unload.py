@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from migrator.sandbox.interfaces import Backend, BackendError, Column, QueryResult, SessionInfo
 from migrator.sandbox.redshift import formats
 from migrator.sandbox.redshift.context import (
+    notify,
     INTERNAL,
     DataContext,
     check_fault,
@@ -118,9 +119,8 @@ class UnloadIntercept:
             manifest = self._manifest(files, columns, len(rows), total_bytes)
             self._put(s3, bucket, prefix + "manifest", manifest, sse)
         set_session_value(backend, "redshift.last_unload_count", str(len(rows)))
-        if self.ctx.on_unload is not None:
-            for f in files:
-                self.ctx.on_unload(session, o.query, f.url, f.rows, len(f.body))
+        for f in files:
+            notify(self.ctx.on_unload, session, o.query, f.url, f.rows, len(f.body))
         return QueryResult("UNLOAD")
 
     # ---------------------------------------------------------- preconditions

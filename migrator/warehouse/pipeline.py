@@ -1,0 +1,149 @@
+"""One table through the unload-copy route: UNLOAD to a per-attempt prefix, load exactly
+once with a marker, reconcile from the marker after a crash.
+
+Staging verification (migrator.aws.staging), validation (checksum.py) and cleanup sit
+between and after these steps; the strategy records each step before and after.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from migrator.errors import RemoteError
+from migrator.warehouse.connection import Session
+from migrator.warehouse.inventory import ColumnInfo
+from migrator.warehouse.sql import (
+    PARQUET,
+    TEXT,
+    DataFormat,
+    copy_sql,
+    query,
+    select_all,
+    staging_prefix,
+    unload_sql,
+)
+
+BOOKKEEPING_SCHEMA = "migrator_bookkeeping"
+
+# Column types Parquet cannot carry through UNLOAD -> COPY without loss (AWS docs: GEOMETRY/
+# GEOGRAPHY unload only to text/CSV; TIME/TIMETZ, INTERVAL and HLLSKETCH have no Parquet
+# mapping COPY reads back; SUPER becomes Parquet JSON which COPY needs extra options for).
+_NOT_PARQUET = ("time", "timetz", "time with", "time without", "geometry", "geography", "hllsketch",
+                "interval", "super")
+
+
+def choose_format(columns: list[ColumnInfo]) -> DataFormat:
+    """Parquet unless a column's type cannot go through it; then pipe text with explicit NULLs."""
+    blocking = [f"{c.name} ({c.type})" for c in columns if c.type.lower().startswith(_NOT_PARQUET)]
+    if blocking:
+        return DataFormat(TEXT, "Parquet cannot carry " + ", ".join(blocking)
+                          + "; using delimited text with ADDQUOTES, ESCAPE and NULL AS '\\N' on both sides")
+    return DataFormat(PARQUET, "every column type maps to Parquet")
+
+
+@dataclass(frozen=True)
+class UnloadResult:
+    prefix: str
+    manifest_url: str
+    format: DataFormat
+    sql: str
+    rows: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    manifest_url: str
+    attempt: int
+    rows: int
+    statements: list[str]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MarkerState:
+    committed: bool
+    attempt: int | None = None
+    manifest: str | None = None
+    rows: int | None = None
+    loaded_at: datetime | None = None
+
+
+def unload_table(session: Session, schema: str, table: str, columns: list[ColumnInfo], *, staging_uri: str,
+                 migration: str, attempt: int, iam_role_arn: str, kms_key_id: str,
+                 fmt: DataFormat | None = None) -> UnloadResult:
+    """UNLOAD the table to its own attempt prefix (CLEANPATH: a rerun replaces leftovers)."""
+    fmt = fmt or choose_format(columns)
+    prefix = staging_prefix(staging_uri, migration, schema, table, attempt)
+    statement = unload_sql(select_all(schema, table, [c.name for c in columns]), prefix,
+                           iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
+    started = time.perf_counter()
+    session.run(statement, kind="unload", what=f"UNLOAD {schema}.{table}")
+    rows = session.run("select pg_last_unload_count()", kind="unload")
+    return UnloadResult(prefix, prefix + "manifest", fmt, statement, int(rows[0][0]) if rows else -1,
+                        time.perf_counter() - started)
+
+
+def ensure_bookkeeping(session: Session) -> list[str]:
+    """Create the marker schema/table if missing (autocommit session); returns statements run."""
+    if int(session.run(query("bookkeeping_exists"), kind="bookkeeping")[0][0]):
+        return []
+    statements = [f"create schema if not exists {BOOKKEEPING_SCHEMA}", query("bookkeeping")]
+    for s in statements:
+        session.run(s, kind="bookkeeping")
+    return statements
+
+
+def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url: str, fmt: DataFormat,
+                      iam_role_arn: str, migration: str, attempt: int, explicit_ids: bool,
+                      expected_rows: int) -> LoadResult:
+    """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, check the count,
+    write the marker, COMMIT. Any failure rolls the whole thing back; the table is then as
+    before and the load can simply run again. ``session`` must not be in autocommit."""
+    if session.conn.autocommit:
+        raise ValueError("load_exactly_once needs a transactional (autocommit off) session")
+    from migrator.warehouse.sql import qualified
+
+    statements = [f"DELETE FROM {qualified(schema, table)}",
+                  copy_sql(schema, table, manifest_url, iam_role_arn=iam_role_arn, fmt=fmt.name,
+                           explicit_ids=explicit_ids)]
+    started = time.perf_counter()
+    try:
+        session.run(statements[0], kind="load", what=f"DELETE FROM {schema}.{table}")
+        session.run(statements[1], kind="copy", what=f"COPY {schema}.{table}")
+        loaded = int(session.run("select pg_last_copy_count()", kind="copy")[0][0])
+        if loaded != expected_rows:
+            raise RemoteError(f"COPY {schema}.{table} loaded {loaded} rows, expected {expected_rows}",
+                              hint="rolled back; the table will be loaded again")
+        session.run(query("marker_delete"), [migration, schema, table], kind="load")
+        session.run(query("marker_insert"), [migration, schema, table, attempt, manifest_url, loaded], kind="load")
+        statements += [query("marker_delete"), query("marker_insert")]
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return LoadResult(manifest_url, attempt, loaded, statements, time.perf_counter() - started)
+
+
+def reconcile_load(session: Session, migration: str, schema: str, table: str,
+                   attempt: int | None = None) -> MarkerState:
+    """After a crash with the table 'loading': did the load commit? The marker is written in the
+    load's own transaction, so it exists exactly when the rows do."""
+    if not int(session.run(query("bookkeeping_exists"), kind="bookkeeping")[0][0]):
+        return MarkerState(False)
+    rows = session.run(query("marker_read"), [migration, schema, table], kind="bookkeeping")
+    if not session.conn.autocommit:
+        session.rollback()  # end the read-only transaction the driver opened
+    for row in rows:
+        if attempt is None or int(row[0]) == attempt:
+            return MarkerState(True, int(row[0]), str(row[1]), int(row[2]), row[3])
+    return MarkerState(False)
+
+
+def drop_bookkeeping(session: Session) -> list[str]:
+    """At the end of the migration: remove the marker schema (and nothing else)."""
+    statement = f"drop schema if exists {BOOKKEEPING_SCHEMA} cascade"
+    session.run(statement, kind="bookkeeping")
+    return [statement]

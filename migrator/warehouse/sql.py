@@ -1,0 +1,123 @@
+"""The one place identifiers are quoted, literals escaped and statements built.
+
+Ordinary statements bind their values as parameters (redshift_connector's ``%s``); only
+the option literals of UNLOAD/COPY (paths, role ARNs, key ids, NULL markers, the UNLOAD
+query text) cannot be bound, and go through :func:`option_literal`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from urllib.parse import quote
+
+from migrator.errors import ConfigError
+
+_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.*)$")
+_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/\-]+$")
+
+
+def quote_ident(name: str) -> str:
+    """A Redshift delimited identifier: any text except NUL, with ``"`` doubled."""
+    if not name or "\x00" in name:
+        raise ValueError(f"not a valid identifier: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, name: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def ident_list(names: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(quote_ident(n) for n in names)
+
+
+def option_literal(value: str) -> str:
+    """A string literal for UNLOAD/COPY text: Redshift unescapes ``\\\\`` and ``\\'`` there,
+    so backslashes are doubled and quotes doubled; NUL cannot be represented."""
+    if "\x00" in value:
+        raise ValueError("a NUL character cannot appear in a SQL literal")
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    m = _S3_URL.match(url)
+    if not m:
+        raise ConfigError(f"not an S3 URL: {url!r}", hint="use s3://bucket/prefix/")
+    return m.group(1), m.group(2)
+
+
+def check_role_arn(arn: str) -> str:
+    if not _ARN.match(arn):
+        raise ConfigError(f"not an IAM role ARN: {arn!r}", hint="arn:aws:iam::<account>:role/<name>")
+    return arn
+
+
+def staging_prefix(staging_uri: str, migration: str, schema: str, table: str, attempt: int) -> str:
+    """``<staging>/<migration>/<schema>.<table>/attempt-<n>/``; names are percent-encoded so a
+    ``/`` or other odd character in an identifier cannot escape the table's own prefix."""
+    bucket, prefix = split_s3_url(staging_uri)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    part = lambda s: quote(s, safe="")  # noqa: E731 - tiny local helper
+    return f"s3://{bucket}/{prefix}{part(migration)}/{part(schema)}.{part(table)}/attempt-{int(attempt)}/"
+
+
+@cache
+def query(name: str) -> str:
+    """A named query from migrator/warehouse/sql/<name>.sql."""
+    return resources.files("migrator.warehouse").joinpath("sql", f"{name}.sql").read_text("utf-8").strip().rstrip(";")
+
+
+# --------------------------------------------------------------------------- UNLOAD / COPY
+
+PARQUET = "PARQUET"
+TEXT = "TEXT"  # pipe-delimited, ADDQUOTES + ESCAPE + NULL AS '\N' on both sides, gzip
+NULL_MARKER = "\\N"
+
+
+@dataclass(frozen=True)
+class DataFormat:
+    name: str  # PARQUET | TEXT
+    reason: str
+
+
+def select_all(schema: str, table: str, columns: list[str]) -> str:
+    return f"SELECT {ident_list(columns)} FROM {qualified(schema, table)}"
+
+
+def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_id: str, fmt: str) -> str:
+    """UNLOAD with SSE-KMS under the given key, a verbose manifest, and CLEANPATH so a rerun
+    of the same attempt replaces what a crashed run left. IAM role only: no access keys."""
+    split_s3_url(prefix_url)
+    parts = [f"UNLOAD ({option_literal(query_text)})", f"TO {option_literal(prefix_url)}",
+             f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}"]
+    if fmt == PARQUET:
+        parts.append("FORMAT AS PARQUET")
+    elif fmt == TEXT:
+        parts.append(f"DELIMITER AS '|' ADDQUOTES ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP")
+    else:
+        raise ValueError(f"unknown format {fmt}")
+    parts += ["MANIFEST VERBOSE", f"ENCRYPTED KMS_KEY_ID {option_literal(kms_key_id)}", "CLEANPATH"]
+    return " ".join(parts)
+
+
+def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, fmt: str,
+             explicit_ids: bool) -> str:
+    """COPY from the manifest. Never ``ENCRYPTED`` (that means client-side encryption; the
+    staged files are SSE-KMS and S3 decrypts them for the role)."""
+    split_s3_url(manifest_url)
+    parts = [f"COPY {qualified(schema, table)}", f"FROM {option_literal(manifest_url)}",
+             f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}", "MANIFEST"]
+    if fmt == PARQUET:
+        parts.append("FORMAT AS PARQUET")
+    elif fmt == TEXT:
+        parts.append(f"DELIMITER AS '|' REMOVEQUOTES ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP")
+    else:
+        raise ValueError(f"unknown format {fmt}")
+    if explicit_ids:
+        parts.append("EXPLICIT_IDS")
+    parts += ["COMPUPDATE OFF", "STATUPDATE OFF"]
+    return " ".join(parts)

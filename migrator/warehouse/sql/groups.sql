@@ -1,0 +1,1 @@
+select groname, grolist from pg_group

@@ -1,0 +1,1 @@
+select trim(schemaname), trim(viewname) from svv_late_binding_views

@@ -1,0 +1,1 @@
+select tbl, count(distinct query) from stl_scan where starttime >= %s group by tbl

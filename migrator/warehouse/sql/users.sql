@@ -1,0 +1,1 @@
+select usename, usesuper, usecreatedb, usesysid from pg_user

@@ -1,0 +1,153 @@
+"""Quoting/escaping and the generated SQL, parsed back with sqlglot's Redshift dialect.
+
+sqlglot 30 parses COPY but not UNLOAD (it falls back to an opaque Command): for UNLOAD the
+test unescapes the query literal and parses the query itself, and checks the options text.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from migrator.errors import ConfigError
+from migrator.warehouse.inventory import ColumnInfo, TableInfo, parse_identity
+from migrator.warehouse.replay import create_table_sql, parse_acl, view_sql
+from migrator.warehouse.sql import (
+    PARQUET,
+    TEXT,
+    copy_sql,
+    option_literal,
+    qualified,
+    quote_ident,
+    select_all,
+    staging_prefix,
+    unload_sql,
+)
+from migrator.warehouse import checksum
+from migrator.warehouse.pipeline import choose_format
+
+HOSTILE = 'a"b; drop table x'
+ROLE = "arn:aws:iam::123456789012:role/RedshiftUnloadCopy"
+
+
+def unescape(literal: str) -> str:
+    assert literal.startswith("'") and literal.endswith("'")
+    return re.sub(r"''|\\\\|\\'", lambda m: {"''": "'", "\\\\": "\\", "\\'": "'"}[m.group(0)], literal[1:-1])
+
+
+def test_quote_ident_keeps_hostile_names_whole() -> None:
+    assert quote_ident(HOSTILE) == '"a""b; drop table x"'
+    tree = sqlglot.parse_one(f"select * from {qualified('s p', HOSTILE)}", read="redshift")
+    table = tree.find(exp.Table)
+    assert table is not None and table.name == HOSTILE and table.db == "s p"
+    assert len(sqlglot.parse(f"delete from {qualified('x', HOSTILE)}", read="redshift")) == 1
+    with pytest.raises(ValueError):
+        quote_ident("nul\x00")
+    with pytest.raises(ValueError):
+        quote_ident("")
+
+
+@pytest.mark.parametrize("value", ["plain", "it's", "back\\slash", "\\N", "'; drop table x; --", "日本\n"])
+def test_option_literal_round_trips(value: str) -> None:
+    lit = option_literal(value)
+    assert unescape(lit) == value
+    # The literal is one string token to sqlglot too (no statement break-out).
+    tree = sqlglot.parse_one(f"select {lit.replace(chr(92) * 2, chr(92))}", read="postgres")
+    assert isinstance(tree.expressions[0], exp.Literal)
+
+
+def test_unload_sql_golden() -> None:
+    query = select_all("Ops Data", HOSTILE, ["id", "it's"])
+    sql = unload_sql(query, "s3://bucket/stage/m1/x/attempt-1/", iam_role_arn=ROLE,
+                     kms_key_id="alias/k", fmt=PARQUET)
+    m = re.match(r"^UNLOAD \(('(?:[^'\\]|''|\\.)*')\) TO 's3://bucket/stage/m1/x/attempt-1/' (.*)$", sql)
+    assert m, sql
+    inner = unescape(m.group(1))
+    assert inner == query
+    tree = sqlglot.parse_one(inner, read="redshift")
+    assert tree.find(exp.Table).name == HOSTILE  # type: ignore[union-attr]
+    assert [c.name for c in tree.expressions] == ["id", "it's"]
+    assert m.group(2) == (f"IAM_ROLE '{ROLE}' FORMAT AS PARQUET MANIFEST VERBOSE ENCRYPTED KMS_KEY_ID 'alias/k' "
+                          "CLEANPATH")
+    text = unload_sql(query, "s3://bucket/p/", iam_role_arn=ROLE, kms_key_id="alias/k", fmt=TEXT)
+    assert "DELIMITER AS '|' ADDQUOTES ESCAPE NULL AS '\\\\N' GZIP" in text
+    for forbidden in ("ACCESS_KEY", "SECRET", "CREDENTIALS", "TOKEN"):
+        assert forbidden not in sql.upper() and forbidden not in text.upper()
+
+
+def test_copy_sql_golden_parses() -> None:
+    sql = copy_sql("Ops Data", HOSTILE, "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=TEXT, explicit_ids=True)
+    tree = sqlglot.parse_one(sql, read="redshift")
+    assert isinstance(tree, exp.Copy)
+    assert tree.this.name == HOSTILE and tree.this.db == "Ops Data"
+    assert sql.endswith("MANIFEST DELIMITER AS '|' REMOVEQUOTES ESCAPE NULL AS '\\\\N' GZIP EXPLICIT_IDS "
+                        "COMPUPDATE OFF STATUPDATE OFF")
+    assert " ENCRYPTED" not in sql  # SSE-KMS files: ENCRYPTED would mean client-side encryption
+    parquet = copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=False)
+    assert isinstance(sqlglot.parse_one(parquet, read="redshift"), exp.Copy)
+    assert "EXPLICIT_IDS" not in parquet
+
+
+def test_bad_paths_and_roles_are_config_errors() -> None:
+    with pytest.raises(ConfigError):
+        unload_sql("select 1", "https://bucket/p/", iam_role_arn=ROLE, kms_key_id="k", fmt=PARQUET)
+    with pytest.raises(ConfigError):
+        copy_sql("s", "t", "s3://bucket/m", iam_role_arn="AKIA' secret", fmt=PARQUET, explicit_ids=False)
+
+
+def test_staging_prefix_is_per_table_per_attempt_and_encoded() -> None:
+    p = staging_prefix("s3://bucket/stage", "m 1", "Ops Data", "a/b", 3)
+    assert p == "s3://bucket/stage/m%201/Ops%20Data.a%2Fb/attempt-3/"
+
+
+def _table() -> TableInfo:
+    cols = [ColumnInfo("id", "bigint", "az64", True, True, 1, identity=(1, 1)),
+            ColumnInfo(HOSTILE, "character varying(20)", "none", False, False, -2, default="'x'::character varying"),
+            ColumnInfo("t", "time without time zone", "none", False, False, 0)]
+    return TableInfo("Ops Data", HOSTILE, 1, 10, 5, "KEY", "id", "INTERLEAVED", ["id", HOSTILE], False, False, cols)
+
+
+def test_create_table_sql_golden() -> None:
+    sql = create_table_sql(_table(), [("pk", "PRIMARY KEY (id)")])
+    assert sql == (
+        'CREATE TABLE "Ops Data"."a""b; drop table x" (\n'
+        '    "id" bigint IDENTITY(1, 1) NOT NULL ENCODE AZ64,\n'
+        '    "a""b; drop table x" character varying(20) DEFAULT \'x\'::character varying ENCODE RAW,\n'
+        '    "t" time without time zone ENCODE RAW,\n'
+        '    CONSTRAINT "pk" PRIMARY KEY (id)\n'
+        ') BACKUP NO DISTSTYLE KEY DISTKEY ("id") INTERLEAVED SORTKEY ("id", "a""b; drop table x")')
+    # sqlglot cannot parse Redshift's table attributes; the column part is standard SQL.
+    head = sql.split(") BACKUP")[0].replace("IDENTITY(1, 1) ", "").replace(" ENCODE AZ64", "").replace(
+        " ENCODE RAW", "") + ")"
+    tree = sqlglot.parse_one(head, read="redshift")
+    assert [c.name for c in tree.find_all(exp.ColumnDef)] == ["id", HOSTILE, "t"]
+
+
+def test_format_choice_names_the_reason() -> None:
+    fmt = choose_format(_table().columns)
+    assert fmt.name == TEXT and "t (time without time zone)" in fmt.reason
+    assert choose_format(_table().columns[:2]).name == PARQUET
+
+
+def test_checksum_sql_parses_and_quotes() -> None:
+    sql = checksum.checksum_sql("Ops Data", HOSTILE, _table().columns)
+    tree = sqlglot.parse_one(sql, read="redshift")
+    assert tree.find(exp.Table).name == HOSTILE  # type: ignore[union-attr]
+    assert "decimal(38,0)" in sql.lower()
+
+
+def test_parse_identity_and_acl() -> None:
+    assert parse_identity("\"identity\"(100416, 0, '5,2'::text)") == (5, 2)
+    assert parse_identity("'x'::text") is None
+    acl = parse_acl('{awsuser=arwdDxt/awsuser,"group seed_readers=r/awsuser","Seed Reader"=r/awsuser,=U/awsuser}')
+    assert [(e.grantee, e.privileges) for e in acl] == [
+        ("awsuser", "arwdDxt"), ("seed_readers", "r"), ("Seed Reader", "r"), ("", "U")]
+
+
+def test_view_sql_late_binding() -> None:
+    assert view_sql("s", "v", " SELECT 1;", True) == 'CREATE VIEW "s"."v" AS SELECT 1 WITH NO SCHEMA BINDING'
+    full = "create view s.v as select 1 with no schema binding"
+    assert view_sql("s", "v", full, True) == full
