@@ -143,6 +143,10 @@ class Runner:
                  options: RunOptions | None = None, lease_ttl: float = RUN_LEASE_TTL_SECONDS,
                  reconciler: Callable[[TableView], dict[str, Any]] | None = None) -> None:
         self.config = config
+        if reconciler is None and registry is None:
+            from migrator.strategies import reconciler_for
+
+            reconciler = reconciler_for(config.settings.migration.strategy, config)
         self.reconciler = reconciler
         self.store = store
         self.registry = registry or default_registry(config.settings.migration.strategy)

@@ -36,6 +36,8 @@ class SandboxInfo:
     other_region_kms_key_arn: str
     iam_role_arn: str
     source_cluster_id: str
+    #: Master password the sandbox's ready-made configs give a target cluster the tool creates.
+    target_password: str = ""
     clusters: dict[str, ClusterInfo] = field(default_factory=dict)
 
     @classmethod
@@ -48,4 +50,5 @@ class SandboxInfo:
         """Environment for a process that should talk to this sandbox's AWS."""
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
                 "AWS_DEFAULT_REGION": self.region, "AWS_ENDPOINT_URL": self.endpoint_url,
-                "MIGRATOR_SANDBOX_PASSWORD": self.clusters[self.source_cluster_id].password}
+                "MIGRATOR_SANDBOX_PASSWORD": self.clusters[self.source_cluster_id].password,
+                "MIGRATOR_SANDBOX_TARGET_PASSWORD": self.target_password}

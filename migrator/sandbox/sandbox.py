@@ -15,7 +15,7 @@ from typing import Any
 
 from migrator.sandbox.aws import AwsSandbox
 from migrator.sandbox.cluster_host import LocalClusterHost
-from migrator.sandbox.client import create_cluster, wait_available
+from migrator.sandbox.client import _password, create_cluster, wait_available
 from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.info import INFO_FILE, ClusterInfo, SandboxInfo
 from migrator.sandbox.proxy import ProxyThread
@@ -161,7 +161,7 @@ class Sandbox:
             kms_key_id=boot["kms_key_id"], kms_key_arn=boot["kms_key_arn"], kms_alias=boot["kms_key_alias"],
             disabled_kms_key_id=boot["disabled_kms_key_id"], other_region=boot["other_region"],
             other_region_kms_key_arn=boot["other_region_kms_key_arn"], iam_role_arn=boot["iam_role_arn"],
-            source_cluster_id=SOURCE_CLUSTER,
+            source_cluster_id=SOURCE_CLUSTER, target_password=_password(),
             clusters={r.cluster_id: self.cluster_info(r.cluster_id) for r in self.host.runtimes()})
         path = self.directory / INFO_FILE
         tmp = path.with_suffix(".tmp")
@@ -179,7 +179,7 @@ class Sandbox:
         unload_copy = ('[migration]\nname = "sandbox-unload-copy"\nstrategy = "unload-copy"\n'
                        + common.replace("{name}", "unload-copy")
                        + f'[target]\ncluster_id = "{SOURCE_CLUSTER}-encrypted"\nencryption = "kms"\n'
-                       f'kms_key_id = "{info.kms_alias}"\n\n'
+                       f'kms_key_id = "{info.kms_alias}"\npassword_env = "MIGRATOR_SANDBOX_TARGET_PASSWORD"\n\n'
                        f'[staging]\ns3_uri = "s3://{info.bucket}/migrator/"\niam_role_arn = "{info.iam_role_arn}"\n'
                        f'kms_key_id = "{info.kms_alias}"\n')
         modify = ('[migration]\nname = "sandbox-modify"\nstrategy = "modify"\n'

@@ -1,0 +1,494 @@
+"""The unload/copy route: a new encrypted cluster, filled table by table through
+KMS-encrypted S3 staging, validated, then swapped in by the shared cutover.
+
+Every phase is idempotent: a resumed run re-enters the phase it was in and the
+store (tables' states, recorded remote actions, load markers on the target)
+tells it what is already done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from migrator.aws import clusters as aws
+from migrator.aws import staging
+from migrator.config import ConnectionSection, LoadedConfig
+from migrator.engine.registry import Registry
+from migrator.errors import MigratorError, PreflightFailed, RemoteError, TransientError
+from migrator.retry import Backoff, with_retries
+from migrator.store import TableSpec, TableView
+from migrator.strategies import common, cutover
+from migrator.warehouse import checksum, pipeline
+from migrator.warehouse.connection import Session
+from migrator.warehouse.inventory import TableInfo, read_inventory
+
+if TYPE_CHECKING:
+    from migrator.engine.runner import PhaseContext
+
+log = logging.getLogger("migrator.unload_copy")
+REGISTRY = Registry()
+PREFLIGHT_KEY = "preflight"
+PROVISION_KEY = "provision-target"
+REHEARSAL_KEY = "rehearsal"
+STEP_BACKOFF = Backoff(base=1.0, cap=20.0, max_attempts=4)
+
+
+def registry() -> Registry:
+    return REGISTRY
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+def target_section(config: LoadedConfig) -> ConnectionSection:
+    return cutover.target_connection(config.settings, config.settings.target.cluster_id)
+
+
+@contextmanager
+def session(ctx_or_config: "PhaseContext | LoadedConfig", which: str, *, autocommit: bool = True
+            ) -> Iterator[Session]:
+    config = ctx_or_config if isinstance(ctx_or_config, LoadedConfig) else ctx_or_config.config
+    settings = config.settings
+    clients = common.clients_for(settings)
+    if which == "source":
+        conn = common.connect(settings, clients, settings.source.cluster_id)
+    else:
+        section = target_section(config)
+        conn = common.connect(settings, clients, section.cluster_id, where="target", conn=section)
+    conn.autocommit = autocommit
+    try:
+        yield Session(conn)
+    finally:
+        conn.close()
+
+
+def inventory_of(ctx: "PhaseContext", source: Session) -> dict[str, TableInfo]:
+    t = ctx.config.settings.tables
+    return {info.key: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
+
+
+# -- preflight --------------------------------------------------------------------------------
+
+@REGISTRY.action("preflight")
+def preflight(ctx: "PhaseContext") -> str:
+    """Read-only: every problem is collected and reported together."""
+    settings = ctx.config.settings
+    clients = common.clients(ctx)
+    region = settings.migration.region
+    problems: list[str] = []
+    source = aws.describe_cluster(clients, settings.source.cluster_id)
+    if source is None:
+        problems.append(f"source cluster {settings.source.cluster_id} does not exist in {region}")
+    elif source.get("ClusterStatus") != "available":
+        problems.append(f"source cluster {settings.source.cluster_id} is {source.get('ClusterStatus')}, "
+                        "not available")
+    target = aws.describe_cluster(clients, settings.target.cluster_id)
+    ours = ctx.store.get_action(ctx.migration, PROVISION_KEY) is not None
+    if target is not None and not ours:
+        problems.append(f"target cluster id {settings.target.cluster_id} is already taken by a cluster this "
+                        "migration did not create")
+    if settings.target.encryption == "kms" and settings.target.kms_key_id:
+        problems += aws.resolve_kms_key(clients, settings.target.kms_key_id, region)[1]
+    if settings.target.encryption == "hsm":
+        problems += _hsm_problems(clients, settings.target.hsm_client_certificate or "",
+                                  settings.target.hsm_configuration or "")
+    assert settings.staging is not None
+    problems += aws.resolve_kms_key(clients, settings.staging.kms_key_id, region)[1]
+    problems += _bucket_problems(clients, settings.staging.s3_uri, region)
+    if source is not None:
+        roles = {r.get("IamRoleArn") for r in source.get("IamRoles", [])}
+        if settings.staging.iam_role_arn not in roles:
+            problems.append(f"IAM role {settings.staging.iam_role_arn} is not attached to source cluster "
+                            f"{settings.source.cluster_id} (UNLOAD needs it)")
+    section = target_section(ctx.config)
+    if not (section.password_env or section.secret_arn or section.iam_auth):
+        problems.append("target: no credential source for the new cluster's master user "
+                        "(set target.password_env or target.secret_arn)")
+    common.fail_preflight(problems)
+    common.remember(ctx, PREFLIGHT_KEY, {"source": common.cluster_summary(source),
+                                         "snapshot_copy": (aws.snapshot_copy_of(source) or None) and
+                                         aws.snapshot_copy_of(source).to_dict()})  # type: ignore[union-attr]
+    return "preflight_passed"
+
+
+def _hsm_problems(clients: Any, certificate: str, configuration: str) -> list[str]:
+    redshift = clients.client("redshift")
+    problems = []
+    for what, fn, key in (("HSM client certificate", redshift.describe_hsm_client_certificates,
+                           "HsmClientCertificateIdentifier"),
+                          ("HSM configuration", redshift.describe_hsm_configurations, "HsmConfigurationIdentifier")):
+        name = certificate if key.startswith("HsmClient") else configuration
+        try:
+            fn(**{key: name})
+        except ClientError as exc:
+            problems.append(f"{what} {name}: {aws.describe(exc)}")
+    return problems
+
+
+def _bucket_problems(clients: Any, s3_uri: str, region: str) -> list[str]:
+    bucket = s3_uri[len("s3://"):].split("/", 1)[0]
+    s3 = clients.client("s3")
+    try:
+        location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+    except (ClientError, BotoCoreError) as exc:
+        return [f"staging bucket {bucket} is not reachable: {aws.describe(exc)}"]
+    problems = []
+    if location != region:
+        problems.append(f"staging bucket {bucket} is in {location}, the clusters in {region} "
+                        "(cross-region staging is slow and costly)")
+    try:
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        if not all(block.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+                                          "RestrictPublicBuckets")):
+            problems.append(f"staging bucket {bucket} does not block all public access")
+    except ClientError as exc:
+        problems.append(f"staging bucket {bucket} has no public access block ({aws.error_code(exc)}); "
+                        "staged table data must never be public")
+    return problems
+
+
+# -- inventory and baseline -------------------------------------------------------------------
+
+@REGISTRY.action("inventory")
+def inventory(ctx: "PhaseContext") -> str:
+    with session(ctx, "source") as source:
+        tables = inventory_of(ctx, source)
+    if not tables:
+        raise PreflightFailed("no source table matches [tables] include/exclude",
+                              hint="check the patterns (schema.table globs)")
+    specs = [TableSpec(t.schema, t.name, t.size_mb, t.rows) for t in tables.values()]
+    added = ctx.store.add_tables(ctx.migration, specs, ctx.table_definition.initial)
+    unused = sorted(k for k, t in tables.items() if t.unused)
+    ctx.store.add_event(ctx.migration, "migration", "inventory",
+                        {"tables": len(specs), "added": added, "unused": unused[:100]}, state=ctx.migration.phase)
+    common.take_baseline(ctx, ctx.config.settings.source.cluster_id)
+    return "inventoried"
+
+
+# -- provision --------------------------------------------------------------------------------
+
+@REGISTRY.action("provision_target")
+def provision_target(ctx: "PhaseContext") -> str:
+    """Create the target mirroring the source; a resumed run describes before it creates."""
+    settings = ctx.config.settings
+    clients = common.clients(ctx)
+    target_id = settings.target.cluster_id
+    source = aws.require_cluster(clients, settings.source.cluster_id)
+    request = mirror_request(ctx, source)
+    secret_free = {k: v for k, v in request.items() if k != "MasterUserPassword"}
+
+    def send() -> dict[str, Any]:
+        answer = aws.call(f"CreateCluster {target_id}",
+                          lambda: clients.client("redshift").create_cluster(**request))
+        return common.cluster_summary(answer.get("Cluster"))
+
+    def took_effect() -> dict[str, Any] | None:
+        found = aws.describe_cluster(clients, target_id)
+        return common.cluster_summary(found) if found is not None else None
+
+    common.once(ctx, PROVISION_KEY, secret_free, send, took_effect)
+    aws.wait_available(clients, target_id, should_stop=ctx.should_stop)
+    return "target_ready"
+
+
+def mirror_request(ctx: "PhaseContext", source: dict[str, Any]) -> dict[str, Any]:
+    from migrator.credentials import resolve
+
+    settings = ctx.config.settings
+    section = target_section(ctx.config)
+    creds = resolve(section, "target", common.clients(ctx))
+    request: dict[str, Any] = {
+        "ClusterIdentifier": settings.target.cluster_id, "NodeType": source["NodeType"],
+        "MasterUsername": source.get("MasterUsername", creds.user), "MasterUserPassword": creds.password,
+        "DBName": source.get("DBName", "dev"), "Encrypted": True,
+        "IamRoles": [r["IamRoleArn"] for r in source.get("IamRoles", [])],
+        "Tags": source.get("Tags", []) + [{"Key": "migrator:migration", "Value": ctx.migration.name}],
+    }
+    nodes = int(source.get("NumberOfNodes", 1))
+    request.update({"ClusterType": "multi-node", "NumberOfNodes": nodes} if nodes > 1
+                   else {"ClusterType": "single-node"})
+    port = (source.get("Endpoint") or {}).get("Port")
+    if port and settings.migration.aws_endpoint_url is None:
+        request["Port"] = int(port)  # clients keep their port after the swap
+    for key, value in (("PreferredMaintenanceWindow", source.get("PreferredMaintenanceWindow")),
+                       ("ClusterSubnetGroupName", source.get("ClusterSubnetGroupName")),
+                       ("AvailabilityZone", source.get("AvailabilityZone"))):
+        if value:
+            request[key] = value
+    groups = [g["ParameterGroupName"] for g in source.get("ClusterParameterGroups", [])]
+    if groups:
+        request["ClusterParameterGroupName"] = groups[0]
+    security = [g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups", [])]
+    if security:
+        request["VpcSecurityGroupIds"] = security
+    if settings.target.encryption == "hsm":
+        request["HsmClientCertificateIdentifier"] = settings.target.hsm_client_certificate
+        request["HsmConfigurationIdentifier"] = settings.target.hsm_configuration
+    elif settings.target.kms_key_id:
+        request["KmsKeyId"] = settings.target.kms_key_id
+    return request
+
+
+# -- objects ----------------------------------------------------------------------------------
+
+@REGISTRY.action("replay_objects")
+def replay_objects(ctx: "PhaseContext") -> str:
+    from migrator.warehouse import replay
+
+    with session(ctx, "source") as source, session(ctx, "target") as target:
+        tables = list(inventory_of(ctx, source).values())
+        result = replay.replay_objects(source, target, tables=tables)
+        bookkeeping = pipeline.ensure_bookkeeping(target)
+    ctx.store.add_event(ctx.migration, "migration", "objects_replayed", {
+        "statements": result.statements + bookkeeping,
+        "skipped": [f"{s.kind} {s.name}: {s.reason}" for s in result.skipped],
+        "users_to_reset": result.users_to_reset}, state=ctx.migration.phase)
+    return "objects_replayed"
+
+
+# -- rehearsal --------------------------------------------------------------------------------
+
+@REGISTRY.action("rehearse")
+def rehearse(ctx: "PhaseContext") -> str:
+    """Unload the largest table once to measure throughput and estimate the write freeze."""
+    if common.recorded(ctx, REHEARSAL_KEY) is not None:
+        return "rehearsed"
+    settings = ctx.config.settings
+    assert settings.staging is not None
+    tasks = ctx.store.list_tables(ctx.migration, order_by_size=True)
+    total_rows = sum(t.source_rows for t in tasks)
+    largest = tasks[0]
+    with session(ctx, "source") as source:
+        info = inventory_of(ctx, source)[largest.qualified_name]
+        unloaded = pipeline.unload_table(source, info.schema, info.name, info.columns,
+                                         staging_uri=settings.staging.s3_uri.rstrip("/") + "/_rehearsal",
+                                         migration=ctx.migration.name, attempt=0,
+                                         iam_role_arn=settings.staging.iam_role_arn,
+                                         kms_key_id=settings.staging.kms_key_id)
+    staging.cleanup_prefix(common.clients(ctx).client("s3"), unloaded.prefix)
+    rate = unloaded.rows / unloaded.seconds if unloaded.seconds > 0 and unloaded.rows > 0 else None
+    # Unload and load take about as long as each other; validation adds a scan of each side.
+    estimate = (3 * total_rows / rate / settings.tables.concurrency) if rate else None
+    common.remember(ctx, REHEARSAL_KEY, {"table": largest.qualified_name, "rows": unloaded.rows,
+                                         "seconds": round(unloaded.seconds, 3), "rows_per_second": rate,
+                                         "estimated_freeze_seconds": estimate})
+    common.progress_event(ctx, "migration", {"rehearsal_table": largest.qualified_name,
+                                             "rows_per_second": round(rate or 0),
+                                             "estimated_freeze_seconds": round(estimate or 0)})
+    return "rehearsed"
+
+
+# -- write freeze -----------------------------------------------------------------------------
+
+@REGISTRY.action("await_write_freeze")
+def await_write_freeze(ctx: "PhaseContext") -> str:
+    common.await_write_freeze(ctx, ctx.config.settings.source.cluster_id)
+    return "writes_frozen"
+
+
+# -- copy -------------------------------------------------------------------------------------
+
+@dataclass
+class _Outcome:
+    table: str
+    ok: bool
+    error: str | None = None
+
+
+class TableCopier:
+    """Moves one table through the table machine; each step records before and after."""
+
+    def __init__(self, ctx: "PhaseContext", tables: dict[str, TableInfo], source: Session, target: Session) -> None:
+        self.ctx = ctx
+        self.tables = tables
+        self.source = source
+        self.target = target
+        settings = ctx.config.settings
+        assert settings.staging is not None
+        self.staging = settings.staging
+        self.clients = common.clients(ctx)
+
+    def run(self, task: TableView) -> _Outcome:
+        flow = self.ctx.table_flow(task)
+        info = self.tables.get(task.qualified_name)
+        try:
+            if info is None:
+                raise RemoteError(f"{task.qualified_name} no longer exists on the source")
+            if flow.state == "failed":
+                flow.fire("retry")
+            if flow.state == "pending":
+                flow.fire("start_unload")
+                fields = self._step(f"unload {task.qualified_name}", lambda: self._unload(flow.task, info))
+                flow.fire("complete_unload", fields=fields)
+            if flow.state == "unloaded":
+                flow.fire("start_load")
+                fields = self._step(f"load {task.qualified_name}", lambda: self._load(flow.task, info))
+                flow.fire("complete_load", fields=fields)
+            if flow.state == "loaded":
+                flow.fire("start_validation")
+                fields = self._step(f"validate {task.qualified_name}", lambda: self._validate(flow.task, info))
+                if fields["source_checksum"] != fields["target_checksum"]:
+                    flow.fire("fail", error=fields.pop("mismatch"), fields=fields)
+                    return _Outcome(task.qualified_name, False, flow.task.last_error)
+                fields.pop("mismatch", None)
+                flow.fire("complete_validation", fields=fields)
+                if not self.staging.keep and flow.task.staging_prefix:
+                    staging.cleanup_prefix(self.clients.client("s3"), flow.task.staging_prefix)
+            return _Outcome(task.qualified_name, True)
+        except MigratorError as exc:
+            if flow.state not in ("failed", "validated"):
+                flow.fire("fail", error=exc.one_line())
+            return _Outcome(task.qualified_name, False, exc.one_line())
+
+    @staticmethod
+    def _step(what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return with_retries(fn, what=what, backoff=STEP_BACKOFF)
+
+    def _unload(self, task: TableView, info: TableInfo) -> dict[str, Any]:
+        started = time.time()
+        result = pipeline.unload_table(self.source, info.schema, info.name, info.columns,
+                                       staging_uri=self.staging.s3_uri, migration=self.ctx.migration.name,
+                                       attempt=task.attempt, iam_role_arn=self.staging.iam_role_arn,
+                                       kms_key_id=self.staging.kms_key_id)
+        report = staging.verify_staging(self.clients.client("s3"), self.clients.client("kms"), result.manifest_url,
+                                        kms_key_id=self.staging.kms_key_id, expected_rows=result.rows)
+        return {"manifest_url": result.manifest_url, "staging_prefix": result.prefix,
+                "unload_format": result.format.name, "format_reason": result.format.reason,
+                "rows_unloaded": result.rows, "bytes_unloaded": report.bytes,
+                "step_timings": _timing(task, "unload", started)}
+
+    def _load(self, task: TableView, info: TableInfo) -> dict[str, Any]:
+        started = time.time()
+        assert task.manifest_url and task.unload_format
+        fmt = pipeline.choose_format(info.columns)
+        report = staging.verify_staging(self.clients.client("s3"), self.clients.client("kms"), task.manifest_url,
+                                        kms_key_id=self.staging.kms_key_id, expected_rows=task.rows_unloaded or 0)
+        result = pipeline.load_exactly_once(self.target, info.schema, info.name, manifest_url=task.manifest_url,
+                                            fmt=fmt, iam_role_arn=self.staging.iam_role_arn,
+                                            migration=self.ctx.migration.name, attempt=task.attempt,
+                                            explicit_ids=bool(info.identity_columns), expected_rows=report.rows)
+        return {"rows_loaded": result.rows, "step_timings": _timing(task, "load", started)}
+
+    def _validate(self, task: TableView, info: TableInfo) -> dict[str, Any]:
+        started = time.time()
+        result = checksum.compare_table(self.source, self.target, info.schema, info.name, info.columns)
+        return {"source_checksum": f"{result.source.rows}:{result.source.checksum}",
+                "target_checksum": f"{result.target.rows}:{result.target.checksum}",
+                "mismatch": result.describe(), "step_timings": _timing(task, "validate", started)}
+
+
+def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
+    timings = dict(task.step_timings or {})
+    timings[step] = {"started": started, "seconds": round(time.time() - started, 3)}
+    return timings
+
+
+def _work_queue(ctx: "PhaseContext") -> list[TableView]:
+    """Largest first, so the run ends as early as the biggest table allows."""
+    limit = ctx.config.settings.tables.max_attempts
+    todo = ctx.store.list_tables(ctx.migration, states=["pending", "unloaded", "loaded", "failed"],
+                                 order_by_size=True)
+    return [t for t in todo if t.state != "failed" or t.attempt < limit]
+
+
+@REGISTRY.action("copy_tables")
+def copy_tables(ctx: "PhaseContext") -> str:
+    queue = _work_queue(ctx)
+    lock = threading.Lock()
+    outcomes: list[_Outcome] = []
+    crashed: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with session(ctx, "source") as source, session(ctx, "target", autocommit=False) as target:
+                with lock:
+                    tables = inventory_of(ctx, source)
+                while not ctx.should_stop():
+                    with lock:
+                        if not queue:
+                            return
+                        task = queue.pop(0)
+                    outcome = TableCopier(ctx, tables, source, target).run(ctx.store.get_table(task.id))
+                    with lock:
+                        outcomes.append(outcome)
+        except BaseException as exc:  # surfaced below, after every worker stopped
+            crashed.append(exc)
+
+    workers = [threading.Thread(target=worker, name=f"copy-{i}", daemon=True)
+               for i in range(min(ctx.config.settings.tables.concurrency, max(1, len(queue))))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if crashed:
+        first = crashed[0]
+        raise first if isinstance(first, MigratorError) else RemoteError(f"copy worker failed: {first}")
+    states = {t.state for t in ctx.store.list_tables(ctx.migration)}
+    failed = [o for o in outcomes if not o.ok]
+    if states != {"validated"}:
+        listed = "; ".join(f"{o.table}: {o.error}" for o in failed[:5]) or ", ".join(sorted(states))
+        raise RemoteError(f"{len(failed) or 'some'} table(s) did not copy: {listed}",
+                          hint="fix the cause and re-run; finished tables are kept, failed ones retried")
+    ctx.facts["all_tables_final"] = True
+    return "tables_copied"
+
+
+# -- validation -------------------------------------------------------------------------------
+
+@REGISTRY.action("validate")
+def validate(ctx: "PhaseContext") -> str:
+    """The source must still match what was copied; tables that changed are copied again."""
+    changed: list[str] = []
+    with session(ctx, "source") as source:
+        tables = inventory_of(ctx, source)
+        for task in ctx.store.list_tables(ctx.migration):
+            info = tables.get(task.qualified_name)
+            if info is None:
+                raise RemoteError(f"{task.qualified_name} disappeared from the source during the migration")
+            now = checksum.fingerprint(source, info.schema, info.name, info.columns)
+            if f"{now.rows}:{now.checksum}" != task.source_checksum:
+                changed.append(task.qualified_name)
+                ctx.table_flow(task).fire("recopy", detail={"reason": "source changed after copy"})
+    if changed:
+        ctx.store.add_event(ctx.migration, "migration", "source_changed", {"tables": changed},
+                            state=ctx.migration.phase)
+        return "source_changed"
+    common.check_against_baseline(ctx, ctx.config.settings.source.cluster_id, "source before cutover")
+    with session(ctx, "target") as target:
+        pipeline.drop_bookkeeping(target)
+    return "validated"
+
+
+def reconciler(config: LoadedConfig) -> Callable[[TableView], dict[str, Any]]:
+    """For tables found `loading` after a crash: did their target transaction commit?"""
+    def check(task: TableView) -> dict[str, Any]:
+        try:
+            with session(config, "target") as target:
+                state = pipeline.reconcile_load(target, config.settings.migration.name, task.schema_name,
+                                                task.table_name, task.attempt)
+        except TransientError:
+            return {"load_committed": False}
+        return {"load_committed": state.committed,
+                "fields": {"rows_loaded": state.rows} if state.committed else {}}
+    return check
+
+
+# -- cutover and after ------------------------------------------------------------------------
+
+@REGISTRY.action("cutover")
+def do_cutover(ctx: "PhaseContext") -> str:
+    cutover.cutover(ctx)
+    return "cut_over"
+
+
+@REGISTRY.action("decommission")
+def do_decommission(ctx: "PhaseContext") -> str:
+    cutover.decommission(ctx)
+    return "decommissioned"
