@@ -1,0 +1,230 @@
+"""Redshift control-plane helpers: describe and wait with backoff, cross-region
+snapshot-copy settings, KMS key resolution, and the CloudWatch write check.
+
+Nothing here touches the checkpoint store; strategies record what these return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from migrator.aws.clients import AwsClients
+from migrator.errors import RemoteError, TransientError
+from migrator.retry import Backoff, wait_until
+
+#: Pauses between polls of a long control-plane operation: quick at first, then every 15 s at most.
+POLL = Backoff(base=0.25, cap=15.0)
+RA3_PREFIX = "ra3."
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "error"))
+    return type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        return f"{err.get('Code', 'error')}: {err.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def call(what: str, fn: Callable[[], Any]) -> Any:
+    """One AWS call; its failure becomes RemoteError (or TransientError for throttling/5xx)."""
+    try:
+        return fn()
+    except ClientError as exc:
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) or 400)
+        code = error_code(exc)
+        if status >= 500 or "Throttl" in code:
+            raise TransientError(f"{what} failed: {describe(exc)}", hint="re-run to retry") from None
+        raise RemoteError(f"{what} failed: {describe(exc)}") from None
+    except BotoCoreError as exc:
+        raise TransientError(f"{what} failed: {describe(exc)}", hint="re-run to retry") from None
+
+
+# -- clusters -------------------------------------------------------------------------------
+
+def describe_cluster(clients: AwsClients, cluster_id: str) -> dict[str, Any] | None:
+    """The cluster as DescribeClusters shows it, or None when no such cluster exists."""
+    try:
+        found = clients.client("redshift").describe_clusters(ClusterIdentifier=cluster_id)["Clusters"]
+    except ClientError as exc:
+        if error_code(exc) == "ClusterNotFound":
+            return None
+        raise RemoteError(f"DescribeClusters {cluster_id} failed: {describe(exc)}") from None
+    except BotoCoreError as exc:
+        raise TransientError(f"DescribeClusters {cluster_id} failed: {describe(exc)}") from None
+    return found[0] if found else None
+
+
+def require_cluster(clients: AwsClients, cluster_id: str) -> dict[str, Any]:
+    cluster = describe_cluster(clients, cluster_id)
+    if cluster is None:
+        raise RemoteError(f"cluster {cluster_id} does not exist")
+    return cluster
+
+
+def describe_resize(clients: AwsClients, cluster_id: str) -> dict[str, Any] | None:
+    """DescribeResize's figures, or None when the cluster has no resize on record."""
+    try:
+        answer: dict[str, Any] = clients.client("redshift").describe_resize(ClusterIdentifier=cluster_id)
+    except ClientError as exc:
+        if error_code(exc) in ("ResizeNotFound", "ResizeNotFoundFault"):
+            return None
+        raise RemoteError(f"DescribeResize {cluster_id} failed: {describe(exc)}") from None
+    answer.pop("ResponseMetadata", None)
+    return answer
+
+
+def wait_for_cluster(clients: AwsClients, cluster_id: str, ready: Callable[[dict[str, Any] | None], bool], *,
+                     what: str, timeout: float = 6 * 3600, should_stop: Callable[[], bool] = lambda: False,
+                     on_poll: Callable[[dict[str, Any] | None], None] | None = None,
+                     backoff: Backoff = POLL) -> dict[str, Any] | None:
+    """Poll DescribeClusters until ``ready(cluster)``; returns the last description."""
+    def check() -> tuple[dict[str, Any] | None] | None:
+        cluster = describe_cluster(clients, cluster_id)
+        if on_poll is not None:
+            on_poll(cluster)
+        return (cluster,) if ready(cluster) else None
+
+    return wait_until(check, what=what, timeout=timeout, backoff=backoff, should_stop=should_stop)[0]
+
+
+def is_available(cluster: dict[str, Any] | None) -> bool:
+    return cluster is not None and cluster.get("ClusterStatus") == "available"
+
+
+def wait_available(clients: AwsClients, cluster_id: str, *, what: str | None = None,
+                   should_stop: Callable[[], bool] = lambda: False, timeout: float = 6 * 3600) -> dict[str, Any]:
+    found = wait_for_cluster(clients, cluster_id, is_available, what=what or f"cluster {cluster_id} to be available",
+                             should_stop=should_stop, timeout=timeout)
+    assert found is not None
+    return found
+
+
+def encryption_of(cluster: dict[str, Any]) -> tuple[bool, str | None]:
+    """(encrypted, key ARN or None) as DescribeClusters reports it."""
+    return bool(cluster.get("Encrypted")), cluster.get("KmsKeyId") or None
+
+
+# -- snapshot copy --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SnapshotCopy:
+    """Cross-region snapshot copy settings, recorded before the tool disables them."""
+
+    destination_region: str
+    retention_period: int | None
+    manual_retention_period: int | None
+    grant_name: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SnapshotCopy":
+        return cls(**{k: data.get(k) for k in ("destination_region", "retention_period",
+                                               "manual_retention_period", "grant_name")})
+
+
+def snapshot_copy_of(cluster: dict[str, Any]) -> SnapshotCopy | None:
+    status = cluster.get("ClusterSnapshotCopyStatus")
+    if not status or not status.get("DestinationRegion"):
+        return None
+    return SnapshotCopy(status["DestinationRegion"], status.get("RetentionPeriod"),
+                        status.get("ManualSnapshotRetentionPeriod"), status.get("SnapshotCopyGrantName") or None)
+
+
+def snapshot_copy_steps(cluster_id: str, copy: SnapshotCopy, region: str) -> str:
+    """What an operator does by hand when the tool is not allowed to touch snapshot copy."""
+    grant = f" --snapshot-copy-grant-name {copy.grant_name}" if copy.grant_name else ""
+    retention = f" --retention-period {copy.retention_period}" if copy.retention_period else ""
+    return (f"cross-region snapshot copy of {cluster_id} to {copy.destination_region} is on; either set "
+            f"target.handle_snapshot_copy = true to let migrator disable and restore it, or: 1) "
+            f"`aws redshift disable-snapshot-copy --region {region} --cluster-identifier {cluster_id}`; "
+            f"2) re-run migrator; 3) afterwards `aws redshift enable-snapshot-copy --region {region} "
+            f"--cluster-identifier {cluster_id} --destination-region {copy.destination_region}{retention}{grant}` "
+            f"(a KMS-encrypted cluster needs a snapshot-copy grant in {copy.destination_region})")
+
+
+def grant_exists(clients: AwsClients, region: str, name: str) -> bool:
+    try:
+        grants = clients.client("redshift", region).describe_snapshot_copy_grants(SnapshotCopyGrantName=name)
+    except ClientError as exc:
+        if "NotFound" in error_code(exc):
+            return False
+        raise RemoteError(f"DescribeSnapshotCopyGrants {name} in {region} failed: {describe(exc)}") from None
+    return any(g.get("SnapshotCopyGrantName") == name for g in grants.get("SnapshotCopyGrants", []))
+
+
+def ensure_grant(clients: AwsClients, region: str, name: str, kms_key_id: str | None = None) -> bool:
+    """Create the snapshot-copy grant in ``region`` unless it exists; True when created."""
+    if grant_exists(clients, region, name):
+        return False
+    params: dict[str, Any] = {"SnapshotCopyGrantName": name}
+    if kms_key_id:
+        params["KmsKeyId"] = kms_key_id
+    call(f"CreateSnapshotCopyGrant {name} in {region}",
+         lambda: clients.client("redshift", region).create_snapshot_copy_grant(**params))
+    return True
+
+
+# -- KMS ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KmsKey:
+    arn: str
+    key_id: str
+    state: str
+    region: str
+
+
+def arn_region(ref: str) -> str | None:
+    parts = ref.split(":")
+    return parts[3] if ref.startswith("arn:") and len(parts) >= 6 else None
+
+
+def resolve_kms_key(clients: AwsClients, ref: str, cluster_region: str) -> tuple[KmsKey | None, list[str]]:
+    """The key behind an id, ARN or alias, and what keeps Redshift in ``cluster_region`` from using it."""
+    region = arn_region(ref) or cluster_region
+    try:
+        meta = clients.client("kms", region).describe_key(KeyId=ref)["KeyMetadata"]
+    except ClientError as exc:
+        if error_code(exc) == "NotFoundException":
+            return None, [f"KMS key {ref} does not exist in region {region}"]
+        return None, [f"KMS key {ref} cannot be read: {describe(exc)}"]
+    except BotoCoreError as exc:
+        return None, [f"KMS key {ref} cannot be read: {describe(exc)}"]
+    key = KmsKey(meta["Arn"], meta["KeyId"], str(meta.get("KeyState", "Enabled")), arn_region(meta["Arn"]) or region)
+    problems = []
+    if key.region != cluster_region:
+        problems.append(f"KMS key {key.arn} is in region {key.region}; the cluster is in {cluster_region} "
+                        "(Redshift needs a key in the cluster's own region)")
+    if key.state != "Enabled" or not meta.get("Enabled", True):
+        problems.append(f"KMS key {key.arn} is not enabled (state {key.state})")
+    return key, problems
+
+
+# -- CloudWatch -----------------------------------------------------------------------------
+
+def max_write_iops(clients: AwsClients, cluster_id: str, seconds: float,
+                   now: datetime | None = None) -> tuple[float | None, int]:
+    """Highest WriteIOPS datapoint over the last ``seconds`` and how many datapoints there were."""
+    end = now or datetime.now(UTC)
+    start = end - timedelta(seconds=seconds)
+    answer = call(f"GetMetricStatistics WriteIOPS {cluster_id}", lambda: clients.client("cloudwatch")
+                  .get_metric_statistics(Namespace="AWS/Redshift", MetricName="WriteIOPS",
+                                         Dimensions=[{"Name": "ClusterIdentifier", "Value": cluster_id}],
+                                         StartTime=start, EndTime=end + timedelta(seconds=60), Period=60,
+                                         Statistics=["Maximum", "SampleCount"]))
+    points = answer.get("Datapoints", [])
+    if not points:
+        return None, 0
+    return max(float(p["Maximum"]) for p in points), int(sum(p.get("SampleCount", 1) for p in points))

@@ -1,0 +1,204 @@
+"""`strategy = "modify"`: in-place KMS encryption (or decryption) with ModifyCluster.
+
+Redshift does the copy itself; the cluster is read-only (status `resizing`) until it
+finishes. A client cannot resume that operation, only re-attach and keep polling, so
+the modify request is recorded before it is sent and a resumed run never sends it
+again: it describes the cluster and waits on what is already running.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from migrator.aws import clusters as aws
+from migrator.engine.registry import Registry
+from migrator.errors import RemoteError, SecurityError
+from migrator.strategies import common
+
+if TYPE_CHECKING:
+    from migrator.engine.runner import PhaseContext
+
+PREFLIGHT_KEY = "preflight"
+MODIFY_KEY = "modify_cluster"
+#: Node types Redshift no longer lets you change in place (retired generations).
+RETIRED_NODE_PREFIXES = ("dc1.", "ds1.")
+WAIT_TIMEOUT_SECONDS = 72 * 3600.0
+FAILED_RESIZE = ("FAILED", "CANCELLED", "CANCELED")
+
+REGISTRY = Registry()
+
+
+def registry() -> Registry:
+    return REGISTRY
+
+
+# -- what was asked for ---------------------------------------------------------------------
+
+def wanted(ctx: "PhaseContext") -> dict[str, Any]:
+    """The end state, as preflight resolved it (key alias → ARN)."""
+    found = common.recorded(ctx, PREFLIGHT_KEY)
+    assert found is not None, "preflight result missing"
+    return found
+
+
+def matches(cluster: dict[str, Any] | None, want: dict[str, Any]) -> bool:
+    if cluster is None:
+        return False
+    encrypted, key = aws.encryption_of(cluster)
+    if not want["encrypted"]:
+        return not encrypted
+    return encrypted and (want.get("kms_key_arn") is None or key == want["kms_key_arn"])
+
+
+def check(ctx: "PhaseContext") -> tuple[list[str], dict[str, Any], dict[str, Any] | None]:
+    """Read-only checks: (problems, wanted end state, cluster description)."""
+    settings = ctx.config.settings
+    client_set = common.clients(ctx)
+    cluster_id = settings.source.cluster_id
+    region = settings.migration.region
+    problems: list[str] = []
+    want: dict[str, Any] = {"cluster_id": cluster_id, "encrypted": settings.target.encryption == "kms",
+                            "kms_key_arn": None, "kms_key_ref": settings.target.kms_key_id}
+    cluster = aws.describe_cluster(client_set, cluster_id)
+    if cluster is None:
+        problems.append(f"cluster {cluster_id} does not exist in region {region}")
+    else:
+        status = cluster.get("ClusterStatus")
+        if status != "available":
+            problems.append(f"cluster {cluster_id} is {status!r}; it must be 'available' to change its encryption")
+        node_type = str(cluster.get("NodeType", ""))
+        if node_type.startswith(RETIRED_NODE_PREFIXES):
+            problems.append(f"cluster {cluster_id} runs retired node type {node_type}; resize it to a current "
+                            "node type first")
+        if cluster.get("HsmStatus") and want["encrypted"]:
+            problems.append(f"cluster {cluster_id} is HSM-encrypted; moving from HSM to KMS needs "
+                            "strategy 'unload-copy'")
+        pending = cluster.get("PendingModifiedValues") or {}
+        if pending:
+            problems.append(f"cluster {cluster_id} has pending modifications {sorted(pending)}; let them finish")
+        copy_problem = common.snapshot_copy_problem(settings, cluster)
+        if copy_problem:
+            problems.append(copy_problem)
+    if want["encrypted"] and settings.target.kms_key_id:
+        key, key_problems = aws.resolve_kms_key(client_set, settings.target.kms_key_id, region)
+        problems += key_problems
+        if key is not None and not key_problems:
+            want["kms_key_arn"] = key.arn
+        else:
+            want["key_unusable"] = True
+    return problems, want, cluster
+
+
+# -- phases ---------------------------------------------------------------------------------
+
+@REGISTRY.action("preflight")
+def preflight(ctx: "PhaseContext") -> str:
+    problems, want, cluster = check(ctx)
+    key_usable = not want.pop("key_unusable", False)
+    # Already there (with a usable key when one is named): the other checks no longer matter.
+    if cluster is not None and key_usable and matches(cluster, want):
+        how = ("encrypted with " + (want["kms_key_arn"] or "a KMS key")) if want["encrypted"] else "not encrypted"
+        ctx.facts["detail"] = {"reason": f"cluster {want['cluster_id']} is already {how}; nothing to do"}
+        return "already_done"
+    common.fail_preflight(problems)
+    common.remember(ctx, PREFLIGHT_KEY, {**want, "before": common.cluster_summary(cluster)})
+    ctx.facts["detail"] = {"cluster": common.cluster_summary(cluster), "kms_key_arn": want["kms_key_arn"]}
+    return "preflight_passed"
+
+
+@REGISTRY.action("baseline")
+def baseline(ctx: "PhaseContext") -> str:
+    taken = common.take_baseline(ctx, ctx.config.settings.source.cluster_id)
+    ctx.facts["detail"] = {"user_tables": taken.user_tables, "tables": len(taken.rows)}
+    return "baseline_taken"
+
+
+@REGISTRY.action("disable_snapshot_copy")
+def disable_snapshot_copy(ctx: "PhaseContext") -> str:
+    record = common.disable_snapshot_copy(ctx, ctx.config.settings.source.cluster_id)
+    ctx.facts["detail"] = {"snapshot_copy": record}
+    return "snapshot_copy_off"
+
+
+def modify_request(want: dict[str, Any]) -> dict[str, Any]:
+    request: dict[str, Any] = {"ClusterIdentifier": want["cluster_id"], "Encrypted": bool(want["encrypted"])}
+    if want["encrypted"] and want.get("kms_key_arn"):
+        request["KmsKeyId"] = want["kms_key_arn"]
+    return request
+
+
+@REGISTRY.action("modify_cluster")
+def modify_cluster(ctx: "PhaseContext") -> str:
+    want = wanted(ctx)
+    client_set = common.clients(ctx)
+    request = modify_request(want)
+
+    def send() -> dict[str, Any]:
+        answer = aws.call(f"ModifyCluster {want['cluster_id']}",
+                          lambda: client_set.client("redshift").modify_cluster(**request))
+        return {"cluster": common.cluster_summary(answer.get("Cluster"))}
+
+    def took_effect() -> dict[str, Any] | None:
+        # Either the operation is running (resizing) or it already finished: never send it twice.
+        cluster = aws.describe_cluster(client_set, want["cluster_id"])
+        pending = (cluster or {}).get("PendingModifiedValues") or {}
+        if cluster is not None and (cluster.get("ClusterStatus") == "resizing" or "EncryptionType" in pending
+                                    or matches(cluster, want)):
+            return {"cluster": common.cluster_summary(cluster)}
+        return None
+
+    response = common.once(ctx, MODIFY_KEY, request, send, took_effect)
+    ctx.facts["detail"] = {"request": request, "reattached": bool(response.get("reattached"))}
+    return "modify_sent"
+
+
+@REGISTRY.action("wait_for_modify")
+def wait_for_modify(ctx: "PhaseContext") -> str:
+    want = wanted(ctx)
+    client_set = common.clients(ctx)
+    cluster_id = want["cluster_id"]
+    last: dict[str, Any] = {}
+
+    def on_poll(cluster: dict[str, Any] | None) -> None:
+        resize = aws.describe_resize(client_set, cluster_id) if cluster is not None else None
+        figures = common.resize_figures(resize, cluster)
+        if aws.is_available(cluster) and not matches(cluster, want) and resize \
+                and str(resize.get("Status", "")).upper() in FAILED_RESIZE:
+            common.progress_event(ctx, f"cluster:{cluster_id}", figures)
+            raise RemoteError(f"the encryption change of {cluster_id} ended with status {resize.get('Status')}: "
+                              f"{resize.get('Message', '')}".rstrip(": "),
+                              hint="see the cluster's events; the cluster is unchanged, fix the cause and run a "
+                                   "new migration")
+        shown = {k: figures.get(k) for k in ("cluster_status", "percent", "tables_done", "resize_status")}
+        if shown != last:  # one row per change, not per poll
+            last.clear()
+            last.update(shown)
+            common.progress_event(ctx, f"cluster:{cluster_id}", figures)
+
+    def done(cluster: dict[str, Any] | None) -> bool:
+        return aws.is_available(cluster) and matches(cluster, want)
+
+    aws.wait_for_cluster(client_set, cluster_id, done, what=f"the encryption change of {cluster_id}",
+                         timeout=WAIT_TIMEOUT_SECONDS, should_stop=ctx.should_stop, on_poll=on_poll)
+    return "modify_finished"
+
+
+@REGISTRY.action("verify")
+def verify(ctx: "PhaseContext") -> str:
+    want = wanted(ctx)
+    cluster = aws.require_cluster(common.clients(ctx), want["cluster_id"])
+    if not matches(cluster, want):
+        encrypted, key = aws.encryption_of(cluster)
+        raise SecurityError(f"cluster {want['cluster_id']} reports Encrypted={encrypted} KmsKeyId={key}, not "
+                            f"what was asked (Encrypted={want['encrypted']} KmsKeyId={want.get('kms_key_arn')})",
+                            hint="check the cluster in the console and `migrator history`")
+    found = common.check_against_baseline(ctx, want["cluster_id"], "after the encryption change")
+    ctx.facts["detail"] = {"cluster": common.cluster_summary(cluster), "user_tables": found.user_tables}
+    return "verified"
+
+
+@REGISTRY.action("restore_snapshot_copy")
+def restore_snapshot_copy(ctx: "PhaseContext") -> str:
+    result = common.restore_snapshot_copy(ctx, ctx.config.settings.source.cluster_id)
+    ctx.facts["detail"] = {"snapshot_copy": result}
+    return "snapshot_copy_restored"

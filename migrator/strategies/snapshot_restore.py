@@ -1,0 +1,253 @@
+"""`strategy = "snapshot-restore"` (RA3 only): manual snapshot of the source, restored into
+a new cluster with the KMS key, validated against the baseline taken right before the
+snapshot (writes frozen), then the shared cutover and decommission."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from migrator.aws import clusters as aws
+from migrator.engine.registry import Registry
+from migrator.errors import RemoteError, SecurityError
+from migrator.retry import wait_until
+from migrator.strategies import common, cutover
+from migrator.warehouse import baseline as bl
+
+if TYPE_CHECKING:
+    from migrator.engine.runner import PhaseContext
+
+PREFLIGHT_KEY = "preflight"
+SNAPSHOT_KEY = "create_snapshot"
+RESTORE_KEY = "restore_from_snapshot"
+WAIT_TIMEOUT_SECONDS = 24 * 3600.0
+
+REGISTRY = Registry()
+
+
+def registry() -> Registry:
+    return REGISTRY
+
+
+def snapshot_id(migration_name: str, cluster_id: str) -> str:
+    """A valid manual-snapshot identifier named for the migration (letters, digits, single hyphens)."""
+    raw = f"migrator-{migration_name}-{cluster_id}".lower()
+    cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", raw)).strip("-")
+    return cleaned[:255].rstrip("-")
+
+
+def wanted(ctx: "PhaseContext") -> dict[str, Any]:
+    found = common.recorded(ctx, PREFLIGHT_KEY)
+    assert found is not None, "preflight result missing"
+    return found
+
+
+def _ours(ctx: "PhaseContext") -> bool:
+    """Whether the existing target is the one this migration restored (a resumed run)."""
+    return common.recorded(ctx, RESTORE_KEY) is not None or ctx.store.get_action(ctx.migration, RESTORE_KEY) \
+        is not None
+
+
+@REGISTRY.action("preflight")
+def preflight(ctx: "PhaseContext") -> str:
+    settings = ctx.config.settings
+    client_set = common.clients(ctx)
+    region = settings.migration.region
+    source_id, target_id = settings.source.cluster_id, settings.target.cluster_id
+    encrypt = settings.target.encryption == "kms"
+    problems: list[str] = []
+    want: dict[str, Any] = {"source_id": source_id, "target_id": target_id, "encrypted": encrypt,
+                            "kms_key_arn": None}
+    key_usable = True
+    if encrypt:
+        if not settings.target.kms_key_id:
+            problems.append("target.kms_key_id: snapshot-restore needs the KMS key to restore into")
+            key_usable = False
+        else:
+            key, key_problems = aws.resolve_kms_key(client_set, settings.target.kms_key_id, region)
+            problems += key_problems
+            key_usable = key is not None and not key_problems
+            if key is not None:
+                want["kms_key_arn"] = key.arn
+    source = aws.describe_cluster(client_set, source_id)
+    if source is None:
+        problems.append(f"cluster {source_id} does not exist in region {region}")
+    else:
+        encrypted, key_arn = aws.encryption_of(source)
+        if key_usable and encrypted == encrypt and (not encrypt or key_arn == want["kms_key_arn"]):
+            how = f"encrypted with {key_arn}" if encrypt else "not encrypted"
+            ctx.facts["detail"] = {"reason": f"cluster {source_id} is already {how}; nothing to do"}
+            return "already_done"
+        node_type = str(source.get("NodeType", ""))
+        if not node_type.startswith(aws.RA3_PREFIX):
+            problems.append(f"cluster {source_id} uses node type {node_type}: restoring a snapshot into a "
+                            "different KMS key works only for RA3 node types; use strategy 'modify' or "
+                            "'unload-copy'")
+        if source.get("ClusterStatus") != "available":
+            problems.append(f"cluster {source_id} is {source.get('ClusterStatus')!r}; it must be 'available'")
+        copy_problem = common.snapshot_copy_problem(settings, source)
+        if copy_problem:
+            problems.append(copy_problem)
+        want["source"] = common.cluster_summary(source)
+    if target_id and aws.describe_cluster(client_set, target_id) is not None and not _ours(ctx):
+        problems.append(f"target cluster {target_id} already exists and was not made by this migration")
+    common.fail_preflight(problems)
+    common.remember(ctx, PREFLIGHT_KEY, want)
+    ctx.facts["detail"] = {"kms_key_arn": want["kms_key_arn"], "source": want.get("source")}
+    return "preflight_passed"
+
+
+@REGISTRY.action("await_write_freeze")
+def await_write_freeze(ctx: "PhaseContext") -> str:
+    ctx.facts["detail"] = common.await_write_freeze(ctx, ctx.config.settings.source.cluster_id)
+    return "writes_frozen"
+
+
+@REGISTRY.action("baseline")
+def baseline(ctx: "PhaseContext") -> str:
+    taken = common.take_baseline(ctx, ctx.config.settings.source.cluster_id)
+    ctx.facts["detail"] = {"user_tables": taken.user_tables, "tables": len(taken.rows)}
+    return "baseline_taken"
+
+
+def _describe_snapshot(ctx: "PhaseContext", snap: str) -> dict[str, Any] | None:
+    try:
+        found = common.clients(ctx).client("redshift").describe_cluster_snapshots(SnapshotIdentifier=snap)
+    except Exception as exc:  # ClientError; classified below
+        if aws.error_code(exc) in ("ClusterSnapshotNotFound", "ClusterSnapshotNotFoundFault"):
+            return None
+        raise RemoteError(f"DescribeClusterSnapshots {snap} failed: {aws.describe(exc)}") from None
+    snaps = found.get("Snapshots") or []
+    return snaps[0] if snaps else None
+
+
+@REGISTRY.action("take_snapshot")
+def take_snapshot(ctx: "PhaseContext") -> str:
+    want = wanted(ctx)
+    snap = snapshot_id(ctx.migration.name, want["source_id"])
+    request = {"SnapshotIdentifier": snap, "ClusterIdentifier": want["source_id"],
+               "Tags": [{"Key": "migrator:migration", "Value": ctx.migration.name}]}
+    client_set = common.clients(ctx)
+
+    def send() -> dict[str, Any]:
+        aws.call(f"CreateClusterSnapshot {snap}",
+                 lambda: client_set.client("redshift").create_cluster_snapshot(**request))
+        return {"snapshot_id": snap}
+
+    def took_effect() -> dict[str, Any] | None:
+        return {"snapshot_id": snap} if _describe_snapshot(ctx, snap) is not None else None
+
+    common.once(ctx, SNAPSHOT_KEY, request, send, took_effect)
+
+    def ready() -> dict[str, Any] | None:
+        found = _describe_snapshot(ctx, snap)
+        if found is None:
+            raise RemoteError(f"snapshot {snap} disappeared while it was being made")
+        status = str(found.get("Status", "")).lower()
+        if status == "failed":
+            raise RemoteError(f"snapshot {snap} failed", hint="check the cluster's events, then re-run")
+        return found if status == "available" else None
+
+    wait_until(ready, what=f"snapshot {snap}", timeout=WAIT_TIMEOUT_SECONDS, backoff=aws.POLL,
+               should_stop=ctx.should_stop)
+    ctx.facts["detail"] = {"snapshot_id": snap}
+    return "snapshot_ready"
+
+
+def restore_request(want: dict[str, Any], source: dict[str, Any], snap: str) -> dict[str, Any]:
+    """Restore into the target mirroring the source's placement, port and roles."""
+    request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want["target_id"]}
+    if want.get("kms_key_arn"):
+        request["KmsKeyId"] = want["kms_key_arn"]
+    roles = [r["IamRoleArn"] for r in source.get("IamRoles") or [] if r.get("IamRoleArn")]
+    if roles:
+        request["IamRoles"] = roles
+    groups = [g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups") or [] if g.get("VpcSecurityGroupId")]
+    if groups:
+        request["VpcSecurityGroupIds"] = groups
+    for field, key in (("ClusterSubnetGroupName", "ClusterSubnetGroupName"),
+                       ("PreferredMaintenanceWindow", "PreferredMaintenanceWindow"),
+                       ("NodeType", "NodeType")):
+        if source.get(field):
+            request[key] = source[field]
+    params = [g["ParameterGroupName"] for g in source.get("ClusterParameterGroups") or []
+              if g.get("ParameterGroupName")]
+    if params:
+        request["ClusterParameterGroupName"] = params[0]
+    if "PubliclyAccessible" in source:
+        request["PubliclyAccessible"] = bool(source["PubliclyAccessible"])
+    return request
+
+
+@REGISTRY.action("restore_snapshot")
+def restore_snapshot(ctx: "PhaseContext") -> str:
+    want = wanted(ctx)
+    client_set = common.clients(ctx)
+    snap = snapshot_id(ctx.migration.name, want["source_id"])
+    target_id = want["target_id"]
+
+    def send() -> dict[str, Any]:
+        answer = aws.call(f"RestoreFromClusterSnapshot {snap} → {target_id}",
+                          lambda: client_set.client("redshift").restore_from_cluster_snapshot(**request))
+        return {"cluster": common.cluster_summary(answer.get("Cluster"))}
+
+    def took_effect() -> dict[str, Any] | None:
+        cluster = aws.describe_cluster(client_set, target_id)
+        return {"cluster": common.cluster_summary(cluster)} if cluster is not None else None
+
+    existing = ctx.store.get_action(ctx.migration, RESTORE_KEY)
+    if existing is not None:
+        request = dict(existing.request)
+    else:
+        request = restore_request(want, aws.require_cluster(client_set, want["source_id"]), snap)
+    common.once(ctx, RESTORE_KEY, request, send, took_effect)
+
+    def on_poll(cluster: dict[str, Any] | None) -> None:
+        status = (cluster or {}).get("ClusterStatus")
+        if status != last.get("status"):
+            last["status"] = status
+            common.progress_event(ctx, f"cluster:{target_id}", {"cluster_status": status, "restoring": True})
+
+    last: dict[str, Any] = {}
+    aws.wait_for_cluster(client_set, target_id, aws.is_available, what=f"restore of {target_id}",
+                         timeout=WAIT_TIMEOUT_SECONDS, should_stop=ctx.should_stop, on_poll=on_poll)
+    ctx.facts["detail"] = {"target_id": target_id, "snapshot_id": snap}
+    return "restored"
+
+
+@REGISTRY.action("validate")
+def validate(ctx: "PhaseContext") -> str:
+    want = wanted(ctx)
+    settings = ctx.config.settings
+    target = aws.require_cluster(common.clients(ctx), want["target_id"])
+    encrypted, key = aws.encryption_of(target)
+    if encrypted != want["encrypted"] or (want["encrypted"] and key != want["kms_key_arn"]):
+        raise SecurityError(f"restored cluster {want['target_id']} reports Encrypted={encrypted} KmsKeyId={key}, "
+                            f"not Encrypted={want['encrypted']} KmsKeyId={want['kms_key_arn']}",
+                            hint="delete it (`migrator rollback --delete-target`) and check the key")
+    conn = cutover.target_connection(settings, want["target_id"])
+    found = common.measure(settings.model_copy(update={"source": conn}), common.clients(ctx), want["target_id"])
+    differences = bl.compare(common.stored_baseline(ctx), found)
+    ctx.store.add_event(ctx.migration, "migration", "validation",
+                        {"cluster_id": want["target_id"], "what": "restored cluster against the baseline",
+                         "differences": [str(d) for d in differences]}, state=ctx.migration.phase)
+    if differences:
+        from migrator.errors import ValidationMismatch
+
+        raise ValidationMismatch(f"restored cluster {want['target_id']} differs from the baseline: "
+                                 f"{bl.summary(differences)}",
+                                 hint="writes reached the source after the baseline; roll back and re-run")
+    ctx.facts["detail"] = {"user_tables": found.user_tables, "tables": len(found.rows)}
+    return "validated"
+
+
+@REGISTRY.action("cutover")
+def do_cutover(ctx: "PhaseContext") -> str:
+    ctx.facts["detail"] = cutover.cutover(ctx)
+    return "cut_over"
+
+
+@REGISTRY.action("decommission")
+def do_decommission(ctx: "PhaseContext") -> str:
+    ctx.facts["detail"] = cutover.decommission(ctx)
+    return "decommissioned"

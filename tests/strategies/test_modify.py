@@ -1,0 +1,187 @@
+"""`strategy = "modify"` through the CLI against the sandbox, checked with independent describe calls."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from migrator.sandbox import Sandbox
+from tests.strategies.support import make_cluster, migration, one_line, wait_for
+
+
+def modify_calls(sb: Sandbox, cluster_id: str) -> list[dict[str, Any]]:
+    return [c for c in sb.aws.calls("ModifyCluster") if c["cluster_id"] == cluster_id]
+
+
+def test_modify_encrypts_in_place_with_the_key_arn_and_records_progress(sb: Sandbox, tmp_path: Path) -> None:
+    make_cluster(sb, "mod-e2e")
+    m = migration(sb, tmp_path, "mod-e2e")  # the key named by its alias
+    m.init()
+    result = m.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    cluster = m.describe()
+    assert cluster["Encrypted"] is True
+    assert cluster["KmsKeyId"] == sb.info.kms_key_arn
+    assert cluster["ClusterStatus"] == "available"
+    assert m.phase() == "completed"
+    assert [c["params"].get("KmsKeyId") for c in modify_calls(sb, "mod-e2e")] == [sb.info.kms_key_arn]
+    with m.store() as store:
+        migration_row = store.require_migration(m.name)
+        progress = [e.detail for e in store.events(migration_row) if e.trigger == "progress"]
+        action = store.get_action(migration_row, "modify_cluster")
+    assert any(p.get("read_only") and p.get("tables_total") for p in progress), progress
+    assert action is not None and action.status == "done"
+    assert action.request["KmsKeyId"] == sb.info.kms_key_arn
+
+
+def test_decrypt_and_change_key(sb: Sandbox, tmp_path: Path) -> None:
+    make_cluster(sb, "mod-dec", tables=1, encrypted=True, kms_key_id=sb.info.kms_key_id)
+    (tmp_path / "a").mkdir()
+    m = migration(sb, tmp_path / "a", "mod-dec", encryption="none")
+    m.init()
+    assert m.run().returncode == 0
+    assert m.describe()["Encrypted"] is False
+    assert modify_calls(sb, "mod-dec")[-1]["params"]["Encrypted"] == "false"
+
+    # and back, with another key of the same region
+    other = sb.client("kms").create_key(Description="second key")["KeyMetadata"]
+    (tmp_path / "b").mkdir()
+    m2 = migration(sb, tmp_path / "b", "mod-dec", kms_key_id=other["KeyId"])
+    m2.init()
+    result = m2.run()
+    assert result.returncode == 0, result.stderr
+    assert m2.describe()["KmsKeyId"] == other["Arn"]
+
+
+def test_sigkill_while_resizing_then_resume_sends_one_modify(sb: Sandbox, tmp_path: Path, durations: Any) -> None:
+    make_cluster(sb, "mod-crash")
+    durations.modify = 3.0
+    m = migration(sb, tmp_path, "mod-crash")
+    m.init()
+    proc = m.start("run", "-c", str(m.config))
+    try:
+        wait_for(lambda: m.phase() == "waiting" and m.describe()["ClusterStatus"] == "resizing",
+                 "the cluster to be resizing", proc=proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    assert m.describe()["ClusterStatus"] == "resizing"
+    result = m.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert len(modify_calls(sb, "mod-crash")) == 1
+    assert m.describe()["Encrypted"] is True and m.phase() == "completed"
+
+
+def test_pending_modify_record_is_reattached_not_resent(sb: Sandbox, tmp_path: Path, durations: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash after ModifyCluster reached AWS but before its response was recorded."""
+    from migrator import commands
+    from migrator.engine.runner import RunOptions
+
+    make_cluster(sb, "mod-pend", tables=1)
+    m = migration(sb, tmp_path, "mod-pend")
+    m.init()
+    for key, value in m.env.items():
+        monkeypatch.setenv(key, value)
+    stopped = commands.run(m.config, RunOptions(max_steps=4))
+    assert stopped.end_phase == "modifying"
+    from migrator.config import load_config
+    from migrator.store import Store
+
+    with Store.open(load_config(m.config).store_url) as store:
+        row = store.require_migration(m.name)
+        store.begin_action(row, "modify_cluster", {"ClusterIdentifier": "mod-pend", "Encrypted": True,
+                                                   "KmsKeyId": sb.info.kms_key_arn})
+    durations.modify = 2.0
+    sb.client("redshift").modify_cluster(ClusterIdentifier="mod-pend", Encrypted=True, KmsKeyId=sb.info.kms_key_arn)
+    result = m.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert len(modify_calls(sb, "mod-pend")) == 1
+    with m.store() as store:
+        action = store.get_action(store.require_migration(m.name), "modify_cluster")
+    assert action is not None and action.response and action.response.get("reattached") is True
+
+
+def test_snapshot_copy_refused_with_steps_then_handled_with_the_flag(sb: Sandbox, tmp_path: Path) -> None:
+    make_cluster(sb, "mod-copy", tables=1)
+    sb.client("redshift").enable_snapshot_copy(ClusterIdentifier="mod-copy", DestinationRegion="us-west-2",
+                                               RetentionPeriod=5)
+    before = sb.aws.calls()
+    m = migration(sb, tmp_path, "mod-copy")
+    m.init()
+    refused = m.invoke("run", "-c", str(m.config))
+    assert refused.exit_code == 7
+    line = one_line(refused.stderr)
+    assert "disable-snapshot-copy" in line and "enable-snapshot-copy" in line and "us-west-2" in line
+    assert "handle_snapshot_copy" in line
+    assert sb.aws.calls() == before
+    assert m.describe()["ClusterSnapshotCopyStatus"]["DestinationRegion"] == "us-west-2"
+
+    # The operator lets the tool handle it (not a key that alters finished work): same migration resumes.
+    m = migration(sb, tmp_path, "mod-copy", handle_snapshot_copy=True)
+    result = m.run()
+    assert result.returncode == 0, result.stderr + result.stdout
+    copy = m.describe()["ClusterSnapshotCopyStatus"]
+    assert copy["DestinationRegion"] == "us-west-2" and copy["RetentionPeriod"] == 5
+    grant = copy["SnapshotCopyGrantName"]
+    grants = sb.client("redshift", "us-west-2").describe_snapshot_copy_grants()["SnapshotCopyGrants"]
+    assert grant in {g["SnapshotCopyGrantName"] for g in grants}
+    ours = [c["action"] for c in sb.aws.calls()[len(before):] if c["cluster_id"] == "mod-copy"]
+    assert ours == ["DisableSnapshotCopy", "ModifyCluster", "EnableSnapshotCopy"]
+    with m.store() as store:
+        settings = store.get_action(store.require_migration(m.name), "snapshot_copy:mod-copy:settings")
+    assert settings is not None and settings.response is not None
+    assert settings.response["on"] is True
+    assert (settings.response["destination_region"], settings.response["retention_period"]) == ("us-west-2", 5)
+
+
+@pytest.mark.parametrize("case", ["unknown_cluster", "unknown_key", "disabled_key", "foreign_key"])
+def test_bad_input_is_one_line_exit_7_and_changes_nothing(sb: Sandbox, tmp_path: Path, case: str) -> None:
+    cluster_id = "mod-bad" if case != "unknown_cluster" else "no-such-cluster"
+    if case != "unknown_cluster" and "mod-bad" not in sb.passwords:
+        make_cluster(sb, "mod-bad", tables=0)
+    key = {"unknown_cluster": sb.info.kms_alias, "unknown_key": "alias/does-not-exist",
+           "disabled_key": sb.info.disabled_kms_key_id, "foreign_key": sb.info.other_region_kms_key_arn}[case]
+    expected = {"unknown_cluster": "does not exist", "unknown_key": "does not exist", "disabled_key": "not enabled",
+                "foreign_key": "is in region"}[case]
+    before = sb.aws.calls()
+    m = migration(sb, tmp_path, cluster_id, kms_key_id=key)
+    m.init()
+    result = m.invoke("run", "-c", str(m.config))
+    assert result.exit_code == 7, result.stderr + result.stdout
+    assert expected in one_line(result.stderr)
+    assert sb.aws.calls() == before
+
+
+def test_hsm_is_refused_for_modify_at_config_time(sb: Sandbox, tmp_path: Path) -> None:
+    config = tmp_path / "hsm.toml"
+    config.write_text('[migration]\nname = "hsm"\nstrategy = "modify"\nregion = "us-east-1"\n'
+                      f'store = "sqlite:///{tmp_path}/s.db"\n[source]\ncluster_id = "analytics"\n'
+                      'password_env = "X"\n[target]\nencryption = "hsm"\nhsm_client_certificate = "c"\n'
+                      'hsm_configuration = "h"\n')
+    from typer.testing import CliRunner
+
+    from migrator.cli import app
+
+    result = CliRunner().invoke(app, ["init", str(config)])
+    assert result.exit_code == 2
+    assert "HSM cannot be enabled by 'modify'" in one_line(result.stderr)
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_already_in_the_requested_state_exits_0_saying_so(sb: Sandbox, tmp_path: Path) -> None:
+    make_cluster(sb, "mod-done", tables=0, encrypted=True, kms_key_id=sb.info.kms_key_arn)
+    before = sb.aws.calls()
+    m = migration(sb, tmp_path, "mod-done")
+    m.init()
+    result = m.invoke("run", "-c", str(m.config))
+    assert result.exit_code == 0, result.stderr
+    assert "nothing_to_do" in result.stdout
+    assert m.phase() == "nothing_to_do"
+    assert sb.aws.calls() == before
+    with m.store() as store:
+        last = store.events(store.require_migration(m.name), subject="migration")[-1]
+    assert "already encrypted with " + sb.info.kms_key_arn in last.detail["reason"]
