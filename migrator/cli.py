@@ -15,7 +15,7 @@ from rich.markup import escape
 from migrator import commands
 from migrator.config import DEFAULT_CONFIG_NAME
 from migrator.engine.runner import RunOptions
-from migrator.errors import MigratorError
+from migrator.errors import MigratorError, UsageError
 from migrator.results import Result, print_result
 
 T = TypeVar("T", bound=Result)
@@ -85,6 +85,60 @@ def run(
     """Run the migration from wherever it stands; safe to re-run after any crash."""
     _call(lambda: commands.run(config, RunOptions(approve_cutover=approve_cutover, assume_frozen=assume_frozen)),
           as_json)
+
+
+@app.command()
+def demo(directory: Annotated[Path | None, typer.Option("--dir", help="where the sandbox lives "
+                                                        "(default: a new temporary directory)")] = None,
+         keep: Annotated[bool, typer.Option("--keep", help="leave the sandbox running to explore")] = False,
+         tables: Annotated[int, typer.Option(help="tables in the seeded source")] = 30,
+         rows: Annotated[int, typer.Option(help="rows in the largest seeded table")] = 5000) -> None:
+    """Rehearse a whole unload-copy migration offline: sandbox, crash, resume, validate, cutover."""
+    from migrator.demo import run_demo
+
+    out = Console()
+    _call(lambda: run_demo(directory, keep=keep, tables=tables, rows=rows,
+                           say=lambda line: out.print(f"[bold cyan]demo[/]: {escape(line)}")))
+
+
+@app.command()
+def cutover(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = False) -> None:
+    """Approve the cutover (endpoint swap) and run it."""
+    def go() -> Result:
+        commands.approve(config, "cutover", "migrator cutover")
+        return commands.run(config)
+    _call(go, as_json)
+
+
+@app.command()
+def decommission(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+                 confirm: Annotated[bool, typer.Option("--confirm", help="yes: snapshot and delete the old "
+                                                       "source cluster")] = False,
+                 as_json: JsonOpt = False) -> None:
+    """Take a final snapshot of the old source cluster, then delete it (needs --confirm)."""
+    def go() -> Result:
+        if not confirm:
+            raise UsageError("decommission deletes the old source cluster (after a final snapshot)",
+                             hint="add --confirm to go ahead")
+        commands.approve(config, "decommission", "migrator decommission --confirm")
+        return commands.run(config)
+    _call(go, as_json)
+
+
+@app.command()
+def rollback(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+             delete_target: Annotated[bool, typer.Option("--delete-target",
+                                                         help="also delete the new cluster")] = False,
+             as_json: JsonOpt = False) -> None:
+    """Stop the migration and put production back: before cutover the source is untouched;
+    after cutover the names are swapped back."""
+    _call(lambda: commands.rollback(config, delete_target=delete_target), as_json)
+
+
+@app.command()
+def inventory(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = False) -> None:
+    """List the source's user tables, largest first, with usage to spot dead ones (read-only)."""
+    _call(lambda: commands.inventory(config), as_json)
 
 
 @app.command()

@@ -13,8 +13,8 @@ from migrator.config import STRATEGIES, LoadedConfig, load_config
 from migrator.engine.definitions import MachineDef, load_definition
 from migrator.engine.runner import RunOptions, Runner, default_registry, ensure_migration, load_machines
 from migrator.errors import UsageError
-from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, InitResult, RunResult, StatusResult,
-                              TableRow)
+from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, InitResult, InventoryResult,
+                              RollbackResult, RunResult, StatusResult, TableRow)
 from migrator.store import Store, db, utcnow
 from migrator.store.db import redact
 
@@ -182,6 +182,36 @@ def to_dot(definition: MachineDef) -> str:
             lines.append(f'    "{src}" -> "{t.dest}" [label="{_edge_label(t.trigger, t.conditions, t.unless)}"];')
     lines.append("}")
     return "\n".join(lines)
+
+
+def approve(config_path: Path, gate: str, via: str) -> None:
+    """Record an operator's approval of a gate (cutover, decommission) in the store and its log."""
+    config = load_config(config_path)
+    with Store.open(config.store_url) as store:
+        migration = store.require_migration(config.settings.migration.name)
+        if gate not in migration.approvals:
+            store.record_approval(migration, gate, {"via": via})
+
+
+def rollback(config_path: Path, *, delete_target: bool = False) -> RollbackResult:
+    from migrator.strategies import cutover
+
+    config = load_config(config_path)
+    with Store.open(config.store_url) as store:
+        done = cutover.rollback(config, store, delete_target=delete_target)
+    return RollbackResult(config.settings.migration.name, str(done.pop("phase")), done)
+
+
+def inventory(config_path: Path) -> InventoryResult:
+    """The source's user tables as the migration would see them (read-only)."""
+    from migrator.strategies.unload_copy import session
+    from migrator.warehouse.inventory import read_inventory
+
+    config = load_config(config_path)
+    tables = config.settings.tables
+    with session(config, "source") as source:
+        found = read_inventory(source, include=tables.include, exclude=tables.exclude)
+    return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found])
 
 
 def run(config_path: Path, options: RunOptions | None = None) -> RunResult:

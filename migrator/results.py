@@ -245,3 +245,32 @@ class SandboxResult(Result):
         for cluster in data["clusters"].values():
             cluster.pop("password", None)  # never print secrets; sandbox.json (mode 0600) has them
         return data
+
+
+@dataclass
+class RollbackResult(Result):
+    migration: str
+    phase: str
+    done: dict[str, Any]
+
+    def render(self) -> RenderableType:
+        steps = ", ".join(f"{k}={v}" for k, v in self.done.items() if k != "phase") or "nothing to undo remotely"
+        return Text(f"migration {self.migration!r} rolled back ({steps}); phase {self.phase}")
+
+
+@dataclass
+class InventoryResult(Result):
+    cluster: str
+    tables: list[dict[str, Any]]
+
+    def render(self) -> RenderableType:
+        grid = Table(show_edge=False, header_style="bold", title=f"user tables on {self.cluster}, largest first")
+        for col in ("table", "MB", "rows", "dist", "sort", "identity", "scans", "last write", "unused"):
+            grid.add_column(col, justify="right" if col in ("MB", "rows", "scans") else "left")
+        for t in self.tables:
+            sort = f"{(t['sortkey_kind'] or '').lower()} ({', '.join(t['sortkeys'])})" if t["sortkeys"] else ""
+            dist = t["diststyle"] + (f"({t['distkey']})" if t["distkey"] else "")
+            grid.add_row(f"{t['schema']}.{t['table']}", str(t["size_mb"]), f"{t['rows']:,}", dist, sort,
+                         ", ".join(t["identity_columns"]), str(t["scans"]), (t["last_write"] or "")[:19],
+                         "yes" if t["unused"] else "")
+        return grid
