@@ -132,12 +132,18 @@ def test_store_from_newer_version(tmp_path: Path) -> None:
     one_line_error(cli("run", cwd=tmp_path), 3, "newer than this migrator")
 
 
-def test_unimplemented_phase_exit_code_and_resumable(tmp_path: Path) -> None:
-    good_config(tmp_path)
-    assert cli("init", "migrator.toml", cwd=tmp_path).returncode == 0
-    one_line_error(cli("run", cwd=tmp_path), 15, "not implemented")
+def test_preflight_failure_exit_code_and_nothing_written(tmp_path: Path, sandbox) -> None:  # type: ignore[no-untyped-def]
+    """A run whose preflight fails (the source does not exist) says so in one line and stays resumable."""
+    write(tmp_path, CONFIG_TOML.format(store="sqlite:///.migrator/state.db").replace(
+        'region = "us-east-1"', f'region = "us-east-1"\naws_endpoint_url = "{sandbox.info.endpoint_url}"'))
+    env = sandbox.env()
+    assert cli("init", "migrator.toml", cwd=tmp_path, env=env).returncode == 0
+    before = len(sandbox.calls())
+    one_line_error(cli("run", cwd=tmp_path, env=env), 7, "preflight found")
+    assert len(sandbox.calls()) == before
     status = json.loads(cli("status", "--json", cwd=tmp_path).stdout)
     assert status["phase"] == "preflight" and status["run_holder"] is None
+    assert "preflight found" in status["last_error"]
 
 
 def test_second_concurrent_run_is_refused(tmp_path: Path) -> None:

@@ -37,23 +37,24 @@ def test_modify_encrypts_in_place_with_the_key_arn_and_records_progress(sb: Sand
     assert action.request["KmsKeyId"] == sb.info.kms_key_arn
 
 
-def test_decrypt_and_change_key(sb: Sandbox, tmp_path: Path) -> None:
+def test_change_key_then_decrypt(sb: Sandbox, tmp_path: Path) -> None:
     make_cluster(sb, "mod-dec", tables=1, encrypted=True, kms_key_id=sb.info.kms_key_id)
-    (tmp_path / "a").mkdir()
-    m = migration(sb, tmp_path / "a", "mod-dec", encryption="none")
-    m.init()
-    assert m.run().returncode == 0
-    assert m.describe()["Encrypted"] is False
-    assert modify_calls(sb, "mod-dec")[-1]["params"]["Encrypted"] == "false"
-
-    # and back, with another key of the same region
     other = sb.client("kms").create_key(Description="second key")["KeyMetadata"]
-    (tmp_path / "b").mkdir()
-    m2 = migration(sb, tmp_path / "b", "mod-dec", kms_key_id=other["KeyId"])
-    m2.init()
-    result = m2.run()
+    (tmp_path / "a").mkdir()
+    m = migration(sb, tmp_path / "a", "mod-dec", kms_key_id=other["KeyId"])
+    m.init()
+    result = m.run()
     assert result.returncode == 0, result.stderr
-    assert m2.describe()["KmsKeyId"] == other["Arn"]
+    assert m.describe()["Encrypted"] is True and m.describe()["KmsKeyId"] == other["Arn"]
+
+    (tmp_path / "b").mkdir()
+    m2 = migration(sb, tmp_path / "b", "mod-dec", encryption="none")
+    m2.init()
+    assert m2.run().returncode == 0
+    assert m2.describe()["Encrypted"] is False
+    sent = [c["params"] for c in modify_calls(sb, "mod-dec")]
+    assert sent == [{"ClusterIdentifier": "mod-dec", "Encrypted": "true", "KmsKeyId": other["Arn"]},
+                    {"ClusterIdentifier": "mod-dec", "Encrypted": "false"}]
 
 
 def test_sigkill_while_resizing_then_resume_sends_one_modify(sb: Sandbox, tmp_path: Path, durations: Any) -> None:
