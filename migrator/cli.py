@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.traceback import Traceback
 
 from migrator import commands
 from migrator.config import DEFAULT_CONFIG_NAME
@@ -49,22 +51,31 @@ def _main(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def _call(fn: Callable[[], T], as_json: bool = False) -> T:
-    try:
-        result = fn()
-    except MigratorError as exc:
-        if _State.traceback:
-            err.print_exception()
-        err.print(f"[red]error:[/red] {escape(exc.one_line())}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("interrupted; the checkpoint is consistent: re-run to resume")
-        raise typer.Exit(130) from None
+def _fail(exc: MigratorError) -> NoReturn:
+    """One line on stderr (a traceback only on request) and the error's documented exit code."""
+    if _State.traceback:
+        err.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
+    err.print(f"[red]error:[/red] {escape(exc.one_line())}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _show(result: T, as_json: bool = False) -> T:
     print_result(result, as_json=as_json)
     code = result.exit_code()
     if code:
         raise typer.Exit(code)
     return result
+
+
+def _call(fn: Callable[[], T], as_json: bool = False) -> T:
+    try:
+        result = fn()
+    except MigratorError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("interrupted; the checkpoint is consistent: re-run to resume")
+        raise typer.Exit(130) from None
+    return _show(result, as_json)
 
 
 @app.command()
@@ -80,11 +91,52 @@ def run(
     approve_cutover: Annotated[bool, typer.Option("--approve-cutover", help="approve the cutover gate")] = False,
     assume_frozen: Annotated[bool, typer.Option("--assume-frozen",
                                                 help="skip the write-freeze check (recorded)")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the migration from wherever it stands; safe to re-run after any crash."""
-    _call(lambda: commands.run(config, RunOptions(approve_cutover=approve_cutover, assume_frozen=assume_frozen)),
-          as_json)
+    options = RunOptions(approve_cutover=approve_cutover, assume_frozen=assume_frozen)
+    if quiet or as_json or not err.is_terminal:
+        _call(lambda: commands.run(config, options), as_json)
+        return
+    failure: MigratorError | None = None
+    with _live_status(config):  # closes before anything else prints
+        try:
+            result = commands.run(config, options)
+        except MigratorError as exc:
+            failure = exc
+    if failure is not None:
+        _fail(failure)
+    _show(result)
+
+
+class _live_status:
+    """A progress panel on stderr, refreshed from the store (read-only) while the run works."""
+
+    def __init__(self, config: Path, interval: float = 1.0) -> None:
+        import threading
+
+        self.config, self.interval = config, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        from rich.live import Live
+
+        with Live(console=err, transient=True, refresh_per_second=4) as live:
+            while not self.stop.wait(self.interval):
+                try:
+                    live.update(commands.status(self.config).render())
+                except MigratorError:
+                    continue  # the store may not exist yet on the very first beat
+
+    def __enter__(self) -> "_live_status":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 @app.command()
@@ -144,9 +196,23 @@ def inventory(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = 
 @app.command()
 def status(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
            tables: Annotated[bool, typer.Option("--tables", help="per-table detail")] = False,
+           watch: Annotated[bool, typer.Option("--watch", help="refresh every 2 s until Ctrl-C")] = False,
            as_json: JsonOpt = False) -> None:
     """Show where the migration stands (reads the store, never writes it)."""
-    _call(lambda: commands.status(config, with_tables=tables), as_json)
+    if not watch:
+        _call(lambda: commands.status(config, with_tables=tables), as_json)
+        return
+    from rich.live import Live
+
+    try:
+        with Live(console=Console(), refresh_per_second=2) as live:
+            while True:
+                live.update(commands.status(config, with_tables=tables).render())
+                time.sleep(2.0)  # the display's refresh interval
+    except MigratorError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        return
 
 
 @app.command()

@@ -220,5 +220,8 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
         runner = Runner(config, store, options=options)
         report = runner.run()
         final = runner.definition.state(report.end_phase).final
+        migration = store.require_migration(report.migration)
+        last = store.events(migration, subject="migration", limit=1, newest_first=True)
+        note = str(last[0].detail["reason"]) if final and last and "reason" in last[0].detail else None
     return RunResult(report.migration, report.strategy, report.start_phase, report.end_phase, final, report.moves,
-                     report.recovered_tables, report.took_over_from)
+                     report.recovered_tables, report.took_over_from, note)

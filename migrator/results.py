@@ -196,10 +196,13 @@ class RunResult(Result):
     moves: list[str]
     recovered_tables: list[str]
     took_over_from: str | None
+    note: str | None = None
 
     def render(self) -> RenderableType:
         lines = [f"migration {self.migration!r}: {self.start_phase} -> {self.end_phase}"
                  + (" (done)" if self.final else "")]
+        if self.note:
+            lines.append(self.note)
         if self.took_over_from:
             lines.append(f"took over from dead run {self.took_over_from}")
         if self.recovered_tables:
