@@ -215,7 +215,11 @@ class RunResult(Result):
 def print_result(result: Result, *, as_json: bool, console: Console | None = None) -> None:
     import json
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            # Piped or captured: keep whole lines rather than squeezing tables into 80 columns.
+            console = Console(width=200)
     if as_json:
         print(json.dumps(result.asdict(), indent=2, default=str))
     else:

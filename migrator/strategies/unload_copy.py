@@ -168,7 +168,6 @@ def inventory(ctx: "PhaseContext") -> str:
     unused = sorted(k for k, t in tables.items() if t.unused)
     ctx.store.add_event(ctx.migration, "migration", "inventory",
                         {"tables": len(specs), "added": added, "unused": unused[:100]}, state=ctx.migration.phase)
-    common.take_baseline(ctx, ctx.config.settings.source.cluster_id)
     return "inventoried"
 
 
@@ -289,7 +288,10 @@ def rehearse(ctx: "PhaseContext") -> str:
 
 @REGISTRY.action("await_write_freeze")
 def await_write_freeze(ctx: "PhaseContext") -> str:
-    common.await_write_freeze(ctx, ctx.config.settings.source.cluster_id)
+    """Writes stopped: only now are the validation queries' results worth keeping (AWS step 9)."""
+    source = ctx.config.settings.source.cluster_id
+    common.await_write_freeze(ctx, source)
+    common.take_baseline(ctx, source)
     return "writes_frozen"
 
 
@@ -305,11 +307,10 @@ class _Outcome:
 class TableCopier:
     """Moves one table through the table machine; each step records before and after."""
 
-    def __init__(self, ctx: "PhaseContext", tables: dict[str, TableInfo], source: Session, target: Session) -> None:
+    def __init__(self, ctx: "PhaseContext", tables: dict[str, TableInfo], sessions: "_Sessions") -> None:
         self.ctx = ctx
         self.tables = tables
-        self.source = source
-        self.target = target
+        self.sessions = sessions
         settings = ctx.config.settings
         assert settings.staging is not None
         self.staging = settings.staging
@@ -347,9 +348,23 @@ class TableCopier:
                 flow.fire("fail", error=exc.one_line())
             return _Outcome(task.qualified_name, False, exc.one_line())
 
-    @staticmethod
-    def _step(what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        return with_retries(fn, what=what, backoff=STEP_BACKOFF)
+    @property
+    def source(self) -> Session:
+        return self.sessions.source
+
+    @property
+    def target(self) -> Session:
+        return self.sessions.target
+
+    def _step(self, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Retry transient failures; a lost connection is replaced before the next attempt."""
+        def attempt() -> dict[str, Any]:
+            try:
+                return fn()
+            except TransientError:
+                self.sessions.reconnect()
+                raise
+        return with_retries(attempt, what=what, backoff=STEP_BACKOFF)
 
     def _unload(self, task: TableView, info: TableInfo) -> dict[str, Any]:
         started = time.time()
@@ -384,6 +399,41 @@ class TableCopier:
                 "mismatch": result.describe(), "step_timings": _timing(task, "validate", started)}
 
 
+class _Sessions:
+    """A worker's source (autocommit) and target (transactional) sessions, replaceable when lost."""
+
+    def __init__(self, ctx: "PhaseContext") -> None:
+        self.ctx = ctx
+        self._stack: list[Any] = []
+        self.source: Session
+        self.target: Session
+
+    def __enter__(self) -> "_Sessions":
+        self._open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _open(self) -> None:
+        source_cm, target_cm = session(self.ctx, "source"), session(self.ctx, "target", autocommit=False)
+        self.source = source_cm.__enter__()
+        self._stack.append(source_cm)
+        self.target = target_cm.__enter__()
+        self._stack.append(target_cm)
+
+    def _close(self) -> None:
+        while self._stack:
+            try:
+                self._stack.pop().__exit__(None, None, None)
+            except Exception:  # a dead connection may refuse to close politely
+                pass
+
+    def reconnect(self) -> None:
+        self._close()
+        self._open()
+
+
 def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
     timings = dict(task.step_timings or {})
     timings[step] = {"started": started, "seconds": round(time.time() - started, 3)}
@@ -407,15 +457,15 @@ def copy_tables(ctx: "PhaseContext") -> str:
 
     def worker() -> None:
         try:
-            with session(ctx, "source") as source, session(ctx, "target", autocommit=False) as target:
+            with _Sessions(ctx) as sessions:
                 with lock:
-                    tables = inventory_of(ctx, source)
+                    tables = inventory_of(ctx, sessions.source)
                 while not ctx.should_stop():
                     with lock:
                         if not queue:
                             return
                         task = queue.pop(0)
-                    outcome = TableCopier(ctx, tables, source, target).run(ctx.store.get_table(task.id))
+                    outcome = TableCopier(ctx, tables, sessions).run(ctx.store.get_table(task.id))
                     with lock:
                         outcomes.append(outcome)
         except BaseException as exc:  # surfaced below, after every worker stopped
@@ -448,7 +498,14 @@ def validate(ctx: "PhaseContext") -> str:
     changed: list[str] = []
     with session(ctx, "source") as source:
         tables = inventory_of(ctx, source)
+        known = {t.qualified_name for t in ctx.store.list_tables(ctx.migration)}
+        created = [info for key, info in tables.items() if key not in known]
+        if created:
+            _adopt_new_tables(ctx, source, created)
+            changed += [info.key for info in created]
         for task in ctx.store.list_tables(ctx.migration):
+            if task.qualified_name in changed:
+                continue
             info = tables.get(task.qualified_name)
             if info is None:
                 raise RemoteError(f"{task.qualified_name} disappeared from the source during the migration")
@@ -464,6 +521,19 @@ def validate(ctx: "PhaseContext") -> str:
     with session(ctx, "target") as target:
         pipeline.drop_bookkeeping(target)
     return "validated"
+
+
+def _adopt_new_tables(ctx: "PhaseContext", source: Session, created: list[TableInfo]) -> None:
+    """Tables that appeared on the source during the migration are created on the target and copied."""
+    from migrator.warehouse import replay
+
+    with session(ctx, "target") as target:
+        result = replay.replay_objects(source, target, tables=created)
+    ctx.store.add_tables(ctx.migration, [TableSpec(t.schema, t.name, t.size_mb, t.rows) for t in created],
+                         ctx.table_definition.initial)
+    ctx.store.add_event(ctx.migration, "migration", "objects_replayed",
+                        {"statements": result.statements, "tables_created_during_migration":
+                         [t.key for t in created]}, state=ctx.migration.phase)
 
 
 def reconciler(config: LoadedConfig) -> Callable[[TableView], dict[str, Any]]:

@@ -1,0 +1,160 @@
+"""Guards failing for real, sandbox faults during a run, and rollback on both sides of the cutover."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from tests.unload_copy.conftest import Migration
+
+
+def _phase(m: Migration) -> str:
+    return str(json.loads(m.cli("status", "--json").stdout)["phase"])
+
+
+def _one_line(proc, code: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def _target_creates(m: Migration) -> list[dict]:  # type: ignore[type-arg]
+    return [c for c in m.sb.calls("CreateCluster") if c.get("cluster_id") == m.target]
+
+
+def test_target_name_taken_is_refused_and_nothing_created(migration: Migration) -> None:
+    m = migration
+    m.sb.create_cluster(m.target)
+    m.init()
+    _one_line(m.cli("run"), 7, f"target cluster id {m.target} is already taken")
+    assert len(_target_creates(m)) == 1  # only ours above, none by the tool
+    assert _phase(m) == "preflight"
+
+
+def test_disabled_key_and_public_bucket_reported_together(migration: Migration) -> None:
+    m = migration
+    s3 = m.sb.client("s3")
+    s3.create_bucket(Bucket="uc-open-bucket")
+    text = m.config.read_text().replace(f's3_uri = "s3://{m.sb.info.bucket}/', 's3_uri = "s3://uc-open-bucket/')
+    text = text.replace(f'[staging]\n', '[staging]\n', 1).replace(
+        f'kms_key_id = "{m.sb.info.kms_alias}"\n\n[tables]', f'kms_key_id = "{m.sb.info.disabled_kms_key_id}"\n\n[tables]')
+    m.config.write_text(text)
+    m.init()
+    _one_line(m.cli("run"), 7, "2 problems", "is not enabled", "uc-open-bucket has no public access block")
+    assert _target_creates(m) == [] and _phase(m) == "preflight"
+
+
+def test_writes_during_freeze_fail_the_guard_then_pass_once_quiet(migration: Migration) -> None:
+    m = migration
+    m.init()
+    stop = threading.Event()
+
+    def writer() -> None:
+        conn = m.sb.connect(m.source, autocommit=True)
+        cur = conn.cursor()
+        cur.execute("create table busy (v int)")
+        while not stop.is_set():
+            cur.execute("insert into busy values (1)")
+        conn.close()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        blocked = m.cli("run", timeout=120)
+        _one_line(blocked, 7, "write freeze not reached", "WriteIOPS up to")
+        assert _phase(m) == "awaiting_freeze"
+    finally:
+        stop.set()
+        thread.join()
+    m.env["MIGRATOR_FREEZE_TIMEOUT_SECONDS"] = "60"
+    resumed = m.cli("run")
+    assert resumed.returncode == 8, resumed.stderr
+    assert _phase(m) == "awaiting_cutover"
+
+
+def test_s3_slowdown_is_retried_and_the_run_completes(migration: Migration) -> None:
+    m = migration
+    m.init()
+    m.sb.faults.add("s3_slowdown", times=3, match={"operation": "HeadObject"})
+    try:
+        done = m.cli("run", "--assume-frozen")
+    finally:
+        m.sb.faults.clear()
+    assert done.returncode == 8, done.stderr
+    assert len(m.sb.faults.fired("s3_slowdown")) >= 3
+    assert m.table_digests(m.target) == m.table_digests(m.source)
+
+
+def test_connection_dropped_mid_copy_is_retried(migration: Migration) -> None:
+    m = migration
+    m.init()
+    m.sb.faults.add("drop_connection", times=1, match={"statement": "copy"})
+    try:
+        done = m.cli("run", "--assume-frozen")
+    finally:
+        m.sb.faults.clear()
+    assert done.returncode == 8, done.stderr
+    assert m.sb.faults.fired("drop_connection")
+    assert m.table_digests(m.target) == m.table_digests(m.source)
+
+
+def test_one_table_failing_terminally_is_isolated(migration: Migration) -> None:
+    m = migration
+    victim = sorted(m.table_digests(m.source))[0]
+    m.init()
+    m.sb.faults.add("sql_error", times=-1, match={"statement": "copy", "table": victim},
+                    sqlstate="XX000", message="injected: disk full")
+    try:
+        failed = m.cli("run", "--assume-frozen")
+    finally:
+        m.sb.faults.clear()
+    _one_line(failed, 10, "1 table(s) did not copy", victim)
+    tables = {t["table"]: t for t in json.loads(m.cli("status", "--json", "--tables").stdout)["tables"]}
+    assert tables[victim]["state"] == "failed" and "disk full" in tables[victim]["last_error"]
+    assert all(t["state"] == "validated" for name, t in tables.items() if name != victim)
+    resumed = m.cli("run", "--assume-frozen")
+    assert resumed.returncode == 8, resumed.stderr
+    assert m.table_digests(m.target) == m.table_digests(m.source)
+
+
+def test_rollback_before_cutover_leaves_source_and_can_delete_target(migration: Migration) -> None:
+    m = migration
+    before = m.table_digests(m.source)
+    m.init()
+    assert m.cli("run", "--assume-frozen").returncode == 8
+    done = m.cli("rollback", "--delete-target")
+    assert done.returncode == 0, done.stderr
+    assert _phase(m) == "rolled_back"
+    assert m.table_digests(m.source) == before
+    rs = m.sb.client("redshift")
+    assert rs.describe_clusters(ClusterIdentifier=m.source)["Clusters"][0]["Encrypted"] is False
+    assert [c for c in m.sb.calls("DeleteCluster") if c.get("cluster_id") == m.target]
+    again = m.cli("rollback")
+    _one_line(again, 2, "already rolled back")
+
+
+def test_rollback_after_cutover_swaps_the_names_back(migration: Migration) -> None:
+    m = migration
+    before = m.table_digests(m.source)
+    m.init()
+    assert m.cli("run", "--assume-frozen", "--approve-cutover").returncode == 8
+    rs = m.sb.client("redshift")
+    assert rs.describe_clusters(ClusterIdentifier=m.source)["Clusters"][0]["Encrypted"] is True
+    done = m.cli("rollback")
+    assert done.returncode == 0, done.stderr
+    assert rs.describe_clusters(ClusterIdentifier=m.source)["Clusters"][0]["Encrypted"] is False
+    assert rs.describe_clusters(ClusterIdentifier=m.target)["Clusters"][0]["Encrypted"] is True
+    assert m.table_digests(m.source) == before
+
+
+def test_history_records_every_statement_of_object_replay(migration: Migration) -> None:
+    m = migration
+    m.init()
+    assert m.cli("run", "--assume-frozen").returncode == 8
+    events = json.loads(m.cli("history", "--json").stdout)["events"]
+    replayed = [e for e in events if e["trigger"] == "objects_replayed"]
+    assert replayed and any("CREATE TABLE" in s.upper() for s in replayed[0]["detail"]["statements"])
+    table = m.cli("history")
+    assert table.returncode == 0 and "objects_replayed" in table.stdout
