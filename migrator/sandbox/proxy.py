@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable, Literal, TypeVar
 
 from migrator.sandbox import wire
+from migrator.sandbox.redshift.sqltokens import literal as quote_literal
+from migrator.sandbox.redshift.sqltokens import quote_ident
 from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import (
     BackendError,
@@ -69,15 +71,6 @@ def _intercept_pool() -> ThreadPoolExecutor:
         if not _POOL:
             _POOL.append(ThreadPoolExecutor(max_workers=64, thread_name_prefix="sandbox-intercept"))
         return _POOL[0]
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    # standard_conforming_strings is on in every supported PostgreSQL: only quotes need doubling.
-    return "'" + value.replace("'", "''") + "'"
 
 
 def raise_statement(sqlstate: str, message: str, detail: str | None = None) -> str:

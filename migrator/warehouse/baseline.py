@@ -15,6 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator.warehouse.sql import option_literal as quote_literal
+from migrator.warehouse.sql import quote_ident
+
 #: Schemas that belong to Redshift (or the sandbox's emulation of it), never to users.
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "pg_internal", "pg_automv", "catalog_history",
                   "redshift_sys")
@@ -29,20 +32,6 @@ SQL = {
                "and schemaname not in ({system}) order by 1, 2"),
     "rows": 'select trim(schema), trim("table"), tbl_rows from svv_table_info',
 }
-
-
-def quote_ident(name: str) -> str:
-    """A Redshift identifier, always double-quoted (embedded quotes doubled)."""
-    if "\x00" in name:
-        raise ValueError("identifier contains a NUL character")
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """A string literal with quotes and backslashes escaped (Redshift treats backslash as an escape)."""
-    if "\x00" in value:
-        raise ValueError("literal contains a NUL character")
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _system_list() -> str:

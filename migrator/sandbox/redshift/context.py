@@ -12,6 +12,8 @@ from botocore.exceptions import ClientError
 from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import Backend, BackendError, SessionInfo
 from migrator.sandbox.redshift.options import Authorization
+from migrator.sandbox.redshift.sqltokens import literal as quote_literal
+from migrator.sandbox.redshift.sqltokens import quote_ident
 
 INTERNAL = "XX000"
 
@@ -42,16 +44,6 @@ class DataContext:
     account_id: str = "123456789012"
     region: str = "us-east-1"
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    if "\\" in value:
-        return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-    return "'" + value.replace("'", "''") + "'"
 
 
 def split_s3_url(url: str) -> tuple[str, str]:
