@@ -102,12 +102,22 @@ class TablesSection(_Section):
     max_attempts: int = Field(default=5, ge=1, le=100)
 
 
+class FreezeSection(_Section):
+    """The write-freeze guard: no more than ``max_write_iops`` (CloudWatch WriteIOPS) on the
+    source for ``quiet_seconds``, waited for at most ``timeout_seconds``."""
+
+    max_write_iops: float = Field(default=0.0, ge=0)
+    quiet_seconds: float = Field(default=300.0, gt=0)
+    timeout_seconds: float = Field(default=900.0, gt=0)
+
+
 class Settings(_Section):
     migration: MigrationSection
     source: ConnectionSection
     target: TargetSection = TargetSection()
     staging: StagingSection | None = None
     tables: TablesSection = TablesSection()
+    freeze: FreezeSection = FreezeSection()
 
     @model_validator(mode="after")
     def _strategy_needs(self) -> "Settings":

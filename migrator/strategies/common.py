@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from migrator import failpoints
 from migrator.aws import clusters as aws
 from migrator.aws.clients import AwsClients
 from migrator.config import ConnectionSection, Settings
@@ -24,11 +25,17 @@ log = logging.getLogger("migrator.strategies")
 
 BASELINE_KEY = "baseline"
 PROGRESS_TRIGGER = "progress"
-#: Write-freeze guard: WriteIOPS must stay at or below this for the quiet period.
-#: Overridable through the environment until the config grows a [freeze] section.
-FREEZE_MAX_WRITE_IOPS = float(os.environ.get("MIGRATOR_FREEZE_MAX_WRITE_IOPS", "0"))
-FREEZE_QUIET_SECONDS = float(os.environ.get("MIGRATOR_FREEZE_QUIET_SECONDS", "300"))
-FREEZE_TIMEOUT_SECONDS = float(os.environ.get("MIGRATOR_FREEZE_TIMEOUT_SECONDS", "900"))
+#: Environment overrides of the [freeze] settings, for rehearsals that cannot wait five minutes.
+_FREEZE_ENV = {"max_write_iops": "MIGRATOR_FREEZE_MAX_WRITE_IOPS", "quiet_seconds": "MIGRATOR_FREEZE_QUIET_SECONDS",
+               "timeout_seconds": "MIGRATOR_FREEZE_TIMEOUT_SECONDS"}
+
+
+def freeze_settings(settings: Settings) -> dict[str, float]:
+    values = settings.freeze.model_dump()
+    for key, var in _FREEZE_ENV.items():
+        if os.environ.get(var):
+            values[key] = float(os.environ[var])
+    return values
 
 
 def clients_for(settings: Settings) -> AwsClients:
@@ -68,6 +75,7 @@ def once(ctx: "PhaseContext", key: str, request: Mapping[str, Any], send: Callab
     else:
         store.begin_action(migration, key, request)
     response = dict(send())
+    failpoints.hit("after_remote_call")
     return dict(store.finish_action(migration, key, response).response or {})
 
 
@@ -199,11 +207,11 @@ def resize_figures(resize: Mapping[str, Any] | None, cluster: Mapping[str, Any] 
 
 # -- write freeze ---------------------------------------------------------------------------
 
-def await_write_freeze(ctx: "PhaseContext", cluster_id: str, *, max_iops: float = FREEZE_MAX_WRITE_IOPS,
-                       quiet_seconds: float = FREEZE_QUIET_SECONDS,
-                       timeout: float = FREEZE_TIMEOUT_SECONDS) -> dict[str, Any]:
+def await_write_freeze(ctx: "PhaseContext", cluster_id: str) -> dict[str, Any]:
     """Pass when CloudWatch shows no writes on the cluster for the quiet period (or the operator
     vouches with --assume-frozen, which is recorded)."""
+    freeze = freeze_settings(ctx.config.settings)
+    max_iops, quiet_seconds, timeout = freeze["max_write_iops"], freeze["quiet_seconds"], freeze["timeout_seconds"]
     if ctx.options.assume_frozen:
         detail = {"cluster_id": cluster_id, "assumed": True, "via": "--assume-frozen"}
         ctx.store.add_event(ctx.migration, "migration", "write_freeze_assumed", detail, state=ctx.migration.phase)

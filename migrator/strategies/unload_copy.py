@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from migrator import failpoints
 from migrator.aws import clusters as aws
 from migrator.aws import staging
 from migrator.config import ConnectionSection, LoadedConfig
@@ -327,10 +328,12 @@ class TableCopier:
             if flow.state == "pending":
                 flow.fire("start_unload")
                 fields = self._step(f"unload {task.qualified_name}", lambda: self._unload(flow.task, info))
+                failpoints.hit("after_unload")
                 flow.fire("complete_unload", fields=fields)
             if flow.state == "unloaded":
                 flow.fire("start_load")
                 fields = self._step(f"load {task.qualified_name}", lambda: self._load(flow.task, info))
+                failpoints.hit("after_load_commit")
                 flow.fire("complete_load", fields=fields)
             if flow.state == "loaded":
                 flow.fire("start_validation")
