@@ -67,7 +67,7 @@ def _open_read_only(config: LoadedConfig) -> Store:
 def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     config = load_config(config_path)
     name = config.settings.migration.name
-    definition = load_definition(config.settings.migration.strategy, **_names())
+    definition = _definition(config.settings.migration.strategy)
     with _open_read_only(config) as store:
         migration = store.get_migration(name)
         if migration is None:
@@ -140,9 +140,9 @@ def history(config_path: Path, *, table: str | None = None, limit: int | None = 
                                                    e.host, e.pid) for e in events])
 
 
-def _names() -> dict[str, object]:
+def _definition(name: str) -> MachineDef:
     registry = default_registry()
-    return dict(guards=registry.guards.keys(), actions=registry.actions.keys())
+    return load_definition(name, guards=registry.guards.keys(), actions=registry.actions.keys())
 
 
 def graph(strategy: str = "unload-copy", fmt: str = "mermaid") -> GraphResult:
@@ -150,7 +150,7 @@ def graph(strategy: str = "unload-copy", fmt: str = "mermaid") -> GraphResult:
         raise UsageError(f"unknown strategy {strategy!r}", hint=f"one of: {', '.join((*STRATEGIES, 'table'))}")
     if fmt not in ("mermaid", "dot"):
         raise UsageError(f"unknown graph format {fmt!r}", hint="mermaid or dot")
-    definition = load_definition(strategy, **_names())  # type: ignore[arg-type]
+    definition = _definition(strategy)
     return GraphResult(strategy, fmt, to_mermaid(definition) if fmt == "mermaid" else to_dot(definition))
 
 

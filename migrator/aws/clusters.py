@@ -130,8 +130,8 @@ class SnapshotCopy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SnapshotCopy":
-        return cls(**{k: data.get(k) for k in ("destination_region", "retention_period",
-                                               "manual_retention_period", "grant_name")})
+        return cls(str(data["destination_region"]), data.get("retention_period"),
+                   data.get("manual_retention_period"), data.get("grant_name"))
 
 
 def snapshot_copy_of(cluster: dict[str, Any]) -> SnapshotCopy | None:

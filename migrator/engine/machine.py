@@ -27,6 +27,7 @@ class _Model:
         self.subject = subject
         self.failed_guards: list[str] = []
         self.state: str
+        self.trigger: Callable[..., bool]  # added by `transitions`
 
 
 class PersistedMachine:
@@ -68,7 +69,7 @@ class PersistedMachine:
 
     def _write_through(self, event: EventData) -> None:
         assert event.transition is not None
-        self.model.subject = self._persist(event.event.name, event.transition.dest, event.kwargs)
+        self.model.subject = self._persist(event.event.name, str(event.transition.dest), event.kwargs)
 
     @property
     def state(self) -> str:

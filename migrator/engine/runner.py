@@ -35,8 +35,9 @@ def default_registry(strategy: str | None = None) -> Registry:
 
 
 def load_machines(strategy: str, registry: Registry) -> tuple[MachineDef, MachineDef]:
-    names = dict(guards=registry.guards.keys(), actions=registry.actions.keys())
-    return load_definition(strategy, **names), load_definition(TABLE_MACHINE, **names)
+    guards, actions = registry.guards.keys(), registry.actions.keys()
+    return (load_definition(strategy, guards=guards, actions=actions),
+            load_definition(TABLE_MACHINE, guards=guards, actions=actions))
 
 
 @dataclass

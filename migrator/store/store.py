@@ -131,7 +131,8 @@ class Store:
                 result = conn.execute(insert(Migration).values(
                     name=name, strategy=strategy, config_hash=config_hash, config_fingerprint=dict(fingerprint),
                     phase=initial_phase, version=1, approvals={}, created_at=now, updated_at=now))
-                mid = result.inserted_primary_key[0]
+                assert result.inserted_primary_key is not None
+                mid = int(result.inserted_primary_key[0])
                 self._event(conn, mid, "migration", "created", None, initial_phase,
                             {"strategy": strategy, "config_hash": config_hash})
         except IntegrityError:
@@ -338,7 +339,7 @@ class Store:
         query = select(func.coalesce(func.sum(TableTask.bytes_unloaded), 0)).where(
             TableTask.migration_id == migration.id, TableTask.state.in_(["loaded", "validating", "validated"]))
         with self._read() as conn:
-            return int(conn.execute(query).scalar_one())
+            return int(conn.execute(query).scalar_one() or 0)
 
     # -- run lease ---------------------------------------------------------------------------
 

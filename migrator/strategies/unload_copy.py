@@ -113,9 +113,10 @@ def preflight(ctx: "PhaseContext") -> str:
         problems.append("target: no credential source for the new cluster's master user "
                         "(set target.password_env or target.secret_arn)")
     common.fail_preflight(problems)
+    assert source is not None  # fail_preflight raised otherwise
+    copy = aws.snapshot_copy_of(source)
     common.remember(ctx, PREFLIGHT_KEY, {"source": common.cluster_summary(source),
-                                         "snapshot_copy": (aws.snapshot_copy_of(source) or None) and
-                                         aws.snapshot_copy_of(source).to_dict()})  # type: ignore[union-attr]
+                                         "snapshot_copy": copy.to_dict() if copy else None})
     return "preflight_passed"
 
 
@@ -248,7 +249,7 @@ def replay_objects(ctx: "PhaseContext") -> str:
         bookkeeping = pipeline.ensure_bookkeeping(target)
     ctx.store.add_event(ctx.migration, "migration", "objects_replayed", {
         "statements": result.statements + bookkeeping,
-        "skipped": [f"{s.kind} {s.name}: {s.reason}" for s in result.skipped],
+        "skipped": [f"{s.object}: {s.reason}" for s in result.skipped],
         "users_to_reset": result.users_to_reset}, state=ctx.migration.phase)
     return "objects_replayed"
 
