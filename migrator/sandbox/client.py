@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from migrator.sandbox import daemon
 from migrator.sandbox.faults import FaultPlan
-from migrator.sandbox.info import ClusterInfo, SandboxInfo
+from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, ClusterInfo, SandboxInfo
 
 
 def _password() -> str:
@@ -93,6 +93,21 @@ class SandboxClient:
 
     def env(self) -> dict[str, str]:
         return self.info.env()
+
+    def set_durations(self, timeout: float = 10.0, **seconds: float) -> None:
+        """Change how long control-plane transitions take (create, modify, rename, reboot, delete,
+        snapshot); in force when this returns."""
+        seq = str(time.time_ns())
+        path = self.directory / CONTROL_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"seq": int(seq), "durations": seconds}))
+        tmp.replace(path)
+        ack = self.directory / CONTROL_ACK
+        deadline = time.monotonic() + timeout
+        while not (ack.exists() and ack.read_text() == seq):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the sandbox did not acknowledge the new durations")
+            time.sleep(0.02)  # waiting for the daemon's acknowledgement: that is the synchronisation
 
     # -- clusters ----------------------------------------------------------------------------
 

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 INFO_FILE = "sandbox.json"
+#: Another process asks the running sandbox for new control-plane durations here ...
+CONTROL_FILE = "control.json"
+#: ... and the sandbox acknowledges the request it applied here.
+CONTROL_ACK = "control.ack"
 
 
 @dataclass

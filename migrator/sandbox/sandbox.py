@@ -17,7 +17,7 @@ from migrator.sandbox.aws import AwsSandbox
 from migrator.sandbox.cluster_host import LocalClusterHost
 from migrator.sandbox.client import _password, create_cluster, wait_available
 from migrator.sandbox.faults import FaultPlan
-from migrator.sandbox.info import INFO_FILE, ClusterInfo, SandboxInfo
+from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, INFO_FILE, ClusterInfo, SandboxInfo
 from migrator.sandbox.proxy import ProxyThread
 
 log = logging.getLogger("migrator.sandbox")
@@ -47,6 +47,7 @@ class Sandbox:
         self._boot: dict[str, str] = {}
         self._stop = threading.Event()
         self._metrics: threading.Thread | None = None
+        self._control: threading.Thread | None = None
         self.passwords: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -70,6 +71,8 @@ class Sandbox:
             self._write_configs()
             self._metrics = threading.Thread(target=self._publish_metrics, name="sandbox-metrics", daemon=True)
             self._metrics.start()
+            self._control = threading.Thread(target=self._watch_control, name="sandbox-control", daemon=True)
+            self._control.start()
         except BaseException:
             self.stop()
             raise
@@ -78,8 +81,9 @@ class Sandbox:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._metrics is not None:
-            self._metrics.join(timeout=10)
+        for thread in (self._metrics, self._control):
+            if thread is not None:
+                thread.join(timeout=10)
         if self.host is not None:
             self.host.close()
         if self.aws is not None:
@@ -187,6 +191,23 @@ class Sandbox:
                   + f'[target]\nencryption = "kms"\nkms_key_id = "{info.kms_alias}"\n')
         (self.directory / "unload-copy.toml").write_text(unload_copy)
         (self.directory / "modify.toml").write_text(modify)
+
+    def _watch_control(self) -> None:
+        """Apply control-plane durations another process asked for (DIR/control.json), then
+        acknowledge them (DIR/control.ack) so the asker knows they are in force."""
+        path, ack = self.directory / CONTROL_FILE, self.directory / CONTROL_ACK
+        applied = -1
+        while not self._stop.wait(0.05):
+            try:
+                request = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if int(request.get("seq", -1)) == applied:
+                continue
+            for name, value in request.get("durations", {}).items():
+                setattr(self.aws.durations, name, float(value))
+            applied = int(request["seq"])
+            ack.write_text(str(applied))
 
     def _publish_metrics(self) -> None:
         """CloudWatch figures derived from what the proxies really saw, so freeze checks can fail for real."""

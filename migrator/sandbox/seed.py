@@ -46,6 +46,10 @@ class SeedSummary:
     tables: dict[str, int] = field(default_factory=dict)  # quoted qualified name -> rows
     views: list[str] = field(default_factory=list)
     late_binding_views: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)  # SQL UDFs, as qualified name(arg types)
+    procedures: list[str] = field(default_factory=list)
+    materialized_views: list[str] = field(default_factory=list)
+    default_privileges: list[str] = field(default_factory=list)  # the ALTER DEFAULT PRIVILEGES run
     users: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -242,6 +246,7 @@ def seed_cluster(target: Union[str, psycopg.Connection, Execute], *, tables: int
             r.run(f"grant usage on schema {quote_ident(schema)} to group {GROUP}")
             r.run(f"grant select on all tables in schema {quote_ident(schema)} to group {GROUP}")
             r.run(f"grant all on all tables in schema {quote_ident(schema)} to {quote_ident(USERS[0][0])}")
+        _routines_and_mvs(r, summary, prefix, regions)
         r.run("analyze")
     finally:
         r.close()
@@ -260,3 +265,26 @@ def _roles(r: _Runner, summary: SeedSummary) -> None:
         r.run(f"create group {GROUP}")
     r.run(f"alter group {GROUP} add user {quote_ident(USERS[1][0])}")
     summary.groups.append(GROUP)
+
+
+def _routines_and_mvs(r: _Runner, summary: SeedSummary, prefix: str, regions: str) -> None:
+    """One SQL UDF, one stored procedure, one materialized view and one default privilege, in
+    Redshift syntax, so object replay has each kind to reproduce."""
+    udf = _q("public", f"{prefix}f_region_label")
+    r.run(f"create or replace function {udf} (integer, varchar) returns varchar immutable"
+          " as $$ select 'R' || $1 || ': ' || $2 $$ language sql")
+    summary.functions.append(f"{udf}(integer, varchar)")
+    proc = _q(SCHEMAS[-1], f"{prefix}sp_count_regions")
+    r.run(f"create or replace procedure {proc} (min_id integer, total inout bigint) as $$\n"
+          "begin\n"
+          f"    select count(*) into total from {regions} where region_id >= min_id; -- inclusive\n"
+          "end;\n"
+          "$$ language plpgsql")
+    summary.procedures.append(f"{proc}(integer, bigint)")
+    mv = _q(SCHEMAS[1], f"{prefix}mv_region_buckets")
+    r.run(f"create materialized view {mv} as select region_id % 3 as bucket, count(*) as regions,"
+          f" max(name) as last_name from {regions} group by region_id % 3")
+    summary.materialized_views.append(mv)
+    grant = f"alter default privileges in schema {quote_ident(SCHEMAS[1])} grant select on tables to group {GROUP}"
+    r.run(grant)
+    summary.default_privileges.append(grant)

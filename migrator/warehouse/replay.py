@@ -8,8 +8,10 @@ the pipeline] → foreign keys (replay_foreign_keys) → views by dependency, la
 is ever dropped. Every statement run is returned for the event log; anything not recreated
 is returned with its reason.
 
-Not handled here (reported, not silently dropped): SQL UDFs, stored procedures, materialized
-views, default privileges, external schemas. Sandbox gaps: see inventory.py.
+After the data (replay_after_data): SQL UDFs and stored procedures , views,
+materialized views (then REFRESH), ownership, grants, default privileges. What cannot be
+recreated (Python and Lambda UDFs, aggregates, external schemas and tables) is reported in
+``skipped`` with the reason. Sandbox gaps: see inventory.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator.errors import MigratorError
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo, matches, read_inventory
 from migrator.warehouse.sql import qualified, query, quote_ident
@@ -26,12 +29,18 @@ _TABLE_PRIVS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "x":
 _ALL_TABLE = set(_TABLE_PRIVS)
 _SCHEMA_PRIVS = {"U": "USAGE", "C": "CREATE"}
 _INTERNAL_USERS = {"rdsdb", "sandbox_admin"}  # the service's own accounts (sandbox's too)
+_EXEC_PRIVS = {"X": "EXECUTE"}
 
 
 @dataclass(frozen=True)
 class Skipped:
-    object: str
+    kind: str  # view, function, procedure, materialized view, external schema, grant ...
+    name: str
     reason: str
+
+    @property
+    def object(self) -> str:
+        return f"{self.kind} {self.name}"
 
 
 @dataclass
@@ -238,27 +247,34 @@ def view_sql(schema: str, name: str, definition: str, late: bool) -> str:
 
 def replay_after_data(source: Session, target: Session, *, include: list[str] | None = None,
                       exclude: list[str] | None = None) -> ReplayResult:
-    """Views (dependency order, late-binding last), table/view ownership, grants."""
+    """SQL UDFs and stored procedures, views (dependency order, late-binding last),
+    materialized views (created, then refreshed), table/view ownership, grants, default
+    privileges; external schemas/tables reported as skipped."""
     include = include or ["*.*"]
     exclude = exclude or []
     result = ReplayResult()
     apply = _Applier(target, result)
+    tgt_schemas = {str(r[0]) for r in _names(target, "schemas")}
+    groups = {str(r[0]) for r in _names(source, "groups")}
+    replay_routines(source, target, apply, include, exclude, tgt_schemas, groups)
+
+    mvs = {(str(s), str(n)): _truthy(auto) for s, n, _owner, auto in _names(source, "materialized_views")}
     views = [(str(s), str(v), str(d)) for s, v, d in _names(source, "views")
-             if matches(f"{s}.{v}", include, exclude)]
+             if matches(f"{s}.{v}", include, exclude) and (str(s), str(v)) not in mvs]
     late = _late_binding(source, views)
     tgt_rel = {(str(s), str(n)): (str(k), str(o), a) for s, n, k, o, a in _names(target, "relations")}
-    tgt_schemas = {str(r[0]) for r in _names(target, "schemas")}
     for schema, name, definition in view_order(views, _names(source, "view_dependencies"), late):
         if (schema, name) in tgt_rel:
             continue
         if schema not in tgt_schemas:
-            result.skipped.append(Skipped(f"{schema}.{name}", f"schema {schema} does not exist on the target"))
+            result.skipped.append(Skipped("view", f"{schema}.{name}", f"schema {schema} does not exist on the target"))
             continue
         apply.run(view_sql(schema, name, definition, (schema, name) in late))
+    replay_materialized_views(source, target, apply, {k: v for k, v in mvs.items()
+                                                      if matches(f"{k[0]}.{k[1]}", include, exclude)}, tgt_schemas)
+
     tgt_rel = {(str(s), str(n)): (str(k), str(o), a) for s, n, k, o, a in _names(target, "relations")}
     users = {str(r[0]) for r in _names(target, "users")}
-    groups = {str(r[0]) for r in _names(source, "groups")}
-
     for s, n, kind, owner, acl in _names(source, "relations"):
         s, n, owner = str(s), str(n), str(owner)
         if (s, n) not in tgt_rel or not matches(f"{s}.{n}", include, exclude):
@@ -274,6 +290,8 @@ def replay_after_data(source: Session, target: Session, *, include: list[str] | 
         if schema in tgt_schema_acl:
             _grants(apply, result, f"SCHEMA {quote_ident(schema)}", schema, parse_acl(acl),
                     tgt_schema_acl[schema], str(owner), groups, _SCHEMA_PRIVS)
+    replay_default_privileges(source, target, apply, groups, users, set(tgt_schema_acl))
+    report_external(source, result)
     return result
 
 
@@ -286,7 +304,7 @@ def _grants(apply: _Applier, result: ReplayResult, on: str, label: str, source: 
         wanted = set(entry.privileges)
         unknown = sorted(wanted - set(letters) - {"D", "t"})  # D/t: TRUNCATE/TRIGGER-style extras
         if unknown:
-            result.skipped.append(Skipped(f"{label} grant to {entry.grantee or 'PUBLIC'}",
+            result.skipped.append(Skipped("grant", f"{label} to {entry.grantee or 'PUBLIC'}",
                                           f"privilege letters {''.join(unknown)} have no GRANT mapping"))
         missing = (wanted & set(letters)) - have.get(entry.grantee, set())
         if not missing:
@@ -298,3 +316,269 @@ def _grants(apply: _Applier, result: ReplayResult, on: str, label: str, source: 
         else:
             privs = ", ".join(letters[ch] for ch in sorted(missing))
         apply.run(f"GRANT {privs} ON {on} TO {grantee}")
+
+
+# -------------------------------------------------------------------- routines (UDFs, procedures)
+
+_VOLATILITY = {"i": "IMMUTABLE", "s": "STABLE", "v": "VOLATILE"}
+_ARG_MODES = {"i": "", "o": "OUT", "b": "INOUT"}
+_KIND_WORDS = {"f": "function", "p": "procedure", "a": "aggregate", "w": "window function"}
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A function or stored procedure as read from pg_proc_info."""
+
+    schema: str
+    name: str
+    kind: str  # 'f' function, 'p' procedure, 'a' aggregate
+    language: str
+    arg_types: tuple[str, ...]  # the identity (proargtypes): what ALTER/GRANT/DROP name it by
+    args: tuple[tuple[str, str, str], ...]  # (name or '', mode i/o/b, type) as declared
+    returns: str
+    volatility: str
+    security_definer: bool
+    body: str
+    owner: str
+    acl: Any
+
+    @property
+    def key(self) -> tuple[str, str, tuple[str, ...]]:
+        return (self.schema, self.name, self.arg_types)
+
+    @property
+    def keyword(self) -> str:
+        return "PROCEDURE" if self.kind == "p" else "FUNCTION"
+
+    @property
+    def word(self) -> str:
+        return _KIND_WORDS.get(self.kind, "routine")
+
+    @property
+    def label(self) -> str:
+        return f"{self.schema}.{self.name}({', '.join(self.arg_types)})"
+
+    @property
+    def signature(self) -> str:
+        return f"{qualified(self.schema, self.name)}({', '.join(self.arg_types)})"
+
+
+def _oids(value: Any) -> list[int]:
+    """An oidvector/oid[] as the driver returns it: '23 25', '{23,25}' or a list."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [int(v) for v in value]
+    return [int(v) for v in re.split(r"[\s,]+", str(value).strip().strip("{}")) if v]
+
+
+def _texts(value: Any) -> list[str]:
+    """A text[]/char[] as a list, or its '{a,"b c"}' text form."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return ["" if v is None else str(v) for v in value]
+    return [v[1:-1].replace('\\"', '"') if v.startswith('"') else v for v in _split_acl_text(str(value))]
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in ("t", "true", "1", "y", "yes")
+
+
+def read_routines(session: Session) -> list[Routine]:
+    types = {int(oid): str(name) for oid, name in _names(session, "type_names")}
+    tname = lambda oid: types.get(oid, str(oid))  # noqa: E731 - tiny local helper
+    out = []
+    for (schema, name, kind, lang, argtypes, allargtypes, modes, argnames, rettype, volatility, secdef, src,
+         owner, acl) in _names(session, "routines"):
+        ins = _oids(argtypes)
+        every = _oids(allargtypes) or ins  # NULL when all arguments are IN
+        mode_list, name_list = _texts(modes), _texts(argnames)
+        args = tuple((name_list[i] if i < len(name_list) else "", mode_list[i] if i < len(mode_list) else "i",
+                      tname(oid)) for i, oid in enumerate(every))
+        out.append(Routine(str(schema), str(name), str(kind), str(lang), tuple(tname(o) for o in ins), args,
+                           tname(int(rettype)), str(volatility), bool(secdef), str(src or ""), str(owner), acl))
+    return out
+
+
+def cannot_recreate(r: Routine) -> str | None:
+    """Why this routine cannot be recreated from the catalog, or None when it can."""
+    if r.language.startswith("plpython"):
+        return ("Python UDF (plpythonu): Redshift no longer accepts new Python UDFs; rewrite it as a SQL "
+                "or Lambda UDF on the target")
+    if r.language == "exfunc":
+        return "Lambda UDF: recreate it with CREATE EXTERNAL FUNCTION and an IAM role the target may use"
+    if r.kind == "a":
+        return "user-defined aggregate: Redshift cannot create aggregates"
+    if (r.kind, r.language) not in (("f", "sql"), ("p", "plpgsql")):
+        return f"{r.word} in language {r.language}: only SQL functions and PL/pgSQL procedures are replayed"
+    if "$$" in r.body:
+        return "its body contains $$ and cannot be dollar-quoted"
+    return None
+
+
+def routine_sql(r: Routine) -> str:
+    """CREATE FUNCTION ... LANGUAGE sql / CREATE PROCEDURE ... LANGUAGE plpgsql, in Redshift's
+    syntax (a procedure argument as "name mode type", which PostgreSQL accepts too)."""
+    if r.kind == "p":
+        params = ", ".join(" ".join(x for x in (quote_ident(n) if n else "", _ARG_MODES.get(m, ""), t) if x)
+                           for n, m, t in r.args)
+        security = " SECURITY DEFINER" if r.security_definer else ""
+        return f"CREATE PROCEDURE {qualified(r.schema, r.name)}({params}) AS $${r.body}$$ LANGUAGE plpgsql{security}"
+    params = ", ".join(f"{quote_ident(n)} {t}" if n else t for n, _m, t in r.args)
+    volatility = _VOLATILITY.get(r.volatility, "VOLATILE")
+    return (f"CREATE FUNCTION {qualified(r.schema, r.name)}({params}) RETURNS {r.returns} {volatility} "
+            f"AS $${r.body}$$ LANGUAGE sql")
+
+
+def replay_routines(source: Session, target: Session, apply: _Applier, include: list[str], exclude: list[str],
+                    tgt_schemas: set[str], groups: set[str]) -> None:
+    """Create the routines the target lacks (by schema, name and argument types: never CREATE
+    OR REPLACE, which would overwrite a target's own version), then ownership and EXECUTE grants."""
+    result = apply.result
+    have = {r.key for r in read_routines(target)}
+    wanted = []
+    for r in sorted(read_routines(source), key=lambda x: x.key):
+        if not matches(f"{r.schema}.{r.name}", include, exclude):
+            continue
+        reason = cannot_recreate(r)
+        if reason:
+            result.skipped.append(Skipped(r.word, r.label, reason))
+            continue
+        wanted.append(r)
+        if r.key in have:
+            continue
+        if r.schema not in tgt_schemas:
+            result.skipped.append(Skipped(r.word, r.label, f"schema {r.schema} does not exist on the target"))
+            continue
+        apply.run(routine_sql(r))
+    current = {r.key: r for r in read_routines(target)}
+    users = {str(row[0]) for row in _names(target, "users")}
+    for r in wanted:
+        t = current.get(r.key)
+        if t is None:
+            continue
+        if r.owner != t.owner and r.owner in users and r.owner not in _INTERNAL_USERS:
+            apply.run(f"ALTER {r.keyword} {r.signature} OWNER TO {quote_ident(r.owner)}")
+        _grants(apply, result, f"{r.keyword} {r.signature}", r.label, parse_acl(r.acl), parse_acl(t.acl),
+                r.owner, groups, _EXEC_PRIVS)
+
+
+# -------------------------------------------------------------------- materialized views
+
+def mv_sql(schema: str, name: str, definition: str, auto_refresh: bool) -> str:
+    text = definition.strip().rstrip(";").strip()
+    if re.match(r"(?is)^create\s+materialized\s+view\s", text):
+        return text  # the full statement, with its BACKUP/DISTSTYLE/SORTKEY/AUTO REFRESH clauses
+    return (f"CREATE MATERIALIZED VIEW {qualified(schema, name)}"
+            + (" AUTO REFRESH YES" if auto_refresh else "") + f" AS {text}")
+
+
+def replay_materialized_views(source: Session, target: Session, apply: _Applier, mvs: dict[tuple[str, str], bool],
+                              tgt_schemas: set[str]) -> None:
+    """Create missing MVs (after the data, so the first computation sees it), then REFRESH
+    each. An MV may select from another: whatever fails is retried while others succeed."""
+    result = apply.result
+    definitions = {(str(s), str(n)): str(d) for s, n, d in _names(source, "view_definitions")}
+    tgt_mvs = {(str(s), str(n)) for s, n, _o, _a in _names(target, "materialized_views")}
+    taken = {(str(s), str(n)) for s, n, _d in _names(target, "view_definitions")} | \
+        {(str(s), str(n)) for s, n, *_ in _names(target, "relations")}
+    pending: list[tuple[str, str]] = []
+    for key in sorted(mvs):
+        label = f"{key[0]}.{key[1]}"
+        if key in tgt_mvs:
+            continue
+        if key in taken:
+            result.skipped.append(Skipped("materialized view", label, "a table or view of that name exists on the target"))
+        elif key[0] not in tgt_schemas:
+            result.skipped.append(Skipped("materialized view", label, f"schema {key[0]} does not exist on the target"))
+        elif key not in definitions:
+            result.skipped.append(Skipped("materialized view", label, "its definition is not readable on the source"))
+        else:
+            pending.append(key)
+    errors: dict[tuple[str, str], str] = {}
+    while pending:
+        errors = {}
+        for key in pending:
+            try:
+                apply.run(mv_sql(key[0], key[1], definitions[key], mvs[key]))
+            except MigratorError as exc:
+                errors[key] = str(exc)
+                continue
+            apply.run(f"REFRESH MATERIALIZED VIEW {qualified(*key)}")
+        if len(errors) == len(pending):
+            break  # no progress: what is left cannot be created
+        pending = list(errors)
+    for key, message in sorted(errors.items()):
+        result.skipped.append(Skipped("materialized view", f"{key[0]}.{key[1]}", f"CREATE failed on the target: {message}"))
+
+
+# -------------------------------------------------------------------- default privileges
+
+_DEFAULT_OBJECTS = {"RELATION": "TABLES", "FUNCTION": "FUNCTIONS", "PROCEDURE": "PROCEDURES"}
+_PRIVILEGE_WORD = re.compile(r"^[A-Z]+( [A-Z]+)?$")
+
+
+def _default_privileges(session: Session) -> set[tuple[str, str, str, str, str, bool, str]]:
+    """(owner, schema or '', object type, grantee or '' for PUBLIC, grantee type, grant option, privilege);
+    an owner's own privileges (PostgreSQL lists them in schema-less entries) are left out."""
+    out = set()
+    for schema, objtype, owner, priv, grantee, gtype, admin in _names(session, "default_privileges"):
+        gtype = str(gtype or "").lower()
+        grantee = "" if gtype == "public" else str(grantee)
+        if grantee == str(owner):
+            continue
+        if not grantee and not schema and str(priv).upper() == "EXECUTE":
+            continue  # PUBLIC may run new functions and procedures by default: nothing to replay
+        out.add((str(owner), str(schema or ""), str(objtype).upper(), grantee, gtype, _truthy(admin), str(priv).upper()))
+    return out
+
+
+def replay_default_privileges(source: Session, target: Session, apply: _Applier, groups: set[str],
+                              users: set[str], tgt_schemas: set[str]) -> None:
+    """ALTER DEFAULT PRIVILEGES for every entry the target lacks, one statement per owner,
+    schema, object type and grantee."""
+    result = apply.result
+    missing: dict[tuple[str, str, str, str, str, bool], list[str]] = {}
+    for owner, schema, objtype, grantee, gtype, admin, priv in sorted(_default_privileges(source) - _default_privileges(target)):
+        label = f"{owner}{' in ' + schema if schema else ''} on {objtype.lower()}s to {grantee or 'PUBLIC'}"
+        reason = None
+        if owner in _INTERNAL_USERS:
+            reason = f"for objects created by the service's internal user {owner}"
+        elif owner not in users:
+            reason = f"user {owner} does not exist on the target"
+        elif schema and schema not in tgt_schemas:
+            reason = f"schema {schema} does not exist on the target"
+        elif objtype not in _DEFAULT_OBJECTS or not _PRIVILEGE_WORD.match(priv):
+            reason = f"{priv} on {objtype} has no ALTER DEFAULT PRIVILEGES form"
+        elif gtype == "role":
+            reason = "granted to a role: roles are not replayed"
+        if reason:
+            result.skipped.append(Skipped("default privilege", f"{priv} {label}", reason))
+            continue
+        missing.setdefault((owner, schema, objtype, grantee, gtype, admin), []).append(priv)
+    for (owner, schema, objtype, grantee, gtype, admin), privs in missing.items():
+        to = "PUBLIC" if not grantee else (f"GROUP {quote_ident(grantee)}" if gtype == "group" or grantee in groups
+                                           else quote_ident(grantee))
+        apply.run(f"ALTER DEFAULT PRIVILEGES FOR USER {quote_ident(owner)}"
+                  + (f" IN SCHEMA {quote_ident(schema)}" if schema else "")
+                  + f" GRANT {', '.join(sorted(privs))} ON {_DEFAULT_OBJECTS[objtype]} TO {to}"
+                  + (" WITH GRANT OPTION" if admin else ""))
+
+
+# -------------------------------------------------------------------- external objects
+
+def report_external(source: Session, result: ReplayResult) -> None:
+    """External schemas and tables live in an outside catalog (Glue, Hive, a federated
+    database) and are reached through an IAM role: nothing to copy, and not recreatable
+    without a role the target is allowed to use. Reported by name so an operator does it."""
+    for schema, database in _names(source, "external_schemas"):
+        result.skipped.append(Skipped(
+            "external schema", str(schema),
+            f"external schema over catalog database {str(database)!r}: recreate it with CREATE EXTERNAL SCHEMA "
+            "and an IAM role associated with the target cluster"))
+    for schema, table, location in _names(source, "external_tables"):
+        result.skipped.append(Skipped(
+            "external table", f"{schema}.{table}",
+            f"external table (data at {location}) belongs to external schema {schema}: it returns with that schema, "
+            "nothing to copy"))

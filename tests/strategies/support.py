@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from migrator.sandbox import Sandbox
+from migrator.sandbox.client import SandboxClient as Sandbox
 from migrator.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ class Migration:
 
     def mutating_calls(self, *cluster_ids: str) -> list[dict[str, Any]]:
         ids = set(cluster_ids or (self.cluster_id,))
-        return [c for c in self.sb.aws.calls() if c.get("cluster_id") in ids]
+        return [c for c in self.sb.calls() if c.get("cluster_id") in ids]
 
 
 def make_cluster(sb: Sandbox, cluster_id: str, *, tables: int = 3, rows: int = 60, encrypted: bool = False,
@@ -92,7 +92,7 @@ def migration(sb: Sandbox, tmp: Path, source_id: str, strategy: str = "modify", 
     lines += [f"{k} = {json.dumps(v)}" for k, v in target.items()]
     config = tmp / "migration.toml"
     config.write_text("\n".join(lines) + "\n")
-    env = {**os.environ, **sb.env(), PW_ENV: sb.passwords.get(cluster_id, "no-cluster-no-password")}
+    env = {**os.environ, **sb.env(), PW_ENV: (sb.cluster_info(cluster_id).password if cluster_id in sb.cluster_ids() else "no-cluster-no-password")}
     env.pop("MIGRATOR_CONFIG", None)
     return Migration(sb, config, env, cluster_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from migrator.sandbox import Sandbox
+from migrator.sandbox.client import SandboxClient as Sandbox
 from migrator.strategies.cutover import old_name_for
 from migrator.strategies.snapshot_restore import snapshot_id
 from migrator.warehouse import baseline as bl

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from migrator.sandbox import Sandbox
+from migrator.sandbox.client import SandboxClient as Sandbox
 from tests.strategies.support import make_cluster, migration, one_line, wait_for
 
 
 def modify_calls(sb: Sandbox, cluster_id: str) -> list[dict[str, Any]]:
-    return [c for c in sb.aws.calls("ModifyCluster") if c["cluster_id"] == cluster_id]
+    return [c for c in sb.calls("ModifyCluster") if c["cluster_id"] == cluster_id]
 
 
 def test_modify_encrypts_in_place_with_the_key_arn_and_records_progress(sb: Sandbox, tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_snapshot_copy_refused_with_steps_then_handled_with_the_flag(sb: Sandbox
     make_cluster(sb, "mod-copy", tables=1)
     sb.client("redshift").enable_snapshot_copy(ClusterIdentifier="mod-copy", DestinationRegion="us-west-2",
                                                RetentionPeriod=5)
-    before = sb.aws.calls()
+    before = sb.calls()
     m = migration(sb, tmp_path, "mod-copy")
     m.init()
     refused = m.invoke("run", "-c", str(m.config))
@@ -118,7 +118,7 @@ def test_snapshot_copy_refused_with_steps_then_handled_with_the_flag(sb: Sandbox
     line = one_line(refused.stderr)
     assert "disable-snapshot-copy" in line and "enable-snapshot-copy" in line and "us-west-2" in line
     assert "handle_snapshot_copy" in line
-    assert sb.aws.calls() == before
+    assert sb.calls() == before
     assert m.describe()["ClusterSnapshotCopyStatus"]["DestinationRegion"] == "us-west-2"
 
     # The operator lets the tool handle it (not a key that alters finished work): same migration resumes.
@@ -130,7 +130,7 @@ def test_snapshot_copy_refused_with_steps_then_handled_with_the_flag(sb: Sandbox
     grant = copy["SnapshotCopyGrantName"]
     grants = sb.client("redshift", "us-west-2").describe_snapshot_copy_grants()["SnapshotCopyGrants"]
     assert grant in {g["SnapshotCopyGrantName"] for g in grants}
-    ours = [c["action"] for c in sb.aws.calls()[len(before):] if c["cluster_id"] == "mod-copy"]
+    ours = [c["action"] for c in sb.calls()[len(before):] if c["cluster_id"] == "mod-copy"]
     assert ours == ["DisableSnapshotCopy", "ModifyCluster", "EnableSnapshotCopy"]
     with m.store() as store:
         settings = store.get_action(store.require_migration(m.name), "snapshot_copy:mod-copy:settings")
@@ -142,19 +142,19 @@ def test_snapshot_copy_refused_with_steps_then_handled_with_the_flag(sb: Sandbox
 @pytest.mark.parametrize("case", ["unknown_cluster", "unknown_key", "disabled_key", "foreign_key"])
 def test_bad_input_is_one_line_exit_7_and_changes_nothing(sb: Sandbox, tmp_path: Path, case: str) -> None:
     cluster_id = "mod-bad" if case != "unknown_cluster" else "no-such-cluster"
-    if case != "unknown_cluster" and "mod-bad" not in sb.passwords:
+    if case != "unknown_cluster" and "mod-bad" not in sb.cluster_ids():
         make_cluster(sb, "mod-bad", tables=0)
     key = {"unknown_cluster": sb.info.kms_alias, "unknown_key": "alias/does-not-exist",
            "disabled_key": sb.info.disabled_kms_key_id, "foreign_key": sb.info.other_region_kms_key_arn}[case]
     expected = {"unknown_cluster": "does not exist", "unknown_key": "does not exist", "disabled_key": "not enabled",
                 "foreign_key": "is in region"}[case]
-    before = sb.aws.calls()
+    before = sb.calls()
     m = migration(sb, tmp_path, cluster_id, kms_key_id=key)
     m.init()
     result = m.invoke("run", "-c", str(m.config))
     assert result.exit_code == 7, result.stderr + result.stdout
     assert expected in one_line(result.stderr)
-    assert sb.aws.calls() == before
+    assert sb.calls() == before
 
 
 def test_hsm_is_refused_for_modify_at_config_time(sb: Sandbox, tmp_path: Path) -> None:
@@ -175,14 +175,14 @@ def test_hsm_is_refused_for_modify_at_config_time(sb: Sandbox, tmp_path: Path) -
 
 def test_already_in_the_requested_state_exits_0_saying_so(sb: Sandbox, tmp_path: Path) -> None:
     make_cluster(sb, "mod-done", tables=0, encrypted=True, kms_key_id=sb.info.kms_key_arn)
-    before = sb.aws.calls()
+    before = sb.calls()
     m = migration(sb, tmp_path, "mod-done")
     m.init()
     result = m.invoke("run", "-c", str(m.config))
     assert result.exit_code == 0, result.stderr
     assert "nothing_to_do" in result.stdout
     assert m.phase() == "nothing_to_do"
-    assert sb.aws.calls() == before
+    assert sb.calls() == before
     with m.store() as store:
         last = store.events(store.require_migration(m.name), subject="migration")[-1]
     assert "already encrypted with " + sb.info.kms_key_arn in last.detail["reason"]

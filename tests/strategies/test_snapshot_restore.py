@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 
 from migrator.config import load_config
-from migrator.sandbox import Sandbox
+from migrator.sandbox.client import SandboxClient as Sandbox
 from migrator.store import Store
 from tests.strategies.support import Migration, make_cluster, migration, one_line, wait_for
 
 
 def calls_for(sb: Sandbox, action: str, cluster_id: str) -> list[dict[str, Any]]:
-    return [c for c in sb.aws.calls(action) if c["cluster_id"] == cluster_id]
+    return [c for c in sb.calls(action) if c["cluster_id"] == cluster_id]
 
 
 def renames(sb: Sandbox, source: str) -> list[tuple[str, str]]:
-    return [(c["cluster_id"], c["params"]["NewClusterIdentifier"]) for c in sb.aws.calls("ModifyCluster")
+    return [(c["cluster_id"], c["params"]["NewClusterIdentifier"]) for c in sb.calls("ModifyCluster")
             if c["params"].get("NewClusterIdentifier") and source in c["cluster_id"] and not c["error"]]
 
 
@@ -172,7 +172,7 @@ def test_sigkill_between_the_renames_resumes_then_rollback_swaps_back(
 
 def test_non_ra3_is_refused_in_one_line_and_nothing_changes(sb: Sandbox, tmp_path: Path) -> None:
     make_cluster(sb, "sr-dc2", tables=0, node_type="dc2.large")
-    before = sb.aws.calls()
+    before = sb.calls()
     m = migration(sb, tmp_path, "sr-dc2", strategy="snapshot-restore", cluster_id="sr-dc2-enc",
                   kms_key_id=sb.info.disabled_kms_key_id)
     m.init()
@@ -181,7 +181,7 @@ def test_non_ra3_is_refused_in_one_line_and_nothing_changes(sb: Sandbox, tmp_pat
     line = one_line(result.stderr)
     assert "only for RA3" in line and "dc2.large" in line
     assert "not enabled" in line  # every problem at once
-    assert sb.aws.calls() == before
+    assert sb.calls() == before
 
 
 def test_writes_during_the_freeze_window_stop_the_run(sb: Sandbox, tmp_path: Path) -> None:
@@ -208,11 +208,11 @@ def test_writes_during_the_freeze_window_stop_the_run(sb: Sandbox, tmp_path: Pat
     m = migration(sb, tmp_path, "sr-busy", strategy="snapshot-restore", cluster_id="sr-busy-enc")
     m.env.update(MIGRATOR_FREEZE_QUIET_SECONDS="120", MIGRATOR_FREEZE_TIMEOUT_SECONDS="1")
     m.init()
-    before = sb.aws.calls()
+    before = sb.calls()
     result = m.run()
     assert result.returncode == 7, result.stderr + result.stdout
     line = one_line(result.stderr)
     assert "write freeze not reached on sr-busy" in line and "WriteIOPS up to" in line
     assert "--assume-frozen" in line
     assert m.phase() == "awaiting_freeze"
-    assert sb.aws.calls() == before
+    assert sb.calls() == before

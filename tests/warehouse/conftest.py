@@ -15,12 +15,15 @@ TARGET = "analytics-enc"
 
 @pytest.fixture(scope="session")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from migrator.sandbox import Sandbox
+    from migrator.sandbox.client import SandboxClient
 
     directory: Path = tmp_path_factory.mktemp("wh-sandbox")
-    with Sandbox(directory, seed_tables=6, seed_rows=200) as sandbox:
+    sandbox = SandboxClient.start(directory, tables=6, rows=200)
+    try:
         sandbox.create_cluster(TARGET, encrypted=True, kms_key_id=sandbox.info.kms_key_arn)
         yield sandbox
+    finally:
+        sandbox.stop()
 
 
 @pytest.fixture

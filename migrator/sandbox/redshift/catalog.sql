@@ -364,6 +364,72 @@ select (backend_start at time zone 'utc')::timestamp as starttime, pid as proces
 from pg_stat_activity
 where datname = current_database() and backend_type = 'client backend';
 
+-- ---------------------------------------------------------------- routines, MVs, default privileges, external
+-- PG_PROC_INFO: Redshift's pg_proc with the oid named prooid, plus prokind/proargmodes/
+-- proallargtypes (PostgreSQL's pg_proc has those columns already).
+drop view if exists redshift_sys.pg_proc_info;
+create view redshift_sys.pg_proc_info as
+select p.oid as prooid, p.* from pg_proc p;
+
+-- SVV_MV_INFO / STV_MV_INFO from PostgreSQL's materialized views. Staleness is not tracked
+-- here ('f'); every MV is "fully recomputed when refreshed" (state 0); no auto refresh.
+drop view if exists redshift_sys.svv_mv_info;
+create view redshift_sys.svv_mv_info as
+select current_database()::char(128) as database_name, m.schemaname::char(128) as schema_name,
+       m.matviewowner::char(128) as user_name, m.matviewname::char(128) as name,
+       'f'::char(1) as is_stale, 0 as state, 'f'::char(1) as autorefresh, 'f'::char(1) as autorewrite
+from pg_matviews m;
+drop view if exists redshift_sys.stv_mv_info;
+create view redshift_sys.stv_mv_info as
+select current_database()::char(128) as db_name, m.schemaname::char(128) as schema,
+       m.matviewname::char(128) as name, 0::bigint as updated_upto_xid, 'f'::char(1) as is_stale,
+       m.matviewowner::char(128) as owner_user_name, 0 as state, 'f'::char(1) as autorefresh,
+       'f'::char(1) as autorewrite
+from pg_matviews m;
+
+-- SVV_DEFAULT_PRIVILEGES: one row per (owner, schema, object type, privilege, grantee), from
+-- PostgreSQL's pg_default_acl (whose columns differ from Redshift's, hence not emulated).
+-- Groups are NOLOGIN roles here; Redshift has no types/sequences/schemas defaults (T, S, n).
+drop view if exists redshift_sys.svv_default_privileges;
+create view redshift_sys.svv_default_privileges as
+select n.nspname::text as schema_name,
+       (case d.defaclobjtype when 'r' then 'RELATION' else 'FUNCTION' end)::text as object_type,
+       d.defaclrole::int as owner_id, pg_get_userbyid(d.defaclrole)::text as owner_name, 'user'::text as owner_type,
+       a.privilege_type::text as privilege_type, a.grantee::int as grantee_id,
+       (case when a.grantee = 0 then 'public' else pg_get_userbyid(a.grantee) end)::text as grantee_name,
+       (case when a.grantee = 0 then 'public' when r.rolcanlogin then 'user' else 'group' end)::text as grantee_type,
+       a.is_grantable as admin_option
+from pg_default_acl d
+left join pg_namespace n on n.oid = d.defaclnamespace
+cross join lateral aclexplode(d.defaclacl) a
+left join pg_roles r on r.oid = a.grantee
+where d.defaclobjtype in ('r', 'f');
+
+-- External schemas and tables (Spectrum, federated): PostgreSQL cannot make them, so these
+-- are plain metadata tables a test fills to stand in for what Redshift would list.
+create table if not exists redshift_sys.rs_external_schema (
+    schemaname text primary key,
+    eskind int2 not null default 1,
+    esowner int not null default 1,
+    databasename text not null,
+    esoptions text
+);
+create table if not exists redshift_sys.rs_external_table (
+    schemaname text not null,
+    tablename text not null,
+    location text,
+    primary key (schemaname, tablename)
+);
+drop view if exists redshift_sys.svv_external_schemas;
+create view redshift_sys.svv_external_schemas as
+select null::oid as esoid, e.eskind, e.schemaname::name as schemaname, e.esowner, e.databasename, e.esoptions
+from redshift_sys.rs_external_schema e;
+drop view if exists redshift_sys.svv_external_tables;
+create view redshift_sys.svv_external_tables as
+select current_database()::text as redshift_database_name, t.schemaname::text as schemaname,
+       t.tablename::text as tablename, t.location::text as location
+from redshift_sys.rs_external_table t;
+
 grant select on all tables in schema redshift_sys to public;
 
 -- ---------------------------------------------------------------- functions

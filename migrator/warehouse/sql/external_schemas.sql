@@ -1,0 +1,1 @@
+select trim(schemaname), trim(databasename) from svv_external_schemas

@@ -1,0 +1,1 @@
+select trim(schemaname), trim(tablename), trim(location) from svv_external_tables
