@@ -158,7 +158,7 @@ class PostgresServer:
             self.port = free_port()
         opts = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.socket_dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c timezone=UTC"
         )
         self._checked([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
                        "-o", opts, "-w", "-t", str(int(timeout)), "start"], "pg_ctl start")

@@ -292,9 +292,27 @@ def rehearse(ctx: "PhaseContext") -> str:
 def await_write_freeze(ctx: "PhaseContext") -> str:
     """Writes stopped: only now are the validation queries' results worth keeping (AWS step 9)."""
     source = ctx.config.settings.source.cluster_id
-    common.await_write_freeze(ctx, source)
+    observed = common.await_write_freeze(ctx, source)
+    if not observed.get("assumed"):
+        _no_logged_writes(ctx, float(observed["quiet_seconds"]))
     common.take_baseline(ctx, source)
     return "writes_frozen"
+
+
+def _no_logged_writes(ctx: "PhaseContext", quiet_seconds: float) -> None:
+    """CloudWatch can miss a trickle of small writes; the system logs name every written table."""
+    from datetime import UTC, datetime, timedelta
+
+    from migrator.warehouse.sql import query
+
+    since = (datetime.now(UTC) - timedelta(seconds=quiet_seconds)).replace(tzinfo=None)
+    with session(ctx, "source") as source:
+        written = source.run(query("writes_since"), [since], kind="catalog")
+    if written:
+        names = ", ".join(f"{schema}.{table}" for schema, table, _ in written[:10])
+        raise PreflightFailed(f"write freeze not reached: stl_insert/stl_delete show writes to {names} in the "
+                              f"last {quiet_seconds:.0f}s", hint="stop the writers, then re-run; or pass "
+                              "--assume-frozen if you know writes are stopped")
 
 
 # -- copy -------------------------------------------------------------------------------------
@@ -522,9 +540,25 @@ def validate(ctx: "PhaseContext") -> str:
                             state=ctx.migration.phase)
         return "source_changed"
     common.check_against_baseline(ctx, ctx.config.settings.source.cluster_id, "source before cutover")
+    _replay_after_data(ctx)
     with session(ctx, "target") as target:
         pipeline.drop_bookkeeping(target)
     return "validated"
+
+
+def _replay_after_data(ctx: "PhaseContext") -> None:
+    """What must wait for the data: foreign keys, routines, views, materialized views (refreshed),
+    ownership, grants and default privileges. Idempotent: a rerun creates only what is missing."""
+    from migrator.warehouse import replay
+
+    t = ctx.config.settings.tables
+    with session(ctx, "source") as source, session(ctx, "target") as target:
+        tables = list(inventory_of(ctx, source).values())
+        keys = replay.replay_foreign_keys(source, target, tables)
+        after = replay.replay_after_data(source, target, include=t.include, exclude=t.exclude)
+    ctx.store.add_event(ctx.migration, "migration", "objects_replayed_after_data", {
+        "statements": keys.statements + after.statements,
+        "skipped": [f"{s.object}: {s.reason}" for s in keys.skipped + after.skipped]}, state=ctx.migration.phase)
 
 
 def _adopt_new_tables(ctx: "PhaseContext", source: Session, created: list[TableInfo]) -> None:

@@ -460,8 +460,10 @@ def replay_routines(source: Session, target: Session, apply: _Applier, include: 
             continue
         if r.owner != t.owner and r.owner in users and r.owner not in _INTERNAL_USERS:
             apply.run(f"ALTER {r.keyword} {r.signature} OWNER TO {quote_ident(r.owner)}")
-        _grants(apply, result, f"{r.keyword} {r.signature}", r.label, parse_acl(r.acl), parse_acl(t.acl),
-                r.owner, groups, _EXEC_PRIVS)
+        # A NULL proacl is the default: the owner and PUBLIC may execute.
+        granted = parse_acl(t.acl) if t.acl else [AclEntry("", "X"), AclEntry(t.owner, "X")]
+        _grants(apply, result, f"{r.keyword} {r.signature}", r.label, parse_acl(r.acl), granted, r.owner, groups,
+                _EXEC_PRIVS)
 
 
 # -------------------------------------------------------------------- materialized views

@@ -28,6 +28,8 @@ def test_full_migration_through_the_cli(migration: Migration) -> None:
     assert rs.describe_clusters(ClusterIdentifier=old_name)["Clusters"][0]["Encrypted"] is False
     assert m.table_digests(m.source) == before  # the original name now serves the encrypted copy
     assert m.table_digests(old_name) == before
+    # Views, routines and materialized views exist on the new cluster as on the old one.
+    assert _objects(m, m.source) == _objects(m, old_name)
     creates = [c for c in m.sb.calls("CreateCluster") if c.get("cluster_id") == m.target]
     assert len(creates) == 1
     assert "MasterUserPassword" not in json.dumps(creates[0].get("params", {}))
@@ -43,6 +45,20 @@ def test_full_migration_through_the_cli(migration: Migration) -> None:
     history = json.loads(m.cli("history", "--json").stdout)["events"]
     replay = next(e for e in history if e["trigger"] == "objects_replayed")
     assert any(s.upper().startswith("CREATE TABLE") for s in replay["detail"]["statements"])
+    after = next(e for e in history if e["trigger"] == "objects_replayed_after_data")
+    assert any(s.upper().startswith("CREATE VIEW") for s in after["detail"]["statements"])
+
+
+def _objects(m: Migration, cluster_id: str) -> list[tuple[str, ...]]:
+    import psycopg
+
+    with psycopg.connect(m.sb.admin_dsn(cluster_id)) as pg:
+        return [tuple(r) for r in pg.execute(
+            "select 'view', schemaname, viewname from pg_views where schemaname not in "
+            "('pg_catalog', 'information_schema', 'redshift_sys') union all "
+            "select 'matview', schemaname, matviewname from pg_matviews union all "
+            "select 'routine', n.nspname, p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+            "where n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys') order by 1, 2, 3").fetchall()]
 
 
 def test_inventory_lists_largest_first(migration: Migration) -> None:

@@ -186,3 +186,15 @@ def test_mv_sql_keeps_a_full_statement_and_wraps_a_select() -> None:
     full = "create materialized view s.m backup no diststyle even auto refresh yes as select 1;"
     assert mv_sql("s", "m", full, True) == full.rstrip(";")
     assert mv_sql("s", "m x", " SELECT 1 AS a;", True) == 'CREATE MATERIALIZED VIEW "s"."m x" AUTO REFRESH YES AS SELECT 1 AS a'
+
+
+def test_generated_ddl_parses_as_redshift() -> None:
+    import sqlglot
+    from sqlglot import exp
+
+    f = _routine(kind="f", language="sql", args=(("", "i", "integer"),), returns="integer", volatility="i",
+                 body=" select $1 + 1 ")
+    for sql, kind in ((routine_sql(_routine()), "PROCEDURE"), (routine_sql(f), "FUNCTION"),
+                      (mv_sql("s", "m", "select 1 as a", False), "VIEW")):
+        tree = sqlglot.parse_one(sql, read="redshift")
+        assert isinstance(tree, exp.Create) and tree.kind == kind, sql
