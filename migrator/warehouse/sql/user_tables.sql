@@ -9,4 +9,4 @@ where c.relkind = 'r'
   and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'pg_internal', 'catalog_history',
                         'pg_automv', 'redshift_sys', 'migrator_bookkeeping')
   and left(n.nspname, 8) <> 'pg_temp_'
-  and c.relname not like 'mv\_tbl\_\_%'
+  and left(c.relname, 8) <> 'mv_tbl__'
