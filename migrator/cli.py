@@ -17,7 +17,7 @@ from rich.traceback import Traceback
 from migrator import commands
 from migrator.config import DEFAULT_CONFIG_NAME
 from migrator.engine.runner import RunOptions
-from migrator.errors import MigratorError, UsageError
+from migrator.errors import ApprovalRequired, MigratorError, UsageError
 from migrator.results import Result, print_result
 
 T = TypeVar("T", bound=Result)
@@ -55,7 +55,9 @@ def _fail(exc: MigratorError) -> NoReturn:
     """One line on stderr (a traceback only on request) and the error's documented exit code."""
     if _State.traceback:
         err.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
-    err.print(f"[red]error:[/red] {escape(exc.one_line())}", markup=True, highlight=False, soft_wrap=True)
+    # A gate is where the migration pauses by design, not a failure.
+    label = "[yellow]waiting:[/yellow]" if isinstance(exc, ApprovalRequired) else "[red]error:[/red]"
+    err.print(f"{label} {escape(exc.one_line())}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 

@@ -91,7 +91,9 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         run_holder=f"pid {lease.pid} on {lease.host}" if lease else None,
         run_heartbeat_at=lease.heartbeat_at if lease else None,
         tables_total=sum(by_state.values()), tables_by_state=by_state, rows_total=rows_total, rows_done=rows_done,
-        approvals=sorted(migration.approvals), next_step=_next_step(state, migration.approvals, config_path),
+        approvals=sorted(migration.approvals),
+        next_step=(f"wait: a run is in progress (pid {lease.pid} on {lease.host})" if lease
+                   else _next_step(state, migration.approvals, config_path)),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
                          t.last_error) for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
