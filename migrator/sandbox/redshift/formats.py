@@ -16,6 +16,7 @@ import io
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Callable, Iterator, Sequence
@@ -35,18 +36,19 @@ class ColumnType:
     name: str
     type_name: str  # e.g. "numeric(18,4)", "character varying(20)"
 
-    @property
+    # Parsed once per column, not once per value: COPY checks every value against these.
+    @cached_property
     def base(self) -> str:
         return re.sub(r"\(\d+(?:,\d+)?\)", "", self.type_name).strip()
 
-    @property
+    @cached_property
     def modifiers(self) -> tuple[int, ...]:
         m = re.search(r"\((\d+)(?:,(\d+))?\)", self.type_name)
         if not m:
             return ()
         return tuple(int(g) for g in m.groups() if g is not None)
 
-    @property
+    @cached_property
     def is_text(self) -> bool:
         return self.base in ("character varying", "character", "text", "bpchar", "name")
 
