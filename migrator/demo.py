@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -25,6 +26,9 @@ from migrator import commands
 from migrator.errors import EnvironmentProblem, ValidationMismatch
 from migrator.results import Result
 from migrator.store import Store
+
+if TYPE_CHECKING:
+    from migrator.sandbox.client import SandboxClient
 
 Say = Callable[[str], None]
 
@@ -80,8 +84,7 @@ def run_demo(directory: Path | None, *, keep: bool, tables: int, rows: int, say:
             sb.stop()
 
 
-def _migrate(sb: "SandboxClient", directory: Path, keep: bool, started: float,  # type: ignore[name-defined]  # noqa: F821
-             say: Say) -> DemoResult:
+def _migrate(sb: SandboxClient, directory: Path, keep: bool, started: float, say: Say) -> DemoResult:
     config = directory / "unload-copy.toml"
     env = {**os.environ, **sb.env(), "MIGRATOR_FREEZE_QUIET_SECONDS": "3", "MIGRATOR_FREEZE_TIMEOUT_SECONDS": "60"}
     os.environ.update({k: v for k, v in sb.env().items() if k.startswith("MIGRATOR_SANDBOX")})
@@ -139,7 +142,7 @@ def _tables_redone(store_url: str, name: str) -> int:
                    and e.to_state in ("pending", "unloaded"))
 
 
-def _independent_check(sb: "SandboxClient") -> tuple[int, int]:  # type: ignore[name-defined]  # noqa: F821
+def _independent_check(sb: SandboxClient) -> tuple[int, int]:
     """Compare both clusters with our own queries, not the tool's report."""
     source_now = sb.info.source_cluster_id
     old = next(c for c in sb.cluster_ids() if c.startswith(f"{source_now}-unencrypted-"))

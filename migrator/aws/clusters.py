@@ -13,8 +13,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from migrator.aws.errors import aws_error, describe, error_code
+
 from migrator.aws.clients import AwsClients
-from migrator.errors import RemoteError, TransientError
+from migrator.errors import RemoteError
 from migrator.retry import Backoff, wait_until
 
 #: Pauses between polls of a long control-plane operation: quick at first, then every 15 s at most.
@@ -22,31 +24,12 @@ POLL = Backoff(base=0.25, cap=15.0)
 RA3_PREFIX = "ra3."
 
 
-def error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "error"))
-    return type(exc).__name__
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'error')}: {err.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
-
-
 def call(what: str, fn: Callable[[], Any]) -> Any:
-    """One AWS call; its failure becomes RemoteError (or TransientError for throttling/5xx)."""
+    """One AWS call; its failure becomes the matching MigratorError (see aws_error)."""
     try:
         return fn()
-    except ClientError as exc:
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) or 400)
-        code = error_code(exc)
-        if status >= 500 or "Throttl" in code:
-            raise TransientError(f"{what} failed: {describe(exc)}", hint="re-run to retry") from None
-        raise RemoteError(f"{what} failed: {describe(exc)}") from None
-    except BotoCoreError as exc:
-        raise TransientError(f"{what} failed: {describe(exc)}", hint="re-run to retry") from None
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, what) from None
 
 
 # -- clusters -------------------------------------------------------------------------------
@@ -58,9 +41,9 @@ def describe_cluster(clients: AwsClients, cluster_id: str) -> dict[str, Any] | N
     except ClientError as exc:
         if error_code(exc) == "ClusterNotFound":
             return None
-        raise RemoteError(f"DescribeClusters {cluster_id} failed: {describe(exc)}") from None
+        raise aws_error(exc, f"DescribeClusters {cluster_id}") from None
     except BotoCoreError as exc:
-        raise TransientError(f"DescribeClusters {cluster_id} failed: {describe(exc)}") from None
+        raise aws_error(exc, f"DescribeClusters {cluster_id}") from None
     return found[0] if found else None
 
 

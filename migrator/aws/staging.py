@@ -13,7 +13,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from migrator.errors import RemoteError, SecurityError, TransientError, ValidationMismatch
+from migrator.aws.errors import aws_error
+from migrator.errors import RemoteError, SecurityError, ValidationMismatch
 from migrator.warehouse.sql import split_s3_url
 
 
@@ -39,16 +40,6 @@ class StagingReport:
         return sum(f.content_length for f in self.files)
 
 
-def _aws_error(exc: Exception, what: str) -> Exception:
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        text = f"{what}: {err.get('Code', 'error')} {err.get('Message', '')}".strip()
-        return TransientError(text) if status >= 500 or err.get("Code") in ("SlowDown", "Throttling") else \
-            RemoteError(text)
-    return TransientError(f"{what}: {type(exc).__name__}")
-
-
 def resolve_key_arn(kms: Any, key_id: str, cache: dict[str, str] | None = None) -> str:
     """The key ARN for an alias, alias ARN, key id or key ARN."""
     if cache is not None and key_id in cache:
@@ -59,9 +50,9 @@ def resolve_key_arn(kms: Any, key_id: str, cache: dict[str, str] | None = None) 
         if exc.response.get("Error", {}).get("Code") in ("NotFoundException", "AccessDeniedException"):
             raise SecurityError(f"KMS key {key_id} cannot be resolved: {exc.response['Error']['Code']}",
                                 hint="check staging.kms_key_id and the role's kms:DescribeKey permission") from None
-        raise _aws_error(exc, f"describe KMS key {key_id}") from None
+        raise aws_error(exc, f"describe KMS key {key_id}") from None
     except BotoCoreError as exc:
-        raise _aws_error(exc, f"describe KMS key {key_id}") from None
+        raise aws_error(exc, f"describe KMS key {key_id}") from None
     if cache is not None:
         cache[key_id] = arn
     return arn
@@ -74,9 +65,9 @@ def _check_encryption(s3: Any, kms: Any, url: str, expected_arn: str, cache: dic
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
             raise RemoteError(f"staged object {url} is missing", hint="the table will be unloaded again") from None
-        raise _aws_error(exc, f"head {url}") from None
+        raise aws_error(exc, f"head {url}") from None
     except BotoCoreError as exc:
-        raise _aws_error(exc, f"head {url}") from None
+        raise aws_error(exc, f"head {url}") from None
     sse = head.get("ServerSideEncryption")
     if sse != "aws:kms":
         raise SecurityError(f"staged object {url} is not SSE-KMS encrypted (found {sse or 'none'})",
@@ -98,7 +89,7 @@ def verify_staging(s3: Any, kms: Any, manifest_url: str, *, kms_key_id: str, exp
     try:
         doc = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_error(exc, f"read manifest {manifest_url}") from None
+        raise aws_error(exc, f"read manifest {manifest_url}") from None
     except ValueError:
         raise RemoteError(f"manifest {manifest_url} is not JSON") from None
     report = StagingReport(manifest_url, expected_arn)
@@ -129,7 +120,7 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return [obj for page in pages for obj in page.get("Contents", [])]
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_error(exc, f"list s3://{bucket}/{prefix}") from None
+        raise aws_error(exc, f"list s3://{bucket}/{prefix}") from None
 
 
 def cleanup_prefix(s3: Any, prefix_url: str) -> int:
@@ -150,5 +141,5 @@ def cleanup_prefix(s3: Any, prefix_url: str) -> int:
                 raise RemoteError(f"could not delete s3://{bucket}/{first.get('Key')}: {first.get('Code')}")
             deleted += len(batch)
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_error(exc, f"clean s3://{bucket}/{prefix}") from None
+        raise aws_error(exc, f"clean s3://{bucket}/{prefix}") from None
     return deleted

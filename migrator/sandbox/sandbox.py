@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 

@@ -173,3 +173,15 @@ def test_graph_bad_input(tmp_path: Path) -> None:
 def test_traceback_only_on_request(tmp_path: Path) -> None:
     proc = cli("--traceback", "status", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" in proc.stderr
+
+
+def test_missing_aws_credentials_is_a_config_error(tmp_path: Path) -> None:
+    good_config(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true", SRC_PW="x")
+    assert subprocess.run([sys.executable, "-m", "migrator", "init", "migrator.toml"], cwd=tmp_path, env=env,
+                          capture_output=True, timeout=120).returncode == 0
+    proc = subprocess.run([sys.executable, "-m", "migrator", "inventory"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    one_line_error(proc, 2, "no usable AWS credentials", "AWS_PROFILE")
