@@ -245,6 +245,12 @@ def write_delimited(rows: Sequence[Row], header: Sequence[str] | None, *, delimi
             v = pattern.sub(lambda m: "\\" + m.group(0), v)
         return f'"{v}"' if addquotes else v
 
+    return _lines(rows, header, delimiter, render)
+
+
+def _lines(rows: Sequence[Row], header: Sequence[str] | None, delimiter: str,
+           render: Callable[[str | None], str]) -> bytes:
+    """One line per row (header first), fields rendered and joined: what text and CSV share."""
     out = io.StringIO()
     if header is not None:
         out.write(delimiter.join(render(h) for h in header) + "\n")
@@ -266,13 +272,7 @@ def write_csv(rows: Sequence[Row], header: Sequence[str] | None, *, delimiter: s
             return quote + v.replace(quote, quote + quote) + quote
         return v
 
-    out = io.StringIO()
-    if header is not None:
-        out.write(delimiter.join(render(h) for h in header) + "\n")
-    for row in rows:
-        out.write(delimiter.join(render(v) for v in row))
-        out.write("\n")
-    return out.getvalue().encode("utf-8")
+    return _lines(rows, header, delimiter, render)
 
 
 @dataclass
