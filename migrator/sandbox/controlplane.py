@@ -50,9 +50,16 @@ _NEEDS_EXISTING_CLUSTER = frozenset({
     "EnableSnapshotCopy", "DisableSnapshotCopy", "ModifySnapshotCopyRetentionPeriod",
     "EnableLogging", "DisableLogging", "DescribeLoggingStatus",
 })
-_TRANSITION_AVAILABILITY = {"creating": "Unavailable", "deleting": "Unavailable", "rebooting": "Modifying",
-                            "resizing": "Modifying", "renaming": "Modifying", "modifying": "Modifying",
+_TRANSITION_AVAILABILITY = {"creating": "Unavailable", "deleting": "Unavailable", "final-snapshot": "Unavailable",
+                            "rebooting": "Modifying", "resizing": "Modifying", "renaming": "Modifying",
+                            "modifying": "Modifying", "pausing": "Modifying", "resuming": "Modifying",
                             "paused": "Paused", "available": "Available"}
+# Statuses in which a cluster's name reaches its data ("renaming" only through the cached old name).
+_REACHABLE = frozenset({"available", "modifying", "resizing"})
+_REACHABLE_CACHED = _REACHABLE | {"renaming"}
+# Statuses whose start drops every open connection ("Renaming clusters": the cluster is rebooted and
+# existing connections are dropped; RebootCluster: a momentary outage).
+_DROPS_CONNECTIONS = frozenset({"rebooting", "pausing", "final-snapshot", "deleting"})
 _MOTO_ACTIONS = frozenset(name for name in dir(RedshiftResponse) if not name.startswith("_"))
 
 
@@ -76,6 +83,10 @@ class Durations:
     reboot: float = 1.0
     delete: float = 1.0
     snapshot: float = 1.0
+    pause: float = 1.0
+    resume: float = 1.0
+    #: How long an old cluster name stays cached after a rename (still reaching the renamed cluster).
+    dns: float = 2.0
     scale: float = 1.0
 
     def of(self, kind: str) -> float:
@@ -103,7 +114,9 @@ class _Resize:
 class ClusterState:
     op: _Op | None = None
     shown: str | None = None
-    endpoint: tuple[str, int] | None = None
+    endpoint: tuple[str, int] | None = None  # what Endpoint shows: the name's address
+    data_endpoint: tuple[str, int] | None = None  # where the cluster's data really is (the host's proxy)
+    gone: bool = False
     hsm_certificate: str | None = None
     hsm_configuration: str | None = None
     resize: _Resize | None = None
@@ -204,6 +217,10 @@ class RedshiftControlPlane:
         self._hsm_certificates: dict[str, dict[str, Any]] = {}
         self._hsm_configurations: dict[str, dict[str, Any]] = {}
         self._snapshot_ops: dict[tuple[str, str], _Op] = {}
+        # (region, old name) → (renamed cluster, cached until): "could remain cached for a few minutes".
+        self._cached_names: dict[tuple[str, str], tuple[MotoCluster, float]] = {}
+        #: Listeners per cluster name (set by AwsSandbox); None reports the data plane's own address.
+        self.names: Any = None
 
     # ------------------------------------------------------------------ public
 
@@ -222,6 +239,27 @@ class RedshiftControlPlane:
             now = self.clock()
             for region in list(self._regions):
                 self._tick_region(region, now)
+
+    def resolve(self, region: str, name: str) -> tuple[str, int] | None:
+        """Where a connection to cluster name ``name`` lands now (None: refused), DNS caching included."""
+        with self._lock:
+            now = self.clock()
+            self._tick_region(region, now)
+            cached = self._cached_names.get((region, name))
+            if cached is not None:
+                cluster, until = cached
+                if now < until:
+                    return self._reachable(cluster, _REACHABLE_CACHED)
+                del self._cached_names[(region, name)]
+            holder = self._backend(region).clusters.get(name)
+            return self._reachable(holder, _REACHABLE) if holder is not None else None
+
+    @staticmethod
+    def _reachable(cluster: MotoCluster, statuses: frozenset[str]) -> tuple[str, int] | None:
+        state = _state(cluster)
+        if state.gone or cluster.status not in statuses:
+            return None
+        return state.data_endpoint
 
     def handle(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         action = params.get("Action", "")
@@ -316,7 +354,8 @@ class RedshiftControlPlane:
         state.hsm_certificate, state.hsm_configuration = cert, conf
         if self.host is not None:
             try:
-                state.endpoint = self._provision(cluster, source_snapshot)
+                state.data_endpoint = self._provision(cluster, source_snapshot)
+                state.endpoint = self._name_endpoint(region, cid) or state.data_endpoint
             except Exception as exc:
                 # A cluster whose database could not be made must not linger as "creating".
                 self._backend(region).delete_cluster(cluster_identifier=cid, skip_final_snapshot=True,
@@ -327,6 +366,12 @@ class RedshiftControlPlane:
         how = (f"restored from snapshot '{source_snapshot.snapshot_identifier}'" if source_snapshot
                else "created")
         self._event(cid, f"Amazon Redshift cluster '{cid}' is being {how}.", "management")
+
+    def _name_endpoint(self, region: str, name: str) -> tuple[str, int] | None:
+        if self.names is None:
+            return None
+        address: tuple[str, int] = self.names.endpoint(region, name)
+        return address
 
     def _provision(self, cluster: MotoCluster, source_snapshot: Any) -> tuple[str, int]:
         assert self.host is not None
@@ -418,6 +463,11 @@ class RedshiftControlPlane:
         backend.clusters.pop(old)
         cluster.cluster_identifier = new
         backend.clusters[new] = cluster
+        state = _state(cluster)
+        if state.data_endpoint is not None:
+            state.endpoint = self._name_endpoint(region, new) or state.endpoint
+        # The old name is deleted but stays cached: it keeps reaching this cluster for a while.
+        self._cached_names[(region, old)] = (cluster, self.clock() + self.durations.of("dns"))
         self._start(cluster, "renaming", self.durations.of("rename"), apply={"renamed_from": old})
         self._event(new, f"Cluster '{old}' is being renamed to '{new}'.", "management")
 
@@ -433,18 +483,39 @@ class RedshiftControlPlane:
     def _do_DeleteCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
         cluster = self._cluster(region, cid)
-        if cluster.status == "deleting":
+        if cluster.status in ("deleting", "final-snapshot"):
             raise ApiError("InvalidClusterState", f"Cluster {cid} is already being deleted.")
-        # Redshift's default is to take a final snapshot; moto treats a missing flag as "skip".
-        reply = forward({"SkipFinalClusterSnapshot": "false", **params})
+        skip = _bool(params.get("SkipFinalClusterSnapshot")) is True
+        final_id = params.get("FinalClusterSnapshotIdentifier") or None
+        # DeleteCluster: SkipFinalClusterSnapshot defaults to false, and then the identifier is required.
+        if not skip and final_id is None:
+            raise ApiError("InvalidParameterCombination",
+                           "FinalClusterSnapshotIdentifier is required unless SkipFinalClusterSnapshot is specified.")
+        if skip and final_id is not None:
+            raise ApiError("InvalidParameterCombination",
+                           "FinalClusterSnapshotIdentifier must not be given when SkipFinalClusterSnapshot is true.")
+        if final_id is not None and final_id in self._backend(region).snapshots:
+            raise ApiError("ClusterSnapshotAlreadyExists", f"Snapshot {final_id} already exists.")
+        reply = forward({"SkipFinalClusterSnapshot": "true" if skip else "false", **params})
         if reply[0] >= 400:
             return reply
         state = _state(cluster)
         state.op = None
-        self._start(cluster, "deleting", self.durations.of("delete"))
-        self._event(cid, f"Amazon Redshift cluster '{cid}' is being deleted.", "management")
-        # moto forgot it at once; it stays visible as "deleting" until its time is up.
+        # moto forgot it at once; it stays visible until its time is up.
         self._backend(region).clusters[cid] = cluster
+        if final_id is not None:
+            snapshot = self._backend(region).snapshots[final_id]
+            setattr(snapshot, "kms_key_id", cluster.kms_key_id)
+            duration = self.durations.of("snapshot")
+            snapshot.status = "creating"
+            self._snapshot_ops[(region, final_id)] = _Op("creating", self.clock(), duration,
+                                                         apply={"cluster_id": cid})
+            self._start(cluster, "final-snapshot", duration, apply={"snapshot": final_id})
+            self._event(cid, f"Amazon Redshift cluster '{cid}' is being deleted; taking final snapshot "
+                             f"'{final_id}' first.", "management")
+        else:
+            self._start(cluster, "deleting", self.durations.of("delete"))
+            self._event(cid, f"Amazon Redshift cluster '{cid}' is being deleted.", "management")
         rendered = self._render("DeleteCluster", {"Cluster": cluster})
         self._tick_region(region, self.clock())
         return rendered
@@ -665,10 +736,13 @@ class RedshiftControlPlane:
 
     _current_region = "us-east-1"
 
-    def _start(self, cluster: MotoCluster, status: str, duration: float, apply: dict[str, Any] | None = None) -> None:
+    def _start(self, cluster: MotoCluster, status: str, duration: float, apply: dict[str, Any] | None = None,
+               at: float | None = None) -> None:
         state = _state(cluster)
-        state.op = _Op(status, self.clock(), duration, dict(apply or {}))
+        state.op = _Op(status, self.clock() if at is None else at, duration, dict(apply or {}))
         state.shown = status
+        if status in _DROPS_CONNECTIONS and self.names is not None and state.data_endpoint is not None:
+            self.names.drop(state.data_endpoint)
 
     def _all_clusters(self) -> list[MotoCluster]:
         return [c for r in self._regions for c in self._backend(r).clusters.values()]
@@ -683,9 +757,11 @@ class RedshiftControlPlane:
                 state.shown = str(stuck.params.get("status", "modifying"))
                 continue
             op = state.op
-            if op is not None and now >= op.started + op.duration:
+            # A finished step may start the next one (renaming → rebooting, final-snapshot → deleting).
+            while op is not None and now >= op.started + op.duration:
                 state.op = None
                 self._finish(region, cluster, op, op.started + op.duration)
+                op = state.op
             state.shown = state.op.status if state.op else None
         for (snap_region, snap_id), op in list(self._snapshot_ops.items()):
             if snap_region != region or now < op.started + op.duration:
@@ -717,6 +793,13 @@ class RedshiftControlPlane:
         elif op.status == "renaming":
             self._event(cid, f"Cluster '{op.apply['renamed_from']}' has been renamed to '{cid}'.",
                         "management", at=done_at)
+            # "Renaming clusters": the cluster is rebooted to take its new name.
+            self._start(cluster, "rebooting", self.durations.of("reboot"), at=done_at)
+            self._event(cid, f"Cluster '{cid}' is being rebooted.", "management", at=done_at)
+        elif op.status == "final-snapshot":
+            self._event(cid, f"Amazon Redshift has taken the final snapshot '{op.apply['snapshot']}' of cluster "
+                             f"'{cid}'.", "backup", at=done_at)
+            self._start(cluster, "deleting", self.durations.of("delete"), at=done_at)
         elif op.status == "rebooting":
             self._event(cid, f"Cluster '{cid}' has been rebooted.", "management", at=done_at)
         elif op.status == "modifying":
@@ -725,6 +808,7 @@ class RedshiftControlPlane:
             backend = self._backend(region)
             if backend.clusters.get(cid) is cluster:
                 del backend.clusters[cid]
+            state.gone = True
             if self.host is not None:
                 self.host.deprovision(cid)
             self._event(cid, f"Amazon Redshift cluster '{cid}' has been deleted.", "management", at=done_at)

@@ -36,7 +36,8 @@ class Sandbox:
         durations = dict(durations or {})
         self.metrics_interval = float(durations.pop("metrics_interval", metrics_interval))
         self.durations = {"create_seconds": 0.5, "modify_seconds": 3.0, "rename_seconds": 0.5,
-                          "reboot_seconds": 0.5, "delete_seconds": 0.5, "snapshot_seconds": 0.5, **durations}
+                          "reboot_seconds": 0.5, "delete_seconds": 0.5, "snapshot_seconds": 0.5,
+                          "pause_seconds": 0.5, "resume_seconds": 0.5, "dns_seconds": 2.0, **durations}
         self.region = region
         self.faults = FaultPlan(self.directory)
         self.proxies: ProxyThread | None = None
