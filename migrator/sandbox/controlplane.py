@@ -29,12 +29,15 @@ from xml.sax.saxutils import escape
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.serialize import XFormedAttributePicker, get_serializer_class
 from moto.core.utils import get_service_model
+from moto.ec2.models import ec2_backends
+from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
 from moto.redshift.models import Cluster as MotoCluster
 from moto.redshift.models import RedshiftBackend, redshift_backends
 from moto.redshift.responses import RedshiftResponse
 
 from migrator.sandbox.faults import FaultPlan
+from migrator.sandbox.info import LEGACY_UNENCRYPTED_TAG
 from migrator.sandbox.interfaces import ClusterHost
 
 Clock = Callable[[], float]
@@ -61,6 +64,18 @@ _REACHABLE_CACHED = _REACHABLE | {"renaming"}
 # existing connections are dropped; RebootCluster: a momentary outage).
 _DROPS_CONNECTIONS = frozenset({"rebooting", "pausing", "final-snapshot", "deleting"})
 _MOTO_ACTIONS = frozenset(name for name in dir(RedshiftResponse) if not name.startswith("_"))
+
+
+
+# botocore model, CreateCluster NodeType "Valid Values" (dc1/ds2 are retired and no longer listed).
+_NODE_TYPES = frozenset({"dc2.large", "dc2.8xlarge", "rg.large", "rg.xlarge", "rg.4xlarge", "rg.12xlarge",
+                         "ra3.large", "ra3.xlplus", "ra3.4xlarge", "ra3.16xlarge"})
+_CLUSTER_ID = re.compile(r"[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)")
+_MASTER_USER = re.compile(r"[a-z][a-z0-9_+.@-]{0,127}")
+_DB_NAME = re.compile(r"[a-z0-9]{1,64}")
+_MAX_TAGS = 50
+_MAX_IAM_ROLES = 50
+_MAINTENANCE_TRACKS = frozenset({"current", "trailing"})
 
 
 class ApiError(Exception):
@@ -191,6 +206,16 @@ def _tags(params: dict[str, str]) -> list[dict[str, str]]:
     return [found[i] for i in sorted(found)]
 
 
+def _members(params: dict[str, str], name: str, member: str) -> list[str]:
+    """A query-protocol list parameter (``Name.Member.N``) in order."""
+    found: dict[int, str] = {}
+    for key, value in params.items():
+        m = re.fullmatch(rf"{name}\.{member}\.(\d+)", key)
+        if m:
+            found[int(m.group(1))] = value
+    return [found[i] for i in sorted(found)]
+
+
 def _parse_time(text: str) -> datetime:
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
@@ -218,6 +243,7 @@ class RedshiftControlPlane:
         self._hsm_configurations: dict[str, dict[str, Any]] = {}
         self._snapshot_ops: dict[tuple[str, str], _Op] = {}
         # (region, old name) → (renamed cluster, cached until): "could remain cached for a few minutes".
+        self._snapshot_schedules: dict[str, dict[str, Any]] = {}
         self._cached_names: dict[tuple[str, str], tuple[MotoCluster, float]] = {}
         #: Listeners per cluster name (set by AwsSandbox); None reports the data plane's own address.
         self.names: Any = None
@@ -307,6 +333,15 @@ class RedshiftControlPlane:
     # ------------------------------------------------------------ cluster calls
 
     def _do_CreateCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        params = dict(params)
+        legacy = self._take_legacy_tag(params)
+        if "Encrypted" not in params:
+            params["Encrypted"] = "true"  # CreateCluster: "Default: true"
+        elif _bool(params["Encrypted"]) is False and not legacy:
+            raise ApiError("InvalidParameterValue",
+                           "Encrypted=false is not allowed: new clusters are always encrypted at rest "
+                           "(CreateCluster: setting it to false fails the request).")
+        self._check_new_cluster(region, params, creating=True)
         cert, conf = self._check_hsm(params)
         key_arn = self._check_kms_for_new_cluster(region, params, cert)
         reply = forward(params)
@@ -346,6 +381,160 @@ class RedshiftControlPlane:
         cluster.encrypted = bool(snapshot.encrypted or key_arn)
         self._begin_new_cluster(region, cluster, cert, conf, source_snapshot=snapshot)
         return self._render("RestoreFromClusterSnapshot", {"Cluster": cluster})
+
+    @staticmethod
+    def _take_legacy_tag(params: dict[str, str]) -> bool:
+        """Remove the sandbox-only legacy tag (renumbering the rest); True when it was there."""
+        tags = _tags(params)
+        kept = [t for t in tags if t.get("Key") != LEGACY_UNENCRYPTED_TAG]
+        if len(kept) == len(tags):
+            return False
+        for key in [k for k in params if k.startswith("Tags.Tag.")]:
+            del params[key]
+        for i, tag in enumerate(kept, start=1):
+            params[f"Tags.Tag.{i}.Key"] = tag.get("Key", "")
+            if "Value" in tag:
+                params[f"Tags.Tag.{i}.Value"] = tag["Value"]
+        return True
+
+    def _check_new_cluster(self, region: str, params: dict[str, str], *, creating: bool) -> None:
+        """CreateCluster / RestoreFromClusterSnapshot parameter rules from the botocore model's docs."""
+        cid = params.get("ClusterIdentifier", "")
+        if not _CLUSTER_ID.fullmatch(cid):
+            raise ApiError("InvalidParameterValue",
+                           f"Invalid cluster identifier '{cid}': 1-63 lowercase letters, digits or hyphens, "
+                           f"starting with a letter, no trailing or double hyphen.")
+        if cid in self._backend(region).clusters:
+            raise ApiError("ClusterAlreadyExists", f"Cluster {cid} already exists.")
+        node_type = params.get("NodeType")
+        if node_type is not None and node_type not in _NODE_TYPES:
+            raise ApiError("InvalidParameterValue",
+                           f"Invalid node type '{node_type}'; valid node types: {', '.join(sorted(_NODE_TYPES))}.")
+        self._check_nodes(params)
+        if params.get("Port"):
+            self._check_port(int(params["Port"]), node_type or "")
+        if creating:
+            self._check_credentials(params)
+        self._check_references(region, params)
+        self._check_tags(params)
+        self._check_retention(params)
+        track = params.get("MaintenanceTrackName")
+        if track and track not in _MAINTENANCE_TRACKS:
+            raise ApiError("InvalidClusterTrack", f"Maintenance track '{track}' does not exist.")
+
+    @staticmethod
+    def _check_nodes(params: dict[str, str]) -> None:
+        kind = params.get("ClusterType")
+        nodes = int(params["NumberOfNodes"]) if params.get("NumberOfNodes") else None
+        if nodes is not None and not 1 <= nodes <= 100:
+            raise ApiError("InvalidParameterValue", f"NumberOfNodes must be 1 to 100, not {nodes}.")
+        if kind is not None and kind not in ("single-node", "multi-node"):
+            raise ApiError("InvalidParameterValue", f"ClusterType must be single-node or multi-node, not '{kind}'.")
+        if kind == "multi-node" and (nodes is None or nodes < 2):
+            raise ApiError("InvalidParameterCombination", "A multi-node cluster needs NumberOfNodes of 2 or more.")
+        if kind == "single-node" and nodes not in (None, 1):
+            raise ApiError("InvalidParameterCombination", "A single-node cluster cannot have NumberOfNodes > 1.")
+
+    @staticmethod
+    def _check_port(port: int, node_type: str) -> None:
+        if node_type.startswith(("ra3.", "rg.")) or not node_type:
+            if not (5431 <= port <= 5455 or 8191 <= port <= 8215):
+                raise ApiError("InvalidParameterValue",
+                               f"Port {port} is not allowed for {node_type or 'RA3'} nodes: choose 5431-5455 "
+                               f"or 8191-8215.")
+        elif not 1150 <= port <= 65535:
+            raise ApiError("InvalidParameterValue", f"Port {port} is not allowed: choose 1150-65535.")
+
+    @staticmethod
+    def _check_credentials(params: dict[str, str]) -> None:
+        user = params.get("MasterUsername", "")
+        if not _MASTER_USER.fullmatch(user) or user == "public":
+            raise ApiError("InvalidParameterValue",
+                           f"Invalid master user name '{user}': 1-128 lowercase letters, digits or _+.@-, "
+                           f"starting with a letter, not PUBLIC.")
+        db_name = params.get("DBName")
+        if db_name is not None and not _DB_NAME.fullmatch(db_name):
+            raise ApiError("InvalidParameterValue",
+                           f"Invalid database name '{db_name}': 1-64 lowercase letters or digits.")
+        managed = _bool(params.get("ManageMasterPassword")) is True
+        password = params.get("MasterUserPassword")
+        if managed and password:
+            raise ApiError("InvalidParameterCombination",
+                           "MasterUserPassword cannot be given when ManageMasterPassword is true.")
+        if managed:
+            return
+        if not password:
+            raise ApiError("MissingParameter", "The request must contain the parameter MasterUserPassword.")
+        if not (8 <= len(password) <= 64 and re.search(r"[A-Z]", password) and re.search(r"[a-z]", password)
+                and re.search(r"[0-9]", password)
+                and all(33 <= ord(ch) <= 126 and ch not in "'\"\\/@" for ch in password)):
+            # Never echo the password itself.
+            raise ApiError("InvalidParameterValue",
+                           "The master user password must be 8-64 printable ASCII characters with an upper case "
+                           "letter, a lower case letter and a digit, and no ' \" \\ / @ or space.")
+
+    def _check_references(self, region: str, params: dict[str, str]) -> None:
+        backend = self._backend(region)
+        group = params.get("ClusterParameterGroupName")
+        if group and group not in backend.parameter_groups:
+            raise ApiError("ClusterParameterGroupNotFound", f"Cluster parameter group {group} not found.")
+        subnet = params.get("ClusterSubnetGroupName")
+        if subnet and subnet not in backend.subnet_groups:
+            raise ApiError("ClusterSubnetGroupNotFoundFault", f"Cluster subnet group {subnet} not found.")
+        for name in _members(params, "ClusterSecurityGroups", "ClusterSecurityGroupName"):
+            if name not in backend.security_groups:
+                raise ApiError("ClusterSecurityGroupNotFound", f"Cluster security group {name} not found.")
+        ec2 = ec2_backends[self.account_id][region]
+        for group_id in _members(params, "VpcSecurityGroupIds", "VpcSecurityGroupId"):
+            if ec2.get_security_group_from_id(group_id) is None:
+                raise ApiError("InvalidParameterValue", f"VPC security group {group_id} does not exist.")
+        roles = _members(params, "IamRoles", "IamRoleArn")
+        if len(roles) > _MAX_IAM_ROLES:
+            raise ApiError("LimitExceededFault", f"At most {_MAX_IAM_ROLES} IAM roles can be associated.")
+        default_role = params.get("DefaultIamRoleArn")
+        if default_role and default_role not in roles:
+            raise ApiError("InvalidParameterValue", "DefaultIamRoleArn must be one of the IamRoles given.")
+        iam = iam_backends[self.account_id]["global"]
+        for arn in roles:
+            try:
+                iam.get_role_by_arn(arn)
+            except Exception as exc:  # moto raises IAMNotFoundException
+                raise ApiError("InvalidParameterValue", f"IAM role {arn} does not exist.") from exc
+        elastic_ip = params.get("ElasticIp")
+        if elastic_ip:
+            if _bool(params.get("PubliclyAccessible")) is not True:
+                raise ApiError("InvalidParameterCombination", "ElasticIp requires PubliclyAccessible=true.")
+            try:
+                ec2.address_by_ip([elastic_ip])
+            except Exception as exc:
+                raise ApiError("InvalidElasticIpFault", f"Elastic IP {elastic_ip} is not allocated.") from exc
+        schedule = params.get("SnapshotScheduleIdentifier")
+        if schedule and schedule not in self._snapshot_schedules:
+            raise ApiError("SnapshotScheduleNotFound", f"Snapshot schedule {schedule} not found.")
+
+    @staticmethod
+    def _check_tags(params: dict[str, str]) -> None:
+        tags = _tags(params)
+        if len(tags) > _MAX_TAGS:
+            raise ApiError("TagLimitExceededFault", f"At most {_MAX_TAGS} tags per resource; {len(tags)} given.")
+        for tag in tags:
+            if tag.get("Key", "").lower().startswith("aws:"):
+                raise ApiError("InvalidTagFault", f"Tag key '{tag['Key']}' uses the reserved prefix aws:.")
+
+    @staticmethod
+    def _check_retention(params: dict[str, str]) -> None:
+        automated = params.get("AutomatedSnapshotRetentionPeriod")
+        node_type = params.get("NodeType", "")
+        if automated is not None:
+            days = int(automated)
+            if not 0 <= days <= 35:
+                raise ApiError("InvalidRetentionPeriodFault", "AutomatedSnapshotRetentionPeriod must be 0 to 35.")
+            if days == 0 and node_type.startswith(("ra3.", "rg.")):
+                raise ApiError("InvalidParameterValue",
+                               "Automated snapshots cannot be disabled for RA3 node types (1 to 35 days).")
+        manual = params.get("ManualSnapshotRetentionPeriod")
+        if manual is not None and not (int(manual) == -1 or 1 <= int(manual) <= 3653):
+            raise ApiError("InvalidRetentionPeriodFault", "ManualSnapshotRetentionPeriod must be -1 or 1 to 3653.")
 
     def _begin_new_cluster(self, region: str, cluster: MotoCluster, cert: str | None, conf: str | None,
                            source_snapshot: Any) -> None:
@@ -821,7 +1010,7 @@ class RedshiftControlPlane:
             return None
         if hsm:
             raise ApiError("InvalidParameterCombination", "A cluster uses either a KMS key or an HSM, not both.")
-        if _bool(params.get("Encrypted")) is not True:
+        if _bool(params.get("Encrypted")) is False:
             raise ApiError("InvalidParameterCombination", "KmsKeyId requires Encrypted=true.")
         return self._resolve_kms_key(region, key_ref)
 

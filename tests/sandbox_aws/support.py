@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+from migrator.sandbox.info import LEGACY_UNENCRYPTED_TAG
+
 DURATION = 5.0  # seconds of every transition in the shared sandbox; tests move the clock past it
 
 
@@ -102,9 +104,16 @@ class Sleeps:
 _ids = itertools.count(1)
 
 
-def new_cluster(rs: Any, clock: FakeClock, *, available: bool = True, **extra: Any) -> str:
-    """Create a cluster with a fresh id; by default wait (on the fake clock) until it is available."""
+def new_cluster(rs: Any, clock: FakeClock, *, available: bool = True, legacy_unencrypted: bool = True,
+                **extra: Any) -> str:
+    """Create a cluster with a fresh id; by default wait (on the fake clock) until it is available.
+
+    By default the cluster is an unencrypted one made before encryption became the default (what a
+    migration starts from); ``legacy_unencrypted=False`` creates it as the current API does."""
     cluster_id = f"c{next(_ids):03d}"
+    if legacy_unencrypted and "Encrypted" not in extra:
+        extra = {**extra, "Encrypted": False,
+                 "Tags": [*extra.get("Tags", []), {"Key": LEGACY_UNENCRYPTED_TAG, "Value": "true"}]}
     rs.create_cluster(ClusterIdentifier=cluster_id, NodeType="ra3.xlplus", MasterUsername="admin",
                       MasterUserPassword="Secret-Passw0rd", DBName="dev", ClusterType="single-node", **extra)
     if available:
