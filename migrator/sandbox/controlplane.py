@@ -363,22 +363,16 @@ class RedshiftControlPlane:
         if snapshot.status != "available":
             raise ApiError("InvalidClusterSnapshotState",
                            f"Snapshot {snap_id} is in state {snapshot.status}; it must be available to restore.")
-        if params.get("ClusterIdentifier") in backend.clusters:
-            raise ApiError("ClusterAlreadyExists", "Cluster already exists")
+        node_type = params.get("NodeType") or str(snapshot.node_type)
+        self._check_new_cluster(region, {**params, "NodeType": node_type}, creating=False)
         cert, conf = self._check_hsm(params)
-        key_arn: str | None = None
-        if params.get("KmsKeyId"):
-            key_arn = self._resolve_kms_key(region, params["KmsKeyId"])
-            own_key = getattr(snapshot, "kms_key_id", None)
-            if snapshot.encrypted and own_key and key_arn != own_key:
-                raise ApiError("InvalidParameterValue",
-                               "Cannot use a new KmsKeyId when restoring from your own snapshot.")
-        reply = forward(params)
+        encrypted, key_arn = self._restore_encryption(region, snapshot, params, node_type, hsm=bool(cert))
+        reply = forward({k: v for k, v in params.items() if k not in ("Encrypted", "KmsKeyId")})
         if reply[0] >= 400:
             return reply
         cluster = self._cluster(region, params["ClusterIdentifier"])
-        cluster.kms_key_id = key_arn or getattr(snapshot, "kms_key_id", None)
-        cluster.encrypted = bool(snapshot.encrypted or key_arn)
+        cluster.kms_key_id = key_arn  # the key actually used (moto drops it)
+        cluster.encrypted = encrypted
         self._begin_new_cluster(region, cluster, cert, conf, source_snapshot=snapshot)
         return self._render("RestoreFromClusterSnapshot", {"Cluster": cluster})
 
@@ -536,6 +530,37 @@ class RedshiftControlPlane:
         if manual is not None and not (int(manual) == -1 or 1 <= int(manual) <= 3653):
             raise ApiError("InvalidRetentionPeriodFault", "ManualSnapshotRetentionPeriod must be -1 or 1 to 3653.")
 
+    def _restore_encryption(self, region: str, snapshot: Any, params: dict[str, str], node_type: str,
+                            hsm: bool) -> tuple[bool, str | None]:
+        """(encrypted, key ARN) of the restored cluster, per RestoreFromClusterSnapshot's Encrypted/KmsKeyId."""
+        wanted = _bool(params.get("Encrypted"))
+        key_ref = params.get("KmsKeyId")
+        own_key: str | None = getattr(snapshot, "kms_key_id", None)
+        if hsm:
+            if key_ref:
+                raise ApiError("InvalidParameterCombination", "A cluster uses either a KMS key or an HSM, not both.")
+            return True, None
+        if snapshot.encrypted:
+            if wanted is False:
+                raise ApiError("InvalidParameterCombination",
+                               "An encrypted snapshot cannot be restored to an unencrypted cluster.")
+            # A new key for an encrypted snapshot of this account re-encrypts the restored cluster with it.
+            return True, self._resolve_kms_key(region, key_ref) if key_ref else own_key
+        if wanted is not True:
+            if key_ref:
+                raise ApiError("InvalidParameterCombination",
+                               "Restoring an unencrypted snapshot with a KmsKeyId requires Encrypted=true.")
+            return False, None
+        if not key_ref:
+            raise ApiError("InvalidParameterCombination",
+                           "Restoring an unencrypted snapshot to an encrypted cluster requires a customer managed "
+                           "KmsKeyId.")
+        if not node_type.startswith("ra3."):
+            raise ApiError("InvalidRestore",
+                           f"An unencrypted snapshot can be restored to a KMS-encrypted cluster only on RA3 node "
+                           f"types, not {node_type}.")
+        return True, self._resolve_kms_key(region, key_ref)
+
     def _begin_new_cluster(self, region: str, cluster: MotoCluster, cert: str | None, conf: str | None,
                            source_snapshot: Any) -> None:
         state = _state(cluster)
@@ -591,6 +616,11 @@ class RedshiftControlPlane:
             raise ApiError("UnsupportedOperation",
                            "Changing a cluster to HSM encryption requires a new cluster (unload and copy).")
         encryption = self._encryption_change(region, cluster, params)
+        if encryption is not None and cluster.cluster_snapshot_copy_status:
+            # "Changing cluster encryption": disable cross-Region snapshot copy first.
+            raise ApiError("InvalidClusterState",
+                           f"Cluster {cid} has cross-Region snapshot copy enabled; disable it before changing "
+                           f"encryption.")
         if new_id and encryption is not None:
             raise ApiError("InvalidParameterCombination",
                            "A cluster cannot be renamed and have its encryption changed in one request.")

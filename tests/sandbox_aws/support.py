@@ -114,8 +114,9 @@ def new_cluster(rs: Any, clock: FakeClock, *, available: bool = True, legacy_une
     if legacy_unencrypted and "Encrypted" not in extra:
         extra = {**extra, "Encrypted": False,
                  "Tags": [*extra.get("Tags", []), {"Key": LEGACY_UNENCRYPTED_TAG, "Value": "true"}]}
-    rs.create_cluster(ClusterIdentifier=cluster_id, NodeType="ra3.xlplus", MasterUsername="admin",
-                      MasterUserPassword="Secret-Passw0rd", DBName="dev", ClusterType="single-node", **extra)
+    request = dict(ClusterIdentifier=cluster_id, NodeType="ra3.xlplus", MasterUsername="admin",
+                   MasterUserPassword="Secret-Passw0rd", DBName="dev", ClusterType="single-node")
+    rs.create_cluster(**{**request, **extra})
     if available:
         clock.advance()
         assert status(rs, cluster_id) == "available"
