@@ -123,6 +123,7 @@ class _Resize:
     duration: float
     tables: list[str]
     finished_at: float | None = None
+    failed: bool = False
 
 
 @dataclass
@@ -132,6 +133,7 @@ class ClusterState:
     endpoint: tuple[str, int] | None = None  # what Endpoint shows: the name's address
     data_endpoint: tuple[str, int] | None = None  # where the cluster's data really is (the host's proxy)
     gone: bool = False
+    paused: bool = False
     hsm_certificate: str | None = None
     hsm_configuration: str | None = None
     resize: _Resize | None = None
@@ -720,6 +722,7 @@ class RedshiftControlPlane:
             return reply
         state = _state(cluster)
         state.op = None
+        state.paused = False
         # moto forgot it at once; it stays visible until its time is up.
         self._backend(region).clusters[cid] = cluster
         if final_id is not None:
@@ -738,6 +741,27 @@ class RedshiftControlPlane:
         rendered = self._render("DeleteCluster", {"Cluster": cluster})
         self._tick_region(region, self.clock())
         return rendered
+
+    def _do_PauseCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        if cluster.status != "available":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; only an available cluster "
+                                                  f"can be paused.")
+        self._start(cluster, "pausing", self.durations.of("pause"))
+        self._event(cid, f"Cluster '{cid}' is being paused.", "management")
+        return self._render("PauseCluster", {"Cluster": cluster})
+
+    def _do_ResumeCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        if cluster.status != "paused":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; only a paused cluster "
+                                                  f"can be resumed.")
+        _state(cluster).paused = False
+        self._start(cluster, "resuming", self.durations.of("resume"))
+        self._event(cid, f"Cluster '{cid}' is being resumed.", "management")
+        return self._render("ResumeCluster", {"Cluster": cluster})
 
     def _do_DescribeResize(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
@@ -762,7 +786,7 @@ class RedshiftControlPlane:
             "TargetNodeType": cluster.node_type,
             "TargetNumberOfNodes": int(cluster.number_of_nodes),
             "TargetClusterType": "multi-node" if int(cluster.number_of_nodes) > 1 else "single-node",
-            "Status": "SUCCEEDED" if done else "IN_PROGRESS",
+            "Status": ("FAILED" if resize.failed else "SUCCEEDED") if done else "IN_PROGRESS",
             "ImportTablesCompleted": tables[:completed],
             "ImportTablesInProgress": tables[completed:completed + in_progress],
             "ImportTablesNotStarted": tables[completed + in_progress:],
@@ -772,7 +796,9 @@ class RedshiftControlPlane:
             "ElapsedTimeInSeconds": int(elapsed),
             "EstimatedTimeToCompletionInSeconds": 0 if done else max(1, math.ceil(resize.duration - elapsed)),
             "ResizeType": "ClassicResize",
-            "Message": "Resize operation completed successfully." if done else "Resize operation is in progress.",
+            "Message": ("Resize operation failed; the cluster is unchanged." if resize.failed
+                        else "Resize operation completed successfully.") if done
+            else "Resize operation is in progress.",
             "TargetEncryptionType": resize.target_encryption,
             "DataTransferProgressPercent": round(fraction * 100.0, 2),
         }
@@ -981,7 +1007,12 @@ class RedshiftControlPlane:
                 state.op = None
                 self._finish(region, cluster, op, op.started + op.duration)
                 op = state.op
-            state.shown = state.op.status if state.op else None
+            if state.op is None and not state.paused and not state.gone and self.faults is not None \
+                    and self.faults.take("scheduled_pause", cluster_id=cid) is not None:
+                # A pause schedule (or the operator) pauses the cluster under a running migration.
+                self._start(cluster, "pausing", self.durations.of("pause"), at=now)
+                self._event(cid, f"Cluster '{cid}' is being paused by its schedule.", "management", at=now)
+            state.shown = state.op.status if state.op else ("paused" if state.paused else None)
         for (snap_region, snap_id), op in list(self._snapshot_ops.items()):
             if snap_region != region or now < op.started + op.duration:
                 continue
@@ -1002,13 +1033,25 @@ class RedshiftControlPlane:
             self._event(cid, f"Amazon Redshift cluster '{cid}' has been created and is ready for use.",
                         "management", at=done_at)
         elif op.status == "resizing":
+            failed = self.faults.take("resize_fails", cluster_id=cid) if self.faults else None
+            if state.resize is not None:
+                state.resize.finished_at = now
+                state.resize.failed = failed is not None
+            if failed is not None:
+                # The cluster stays as it was (same encryption, same key).
+                self._event(cid, f"Cluster '{cid}' encryption change failed; the cluster is unchanged.",
+                            "management", at=done_at)
+                return
             cluster.encrypted = op.apply["encrypted"]
             cluster.kms_key_id = op.apply["kms_key_id"]
             state.hsm_certificate = state.hsm_configuration = None
-            if state.resize is not None:
-                state.resize.finished_at = now
             what = "encrypted with KMS" if op.apply["encrypted"] else "decrypted"
             self._event(cid, f"Cluster '{cid}' has been {what}; the resize is complete.", "management", at=done_at)
+        elif op.status == "pausing":
+            state.paused = True
+            self._event(cid, f"Cluster '{cid}' has been paused.", "management", at=done_at)
+        elif op.status == "resuming":
+            self._event(cid, f"Cluster '{cid}' has been resumed.", "management", at=done_at)
         elif op.status == "renaming":
             self._event(cid, f"Cluster '{op.apply['renamed_from']}' has been renamed to '{cid}'.",
                         "management", at=done_at)

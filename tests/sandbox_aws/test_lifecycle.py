@@ -135,17 +135,6 @@ def test_delete_with_final_snapshot_keeps_the_snapshot(rs: Any, clock: FakeClock
     assert snap["ClusterIdentifier"] == cid
 
 
-def test_pause_and_resume_still_work(rs: Any, clock: FakeClock) -> None:
-    cid = new_cluster(rs, clock)
-    rs.pause_cluster(ClusterIdentifier=cid)
-    assert status(rs, cid) == "paused"
-    with pytest.raises(ClientError) as exc:
-        rs.reboot_cluster(ClusterIdentifier=cid)
-    assert _code(exc) == "InvalidClusterState"
-    rs.resume_cluster(ClusterIdentifier=cid)
-    assert status(rs, cid) == "available"
-
-
 def test_unmodelled_actions_fail_honestly(rs: Any, clock: FakeClock) -> None:
     cid = new_cluster(rs, clock)
     with pytest.raises(ClientError) as exc:
