@@ -353,6 +353,7 @@ class RedshiftControlPlane:
         cluster = self._cluster(region, cid)
         if key_arn:
             cluster.kms_key_id = key_arn
+        self._keep_attributes(region, cluster, params, new=True)
         self._begin_new_cluster(region, cluster, cert, conf, source_snapshot=None)
         return self._render("CreateCluster", {"Cluster": cluster})
 
@@ -375,6 +376,7 @@ class RedshiftControlPlane:
         cluster = self._cluster(region, params["ClusterIdentifier"])
         cluster.kms_key_id = key_arn  # the key actually used (moto drops it)
         cluster.encrypted = encrypted
+        self._keep_attributes(region, cluster, params, new=True)
         self._begin_new_cluster(region, cluster, cert, conf, source_snapshot=snapshot)
         return self._render("RestoreFromClusterSnapshot", {"Cluster": cluster})
 
@@ -532,6 +534,43 @@ class RedshiftControlPlane:
         if manual is not None and not (int(manual) == -1 or 1 <= int(manual) <= 3653):
             raise ApiError("InvalidRetentionPeriodFault", "ManualSnapshotRetentionPeriod must be -1 or 1 to 3653.")
 
+    def _keep_attributes(self, region: str, cluster: MotoCluster, params: dict[str, str], *, new: bool) -> None:
+        """Store what moto drops or mistypes, under the Cluster shape's own member names (its serializer
+        picks an attribute named like the member first)."""
+        attrs = cluster.__dict__
+        if new:
+            attrs.setdefault("ManualSnapshotRetentionPeriod", -1)
+            attrs.setdefault("MaintenanceTrackName", "current")
+            attrs.setdefault("MultiAZ", "Disabled")
+        for flag, attr in (("PubliclyAccessible", "publicly_accessible"),
+                           ("EnhancedVpcRouting", "enhanced_vpc_routing")):
+            if params.get(flag) is not None:
+                attrs[attr] = _bool(params[flag])  # moto keeps ModifyCluster's raw string
+        if params.get("ManualSnapshotRetentionPeriod"):
+            attrs["ManualSnapshotRetentionPeriod"] = int(params["ManualSnapshotRetentionPeriod"])
+        if params.get("AutomatedSnapshotRetentionPeriod"):
+            cluster.automated_snapshot_retention_period = int(params["AutomatedSnapshotRetentionPeriod"])
+        if params.get("MaintenanceTrackName"):
+            attrs["MaintenanceTrackName"] = params["MaintenanceTrackName"]
+        if params.get("MultiAZ") is not None:
+            attrs["MultiAZ"] = "Enabled" if _bool(params["MultiAZ"]) else "Disabled"
+        if params.get("DefaultIamRoleArn"):
+            attrs["DefaultIamRoleArn"] = params["DefaultIamRoleArn"]
+        if params.get("ElasticIp"):
+            attrs["ElasticIpStatus"] = {"ElasticIp": params["ElasticIp"], "Status": "active"}
+        schedule = params.get("SnapshotScheduleIdentifier")
+        if schedule:
+            self._associate_schedule(cluster, schedule)
+
+    def _associate_schedule(self, cluster: MotoCluster, schedule: str | None) -> None:
+        attrs = cluster.__dict__
+        if schedule is None:
+            attrs.pop("SnapshotScheduleIdentifier", None)
+            attrs.pop("SnapshotScheduleState", None)
+            return
+        attrs["SnapshotScheduleIdentifier"] = schedule
+        attrs["SnapshotScheduleState"] = "ACTIVE"
+
     def _restore_encryption(self, region: str, snapshot: Any, params: dict[str, str], node_type: str,
                             hsm: bool) -> tuple[bool, str | None]:
         """(encrypted, key ARN) of the restored cluster, per RestoreFromClusterSnapshot's Encrypted/KmsKeyId."""
@@ -617,6 +656,14 @@ class RedshiftControlPlane:
         if params.get("HsmClientCertificateIdentifier") or params.get("HsmConfigurationIdentifier"):
             raise ApiError("UnsupportedOperation",
                            "Changing a cluster to HSM encryption requires a new cluster (unload and copy).")
+        self._check_tags(params)
+        self._check_retention({**params, "NodeType": params.get("NodeType") or cluster.node_type})
+        track = params.get("MaintenanceTrackName")
+        if track and track not in _MAINTENANCE_TRACKS:
+            raise ApiError("InvalidClusterTrack", f"Maintenance track '{track}' does not exist.")
+        if params.get("ElasticIp") and _bool(params.get("PubliclyAccessible", str(cluster.publicly_accessible))) \
+                is not True:
+            raise ApiError("InvalidParameterCombination", "ElasticIp requires a publicly accessible cluster.")
         encryption = self._encryption_change(region, cluster, params)
         if encryption is not None and cluster.cluster_snapshot_copy_status:
             # "Changing cluster encryption": disable cross-Region snapshot copy first.
@@ -627,11 +674,13 @@ class RedshiftControlPlane:
             raise ApiError("InvalidParameterCombination",
                            "A cluster cannot be renamed and have its encryption changed in one request.")
         moto_params = {k: v for k, v in params.items()
-                       if k not in {"Encrypted", "KmsKeyId", "NewClusterIdentifier"}}
+                       if k not in {"Encrypted", "KmsKeyId", "NewClusterIdentifier", "PubliclyAccessible",
+                                    "EnhancedVpcRouting"}}
         other_changes = [k for k in moto_params if k not in {"Action", "Version", "ClusterIdentifier"}]
         reply = forward(moto_params)
         if reply[0] >= 400:
             return reply
+        self._keep_attributes(region, cluster, params, new=False)
         if new_id:
             self._rename(region, cluster, cid, new_id)
         elif encryption is not None:
@@ -741,6 +790,78 @@ class RedshiftControlPlane:
         rendered = self._render("DeleteCluster", {"Cluster": cluster})
         self._tick_region(region, self.clock())
         return rendered
+
+    def _do_CreateSnapshotSchedule(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("ScheduleIdentifier", "")
+        if name in self._snapshot_schedules:
+            raise ApiError("SnapshotScheduleAlreadyExists", f"Snapshot schedule {name} already exists.")
+        definitions = _members(params, "ScheduleDefinitions", "ScheduleDefinition")
+        if not definitions or not all(re.fullmatch(r"(rate|cron)\(.+\)", d) for d in definitions):
+            raise ApiError("InvalidSchedule", "ScheduleDefinitions must be rate(...) or cron(...) expressions.")
+        self._check_tags(params)
+        self._snapshot_schedules[name] = {"ScheduleIdentifier": name, "ScheduleDefinitions": definitions,
+                                          "ScheduleDescription": params.get("ScheduleDescription", ""),
+                                          "Tags": _tags(params)}
+        return self._render("CreateSnapshotSchedule", self._schedule_view(region, name))
+
+    def _schedule_view(self, region: str, name: str) -> dict[str, Any]:
+        clusters = [c for c in self._backend(region).clusters.values()
+                    if c.__dict__.get("SnapshotScheduleIdentifier") == name and not _state(c).gone]
+        return {**self._snapshot_schedules[name], "AssociatedClusterCount": len(clusters),
+                "AssociatedClusters": [{"ClusterIdentifier": c.cluster_identifier, "ScheduleAssociationState": "ACTIVE"}
+                                       for c in clusters]}
+
+    def _do_DescribeSnapshotSchedules(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("ScheduleIdentifier")
+        cid = params.get("ClusterIdentifier")
+        names = [n for n in self._snapshot_schedules if not name or n == name]
+        views = [self._schedule_view(region, n) for n in names]
+        if cid:
+            views = [v for v in views if any(a["ClusterIdentifier"] == cid for a in v["AssociatedClusters"])]
+        return self._render("DescribeSnapshotSchedules", {"SnapshotSchedules": views})
+
+    def _do_DeleteSnapshotSchedule(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("ScheduleIdentifier", "")
+        if name not in self._snapshot_schedules:
+            raise ApiError("SnapshotScheduleNotFound", f"Snapshot schedule {name} not found.")
+        if self._schedule_view(region, name)["AssociatedClusterCount"]:
+            raise ApiError("InvalidClusterSnapshotScheduleState",
+                           f"Snapshot schedule {name} is associated with a cluster.")
+        del self._snapshot_schedules[name]
+        return self._render("DeleteSnapshotSchedule", None)
+
+    def _do_ModifyClusterSnapshotSchedule(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cluster = self._cluster(region, params.get("ClusterIdentifier", ""))
+        if _bool(params.get("DisassociateSchedule")) is True:
+            self._associate_schedule(cluster, None)
+        else:
+            schedule = params.get("ScheduleIdentifier", "")
+            if schedule not in self._snapshot_schedules:
+                raise ApiError("SnapshotScheduleNotFound", f"Snapshot schedule {schedule} not found.")
+            self._associate_schedule(cluster, schedule)
+        return self._render("ModifyClusterSnapshotSchedule", None)
+
+    def _do_ModifyClusterIamRoles(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        if cluster.status != "available":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; roles change only when "
+                                                  f"it is available.")
+        add = _members(params, "AddIamRoles", "IamRoleArn")
+        remove = set(_members(params, "RemoveIamRoles", "IamRoleArn"))
+        roles = [r for r in cluster.iam_roles_arn if r not in remove] + [r for r in add if r not in cluster.iam_roles_arn]
+        check = {f"IamRoles.IamRoleArn.{i}": r for i, r in enumerate(roles, start=1)}
+        if params.get("DefaultIamRoleArn"):
+            check["DefaultIamRoleArn"] = params["DefaultIamRoleArn"]
+        self._check_references(region, check)
+        cluster.iam_roles_arn = roles
+        default = cluster.__dict__.get("DefaultIamRoleArn")
+        if params.get("DefaultIamRoleArn"):
+            cluster.__dict__["DefaultIamRoleArn"] = params["DefaultIamRoleArn"]
+        elif default in remove:
+            cluster.__dict__.pop("DefaultIamRoleArn", None)
+        self._event(cid, f"Cluster '{cid}' IAM roles were changed.", "management")
+        return self._render("ModifyClusterIamRoles", {"Cluster": cluster})
 
     def _do_PauseCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
