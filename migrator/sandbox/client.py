@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from migrator.sandbox import daemon
 from migrator.sandbox.faults import FaultPlan
-from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, LEGACY_UNENCRYPTED_TAG, ClusterInfo, SandboxInfo
+from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, DURATION_NAMES, LEGACY_UNENCRYPTED_TAG, ClusterInfo, SandboxInfo
 
 
 def _password() -> str:
@@ -99,7 +99,12 @@ class SandboxClient:
 
     def set_durations(self, timeout: float = 10.0, **seconds: float) -> None:
         """Change how long control-plane transitions take (create, modify, rename, reboot, delete,
-        snapshot); in force when this returns."""
+        snapshot, pause, resume, dns: how long an old name stays cached after a rename); in force when
+        this returns."""
+        unknown = sorted(set(seconds) - DURATION_NAMES)
+        if unknown:
+            raise ValueError(f"unknown sandbox duration(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(DURATION_NAMES))}")
         seq = str(time.time_ns())
         path = self.directory / CONTROL_FILE
         tmp = path.with_suffix(".tmp")

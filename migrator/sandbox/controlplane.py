@@ -244,7 +244,8 @@ class RedshiftControlPlane:
         self._hsm_certificates: dict[str, dict[str, Any]] = {}
         self._hsm_configurations: dict[str, dict[str, Any]] = {}
         self._snapshot_ops: dict[tuple[str, str], _Op] = {}
-        # (region, old name) → (renamed cluster, cached until): "could remain cached for a few minutes".
+        # (region, old name) → (renamed cluster, renamed at): "could remain cached for a few minutes";
+        # the time it stays cached is durations.dns, read when asked, so a test can shorten it.
         self._snapshot_schedules: dict[str, dict[str, Any]] = {}
         self._cached_names: dict[tuple[str, str], tuple[MotoCluster, float]] = {}
         #: Listeners per cluster name (set by AwsSandbox); None reports the data plane's own address.
@@ -275,8 +276,8 @@ class RedshiftControlPlane:
             self._tick_region(region, now)
             cached = self._cached_names.get((region, name))
             if cached is not None:
-                cluster, until = cached
-                if now < until:
+                cluster, renamed_at = cached
+                if now < renamed_at + self.durations.of("dns"):
                     return self._reachable(cluster, _REACHABLE_CACHED)
                 del self._cached_names[(region, name)]
             holder = self._backend(region).clusters.get(name)
@@ -737,7 +738,7 @@ class RedshiftControlPlane:
         if state.data_endpoint is not None:
             state.endpoint = self._name_endpoint(region, new) or state.endpoint
         # The old name is deleted but stays cached: it keeps reaching this cluster for a while.
-        self._cached_names[(region, old)] = (cluster, self.clock() + self.durations.of("dns"))
+        self._cached_names[(region, old)] = (cluster, self.clock())
         self._start(cluster, "renaming", self.durations.of("rename"), apply={"renamed_from": old})
         self._event(new, f"Cluster '{old}' is being renamed to '{new}'.", "management")
 

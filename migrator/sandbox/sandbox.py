@@ -16,7 +16,7 @@ from migrator.sandbox.aws import AwsSandbox
 from migrator.sandbox.cluster_host import LocalClusterHost
 from migrator.sandbox.client import _password, create_cluster, wait_available
 from migrator.sandbox.faults import FaultPlan
-from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, INFO_FILE, ClusterInfo, SandboxInfo
+from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, DURATION_NAMES, INFO_FILE, ClusterInfo, SandboxInfo
 from migrator.sandbox.proxy import ProxyThread
 
 log = logging.getLogger("migrator.sandbox")
@@ -205,7 +205,8 @@ class Sandbox:
             if int(request.get("seq", -1)) == applied:
                 continue
             for name, value in request.get("durations", {}).items():
-                setattr(self.aws.durations, name, float(value))
+                if name in DURATION_NAMES:  # the asker validated; never invent attributes
+                    setattr(self.aws.durations, name, float(value))
             applied = int(request["seq"])
             ack.write_text(str(applied))
 

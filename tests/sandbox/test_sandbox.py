@@ -143,7 +143,7 @@ def test_restore_carries_the_snapshot_data(sandbox: SandboxClient) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.1)  # modelled snapshot status advancing with time
     rs.restore_from_cluster_snapshot(ClusterIdentifier="restored", SnapshotIdentifier="restore-src-snap",
-                                     KmsKeyId=sandbox.info.kms_alias)
+                                     Encrypted=True, KmsKeyId=sandbox.info.kms_alias)
     sandbox.wait_available("restored")
     assert rs.describe_clusters(ClusterIdentifier="restored")["Clusters"][0]["KmsKeyId"] == sandbox.info.kms_key_arn
     src = sandbox.connect("restore-src")
@@ -179,3 +179,36 @@ def test_cli_sandbox_commands(tmp_path: Path) -> None:
     finally:
         assert cli("down", "--dir", directory).returncode == 0
     assert cli("status", "--dir", directory).returncode == 2
+
+
+def test_old_endpoint_reaches_the_renamed_cluster_until_the_name_cache_expires(sandbox: SandboxClient) -> None:
+    """"Renaming clusters": the old DNS name may stay cached, so a client that kept it (or a check that
+    connects through it) still reaches the renamed cluster for a while."""
+    rs = sandbox.client("redshift")
+    with pytest.raises(ValueError, match="unknown sandbox duration"):
+        sandbox.set_durations(dnss=1.0)
+    sandbox.set_durations(dns=600)
+    try:
+        sandbox.create_cluster("dns-a", encrypted=True, kms_key_id=sandbox.info.kms_alias)
+        conn = sandbox.connect("dns-a", autocommit=True)
+        _rows(conn, "create table marker (v int)")
+        _rows(conn, "insert into marker values (7)")
+        conn.close()
+        old_endpoint = rs.describe_clusters(ClusterIdentifier="dns-a")["Clusters"][0]["Endpoint"]
+        rs.modify_cluster(ClusterIdentifier="dns-a", NewClusterIdentifier="dns-b")
+        sandbox.wait_available("dns-b")
+        info = sandbox.cluster_info("dns-b")
+
+        def through_old_name() -> redshift_connector.Connection:
+            return redshift_connector.connect(host=old_endpoint["Address"], port=old_endpoint["Port"],
+                                              database=info.database, user=info.user, password=info.password,
+                                              ssl=False, timeout=10)
+
+        cached = through_old_name()
+        assert _rows(cached, "select v from marker") == [(7,)]
+        cached.close()
+        sandbox.set_durations(dns=0)
+        with pytest.raises(redshift_connector.InterfaceError):
+            through_old_name().close()
+    finally:
+        sandbox.set_durations(dns=2.0)
