@@ -608,10 +608,17 @@ class RedshiftControlPlane:
         state = _state(cluster)
         cid = cluster.cluster_identifier
         state.hsm_certificate, state.hsm_configuration = cert, conf
+        # Every new cluster (a restore too) is a new namespace; a rename keeps it. A check after cutover
+        # can compare it with what the database it reached reports (SELECT current_namespace).
+        namespace = str(uuid.uuid4())
+        cluster.__dict__["ClusterNamespaceArn"] = f"arn:aws:redshift:{region}:{self.account_id}:namespace:{namespace}"
         if self.host is not None:
             try:
                 state.data_endpoint = self._provision(cluster, source_snapshot)
                 state.endpoint = self._name_endpoint(region, cid) or state.data_endpoint
+                set_namespace = getattr(self.host, "set_namespace", None)
+                if callable(set_namespace):  # optional host capability: the database answers it
+                    set_namespace(cid, namespace)
             except Exception as exc:
                 # A cluster whose database could not be made must not linger as "creating".
                 self._backend(region).delete_cluster(cluster_identifier=cid, skip_final_snapshot=True,

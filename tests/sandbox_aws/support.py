@@ -56,6 +56,9 @@ class RecordingHost:
         if old_id in self._servers:
             self._servers[new_id] = self._servers.pop(old_id)
 
+    def set_namespace(self, cluster_id: str, namespace_id: str) -> None:
+        self.calls.append(("set_namespace", cluster_id, namespace_id))
+
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == kind]
 

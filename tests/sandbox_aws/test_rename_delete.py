@@ -147,3 +147,18 @@ def test_final_snapshot_name_in_use_is_refused(rs: Any, clock: FakeClock) -> Non
         rs.delete_cluster(ClusterIdentifier=cid, FinalClusterSnapshotIdentifier=f"{cid}-taken")
     assert _code(exc) == "ClusterSnapshotAlreadyExists"
     assert status(rs, cid) == "available"
+
+
+def test_namespace_is_per_cluster_kept_by_rename_and_told_to_the_host(rs: Any, clock: FakeClock,
+                                                                      host: RecordingHost) -> None:
+    """ClusterNamespaceArn (Cluster shape): what a post-cutover check can compare with the database's
+    own current_namespace, since a cached name can reach the old cluster."""
+    first = new_cluster(rs, clock)
+    second = new_cluster(rs, clock)
+    arn = describe(rs, first)["ClusterNamespaceArn"]
+    assert arn.startswith("arn:aws:redshift:us-east-1:") and ":namespace:" in arn
+    assert arn != describe(rs, second)["ClusterNamespaceArn"]
+    assert ("set_namespace", first, arn.rsplit(":", 1)[1]) in host.calls
+    rs.modify_cluster(ClusterIdentifier=first, NewClusterIdentifier=f"{first}-n")
+    clock.advance(3 * DURATION)
+    assert describe(rs, f"{first}-n")["ClusterNamespaceArn"] == arn
