@@ -409,7 +409,7 @@ class RedshiftControlPlane:
         if node_type is not None and node_type not in _NODE_TYPES:
             raise ApiError("InvalidParameterValue",
                            f"Invalid node type '{node_type}'; valid node types: {', '.join(sorted(_NODE_TYPES))}.")
-        self._check_nodes(params)
+        self._check_nodes(params, creating=creating)
         if params.get("Port"):
             self._check_port(int(params["Port"]), node_type or "")
         if creating:
@@ -422,8 +422,9 @@ class RedshiftControlPlane:
             raise ApiError("InvalidClusterTrack", f"Maintenance track '{track}' does not exist.")
 
     @staticmethod
-    def _check_nodes(params: dict[str, str]) -> None:
-        kind = params.get("ClusterType")
+    def _check_nodes(params: dict[str, str], *, creating: bool) -> None:
+        # CreateCluster ClusterType "Default: multi-node" (then NumberOfNodes is required).
+        kind = params.get("ClusterType") or ("multi-node" if creating else None)
         nodes = int(params["NumberOfNodes"]) if params.get("NumberOfNodes") else None
         if nodes is not None and not 1 <= nodes <= 100:
             raise ApiError("InvalidParameterValue", f"NumberOfNodes must be 1 to 100, not {nodes}.")
@@ -944,6 +945,12 @@ class RedshiftControlPlane:
     def _do_CreateClusterSnapshot(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
         cluster = self._cluster(region, cid)
+        if cluster.status != "available":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; a manual snapshot needs "
+                                                  f"an available cluster.")
+        self._check_tags(params)
+        if params.get("ManualSnapshotRetentionPeriod"):
+            self._check_retention({"ManualSnapshotRetentionPeriod": params["ManualSnapshotRetentionPeriod"]})
         reply = forward(params)
         if reply[0] >= 400:
             return reply

@@ -94,6 +94,7 @@ def test_ra3_ports_are_limited_to_the_documented_ranges(rs: Any, clock: FakeCloc
 
 
 def test_node_count_must_fit_the_cluster_type(rs: Any) -> None:
+    assert _refused(rs, ClusterType=None) == "InvalidParameterCombination"  # default multi-node needs a count
     assert _refused(rs, ClusterType="multi-node", NumberOfNodes=1) == "InvalidParameterCombination"
     assert _refused(rs, ClusterType="multi-node", NumberOfNodes=101) == "InvalidParameterValue"
 
@@ -124,3 +125,18 @@ def test_retention_rules(rs: Any) -> None:
     assert _refused(rs, AutomatedSnapshotRetentionPeriod=0) == "InvalidParameterValue"  # RA3 cannot disable
     assert _refused(rs, ManualSnapshotRetentionPeriod=0) == "InvalidRetentionPeriodFault"
     assert _refused(rs, MaintenanceTrackName="no-such-track") == "InvalidClusterTrack"
+
+
+def test_manual_snapshot_needs_an_available_cluster(rs: Any, clock: FakeClock) -> None:
+    cid = new_cluster(rs, clock)
+    rs.reboot_cluster(ClusterIdentifier=cid)
+    with pytest.raises(ClientError) as exc:
+        rs.create_cluster_snapshot(ClusterIdentifier=cid, SnapshotIdentifier=f"{cid}-busy")
+    assert _code(exc) == "InvalidClusterState"
+    clock.advance()
+    with pytest.raises(ClientError) as tagged:
+        rs.create_cluster_snapshot(ClusterIdentifier=cid, SnapshotIdentifier=f"{cid}-t",
+                                   Tags=[{"Key": "aws:x", "Value": "y"}])
+    assert _code(tagged) == "InvalidTagFault"
+    assert rs.create_cluster_snapshot(ClusterIdentifier=cid,
+                                      SnapshotIdentifier=f"{cid}-ok")["Snapshot"]["Status"] == "creating"
