@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -27,18 +28,98 @@ class Endpoint:
     database: str
 
 
-def connect(endpoint: Endpoint, creds: DbCredentials, *, ssl: bool = True, timeout: int = 60,
-            autocommit: bool = False) -> Any:
-    """A redshift_connector connection. ``ssl=False`` only for the local sandbox."""
+@dataclass(frozen=True)
+class Tls:
+    """How the connection is protected. ``sslmode`` is one redshift_connector supports
+    (verify-ca: the chain only; verify-full: the chain and the host name)."""
+
+    enabled: bool = True
+    sslmode: str = "verify-full"
+
+    def __str__(self) -> str:
+        return f"TLS ({self.sslmode})" if self.enabled else "plaintext (sandbox only)"
+
+
+#: Only for the local sandbox, whose wire proxy does not speak TLS (see config.sandbox_plaintext).
+SANDBOX_PLAINTEXT = Tls(enabled=False, sslmode="")
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    """TCP keepalive: how a dead peer is noticed while a statement runs for hours without a byte
+    on the wire. A connection silent for ``idle`` seconds is probed every ``interval`` seconds;
+    ``count`` unanswered probes end it (here: after about five minutes of a dead network)."""
+
+    idle: int = 60
+    interval: int = 30
+    count: int = 8
+
+
+KEEPALIVE = Keepalive()
+#: Limit for establishing a connection (TCP, TLS and authentication), never for statements.
+CONNECT_TIMEOUT = 30
+#: Statement kinds that only read: a connection lost while one runs leaves nothing to reconcile.
+READ_ONLY_KINDS = frozenset({"catalog", "validate"})
+
+#: The server process behind each open connection (to find or end a statement whose client died).
+_BACKEND_PIDS: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+def connect(endpoint: Endpoint, creds: DbCredentials, *, tls: Tls, autocommit: bool = False,
+            connect_timeout: int = CONNECT_TIMEOUT, keepalive: Keepalive = KEEPALIVE) -> Any:
+    """A redshift_connector connection with no client-side statement timeout.
+
+    redshift_connector's ``timeout`` is a socket timeout for the connection's whole life: any
+    statement longer than it would fail, and UNLOAD, COPY and checksums run for hours on real
+    clusters. It is used here for connecting only and removed once connected; a dead
+    connection is detected by TCP keepalive instead."""
     import redshift_connector
 
+    what = f"connect to {endpoint.host}:{endpoint.port}/{endpoint.database} as {creds.user}"
     try:
-        conn = redshift_connector.connect(host=endpoint.host, port=endpoint.port, database=endpoint.database,
-                                          user=creds.user, password=creds.password, ssl=ssl, timeout=timeout)
+        conn = redshift_connector.connect(
+            host=endpoint.host, port=endpoint.port, database=endpoint.database, user=creds.user,
+            password=creds.password, ssl=tls.enabled, sslmode=tls.sslmode if tls.enabled else None,
+            timeout=connect_timeout, tcp_keepalive=True, tcp_keepalive_idle=keepalive.idle,
+            tcp_keepalive_interval=keepalive.interval, tcp_keepalive_count=keepalive.count,
+            application_name="migrator")
     except Exception as exc:  # the driver raises many kinds; classify() sorts them
-        raise classify(exc, f"connect to {endpoint.host}:{endpoint.port}/{endpoint.database} as {creds.user}") from None
+        raise classify(exc, what) from None
+    try:
+        _without_statement_timeout(conn)
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("select pg_backend_pid()")
+        _BACKEND_PIDS[conn] = int(cur.fetchall()[0][0])
+        cur.close()
+    except Exception as exc:
+        _close_quietly(conn)
+        raise classify(exc, what) from None
     conn.autocommit = autocommit
     return conn
+
+
+def _without_statement_timeout(conn: Any) -> None:
+    """The driver keeps its socket in ``_usock`` (plain or TLS-wrapped); no public setter exists."""
+    sock = getattr(conn, "_usock", None)
+    if sock is None:
+        raise RuntimeError("redshift_connector changed: cannot clear the connect timeout on its socket")
+    sock.settimeout(None)
+
+
+def backend_pid(conn: Any) -> int | None:
+    """The server process id of a connection opened by connect(), or None."""
+    try:
+        return _BACKEND_PIDS.get(conn)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # a connection that failed half-way may refuse to close politely
+        pass
 
 
 @dataclass
@@ -49,16 +130,24 @@ class Session:
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     statements: list[str] = field(default_factory=list)
 
+    @property
+    def backend_pid(self) -> int | None:
+        return backend_pid(self.conn)
+
     def run(self, sql: str, params: Sequence[Any] | None = None, *, kind: str = "other",
             what: str | None = None) -> list[tuple[Any, ...]]:
-        """Execute one statement; return its rows (empty for statements without a result)."""
+        """Execute one statement; return its rows (empty for statements without a result).
+
+        If the connection dies while a statement of a kind not in READ_ONLY_KINDS runs, the
+        error is OutcomeUnknown: the statement may have committed or may still be running."""
         started = time.perf_counter()
         cur = self.conn.cursor()
         try:
             cur.execute(sql, params) if params is not None else cur.execute(sql)
             rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
         except Exception as exc:
-            raise classify(exc, what or kind) from None
+            raise classify(exc, what or kind, in_flight=kind not in READ_ONLY_KINDS,
+                           backend_pid=self.backend_pid) from None
         finally:
             self.timings[kind] += time.perf_counter() - started
             try:
@@ -89,7 +178,7 @@ class Session:
         try:
             self.conn.commit()
         except Exception as exc:
-            raise classify(exc, "commit") from None
+            raise classify(exc, "commit", in_flight=True, backend_pid=self.backend_pid) from None
 
     def rollback(self) -> None:
         try:
@@ -110,8 +199,17 @@ class Session:
         self.close()
 
 
-def open_session(endpoint: Endpoint, creds: DbCredentials, *, ssl: bool = True, autocommit: bool = True) -> Session:
-    return Session(connect(endpoint, creds, ssl=ssl, autocommit=autocommit))
+def open_session(endpoint: Endpoint, creds: DbCredentials, *, tls: Tls, autocommit: bool = True) -> Session:
+    return Session(connect(endpoint, creds, tls=tls, autocommit=autocommit))
 
 
-__all__ = ["Endpoint", "MigratorError", "Session", "connect", "open_session"]
+def end_backend(session: Session, pid: int) -> bool:
+    """Make sure the statement of a lost connection is over before its outcome is reconciled:
+    ask the server to end process ``pid`` (its open transaction rolls back). True if it was
+    still there. Needs the same user or a superuser (Redshift's PG_TERMINATE_BACKEND)."""
+    rows = session.run("select pg_terminate_backend(%s)", [pid], kind="control", what=f"end backend {pid}")
+    return bool(rows and rows[0][0])
+
+
+__all__ = ["CONNECT_TIMEOUT", "Endpoint", "KEEPALIVE", "Keepalive", "MigratorError", "SANDBOX_PLAINTEXT",
+           "Session", "Tls", "backend_pid", "connect", "end_backend", "open_session"]
