@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from botocore import exceptions as boto
 
-from migrator.errors import ConfigError, MigratorError, OutcomeUnknown, RemoteError, TransientError
+from migrator.errors import ConfigError, MigratorError, OutcomeUnknown, RemoteError, SecurityError, TransientError
 
 
 class Verdict(StrEnum):
@@ -144,6 +144,15 @@ RULES: tuple[Rule, ...] = (
          origins=frozenset({"sql"}), sqlstates=("28000", "28P01"), error=ConfigError,
          hint="check the connection section's user and its password source (password_env, secret_arn, iam_auth)",
          examples=('password authentication failed for user "awsuser"',)),
+    Rule("tls-refused-or-unverified", Verdict.TERMINAL,
+         "TLS could not be set up: the server refused it or its certificate did not verify",
+         origins=frozenset({"driver"}), error=SecurityError,
+         pattern=re.compile(r"refuses SSL|CERTIFICATE_VERIFY_FAILED|certificate verify failed|"
+                            r"hostname .* doesn't match|IP address mismatch", _I),
+         hint="check the endpoint and the connection section's sslmode (verify-ca when `host` is not a name "
+              "on the certificate); plaintext is for the local sandbox only",
+         examples=("Server refuses SSL", "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get "
+                                         "local issuer certificate (_ssl.c:1006)")),
     # -- a connection that died ----------------------------------------------------------------
     Rule("connection-lost-in-flight", Verdict.RECONCILE,
          "the connection died while a statement with effects was running; it may have committed, "

@@ -14,8 +14,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from migrator.config import ConnectionSection, Settings, is_loopback_host
 from migrator.credentials import DbCredentials
-from migrator.errors import MigratorError
+from migrator.errors import MigratorError, SecurityError
 from migrator.warehouse.errors import classify, is_missing_column
 
 log = logging.getLogger("migrator.warehouse")
@@ -97,6 +98,29 @@ def connect(endpoint: Endpoint, creds: DbCredentials, *, tls: Tls, autocommit: b
         raise classify(exc, what) from None
     conn.autocommit = autocommit
     return conn
+
+
+def tls_for(settings: Settings, section: ConnectionSection, host: str, *, where: str = "source") -> Tls:
+    """TLS with the section's sslmode, always; plaintext only when the config asks for the local
+    sandbox (sandbox_plaintext, itself allowed only with a loopback aws_endpoint_url) and the
+    host really is on this machine. An AWS endpoint override alone never turns TLS off."""
+    if not settings.migration.sandbox_plaintext:
+        return Tls(enabled=True, sslmode=section.sslmode)
+    if not is_loopback_host(host):
+        raise SecurityError(f"{where}: sandbox_plaintext is set but {host} is not a loopback address; refusing to "
+                            "connect without TLS", hint="remove [migration] sandbox_plaintext outside the sandbox")
+    return SANDBOX_PLAINTEXT
+
+
+def connect_section(settings: Settings, section: ConnectionSection, host: str, port: int, *, where: str,
+                    aws: Any = None, autocommit: bool = False) -> Any:
+    """connect() for a config section: its credentials (resolved once per run, see credentials.py),
+    its database and its TLS mode."""
+    from migrator.credentials import resolve
+
+    creds = resolve(section, where, aws)
+    return connect(Endpoint(host, port, section.database), creds, tls=tls_for(settings, section, host, where=where),
+                   autocommit=autocommit)
 
 
 def _without_statement_timeout(conn: Any) -> None:
@@ -212,4 +236,5 @@ def end_backend(session: Session, pid: int) -> bool:
 
 
 __all__ = ["CONNECT_TIMEOUT", "Endpoint", "KEEPALIVE", "Keepalive", "MigratorError", "SANDBOX_PLAINTEXT",
-           "Session", "Tls", "backend_pid", "connect", "end_backend", "open_session"]
+           "Session", "Tls", "backend_pid", "connect", "connect_section", "end_backend", "open_session",
+           "tls_for"]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from migrator.credentials import DbCredentials
-from migrator.errors import OutcomeUnknown, TransientError
+from migrator.errors import OutcomeUnknown, SecurityError, TransientError
 from migrator.sandbox.client import SandboxClient
 from migrator.warehouse.connection import (SANDBOX_PLAINTEXT, Endpoint, Keepalive, Session, connect, end_backend,
                                            open_session)
@@ -81,5 +81,6 @@ def test_tls_is_refused_by_a_plaintext_server_as_one_error(sandbox: SandboxClien
     from migrator.warehouse.connection import Tls
 
     endpoint, creds = _target(sandbox)
-    with pytest.raises(TransientError, match="connect to"):
+    with pytest.raises(SecurityError, match="Server refuses SSL") as info:
         connect(endpoint, creds, tls=Tls())
+    assert not info.value.retryable and info.value.exit_code == 11

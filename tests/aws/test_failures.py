@@ -7,6 +7,7 @@ same texts through the sandbox's wire proxy and a real redshift_connector connec
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from botocore import exceptions as boto
 from migrator.aws import failures
 from migrator.aws.errors import aws_error
 from migrator.aws.failures import RULES, Verdict, rule_for
-from migrator.errors import ConfigError, OutcomeUnknown, RemoteError, TransientError
+from migrator.errors import ConfigError, OutcomeUnknown, RemoteError, SecurityError, TransientError
 from migrator.sandbox.client import SandboxClient
 from migrator.warehouse.connection import Session
 from migrator.warehouse.errors import classify, failure_of
@@ -46,6 +47,11 @@ CASES: list[tuple[str, Any, Verdict, type]] = [
      Verdict.TERMINAL, ConfigError),
     ("db-auth-failed", sql_error("28000", 'no pg_hba.conf entry for host "10.0.0.1", user "etl"'),
      Verdict.TERMINAL, ConfigError),
+    ("tls-refused-or-unverified", redshift_connector.InterfaceError("Server refuses SSL"), Verdict.TERMINAL,
+     SecurityError),
+    ("tls-refused-or-unverified", redshift_connector.InterfaceError("communication error", ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate")),
+     Verdict.TERMINAL, SecurityError),
     ("connection-lost", redshift_connector.InterfaceError("communication error", ConnectionResetError(104)),
      Verdict.TRANSIENT, TransientError),
     ("connection-lost", redshift_connector.OperationalError("connection time out"),
@@ -160,12 +166,13 @@ def test_rule_examples_match_their_own_rule() -> None:
         for text in rule.examples:
             sqlstate = rule.sqlstates[0].rstrip("*").ljust(5, "0") if rule.sqlstates else "XX000"
             code, status = failures.aws_facts(text)
-            origin = "aws" if rule.origins == frozenset({"aws"}) else "sql"
+            origin = next(iter(rule.origins)) if len(rule.origins) == 1 else "sql"
             if rule.aws_codes and code is None:
                 code, origin = sorted(rule.aws_codes)[0], "aws"
             if rule.min_status and status is None:
                 status, origin = rule.min_status, "aws"
             found = rule_for(failures.Failure(origin, text, sqlstate=sqlstate if origin == "sql" else None,
+                                              connection_lost=origin == "driver",
                                               aws_code=code, http_status=status))
             assert found.name == rule.name, (text, found.name)
 
