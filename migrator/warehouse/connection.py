@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 from migrator.config import ConnectionSection, Settings, is_loopback_host
 from migrator.credentials import DbCredentials
-from migrator.errors import MigratorError, SecurityError
-from migrator.warehouse.errors import classify, is_missing_column
+from migrator.errors import ConfigError, MigratorError, SecurityError
+from migrator.warehouse.errors import classify, is_auth_failure, is_missing_column
 
 log = logging.getLogger("migrator.warehouse")
 
@@ -49,7 +49,9 @@ SANDBOX_PLAINTEXT = Tls(enabled=False, sslmode="")
 class Keepalive:
     """TCP keepalive: how a dead peer is noticed while a statement runs for hours without a byte
     on the wire. A connection silent for ``idle`` seconds is probed every ``interval`` seconds;
-    ``count`` unanswered probes end it (here: after about five minutes of a dead network)."""
+    ``count`` unanswered probes end it (here: after about five minutes of a dead network). The
+    probes also keep a silent connection alive through NAT gateways and load balancers, which
+    drop idle flows (an AWS NAT gateway after 350 seconds)."""
 
     idle: int = 60
     interval: int = 30
@@ -116,11 +118,24 @@ def connect_section(settings: Settings, section: ConnectionSection, host: str, p
                     aws: Any = None, autocommit: bool = False) -> Any:
     """connect() for a config section: its credentials (resolved once per run, see credentials.py),
     its database and its TLS mode."""
-    from migrator.credentials import resolve
+    from migrator.credentials import forget, resolve
 
+    tls = tls_for(settings, section, host, where=where)
+    endpoint = Endpoint(host, port, section.database)
     creds = resolve(section, where, aws)
-    return connect(Endpoint(host, port, section.database), creds, tls=tls_for(settings, section, host, where=where),
-                   autocommit=autocommit)
+    try:
+        return connect(endpoint, creds, tls=tls, autocommit=autocommit)
+    except ConfigError as exc:
+        # A cached secret may have been rotated since it was read: read it once more, and retry
+        # only if it changed (a wrong password stays one clear error, not a retry loop).
+        if not is_auth_failure(exc) or section.password_env:
+            raise
+        forget()
+        fresh = resolve(section, where, aws)
+        if fresh.password == creds.password and fresh.user == creds.user:
+            raise
+        log.info("%s: the database refused the cached credentials; connecting with the re-read ones", where)
+        return connect(endpoint, fresh, tls=tls, autocommit=autocommit)
 
 
 def _without_statement_timeout(conn: Any) -> None:

@@ -79,6 +79,16 @@ def classify(exc: BaseException, what: str, *, in_flight: bool = False,
     return to_error(failure, detail, backend_pid=backend_pid)
 
 
+_AUTH_STATES = ("28000", "28P01")
+
+
+def is_auth_failure(error: BaseException) -> bool:
+    """The database refused the user or password (a driver exception, or the error classify() made of it)."""
+    if sqlstate(error) in _AUTH_STATES:
+        return True
+    return isinstance(error, MigratorError) and any(f"[SQLSTATE {s}]" in error.message for s in _AUTH_STATES)
+
+
 def is_missing_column(exc: Any) -> bool:
     """True for 'column does not exist' (used to fall back to another catalog variant)."""
     return sqlstate(exc) in ("42703", "42P01", "42883")

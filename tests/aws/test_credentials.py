@@ -137,3 +137,29 @@ def test_clients_shared_across_threads_and_instances(sandbox: SandboxClient) -> 
         made = list(pool.map(make, range(32)))
     assert len({id(c) for c in made}) == 1
     assert AwsClients("us-east-1").session is AwsClients("eu-west-1").session
+
+
+def test_a_rotated_secret_is_read_again_after_the_database_refuses_it(aws: AwsClients, sandbox: SandboxClient,
+                                                                      tmp_path: Any) -> None:
+    from migrator.warehouse.connection import Session, connect_section
+    from tests.conftest import make_config
+
+    info = sandbox.cluster_info(sandbox.info.source_cluster_id)
+    sm = aws.client("secretsmanager")
+    arn = sm.create_secret(Name="creds-rotated", SecretString=json.dumps({"username": info.user,
+                                                                         "password": "before-rotation"}))["ARN"]
+    settings = make_config(tmp_path, "sqlite://",
+                           migration={"aws_endpoint_url": sandbox.info.endpoint_url, "sandbox_plaintext": True},
+                           source={"cluster_id": sandbox.info.source_cluster_id, "database": info.database,
+                                   "password_env": None, "secret_arn": arn}).settings
+    with pytest.raises(ConfigError, match="28P01"):  # the secret's value is wrong: one clear error, no loop
+        connect_section(settings, settings.source, info.host, info.port, where="source", aws=aws)
+    reads = _count_calls(sm, "GetSecretValue")
+    sm.put_secret_value(SecretId=arn, SecretString=json.dumps({"username": info.user, "password": info.password}))
+    conn = connect_section(settings, settings.source, info.host, info.port, where="source", aws=aws, autocommit=True)
+    with Session(conn) as s:
+        assert s.run("select 1") == [(1,)]
+    assert len(reads) == 1
+    # From now on the fresh value is cached: no read per connection.
+    connect_section(settings, settings.source, info.host, info.port, where="source", aws=aws).close()
+    assert len(reads) == 1
