@@ -48,7 +48,8 @@ class Failure:
     exception: BaseException | None = None
     #: The connection died (no answer from the server, or the driver lost its socket).
     connection_lost: bool = False
-    #: A statement whose effect matters (a write, DDL, COMMIT) was in flight when that happened.
+    #: A statement that may have committed was in flight when that happened: a COMMIT, or a write
+    #: or DDL in autocommit mode. (Inside an open transaction nothing commits without a COMMIT.)
     in_flight: bool = False
 
 
@@ -155,11 +156,13 @@ RULES: tuple[Rule, ...] = (
                                          "local issuer certificate (_ssl.c:1006)")),
     # -- a connection that died ----------------------------------------------------------------
     Rule("connection-lost-in-flight", Verdict.RECONCILE,
-         "the connection died while a statement with effects was running; it may have committed, "
+         "the connection died while a COMMIT or an autocommitted write was running; it may have committed, "
          "failed, or still be running", connection_lost=True, in_flight=True,
          hint="re-run: the resumed run checks what committed (load marker) before redoing anything",
          examples=("communication error: [Errno 104] Connection reset by peer",)),
-    Rule("connection-lost", Verdict.TRANSIENT, "the connection failed or died with nothing in flight",
+    Rule("connection-lost", Verdict.TRANSIENT,
+         "the connection failed or died with nothing in flight that could commit (the server rolls back an "
+         "open transaction whose client is gone)",
          connection_lost=True, hint=_RETRY_HINT, examples=("connection time out",)),
     # -- Redshift: concurrency -----------------------------------------------------------------
     Rule("redshift-serializable-violation", Verdict.TRANSIENT,

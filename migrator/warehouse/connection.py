@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 from migrator.config import ConnectionSection, Settings, is_loopback_host
 from migrator.credentials import DbCredentials
-from migrator.errors import ConfigError, MigratorError, SecurityError
-from migrator.warehouse.errors import classify, is_auth_failure, is_missing_column
+from migrator.errors import ConfigError, MigratorError, SecurityError, TransientError
+from migrator.warehouse.errors import classify, connection_lost, is_auth_failure, is_missing_column, sqlstate
 
 log = logging.getLogger("migrator.warehouse")
 
@@ -168,6 +168,8 @@ class Session:
     conn: Any
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     statements: list[str] = field(default_factory=list)
+    #: Set once the connection died: nothing more is sent on it.
+    lost: bool = False
 
     @property
     def backend_pid(self) -> int | None:
@@ -177,16 +179,22 @@ class Session:
             what: str | None = None) -> list[tuple[Any, ...]]:
         """Execute one statement; return its rows (empty for statements without a result).
 
-        If the connection dies while a statement of a kind not in READ_ONLY_KINDS runs, the
-        error is OutcomeUnknown: the statement may have committed or may still be running."""
+        If the connection dies while the statement runs, the error says whether its effect may
+        have been committed: OutcomeUnknown for a statement of a kind not in READ_ONLY_KINDS in
+        autocommit mode (it may have committed, or may still be running); TransientError
+        otherwise (a read, or a statement inside a transaction, which the server rolls back
+        because no COMMIT can reach it any more). A session whose connection was lost sends
+        nothing more: its next statements fail at once with TransientError ("not sent")."""
+        self._refuse_if_lost(what or kind)
         started = time.perf_counter()
         cur = self.conn.cursor()
         try:
             cur.execute(sql, params) if params is not None else cur.execute(sql)
             rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
         except Exception as exc:
-            raise classify(exc, what or kind, in_flight=kind not in READ_ONLY_KINDS,
-                           backend_pid=self.backend_pid) from None
+            raise self._failure(exc, what or kind,
+                                may_have_committed=kind not in READ_ONLY_KINDS and bool(self.conn.autocommit)
+                                ) from None
         finally:
             self.timings[kind] += time.perf_counter() - started
             try:
@@ -195,6 +203,16 @@ class Session:
                 pass
         self.statements.append(sql)
         return rows
+
+    def _refuse_if_lost(self, what: str) -> None:
+        if self.lost:
+            raise TransientError(f"{what}: not sent: this session's connection was lost earlier",
+                                 hint="open a new session (reconnect) and retry")
+
+    def _failure(self, exc: BaseException, what: str, *, may_have_committed: bool) -> MigratorError:
+        if connection_lost(exc) or (sqlstate(exc) or "").startswith(("08", "57P")):
+            self.lost = True
+        return classify(exc, what, in_flight=may_have_committed, backend_pid=self.backend_pid)
 
     def try_run(self, sql: str, params: Sequence[Any] | None = None, *, kind: str = "catalog"
                 ) -> list[tuple[Any, ...]] | None:
@@ -211,13 +229,15 @@ class Session:
                     self.conn.rollback()
                 log.debug("catalog variant not available: %s", exc)
                 return None
-            raise classify(exc, kind) from None
+            raise self._failure(exc, kind, may_have_committed=False) from None
 
     def commit(self) -> None:
+        """COMMIT; a connection lost while it was in flight is OutcomeUnknown (it may have committed)."""
+        self._refuse_if_lost("commit")
         try:
             self.conn.commit()
         except Exception as exc:
-            raise classify(exc, "commit", in_flight=True, backend_pid=self.backend_pid) from None
+            raise self._failure(exc, "commit", may_have_committed=True) from None
 
     def rollback(self) -> None:
         try:

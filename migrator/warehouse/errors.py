@@ -65,8 +65,9 @@ def classify(exc: BaseException, what: str, *, in_flight: bool = False,
              backend_pid: int | None = None) -> MigratorError:
     """The MigratorError to raise for ``exc`` raised while doing ``what``.
 
-    ``in_flight``: a statement whose effect matters (write, DDL, COMMIT) had been sent, so a
-    dead connection means "outcome unknown" rather than "safe to retry"."""
+    ``in_flight``: a statement that may commit on its own (a COMMIT, or a write or DDL in
+    autocommit mode) had been sent, so a dead connection means "outcome unknown" rather than
+    "safe to retry"."""
     if isinstance(exc, MigratorError):
         return exc
     failure = failure_of(exc, in_flight=in_flight)

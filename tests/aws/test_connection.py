@@ -84,3 +84,43 @@ def test_tls_is_refused_by_a_plaintext_server_as_one_error(sandbox: SandboxClien
     with pytest.raises(SecurityError, match="Server refuses SSL") as info:
         connect(endpoint, creds, tls=Tls())
     assert not info.value.retryable and info.value.exit_code == 11
+
+
+@pytest.fixture
+def tx_session(sandbox: SandboxClient) -> Iterator[Session]:
+    endpoint, creds = _target(sandbox)
+    with open_session(endpoint, creds, tls=SANDBOX_PLAINTEXT, autocommit=False) as s:
+        yield s
+    sandbox.faults.clear()
+
+
+def test_lost_inside_a_transaction_is_transient_but_a_lost_commit_is_unknown(sandbox: SandboxClient,
+                                                                             tx_session: Session) -> None:
+    """Without a COMMIT reaching the server, an open transaction can only roll back: a COPY lost
+    inside one is safe to redo on a new connection. A COMMIT lost in flight may have committed."""
+    cluster = sandbox.info.source_cluster_id
+    sandbox.faults.add("drop_connection", match={"statement": "select", "cluster": cluster})
+    with pytest.raises(TransientError) as info:
+        tx_session.run("select 1", kind="copy", what="COPY public.t")
+    assert "connection lost" in info.value.one_line() and tx_session.lost
+
+    endpoint, creds = _target(sandbox)
+    with open_session(endpoint, creds, tls=SANDBOX_PLAINTEXT, autocommit=False) as fresh:
+        fresh.run("select 1", kind="load")
+        sandbox.faults.add("drop_connection", match={"statement": "commit", "cluster": cluster})
+        with pytest.raises(OutcomeUnknown) as lost_commit:
+            fresh.commit()
+        assert lost_commit.value.backend_pid == fresh.backend_pid
+    assert sandbox.faults.fired("drop_connection")
+
+
+def test_a_lost_session_sends_nothing_more(sandbox: SandboxClient, session: Session) -> None:
+    sandbox.faults.add("drop_connection", match={"statement": "select", "cluster": sandbox.info.source_cluster_id})
+    with pytest.raises(OutcomeUnknown):
+        session.run("select 1", kind="load", what="DELETE FROM public.a")
+    sent = list(session.statements)
+    with pytest.raises(TransientError, match="DELETE FROM public.b: not sent"):
+        session.run("select 2", kind="load", what="DELETE FROM public.b")
+    with pytest.raises(TransientError, match="commit: not sent"):
+        session.commit()
+    assert session.statements == sent
