@@ -118,7 +118,7 @@ THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "
 INTERNAL_CODES = frozenset({"InternalError", "InternalFailure", "InternalServerError", "InternalServiceError",
                             "ServiceUnavailable", "ServiceUnavailableException", "ServiceFailure",
                             "KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException",
-                            "RequestTimeout", "RequestTimeoutException", "RequestTimeTooSkewed",
+                            "RequestTimeout", "RequestTimeoutException",
                             "IDPCommunicationError"})
 _RETRY_HINT = "retried with backoff; re-run if it persists"
 
@@ -167,7 +167,8 @@ RULES: tuple[Rule, ...] = (
     # -- Redshift: concurrency -----------------------------------------------------------------
     Rule("redshift-serializable-violation", Verdict.TRANSIENT,
          "serializable isolation conflict (Redshift error 1023): the transaction was cancelled and can be retried",
-         origins=frozenset({"sql"}), pattern=re.compile(r"\b1023\b|serializable isolation violation", _I),
+         origins=frozenset({"sql"}),
+         pattern=re.compile(r"^\s*(ERROR:\s*)?1023\b|serializable isolation violation", _I),
          hint=_RETRY_HINT,
          examples=("1023 DETAIL: Serializable isolation violation on table - 104562, transactions forming "
                    "the cycle are: 24356, 24360 (pid:12345)",)),
@@ -209,6 +210,9 @@ RULES: tuple[Rule, ...] = (
     Rule("redshift-disk-full", Verdict.TERMINAL, "the cluster ran out of disk space",
          origins=frozenset({"sql"}), pattern=re.compile(r"disk full", _I), hint="free space or resize the cluster",
          examples=("Disk Full",)),
+    Rule("sql-disk-full", Verdict.TERMINAL, "the server ran out of disk space", origins=frozenset({"sql"}),
+         sqlstates=("53100",), hint="free space or resize the cluster",
+         examples=('could not extend file "base/16384/16385": No space left on device',)),
     Rule("sql-canceled", Verdict.TERMINAL,
          "the statement was cancelled (statement_timeout, a WLM rule or an operator); the same statement "
          "would be cancelled again", origins=frozenset({"sql"}), sqlstates=("57014",),
@@ -217,7 +221,7 @@ RULES: tuple[Rule, ...] = (
                    "Query (12345) cancelled by WLM abort action of Query Monitoring Rule \"long\".")),
     Rule("sql-resources-or-shutdown", Verdict.TRANSIENT,
          "the server is short of resources, shutting down or recovering", origins=frozenset({"sql"}),
-         sqlstates=("53*", "57P*", "08*"), hint=_RETRY_HINT,
+         sqlstates=("53*", "57P*", "08000", "08001", "08003", "08004", "08006"), hint=_RETRY_HINT,
          examples=("terminating connection due to administrator command", "out of memory",
                    "sorry, too many clients already")),
     Rule("sql-data-error", Verdict.TERMINAL, "the data or a value is invalid", origins=frozenset({"sql"}),
@@ -250,6 +254,30 @@ def aws_facts(message: str) -> tuple[str | None, int | None]:
     code = _S3_CODE.search(message)
     status = _S3_STATUS.search(message)
     return (code.group(1) if code else None), (int(status.group(1)) if status else None)
+
+
+def rules_markdown() -> str:
+    """The table as Markdown (for the README and the issue's closing note)."""
+    lines = ["| # | rule | matches | verdict | reason |", "|---|---|---|---|---|"]
+    for number, rule in enumerate(RULES, 1):
+        parts = []
+        if rule.origins:
+            parts.append("/".join(sorted(rule.origins)))
+        if rule.sqlstates:
+            parts.append("SQLSTATE " + ", ".join(rule.sqlstates))
+        if rule.aws_codes:
+            parts.append("AWS code " + ", ".join(sorted(rule.aws_codes)))
+        if rule.min_status:
+            parts.append(f"HTTP >= {rule.min_status}")
+        if rule.pattern is not None:
+            parts.append(f"text ~ `{rule.pattern.pattern}`".replace("|", "\\|"))
+        if rule.exceptions:
+            parts.append(", ".join(e.__name__ for e in rule.exceptions))
+        if rule.connection_lost:
+            parts.append("connection lost" + (" with a possible commit in flight" if rule.in_flight else ""))
+        verdict = rule.verdict.value + (f" ({rule.error.__name__})" if rule.error else "")
+        lines.append(f"| {number} | {rule.name} | {'; '.join(parts) or 'anything else'} | {verdict} | {rule.reason} |")
+    return "\n".join(lines) + "\n"
 
 
 def rule_for(failure: Failure) -> Rule:

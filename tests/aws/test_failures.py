@@ -103,6 +103,11 @@ CASES: list[tuple[str, Any, Verdict, type]] = [
      TransientError),
     ("sql-data-error", sql_error("22P02", 'invalid input syntax for type integer: "x"'), Verdict.TERMINAL,
      RemoteError),
+    ("sql-data-error", sql_error("22003", 'value "1023" is out of range for type smallint'), Verdict.TERMINAL,
+     RemoteError),
+    ("sql-disk-full", sql_error("53100", 'could not extend file "base/16384/16385": No space left on device'),
+     Verdict.TERMINAL, RemoteError),
+    ("sql-other", sql_error("08P01", "invalid frontend message type 0"), Verdict.TERMINAL, RemoteError),
     ("sql-data-error", sql_error("23505", 'duplicate key value violates unique constraint "pk"'),
      Verdict.TERMINAL, RemoteError),
     ("sql-permission-or-definition", sql_error("42501", "permission denied for relation orders"),
@@ -219,3 +224,9 @@ def test_load_error_over_the_wire_is_terminal(sandbox: SandboxClient, source: Se
     with pytest.raises(RemoteError, match="stl_load_errors") as info:
         source.run("select 1", kind="copy")
     assert not info.value.retryable
+
+
+def test_the_table_renders_as_markdown() -> None:
+    text = failures.rules_markdown()
+    assert all(f"| {rule.name} |" in text for rule in RULES)
+    assert text.count("\n") == len(RULES) + 2
