@@ -18,7 +18,7 @@ from decimal import Decimal
 from migrator.errors import ValidationMismatch
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo
-from migrator.warehouse.sql import qualified, quote_ident
+from migrator.warehouse.sql import qualified, quote_ident, table_key
 
 
 def _text(col: ColumnInfo) -> str:
@@ -88,14 +88,14 @@ class Comparison:
 
 
 def fingerprint(session: Session, schema: str, table: str, columns: list[ColumnInfo]) -> Fingerprint:
-    row = session.run(checksum_sql(schema, table, columns), kind="validate", what=f"checksum {schema}.{table}")[0]
+    row = session.run(checksum_sql(schema, table, columns), kind="validate", what=f"checksum {table_key(schema, table)}")[0]
     return Fingerprint(int(row[0]), Decimal(row[1]))
 
 
 def column_aggregates(session: Session, schema: str, table: str, columns: list[ColumnInfo]
                       ) -> dict[str, tuple[int, Decimal]]:
     row = session.run(column_aggregates_sql(schema, table, columns), kind="validate",
-                      what=f"column aggregates {schema}.{table}")[0]
+                      what=f"column aggregates {table_key(schema, table)}")[0]
     return {c.name: (int(row[2 * i]), Decimal(row[2 * i + 1])) for i, c in enumerate(columns)}
 
 
@@ -103,7 +103,7 @@ def compare_table(source: Session, target: Session, schema: str, table: str,
                   columns: list[ColumnInfo]) -> Comparison:
     """Both fingerprints; on a difference, also the columns whose aggregates differ."""
     started = time.perf_counter()
-    result = Comparison(f"{schema}.{table}", fingerprint(source, schema, table, columns),
+    result = Comparison(table_key(schema, table), fingerprint(source, schema, table, columns),
                         fingerprint(target, schema, table, columns))
     if not result.equal:
         a = column_aggregates(source, schema, table, columns)

@@ -1,10 +1,15 @@
 """Read-only inventory of a cluster's user tables: layout, size, use.
 
 Sources, all catalog views real Redshift has: pg_class/pg_namespace (every table, empty
-ones too), svv_table_info (size, rows, diststyle; omits empty tables), pg_table_def
-(columns, encodings, dist/sort keys; only schemas on the search_path, so the path is
-widened for that one query and restored), pg_attrdef (defaults, IDENTITY), stl_scan
-(reads), stl_insert/stl_delete (writes), pg_class.reldiststyle and stv_tbl_perm.backup.
+ones too), svv_table_info (size, estimated visible rows, diststyle; omits empty tables),
+pg_attribute (columns, types, NOT NULL, schema named explicitly), svv_redshift_columns
+(encodings, dist/sort keys; pg_table_def per schema where it is missing), pg_attrdef
+(defaults, IDENTITY), stl_scan (reads), stl_insert/stl_delete (writes),
+pg_class.reldiststyle and stv_tbl_perm.backup.
+
+``TableInfo.rows`` is svv_table_info.estimated_visible_rows: a planning figure (ordering,
+progress). Validation counts exactly (baseline.py), never from svv_table_info: its tbl_rows
+still counts rows deleted but not vacuumed.
 
 Sandbox gaps (the PostgreSQL-based emulator lacks pg_attrdef.adsrc, reldiststyle and
 stv_tbl_perm): defaults/identity fall back to a pg_get_expr variant; diststyle of an
@@ -21,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from migrator.warehouse.connection import Session
-from migrator.warehouse.sql import qualified, query, quote_ident
+from migrator.warehouse.sql import qualified, query, quote_ident, table_key
 
 _DISTSTYLE_CODES = {0: "EVEN", 1: "KEY", 8: "ALL", 10: "AUTO", 11: "AUTO", 12: "AUTO"}
 _IDENTITY = re.compile(r"^\"?identity\"?\(.*'(-?\d+)\s*,\s*(-?\d+)'.*\)$", re.IGNORECASE | re.DOTALL)
@@ -59,7 +64,12 @@ class TableInfo:
 
     @property
     def key(self) -> str:
-        return f"{self.schema}.{self.name}"
+        """Unambiguous text of the (schema, table) pair (see sql.table_key)."""
+        return table_key(self.schema, self.name)
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.schema, self.name)
 
     @property
     def quoted(self) -> str:
@@ -98,19 +108,72 @@ def column_defaults(session: Session) -> dict[tuple[str, str, str], str]:
     return {(str(s), str(t), str(c)): str(src) for s, t, c, src in rows if src is not None}
 
 
-def table_columns(session: Session, schemas: set[str]) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
-    """pg_table_def rows per table, with every user schema put on the search_path first."""
-    old = session.run(query("search_path_show"), kind="catalog")[0][0]
-    path = ", ".join([str(old)] + [quote_ident(s) for s in sorted(schemas)]) if old else \
-        ", ".join(quote_ident(s) for s in sorted(schemas))
-    session.run(f"SET search_path TO {path}", kind="catalog")
+ColumnRow = tuple[str, str, str, str, bool, bool, int]  # name, type, encoding, not null, distkey, sortkey
+
+
+def table_columns(session: Session) -> dict[tuple[str, str], list[ColumnRow]]:
+    """Columns per (schema, table), read with the schema named explicitly: names, types and NOT
+    NULL from pg_attribute; encoding, distkey and sortkey from SVV_REDSHIFT_COLUMNS, or (where
+    that view is missing) from pg_table_def one schema at a time (see physical_attributes)."""
+    base = session.run(query("table_columns"), kind="catalog")
+    schemas = {str(r[0]) for r in base}
+    physical = physical_attributes(session, schemas)
+    out: dict[tuple[str, str], list[ColumnRow]] = {}
+    for schema, table, column, type_name, not_null in base:
+        key = (str(schema), str(table), str(column))
+        encoding, distkey, sortkey = physical.get(key, ("none", False, 0))
+        out.setdefault(key[:2], []).append((key[2], str(type_name), encoding, bool(not_null), distkey, sortkey))
+    return out
+
+
+def physical_attributes(session: Session, schemas: set[str]) -> dict[tuple[str, str, str], tuple[str, bool, int]]:
+    """(schema, table, column) -> (encoding, distkey, sortkey position)."""
+    rows = session.try_run(query("redshift_columns"))
+    if rows is None:
+        rows = _table_def_per_schema(session, schemas)
+    return {(str(s), str(t), str(c)): (str(e or "none").strip().lower(), bool(d), int(k or 0))
+            for s, t, c, e, d, k in rows}
+
+
+def _table_def_per_schema(session: Session, schemas: set[str]) -> list[tuple[Any, ...]]:
+    """pg_table_def shows a table only when it is the first of its name on the search_path:
+    each schema is read with itself first on the path (the session's resolved schemas after
+    it, each quoted, so the catalog stays reachable). The path is never rebuilt from
+    current_setting's text (Redshift reports ``$user`` unquoted there); RESET puts back the
+    session's default, which is what the tool's own sessions run with."""
+    resolved = _names_array(session.run("select current_schemas(false)", kind="catalog")[0][0])
+    rows: list[tuple[Any, ...]] = []
     try:
-        rows = session.run(query("table_def"), kind="catalog")
+        for schema in sorted(schemas):
+            path = ", ".join(quote_ident(s) for s in [schema] + [r for r in resolved if r != schema])
+            session.run(f"SET search_path TO {path}", kind="catalog")
+            rows += session.run(query("table_def_schema"), [schema], kind="catalog")
     finally:
-        session.run(f"SET search_path TO {old}" if old else "RESET search_path", kind="catalog")
-    out: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
-    for row in rows:
-        out.setdefault((str(row[0]), str(row[1])), []).append(row)
+        session.run("RESET search_path", kind="catalog")
+    return rows
+
+
+def _names_array(value: Any) -> list[str]:
+    """A name[] as the driver returns it: a list, or its '{a,"b c"}' text."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    body, out, cur, quoted, i = str(value or "").strip()[1:-1], [], "", False, 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and quoted and i + 1 < len(body):
+            cur += body[i + 1]
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    if cur or body:
+        out.append(cur)
     return out
 
 
@@ -126,14 +189,14 @@ def read_inventory(session: Session, *, include: list[str] | None = None, exclud
     info = {(str(r[0]), str(r[1])): r for r in session.run(query("table_info"), kind="catalog")}
     dist_codes = {int(oid): int(code) for oid, code in (session.try_run(query("reldiststyle")) or [])}
     backups = {int(i): bool(b) for i, b in (session.try_run(query("backup_flags")) or [])}
-    columns = table_columns(session, {s for s, _, _ in tables})
+    columns = table_columns(session)
     defaults = column_defaults(session)
     cutoff = (now or datetime.now(timezone.utc)).replace(tzinfo=None) - timedelta(days=unused_days)
     scans = {int(tbl): int(n) for tbl, n in session.run(query("scans_since"), [cutoff], kind="catalog")}
     writes = {int(tbl): ts for tbl, ts in session.run(query("last_writes"), kind="catalog")}
     result = []
     for schema, name, oid in tables:
-        cols = [_column(r, defaults.get((schema, name, str(r[2])))) for r in columns.get((schema, name), [])]
+        cols = [_column(r, defaults.get((schema, name, r[0]))) for r in columns.get((schema, name), [])]
         row = info.get((schema, name))
         distkey = next((c.name for c in cols if c.distkey), None)
         diststyle = _diststyle(dist_codes.get(oid), row[5] if row else None, distkey)
@@ -154,11 +217,11 @@ def read_inventory(session: Session, *, include: list[str] | None = None, exclud
     return result
 
 
-def _column(row: tuple[Any, ...], adsrc: str | None) -> ColumnInfo:
+def _column(row: ColumnRow, adsrc: str | None) -> ColumnInfo:
     identity = parse_identity(adsrc)
-    return ColumnInfo(name=str(row[2]), type=str(row[3]), encoding=str(row[4] or "none").strip().lower(),
-                      not_null=bool(row[7]), distkey=bool(row[5]), sortkey=int(row[6] or 0),
-                      default=None if identity else adsrc, identity=identity)
+    name, type_name, encoding, not_null, distkey, sortkey = row
+    return ColumnInfo(name=name, type=type_name, encoding=encoding, not_null=not_null, distkey=distkey,
+                      sortkey=sortkey, default=None if identity else adsrc, identity=identity)
 
 
 def _diststyle(code: int | None, info_style: Any, distkey: str | None) -> str:

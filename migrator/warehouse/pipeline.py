@@ -22,6 +22,7 @@ from migrator.warehouse.sql import (
     query,
     select_all,
     staging_prefix,
+    table_key,
     unload_sql,
 )
 
@@ -80,7 +81,7 @@ def unload_table(session: Session, schema: str, table: str, columns: list[Column
     statement = unload_sql(select_all(schema, table, [c.name for c in columns]), prefix,
                            iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
     started = time.perf_counter()
-    session.run(statement, kind="unload", what=f"UNLOAD {schema}.{table}")
+    session.run(statement, kind="unload", what=f"UNLOAD {table_key(schema, table)}")
     rows = session.run("select pg_last_unload_count()", kind="unload")
     return UnloadResult(prefix, prefix + "manifest", fmt, statement, int(rows[0][0]) if rows else -1,
                         time.perf_counter() - started)
@@ -111,11 +112,11 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
                            explicit_ids=explicit_ids)]
     started = time.perf_counter()
     try:
-        session.run(statements[0], kind="load", what=f"DELETE FROM {schema}.{table}")
-        session.run(statements[1], kind="copy", what=f"COPY {schema}.{table}")
+        session.run(statements[0], kind="load", what=f"DELETE FROM {table_key(schema, table)}")
+        session.run(statements[1], kind="copy", what=f"COPY {table_key(schema, table)}")
         loaded = int(session.run("select pg_last_copy_count()", kind="copy")[0][0])
         if loaded != expected_rows:
-            raise RemoteError(f"COPY {schema}.{table} loaded {loaded} rows, expected {expected_rows}",
+            raise RemoteError(f"COPY {table_key(schema, table)} loaded {loaded} rows, expected {expected_rows}",
                               hint="rolled back; the table will be loaded again")
         session.run(query("marker_delete"), [migration, schema, table], kind="load")
         session.run(query("marker_insert"), [migration, schema, table, attempt, manifest_url, loaded], kind="load")

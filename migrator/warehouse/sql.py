@@ -55,14 +55,69 @@ def check_role_arn(arn: str) -> str:
     return arn
 
 
+def _path_part(name: str) -> str:
+    """Percent-encoding with ``.`` encoded too (``quote`` leaves it alone): the one ``.`` between
+    schema and table is then the separator, and ``%`` itself is encoded, so the text decodes
+    back to exactly one pair."""
+    return quote(name, safe="").replace(".", "%2E")
+
+
 def staging_prefix(staging_uri: str, migration: str, schema: str, table: str, attempt: int) -> str:
-    """``<staging>/<migration>/<schema>.<table>/attempt-<n>/``; names are percent-encoded so a
-    ``/`` or other odd character in an identifier cannot escape the table's own prefix."""
+    """``<staging>/<migration>/<schema>.<table>/attempt-<n>/`` with every name percent-encoded
+    (``.``, ``/``, ``%`` and quotes included): a name cannot escape its table's prefix, and
+    ``"a.b"."c"`` and ``"a"."b.c"`` never share one."""
     bucket, prefix = split_s3_url(staging_uri)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    part = lambda s: quote(s, safe="")  # noqa: E731 - tiny local helper
-    return f"s3://{bucket}/{prefix}{part(migration)}/{part(schema)}.{part(table)}/attempt-{int(attempt)}/"
+    return (f"s3://{bucket}/{prefix}{_path_part(migration)}/{_path_part(schema)}.{_path_part(table)}"
+            f"/attempt-{int(attempt)}/")
+
+
+_PLAIN_KEY_PART = re.compile(r'^[^."]+$')
+
+
+def _key_part(name: str) -> str:
+    return name if _PLAIN_KEY_PART.match(name) else quote_ident(name)
+
+
+def table_key(schema: str, table: str) -> str:
+    """One text per table for maps, events and labels: ``schema.table``, with a part put in
+    double quotes (``"`` doubled) when it holds ``.`` or ``"``. So
+    ``"a.b".c`` and ``a."b.c"`` stay two tables, and plain names read as usual."""
+    return f"{_key_part(schema)}.{_key_part(table)}"
+
+
+def split_table_key(key: str) -> tuple[str, str]:
+    """The (schema, table) pair back from :func:`table_key`'s text."""
+    parts: list[str] = []
+    i = 0
+    while i <= len(key):
+        if key.startswith('"', i):
+            j, name = i + 1, ""
+            while True:
+                k = key.find('"', j)
+                if k < 0:
+                    raise ValueError(f"not a table key: {key!r}")
+                if key.startswith('""', k):
+                    name += key[j:k] + '"'
+                    j = k + 2
+                    continue
+                name += key[j:k]
+                i = k + 1
+                break
+        else:
+            k = key.find(".", i)
+            k = len(key) if k < 0 or len(parts) == 1 else k
+            name, i = key[i:k], k
+        parts.append(name)
+        if i == len(key):
+            break
+        if key[i] != "." or len(parts) == 2:
+            raise ValueError(f"not a table key: {key!r}")
+        i += 1
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"not a table key: {key!r}")
+    return parts[0], parts[1]
 
 
 @cache
@@ -121,3 +176,4 @@ def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, f
         parts.append("EXPLICIT_IDS")
     parts += ["COMPUPDATE OFF", "STATUPDATE OFF"]
     return " ".join(parts)
+
