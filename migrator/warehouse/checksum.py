@@ -33,6 +33,10 @@ def _text(col: ColumnInfo) -> str:
         return f"to_hex(st_asewkb({c}))"
     if t.startswith(("varbyte", "varbinary", "binary varying")):
         return f"to_hex({c})"
+    if t.startswith(("real", "float4")):
+        # REAL prints FLT_DIG + extra_float_digits = 8 digits at most: not always enough to name
+        # one REAL. Widened to DOUBLE (exact), it prints 17, which name one value.
+        return f"cast(cast({c} as double precision) as varchar(65535))"
     return f"cast({c} as varchar(65535))"
 
 
@@ -87,13 +91,27 @@ class Comparison:
         return text
 
 
+#: Redshift prints floats with DBL_DIG/FLT_DIG + extra_float_digits digits; its default 0 gives
+#: 15 for a DOUBLE, which hides a one-ulp difference. 2 is its maximum (17 digits: exact).
+FLOAT_DIGITS_SQL = "SET extra_float_digits TO 2"
+
+
+def exact_float_text(session: Session) -> None:
+    """Every digit of a float in this session's text output (set before each use: a SET inside
+    a transaction that is rolled back is undone)."""
+    session.run(FLOAT_DIGITS_SQL, kind="validate")
+
+
 def fingerprint(session: Session, schema: str, table: str, columns: list[ColumnInfo]) -> Fingerprint:
-    row = session.run(checksum_sql(schema, table, columns), kind="validate", what=f"checksum {table_key(schema, table)}")[0]
+    exact_float_text(session)
+    row = session.run(checksum_sql(schema, table, columns), kind="validate",
+                      what=f"checksum {table_key(schema, table)}")[0]
     return Fingerprint(int(row[0]), Decimal(row[1]))
 
 
 def column_aggregates(session: Session, schema: str, table: str, columns: list[ColumnInfo]
                       ) -> dict[str, tuple[int, Decimal]]:
+    exact_float_text(session)
     row = session.run(column_aggregates_sql(schema, table, columns), kind="validate",
                       what=f"column aggregates {table_key(schema, table)}")[0]
     return {c.name: (int(row[2 * i]), Decimal(row[2 * i + 1])) for i, c in enumerate(columns)}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from migrator.errors import RemoteError
+from migrator.warehouse.checksum import FLOAT_DIGITS_SQL
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo
 from migrator.warehouse.sql import (
@@ -20,7 +21,7 @@ from migrator.warehouse.sql import (
     DataFormat,
     copy_sql,
     query,
-    select_all,
+    unload_query,
     staging_prefix,
     table_key,
     unload_sql,
@@ -29,18 +30,23 @@ from migrator.warehouse.sql import (
 BOOKKEEPING_SCHEMA = "migrator_bookkeeping"
 
 # Column types Parquet cannot carry through UNLOAD -> COPY without loss (AWS docs: GEOMETRY/
-# GEOGRAPHY unload only to text/CSV; TIME/TIMETZ, INTERVAL and HLLSKETCH have no Parquet
-# mapping COPY reads back; SUPER becomes Parquet JSON which COPY needs extra options for).
+# GEOGRAPHY and VARBYTE unload only to text/CSV; TIME/TIMETZ, INTERVAL and HLLSKETCH have no
+# Parquet mapping COPY reads back; SUPER becomes Parquet JSON which COPY needs extra options for).
 _NOT_PARQUET = ("time", "timetz", "time with", "time without", "geometry", "geography", "hllsketch",
-                "interval", "super")
+                "interval", "super", "varbyte", "varbinary", "binary varying")
+_TEXT_ROUTE = "delimited text with ESCAPE and NULL AS '\\N' on both sides"
 
 
 def choose_format(columns: list[ColumnInfo]) -> DataFormat:
-    """Parquet unless a column's type cannot go through it; then pipe text with explicit NULLs."""
+    """Parquet unless a column's type cannot go through it, or the table has an IDENTITY
+    column (its values need COPY EXPLICIT_IDS, which COPY from Parquet does not take)."""
     blocking = [f"{c.name} ({c.type})" for c in columns if c.type.lower().startswith(_NOT_PARQUET)]
     if blocking:
-        return DataFormat(TEXT, "Parquet cannot carry " + ", ".join(blocking)
-                          + "; using delimited text with ADDQUOTES, ESCAPE and NULL AS '\\N' on both sides")
+        return DataFormat(TEXT, "Parquet cannot carry " + ", ".join(blocking) + "; using " + _TEXT_ROUTE)
+    identity = [c.name for c in columns if c.identity]
+    if identity:
+        return DataFormat(TEXT, f"IDENTITY column {', '.join(identity)} needs COPY EXPLICIT_IDS, which COPY "
+                          "from Parquet does not accept; using " + _TEXT_ROUTE)
     return DataFormat(PARQUET, "every column type maps to Parquet")
 
 
@@ -78,9 +84,10 @@ def unload_table(session: Session, schema: str, table: str, columns: list[Column
     """UNLOAD the table to its own attempt prefix (CLEANPATH: a rerun replaces leftovers)."""
     fmt = fmt or choose_format(columns)
     prefix = staging_prefix(staging_uri, migration, schema, table, attempt)
-    statement = unload_sql(select_all(schema, table, [c.name for c in columns]), prefix,
+    statement = unload_sql(unload_query(schema, table, [(c.name, c.type) for c in columns], fmt.name), prefix,
                            iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
     started = time.perf_counter()
+    session.run(FLOAT_DIGITS_SQL, kind="unload")  # every digit of REAL/DOUBLE in text files
     session.run(statement, kind="unload", what=f"UNLOAD {table_key(schema, table)}")
     rows = session.run("select pg_last_unload_count()", kind="unload")
     return UnloadResult(prefix, prefix + "manifest", fmt, statement, int(rows[0][0]) if rows else -1,

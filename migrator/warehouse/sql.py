@@ -129,7 +129,7 @@ def query(name: str) -> str:
 # --------------------------------------------------------------------------- UNLOAD / COPY
 
 PARQUET = "PARQUET"
-TEXT = "TEXT"  # pipe-delimited, ADDQUOTES + ESCAPE + NULL AS '\N' on both sides, gzip
+TEXT = "TEXT"  # pipe-delimited, ESCAPE and NULL AS '\N' on both sides, gzip (no ADDQUOTES: see text_options)
 NULL_MARKER = "\\N"
 
 
@@ -143,16 +143,60 @@ def select_all(schema: str, table: str, columns: list[str]) -> str:
     return f"SELECT {ident_list(columns)} FROM {qualified(schema, table)}"
 
 
+def _is(type_name: str, *prefixes: str) -> bool:
+    return type_name.strip().lower().startswith(prefixes)
+
+
+def unload_column(name: str, type_name: str, fmt: str) -> str:
+    """One select-list item of the UNLOAD query.
+
+    Text route: REAL goes out as DOUBLE (a REAL prints at most FLT_DIG + 2 = 8 digits, not
+    always enough to name one REAL; as a DOUBLE with extra_float_digits 2 it prints 17, and
+    COPY rounds that back to the same REAL). SUPER goes out as json_serialize(): a VARCHAR, so
+    SQL NULL is written as the NULL AS marker while JSON null is the text ``null`` (UNLOAD
+    ignores NULL AS for SUPER itself); COPY parses the JSON text back into SUPER."""
+    c = quote_ident(name)
+    if fmt == TEXT and _is(type_name, "real", "float4"):
+        return f"CAST({c} AS DOUBLE PRECISION) AS {c}"
+    if fmt == TEXT and _is(type_name, "super"):
+        return f"JSON_SERIALIZE({c}) AS {c}"
+    return c
+
+
+def unload_query(schema: str, table: str, columns: list[tuple[str, str]], fmt: str) -> str:
+    """The SELECT an UNLOAD runs; ``columns`` are (name, type) in table order."""
+    items = ", ".join(unload_column(n, t, fmt) for n, t in columns)
+    return f"SELECT {items} FROM {qualified(schema, table)}"
+
+
+def text_options() -> str:
+    """Delimited text, the same on UNLOAD and COPY. ESCAPE makes every delimiter, newline and
+    backslash in the data unambiguous, so ADDQUOTES/REMOVEQUOTES are not needed (and VARBYTE
+    refuses them); a backslash is escaped, so a string ``\\N`` never reads as the NULL marker,
+    and an empty string stays an empty field, apart from NULL."""
+    return f"DELIMITER AS '|' ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP"
+
+
+#: The only parameters "COPY from columnar data formats" lists (besides FORMAT AS): FROM,
+#: IAM_ROLE/CREDENTIALS, STATUPDATE, MANIFEST, ACCEPTINVCHARS. No COMPUPDATE, no EXPLICIT_IDS.
+COLUMNAR_COPY_PARAMETERS = ("FROM", "IAM_ROLE", "CREDENTIALS", "STATUPDATE", "MANIFEST", "ACCEPTINVCHARS",
+                            "FORMAT")
+#: UNLOAD ... FORMAT PARQUET refuses these.
+PARQUET_UNLOAD_FORBIDDEN = ("DELIMITER", "FIXEDWIDTH", "ADDQUOTES", "ESCAPE", "NULL AS", "HEADER", "GZIP",
+                            "BZIP2", "ZSTD")
+
+
 def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_id: str, fmt: str) -> str:
     """UNLOAD with SSE-KMS under the given key, a verbose manifest, and CLEANPATH so a rerun
-    of the same attempt replaces what a crashed run left. IAM role only: no access keys."""
+    of the same attempt replaces what a crashed run left. IAM role only: no access keys.
+    Parquet carries no text options (it refuses them); text carries text_options()."""
     split_s3_url(prefix_url)
     parts = [f"UNLOAD ({option_literal(query_text)})", f"TO {option_literal(prefix_url)}",
              f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}"]
     if fmt == PARQUET:
         parts.append("FORMAT AS PARQUET")
     elif fmt == TEXT:
-        parts.append(f"DELIMITER AS '|' ADDQUOTES ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP")
+        parts.append(text_options())
     else:
         raise ValueError(f"unknown format {fmt}")
     parts += ["MANIFEST VERBOSE", f"ENCRYPTED KMS_KEY_ID {option_literal(kms_key_id)}", "CLEANPATH"]
@@ -162,18 +206,19 @@ def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_i
 def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, fmt: str,
              explicit_ids: bool) -> str:
     """COPY from the manifest. Never ``ENCRYPTED`` (that means client-side encryption; the
-    staged files are SSE-KMS and S3 decrypts them for the role)."""
+    staged files are SSE-KMS and S3 decrypts them for the role). Parquet: only the parameters
+    the columnar list names (so no EXPLICIT_IDS: IDENTITY tables take the text route)."""
     split_s3_url(manifest_url)
     parts = [f"COPY {qualified(schema, table)}", f"FROM {option_literal(manifest_url)}",
              f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}", "MANIFEST"]
     if fmt == PARQUET:
-        parts.append("FORMAT AS PARQUET")
-    elif fmt == TEXT:
-        parts.append(f"DELIMITER AS '|' REMOVEQUOTES ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP")
-    else:
+        if explicit_ids:
+            raise ValueError("COPY from Parquet takes no EXPLICIT_IDS; IDENTITY tables go by the text route")
+        return " ".join(parts + ["FORMAT AS PARQUET", "STATUPDATE OFF"])
+    if fmt != TEXT:
         raise ValueError(f"unknown format {fmt}")
+    parts.append(text_options())
     if explicit_ids:
         parts.append("EXPLICIT_IDS")
     parts += ["COMPUPDATE OFF", "STATUPDATE OFF"]
     return " ".join(parts)
-
