@@ -194,3 +194,33 @@ def test_view_sql_late_binding() -> None:
     assert view_sql("s", "v", " SELECT 1;", True) == 'CREATE VIEW "s"."v" AS SELECT 1 WITH NO SCHEMA BINDING'
     full = "create view s.v as select 1 with no schema binding"
     assert view_sql("s", "v", full, True) == full
+
+
+def _pg_array(items: list[str]) -> str:
+    """An aclitem[] as PostgreSQL prints it: elements with specials in quotes, \\ escapes."""
+    def element(i: str) -> str:
+        if re.search(r'[\s",{}\\]', i):
+            return '"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return i
+    return "{" + ",".join(element(i) for i in items) + "}"
+
+
+def test_acl_names_with_slash_equals_quotes_never_widen_a_grant() -> None:
+    grantee, grantor = 'ev=arwdD/il', 'x/y=arwdD"'
+    item = f'{quote_ident(grantee)}=r/{quote_ident(grantor)}'
+    for acl in (_pg_array([item, "bob=r/owner"]), [item, "bob=r/owner"]):
+        entries = parse_acl(acl)
+        assert [(e.grantee, e.privileges, e.grantor) for e in entries] == [
+            (grantee, "r", grantor), ("bob", "r", "owner")]
+    comma = quote_ident("a,b") + "=r/o"
+    assert [(e.grantee, e.privileges) for e in parse_acl(_pg_array([comma]))] == [("a,b", "r")]
+    group = parse_acl(_pg_array(['group "my grp"=rD/o']))
+    assert [(e.grantee, e.privileges, e.group) for e in group] == [("my grp", "rD", True)]
+    # Not an ACL item: left out, never guessed at.
+    assert parse_acl(_pg_array(['"open=r/o', "=/"])) == []
+
+
+def test_redshift_acl_letters_map_to_redshift_privileges() -> None:
+    from migrator.warehouse.replay import _TABLE_PRIVS
+
+    assert _TABLE_PRIVS["D"] == "DROP" and _TABLE_PRIVS["x"] == "REFERENCES"
