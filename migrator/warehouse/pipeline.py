@@ -7,9 +7,11 @@ between and after these steps; the strategy records each step before and after.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from migrator.errors import RemoteError
 from migrator.warehouse.checksum import FLOAT_DIGITS_SQL
@@ -98,14 +100,46 @@ def unload_table(session: Session, schema: str, table: str, columns: list[Column
                         time.perf_counter() - started)
 
 
+def marker_name(migration: str, schema: str, table: str) -> str:
+    """The marker table of one load target: a digest of the (migration, schema, table) triple,
+    so any names fit in 127 bytes and two targets never share a marker table."""
+    digest = hashlib.sha256("\x00".join((migration, schema, table)).encode("utf-8")).hexdigest()[:32]
+    return f"load_marker_{digest}"
+
+
+def marker_sql(name: str, migration: str, schema: str, table: str) -> str:
+    """A named marker query (bookkeeping, marker_delete/insert/read) for this load target."""
+    return query(name).format(marker=qualified(BOOKKEEPING_SCHEMA, marker_name(migration, schema, table)))
+
+
+def marker_writes(migration: str, schema: str, table: str, attempt: int, manifest_url: str,
+                  rows: int) -> list[tuple[str, list[Any]]]:
+    """The statements that record a load, run inside the load's own transaction. They touch
+    only this target's marker table: concurrent loads of other tables write other tables."""
+    key = [migration, schema, table]
+    return [(marker_sql("marker_delete", *key), key),
+            (marker_sql("marker_insert", *key), key + [attempt, manifest_url, rows])]
+
+
 def ensure_bookkeeping(session: Session) -> list[str]:
-    """Create the marker schema/table if missing (autocommit session); returns statements run."""
-    if int(session.run(query("bookkeeping_exists"), kind="bookkeeping")[0][0]):
+    """Create the marker schema if missing (autocommit session); returns statements run. Each
+    load creates its own marker table (ensure_marker)."""
+    statement = f"create schema if not exists {quote_ident(BOOKKEEPING_SCHEMA)}"
+    if int(session.run("select count(*) from pg_namespace where nspname = %s", [BOOKKEEPING_SCHEMA],
+                       kind="bookkeeping")[0][0]):
         return []
-    statements = [f"create schema if not exists {BOOKKEEPING_SCHEMA}", query("bookkeeping")]
-    for s in statements:
-        session.run(s, kind="bookkeeping")
-    return statements
+    session.run(statement, kind="bookkeeping")
+    return [statement]
+
+
+def ensure_marker(session: Session, migration: str, schema: str, table: str) -> str:
+    """Create this target's marker table if missing, committed on its own before the load's
+    transaction (so the load transaction writes only the target and its marker)."""
+    statement = marker_sql("bookkeeping", migration, schema, table)
+    session.run(statement, kind="bookkeeping")
+    if not session.conn.autocommit:
+        session.commit()
+    return statement
 
 
 def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url: str, fmt: DataFormat,
@@ -113,23 +147,24 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
                       expected_rows: int) -> LoadResult:
     """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, check the count,
     write the marker, COMMIT. Any failure rolls the whole thing back; the table is then as
-    before and the load can simply run again. ``session`` must not be in autocommit."""
+    before and the load can simply run again. ``session`` must not be in autocommit; the
+    marker table is created (and committed) first if missing."""
     if session.conn.autocommit:
         raise ValueError("load_exactly_once needs a transactional (autocommit off) session")
-    statements = [f"DELETE FROM {qualified(schema, table)}",
+    statements = [ensure_marker(session, migration, schema, table), f"DELETE FROM {qualified(schema, table)}",
                   copy_sql(schema, table, manifest_url, iam_role_arn=iam_role_arn, fmt=fmt.name,
                            explicit_ids=explicit_ids)]
     started = time.perf_counter()
     try:
-        session.run(statements[0], kind="load", what=f"DELETE FROM {table_key(schema, table)}")
-        session.run(statements[1], kind="copy", what=f"COPY {table_key(schema, table)}")
+        session.run(statements[1], kind="load", what=f"DELETE FROM {table_key(schema, table)}")
+        session.run(statements[2], kind="copy", what=f"COPY {table_key(schema, table)}")
         loaded = int(session.run("select pg_last_copy_count()", kind="copy")[0][0])
         if loaded != expected_rows:
             raise RemoteError(f"COPY {table_key(schema, table)} loaded {loaded} rows, expected {expected_rows}",
                               hint="rolled back; the table will be loaded again")
-        session.run(query("marker_delete"), [migration, schema, table], kind="load")
-        session.run(query("marker_insert"), [migration, schema, table, attempt, manifest_url, loaded], kind="load")
-        statements += [query("marker_delete"), query("marker_insert")]
+        for sql, params in marker_writes(migration, schema, table, attempt, manifest_url, loaded):
+            session.run(sql, params, kind="load")
+            statements.append(sql)
         session.commit()
     except BaseException:
         session.rollback()
@@ -137,6 +172,29 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
     seconds = time.perf_counter() - started
     warnings = identity_reuse_warnings(session, schema, table) if explicit_ids else []
     return LoadResult(manifest_url, attempt, loaded, statements, seconds, warnings)
+
+
+def reconcile_load(session: Session, migration: str, schema: str, table: str,
+                   attempt: int | None = None) -> MarkerState:
+    """After a crash with the table 'loading': did the load commit? The marker is written in the
+    load's own transaction, so it exists exactly when the rows do."""
+    name = marker_name(migration, schema, table)
+    exists = int(session.run(query("bookkeeping_exists"), [name], kind="bookkeeping")[0][0])
+    rows = session.run(marker_sql("marker_read", migration, schema, table), [migration, schema, table],
+                       kind="bookkeeping") if exists else []
+    if not session.conn.autocommit:
+        session.rollback()  # end the read-only transaction the driver opened
+    for row in rows:
+        if attempt is None or int(row[0]) == attempt:
+            return MarkerState(True, int(row[0]), str(row[1]), int(row[2]), row[3])
+    return MarkerState(False)
+
+
+def drop_bookkeeping(session: Session) -> list[str]:
+    """At the end of the migration: remove the marker schema (and nothing else)."""
+    statement = f"drop schema if exists {BOOKKEEPING_SCHEMA} cascade"
+    session.run(statement, kind="bookkeeping")
+    return [statement]
 
 
 def identity_reuse_warnings(session: Session, schema: str, table: str) -> list[str]:
@@ -167,23 +225,3 @@ def identity_reuse_warnings(session: Session, schema: str, table: str) -> list[s
     return out
 
 
-def reconcile_load(session: Session, migration: str, schema: str, table: str,
-                   attempt: int | None = None) -> MarkerState:
-    """After a crash with the table 'loading': did the load commit? The marker is written in the
-    load's own transaction, so it exists exactly when the rows do."""
-    if not int(session.run(query("bookkeeping_exists"), kind="bookkeeping")[0][0]):
-        return MarkerState(False)
-    rows = session.run(query("marker_read"), [migration, schema, table], kind="bookkeeping")
-    if not session.conn.autocommit:
-        session.rollback()  # end the read-only transaction the driver opened
-    for row in rows:
-        if attempt is None or int(row[0]) == attempt:
-            return MarkerState(True, int(row[0]), str(row[1]), int(row[2]), row[3])
-    return MarkerState(False)
-
-
-def drop_bookkeeping(session: Session) -> list[str]:
-    """At the end of the migration: remove the marker schema (and nothing else)."""
-    statement = f"drop schema if exists {BOOKKEEPING_SCHEMA} cascade"
-    session.run(statement, kind="bookkeeping")
-    return [statement]

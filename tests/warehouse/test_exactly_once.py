@@ -45,11 +45,36 @@ def test_marker_reconcile_semantics(sb: Any, src: Session, tgt: Session, tgt_tx:
     assert not pipeline.reconcile_load(tgt, "mk", t.schema, t.name, 2).committed
     # An uncommitted load leaves neither rows nor marker behind.
     with Session(sb.connect("analytics-enc", autocommit=False)) as tx:
+        pipeline.ensure_marker(tx, "mk2", t.schema, t.name)  # commits on its own, before the load's work
         tx.run('delete from "Ops Data"."events"')
-        tx.run(pipeline.query("marker_insert"), ["mk2", t.schema, t.name, 1, u.manifest_url, 0])
+        for sql, params in pipeline.marker_writes("mk2", t.schema, t.name, 1, u.manifest_url, 0):
+            tx.run(sql, params)
         tx.rollback()
     assert not pipeline.reconcile_load(tgt, "mk2", t.schema, t.name, 1).committed
     assert _count(tgt) == t.rows
+
+
+def test_concurrent_load_markers_do_not_conflict_under_serializable(sb: Any, tgt: Session) -> None:
+    """Redshift's SERIALIZABLE isolation fails one of two concurrent transactions that read and
+    write one table (error 1023; PostgreSQL's SSI, under the sandbox, the same with 40001).
+    Two loads of different tables, interleaved, both commit their markers."""
+    pipeline.ensure_bookkeeping(tgt)
+    for table in ("a", "b"):
+        pipeline.ensure_marker(tgt, "ser", "s", table)
+    with Session(sb.connect("analytics-enc", autocommit=False)) as one, \
+            Session(sb.connect("analytics-enc", autocommit=False)) as two:
+        for s in (one, two):
+            s.run("set transaction isolation level serializable")
+        writes = {t: pipeline.marker_writes("ser", "s", t, 1, f"s3://b/{t}/manifest", 1) for t in ("a", "b")}
+        for (sql_a, p_a), (sql_b, p_b) in zip(writes["a"], writes["b"]):
+            one.run(sql_a, p_a)
+            two.run(sql_b, p_b)
+        one.commit()
+        two.commit()
+    assert pipeline.reconcile_load(tgt, "ser", "s", "a", 1).committed
+    assert pipeline.reconcile_load(tgt, "ser", "s", "b", 1).committed
+    assert pipeline.marker_name("ser", "s", "a") != pipeline.marker_name("ser", "s", "b")
+    assert pipeline.marker_name("m", "a.b", "c") != pipeline.marker_name("m", "a", "b.c")
 
 
 def test_unencrypted_planted_object_is_a_security_error(sb: Any, src: Session, tgt: Session) -> None:
