@@ -8,12 +8,14 @@ between and after these steps; the strategy records each step before and after.
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from migrator.errors import RemoteError
+from migrator.errors import MigratorError, RemoteError
 from migrator.warehouse.checksum import FLOAT_DIGITS_SQL
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, column_defaults, parse_identity
@@ -33,6 +35,7 @@ from migrator.warehouse.sql import (
 )
 
 BOOKKEEPING_SCHEMA = "migrator_bookkeeping"
+log = logging.getLogger("migrator.warehouse")
 
 # Column types Parquet cannot carry through UNLOAD -> COPY without loss (AWS docs: GEOMETRY/
 # GEOGRAPHY and VARBYTE unload only to text/CSV; TIME/TIMETZ, INTERVAL and HLLSKETCH have no
@@ -157,7 +160,11 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
     started = time.perf_counter()
     try:
         session.run(statements[1], kind="load", what=f"DELETE FROM {table_key(schema, table)}")
-        session.run(statements[2], kind="copy", what=f"COPY {table_key(schema, table)}")
+        try:
+            session.run(statements[2], kind="copy", what=f"COPY {table_key(schema, table)}")
+        except MigratorError as exc:
+            session.rollback()
+            raise attach_load_errors(exc, session) from None
         loaded = int(session.run("select pg_last_copy_count()", kind="copy")[0][0])
         if loaded != expected_rows:
             raise RemoteError(f"COPY {table_key(schema, table)} loaded {loaded} rows, expected {expected_rows}",
@@ -195,6 +202,74 @@ def drop_bookkeeping(session: Session) -> list[str]:
     statement = f"drop schema if exists {BOOKKEEPING_SCHEMA} cascade"
     session.run(statement, kind="bookkeeping")
     return [statement]
+
+
+@dataclass(frozen=True)
+class LoadErrorRow:
+    """One row of stl_load_errors, made safe to print and store."""
+
+    filename: str
+    line: int
+    column: str
+    type: str
+    reason: str
+    raw_value: str  # truncated, secret-looking parts replaced
+
+    def describe(self) -> str:
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "") + \
+            (f" ({self.type})" if self.type else "")
+        return f"{where}: {self.reason}; value {self.raw_value!r}" + (f"; file {self.filename}" if self.filename else "")
+
+
+LOAD_ERROR_ROWS = 5
+RAW_VALUE_CHARS = 80
+_SECRETS = [
+    re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{16}\b"),  # AWS access key ids
+    re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),  # secret-access-key shape
+    re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"),  # JWTs
+    re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|credentials?)\b\s*[=:]\s*\S+"),
+    re.compile(r"(?i)-----BEGIN [A-Z ]*PRIVATE KEY-----.*", re.DOTALL),
+]
+
+
+def scrub(value: str, limit: int = RAW_VALUE_CHARS) -> str:
+    """A raw value fit for errors, history and status: secret-looking parts replaced, then
+    truncated (a marker says so)."""
+    text = value
+    for pattern in _SECRETS:
+        text = pattern.sub("[redacted]", text)
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+
+
+def read_load_errors(session: Session, limit: int = LOAD_ERROR_ROWS) -> list[LoadErrorRow]:
+    """The first rows of stl_load_errors for the session's last COPY (pg_last_copy_id(); if
+    that names none, this session's latest failed load). A regular user sees its own loads'
+    rows, which these are. Read in a transaction of its own, rolled back."""
+    rows = session.run(query("load_errors"), [limit], kind="copy")
+    if not rows:
+        rows = session.run(query("load_errors_session"), [limit], kind="copy")
+    if not session.conn.autocommit:
+        session.rollback()
+    return [LoadErrorRow(str(f or "").strip(), int(n or 0), str(c or "").strip(), str(t or "").strip(),
+                         scrub(str(r or "").strip(), 200), scrub(str(v or "").strip()))
+            for f, n, c, t, r, v in rows]
+
+
+def attach_load_errors(exc: MigratorError, session: Session) -> MigratorError:
+    """The COPY's error with ``load_errors`` (LoadErrorRow list) attached and the first row in
+    its message. Reading the log must never hide the COPY's own error."""
+    try:
+        rows = read_load_errors(session)
+    except Exception as read_error:  # noqa: BLE001 - the COPY's error is the one to raise
+        log.warning("could not read stl_load_errors: %s", read_error)
+        session.rollback()
+        rows = []
+    setattr(exc, "load_errors", rows)
+    if rows:
+        more = f" (and {len(rows) - 1} more in load_errors)" if len(rows) > 1 else ""
+        exc.message = f"{exc.message}; first load error: {rows[0].describe()}{more}"
+        exc.args = (exc.message,)
+    return exc
 
 
 def identity_reuse_warnings(session: Session, schema: str, table: str) -> list[str]:
