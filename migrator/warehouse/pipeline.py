@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,9 +29,10 @@ from migrator.warehouse.sql import (
     qualified,
     query,
     quote_ident,
-    unload_query,
+    redact,
     staging_prefix,
     table_key,
+    unload_query,
     unload_sql,
 )
 
@@ -58,14 +60,25 @@ def choose_format(columns: list[ColumnInfo]) -> DataFormat:
     return DataFormat(PARQUET, "every column type maps to Parquet")
 
 
+#: Called with (kind, statement) just BEFORE each UNLOAD or COPY runs, the statement already
+#: redacted (sql.redact): a caller records it in history, and it is recorded even when the
+#: statement then fails or the process dies inside it.
+StatementHook = Callable[[str, str], None]
+
+
 @dataclass(frozen=True)
 class UnloadResult:
     prefix: str
     manifest_url: str
     format: DataFormat
-    sql: str
+    sql: str  # as run (no secret: IAM_ROLE and a KMS key id only)
     rows: int
     seconds: float
+
+    @property
+    def recorded(self) -> str:
+        """The statement for history (redacted)."""
+        return redact(self.sql)
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,11 @@ class LoadResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)  # for the run's output (see identity_reuse_warnings)
 
+    @property
+    def copy_statement(self) -> str:
+        """The COPY as recorded for history (redacted)."""
+        return redact(next(s for s in self.statements if s.startswith("COPY ")))
+
 
 @dataclass(frozen=True)
 class MarkerState:
@@ -87,9 +105,23 @@ class MarkerState:
     loaded_at: datetime | None = None
 
 
+def run_recorded(session: Session, statement: str, *, kind: str, what: str,
+                 on_statement: StatementHook | None) -> list[tuple[Any, ...]]:
+    """Run an UNLOAD/COPY: the hook hears of it first; a failure carries the redacted
+    statement as ``exc.statement``."""
+    recorded = redact(statement)
+    if on_statement is not None:
+        on_statement(kind, recorded)
+    try:
+        return session.run(statement, kind=kind, what=what)
+    except MigratorError as exc:
+        setattr(exc, "statement", recorded)
+        raise
+
+
 def unload_table(session: Session, schema: str, table: str, columns: list[ColumnInfo], *, staging_uri: str,
                  migration: str, attempt: int, iam_role_arn: str, kms_key_id: str,
-                 fmt: DataFormat | None = None) -> UnloadResult:
+                 fmt: DataFormat | None = None, on_statement: StatementHook | None = None) -> UnloadResult:
     """UNLOAD the table to its own attempt prefix (CLEANPATH: a rerun replaces leftovers)."""
     fmt = fmt or choose_format(columns)
     prefix = staging_prefix(staging_uri, migration, schema, table, attempt)
@@ -97,7 +129,8 @@ def unload_table(session: Session, schema: str, table: str, columns: list[Column
                            iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
     started = time.perf_counter()
     session.run(FLOAT_DIGITS_SQL, kind="unload")  # every digit of REAL/DOUBLE in text files
-    session.run(statement, kind="unload", what=f"UNLOAD {table_key(schema, table)}")
+    run_recorded(session, statement, kind="unload", what=f"UNLOAD {table_key(schema, table)}",
+                 on_statement=on_statement)
     rows = session.run("select pg_last_unload_count()", kind="unload")
     return UnloadResult(prefix, prefix + "manifest", fmt, statement, int(rows[0][0]) if rows else -1,
                         time.perf_counter() - started)
@@ -147,7 +180,7 @@ def ensure_marker(session: Session, migration: str, schema: str, table: str) -> 
 
 def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url: str, fmt: DataFormat,
                       iam_role_arn: str, migration: str, attempt: int, explicit_ids: bool,
-                      expected_rows: int) -> LoadResult:
+                      expected_rows: int, on_statement: StatementHook | None = None) -> LoadResult:
     """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, check the count,
     write the marker, COMMIT. Any failure rolls the whole thing back; the table is then as
     before and the load can simply run again. ``session`` must not be in autocommit; the
@@ -161,7 +194,8 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
     try:
         session.run(statements[1], kind="load", what=f"DELETE FROM {table_key(schema, table)}")
         try:
-            session.run(statements[2], kind="copy", what=f"COPY {table_key(schema, table)}")
+            run_recorded(session, statements[2], kind="copy", what=f"COPY {table_key(schema, table)}",
+                         on_statement=on_statement)
         except MigratorError as exc:
             session.rollback()
             raise attach_load_errors(exc, session) from None

@@ -120,6 +120,19 @@ def split_table_key(key: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
+_SECRET_OPTIONS = re.compile(
+    r"(?i)\b(CREDENTIALS|ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|MASTER_SYMMETRIC_KEY|PASSWORD)"
+    r"(\s+(?:AS\s+)?)'(?:[^'\\]|''|\\.)*'")
+
+
+def redact(statement: str) -> str:
+    """A statement fit for history and logs: the value of every option that can carry a secret
+    (CREDENTIALS, ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, MASTER_SYMMETRIC_KEY,
+    PASSWORD) becomes '***'. The tool itself only ever writes IAM_ROLE (an ARN names a role,
+    it grants nothing by itself) and KMS key ids, which stay readable."""
+    return _SECRET_OPTIONS.sub(lambda m: f"{m.group(1)}{m.group(2)}'***'", statement)
+
+
 @cache
 def query(name: str) -> str:
     """A named query from migrator/warehouse/sql/<name>.sql."""

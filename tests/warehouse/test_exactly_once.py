@@ -77,6 +77,22 @@ def test_concurrent_load_markers_do_not_conflict_under_serializable(sb: Any, tgt
     assert pipeline.marker_name("m", "a.b", "c") != pipeline.marker_name("m", "a", "b.c")
 
 
+def test_every_unload_and_copy_is_handed_to_the_caller(sb: Any, src: Session, tgt: Session,
+                                                        tgt_tx: Session) -> None:
+    t = _events(src, tgt)
+    heard: list[tuple[str, str]] = []
+    hook = lambda kind, sql: heard.append((kind, sql))  # noqa: E731
+    u = pipeline.unload_table(src, t.schema, t.name, t.columns, staging_uri=f"s3://{sb.info.bucket}/wh/",
+                              migration="hook", attempt=1, iam_role_arn=sb.info.iam_role_arn,
+                              kms_key_id=sb.info.kms_alias, on_statement=hook)
+    result = pipeline.load_exactly_once(tgt_tx, t.schema, t.name, manifest_url=u.manifest_url, fmt=u.format,
+                                        iam_role_arn=sb.info.iam_role_arn, migration="hook", attempt=1,
+                                        explicit_ids=bool(t.identity_columns), expected_rows=u.rows,
+                                        on_statement=hook)
+    assert heard == [("unload", u.recorded), ("copy", result.copy_statement)]
+    assert heard[0][1].startswith("UNLOAD (") and heard[1][1].startswith("COPY ")
+
+
 def test_unencrypted_planted_object_is_a_security_error(sb: Any, src: Session, tgt: Session) -> None:
     t = _events(src, tgt)
     u = stage(sb, src, t, migration="plant")

@@ -32,10 +32,15 @@ def test_failed_copy_carries_its_load_errors(sb: Any) -> None:
         t = next(iter(read_inventory(src, include=["le.t"])))
         pipeline.ensure_bookkeeping(tgt)
         u = stage(sb, src, t, migration="le", fmt=DataFormat(TEXT, "test"))
+        heard: list[tuple[str, str]] = []
         with pytest.raises(MigratorError) as caught:
             pipeline.load_exactly_once(tx, "le", "t", manifest_url=u.manifest_url, fmt=u.format,
                                        iam_role_arn=sb.info.iam_role_arn, migration="le", attempt=1,
-                                       explicit_ids=False, expected_rows=2)
+                                       explicit_ids=False, expected_rows=2,
+                                       on_statement=lambda kind, sql: heard.append((kind, sql)))
+    # The failed COPY was handed to the caller before it ran, and rides on the error.
+    assert [k for k, _ in heard] == ["copy"] and heard[0][1].startswith('COPY "le"."t" FROM')
+    assert getattr(caught.value, "statement") == heard[0][1]
     rows = getattr(caught.value, "load_errors")
     assert rows, "the error carries stl_load_errors rows"
     first = rows[0]
@@ -48,6 +53,18 @@ def test_failed_copy_carries_its_load_errors(sb: Any) -> None:
         assert KEY_ID not in row.raw_value and KEY_ID not in row.reason
         assert len(row.raw_value) <= pipeline.RAW_VALUE_CHARS + 20
     assert not pipeline.reconcile_load(Session(sb.connect(TGT, autocommit=True)), "le", "le", "t").committed
+
+
+def test_redact_hides_every_secret_option() -> None:
+    from migrator.warehouse.sql import redact
+
+    sql = ("COPY t FROM 's3://b/m' CREDENTIALS 'aws_access_key_id=AKIAABCDEFGHIJKLMNOP;aws_secret_access_key=s''x' "
+           "ACCESS_KEY_ID 'AKIAABCDEFGHIJKLMNOP' SECRET_ACCESS_KEY 'abc\\'d' SESSION_TOKEN 'tok' "
+           "MASTER_SYMMETRIC_KEY 'k' IAM_ROLE 'arn:aws:iam::123456789012:role/R' MANIFEST")
+    out = redact(sql)
+    for secret in ("AKIA", "s''x", "abc", "tok", "'k'"):
+        assert secret not in out, (secret, out)
+    assert "IAM_ROLE 'arn:aws:iam::123456789012:role/R' MANIFEST" in out and out.count("'***'") == 5
 
 
 def test_scrub_removes_secret_looking_text() -> None:
