@@ -67,12 +67,19 @@ class TableInfo:
 
     @property
     def key(self) -> str:
-        """Unambiguous text of the (schema, table) pair (see sql.table_key)."""
-        return table_key(self.schema, self.name)
+        """``schema.table`` as the store spells a table today (its qualified_name). Ambiguous
+        for names holding '.': key maps by ``pair`` and print ``ref`` instead."""
+        return f"{self.schema}.{self.name}"
 
     @property
     def pair(self) -> tuple[str, str]:
+        """The table's identity."""
         return (self.schema, self.name)
+
+    @property
+    def ref(self) -> str:
+        """Unambiguous text of the pair (sql.table_key): ``"a.b".c`` vs ``a."b.c"``."""
+        return table_key(self.schema, self.name)
 
     @property
     def quoted(self) -> str:
@@ -221,7 +228,7 @@ def read_inventory(session: Session, *, include: list[str] | None = None, exclud
             sortkey_kind=kind, sortkeys=[c.name for c in sortcols] if kind != "AUTO" else [],
             encode_auto=encode_auto, backup=backups.get(oid), columns=cols, scans=scans.get(oid, 0),
             last_write=writes.get(oid), unused=scans.get(oid, 0) == 0))
-    result.sort(key=lambda t: (-t.size_mb, -t.rows, t.key))
+    result.sort(key=lambda t: (-t.size_mb, -t.rows, t.pair))
     return result
 
 

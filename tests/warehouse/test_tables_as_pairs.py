@@ -81,9 +81,9 @@ def test_baseline_counts_every_table_and_keys_them_unambiguously(sb: Any, pairs:
 def test_dotted_names_are_two_tables_everywhere(sb: Any, pairs_session: Session) -> None:
     inv = {(t.schema, t.name): t for t in read_inventory(pairs_session)}
     one, other = inv[("a.b", "c")], inv[("a", "b.c")]
-    assert one.key != other.key
+    assert one.ref != other.ref and one.pair != other.pair
     assert (one.rows, other.rows) == (3, 1)
-    assert split_table_key(one.key) == ("a.b", "c") and split_table_key(other.key) == ("a", "b.c")
+    assert split_table_key(one.ref) == ("a.b", "c") and split_table_key(other.ref) == ("a", "b.c")
     for schema, table in (("a.b", "c"), ("a", "b.c"), ('q"s', "t'x"), ("%2E", "."), ("a/b", "c")):
         assert split_table_key(table_key(schema, table)) == (schema, table)
     assert table_key("public", "customers") == "public.customers"  # plain names stay readable
