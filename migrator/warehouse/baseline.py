@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.warehouse.sql import option_literal as quote_literal
-from migrator.warehouse.sql import qualified, table_key
+from migrator.warehouse.sql import qualified, quote_ident, table_key
+
+__all__ = ["Baseline", "Difference", "compare", "quote_ident", "quote_literal", "summary", "take"]
 
 #: Schemas that belong to Redshift (or the sandbox's emulation of it), never to users.
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "pg_internal", "pg_automv", "catalog_history",

@@ -3,6 +3,16 @@ once with a marker, reconcile from the marker after a crash.
 
 Staging verification (migrator.aws.staging), validation (checksum.py) and cleanup sit
 between and after these steps; the strategy records each step before and after.
+
+For the caller:
+- ``on_statement(kind, sql)`` (unload_table, load_exactly_once) hears every UNLOAD and COPY,
+  redacted, just before it runs: record it in history. A failed one is also on the error as
+  ``exc.statement``.
+- A failed COPY's error carries ``exc.load_errors`` (LoadErrorRow: file, line, column, type,
+  reason, raw value truncated and scrubbed), the first one in its message.
+- LoadResult.warnings: print them (IDENTITY values a later insert could repeat).
+- Markers: one table per load target (marker_name), so concurrent loads never write the same
+  table (SERIALIZABLE error 1023); created and committed before the load's transaction.
 """
 
 from __future__ import annotations
