@@ -26,7 +26,7 @@ from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import Intercept, SessionInfo
 from migrator.sandbox.postgres import SUPERUSER, PostgresServer, find_pg_bin
 from migrator.sandbox.proxy import ProxyThread, RedshiftProxy
-from migrator.sandbox.redshift import catalog
+from migrator.sandbox.redshift import catalog, settings
 from migrator.sandbox.redshift.dialect import RedshiftDialect
 from migrator.sandbox.redshift.statements import RedshiftDataStatements
 from migrator.sandbox.redshift.syslog import SystemLog
@@ -43,6 +43,9 @@ class ClusterInterceptor:
 
     def classify(self, sql_text: str, session: SessionInfo) -> Intercept | None:
         return self.data.classify(sql_text, session) or self.dialect.classify(sql_text, session)
+
+    def rewrite(self, sql_text: str, session: SessionInfo) -> str | None:
+        return settings.rewrite(sql_text)
 
     def after_statement(self, sql_text: str, tag: str, session: SessionInfo) -> None:
         self.dialect.after_statement(sql_text, tag, session)

@@ -15,6 +15,8 @@ False for work PostgreSQL refuses inside a block (VACUUM).
 ``handles_sql_error_faults`` (default False): the proxy then leaves
 ``sql_error`` faults to the emulation, which can match on the table.
 ``after_statement`` is called for intercepted statements too, after success.
+An interceptor may also offer ``rewrite(sql, session) -> str | None``: a text rewrite
+applied to every Parse and Query before anything else (Redshift's settings syntax).
 An intercept raising ConnectionAbortedError makes the proxy drop the client
 and backend connections there and then, as if the network failed mid-statement.
 
@@ -41,6 +43,7 @@ from typing import Awaitable, Callable, Literal, TypeVar
 from migrator.sandbox import wire
 from migrator.sandbox.redshift.sqltokens import literal as quote_literal
 from migrator.sandbox.redshift.sqltokens import quote_ident
+from migrator.sandbox.redshift.settings import extra_float_digits_error
 from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import (
     BackendError,
@@ -381,6 +384,11 @@ class _Session:
             await self._fatal("57P03", "the database system is not accepting connections")
             return False
         self.backend = wire.MessageReader(reader)
+        digits = client_params.get("extra_float_digits")
+        refused = extra_float_digits_error(digits) if digits is not None else None
+        if refused is not None:
+            await self._fatal(*refused)
+            return False
         params = {"user": proxy.pg_user, "database": proxy.pg_database}
         params.update({k: client_params[k] for k in PASSED_STARTUP_PARAMS if k in client_params})
         self.backend_writer.write(wire.startup_message(params))
@@ -630,8 +638,20 @@ class _Session:
             return None
         return interceptor.classify(sql, self.info)
 
+    def _rewrite(self, sql: str) -> str | None:
+        """The interceptor's optional text rewrite (Redshift settings syntax); None keeps ``sql``."""
+        rewrite = getattr(self.proxy.interceptor, "rewrite", None)
+        if rewrite is None or not sql.strip():
+            return None
+        result: str | None = rewrite(sql, self.info)
+        return result
+
     async def _on_parse(self, payload: bytes) -> None:
         parse = wire.decode_parse(payload)
+        rewritten = self._rewrite(parse.sql)
+        if rewritten is not None:
+            parse = wire.Parse(parse.statement, rewritten, parse.param_oids)
+            payload = wire.parse_payload(parse)
         intercept = self._classify(parse.sql)
         if intercept is None:
             if not self._skipping:
@@ -728,6 +748,10 @@ class _Session:
         if self._skipping:
             return  # PostgreSQL ignores even simple queries until Sync
         sql = wire.decode_query(payload)
+        rewritten = self._rewrite(sql)
+        if rewritten is not None:
+            sql = rewritten
+            payload = wire.cstr(sql)
         intercept = self._classify(sql)
         parts = [(sql, intercept)]
         if intercept is None:

@@ -433,6 +433,15 @@ from redshift_sys.rs_external_table t;
 grant select on all tables in schema redshift_sys to public;
 
 -- ---------------------------------------------------------------- functions
+-- search_path as Redshift reports it (SHOW / current_setting, rewritten by settings.py):
+-- "$user" unquoted and the emulation's own schema left out ("search_path" page).
+create or replace function redshift_sys.rs_search_path() returns text
+language sql stable as $$
+    select coalesce(string_agg(case when m[1] = '"$user"' then '$user' else m[1] end, ', ' order by o), '')
+    from regexp_matches(current_setting('search_path'), '("(?:[^"]|"")*"|[^,[:space:]]+)', 'g') with ordinality r(m, o)
+    where m[1] not in ('redshift_sys', '"redshift_sys"')
+$$;
+
 create or replace function redshift_sys.getdate() returns timestamp
 language sql stable as $$ select date_trunc('second', now() at time zone 'utc')::timestamp $$;
 

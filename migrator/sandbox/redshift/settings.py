@@ -1,0 +1,99 @@
+"""Session settings as Redshift reports and parses them (a text rewrite before PostgreSQL).
+
+The emulation's catalog schema (redshift_sys) must stay on PostgreSQL's search_path so
+``svv_table_info``, ``fnv_hash`` ... resolve unqualified, yet Redshift users never see it:
+
+- ``SHOW search_path`` and ``current_setting('search_path')`` answer Redshift's form
+  (``$user, public``: ``$user`` unquoted, redshift_sys left out) through
+  ``redshift_sys.rs_search_path()``.
+- ``SET [SESSION|LOCAL] search_path TO|= ...`` keeps the user's list and appends
+  redshift_sys, so a user-set path still reaches the system views.
+- ``SET extra_float_digits`` accepts -15 .. 2 only (Redshift's range; PostgreSQL's is
+  -15 .. 3) and fails otherwise with the message Redshift's PostgreSQL 8.0 base gives.
+
+Statements are rewritten one token span at a time; everything else reaches PostgreSQL
+byte for byte. ``set_config('search_path', ...)`` is not rewritten (a known gap).
+"""
+
+from __future__ import annotations
+
+from migrator.sandbox.redshift.catalog import SCHEMA
+from migrator.sandbox.redshift.sqltokens import Edit, Token, TokenizeError, apply_edits, literal, tokenize
+
+EXTRA_FLOAT_DIGITS_MAX = 2
+EXTRA_FLOAT_DIGITS_MIN = -15
+
+
+def extra_float_digits_error(value: str) -> tuple[str, str] | None:
+    """(sqlstate, message) when ``value`` is outside Redshift's range, else None."""
+    try:
+        n = int(value.strip().strip("'"))
+    except ValueError:
+        return "22023", f'parameter "extra_float_digits" requires an integer value'
+    if not EXTRA_FLOAT_DIGITS_MIN <= n <= EXTRA_FLOAT_DIGITS_MAX:
+        return ("22023", f'{n} is outside the valid range for parameter "extra_float_digits" '
+                         f"({EXTRA_FLOAT_DIGITS_MIN} .. {EXTRA_FLOAT_DIGITS_MAX})")
+    return None
+
+
+def _raise_sql(sqlstate: str, message: str) -> str:
+    body = f"BEGIN RAISE EXCEPTION USING ERRCODE = {literal(sqlstate)}, MESSAGE = {literal(message)}; END"
+    tag = "rs"
+    while f"${tag}$" in body:
+        tag += "x"
+    return f"DO ${tag}${body}${tag}$"
+
+
+def _statements(tokens: list[Token]) -> list[list[Token]]:
+    out: list[list[Token]] = [[]]
+    for t in tokens:
+        if t.is_op(";"):
+            out.append([])
+        else:
+            out[-1].append(t)
+    return [s for s in out if s]
+
+
+def _rewrite_statement(sql: str, s: list[Token]) -> list[Edit]:
+    first = s[0]
+    if first.is_kw("SHOW") and len(s) == 2 and s[1].is_kw("SEARCH_PATH"):
+        return [Edit(first.start, s[-1].end, f"select {SCHEMA}.rs_search_path() as search_path")]
+    if first.is_kw("SET"):
+        i = 1
+        if i < len(s) and s[i].is_kw("SESSION", "LOCAL"):
+            i += 1
+        if i + 1 < len(s) and (s[i + 1].is_kw("TO") or s[i + 1].is_op("=")):
+            value = s[i + 2:]
+            if s[i].is_kw("SEARCH_PATH"):
+                if not value or (len(value) == 1 and value[0].is_kw("DEFAULT")):
+                    return []
+                return [Edit(value[-1].end, value[-1].end, f", {SCHEMA}")]
+            if s[i].is_kw("EXTRA_FLOAT_DIGITS") and value and not (len(value) == 1 and value[0].is_kw("DEFAULT")):
+                text = "".join(t.text for t in value)
+                err = extra_float_digits_error(text)
+                if err is not None:
+                    return [Edit(first.start, s[-1].end, _raise_sql(*err))]
+        return []
+    edits: list[Edit] = []
+    for k in range(len(s) - 3):
+        if (s[k].is_kw("CURRENT_SETTING") and s[k + 1].is_op("(") and s[k + 2].kind == "string"
+                and s[k + 2].text.lower() == "'search_path'" and s[k + 3].is_op(")")):
+            start = s[k - 2].start if k >= 2 and s[k - 1].is_op(".") and s[k - 2].is_kw("PG_CATALOG") else s[k].start
+            edits.append(Edit(start, s[k + 3].end, f"{SCHEMA}.rs_search_path()"))
+    return edits
+
+
+def rewrite(sql: str) -> str | None:
+    """The text PostgreSQL should run instead of ``sql``, or None to run it unchanged."""
+    lowered = sql.lower()
+    if "search_path" not in lowered and "extra_float_digits" not in lowered:
+        return None
+    try:
+        tokens = tokenize(sql)
+    except TokenizeError:
+        return None
+    edits = [e for s in _statements(tokens) for e in _rewrite_statement(sql, s)]
+    return apply_edits(sql, edits) if edits else None
+
+
+__all__ = ["EXTRA_FLOAT_DIGITS_MAX", "extra_float_digits_error", "rewrite"]
