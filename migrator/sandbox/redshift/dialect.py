@@ -11,6 +11,9 @@ What is translated, and how it differs from Redshift:
 - CREATE TABLE ... (LIKE parent): the parent's distribution, sort keys and encodings follow.
 - ALTER TABLE ... ALTER DISTSTYLE/DISTKEY/[COMPOUND] SORTKEY/ENCODE AUTO, ALTER COLUMN c ENCODE e:
   metadata only (data layout is PostgreSQL's either way).
+- VACUUM [FULL|SORT ONLY|DELETE ONLY|REINDEX|RECLUSTER] [table [TO n PERCENT]] [BOOST]:
+  PostgreSQL's VACUUM, and (unless SORT ONLY) the deleted-row marks behind
+  svv_table_info.tbl_rows are cleared.
 - TRUNCATE: commits the open transaction first, as Redshift does; a new transaction is
   opened afterwards so the client's view of its transaction state stays true.
 - CREATE [OR REPLACE] VIEW ... WITH NO SCHEMA BINDING: created as an ordinary view and recorded
@@ -53,7 +56,7 @@ from migrator.sandbox.redshift.sqltokens import (
 )
 
 _CANDIDATE = re.compile(
-    r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*(create|alter|truncate)\b", re.IGNORECASE | re.DOTALL
+    r"^\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*(create|alter|truncate|vacuum)\b", re.IGNORECASE | re.DOTALL
 )
 
 
@@ -151,6 +154,8 @@ class RedshiftDialect:
         verb = m.group(1).lower()
         if verb == "truncate":
             return TruncateIntercept(sql)
+        if verb == "vacuum":
+            return _deferred_error_or(lambda: _vacuum(tokens))
         if verb == "create":
             return self._create(sql, tokens)
         return self._alter(sql, tokens)
@@ -263,6 +268,50 @@ class RedshiftDialect:
                 f"{literal(col.name)}, {literal(col.encoding)})"
             )
         return StatementsIntercept(stmts)
+
+
+@dataclass
+class VacuumIntercept:
+    """Redshift's VACUUM: PostgreSQL's VACUUM runs (outside any transaction block, as on
+    Redshift), and unless SORT ONLY the rows marked deleted stop counting in tbl_rows."""
+
+    table: str | None
+    reclaims: bool
+    columns: Sequence[Column] = field(default_factory=list)
+    atomic = False
+
+    def execute(self, backend: Backend, session: SessionInfo) -> QueryResult:
+        result = backend.query("vacuum" + (f" {self.table}" if self.table else ""))
+        if self.reclaims:
+            rel = f"{literal(self.table)}::regclass" if self.table else "NULL"
+            backend.query(f"select redshift_sys.vacuumed({rel})")
+        return QueryResult(result.tag)
+
+
+_VACUUM_MODES = {("FULL",), ("SORT", "ONLY"), ("DELETE", "ONLY"), ("REINDEX",), ("RECLUSTER",)}
+
+
+def _vacuum(tokens: list[Token]) -> Intercept:
+    """VACUUM [FULL | SORT ONLY | DELETE ONLY | REINDEX | RECLUSTER] [table [TO n PERCENT]] [BOOST]."""
+    i = 1
+    mode = ("FULL",)
+    for m in sorted(_VACUUM_MODES, key=len, reverse=True):
+        if tuple(t.upper for t in tokens[i:i + len(m)]) == m:
+            mode, i = m, i + len(m)
+            break
+    table: str | None = None
+    if i < len(tokens) and tokens[i].is_ident and not tokens[i].is_kw("TO", "BOOST"):
+        parts, i = qualified_name(tokens, i)
+        table = regclass_text(parts)
+    if i + 2 < len(tokens) and tokens[i].is_kw("TO") and tokens[i + 1].kind == "number" and tokens[i + 2].is_kw("PERCENT"):
+        i += 3
+    if i < len(tokens) and tokens[i].is_kw("BOOST"):
+        i += 1
+    if i < len(tokens):
+        raise syntax_error(f'syntax error at or near "{tokens[i].text}"')
+    if mode in (("REINDEX",), ("RECLUSTER",)) and table is None:
+        raise syntax_error(f"VACUUM {' '.join(mode)} needs a table name")
+    return VacuumIntercept(table, mode != ("SORT", "ONLY"))
 
 
 class _NotOurs(Exception):
