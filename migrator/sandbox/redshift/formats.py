@@ -15,6 +15,7 @@ import gzip
 import io
 import math
 import re
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date, datetime, time, timezone
@@ -122,6 +123,31 @@ def _float_text(v: float) -> str:
     if math.isinf(v):
         return "Infinity" if v > 0 else "-Infinity"
     return repr(v)
+
+
+_FLOAT_DIGITS = {"real": 6, "double precision": 15}  # FLT_DIG, DBL_DIG
+
+
+def redshift_float(text: str, base: str, extra_digits: int) -> str:
+    """A REAL/DOUBLE value as Redshift prints it: ``%.*g`` with FLT_DIG/DBL_DIG plus extra_float_digits."""
+    if text in ("NaN", "Infinity", "-Infinity"):
+        return text
+    value = float(text)
+    if base == "real":
+        value = struct.unpack("<f", struct.pack("<f", value))[0]  # the float4 itself, not its shortest decimal
+    return "%.*g" % (max(1, _FLOAT_DIGITS[base] + extra_digits), value)
+
+
+def redshift_float_text(rows: list[Row], columns: Sequence[ColumnType], extra_digits: int) -> None:
+    """Rewrite the REAL/DOUBLE fields of ``rows`` (exact PostgreSQL text) in place."""
+    targets = [(i, c.base) for i, c in enumerate(columns) if c.base in _FLOAT_DIGITS]
+    if not targets:
+        return
+    for row in rows:
+        for i, base in targets:
+            v = row[i]
+            if v is not None:
+                row[i] = redshift_float(v, base, extra_digits)
 
 
 def _to_pg_text(dtype: pa.DataType) -> Callable[[object], str]:

@@ -19,6 +19,9 @@ Choices where the sandbox differs from, or had to guess about, real Redshift:
 * MAXFILESIZE splits a slice's output into ``_part_01``, ``_part_02``, ...
 * The session is assumed to use DateStyle ISO (PostgreSQL's default) so the
   text values of dates and timestamps are what Redshift writes.
+* REAL/DOUBLE in text and CSV have ``6 + extra_float_digits`` / ``15 + extra_float_digits``
+  significant digits (``%.*g``, as Redshift's PostgreSQL 8.0 base prints them), so with the
+  default 0 a reload loses precision; Parquet keeps the exact values.
 * The command tag is ``UNLOAD`` and no rows are returned.
 """
 
@@ -109,7 +112,7 @@ class UnloadIntercept:
         query = strip_query(o.query)
         columns = describe_query(backend, query)
         self._prepare_destination(s3, bucket, prefix)
-        rows = formats.decode_pg_text(backend.copy_out(f"copy ({query}) to stdout"))
+        rows = self._query_rows(backend, query, columns)
         files = self._render(bucket, prefix, columns, rows)
         total_bytes = 0
         for f in files:
@@ -122,6 +125,22 @@ class UnloadIntercept:
         for f in files:
             notify(self.ctx.on_unload, session, o.query, f.url, f.rows, len(f.body))
         return QueryResult("UNLOAD")
+
+    def _query_rows(self, backend: Backend, query: str, columns: list[ColumnType]) -> list[Row]:
+        """The query's rows as text. Floats are read exactly (Parquet keeps every bit); text
+        and CSV then write REAL/DOUBLE with the digits Redshift writes at the session's
+        extra_float_digits (6 / 15 significant digits plus the setting)."""
+        shown = backend.query("show extra_float_digits").rows
+        session_digits = int(shown[0][0] or 0) if shown else 0
+        backend.query("set extra_float_digits = 3")
+        try:
+            rows = formats.decode_pg_text(backend.copy_out(f"copy ({query}) to stdout"))
+        finally:
+            if backend.transaction_status != "E":
+                backend.query(f"set extra_float_digits = {session_digits}")
+        if self.opts.format != "PARQUET":
+            formats.redshift_float_text(rows, columns, session_digits)
+        return rows
 
     # ---------------------------------------------------------- preconditions
     def _encryption_args(self) -> dict[str, str]:
