@@ -143,3 +143,13 @@ def test_failed_transaction_is_reported(env: Env) -> None:
         env.run(f"copy z from '{env.url('z/')}' iam_role '{ROLE}'")
     assert err.value.sqlstate == "25P02"
     env.run("rollback")
+
+
+def test_explicit_ids_load_a_plain_identity_column(env: Env) -> None:
+    # What the dialect makes of Redshift's plain IDENTITY(1, 1): INSERT refuses explicit ids.
+    env.run("create table plain_ids (id bigint generated always as identity, v text)")
+    with pytest.raises(Exception):
+        env.run("insert into plain_ids (id, v) values (5, 'no')")
+    put(env, "plainid/part", b"40|x\n41|y\n")
+    env.run(f"copy plain_ids from '{env.url('plainid/')}' iam_role '{ROLE}' explicit_ids")
+    assert env.scalar("select string_agg(id || '=' || v, ',' order by id) from plain_ids") == "40=x,41=y"
