@@ -18,8 +18,8 @@ What is translated, and how it differs from Redshift:
   svv_table_info.tbl_rows are cleared.
 - TRUNCATE: commits the open transaction first, as Redshift does; a new transaction is
   opened afterwards so the client's view of its transaction state stays true.
-- CREATE [OR REPLACE] VIEW ... WITH NO SCHEMA BINDING: created as an ordinary view and recorded
-  as late-binding. PostgreSQL still binds at creation, so referenced tables must exist and
+- CREATE [OR REPLACE] VIEW ... WITH NO SCHEMA BINDING: every relation must be schema-qualified
+  (as on Redshift); then created as an ordinary view and recorded as late-binding. PostgreSQL still binds at creation, so referenced tables must exist and
   dropping them needs CASCADE — unlike Redshift.
 - CREATE/ALTER USER with PASSWORD DISABLE, CREATEUSER, SYSLOG ACCESS, SESSION TIMEOUT,
   CONNECTION LIMIT UNLIMITED, IN GROUP: mapped to role options; plain passwords must pass
@@ -186,6 +186,8 @@ class RedshiftDialect:
         parts, _ = qualified_name(tokens, i)
         tail = [t.upper for t in tokens[-4:]]
         late = tail == ["WITH", "NO", "SCHEMA", "BINDING"]
+        if late:
+            _require_qualified_relations(tokens[:-4])
         pg_sql = sql[: tokens[-4].start] if late else sql
         record = f"select redshift_sys.record_view({literal(regclass_text(parts))}::regclass, {literal(late)})"
         return StatementsIntercept([pg_sql, record])
@@ -314,6 +316,59 @@ def _vacuum(tokens: list[Token]) -> Intercept:
     if mode in (("REINDEX",), ("RECLUSTER",)) and table is None:
         raise syntax_error(f"VACUUM {' '.join(mode)} needs a table name")
     return VacuumIntercept(table, mode != ("SORT", "ONLY"))
+
+
+_FROM_LIST_END = {"WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION", "INTERSECT", "EXCEPT", "MINUS",
+                  "WINDOW", "QUALIFY", "ON", "USING", "JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "NATURAL"}
+LATE_BINDING_UNQUALIFIED = "All the relations in a late binding view should be qualified with a schema name"
+
+
+def _require_qualified_relations(tokens: list[Token]) -> None:
+    """A late-binding view names every table as schema.table ("CREATE VIEW", WITH NO SCHEMA
+    BINDING). Names a WITH clause defines are exempt; subqueries are checked the same way."""
+    ctes = {tokens[i].ident_name for i in range(len(tokens) - 2)
+            if tokens[i].is_ident and tokens[i + 1].is_kw("AS") and tokens[i + 2].is_op("(")}
+    in_from = False
+    expect_relation = False
+    depth_of_from: list[int] = []
+    depth = 0
+    calls: list[bool] = []  # per open paren: is it a function's argument list (EXTRACT(x FROM y))?
+    for i, t in enumerate(tokens):
+        if t.is_op("("):
+            depth += 1
+            calls.append(i > 0 and tokens[i - 1].is_ident and not tokens[i - 1].is_kw(
+                "FROM", "JOIN", "IN", "EXISTS", "AS", "ANY", "ALL", "SOME", "SELECT", "WHERE", "AND", "OR", "NOT"))
+            expect_relation = False
+            continue
+        if t.is_kw("FROM") and calls and calls[-1]:
+            continue
+        if t.is_op(")"):
+            depth -= 1
+            if calls:
+                calls.pop()
+            if depth_of_from and depth_of_from[-1] > depth:
+                depth_of_from.pop()
+            in_from = bool(depth_of_from) and depth_of_from[-1] == depth
+            continue
+        if t.is_kw("FROM", "JOIN"):
+            in_from = True
+            expect_relation = True
+            if not depth_of_from or depth_of_from[-1] != depth:
+                depth_of_from.append(depth)
+            continue
+        if t.is_kw(*_FROM_LIST_END) and not t.is_kw("JOIN"):
+            expect_relation = False
+            if not t.is_kw("INNER", "LEFT", "RIGHT", "FULL", "CROSS", "NATURAL", "ON", "USING"):
+                in_from = False
+            continue
+        if in_from and t.is_op(","):
+            expect_relation = True
+            continue
+        if expect_relation and t.is_ident:
+            expect_relation = False
+            qualified = i + 1 < len(tokens) and tokens[i + 1].is_op(".")
+            if not qualified and t.ident_name not in ctes:
+                raise BackendError("0A000", LATE_BINDING_UNQUALIFIED)
 
 
 class _NotOurs(Exception):

@@ -1,0 +1,37 @@
+"""Late-binding views need schema-qualified relations ("CREATE VIEW", WITH NO SCHEMA BINDING)."""
+
+from __future__ import annotations
+
+import pytest
+
+from migrator.sandbox.interfaces import BackendError
+from migrator.sandbox.redshift.dialect import LATE_BINDING_UNQUALIFIED
+from tests.sandbox_catalog.conftest import Cluster
+
+
+@pytest.mark.parametrize("query", [
+    "select a from base",
+    "select b.a from public.base b join base c on b.a = c.a",
+    "select a from public.base, base",
+    "select a from (select a from base) s",
+    "select a from public.base where a in (select a from base)",
+])
+def test_unqualified_relation_refused(cluster: Cluster, query: str) -> None:
+    cluster.run("create table base (a int)")
+    with pytest.raises(BackendError) as err:
+        cluster.run(f"create view lbv as {query} with no schema binding")
+    assert err.value.message == LATE_BINDING_UNQUALIFIED
+    assert cluster.rows("select count(*) from pg_views where viewname = 'lbv'") == [(0,)]
+
+
+@pytest.mark.parametrize("query", [
+    "select a from public.base",
+    'select b.a from "public"."base" b left join public.base c on b.a = c.a',
+    "select x.a from public.base, public.base x",
+    "with w as (select a from public.base) select a from w",
+    "select extract(year from now()) as a from public.base",
+])
+def test_qualified_relations_accepted(cluster: Cluster, query: str) -> None:
+    cluster.run("create table base (a int)")
+    cluster.run(f"create view lbv as {query} with no schema binding")
+    assert cluster.rows("select viewname from svv_late_binding_views") == [("lbv",)]
