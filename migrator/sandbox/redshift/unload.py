@@ -273,15 +273,19 @@ class UnloadIntercept:
 
     def _manifest(self, files: list[DataFile], columns: list[ColumnType], rows: int, total: int) -> bytes:
         entries: list[dict[str, Any]] = []
+        header = 1 if self.opts.header else 0
         for f in files:
-            entry: dict[str, Any] = {"url": f.url}
+            # Every UNLOAD manifest carries meta.content_length ("Using a manifest to specify
+            # data files": COPY from Parquet/ORC and Spectrum need it); VERBOSE adds the row
+            # count, which includes the header line when HEADER is on (UNLOAD, MANIFEST VERBOSE).
+            meta: dict[str, Any] = {"content_length": len(f.body)}
             if self.opts.verbose:
-                entry["meta"] = {"content_length": len(f.body), "record_count": f.rows}
-            entries.append(entry)
+                meta["record_count"] = f.rows + header
+            entries.append({"url": f.url, "meta": meta})
         doc: dict[str, Any] = {"entries": entries}
         if self.opts.verbose:
             doc["schema"] = {"elements": [{"name": c.name, "type": c.manifest_type()} for c in columns]}
-            doc["meta"] = {"content_length": total, "record_count": rows}
+            doc["meta"] = {"content_length": total, "record_count": rows + header * len(files)}
             doc["author"] = {"name": "Amazon Redshift", "version": "1.0.0"}
         return json.dumps(doc, indent=1).encode("utf-8")
 
