@@ -541,6 +541,29 @@ from redshift_sys.rs_external_table t;
 
 grant select on all tables in schema redshift_sys to public;
 
+-- ---------------------------------------------------------------- Redshift-only types
+-- VARBYTE ("VARBYTE type") over bytea and SUPER ("SUPER type") over jsonb: domains, so
+-- format_type and pg_table_def name them as Redshift does. A JSON null is a value here,
+-- distinct from SQL NULL, as in SUPER. The length limit of VARBYTE(n) is not kept.
+do $$
+begin
+    if to_regtype('redshift_sys.varbyte') is null then
+        create domain redshift_sys.varbyte as bytea;
+    end if;
+    if to_regtype('redshift_sys.super') is null then
+        create domain redshift_sys.super as jsonb;
+    end if;
+end $$;
+
+create or replace function redshift_sys.from_hex(t text) returns redshift_sys.varbyte
+language sql immutable strict as $$ select decode(t, 'hex')::redshift_sys.varbyte $$;
+create or replace function redshift_sys.to_hex(b bytea) returns text
+language sql immutable strict as $$ select encode(b, 'hex') $$;
+create or replace function redshift_sys.json_parse(t text) returns redshift_sys.super
+language sql immutable strict as $$ select t::jsonb::redshift_sys.super $$;
+create or replace function redshift_sys.json_serialize(s jsonb) returns text
+language sql immutable strict as $$ select s::text $$;
+
 -- ---------------------------------------------------------------- functions
 -- search_path as Redshift reports it (SHOW / current_setting, rewritten by settings.py):
 -- "$user" unquoted and the emulation's own schema left out ("search_path" page).

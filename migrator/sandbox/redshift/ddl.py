@@ -77,7 +77,11 @@ def map_type(tokens: list[Token]) -> str | None:
     if name in ("DECIMAL", "NUMERIC") and not args:
         return "numeric(18,0)"
     if name in ("VARBYTE", "VARBINARY", "BINARY VARYING"):
-        return "bytea"
+        if args and (not args[0].isdigit() or not 1 <= int(args[0]) <= 1_024_000):
+            raise BackendError("22023", "length for type varbyte must be between 1 and 1024000")
+        return "redshift_sys.varbyte"
+    if name == "SUPER" and not args:
+        return "redshift_sys.super"
     return None
 
 

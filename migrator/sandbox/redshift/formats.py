@@ -40,7 +40,8 @@ class ColumnType:
     # Parsed once per column, not once per value: COPY checks every value against these.
     @cached_property
     def base(self) -> str:
-        return re.sub(r"\(\d+(?:,\d+)?\)", "", self.type_name).strip()
+        # The emulated Redshift types (domains) read the same whatever the search path.
+        return re.sub(r"\(\d+(?:,\d+)?\)", "", self.type_name).strip().removeprefix("redshift_sys.")
 
     @cached_property
     def modifiers(self) -> tuple[int, ...]:
@@ -91,7 +92,9 @@ def arrow_type(col: ColumnType, values: Sequence[str | None] = ()) -> pa.DataTyp
     if base == "timestamp without time zone":
         return pa.timestamp("us")
     if base == "timestamp with time zone":
-        return pa.timestamp("us", tz="UTC")
+        # UNLOAD to Parquet writes only the timestamp of a TIMESTAMPTZ, not its zone
+        # ("UNLOAD", FORMAT AS PARQUET); values are UTC.
+        return pa.timestamp("us")
     if base == "time without time zone":
         return pa.time64("us")
     return pa.string()
@@ -111,10 +114,18 @@ def _from_pg_text(dtype: pa.DataType) -> Callable[[str], object]:
     if pa.types.is_timestamp(dtype):
         if dtype.tz:
             return lambda s: datetime.fromisoformat(s).astimezone(timezone.utc)
-        return datetime.fromisoformat
+        return _naive_utc
     if pa.types.is_time(dtype):
         return time.fromisoformat
     return str
+
+
+def _naive_utc(s: str) -> datetime:
+    """A timestamp's text; one with an offset (TIMESTAMPTZ) becomes its UTC wall time."""
+    value = datetime.fromisoformat(s)
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
 
 
 def _float_text(v: float) -> str:
@@ -148,6 +159,23 @@ def redshift_float_text(rows: list[Row], columns: Sequence[ColumnType], extra_di
             v = row[i]
             if v is not None:
                 row[i] = redshift_float(v, base, extra_digits)
+
+
+def redshift_binary_and_super_text(rows: list[Row], columns: Sequence[ColumnType]) -> None:
+    """In place, for UNLOAD text/CSV: VARBYTE as bare hex digits (PostgreSQL writes ``\\x``
+    first); SUPER as JSON, SQL NULL included (``null``: "SUPER data columns ignore NULL AS")."""
+    binary = [i for i, c in enumerate(columns) if c.base == "varbyte"]
+    sup = [i for i, c in enumerate(columns) if c.base == "super"]
+    if not binary and not sup:
+        return
+    for row in rows:
+        for i in binary:
+            v = row[i]
+            if v is not None and v.startswith("\\x"):
+                row[i] = v[2:]
+        for i in sup:
+            if row[i] is None:
+                row[i] = "null"
 
 
 def _to_pg_text(dtype: pa.DataType) -> Callable[[object], str]:

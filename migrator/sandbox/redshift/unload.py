@@ -22,6 +22,9 @@ Choices where the sandbox differs from, or had to guess about, real Redshift:
 * REAL/DOUBLE in text and CSV have ``6 + extra_float_digits`` / ``15 + extra_float_digits``
   significant digits (``%.*g``, as Redshift's PostgreSQL 8.0 base prints them), so with the
   default 0 a reload loses precision; Parquet keeps the exact values.
+* VARBYTE unloads only to text/CSV, as hex digits; SUPER is written as JSON and a SQL
+  NULL as JSON ``null`` (NULL AS does not apply to SUPER), so SQL NULL and JSON null
+  are the same in text/CSV. TIMESTAMPTZ in Parquet keeps the UTC time, not the zone.
 * The command tag is ``UNLOAD`` and no rows are returned.
 """
 
@@ -111,6 +114,8 @@ class UnloadIntercept:
         sse = self._encryption_args()
         query = strip_query(o.query)
         columns = describe_query(backend, query)
+        if o.format == "PARQUET" and any(c.base == "varbyte" for c in columns):
+            raise BackendError("0A000", "VARBYTE columns can only be unloaded to text or CSV format")
         self._prepare_destination(s3, bucket, prefix)
         rows = self._query_rows(backend, query, columns)
         files = self._render(bucket, prefix, columns, rows)
@@ -140,6 +145,7 @@ class UnloadIntercept:
                 backend.query(f"set extra_float_digits = {session_digits}")
         if self.opts.format != "PARQUET":
             formats.redshift_float_text(rows, columns, session_digits)
+            formats.redshift_binary_and_super_text(rows, columns)
         return rows
 
     # ---------------------------------------------------------- preconditions
