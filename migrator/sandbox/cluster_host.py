@@ -155,6 +155,16 @@ class LocalClusterHost:
         with self._lock:
             return list(self._clusters.values())
 
+    def set_isolation(self, cluster_id: str, level: str) -> None:
+        """SERIALIZABLE or SNAPSHOT for the cluster's database, as a test chooses (new clusters
+        get SNAPSHOT, as new provisioned clusters do). Unlike ALTER DATABASE ... ISOLATION LEVEL
+        this also works for a database named dev. Sessions opened afterwards get the level."""
+        pg_level = {"SERIALIZABLE": "serializable", "SNAPSHOT": "repeatable read"}[level.upper()]
+        runtime = self.runtime(cluster_id)
+        with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("alter database {} set default_transaction_isolation = {}").format(
+                sql.Identifier(runtime.database), sql.Literal(pg_level)))
+
     def reboot(self, cluster_id: str) -> None:
         self.proxies.drop_sessions(cluster_id)
 

@@ -89,6 +89,29 @@ def raise_statement(sqlstate: str, message: str, detail: str | None = None) -> s
     return f"DO ${tag}${body}${tag}$"
 
 
+SERIALIZATION_FAILURE = "40001"
+#: Redshift reports a serialization conflict as error 1023 with SQLSTATE XX000 ("Isolation
+#: levels in Amazon Redshift": "ERROR:1023 DETAIL: Serializable isolation violation on table").
+REDSHIFT_ISOLATION_ERROR = ("XX000", "1023")
+
+
+def redshift_error(sqlstate: str, message: str, detail: str | None) -> tuple[str, str, str | None]:
+    """The error as Redshift words it; PostgreSQL's serialization failures become error 1023."""
+    if sqlstate != SERIALIZATION_FAILURE:
+        return sqlstate, message, detail
+    code, text = REDSHIFT_ISOLATION_ERROR
+    return code, text, ("Serializable isolation violation on table - 0, transactions forming the cycle are: "
+                        f"unknown in the sandbox ({message})")
+
+
+def _redshift_error_payload(payload: bytes) -> bytes:
+    fields = wire.decode_fields(payload)
+    if fields.get("C") != SERIALIZATION_FAILURE:
+        return payload
+    sqlstate, text, detail = redshift_error(fields["C"], fields.get("M", ""), fields.get("D"))
+    return wire.error_response(sqlstate, text, detail)[5:]
+
+
 _LEADING_NOISE = re.compile(r"(\s+|--[^\n]*(\n|$)|/\*.*?\*/|\()*", re.S)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -485,6 +508,8 @@ class _Session:
     async def _account(self, kind: bytes, payload: bytes) -> bytes | None:
         """Match a relayed backend message to what it answers; return what the client gets."""
         head = self._expect[0] if self._expect else None
+        if kind == b"E":
+            payload = _redshift_error_payload(payload)
         out: bytes | None = wire.message(kind, payload)
         if kind == b"S":
             out = self._note_parameter(payload)
@@ -839,7 +864,7 @@ class _Session:
                                       wire.result_format(formats, i))
                     for i, v in enumerate(row)]))
         except BackendError as err:
-            self._reply(wire.error_response(err.sqlstate, err.message, err.detail))
+            self._reply(wire.error_response(*redshift_error(err.sqlstate, err.message, err.detail)))
             return False
         except (ValueError, IndexError) as exc:
             self._reply(wire.error_response("XX000", f"sandbox cannot encode the result: {exc}"))

@@ -541,6 +541,34 @@ from redshift_sys.rs_external_table t;
 
 grant select on all tables in schema redshift_sys to public;
 
+-- ---------------------------------------------------------------- isolation
+-- "Isolation levels in Amazon Redshift": SERIALIZABLE or SNAPSHOT per database; new
+-- provisioned clusters get SNAPSHOT. PostgreSQL's SERIALIZABLE and REPEATABLE READ (its
+-- snapshot isolation) stand in; the proxy reports their conflicts as Redshift's error 1023.
+create or replace function redshift_sys.isolation_of(db oid) returns text language sql stable as $$
+    select case when coalesce((select substr(cfg, length('default_transaction_isolation=') + 1)
+                               from pg_db_role_setting s, unnest(s.setconfig) cfg
+                               where s.setdatabase = db and s.setrole = 0
+                                 and cfg like 'default_transaction_isolation=%'), 'read committed') = 'serializable'
+                then 'SERIALIZABLE' else 'SNAPSHOT' end
+$$;
+drop view if exists redshift_sys.stv_db_isolation_level;
+create view redshift_sys.stv_db_isolation_level as
+select d.datname::char(128) as db_name,
+       (case redshift_sys.isolation_of(d.oid) when 'SERIALIZABLE' then 'Serializable' else 'Snapshot Isolation' end)::char(32)
+           as isolation_level
+from pg_database d
+where not d.datistemplate and d.datname <> 'postgres' and redshift_sys.is_superuser();
+
+do $$
+begin
+    if not exists (select 1 from pg_db_role_setting s, unnest(s.setconfig) cfg
+                   where s.setdatabase = (select oid from pg_database where datname = current_database())
+                     and s.setrole = 0 and cfg like 'default_transaction_isolation=%') then
+        execute format('alter database %I set default_transaction_isolation = %L', current_database(), 'repeatable read');
+    end if;
+end $$;
+
 -- ---------------------------------------------------------------- Redshift-only types
 -- VARBYTE ("VARBYTE type") over bytea and SUPER ("SUPER type") over jsonb: domains, so
 -- format_type and pg_table_def name them as Redshift does. A JSON null is a value here,

@@ -201,6 +201,9 @@ class RedshiftDialect:
                 return None
             except BackendError as e:
                 return _ErrorIntercept(e)
+        if len(tokens) == 6 and tokens[1].is_kw("DATABASE") and tokens[3].is_kw("ISOLATION") \
+                and tokens[4].is_kw("LEVEL"):
+            return _deferred_error_or(lambda: _alter_isolation(tokens[2].ident_name, tokens[5]))
         if len(tokens) < 4 or not tokens[1].is_kw("TABLE"):
             return None
         try:
@@ -369,6 +372,34 @@ def _require_qualified_relations(tokens: list[Token]) -> None:
             qualified = i + 1 < len(tokens) and tokens[i + 1].is_op(".")
             if not qualified and t.ident_name not in ctes:
                 raise BackendError("0A000", LATE_BINDING_UNQUALIFIED)
+
+
+PG_ISOLATION = {"SERIALIZABLE": "serializable", "SNAPSHOT": "repeatable read"}
+
+
+@dataclass
+class _IsolationIntercept:
+    database: str
+    level: str
+    columns: Sequence[Column] = field(default_factory=list)
+    atomic = False
+
+    def execute(self, backend: Backend, session: SessionInfo) -> QueryResult:
+        if backend.transaction_status != "I":
+            raise BackendError("25001", "ALTER DATABASE ISOLATION LEVEL cannot run inside a transaction block")
+        backend.query(f"alter database {quote_ident(self.database)} set default_transaction_isolation = "
+                      f"{literal(PG_ISOLATION[self.level])}")
+        return QueryResult("ALTER DATABASE")
+
+
+def _alter_isolation(database: str, level: Token) -> Intercept:
+    """ALTER DATABASE db ISOLATION LEVEL {SERIALIZABLE | SNAPSHOT} ("ALTER DATABASE"): new sessions
+    get the level; the dev database's level cannot be altered."""
+    if level.upper not in PG_ISOLATION:
+        raise syntax_error(f'syntax error at or near "{level.text}"')
+    if database == "dev":
+        raise BackendError("0A000", "Cannot alter the isolation level of the dev database")
+    return _IsolationIntercept(database, level.upper)
 
 
 class _NotOurs(Exception):
