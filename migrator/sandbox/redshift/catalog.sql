@@ -569,6 +569,56 @@ begin
     end if;
 end $$;
 
+-- ---------------------------------------------------------------- ACLs as Redshift prints them
+-- "PG_DEFAULT_ACL": privilege letters a r w d R x t X U C T D(DROP) P(TRUNCATE) A(ALTER), in
+-- the order "arwdRxtXUCTDPA", each optionally followed by * (WITH GRANT OPTION); a group
+-- grantee reads "group name=.../grantor". PostgreSQL writes TRUNCATE as D, so D becomes P.
+-- settings.py puts this on relacl/nspacl/proacl/defaclacl/datacl in select lists; the value
+-- is the array's text, as a Redshift client receives it.
+create or replace function redshift_sys.rs_acl_items(acl aclitem[]) returns text[]
+language plpgsql stable as $$
+declare
+    item text;
+    m text[];
+    grantee text;
+    privs text;
+    letter text;
+    out_privs text;
+    order_ text := 'arwdRxtXUCTDPA';
+    i int;
+    items text[] := '{}';
+begin
+    if acl is null then
+        return null;
+    end if;
+    foreach item in array acl::text[] loop
+        m := regexp_match(item, '^("(?:[^"]|"")*"|[^=]*)=([A-Za-z*]*)/(.*)$');
+        if m is null then
+            items := items || item;
+            continue;
+        end if;
+        grantee := m[1];
+        privs := translate(m[2], 'D', 'P');
+        out_privs := '';
+        for i in 1 .. length(order_) loop
+            letter := substr(order_, i, 1);
+            if strpos(privs, letter) > 0 then
+                out_privs := out_privs || letter ||
+                    case when substr(privs, strpos(privs, letter) + 1, 1) = '*' then '*' else '' end;
+            end if;
+        end loop;
+        if grantee <> '' and exists (select 1 from pg_roles r where not r.rolcanlogin and
+               r.rolname = case when grantee like '"%' then replace(substr(grantee, 2, length(grantee) - 2), '""', '"')
+                                else grantee end) then
+            grantee := 'group ' || grantee;
+        end if;
+        items := items || (grantee || '=' || out_privs || '/' || m[3]);
+    end loop;
+    return items;
+end $$;
+create or replace function redshift_sys.rs_acl(acl aclitem[]) returns text
+language sql stable as $$ select redshift_sys.rs_acl_items(acl)::text $$;
+
 -- ---------------------------------------------------------------- Redshift-only types
 -- VARBYTE ("VARBYTE type") over bytea and SUPER ("SUPER type") over jsonb: domains, so
 -- format_type and pg_table_def name them as Redshift does. A JSON null is a value here,

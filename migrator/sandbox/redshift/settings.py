@@ -11,6 +11,9 @@ The emulation's catalog schema (redshift_sys) must stay on PostgreSQL's search_p
 - ``SET extra_float_digits`` accepts -15 .. 2 only (Redshift's range; PostgreSQL's is
   -15 .. 3) and fails otherwise with the message Redshift's PostgreSQL 8.0 base gives.
 
+- ``relacl``, ``nspacl``, ``proacl``, ``defaclacl``, ``datacl``, ``lanacl`` in a select list come
+  back in Redshift's ACL letters (``redshift_sys.rs_acl``), as text.
+
 Statements are rewritten one token span at a time; everything else reaches PostgreSQL
 byte for byte. ``set_config('search_path', ...)`` is not rewritten (a known gap).
 """
@@ -83,16 +86,68 @@ def _rewrite_statement(sql: str, s: list[Token]) -> list[Edit]:
     return edits
 
 
+ACL_COLUMNS = frozenset({"relacl", "nspacl", "proacl", "defaclacl", "datacl", "lanacl"})
+_SELECT_LIST_END = frozenset({"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION", "INTERSECT",
+                              "EXCEPT", "INTO", "WINDOW", "OFFSET"})
+
+
+def _acl_edits(s: list[Token]) -> list[Edit]:
+    """ACL columns in select lists as Redshift prints them (redshift_sys.rs_acl), keeping their names."""
+    edits: list[Edit] = []
+    depth = 0
+    select_depths: list[int] = []
+    for k, t in enumerate(s):
+        if t.is_op("("):
+            depth += 1
+            continue
+        if t.is_op(")"):
+            depth -= 1
+            while select_depths and select_depths[-1] > depth:
+                select_depths.pop()
+            continue
+        if t.is_kw("SELECT"):
+            select_depths.append(depth)
+            continue
+        if select_depths and select_depths[-1] == depth and t.is_kw(*_SELECT_LIST_END):
+            select_depths.pop()
+            continue
+        in_list = bool(select_depths) and select_depths[-1] <= depth
+        if not (in_list and t.kind in ("word", "qident") and t.ident_name in ACL_COLUMNS):
+            continue
+        nxt = s[k + 1] if k + 1 < len(s) else None
+        if nxt is not None and (nxt.is_op("(") or nxt.is_op(".")):
+            continue
+        start = k
+        while start >= 2 and s[start - 1].is_op(".") and s[start - 2].kind in ("word", "qident"):
+            start -= 2
+        ref = "".join(x.text for x in s[start:k + 1])
+        cast = nxt is not None and nxt.is_op("::")
+        if select_depths[-1] != depth or cast:
+            # Inside an expression (array_to_string(relacl, ...), relacl::text): the items as text[].
+            edits.append(Edit(s[start].start, t.end, f"{SCHEMA}.rs_acl_items({ref})"))
+            continue
+        aliased = nxt is not None and (nxt.is_kw("AS") or (nxt.kind in ("word", "qident") and not nxt.is_kw(
+            *_SELECT_LIST_END)))
+        alias = "" if aliased else f" as {t.ident_name}"
+        edits.append(Edit(s[start].start, t.end, f"{SCHEMA}.rs_acl({ref}){alias}"))
+    return edits
+
+
 def rewrite(sql: str) -> str | None:
     """The text PostgreSQL should run instead of ``sql``, or None to run it unchanged."""
     lowered = sql.lower()
-    if "search_path" not in lowered and "extra_float_digits" not in lowered:
+    acl = "acl" in lowered and any(c in lowered for c in ACL_COLUMNS)
+    if "search_path" not in lowered and "extra_float_digits" not in lowered and not acl:
         return None
     try:
         tokens = tokenize(sql)
     except TokenizeError:
         return None
-    edits = [e for s in _statements(tokens) for e in _rewrite_statement(sql, s)]
+    edits: list[Edit] = []
+    for s in _statements(tokens):
+        edits.extend(_rewrite_statement(sql, s))
+        if acl:
+            edits.extend(_acl_edits(s))
     return apply_edits(sql, edits) if edits else None
 
 
