@@ -677,7 +677,15 @@ class _Session:
         if rewritten is not None:
             parse = wire.Parse(parse.statement, rewritten, parse.param_oids)
             payload = wire.parse_payload(parse)
-        intercept = self._classify(parse.sql)
+        try:
+            intercept = self._classify(parse.sql)
+        except BackendError as err:
+            # A recognised statement with bad options: the client sees the error on Parse.
+            await self._drain()
+            if not self._skipping:
+                await self._fail(*redshift_error(err.sqlstate, err.message, err.detail))
+                self._skipping = True
+            return
         if intercept is None:
             if not self._skipping:
                 self._statements[parse.statement] = _Statement(parse.sql, None, parse.param_oids)
@@ -777,14 +785,19 @@ class _Session:
         if rewritten is not None:
             sql = rewritten
             payload = wire.cstr(sql)
-        intercept = self._classify(sql)
-        parts = [(sql, intercept)]
-        if intercept is None:
-            pieces = split_statements(sql)
-            if len(pieces) > 1:
-                classified = [(piece, self._classify(piece)) for piece in pieces]
-                if any(claimed is not None for _, claimed in classified):
-                    parts = classified
+        try:
+            intercept = self._classify(sql)
+            parts = [(sql, intercept)]
+            if intercept is None:
+                pieces = split_statements(sql)
+                if len(pieces) > 1:
+                    classified = [(piece, self._classify(piece)) for piece in pieces]
+                    if any(claimed is not None for _, claimed in classified):
+                        parts = classified
+        except BackendError as err:
+            await self._fail(*redshift_error(err.sqlstate, err.message, err.detail))
+            self._reply(wire.ready_for_query(self.tx_status))
+            return
         if len(parts) == 1 and intercept is None:
             failure = await self._faults(first_keyword(sql), None)
             if failure is None:

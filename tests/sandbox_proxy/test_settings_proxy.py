@@ -16,19 +16,23 @@ from migrator.sandbox.interfaces import Intercept, SessionInfo
 from migrator.sandbox.postgres import SUPERUSER, PostgresServer
 from migrator.sandbox.proxy import ProxyThread, RedshiftProxy
 from migrator.sandbox.redshift import catalog, settings
+from migrator.sandbox.redshift.statements import RedshiftDataStatements
 
 DATABASE = "dev"
 USERS = {"awsuser": "Master-Pass1"}
 
 
 class SettingsOnly:
-    """The cluster's rewrite hook, nothing intercepted."""
+    """The cluster's rewrite hook and its UNLOAD/COPY parser (S3 is never reached here)."""
+
+    def __init__(self) -> None:
+        self.data = RedshiftDataStatements(lambda: None)
 
     def rewrite(self, sql: str, session: SessionInfo) -> str | None:
         return settings.rewrite(sql)
 
     def classify(self, sql: str, session: SessionInfo) -> Intercept | None:
-        return None
+        return self.data.classify(sql, session)
 
     def after_statement(self, sql: str, tag: str, session: SessionInfo) -> None:
         return None
@@ -88,3 +92,43 @@ def test_startup_extra_float_digits_above_two_is_fatal(proxy: RedshiftProxy) -> 
         errors = [wire.decode_fields(p) for k, p in rest if k == b"E"]
         assert errors and errors[0]["S"] == "FATAL" and errors[0]["C"] == "22023"
         assert "(-15 .. 2)" in errors[0]["M"]
+
+
+BAD_COPY = "copy t from 's3://bucket/key' iam_role 'arn:aws:iam::123456789012:role/R' format parquet compupdate off"
+
+
+def test_refused_copy_options_are_an_error_not_a_dropped_connection(proxy: RedshiftProxy) -> None:
+    conn = redshift_connector.connect(host="127.0.0.1", port=proxy.port, database=DATABASE, user="awsuser",
+                                      password=USERS["awsuser"], ssl=False)
+    try:
+        conn.autocommit = True
+        cur = conn.cursor()
+        with pytest.raises(redshift_connector.ProgrammingError) as err:
+            cur.execute(BAD_COPY)  # extended protocol
+        assert "COMPUPDATE argument is not supported for PARQUET based COPY" in str(err.value)
+        cur.execute("select 1")  # the session is still usable
+        assert cur.fetchall()[0][0] == 1
+        conn.autocommit = False
+        cur.execute("select 2")
+        with pytest.raises(redshift_connector.ProgrammingError):
+            cur.execute(BAD_COPY)
+        with pytest.raises(redshift_connector.ProgrammingError) as aborted:
+            cur.execute("select 3")  # inside a transaction the error aborted it, as on Redshift
+        assert "25P02" in str(aborted.value)
+        conn.rollback()
+    finally:
+        conn.close()
+
+
+def test_refused_copy_options_in_simple_query(tmp_path_factory: pytest.TempPathFactory, proxy: RedshiftProxy) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+    env = dict(os.environ, PGPASSWORD=USERS["awsuser"])
+    dsn = f"host=127.0.0.1 port={proxy.port} dbname={DATABASE} user=awsuser sslmode=disable"
+    out = subprocess.run([psql, dsn, "-X", "-A", "-t", "-c", BAD_COPY, "-c", "select 41 + 1"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert "COMPUPDATE argument is not supported" in out.stderr
+    assert out.stdout.strip() == "42"
