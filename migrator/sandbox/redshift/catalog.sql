@@ -619,6 +619,25 @@ end $$;
 create or replace function redshift_sys.rs_acl(acl aclitem[]) returns text
 language sql stable as $$ select redshift_sys.rs_acl_items(acl)::text $$;
 
+-- ---------------------------------------------------------------- view definitions
+-- A late-binding view's definition names every relation with its schema, as it was written
+-- (Redshift keeps the text; PostgreSQL's pg_get_viewdef drops the schema of relations on the
+-- search path). settings.py sends pg_get_viewdef here.
+create or replace function redshift_sys.qualified_viewdef(v oid, pretty boolean) returns text
+language sql stable set search_path = pg_catalog as $$ select pg_catalog.pg_get_viewdef(v, pretty) $$;
+create or replace function redshift_sys.rs_get_viewdef(v oid, pretty boolean) returns text
+language sql stable as $$
+    select case when exists (select 1 from redshift_sys.rs_view w where w.reloid = v and w.late_binding)
+                then redshift_sys.qualified_viewdef(v, pretty)
+                else pg_catalog.pg_get_viewdef(v, pretty) end
+$$;
+create or replace function redshift_sys.rs_get_viewdef(v oid) returns text
+language sql stable as $$ select redshift_sys.rs_get_viewdef(v, false) $$;
+create or replace function redshift_sys.rs_get_viewdef(v text, pretty boolean) returns text
+language sql stable as $$ select redshift_sys.rs_get_viewdef(v::regclass::oid, pretty) $$;
+create or replace function redshift_sys.rs_get_viewdef(v text) returns text
+language sql stable as $$ select redshift_sys.rs_get_viewdef(v::regclass::oid, false) $$;
+
 -- ---------------------------------------------------------------- Redshift-only types
 -- VARBYTE ("VARBYTE type") over bytea and SUPER ("SUPER type") over jsonb: domains, so
 -- format_type and pg_table_def name them as Redshift does. A JSON null is a value here,

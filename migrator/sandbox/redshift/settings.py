@@ -14,6 +14,8 @@ The emulation's catalog schema (redshift_sys) must stay on PostgreSQL's search_p
 - ``relacl``, ``nspacl``, ``proacl``, ``defaclacl``, ``datacl``, ``lanacl`` in a select list come
   back in Redshift's ACL letters (``redshift_sys.rs_acl``), as text.
 
+- ``pg_get_viewdef`` keeps the schema of every relation in a late-binding view's definition.
+
 Statements are rewritten one token span at a time; everything else reaches PostgreSQL
 byte for byte. ``set_config('search_path', ...)`` is not rewritten (a known gap).
 """
@@ -133,11 +135,22 @@ def _acl_edits(s: list[Token]) -> list[Edit]:
     return edits
 
 
+def _viewdef_edits(s: list[Token]) -> list[Edit]:
+    """pg_get_viewdef(...) → redshift_sys.rs_get_viewdef(...): late-binding views stay qualified."""
+    edits: list[Edit] = []
+    for k, t in enumerate(s):
+        if t.is_kw("PG_GET_VIEWDEF") and k + 1 < len(s) and s[k + 1].is_op("("):
+            start = s[k - 2].start if k >= 2 and s[k - 1].is_op(".") and s[k - 2].is_kw("PG_CATALOG") else t.start
+            edits.append(Edit(start, t.end, f"{SCHEMA}.rs_get_viewdef"))
+    return edits
+
+
 def rewrite(sql: str) -> str | None:
     """The text PostgreSQL should run instead of ``sql``, or None to run it unchanged."""
     lowered = sql.lower()
     acl = "acl" in lowered and any(c in lowered for c in ACL_COLUMNS)
-    if "search_path" not in lowered and "extra_float_digits" not in lowered and not acl:
+    viewdef = "pg_get_viewdef" in lowered
+    if "search_path" not in lowered and "extra_float_digits" not in lowered and not acl and not viewdef:
         return None
     try:
         tokens = tokenize(sql)
@@ -148,6 +161,8 @@ def rewrite(sql: str) -> str | None:
         edits.extend(_rewrite_statement(sql, s))
         if acl:
             edits.extend(_acl_edits(s))
+        if viewdef:
+            edits.extend(_viewdef_edits(s))
     return apply_edits(sql, edits) if edits else None
 
 
