@@ -48,3 +48,12 @@ def test_late_binding_definition_stays_qualified(cluster: Cluster) -> None:
     # Replaying the definition as a late-binding view works.
     cluster.run("drop view lbv")
     cluster.run(f"create view lbv as {late.rstrip(';')} with no schema binding")  # type: ignore[union-attr]
+
+
+def test_pg_views_definition_of_late_binding_view_stays_qualified(cluster: Cluster) -> None:
+    cluster.run("create table base (a int)")
+    cluster.run("create view lbv as select a from public.base with no schema binding")
+    rows = cluster.run("select schemaname, viewname, definition from pg_views where viewname = 'lbv'").rows
+    assert rows[0][:2] == ("public", "lbv") and "public.base" in (rows[0][2] or "")
+    aliased = cluster.run("select v.definition from pg_catalog.pg_views v where v.viewname = 'lbv'").rows
+    assert "public.base" in (aliased[0][0] or "")

@@ -637,6 +637,13 @@ create or replace function redshift_sys.rs_get_viewdef(v text, pretty boolean) r
 language sql stable as $$ select redshift_sys.rs_get_viewdef(v::regclass::oid, pretty) $$;
 create or replace function redshift_sys.rs_get_viewdef(v text) returns text
 language sql stable as $$ select redshift_sys.rs_get_viewdef(v::regclass::oid, false) $$;
+-- pg_views with that definition (settings.py sends FROM pg_views here).
+create or replace view redshift_sys.rs_views as
+select n.nspname as schemaname, c.relname as viewname, pg_catalog.pg_get_userbyid(c.relowner) as viewowner,
+       redshift_sys.rs_get_viewdef(c.oid, false) as definition
+from pg_catalog.pg_class c left join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where c.relkind = 'v';
+grant select on redshift_sys.rs_views to public;
 
 -- ---------------------------------------------------------------- Redshift-only types
 -- VARBYTE ("VARBYTE type") over bytea and SUPER ("SUPER type") over jsonb: domains, so

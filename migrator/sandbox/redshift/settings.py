@@ -14,7 +14,8 @@ The emulation's catalog schema (redshift_sys) must stay on PostgreSQL's search_p
 - ``relacl``, ``nspacl``, ``proacl``, ``defaclacl``, ``datacl``, ``lanacl`` in a select list come
   back in Redshift's ACL letters (``redshift_sys.rs_acl``), as text.
 
-- ``pg_get_viewdef`` keeps the schema of every relation in a late-binding view's definition.
+- ``pg_get_viewdef`` and ``pg_views.definition`` keep the schema of every relation in a
+  late-binding view's definition.
 
 Statements are rewritten one token span at a time; everything else reaches PostgreSQL
 byte for byte. ``set_config('search_path', ...)`` is not rewritten (a known gap).
@@ -139,9 +140,17 @@ def _viewdef_edits(s: list[Token]) -> list[Edit]:
     """pg_get_viewdef(...) → redshift_sys.rs_get_viewdef(...): late-binding views stay qualified."""
     edits: list[Edit] = []
     for k, t in enumerate(s):
+        qualified = k >= 2 and s[k - 1].is_op(".") and s[k - 2].is_kw("PG_CATALOG")
+        start = s[k - 2].start if qualified else t.start
         if t.is_kw("PG_GET_VIEWDEF") and k + 1 < len(s) and s[k + 1].is_op("("):
-            start = s[k - 2].start if k >= 2 and s[k - 1].is_op(".") and s[k - 2].is_kw("PG_CATALOG") else t.start
             edits.append(Edit(start, t.end, f"{SCHEMA}.rs_get_viewdef"))
+        elif t.is_kw("PG_VIEWS") and (qualified or (k > 0 and s[k - 1].is_kw("FROM", "JOIN") or
+                                                    k > 0 and s[k - 1].is_op(","))):
+            nxt = s[k + 1] if k + 1 < len(s) else None
+            aliased = nxt is not None and (nxt.is_kw("AS") or (nxt.kind in ("word", "qident") and not nxt.is_kw(
+                "WHERE", "JOIN", "LEFT", "RIGHT", "INNER", "FULL", "CROSS", "ON", "GROUP", "ORDER", "LIMIT",
+                "UNION", "EXCEPT", "INTERSECT", "NATURAL", "HAVING", "WINDOW", "USING")))
+            edits.append(Edit(start, t.end, f"{SCHEMA}.rs_views" + ("" if aliased else " as pg_views")))
     return edits
 
 
@@ -149,7 +158,7 @@ def rewrite(sql: str) -> str | None:
     """The text PostgreSQL should run instead of ``sql``, or None to run it unchanged."""
     lowered = sql.lower()
     acl = "acl" in lowered and any(c in lowered for c in ACL_COLUMNS)
-    viewdef = "pg_get_viewdef" in lowered
+    viewdef = "pg_get_viewdef" in lowered or "pg_views" in lowered
     if "search_path" not in lowered and "extra_float_digits" not in lowered and not acl and not viewdef:
         return None
     try:
