@@ -90,14 +90,18 @@ def init(config: Annotated[Path, typer.Argument(help="migration config (TOML)")]
 @app.command()
 def run(
     config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
-    approve_cutover: Annotated[bool, typer.Option("--approve-cutover", help="approve the cutover gate")] = False,
+    approve_cutover: Annotated[bool, typer.Option("--approve-cutover",
+                                                  help="pass the cutover gate when the run reaches it")] = False,
+    approve_modify: Annotated[bool, typer.Option("--approve-modify",
+                                                 help="pass the modify gate (ModifyCluster) when the run reaches it"
+                                                 )] = False,
     assume_frozen: Annotated[bool, typer.Option("--assume-frozen",
                                                 help="skip the write-freeze check (recorded)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the migration from wherever it stands; safe to re-run after any crash."""
-    options = RunOptions(approve_cutover=approve_cutover, assume_frozen=assume_frozen)
+    options = RunOptions(approve_cutover=approve_cutover, approve_modify=approve_modify, assume_frozen=assume_frozen)
     if quiet or as_json or not err.is_terminal:
         _call(lambda: commands.run(config, options), as_json)
         return

@@ -21,6 +21,8 @@ class MigrationFlow(PersistedMachine):
 
     def _persist_phase(self, trigger: str, dest: str, facts: Mapping[str, Any]) -> MigrationView:
         detail = dict(facts.get("detail", {}))
+        if facts.get("gate"):
+            detail["gate"] = facts["gate"]  # the store names the approval this move consumes
         return self.store.advance_migration(self.subject, trigger, dest, detail,
                                             finished=self.definition.state(dest).final)
 

@@ -156,18 +156,24 @@ class Store:
     def advance_migration(self, migration: MigrationView, trigger: str, to_phase: str,
                           detail: Mapping[str, Any] | None = None, *, finished: bool = False,
                           error: str | None = None) -> MigrationView:
+        """Move the phase. Approvals belong to the phase they were given in: every move clears them,
+        and the move out of a gate names the approval it consumed in its event."""
         now = utcnow()
+        event_detail = dict(detail or {})
+        gate = event_detail.get("gate")
+        if gate is not None and gate in migration.approvals:
+            event_detail["approval"] = dict(migration.approvals[gate])
         with self._tx() as conn:
             result = conn.execute(update(Migration).where(
                 Migration.id == migration.id, Migration.phase == migration.phase,
                 Migration.version == migration.version,
             ).values(phase=to_phase, version=Migration.version + 1, updated_at=now, last_error=error,
-                     finished_at=now if finished else None))
+                     finished_at=now if finished else None, approvals={}))
             if result.rowcount != 1:
                 raise ConcurrentUpdate(
                     f"migration {migration.name!r} is no longer in phase {migration.phase!r}: another process "
                     "moved it; nothing was written", hint="run `migrator status` to see where it is")
-            self._event(conn, migration.id, "migration", trigger, migration.phase, to_phase, detail)
+            self._event(conn, migration.id, "migration", trigger, migration.phase, to_phase, event_detail)
         return self.require_migration(migration.name)
 
     def record_migration_error(self, migration: MigrationView, error: str, detail: Mapping[str, Any]) -> None:
@@ -178,16 +184,24 @@ class Store:
                         {"error": error, **detail})
 
     def record_approval(self, migration: MigrationView, gate: str, detail: Mapping[str, Any]) -> MigrationView:
+        """Record who approved ``gate`` and when, valid only in the phase the migration is in now:
+        the compare-and-set on phase and version refuses it if the migration moved meanwhile."""
+        from migrator.procinfo import os_user
+
+        ident = self.identity
         approvals = dict(migration.approvals)
-        approvals[gate] = {"at": utcnow().isoformat(), "by": self.identity.label, **detail}
+        approvals[gate] = {"at": utcnow().isoformat(), "user": os_user(), "host": ident.host, "pid": ident.pid,
+                           "phase": migration.phase, **detail}
         with self._tx() as conn:
             result = conn.execute(update(Migration).where(
                 Migration.id == migration.id, Migration.version == migration.version,
+                Migration.phase == migration.phase,
             ).values(approvals=approvals, version=Migration.version + 1, updated_at=utcnow()))
             if result.rowcount != 1:
-                raise ConcurrentUpdate(f"migration {migration.name!r} changed while approving {gate!r}")
+                raise ConcurrentUpdate(f"migration {migration.name!r} changed while approving {gate!r}; "
+                                       "nothing was recorded", hint="run `migrator status` to see where it is")
             self._event(conn, migration.id, "migration", f"approve:{gate}", migration.phase, migration.phase,
-                        dict(detail))
+                        approvals[gate])
         return self.require_migration(migration.name)
 
     def add_event(self, migration: MigrationView, subject: str, trigger: str,

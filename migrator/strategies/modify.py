@@ -8,11 +8,13 @@ again: it describes the cluster and waits on what is already running.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
+from migrator.engine.gates import pass_gate
 from migrator.engine.registry import Registry
-from migrator.errors import RemoteError, SecurityError
+from migrator.errors import MigratorError, RemoteError, SecurityError, UsageError
 from migrator.strategies import common
 
 if TYPE_CHECKING:
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 
 PREFLIGHT_KEY = "preflight"
 MODIFY_KEY = "modify_cluster"
+PLAN_KEY = "modify:plan"
+#: A rough, deliberately modest rate for Redshift's own copy to new storage; the real figure comes
+#: from DescribeResize once the change runs (status shows it).
+ASSUMED_MB_PER_SECOND_PER_NODE = 20.0
 #: Node types Redshift no longer lets you change in place (retired generations).
 RETIRED_NODE_PREFIXES = ("dc1.", "ds1.")
 WAIT_TIMEOUT_SECONDS = 72 * 3600.0
@@ -113,6 +119,63 @@ def baseline(ctx: "PhaseContext") -> str:
     return "baseline_taken"
 
 
+@dataclass(frozen=True)
+class ModifyPlan:
+    """What passing the `modify` gate will do, shown at the gate and kept in the store."""
+
+    request: dict[str, Any]
+    snapshot_copy_on: bool
+    data_mb: int
+    nodes: int
+    estimated_seconds: float
+
+    @property
+    def summary(self) -> str:
+        encryption = (f"Encrypted=true KmsKeyId={self.request.get('KmsKeyId', 'the default Redshift key')}"
+                      if self.request["Encrypted"] else "Encrypted=false")
+        copy = "disable cross-region snapshot copy, " if self.snapshot_copy_on else ""
+        return (f"will {copy}send ModifyCluster {self.request['ClusterIdentifier']} {encryption}; the cluster is "
+                f"read-only until Redshift finishes, estimated ~{_minutes(self.estimated_seconds)} for "
+                f"{self.data_mb} MB on {self.nodes} node(s)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "summary": self.summary}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModifyPlan":
+        return cls(dict(data["request"]), bool(data["snapshot_copy_on"]), int(data["data_mb"]), int(data["nodes"]),
+                   float(data["estimated_seconds"]))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{max(1, round(seconds / 60))} min"
+
+
+def make_plan(ctx: "PhaseContext", want: dict[str, Any]) -> ModifyPlan:
+    from migrator.warehouse.connection import Session
+    from migrator.warehouse.inventory import read_inventory
+
+    cluster = aws.require_cluster(common.clients(ctx), want["cluster_id"])
+    nodes = int(cluster.get("NumberOfNodes") or 1)
+    conn = common.connect(ctx.config.settings, common.clients(ctx), want["cluster_id"])
+    try:
+        conn.autocommit = True
+        data_mb = sum(t.size_mb for t in read_inventory(Session(conn)))
+    finally:
+        conn.close()
+    seconds = data_mb / (ASSUMED_MB_PER_SECOND_PER_NODE * nodes)
+    return ModifyPlan(modify_request(want), aws.snapshot_copy_of(cluster) is not None, data_mb, nodes, seconds)
+
+
+@REGISTRY.action("await_modify_approval")
+def await_modify_approval(ctx: "PhaseContext") -> str:
+    """The gate before production changes: the plan is fixed once and shown until approved."""
+    kept = common.recorded(ctx, PLAN_KEY)
+    plan = ModifyPlan.from_dict(kept) if kept is not None else \
+        ModifyPlan.from_dict(common.remember(ctx, PLAN_KEY, make_plan(ctx, wanted(ctx)).to_dict()))
+    return pass_gate(ctx, preview=plan.to_dict(), summary=plan.summary)
+
+
 @REGISTRY.action("disable_snapshot_copy")
 def disable_snapshot_copy(ctx: "PhaseContext") -> str:
     record = common.disable_snapshot_copy(ctx, ctx.config.settings.source.cluster_id)
@@ -202,3 +265,8 @@ def restore_snapshot_copy(ctx: "PhaseContext") -> str:
     result = common.restore_snapshot_copy(ctx, ctx.config.settings.source.cluster_id)
     ctx.facts["detail"] = {"snapshot_copy": result}
     return "snapshot_copy_restored"
+
+
+def rollback_refusal(ctx: "PhaseContext") -> MigratorError:
+    return UsageError("a 'modify' migration cannot be rolled back by migrator",
+                      hint="to undo an encryption change, run a new 'modify' migration with the old setting")

@@ -251,3 +251,9 @@ def do_cutover(ctx: "PhaseContext") -> str:
 def do_decommission(ctx: "PhaseContext") -> str:
     ctx.facts["detail"] = cutover.decommission(ctx)
     return "decommissioned"
+
+
+# -- rollback (the runner runs it under the run lease) ----------------------------------------
+
+undo = cutover.undo
+rollback_refusal = cutover.rollback_refusal

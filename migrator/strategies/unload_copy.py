@@ -600,3 +600,9 @@ def do_cutover(ctx: "PhaseContext") -> str:
 def do_decommission(ctx: "PhaseContext") -> str:
     cutover.decommission(ctx)
     return "decommissioned"
+
+
+# -- rollback (the runner runs it under the run lease) ----------------------------------------
+
+undo = cutover.undo
+rollback_refusal = cutover.rollback_refusal

@@ -11,13 +11,16 @@ from migrator.engine.definitions import load_definition, parse_definition
 from migrator.engine.runner import default_registry
 from migrator.errors import DefinitionError
 from migrator.paths import states_dir
+from migrator.strategies import registry_for
 
-NAMES = dict(guards=default_registry().guards.keys(), actions=default_registry().actions.keys())
+_UNLOAD_COPY = registry_for("unload-copy")
+NAMES = dict(guards=_UNLOAD_COPY.guards.keys(), actions=_UNLOAD_COPY.actions.keys())
 
 
 @pytest.mark.parametrize("name", ["table", "unload-copy", "modify", "snapshot-restore"])
-def test_every_shipped_definition_loads(name: str) -> None:
-    definition = load_definition(name, **NAMES)
+def test_every_shipped_definition_loads_with_its_own_registry(name: str) -> None:
+    registry = default_registry() if name == "table" else registry_for(name)
+    definition = load_definition(name, guards=registry.guards.keys(), actions=registry.actions.keys())
     assert definition.initial in definition.states
     assert definition.tagged("final") or name == "table"
 
