@@ -33,8 +33,10 @@ def default_registry() -> Registry:
 def load_machines(strategy: str, registry: Registry) -> tuple[MachineDef, MachineDef]:
     """The strategy's machine and the table machine, every name checked against ``registry``."""
     guards, actions = registry.guards.keys(), registry.actions.keys()
+    # Strategies that move tables supply the table machine's steps; the others run no table.
+    steps = registry.steps.keys() if registry.steps else None
     return (load_definition(strategy, guards=guards, actions=actions),
-            load_definition(TABLE_MACHINE, guards=guards, actions=actions))
+            load_definition(TABLE_MACHINE, guards=guards, actions=actions, steps=steps))
 
 
 Reconciler = Callable[[TableView], dict[str, Any]]

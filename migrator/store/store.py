@@ -297,9 +297,9 @@ class Store:
                       fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None) -> TableView:
         return self.move_table(task, trigger, to_state, fields=fields, detail=detail, release_lease=True)
 
-    def fail_table(self, task: TableView, error: str, to_state: str = "failed", trigger: str = "fail",
-                   detail: Mapping[str, Any] | None = None) -> TableView:
-        return self.move_table(task, trigger, to_state, fields={"last_error": error},
+    def fail_table(self, task: TableView, error: str, to_state: str, trigger: str,
+                   detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> TableView:
+        return self.move_table(task, trigger, to_state, fields={**(fields or {}), "last_error": error},
                                detail={"error": error, **(detail or {})}, release_lease=True)
 
     def renew_table_leases(self, lease_seconds: float) -> int:
@@ -350,8 +350,9 @@ class Store:
             return _utc(conn.execute(query).scalar())
 
     def bytes_moved(self, migration: MigrationView) -> int:
+        # Bytes of tables whose load is recorded: the store reads columns, the machine owns state names.
         query = select(func.coalesce(func.sum(TableTask.bytes_unloaded), 0)).where(
-            TableTask.migration_id == migration.id, TableTask.state.in_(["loaded", "validating", "validated"]))
+            TableTask.migration_id == migration.id, TableTask.rows_loaded.is_not(None))
         with self._read() as conn:
             return int(conn.execute(query).scalar_one() or 0)
 

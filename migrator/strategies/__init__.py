@@ -37,13 +37,14 @@ class Strategy:
 
 def registry_for(strategy: str) -> Registry:
     """The engine's guards and actions extended with the strategy's own, checked against its YAML:
-    every action the YAML names is registered, every registered action is named."""
+    every action (and table step) the YAML names is registered, every registered one is named."""
     module = _module(strategy)
     own: Registry = module.registry()
     registry = default_registry().extended(own)
-    definition, _ = load_machines(strategy, registry)
+    definition, table_definition = load_machines(strategy, registry)
     named = {s.action for s in definition.states.values() if s.action}
-    unused = sorted(set(own.actions) - named)
+    named_steps = {s.step for s in table_definition.states.values() if s.step}
+    unused = sorted(set(own.actions) - named) + sorted(set(own.steps) - named_steps)
     if unused:
         raise DefinitionError(f"strategy {strategy!r} registers actions its states/{strategy}.yaml never names: "
                               f"{', '.join(unused)}", hint="a misspelt registration? fix the name or the YAML")
