@@ -10,7 +10,9 @@ are still to do, and how many are done, come from tags, never from state names.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from migrator.engine.definitions import MachineDef, StateDef
 from migrator.errors import InternalError, MigratorError, RemoteError
+from migrator.retry import Backoff
 from migrator.store import TableView
 
 if TYPE_CHECKING:
@@ -25,6 +28,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("migrator.tables")
 R = TypeVar("R")
+RETRY_EVENT = "retry_scheduled"
+#: In-run retries of a table that failed transiently: exponential backoff with full jitter.
+#: The base can be lowered for rehearsals (the sandbox) through this variable.
+RETRY_BASE_ENV = "MIGRATOR_TABLE_RETRY_BASE_SECONDS"
+RETRY_BASE_SECONDS = 30.0
+RETRY_CAP_SECONDS = 900.0
+#: Longest a waiting worker sleeps before it looks at the stop flag again.
+_IDLE_CHECK_SECONDS = 1.0
+
+
+def retry_backoff() -> Backoff:
+    base = float(os.environ.get(RETRY_BASE_ENV) or RETRY_BASE_SECONDS)
+    return Backoff(base=base, cap=max(base, RETRY_CAP_SECONDS))
 
 
 @dataclass
@@ -49,6 +65,9 @@ class TableOutcome:
     table: str
     done: bool
     error: str | None = None
+    #: The failure may pass on another attempt (a transient error), so the run retries it itself.
+    retryable: bool = False
+    attempt: int = 0
 
 
 def completing_trigger(definition: MachineDef, state: StateDef) -> str:
@@ -102,32 +121,77 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
         state = definition.state(flow.state)
         failure = definition.leading_to(state.name, "needs_operator")
         if failure is not None and "done" not in state.tags:
-            flow.fire(failure.trigger, error=exc.one_line())
-        return TableOutcome(task.qualified_name, False, exc.one_line())
+            flow.fire(failure.trigger, error=exc.one_line(), detail={"retryable": exc.retryable})
+        return TableOutcome(task.qualified_name, False, exc.one_line(), exc.retryable, flow.task.attempt)
+
+
+@dataclass(order=True)
+class _Queued:
+    ready_at: float
+    rank: int
+    task: TableView = field(compare=False)
 
 
 def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
              open_resources: Callable[[], AbstractContextManager[R]], concurrency: int) -> list[TableOutcome]:
     """Walk every table of the work queue with ``concurrency`` workers, each with its own resources
-    (connections); one table's failure does not stop the others."""
-    queue = work_queue(ctx)
-    lock = threading.Lock()
+    (connections); one table's failure does not stop the others. A table that failed transiently
+    is retried in this run after a jittered backoff, up to `tables.max_attempts`, while the other
+    tables go on; each scheduled retry is recorded (attempt, reason, wait) for status and history."""
+    limit = ctx.config.settings.tables.max_attempts
+    backoff = retry_backoff()
+    queue = [_Queued(0.0, rank, task) for rank, task in enumerate(work_queue(ctx))]
+    cond = threading.Condition()
     outcomes: list[TableOutcome] = []
     crashed: list[BaseException] = []
+    active = 0
+
+    def next_task() -> _Queued | None:
+        nonlocal active
+        with cond:
+            while not ctx.should_stop() and not crashed:
+                now = time.monotonic()
+                ready = sorted(q for q in queue if q.ready_at <= now)
+                if ready:
+                    queue.remove(ready[0])
+                    active += 1
+                    return ready[0]
+                if not queue and active == 0:
+                    return None
+                soonest = min((q.ready_at for q in queue), default=now + _IDLE_CHECK_SECONDS)
+                cond.wait(timeout=min(max(soonest - now, 0.0), _IDLE_CHECK_SECONDS))
+            return None
+
+    def settle(item: _Queued, outcome: TableOutcome) -> None:
+        nonlocal active
+        with cond:
+            active -= 1
+            if not outcome.done and outcome.retryable and outcome.attempt < limit and not ctx.should_stop():
+                wait = backoff.delay(outcome.attempt)
+                ctx.store.add_event(ctx.migration, item.task.subject, RETRY_EVENT,
+                                    {"attempt": outcome.attempt, "max_attempts": limit, "reason": outcome.error,
+                                     "wait_seconds": round(wait, 1)})
+                log.info("%s: retry %d/%d in %.1fs (%s)", outcome.table, outcome.attempt + 1, limit, wait,
+                         outcome.error)
+                queue.append(_Queued(time.monotonic() + wait, item.rank, item.task))
+            else:
+                outcomes.append(outcome)
+            cond.notify_all()
 
     def worker() -> None:
         try:
             with open_resources() as resources:
-                while not ctx.should_stop():
-                    with lock:
-                        if not queue:
-                            return
-                        task = queue.pop(0)
-                    outcome = walk(ctx, ctx.store.get_table(task.id), steps, resources)
-                    with lock:
-                        outcomes.append(outcome)
+                while (item := next_task()) is not None:
+                    try:
+                        outcome = walk(ctx, ctx.store.get_table(item.task.id), steps, resources)
+                    except BaseException:
+                        settle(item, TableOutcome(item.task.qualified_name, False, "worker crashed"))
+                        raise
+                    settle(item, outcome)
         except BaseException as exc:  # surfaced below, after every worker stopped
-            crashed.append(exc)
+            with cond:
+                crashed.append(exc)
+                cond.notify_all()
 
     workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True)
                for i in range(min(concurrency, max(1, len(queue))))]

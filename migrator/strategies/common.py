@@ -169,16 +169,23 @@ def stored_baseline(ctx: "PhaseContext") -> bl.Baseline:
 
 
 def check_against_baseline(ctx: "PhaseContext", cluster_id: str, what: str,
-                           checksum: bl.Checksum | None = None) -> bl.Baseline:
+                           checksum: bl.Checksum | None = None, *, conn: ConnectionSection | None = None,
+                           hint: str = "find what wrote to the cluster; `migrator history` has the details"
+                           ) -> bl.Baseline:
+    """The one baseline comparison: measure ``cluster_id`` (logging in with ``conn`` when it is not
+    the source, e.g. the new cluster), record the result as a `validation` event, refuse differences."""
     expected = stored_baseline(ctx)
-    found = measure(ctx.config.settings, clients(ctx), cluster_id, checksum)
+    settings = ctx.config.settings
+    if conn is not None:
+        settings = settings.model_copy(update={"source": conn})
+    found = measure(settings, clients(ctx), cluster_id, checksum)
     differences = bl.compare(expected, found)
     ctx.store.add_event(ctx.migration, "migration", "validation",
                         {"cluster_id": cluster_id, "what": what, "differences": [str(d) for d in differences],
                          "user_tables": found.user_tables, "tables": len(found.rows)}, state=ctx.migration.phase)
     if differences:
         raise ValidationMismatch(f"{what}: {cluster_id} differs from the baseline: {bl.summary(differences)}",
-                                 hint="find what wrote to the cluster; `migrator history` has the details")
+                                 hint=hint)
     return found
 
 

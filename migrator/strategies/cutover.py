@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from migrator.aws import clusters as aws
 from migrator.config import ConnectionSection, Settings
 from migrator.engine.runner import ROLLBACK_TRIGGER
-from migrator.errors import MigratorError, PreflightFailed, UsageError, ValidationMismatch
+from migrator.errors import MigratorError, PreflightFailed, UsageError
 from migrator.strategies import common
 
 if TYPE_CHECKING:
@@ -117,20 +117,9 @@ def cutover(ctx: "PhaseContext") -> dict[str, Any]:
     _rename(ctx, "cutover:rename_target", p.target_id, p.source_id)
     _reboot(ctx, "cutover:reboot_target", p.source_id)
     # Clients connect by the original name: check the new cluster through it.
-    conn = target_connection(settings, p.source_id)
-    conn_settings = settings.model_copy(update={"source": conn})
-    expected = common.stored_baseline(ctx)
-    found = common.measure(conn_settings, common.clients(ctx), p.source_id)
-    from migrator.warehouse import baseline as bl
-
-    differences = bl.compare(expected, found)
-    ctx.store.add_event(ctx.migration, "migration", "validation",
-                        {"cluster_id": p.source_id, "what": "after cutover",
-                         "differences": [str(d) for d in differences]}, state=ctx.migration.phase)
-    if differences:
-        raise ValidationMismatch(f"after cutover, {p.source_id} differs from the baseline: "
-                                 f"{bl.summary(differences)}",
-                                 hint="`migrator rollback` swaps the names back")
+    common.check_against_baseline(ctx, p.source_id, "after cutover",
+                                  conn=target_connection(settings, p.source_id),
+                                  hint="`migrator rollback` swaps the names back")
     copy = common.restore_snapshot_copy(ctx, p.source_id)
     return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy}
 

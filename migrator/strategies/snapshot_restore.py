@@ -12,7 +12,6 @@ from migrator.engine.registry import Registry
 from migrator.errors import RemoteError, SecurityError
 from migrator.retry import wait_until
 from migrator.strategies import common, cutover
-from migrator.warehouse import baseline as bl
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
@@ -225,18 +224,10 @@ def validate(ctx: "PhaseContext") -> str:
         raise SecurityError(f"restored cluster {want['target_id']} reports Encrypted={encrypted} KmsKeyId={key}, "
                             f"not Encrypted={want['encrypted']} KmsKeyId={want['kms_key_arn']}",
                             hint="delete it (`migrator rollback --delete-target`) and check the key")
-    conn = cutover.target_connection(settings, want["target_id"])
-    found = common.measure(settings.model_copy(update={"source": conn}), common.clients(ctx), want["target_id"])
-    differences = bl.compare(common.stored_baseline(ctx), found)
-    ctx.store.add_event(ctx.migration, "migration", "validation",
-                        {"cluster_id": want["target_id"], "what": "restored cluster against the baseline",
-                         "differences": [str(d) for d in differences]}, state=ctx.migration.phase)
-    if differences:
-        from migrator.errors import ValidationMismatch
-
-        raise ValidationMismatch(f"restored cluster {want['target_id']} differs from the baseline: "
-                                 f"{bl.summary(differences)}",
-                                 hint="writes reached the source after the baseline; roll back and re-run")
+    found = common.check_against_baseline(
+        ctx, want["target_id"], "restored cluster against the baseline",
+        conn=cutover.target_connection(settings, want["target_id"]),
+        hint="writes reached the source after the baseline; roll back and re-run")
     ctx.facts["detail"] = {"user_tables": found.user_tables, "tables": len(found.rows)}
     return "validated"
 
