@@ -9,18 +9,20 @@ against its YAML, its reconciler and its undo steps) and hands it to the engine'
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from migrator import strategies
 from migrator.config import STRATEGIES, LoadedConfig, load_config
 from migrator.engine import gates
 from migrator.engine.definitions import MachineDef, StateDef, load_definition
+from migrator.engine.tables import RETRY_EVENT
 from migrator.engine.runner import TABLE_MACHINE, RunOptions, Runner, default_registry, ensure_migration
 from migrator.errors import UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, InitResult, InventoryResult,
                               RollbackResult, RunResult, StatusResult, TableRow)
-from migrator.store import Store, db, utcnow
+from migrator.store import Store, TableView, db, utcnow
+from migrator.store.views import EventView
 from migrator.store.db import redact
 
 
@@ -81,6 +83,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         lease = store.get_run_lease(migration)
         counts = store.count_by_state(migration)
         tables = store.list_tables(migration, order_by_size=True) if with_tables else []
+        retries = store.latest_by_subject(migration, RETRY_EVENT) if with_tables else {}
         copy_started = store.first_event_time(migration, "start_unload")
         bytes_done = store.bytes_moved(migration)
         progress = store.latest_event(migration, "progress")
@@ -102,7 +105,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                    else _next_step(state, migration.approvals, config_path,
                                    waiting.detail if waiting and waiting.from_state == migration.phase else None)),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
-                         t.last_error) for t in tables],
+                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None)) for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
     )
@@ -117,6 +120,20 @@ def _throughput(started: datetime | None, done: int, total: int,
         return None, None
     rate = done / elapsed
     return rate, (total - done) / rate if total > done else 0.0
+
+
+def _retry_line(event: EventView | None, task: TableView, running: bool) -> str | None:
+    """The in-run retry of this table: the one a live run scheduled, or the one in progress."""
+    if event is None:
+        return None
+    d = event.detail
+    attempt, limit, reason = int(d.get("attempt", 0)), d.get("max_attempts"), d.get("reason")
+    if task.attempt == attempt and running and event.at >= task.updated_at:
+        due = event.at + timedelta(seconds=float(d.get("wait_seconds", 0)))
+        return f"attempt {attempt + 1}/{limit} at {due:%H:%M:%S} (wait {d.get('wait_seconds')}s; reason: {reason})"
+    if task.attempt == attempt + 1 and task.owner is not None:
+        return f"attempt {attempt + 1}/{limit} in progress (retried after: {reason})"
+    return None
 
 
 def _approval_line(gate: str, approval: object) -> str:

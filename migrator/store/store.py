@@ -344,6 +344,13 @@ class Store:
             row = conn.execute(query).first()
         return _view(EventView, row) if row else None
 
+    def latest_by_subject(self, migration: MigrationView, trigger: str) -> dict[str, EventView]:
+        """The newest ``trigger`` event of each subject (e.g. each table's last scheduled retry)."""
+        query = (select(Event.__table__).where(Event.migration_id == migration.id, Event.trigger == trigger)
+                 .order_by(Event.id))
+        with self._read() as conn:
+            return {row.subject: _view(EventView, row) for row in conn.execute(query).all()}
+
     def first_event_time(self, migration: MigrationView, trigger: str) -> datetime | None:
         query = select(func.min(Event.at)).where(Event.migration_id == migration.id, Event.trigger == trigger)
         with self._read() as conn:

@@ -123,3 +123,33 @@ def test_work_queue_and_done_counts_follow_the_tags(config, store_url: str) -> N
         ctx.flow = type("F", (), {"migration": m})()
         assert [t.qualified_name for t in tables.work_queue(ctx)] == [f"public.t{i}" for i in range(5, 0, -1)]
         assert ctx.tables_not_done() == 5
+
+
+def test_status_shows_the_scheduled_retry_while_the_run_waits(tmp_path: Path, store_url: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrator import commands
+    from migrator.config import load_config
+    from tests.conftest import CONFIG_TOML
+
+    db.upgrade(store_url)
+    monkeypatch.setenv(tables.RETRY_BASE_ENV, "0.05")
+    path = tmp_path / "migrator.toml"
+    path.write_text(CONFIG_TOML.format(store=store_url) + "\n[tables]\nmax_attempts = 3\n")
+    seen: list[Any] = []
+
+    class Watching(FlakySteps):
+        def unload(self, ctx: tables.StepContext[None]) -> tables.StepResult:
+            if ctx.task.qualified_name == "public.t4" and ctx.task.attempt == 2:
+                seen.append(commands.status(path, with_tables=True))
+            return super().unload(ctx)
+
+    steps = Watching({"public.t4": 1})
+    with Store.open(store_url) as store:
+        with pytest.raises(ApprovalRequired):
+            Runner(load_config(path), store, steps.registry()).run()
+    row = next(r for r in seen[0].tables if r.table == "public.t4")
+    # Seen from inside the retried attempt: the previous failure and the retry it scheduled.
+    assert row.retry is not None and row.retry.startswith("attempt 2/3 in progress") and "SlowDown" in row.retry
+    history = commands.history(path, table="public.t4")
+    scheduled = [e for e in history.events if e.trigger == tables.RETRY_EVENT]
+    assert scheduled and scheduled[0].detail["attempt"] == 1 and "wait_seconds" in scheduled[0].detail
