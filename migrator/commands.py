@@ -9,6 +9,8 @@ against its YAML, its reconciler and its undo steps) and hands it to the engine'
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -256,12 +258,41 @@ def inventory(config_path: Path) -> InventoryResult:
     return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found])
 
 
+class _WarningsToHistory(logging.Handler):
+    """Every warning a run logs (retries, hiccups) also becomes a `warning` event in the history."""
+
+    def __init__(self, store: Store, migration_name: str) -> None:
+        super().__init__(level=logging.WARNING)
+        self.store, self.name = store, migration_name
+        self._inside = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._inside, "busy", False):
+            return  # a warning raised while recording a warning must not recurse
+        self._inside.busy = True
+        try:
+            migration = self.store.get_migration(self.name)
+            if migration is not None:
+                self.store.add_event(migration, "run", "warning",
+                                     {"logger": record.name, "message": record.getMessage()})
+        except Exception:  # the history is best effort here; the log file still has the line
+            pass
+        finally:
+            self._inside.busy = False
+
+
 def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
     config = load_config(config_path)
     with Store.open(config.store_url) as store:
         strategy = strategies.build(config.settings.migration.strategy, config)
         runner = Runner(config, store, strategy.registry, options, reconciler=strategy.reconciler)
-        report = runner.run()
+        to_history = _WarningsToHistory(store, config.settings.migration.name)
+        package_log = logging.getLogger("migrator")
+        package_log.addHandler(to_history)
+        try:
+            report = runner.run()
+        finally:
+            package_log.removeHandler(to_history)
         final = runner.definition.state(report.end_phase).final
         migration = store.require_migration(report.migration)
         last = store.events(migration, subject="migration", limit=1, newest_first=True)

@@ -250,6 +250,8 @@ def await_write_freeze(ctx: "PhaseContext", cluster_id: str) -> dict[str, Any]:
 
 
 def fail_preflight(problems: list[str], hint: str = "fix these and re-run; nothing was changed") -> None:
+    """All problems in one line, each listed once (one key used for two purposes is one problem)."""
+    problems = list(dict.fromkeys(problems))
     if problems:
         count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
         raise PreflightFailed(f"preflight found {count}: " + "; ".join(problems), hint=hint)
