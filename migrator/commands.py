@@ -181,6 +181,11 @@ def _definition(name: str) -> MachineDef:
     return strategies.build(name).definition
 
 
+def table_machine() -> MachineDef:
+    """The per-table machine, for readers that count by its tags."""
+    return _definition(TABLE_MACHINE)
+
+
 def graph(strategy: str = "unload-copy", fmt: str = "mermaid") -> GraphResult:
     if strategy not in (*STRATEGIES, "table"):
         raise UsageError(f"unknown strategy {strategy!r}", hint=f"one of: {', '.join((*STRATEGIES, 'table'))}")

@@ -104,7 +104,7 @@ class RunReport:
 
 
 def ensure_migration(store: Store, config: LoadedConfig, definition: MachineDef,
-                     table_initial: str = "pending") -> MigrationView:
+                     table_initial: str) -> MigrationView:
     """Create the migration on first use; refuse a config change that would alter finished work."""
     settings = config.settings
     found = store.get_migration(settings.migration.name)

@@ -98,7 +98,7 @@ HOLDER = textwrap.dedent("""
     store = Store.open(url)
     runner = Runner(config, store, scripted_registry())
     from migrator.engine.runner import ensure_migration
-    m = ensure_migration(store, config, runner.definition)
+    m = ensure_migration(store, config, runner.definition, runner.table_definition.initial)
     store.acquire_run_lease(m, 3600)
     store.add_tables(m, [TableSpec("public", "big", 1, 1), TableSpec("public", "loaded_one", 1, 1)], "pending")
     for name, state in (("public.big", "unloading"), ("public.loaded_one", "loading")):
