@@ -94,6 +94,27 @@ def remember(ctx: "PhaseContext", key: str, value: Mapping[str, Any]) -> dict[st
     return dict(ctx.store.finish_action(ctx.migration, key, dict(value)).response or {})
 
 
+def mirrored_placement(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The one provisioning request core: the new cluster mirrors the source's node type, placement,
+    roles, security groups and parameter group (CreateCluster and RestoreFromClusterSnapshot share
+    these parameter names)."""
+    request: dict[str, Any] = {}
+    for key in ("NodeType", "PreferredMaintenanceWindow", "ClusterSubnetGroupName"):
+        if source.get(key):
+            request[key] = source[key]
+    roles = [r["IamRoleArn"] for r in source.get("IamRoles") or [] if r.get("IamRoleArn")]
+    if roles:
+        request["IamRoles"] = roles
+    groups = [g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups") or [] if g.get("VpcSecurityGroupId")]
+    if groups:
+        request["VpcSecurityGroupIds"] = groups
+    params = [g["ParameterGroupName"] for g in source.get("ClusterParameterGroups") or []
+              if g.get("ParameterGroupName")]
+    if params:
+        request["ClusterParameterGroupName"] = params[0]
+    return request
+
+
 def cluster_summary(cluster: Mapping[str, Any] | None) -> dict[str, Any]:
     """The parts of a DescribeClusters answer worth keeping in the store (JSON-safe)."""
     if cluster is None:

@@ -176,24 +176,10 @@ def take_snapshot(ctx: "PhaseContext") -> str:
 
 def restore_request(want: Wanted, source: dict[str, Any], snap: str) -> dict[str, Any]:
     """Restore into the target mirroring the source's placement, port and roles."""
-    request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.target_id}
+    request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.target_id,
+                               **common.mirrored_placement(source)}
     if want.kms_key_arn:
         request["KmsKeyId"] = want.kms_key_arn
-    roles = [r["IamRoleArn"] for r in source.get("IamRoles") or [] if r.get("IamRoleArn")]
-    if roles:
-        request["IamRoles"] = roles
-    groups = [g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups") or [] if g.get("VpcSecurityGroupId")]
-    if groups:
-        request["VpcSecurityGroupIds"] = groups
-    for field, key in (("ClusterSubnetGroupName", "ClusterSubnetGroupName"),
-                       ("PreferredMaintenanceWindow", "PreferredMaintenanceWindow"),
-                       ("NodeType", "NodeType")):
-        if source.get(field):
-            request[key] = source[field]
-    params = [g["ParameterGroupName"] for g in source.get("ClusterParameterGroups") or []
-              if g.get("ParameterGroupName")]
-    if params:
-        request["ClusterParameterGroupName"] = params[0]
     if "PubliclyAccessible" in source:
         request["PubliclyAccessible"] = bool(source["PubliclyAccessible"])
     return request

@@ -206,10 +206,9 @@ def mirror_request(ctx: "PhaseContext", source: dict[str, Any]) -> dict[str, Any
     section = target_section(ctx.config)
     creds = resolve(section, "target", common.clients(ctx))
     request: dict[str, Any] = {
-        "ClusterIdentifier": settings.target.cluster_id, "NodeType": source["NodeType"],
+        "ClusterIdentifier": settings.target.cluster_id, **common.mirrored_placement(source),
         "MasterUsername": source.get("MasterUsername", creds.user), "MasterUserPassword": creds.password,
         "DBName": source.get("DBName", "dev"), "Encrypted": True,
-        "IamRoles": [r["IamRoleArn"] for r in source.get("IamRoles", [])],
         "Tags": source.get("Tags", []) + [{"Key": "migrator:migration", "Value": ctx.migration.name}],
     }
     nodes = int(source.get("NumberOfNodes", 1))
@@ -218,17 +217,8 @@ def mirror_request(ctx: "PhaseContext", source: dict[str, Any]) -> dict[str, Any
     port = (source.get("Endpoint") or {}).get("Port")
     if port and settings.migration.aws_endpoint_url is None:
         request["Port"] = int(port)  # clients keep their port after the swap
-    for key, value in (("PreferredMaintenanceWindow", source.get("PreferredMaintenanceWindow")),
-                       ("ClusterSubnetGroupName", source.get("ClusterSubnetGroupName")),
-                       ("AvailabilityZone", source.get("AvailabilityZone"))):
-        if value:
-            request[key] = value
-    groups = [g["ParameterGroupName"] for g in source.get("ClusterParameterGroups", [])]
-    if groups:
-        request["ClusterParameterGroupName"] = groups[0]
-    security = [g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups", [])]
-    if security:
-        request["VpcSecurityGroupIds"] = security
+    if source.get("AvailabilityZone"):
+        request["AvailabilityZone"] = source["AvailabilityZone"]
     if settings.target.encryption == "hsm":
         request["HsmClientCertificateIdentifier"] = settings.target.hsm_client_certificate
         request["HsmConfigurationIdentifier"] = settings.target.hsm_configuration
