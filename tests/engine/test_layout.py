@@ -19,6 +19,7 @@ NOT_STATES = {
     ("strategies/snapshot_restore.py", "restoring"): "a key of a progress report",
     ("results.py", "created"): "a word of `init`'s output",
     ("results.py", "loaded"): "a column heading (rows loaded)",
+    ("aws/preflight.py", "modifying"): "an AWS ClusterStatus",
 }
 
 
