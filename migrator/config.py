@@ -7,13 +7,15 @@ named here, from AWS Secrets Manager, or from IAM (`get_cluster_credentials`).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from migrator.errors import ConfigError
 
@@ -23,6 +25,30 @@ DEFAULT_STORE = "sqlite:///.migrator/state.db"
 
 _SECRET_KEY = re.compile(r"(password|secret_access_key|secret|token)$", re.IGNORECASE)
 _IDENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+#: The TLS modes redshift_connector implements; both verify the server's certificate chain.
+SSL_MODES = ("verify-ca", "verify-full")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1): the local sandbox only."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 class _Section(BaseModel):
@@ -36,6 +62,18 @@ class MigrationSection(_Section):
     store: str = DEFAULT_STORE
     #: Only for rehearsals against a local AWS stand-in (the sandbox); never set in production.
     aws_endpoint_url: str | None = None
+    #: Connect to the warehouse without TLS. Only for the local sandbox (whose wire proxy does not
+    #: speak TLS): refused unless aws_endpoint_url and the cluster endpoints are on loopback.
+    sandbox_plaintext: bool = False
+
+    @field_validator("sandbox_plaintext")
+    @classmethod
+    def _plaintext_only_for_a_loopback_sandbox(cls, value: bool, info: ValidationInfo) -> bool:
+        endpoint = info.data.get("aws_endpoint_url")
+        if value and not (endpoint and is_loopback_host(url_host(endpoint))):
+            raise ValueError("only allowed with aws_endpoint_url on a loopback address (the local sandbox); every "
+                             "real cluster is reached over TLS")
+        return value
 
 
 class ConnectionSection(_Section):
@@ -47,6 +85,17 @@ class ConnectionSection(_Section):
     password_env: str | None = None
     secret_arn: str | None = None
     iam_auth: bool = False
+    #: TLS verification: verify-full (certificate chain and host name) or verify-ca (chain only,
+    #: e.g. when `host` is an address the certificate does not name). TLS itself is always on.
+    sslmode: str = "verify-full"
+
+    @field_validator("sslmode")
+    @classmethod
+    def _sslmode(cls, value: str) -> str:
+        if value not in SSL_MODES:
+            raise ValueError(f"{value!r} is not supported: use \"verify-full\" or \"verify-ca\" (TLS is always on "
+                             "and the certificate is always verified; redshift_connector has no other modes)")
+        return value
 
     @field_validator("cluster_id")
     @classmethod

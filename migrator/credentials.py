@@ -3,19 +3,38 @@
 Sources, as the config names them: an environment variable (`password_env`), an
 AWS Secrets Manager secret (`secret_arn`; a JSON secret's `password` field or the
 plain string), or temporary IAM credentials (`iam_auth`, GetClusterCredentials).
+
+Resolved once per run, not once per connection: a secret is read again after SECRET_TTL
+seconds at most (rotation), temporary IAM credentials shortly before they expire. Worker
+threads opening connections at the same time share one AWS call. Only this process's memory
+holds them; `forget()` drops them (after the database refused a password, say).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from migrator.aws.clients import AwsClients
+from migrator.aws.errors import aws_error
 from migrator.config import ConnectionSection
-from migrator.errors import ConfigError, RemoteError
+from migrator.errors import ConfigError
+
+#: How long a secret read from Secrets Manager is reused.
+SECRET_TTL = 3600.0
+#: GetClusterCredentials asks for this lifetime; the result is reused until REFRESH_MARGIN before it ends.
+IAM_DURATION = 3600
+REFRESH_MARGIN = 300.0
+
+_LOCK = threading.Lock()
+_CACHE: dict[tuple[Any, ...], tuple["DbCredentials", float]] = {}
 
 
 @dataclass(frozen=True)
@@ -36,10 +55,35 @@ def resolve(conn: ConnectionSection, where: str, aws: AwsClients | None = None) 
                               hint=f"export {conn.password_env}=... before running")
         return DbCredentials(conn.user, value, f"${conn.password_env}")
     if conn.secret_arn:
-        return _from_secret(conn, where, _need(aws, where))
+        clients = _need(aws, where)
+        return _cached(("secret", conn.secret_arn, conn.user) + _aws_identity(clients),
+                       lambda: _from_secret(conn, where, clients))
     if conn.iam_auth:
-        return _from_iam(conn, where, _need(aws, where))
+        clients = _need(aws, where)
+        return _cached(("iam", conn.cluster_id, conn.database, conn.user) + _aws_identity(clients),
+                       lambda: _from_iam(conn, where, clients))
     raise ConfigError(f"{where}: no credential source", hint="set password_env, secret_arn or iam_auth = true")
+
+
+def forget() -> None:
+    """Drop every cached credential: the next resolve() asks AWS again."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def _aws_identity(aws: AwsClients) -> tuple[Any, ...]:
+    return (aws.region, aws.endpoint_url, id(aws.session))
+
+
+def _cached(key: tuple[Any, ...], fetch: Callable[[], tuple[DbCredentials, float]]) -> DbCredentials:
+    # The lock is held while fetching, so threads connecting together make a single AWS call.
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and time.time() < hit[1] - REFRESH_MARGIN:
+            return hit[0]
+        creds, expires_at = fetch()
+        _CACHE[key] = (creds, expires_at)
+        return creds
 
 
 def _need(aws: AwsClients | None, where: str) -> AwsClients:
@@ -48,34 +92,36 @@ def _need(aws: AwsClients | None, where: str) -> AwsClients:
     return aws
 
 
-def _from_secret(conn: ConnectionSection, where: str, aws: AwsClients) -> DbCredentials:
+def _from_secret(conn: ConnectionSection, where: str, aws: AwsClients) -> tuple[DbCredentials, float]:
     assert conn.secret_arn
     try:
-        secret = aws.client("secretsmanager").get_secret_value(SecretId=conn.secret_arn)["SecretString"]
+        answer = aws.client("secretsmanager").get_secret_value(SecretId=conn.secret_arn)
     except (ClientError, BotoCoreError) as exc:
-        raise RemoteError(f"{where}.secret_arn: cannot read secret {conn.secret_arn}: {_code(exc)}") from None
+        raise aws_error(exc, f"{where}.secret_arn: reading secret {conn.secret_arn}") from None
+    expires_at = time.time() + SECRET_TTL + REFRESH_MARGIN
+    secret = answer.get("SecretString")
+    if secret is None:
+        kind = "a binary secret (SecretBinary)" if "SecretBinary" in answer else "no SecretString"
+        raise ConfigError(f"{where}.secret_arn: secret {conn.secret_arn} holds {kind}; migrator reads text only",
+                          hint="store the password as a SecretString: plain text or JSON with a 'password' field")
     try:
         data = json.loads(secret)
     except json.JSONDecodeError:
-        return DbCredentials(conn.user, secret, "secrets manager")
-    if not isinstance(data, dict) or "password" not in data:
+        return DbCredentials(conn.user, secret, "secrets manager"), expires_at
+    if not isinstance(data, dict):
+        return DbCredentials(conn.user, secret, "secrets manager"), expires_at
+    if "password" not in data:
         raise ConfigError(f"{where}.secret_arn: secret {conn.secret_arn} has no 'password' field")
-    return DbCredentials(str(data.get("username", conn.user)), str(data["password"]), "secrets manager")
+    return DbCredentials(str(data.get("username", conn.user)), str(data["password"]), "secrets manager"), expires_at
 
 
-def _from_iam(conn: ConnectionSection, where: str, aws: AwsClients) -> DbCredentials:
+def _from_iam(conn: ConnectionSection, where: str, aws: AwsClients) -> tuple[DbCredentials, float]:
     try:
         answer = aws.client("redshift").get_cluster_credentials(
             DbUser=conn.user, DbName=conn.database, ClusterIdentifier=conn.cluster_id, AutoCreate=False,
-            DurationSeconds=3600)
+            DurationSeconds=IAM_DURATION)
     except (ClientError, BotoCoreError) as exc:
-        raise RemoteError(f"{where}.iam_auth: GetClusterCredentials for {conn.cluster_id} failed: "
-                          f"{_code(exc)}") from None
-    return DbCredentials(answer["DbUser"], answer["DbPassword"], "GetClusterCredentials")
-
-
-def _code(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return f"{err.get('Code', 'error')}: {err.get('Message', '')}".strip()
-    return type(exc).__name__
+        raise aws_error(exc, f"{where}.iam_auth: GetClusterCredentials for {conn.cluster_id}") from None
+    expiration = answer.get("Expiration")
+    expires_at = expiration.timestamp() if expiration is not None else time.time() + IAM_DURATION
+    return DbCredentials(answer["DbUser"], answer["DbPassword"], "GetClusterCredentials"), expires_at

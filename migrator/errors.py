@@ -90,6 +90,23 @@ class TransientError(MigratorError):
     retryable = True
 
 
+class OutcomeUnknown(MigratorError):
+    """A statement or call was sent and its connection died before the answer came back.
+
+    It may have failed, committed, or still be running on the cluster (a lost client does not
+    stop a COPY until the server notices). Never retry it blindly: first make sure the first
+    attempt is over (``backend_pid`` names the server process that ran it), then reconcile
+    (for a load: read its marker) and only redo work whose effect is provably absent. A
+    re-run of the command does that, hence the exit code shared with transient errors."""
+
+    exit_code = 9
+    retryable = False
+
+    def __init__(self, message: str, *, hint: str | None = None, backend_pid: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.backend_pid = backend_pid
+
+
 class RemoteError(MigratorError):
     """A remote call failed for good (recorded with its reason)."""
 

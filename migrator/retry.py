@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from migrator.errors import MigratorError, TransientError
+from migrator.errors import MigratorError, OutcomeUnknown, TransientError
 
 T = TypeVar("T")
 log = logging.getLogger("migrator.retry")
@@ -31,11 +31,16 @@ class Backoff:
 def with_retries(fn: Callable[[], T], *, what: str, backoff: Backoff = Backoff(),
                  sleep: Callable[[float], None] = time.sleep,
                  is_transient: Callable[[BaseException], bool] | None = None) -> T:
-    """Call ``fn``; retry errors that are retryable, re-raise the rest at once."""
+    """Call ``fn``; retry errors that are retryable, re-raise the rest at once.
+
+    OutcomeUnknown is never retried here, whatever ``is_transient`` says: the first call may have
+    taken effect or still be running, so the caller must reconcile before doing it again."""
     attempt = 0
     while True:
         try:
             return fn()
+        except OutcomeUnknown:
+            raise
         except Exception as exc:  # classified below; anything else propagates untouched
             transient = (isinstance(exc, MigratorError) and exc.retryable) or bool(is_transient and is_transient(exc))
             if not transient:

@@ -6,6 +6,7 @@ Nothing here touches the checkpoint store; strategies record what these return.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from migrator.aws.errors import aws_error, describe, error_code
 
 from migrator.aws.clients import AwsClients
-from migrator.errors import RemoteError
+from migrator.errors import PreflightFailed, RemoteError
 from migrator.retry import Backoff, wait_until
 
 #: Pauses between polls of a long control-plane operation: quick at first, then every 15 s at most.
@@ -211,3 +212,110 @@ def max_write_iops(clients: AwsClients, cluster_id: str, seconds: float,
     if not points:
         return None, 0
     return max(float(p["Maximum"]) for p in points), int(sum(p.get("SampleCount", 1) for p in points))
+
+
+# -- ownership: what the tool may delete ----------------------------------------------------
+
+#: Tag on every cluster the tool creates (value: the migration's name).
+OWNER_TAG = "migrator:migration"
+#: Tag the tool puts on a source before renaming it away (value: the migration's name), so that
+#: decommission can prove the old cluster is the one this migration retired.
+RETIRED_TAG = "migrator:retired-by"
+MAX_TAGS = 50
+_RESERVED_TAG_PREFIX = "aws:"
+
+
+def migration_tags(source_tags: list[dict[str, str]] | None, migration: str) -> list[dict[str, str]]:
+    """Tags for a cluster the tool creates: the source's own (without AWS-reserved `aws:` keys,
+    which CreateCluster refuses, and without any earlier migrator tags) plus the owner tag."""
+    kept = [{"Key": t["Key"], "Value": t.get("Value", "")} for t in source_tags or []
+            if not t["Key"].startswith(_RESERVED_TAG_PREFIX) and not t["Key"].startswith("migrator:")]
+    tags = kept + [{"Key": OWNER_TAG, "Value": migration}]
+    if len(tags) > MAX_TAGS:
+        raise RemoteError(f"the source carries {len(kept)} tags; with migrator's owner tag that is more than the "
+                          f"{MAX_TAGS} Redshift allows", hint="remove a tag from the source cluster, then re-run")
+    return tags
+
+
+def tag_value(cluster: dict[str, Any] | None, key: str) -> str | None:
+    for tag in (cluster or {}).get("Tags") or []:
+        if tag.get("Key") == key:
+            return str(tag.get("Value", ""))
+    return None
+
+
+def cluster_arn(clients: AwsClients, cluster_id: str) -> str:
+    """arn:<partition>:redshift:<region>:<account>:cluster:<id> (DescribeClusters does not return it)."""
+    account = call("GetCallerIdentity", lambda: clients.client("sts").get_caller_identity())["Account"]
+    region = clients.region
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return f"arn:{partition}:redshift:{region}:{account}:cluster:{cluster_id}"
+
+
+def tag_cluster(clients: AwsClients, cluster_id: str, tags: dict[str, str]) -> None:
+    """CreateTags on a cluster (adds or overwrites the given keys)."""
+    arn = cluster_arn(clients, cluster_id)
+    call(f"CreateTags {cluster_id}", lambda: clients.client("redshift").create_tags(
+        ResourceName=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]))
+
+
+@dataclass(frozen=True)
+class Ownership:
+    cluster_id: str
+    owned: bool
+    reasons: tuple[str, ...] = ()
+
+    def require(self, action: str) -> None:
+        if not self.owned:
+            raise PreflightFailed(f"refusing to {action} cluster {self.cluster_id}: " + "; ".join(self.reasons),
+                                  hint="migrator deletes only clusters this migration created (recorded and tagged); "
+                                       "delete it yourself if you are sure")
+
+
+def ownership(clients: AwsClients, cluster_id: str, migration: str, *,
+              recorded: dict[str, Any] | None, tag_key: str = OWNER_TAG) -> Ownership:
+    """May the tool delete ``cluster_id``? Only when the store recorded that this migration created
+    (or retired) it, ``recorded`` (the recorded action's response, naming the cluster, or None), AND
+    the cluster carries ``tag_key`` = ``migration``. Either alone is not enough: a record can outlive
+    its cluster and a new one reuse the name; a tag can be copied onto another cluster."""
+    reasons = []
+    if not recorded:
+        reasons.append(f"the store has no record of migration {migration!r} creating it")
+    elif recorded.get("cluster_id") not in (None, cluster_id):
+        reasons.append(f"the recorded creation is of {recorded.get('cluster_id')}, not {cluster_id}")
+    cluster = describe_cluster(clients, cluster_id)
+    if cluster is None:
+        reasons.append("it does not exist")
+    else:
+        found = tag_value(cluster, tag_key)
+        if found != migration:
+            reasons.append(f"it does not carry the tag {tag_key}={migration}"
+                           + (f" (found {tag_key}={found})" if found is not None else ""))
+    return Ownership(cluster_id, not reasons, tuple(reasons))
+
+
+def final_snapshot_id(cluster_id: str, migration: str) -> str:
+    """A deterministic final-snapshot name (the same after a crash and resume): letters, digits and
+    single hyphens, starting with a letter, at most 255 characters."""
+    raw = f"{cluster_id}-final-{migration}".lower()
+    cleaned = re.sub(r"[^a-z0-9]+", "-", raw).strip("-")
+    cleaned = re.sub(r"-{2,}", "-", cleaned)
+    if not cleaned[:1].isalpha():
+        cleaned = "s-" + cleaned
+    return cleaned[:255].rstrip("-")
+
+
+def delete_owned_cluster(clients: AwsClients, cluster_id: str, migration: str, *, recorded: dict[str, Any] | None,
+                         tag_key: str = OWNER_TAG, final_snapshot: str | None = None,
+                         skip_final_snapshot: bool = False) -> dict[str, Any]:
+    """DeleteCluster, only after ownership() allows it, and with a final snapshot unless the caller
+    explicitly skips it. Returns what was sent (record it before calling: the call is destructive)."""
+    ownership(clients, cluster_id, migration, recorded=recorded, tag_key=tag_key).require("delete")
+    request: dict[str, Any] = {"ClusterIdentifier": cluster_id}
+    if skip_final_snapshot:
+        request["SkipFinalClusterSnapshot"] = True
+    else:
+        request.update(SkipFinalClusterSnapshot=False,
+                       FinalClusterSnapshotIdentifier=final_snapshot or final_snapshot_id(cluster_id, migration))
+    call(f"DeleteCluster {cluster_id}", lambda: clients.client("redshift").delete_cluster(**request))
+    return request

@@ -1,13 +1,11 @@
-"""How a failed AWS call is reported: one classification for every caller."""
+"""How a failed AWS call is reported: one classification for every caller (see failures.py)."""
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ClientError
 
-from migrator.errors import ConfigError, MigratorError, RemoteError, TransientError
-
-_RETRYABLE_CODES = ("SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "InternalError",
-                    "ServiceUnavailable")
+from migrator.aws.failures import Failure, to_error
+from migrator.errors import MigratorError
 
 
 def error_code(exc: BaseException) -> str:
@@ -23,19 +21,19 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def aws_error(exc: BaseException, what: str) -> MigratorError:
-    """Missing credentials are the operator's to fix; throttling, 5xx and lost connections are
-    worth retrying; anything else AWS refused is a remote error."""
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return ConfigError(f"{what}: no usable AWS credentials ({type(exc).__name__})",
-                           hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an "
-                                "instance role applies")
+def failure_of(exc: BaseException) -> Failure:
+    """The facts the rules in failures.py look at, for a botocore exception."""
     if isinstance(exc, ClientError):
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) or 400)
-        code = error_code(exc)
-        if status >= 500 or "Throttl" in code or code in _RETRYABLE_CODES:
-            return TransientError(f"{what} failed: {describe(exc)}", hint="re-run to retry")
-        return RemoteError(f"{what} failed: {describe(exc)}")
-    if isinstance(exc, BotoCoreError):
-        return TransientError(f"{what} failed: {describe(exc)}", hint="re-run to retry")
-    return RemoteError(f"{what} failed: {type(exc).__name__}")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return Failure("aws", describe(exc), aws_code=error_code(exc),
+                       http_status=int(status) if status else None, exception=exc)
+    return Failure("aws", f"{type(exc).__name__}: {exc}", exception=exc)
+
+
+def aws_error(exc: BaseException, what: str) -> MigratorError:
+    """Missing credentials or profiles and invalid parameters are the operator's to fix (exit 2);
+    throttling, 5xx and lost connections are worth retrying; anything else AWS refused is a
+    remote error."""
+    if isinstance(exc, MigratorError):
+        return exc
+    return to_error(failure_of(exc), f"{what} failed: {describe(exc)}")

@@ -11,6 +11,11 @@ The client's API: .info, .client(service), .calls(action), .env(), .cluster_info
 .connect(id), .admin_dsn(id), .create_cluster(id, ...), .create_seeded_cluster(id, ...),
 .seed(id, ...), .wait_available(id), .faults. Use a private cluster
 (`create_seeded_cluster`) for any test that changes one.
+
+The AWS side is as strict as the docs (see FIDELITY.md): every status change takes time (poll for it;
+`.set_durations(create=..., rename=..., dns=...)` shortens it), new clusters are encrypted (an
+unencrypted source stands for a cluster made before that rule), and a cluster's Endpoint is its
+*name*: after a rename the old name keeps reaching the renamed cluster for `dns` seconds.
 """
 
 from __future__ import annotations

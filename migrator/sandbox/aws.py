@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from migrator.sandbox.controlplane import Clock, Durations, RedshiftControlPlane, Reply, wall_clock
+from migrator.sandbox.endpoints import NameEndpoints
 from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import ClusterHost
 
@@ -50,7 +51,8 @@ class AwsSandbox:
                  region: str = "us-east-1", log_dir: Path | str | None = None,
                  create_seconds: float = 2.0, modify_seconds: float = 3.0, rename_seconds: float = 1.0,
                  reboot_seconds: float = 1.0, delete_seconds: float = 1.0, snapshot_seconds: float = 1.0,
-                 time_scale: float = 1.0, clock: Clock | None = None,
+                 pause_seconds: float = 1.0, resume_seconds: float = 1.0, dns_seconds: float = 2.0,
+                 name_endpoints: bool = True, time_scale: float = 1.0, clock: Clock | None = None,
                  tables: Callable[[str], Sequence[str]] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.region = region
@@ -58,11 +60,14 @@ class AwsSandbox:
         self.log_dir = Path(log_dir) if log_dir else (faults.directory if faults else None)
         self.durations = Durations(create=create_seconds, modify=modify_seconds, rename=rename_seconds,
                                    reboot=reboot_seconds, delete=delete_seconds, snapshot=snapshot_seconds,
-                                   scale=time_scale)
+                                   pause=pause_seconds, resume=resume_seconds, dns=dns_seconds, scale=time_scale)
         self.control_plane = RedshiftControlPlane(host=host, faults=faults, durations=self.durations,
                                                   clock=clock or wall_clock, log_dir=self.log_dir,
                                                   tables=tables)
         self._sleep = sleep
+        # Endpoints are per-name listeners, so a cached old name can reach a renamed cluster.
+        self.names = NameEndpoints(self.control_plane.resolve) if name_endpoints else None
+        self.control_plane.names = self.names
         # A private session: boto3's default one is not safe to share between threads.
         self._session = boto3.session.Session(region_name=region, **self.credentials)
         self._session_lock = threading.Lock()
@@ -86,6 +91,8 @@ class AwsSandbox:
         return self
 
     def stop(self) -> None:
+        if self.names is not None:
+            self.names.close()
         if self._server is not None:
             self._server.stop()
             self._server = None

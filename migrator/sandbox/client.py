@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from migrator.sandbox import daemon
 from migrator.sandbox.faults import FaultPlan
-from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, ClusterInfo, SandboxInfo
+from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, DURATION_NAMES, LEGACY_UNENCRYPTED_TAG, ClusterInfo, SandboxInfo
 
 
 def _password() -> str:
@@ -29,6 +29,9 @@ def create_cluster(redshift: Any, cluster_id: str, iam_role_arn: str, *, encrypt
     params: dict[str, Any] = dict(
         ClusterIdentifier=cluster_id, NodeType=node_type, MasterUsername="awsuser", MasterUserPassword=password,
         DBName="dev", IamRoles=[iam_role_arn], Encrypted=encrypted)
+    if not encrypted:
+        # New clusters are always encrypted; an unencrypted one stands for a cluster made before that rule.
+        params["Tags"] = [{"Key": LEGACY_UNENCRYPTED_TAG, "Value": "true"}]
     if nodes > 1:
         params.update(ClusterType="multi-node", NumberOfNodes=nodes)
     else:
@@ -96,7 +99,12 @@ class SandboxClient:
 
     def set_durations(self, timeout: float = 10.0, **seconds: float) -> None:
         """Change how long control-plane transitions take (create, modify, rename, reboot, delete,
-        snapshot); in force when this returns."""
+        snapshot, pause, resume, dns: how long an old name stays cached after a rename); in force when
+        this returns."""
+        unknown = sorted(set(seconds) - DURATION_NAMES)
+        if unknown:
+            raise ValueError(f"unknown sandbox duration(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(DURATION_NAMES))}")
         seq = str(time.time_ns())
         path = self.directory / CONTROL_FILE
         tmp = path.with_suffix(".tmp")

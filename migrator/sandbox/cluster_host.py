@@ -26,7 +26,7 @@ from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import Intercept, SessionInfo
 from migrator.sandbox.postgres import SUPERUSER, PostgresServer, find_pg_bin
 from migrator.sandbox.proxy import ProxyThread, RedshiftProxy
-from migrator.sandbox.redshift import catalog
+from migrator.sandbox.redshift import catalog, settings
 from migrator.sandbox.redshift.dialect import RedshiftDialect
 from migrator.sandbox.redshift.statements import RedshiftDataStatements
 from migrator.sandbox.redshift.syslog import SystemLog
@@ -43,6 +43,9 @@ class ClusterInterceptor:
 
     def classify(self, sql_text: str, session: SessionInfo) -> Intercept | None:
         return self.data.classify(sql_text, session) or self.dialect.classify(sql_text, session)
+
+    def rewrite(self, sql_text: str, session: SessionInfo) -> str | None:
+        return settings.rewrite(sql_text)
 
     def after_statement(self, sql_text: str, tag: str, session: SessionInfo) -> None:
         self.dialect.after_statement(sql_text, tag, session)
@@ -95,6 +98,11 @@ class LocalClusterHost:
                               capture_output=True, check=True)
         subprocess.run([str(bin_dir / "pg_restore"), "--no-owner", "--dbname", runtime.admin_dsn()],
                        input=dump.stdout, capture_output=True, check=False)
+        with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
+            # Deleted-row marks are keyed by the source's table oids, which the restore does not
+            # keep: stale marks would count against whichever target table got that oid.
+            if conn.execute("select to_regclass('redshift_sys.rs_deleted') is not null").fetchone() == (True,):
+                conn.execute("truncate redshift_sys.rs_deleted")
         catalog.install(runtime.admin_dsn(), cluster_id)
         log.info("restored %s from snapshot %s of %s", cluster_id, snapshot_id, source_cluster_id)
         return "127.0.0.1", runtime.proxy.port
@@ -151,6 +159,16 @@ class LocalClusterHost:
     def runtimes(self) -> list[ClusterRuntime]:
         with self._lock:
             return list(self._clusters.values())
+
+    def set_isolation(self, cluster_id: str, level: str) -> None:
+        """SERIALIZABLE or SNAPSHOT for the cluster's database, as a test chooses (new clusters
+        get SNAPSHOT, as new provisioned clusters do). Unlike ALTER DATABASE ... ISOLATION LEVEL
+        this also works for a database named dev. Sessions opened afterwards get the level."""
+        pg_level = {"SERIALIZABLE": "serializable", "SNAPSHOT": "repeatable read"}[level.upper()]
+        runtime = self.runtime(cluster_id)
+        with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("alter database {} set default_transaction_isolation = {}").format(
+                sql.Identifier(runtime.database), sql.Literal(pg_level)))
 
     def reboot(self, cluster_id: str) -> None:
         self.proxies.drop_sessions(cluster_id)

@@ -29,12 +29,15 @@ from xml.sax.saxutils import escape
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.serialize import XFormedAttributePicker, get_serializer_class
 from moto.core.utils import get_service_model
+from moto.ec2.models import ec2_backends
+from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
 from moto.redshift.models import Cluster as MotoCluster
 from moto.redshift.models import RedshiftBackend, redshift_backends
 from moto.redshift.responses import RedshiftResponse
 
 from migrator.sandbox.faults import FaultPlan
+from migrator.sandbox.info import LEGACY_UNENCRYPTED_TAG
 from migrator.sandbox.interfaces import ClusterHost
 
 Clock = Callable[[], float]
@@ -50,10 +53,29 @@ _NEEDS_EXISTING_CLUSTER = frozenset({
     "EnableSnapshotCopy", "DisableSnapshotCopy", "ModifySnapshotCopyRetentionPeriod",
     "EnableLogging", "DisableLogging", "DescribeLoggingStatus",
 })
-_TRANSITION_AVAILABILITY = {"creating": "Unavailable", "deleting": "Unavailable", "rebooting": "Modifying",
-                            "resizing": "Modifying", "renaming": "Modifying", "modifying": "Modifying",
+_TRANSITION_AVAILABILITY = {"creating": "Unavailable", "deleting": "Unavailable", "final-snapshot": "Unavailable",
+                            "rebooting": "Modifying", "resizing": "Modifying", "renaming": "Modifying",
+                            "modifying": "Modifying", "pausing": "Modifying", "resuming": "Modifying",
                             "paused": "Paused", "available": "Available"}
+# Statuses in which a cluster's name reaches its data ("renaming" only through the cached old name).
+_REACHABLE = frozenset({"available", "modifying", "resizing"})
+_REACHABLE_CACHED = _REACHABLE | {"renaming"}
+# Statuses whose start drops every open connection ("Renaming clusters": the cluster is rebooted and
+# existing connections are dropped; RebootCluster: a momentary outage).
+_DROPS_CONNECTIONS = frozenset({"rebooting", "pausing", "final-snapshot", "deleting"})
 _MOTO_ACTIONS = frozenset(name for name in dir(RedshiftResponse) if not name.startswith("_"))
+
+
+
+# botocore model, CreateCluster NodeType "Valid Values" (dc1/ds2 are retired and no longer listed).
+_NODE_TYPES = frozenset({"dc2.large", "dc2.8xlarge", "rg.large", "rg.xlarge", "rg.4xlarge", "rg.12xlarge",
+                         "ra3.large", "ra3.xlplus", "ra3.4xlarge", "ra3.16xlarge"})
+_CLUSTER_ID = re.compile(r"[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)")
+_MASTER_USER = re.compile(r"[a-z][a-z0-9_+.@-]{0,127}")
+_DB_NAME = re.compile(r"[a-z0-9]{1,64}")
+_MAX_TAGS = 50
+_MAX_IAM_ROLES = 50
+_MAINTENANCE_TRACKS = frozenset({"current", "trailing"})
 
 
 class ApiError(Exception):
@@ -76,6 +98,10 @@ class Durations:
     reboot: float = 1.0
     delete: float = 1.0
     snapshot: float = 1.0
+    pause: float = 1.0
+    resume: float = 1.0
+    #: How long an old cluster name stays cached after a rename (still reaching the renamed cluster).
+    dns: float = 2.0
     scale: float = 1.0
 
     def of(self, kind: str) -> float:
@@ -97,13 +123,17 @@ class _Resize:
     duration: float
     tables: list[str]
     finished_at: float | None = None
+    failed: bool = False
 
 
 @dataclass
 class ClusterState:
     op: _Op | None = None
     shown: str | None = None
-    endpoint: tuple[str, int] | None = None
+    endpoint: tuple[str, int] | None = None  # what Endpoint shows: the name's address
+    data_endpoint: tuple[str, int] | None = None  # where the cluster's data really is (the host's proxy)
+    gone: bool = False
+    paused: bool = False
     hsm_certificate: str | None = None
     hsm_configuration: str | None = None
     resize: _Resize | None = None
@@ -178,6 +208,16 @@ def _tags(params: dict[str, str]) -> list[dict[str, str]]:
     return [found[i] for i in sorted(found)]
 
 
+def _members(params: dict[str, str], name: str, member: str) -> list[str]:
+    """A query-protocol list parameter (``Name.Member.N``) in order."""
+    found: dict[int, str] = {}
+    for key, value in params.items():
+        m = re.fullmatch(rf"{name}\.{member}\.(\d+)", key)
+        if m:
+            found[int(m.group(1))] = value
+    return [found[i] for i in sorted(found)]
+
+
 def _parse_time(text: str) -> datetime:
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
@@ -204,6 +244,12 @@ class RedshiftControlPlane:
         self._hsm_certificates: dict[str, dict[str, Any]] = {}
         self._hsm_configurations: dict[str, dict[str, Any]] = {}
         self._snapshot_ops: dict[tuple[str, str], _Op] = {}
+        # (region, old name) → (renamed cluster, renamed at): "could remain cached for a few minutes";
+        # the time it stays cached is durations.dns, read when asked, so a test can shorten it.
+        self._snapshot_schedules: dict[str, dict[str, Any]] = {}
+        self._cached_names: dict[tuple[str, str], tuple[MotoCluster, float]] = {}
+        #: Listeners per cluster name (set by AwsSandbox); None reports the data plane's own address.
+        self.names: Any = None
 
     # ------------------------------------------------------------------ public
 
@@ -222,6 +268,27 @@ class RedshiftControlPlane:
             now = self.clock()
             for region in list(self._regions):
                 self._tick_region(region, now)
+
+    def resolve(self, region: str, name: str) -> tuple[str, int] | None:
+        """Where a connection to cluster name ``name`` lands now (None: refused), DNS caching included."""
+        with self._lock:
+            now = self.clock()
+            self._tick_region(region, now)
+            cached = self._cached_names.get((region, name))
+            if cached is not None:
+                cluster, renamed_at = cached
+                if now < renamed_at + self.durations.of("dns"):
+                    return self._reachable(cluster, _REACHABLE_CACHED)
+                del self._cached_names[(region, name)]
+            holder = self._backend(region).clusters.get(name)
+            return self._reachable(holder, _REACHABLE) if holder is not None else None
+
+    @staticmethod
+    def _reachable(cluster: MotoCluster, statuses: frozenset[str]) -> tuple[str, int] | None:
+        state = _state(cluster)
+        if state.gone or cluster.status not in statuses:
+            return None
+        return state.data_endpoint
 
     def handle(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         action = params.get("Action", "")
@@ -269,6 +336,15 @@ class RedshiftControlPlane:
     # ------------------------------------------------------------ cluster calls
 
     def _do_CreateCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        params = dict(params)
+        legacy = self._take_legacy_tag(params)
+        if "Encrypted" not in params:
+            params["Encrypted"] = "true"  # CreateCluster: "Default: true"
+        elif _bool(params["Encrypted"]) is False and not legacy:
+            raise ApiError("InvalidParameterValue",
+                           "Encrypted=false is not allowed: new clusters are always encrypted at rest "
+                           "(CreateCluster: setting it to false fails the request).")
+        self._check_new_cluster(region, params, creating=True)
         cert, conf = self._check_hsm(params)
         key_arn = self._check_kms_for_new_cluster(region, params, cert)
         reply = forward(params)
@@ -278,6 +354,7 @@ class RedshiftControlPlane:
         cluster = self._cluster(region, cid)
         if key_arn:
             cluster.kms_key_id = key_arn
+        self._keep_attributes(region, cluster, params, new=True)
         self._begin_new_cluster(region, cluster, cert, conf, source_snapshot=None)
         return self._render("CreateCluster", {"Cluster": cluster})
 
@@ -290,33 +367,259 @@ class RedshiftControlPlane:
         if snapshot.status != "available":
             raise ApiError("InvalidClusterSnapshotState",
                            f"Snapshot {snap_id} is in state {snapshot.status}; it must be available to restore.")
-        if params.get("ClusterIdentifier") in backend.clusters:
-            raise ApiError("ClusterAlreadyExists", "Cluster already exists")
+        node_type = params.get("NodeType") or str(snapshot.node_type)
+        self._check_new_cluster(region, {**params, "NodeType": node_type}, creating=False)
         cert, conf = self._check_hsm(params)
-        key_arn: str | None = None
-        if params.get("KmsKeyId"):
-            key_arn = self._resolve_kms_key(region, params["KmsKeyId"])
-            own_key = getattr(snapshot, "kms_key_id", None)
-            if snapshot.encrypted and own_key and key_arn != own_key:
-                raise ApiError("InvalidParameterValue",
-                               "Cannot use a new KmsKeyId when restoring from your own snapshot.")
-        reply = forward(params)
+        encrypted, key_arn = self._restore_encryption(region, snapshot, params, node_type, hsm=bool(cert))
+        reply = forward({k: v for k, v in params.items() if k not in ("Encrypted", "KmsKeyId")})
         if reply[0] >= 400:
             return reply
         cluster = self._cluster(region, params["ClusterIdentifier"])
-        cluster.kms_key_id = key_arn or getattr(snapshot, "kms_key_id", None)
-        cluster.encrypted = bool(snapshot.encrypted or key_arn)
+        cluster.kms_key_id = key_arn  # the key actually used (moto drops it)
+        cluster.encrypted = encrypted
+        self._keep_attributes(region, cluster, params, new=True)
         self._begin_new_cluster(region, cluster, cert, conf, source_snapshot=snapshot)
         return self._render("RestoreFromClusterSnapshot", {"Cluster": cluster})
+
+    @staticmethod
+    def _take_legacy_tag(params: dict[str, str]) -> bool:
+        """Remove the sandbox-only legacy tag (renumbering the rest); True when it was there."""
+        tags = _tags(params)
+        kept = [t for t in tags if t.get("Key") != LEGACY_UNENCRYPTED_TAG]
+        if len(kept) == len(tags):
+            return False
+        for key in [k for k in params if k.startswith("Tags.Tag.")]:
+            del params[key]
+        for i, tag in enumerate(kept, start=1):
+            params[f"Tags.Tag.{i}.Key"] = tag.get("Key", "")
+            if "Value" in tag:
+                params[f"Tags.Tag.{i}.Value"] = tag["Value"]
+        return True
+
+    def _check_new_cluster(self, region: str, params: dict[str, str], *, creating: bool) -> None:
+        """CreateCluster / RestoreFromClusterSnapshot parameter rules from the botocore model's docs."""
+        cid = params.get("ClusterIdentifier", "")
+        if not _CLUSTER_ID.fullmatch(cid):
+            raise ApiError("InvalidParameterValue",
+                           f"Invalid cluster identifier '{cid}': 1-63 lowercase letters, digits or hyphens, "
+                           f"starting with a letter, no trailing or double hyphen.")
+        if cid in self._backend(region).clusters:
+            raise ApiError("ClusterAlreadyExists", f"Cluster {cid} already exists.")
+        node_type = params.get("NodeType")
+        if node_type is not None and node_type not in _NODE_TYPES:
+            raise ApiError("InvalidParameterValue",
+                           f"Invalid node type '{node_type}'; valid node types: {', '.join(sorted(_NODE_TYPES))}.")
+        self._check_nodes(params, creating=creating)
+        if params.get("Port"):
+            self._check_port(int(params["Port"]), node_type or "")
+        if creating:
+            self._check_credentials(params)
+        self._check_references(region, params)
+        self._check_tags(params)
+        self._check_retention(params)
+        track = params.get("MaintenanceTrackName")
+        if track and track not in _MAINTENANCE_TRACKS:
+            raise ApiError("InvalidClusterTrack", f"Maintenance track '{track}' does not exist.")
+
+    @staticmethod
+    def _check_nodes(params: dict[str, str], *, creating: bool) -> None:
+        # CreateCluster ClusterType "Default: multi-node" (then NumberOfNodes is required).
+        kind = params.get("ClusterType") or ("multi-node" if creating else None)
+        nodes = int(params["NumberOfNodes"]) if params.get("NumberOfNodes") else None
+        if nodes is not None and not 1 <= nodes <= 100:
+            raise ApiError("InvalidParameterValue", f"NumberOfNodes must be 1 to 100, not {nodes}.")
+        if kind is not None and kind not in ("single-node", "multi-node"):
+            raise ApiError("InvalidParameterValue", f"ClusterType must be single-node or multi-node, not '{kind}'.")
+        if kind == "multi-node" and (nodes is None or nodes < 2):
+            raise ApiError("InvalidParameterCombination", "A multi-node cluster needs NumberOfNodes of 2 or more.")
+        if kind == "single-node" and nodes not in (None, 1):
+            raise ApiError("InvalidParameterCombination", "A single-node cluster cannot have NumberOfNodes > 1.")
+
+    @staticmethod
+    def _check_port(port: int, node_type: str) -> None:
+        if node_type.startswith(("ra3.", "rg.")) or not node_type:
+            if not (5431 <= port <= 5455 or 8191 <= port <= 8215):
+                raise ApiError("InvalidParameterValue",
+                               f"Port {port} is not allowed for {node_type or 'RA3'} nodes: choose 5431-5455 "
+                               f"or 8191-8215.")
+        elif not 1150 <= port <= 65535:
+            raise ApiError("InvalidParameterValue", f"Port {port} is not allowed: choose 1150-65535.")
+
+    @staticmethod
+    def _check_credentials(params: dict[str, str]) -> None:
+        user = params.get("MasterUsername", "")
+        if not _MASTER_USER.fullmatch(user) or user == "public":
+            raise ApiError("InvalidParameterValue",
+                           f"Invalid master user name '{user}': 1-128 lowercase letters, digits or _+.@-, "
+                           f"starting with a letter, not PUBLIC.")
+        db_name = params.get("DBName")
+        if db_name is not None and not _DB_NAME.fullmatch(db_name):
+            raise ApiError("InvalidParameterValue",
+                           f"Invalid database name '{db_name}': 1-64 lowercase letters or digits.")
+        managed = _bool(params.get("ManageMasterPassword")) is True
+        password = params.get("MasterUserPassword")
+        if managed and password:
+            raise ApiError("InvalidParameterCombination",
+                           "MasterUserPassword cannot be given when ManageMasterPassword is true.")
+        if managed:
+            return
+        if not password:
+            raise ApiError("MissingParameter", "The request must contain the parameter MasterUserPassword.")
+        if not (8 <= len(password) <= 64 and re.search(r"[A-Z]", password) and re.search(r"[a-z]", password)
+                and re.search(r"[0-9]", password)
+                and all(33 <= ord(ch) <= 126 and ch not in "'\"\\/@" for ch in password)):
+            # Never echo the password itself.
+            raise ApiError("InvalidParameterValue",
+                           "The master user password must be 8-64 printable ASCII characters with an upper case "
+                           "letter, a lower case letter and a digit, and no ' \" \\ / @ or space.")
+
+    def _check_references(self, region: str, params: dict[str, str]) -> None:
+        backend = self._backend(region)
+        group = params.get("ClusterParameterGroupName")
+        if group and group not in backend.parameter_groups:
+            raise ApiError("ClusterParameterGroupNotFound", f"Cluster parameter group {group} not found.")
+        subnet = params.get("ClusterSubnetGroupName")
+        if subnet and subnet not in backend.subnet_groups:
+            raise ApiError("ClusterSubnetGroupNotFoundFault", f"Cluster subnet group {subnet} not found.")
+        for name in _members(params, "ClusterSecurityGroups", "ClusterSecurityGroupName"):
+            if name not in backend.security_groups:
+                raise ApiError("ClusterSecurityGroupNotFound", f"Cluster security group {name} not found.")
+        ec2 = ec2_backends[self.account_id][region]
+        for group_id in _members(params, "VpcSecurityGroupIds", "VpcSecurityGroupId"):
+            if ec2.get_security_group_from_id(group_id) is None:
+                raise ApiError("InvalidParameterValue", f"VPC security group {group_id} does not exist.")
+        roles = _members(params, "IamRoles", "IamRoleArn")
+        if len(roles) > _MAX_IAM_ROLES:
+            raise ApiError("LimitExceededFault", f"At most {_MAX_IAM_ROLES} IAM roles can be associated.")
+        default_role = params.get("DefaultIamRoleArn")
+        if default_role and default_role not in roles:
+            raise ApiError("InvalidParameterValue", "DefaultIamRoleArn must be one of the IamRoles given.")
+        iam = iam_backends[self.account_id]["global"]
+        for arn in roles:
+            try:
+                iam.get_role_by_arn(arn)
+            except Exception as exc:  # moto raises IAMNotFoundException
+                raise ApiError("InvalidParameterValue", f"IAM role {arn} does not exist.") from exc
+        elastic_ip = params.get("ElasticIp")
+        if elastic_ip:
+            if _bool(params.get("PubliclyAccessible")) is not True:
+                raise ApiError("InvalidParameterCombination", "ElasticIp requires PubliclyAccessible=true.")
+            try:
+                ec2.address_by_ip([elastic_ip])
+            except Exception as exc:
+                raise ApiError("InvalidElasticIpFault", f"Elastic IP {elastic_ip} is not allocated.") from exc
+        schedule = params.get("SnapshotScheduleIdentifier")
+        if schedule and schedule not in self._snapshot_schedules:
+            raise ApiError("SnapshotScheduleNotFound", f"Snapshot schedule {schedule} not found.")
+
+    @staticmethod
+    def _check_tags(params: dict[str, str]) -> None:
+        tags = _tags(params)
+        if len(tags) > _MAX_TAGS:
+            raise ApiError("TagLimitExceededFault", f"At most {_MAX_TAGS} tags per resource; {len(tags)} given.")
+        for tag in tags:
+            if tag.get("Key", "").lower().startswith("aws:"):
+                raise ApiError("InvalidTagFault", f"Tag key '{tag['Key']}' uses the reserved prefix aws:.")
+
+    @staticmethod
+    def _check_retention(params: dict[str, str]) -> None:
+        automated = params.get("AutomatedSnapshotRetentionPeriod")
+        node_type = params.get("NodeType", "")
+        if automated is not None:
+            days = int(automated)
+            if not 0 <= days <= 35:
+                raise ApiError("InvalidRetentionPeriodFault", "AutomatedSnapshotRetentionPeriod must be 0 to 35.")
+            if days == 0 and node_type.startswith(("ra3.", "rg.")):
+                raise ApiError("InvalidParameterValue",
+                               "Automated snapshots cannot be disabled for RA3 node types (1 to 35 days).")
+        manual = params.get("ManualSnapshotRetentionPeriod")
+        if manual is not None and not (int(manual) == -1 or 1 <= int(manual) <= 3653):
+            raise ApiError("InvalidRetentionPeriodFault", "ManualSnapshotRetentionPeriod must be -1 or 1 to 3653.")
+
+    def _keep_attributes(self, region: str, cluster: MotoCluster, params: dict[str, str], *, new: bool) -> None:
+        """Store what moto drops or mistypes, under the Cluster shape's own member names (its serializer
+        picks an attribute named like the member first)."""
+        attrs = cluster.__dict__
+        if new:
+            attrs.setdefault("ManualSnapshotRetentionPeriod", -1)
+            attrs.setdefault("MaintenanceTrackName", "current")
+            attrs.setdefault("MultiAZ", "Disabled")
+        for flag, attr in (("PubliclyAccessible", "publicly_accessible"),
+                           ("EnhancedVpcRouting", "enhanced_vpc_routing")):
+            if params.get(flag) is not None:
+                attrs[attr] = _bool(params[flag])  # moto keeps ModifyCluster's raw string
+        if params.get("ManualSnapshotRetentionPeriod"):
+            attrs["ManualSnapshotRetentionPeriod"] = int(params["ManualSnapshotRetentionPeriod"])
+        if params.get("AutomatedSnapshotRetentionPeriod"):
+            cluster.automated_snapshot_retention_period = int(params["AutomatedSnapshotRetentionPeriod"])
+        if params.get("MaintenanceTrackName"):
+            attrs["MaintenanceTrackName"] = params["MaintenanceTrackName"]
+        if params.get("MultiAZ") is not None:
+            attrs["MultiAZ"] = "Enabled" if _bool(params["MultiAZ"]) else "Disabled"
+        if params.get("DefaultIamRoleArn"):
+            attrs["DefaultIamRoleArn"] = params["DefaultIamRoleArn"]
+        if params.get("ElasticIp"):
+            attrs["ElasticIpStatus"] = {"ElasticIp": params["ElasticIp"], "Status": "active"}
+        schedule = params.get("SnapshotScheduleIdentifier")
+        if schedule:
+            self._associate_schedule(cluster, schedule)
+
+    def _associate_schedule(self, cluster: MotoCluster, schedule: str | None) -> None:
+        attrs = cluster.__dict__
+        if schedule is None:
+            attrs.pop("SnapshotScheduleIdentifier", None)
+            attrs.pop("SnapshotScheduleState", None)
+            return
+        attrs["SnapshotScheduleIdentifier"] = schedule
+        attrs["SnapshotScheduleState"] = "ACTIVE"
+
+    def _restore_encryption(self, region: str, snapshot: Any, params: dict[str, str], node_type: str,
+                            hsm: bool) -> tuple[bool, str | None]:
+        """(encrypted, key ARN) of the restored cluster, per RestoreFromClusterSnapshot's Encrypted/KmsKeyId."""
+        wanted = _bool(params.get("Encrypted"))
+        key_ref = params.get("KmsKeyId")
+        own_key: str | None = getattr(snapshot, "kms_key_id", None)
+        if hsm:
+            if key_ref:
+                raise ApiError("InvalidParameterCombination", "A cluster uses either a KMS key or an HSM, not both.")
+            return True, None
+        if snapshot.encrypted:
+            if wanted is False:
+                raise ApiError("InvalidParameterCombination",
+                               "An encrypted snapshot cannot be restored to an unencrypted cluster.")
+            # A new key for an encrypted snapshot of this account re-encrypts the restored cluster with it.
+            return True, self._resolve_kms_key(region, key_ref) if key_ref else own_key
+        if wanted is not True:
+            if key_ref:
+                raise ApiError("InvalidParameterCombination",
+                               "Restoring an unencrypted snapshot with a KmsKeyId requires Encrypted=true.")
+            return False, None
+        if not key_ref:
+            raise ApiError("InvalidParameterCombination",
+                           "Restoring an unencrypted snapshot to an encrypted cluster requires a customer managed "
+                           "KmsKeyId.")
+        if not node_type.startswith("ra3."):
+            raise ApiError("InvalidRestore",
+                           f"An unencrypted snapshot can be restored to a KMS-encrypted cluster only on RA3 node "
+                           f"types, not {node_type}.")
+        return True, self._resolve_kms_key(region, key_ref)
 
     def _begin_new_cluster(self, region: str, cluster: MotoCluster, cert: str | None, conf: str | None,
                            source_snapshot: Any) -> None:
         state = _state(cluster)
         cid = cluster.cluster_identifier
         state.hsm_certificate, state.hsm_configuration = cert, conf
+        # Every new cluster (a restore too) is a new namespace; a rename keeps it. A check after cutover
+        # can compare it with what the database it reached reports (SELECT current_namespace).
+        namespace = str(uuid.uuid4())
+        cluster.__dict__["ClusterNamespaceArn"] = f"arn:aws:redshift:{region}:{self.account_id}:namespace:{namespace}"
         if self.host is not None:
             try:
-                state.endpoint = self._provision(cluster, source_snapshot)
+                state.data_endpoint = self._provision(cluster, source_snapshot)
+                state.endpoint = self._name_endpoint(region, cid) or state.data_endpoint
+                set_namespace = getattr(self.host, "set_namespace", None)
+                if callable(set_namespace):  # optional host capability: the database answers it
+                    set_namespace(cid, namespace)
             except Exception as exc:
                 # A cluster whose database could not be made must not linger as "creating".
                 self._backend(region).delete_cluster(cluster_identifier=cid, skip_final_snapshot=True,
@@ -327,6 +630,12 @@ class RedshiftControlPlane:
         how = (f"restored from snapshot '{source_snapshot.snapshot_identifier}'" if source_snapshot
                else "created")
         self._event(cid, f"Amazon Redshift cluster '{cid}' is being {how}.", "management")
+
+    def _name_endpoint(self, region: str, name: str) -> tuple[str, int] | None:
+        if self.names is None:
+            return None
+        address: tuple[str, int] = self.names.endpoint(region, name)
+        return address
 
     def _provision(self, cluster: MotoCluster, source_snapshot: Any) -> tuple[str, int]:
         assert self.host is not None
@@ -356,16 +665,31 @@ class RedshiftControlPlane:
         if params.get("HsmClientCertificateIdentifier") or params.get("HsmConfigurationIdentifier"):
             raise ApiError("UnsupportedOperation",
                            "Changing a cluster to HSM encryption requires a new cluster (unload and copy).")
+        self._check_tags(params)
+        self._check_retention({**params, "NodeType": params.get("NodeType") or cluster.node_type})
+        track = params.get("MaintenanceTrackName")
+        if track and track not in _MAINTENANCE_TRACKS:
+            raise ApiError("InvalidClusterTrack", f"Maintenance track '{track}' does not exist.")
+        if params.get("ElasticIp") and _bool(params.get("PubliclyAccessible", str(cluster.publicly_accessible))) \
+                is not True:
+            raise ApiError("InvalidParameterCombination", "ElasticIp requires a publicly accessible cluster.")
         encryption = self._encryption_change(region, cluster, params)
+        if encryption is not None and cluster.cluster_snapshot_copy_status:
+            # "Changing cluster encryption": disable cross-Region snapshot copy first.
+            raise ApiError("InvalidClusterState",
+                           f"Cluster {cid} has cross-Region snapshot copy enabled; disable it before changing "
+                           f"encryption.")
         if new_id and encryption is not None:
             raise ApiError("InvalidParameterCombination",
                            "A cluster cannot be renamed and have its encryption changed in one request.")
         moto_params = {k: v for k, v in params.items()
-                       if k not in {"Encrypted", "KmsKeyId", "NewClusterIdentifier"}}
+                       if k not in {"Encrypted", "KmsKeyId", "NewClusterIdentifier", "PubliclyAccessible",
+                                    "EnhancedVpcRouting"}}
         other_changes = [k for k in moto_params if k not in {"Action", "Version", "ClusterIdentifier"}]
         reply = forward(moto_params)
         if reply[0] >= 400:
             return reply
+        self._keep_attributes(region, cluster, params, new=False)
         if new_id:
             self._rename(region, cluster, cid, new_id)
         elif encryption is not None:
@@ -418,6 +742,11 @@ class RedshiftControlPlane:
         backend.clusters.pop(old)
         cluster.cluster_identifier = new
         backend.clusters[new] = cluster
+        state = _state(cluster)
+        if state.data_endpoint is not None:
+            state.endpoint = self._name_endpoint(region, new) or state.endpoint
+        # The old name is deleted but stays cached: it keeps reaching this cluster for a while.
+        self._cached_names[(region, old)] = (cluster, self.clock())
         self._start(cluster, "renaming", self.durations.of("rename"), apply={"renamed_from": old})
         self._event(new, f"Cluster '{old}' is being renamed to '{new}'.", "management")
 
@@ -433,21 +762,136 @@ class RedshiftControlPlane:
     def _do_DeleteCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
         cluster = self._cluster(region, cid)
-        if cluster.status == "deleting":
+        if cluster.status in ("deleting", "final-snapshot"):
             raise ApiError("InvalidClusterState", f"Cluster {cid} is already being deleted.")
-        # Redshift's default is to take a final snapshot; moto treats a missing flag as "skip".
-        reply = forward({"SkipFinalClusterSnapshot": "false", **params})
+        skip = _bool(params.get("SkipFinalClusterSnapshot")) is True
+        final_id = params.get("FinalClusterSnapshotIdentifier") or None
+        # DeleteCluster: SkipFinalClusterSnapshot defaults to false, and then the identifier is required.
+        if not skip and final_id is None:
+            raise ApiError("InvalidParameterCombination",
+                           "FinalClusterSnapshotIdentifier is required unless SkipFinalClusterSnapshot is specified.")
+        if skip and final_id is not None:
+            raise ApiError("InvalidParameterCombination",
+                           "FinalClusterSnapshotIdentifier must not be given when SkipFinalClusterSnapshot is true.")
+        if final_id is not None and final_id in self._backend(region).snapshots:
+            raise ApiError("ClusterSnapshotAlreadyExists", f"Snapshot {final_id} already exists.")
+        reply = forward({"SkipFinalClusterSnapshot": "true" if skip else "false", **params})
         if reply[0] >= 400:
             return reply
         state = _state(cluster)
         state.op = None
-        self._start(cluster, "deleting", self.durations.of("delete"))
-        self._event(cid, f"Amazon Redshift cluster '{cid}' is being deleted.", "management")
-        # moto forgot it at once; it stays visible as "deleting" until its time is up.
+        state.paused = False
+        # moto forgot it at once; it stays visible until its time is up.
         self._backend(region).clusters[cid] = cluster
+        if final_id is not None:
+            snapshot = self._backend(region).snapshots[final_id]
+            setattr(snapshot, "kms_key_id", cluster.kms_key_id)
+            duration = self.durations.of("snapshot")
+            snapshot.status = "creating"
+            self._snapshot_ops[(region, final_id)] = _Op("creating", self.clock(), duration,
+                                                         apply={"cluster_id": cid})
+            self._start(cluster, "final-snapshot", duration, apply={"snapshot": final_id})
+            self._event(cid, f"Amazon Redshift cluster '{cid}' is being deleted; taking final snapshot "
+                             f"'{final_id}' first.", "management")
+        else:
+            self._start(cluster, "deleting", self.durations.of("delete"))
+            self._event(cid, f"Amazon Redshift cluster '{cid}' is being deleted.", "management")
         rendered = self._render("DeleteCluster", {"Cluster": cluster})
         self._tick_region(region, self.clock())
         return rendered
+
+    def _do_CreateSnapshotSchedule(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("ScheduleIdentifier", "")
+        if name in self._snapshot_schedules:
+            raise ApiError("SnapshotScheduleAlreadyExists", f"Snapshot schedule {name} already exists.")
+        definitions = _members(params, "ScheduleDefinitions", "ScheduleDefinition")
+        if not definitions or not all(re.fullmatch(r"(rate|cron)\(.+\)", d) for d in definitions):
+            raise ApiError("InvalidSchedule", "ScheduleDefinitions must be rate(...) or cron(...) expressions.")
+        self._check_tags(params)
+        self._snapshot_schedules[name] = {"ScheduleIdentifier": name, "ScheduleDefinitions": definitions,
+                                          "ScheduleDescription": params.get("ScheduleDescription", ""),
+                                          "Tags": _tags(params)}
+        return self._render("CreateSnapshotSchedule", self._schedule_view(region, name))
+
+    def _schedule_view(self, region: str, name: str) -> dict[str, Any]:
+        clusters = [c for c in self._backend(region).clusters.values()
+                    if c.__dict__.get("SnapshotScheduleIdentifier") == name and not _state(c).gone]
+        return {**self._snapshot_schedules[name], "AssociatedClusterCount": len(clusters),
+                "AssociatedClusters": [{"ClusterIdentifier": c.cluster_identifier, "ScheduleAssociationState": "ACTIVE"}
+                                       for c in clusters]}
+
+    def _do_DescribeSnapshotSchedules(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("ScheduleIdentifier")
+        cid = params.get("ClusterIdentifier")
+        names = [n for n in self._snapshot_schedules if not name or n == name]
+        views = [self._schedule_view(region, n) for n in names]
+        if cid:
+            views = [v for v in views if any(a["ClusterIdentifier"] == cid for a in v["AssociatedClusters"])]
+        return self._render("DescribeSnapshotSchedules", {"SnapshotSchedules": views})
+
+    def _do_DeleteSnapshotSchedule(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        name = params.get("ScheduleIdentifier", "")
+        if name not in self._snapshot_schedules:
+            raise ApiError("SnapshotScheduleNotFound", f"Snapshot schedule {name} not found.")
+        if self._schedule_view(region, name)["AssociatedClusterCount"]:
+            raise ApiError("InvalidClusterSnapshotScheduleState",
+                           f"Snapshot schedule {name} is associated with a cluster.")
+        del self._snapshot_schedules[name]
+        return self._render("DeleteSnapshotSchedule", None)
+
+    def _do_ModifyClusterSnapshotSchedule(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cluster = self._cluster(region, params.get("ClusterIdentifier", ""))
+        if _bool(params.get("DisassociateSchedule")) is True:
+            self._associate_schedule(cluster, None)
+        else:
+            schedule = params.get("ScheduleIdentifier", "")
+            if schedule not in self._snapshot_schedules:
+                raise ApiError("SnapshotScheduleNotFound", f"Snapshot schedule {schedule} not found.")
+            self._associate_schedule(cluster, schedule)
+        return self._render("ModifyClusterSnapshotSchedule", None)
+
+    def _do_ModifyClusterIamRoles(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        if cluster.status != "available":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; roles change only when "
+                                                  f"it is available.")
+        add = _members(params, "AddIamRoles", "IamRoleArn")
+        remove = set(_members(params, "RemoveIamRoles", "IamRoleArn"))
+        roles = [r for r in cluster.iam_roles_arn if r not in remove] + [r for r in add if r not in cluster.iam_roles_arn]
+        check = {f"IamRoles.IamRoleArn.{i}": r for i, r in enumerate(roles, start=1)}
+        if params.get("DefaultIamRoleArn"):
+            check["DefaultIamRoleArn"] = params["DefaultIamRoleArn"]
+        self._check_references(region, check)
+        cluster.iam_roles_arn = roles
+        default = cluster.__dict__.get("DefaultIamRoleArn")
+        if params.get("DefaultIamRoleArn"):
+            cluster.__dict__["DefaultIamRoleArn"] = params["DefaultIamRoleArn"]
+        elif default in remove:
+            cluster.__dict__.pop("DefaultIamRoleArn", None)
+        self._event(cid, f"Cluster '{cid}' IAM roles were changed.", "management")
+        return self._render("ModifyClusterIamRoles", {"Cluster": cluster})
+
+    def _do_PauseCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        if cluster.status != "available":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; only an available cluster "
+                                                  f"can be paused.")
+        self._start(cluster, "pausing", self.durations.of("pause"))
+        self._event(cid, f"Cluster '{cid}' is being paused.", "management")
+        return self._render("PauseCluster", {"Cluster": cluster})
+
+    def _do_ResumeCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
+        cid = params.get("ClusterIdentifier", "")
+        cluster = self._cluster(region, cid)
+        if cluster.status != "paused":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; only a paused cluster "
+                                                  f"can be resumed.")
+        _state(cluster).paused = False
+        self._start(cluster, "resuming", self.durations.of("resume"))
+        self._event(cid, f"Cluster '{cid}' is being resumed.", "management")
+        return self._render("ResumeCluster", {"Cluster": cluster})
 
     def _do_DescribeResize(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
@@ -472,7 +916,7 @@ class RedshiftControlPlane:
             "TargetNodeType": cluster.node_type,
             "TargetNumberOfNodes": int(cluster.number_of_nodes),
             "TargetClusterType": "multi-node" if int(cluster.number_of_nodes) > 1 else "single-node",
-            "Status": "SUCCEEDED" if done else "IN_PROGRESS",
+            "Status": ("FAILED" if resize.failed else "SUCCEEDED") if done else "IN_PROGRESS",
             "ImportTablesCompleted": tables[:completed],
             "ImportTablesInProgress": tables[completed:completed + in_progress],
             "ImportTablesNotStarted": tables[completed + in_progress:],
@@ -482,7 +926,9 @@ class RedshiftControlPlane:
             "ElapsedTimeInSeconds": int(elapsed),
             "EstimatedTimeToCompletionInSeconds": 0 if done else max(1, math.ceil(resize.duration - elapsed)),
             "ResizeType": "ClassicResize",
-            "Message": "Resize operation completed successfully." if done else "Resize operation is in progress.",
+            "Message": ("Resize operation failed; the cluster is unchanged." if resize.failed
+                        else "Resize operation completed successfully.") if done
+            else "Resize operation is in progress.",
             "TargetEncryptionType": resize.target_encryption,
             "DataTransferProgressPercent": round(fraction * 100.0, 2),
         }
@@ -499,6 +945,12 @@ class RedshiftControlPlane:
     def _do_CreateClusterSnapshot(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
         cluster = self._cluster(region, cid)
+        if cluster.status != "available":
+            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; a manual snapshot needs "
+                                                  f"an available cluster.")
+        self._check_tags(params)
+        if params.get("ManualSnapshotRetentionPeriod"):
+            self._check_retention({"ManualSnapshotRetentionPeriod": params["ManualSnapshotRetentionPeriod"]})
         reply = forward(params)
         if reply[0] >= 400:
             return reply
@@ -665,10 +1117,13 @@ class RedshiftControlPlane:
 
     _current_region = "us-east-1"
 
-    def _start(self, cluster: MotoCluster, status: str, duration: float, apply: dict[str, Any] | None = None) -> None:
+    def _start(self, cluster: MotoCluster, status: str, duration: float, apply: dict[str, Any] | None = None,
+               at: float | None = None) -> None:
         state = _state(cluster)
-        state.op = _Op(status, self.clock(), duration, dict(apply or {}))
+        state.op = _Op(status, self.clock() if at is None else at, duration, dict(apply or {}))
         state.shown = status
+        if status in _DROPS_CONNECTIONS and self.names is not None and state.data_endpoint is not None:
+            self.names.drop(state.data_endpoint)
 
     def _all_clusters(self) -> list[MotoCluster]:
         return [c for r in self._regions for c in self._backend(r).clusters.values()]
@@ -683,10 +1138,17 @@ class RedshiftControlPlane:
                 state.shown = str(stuck.params.get("status", "modifying"))
                 continue
             op = state.op
-            if op is not None and now >= op.started + op.duration:
+            # A finished step may start the next one (renaming → rebooting, final-snapshot → deleting).
+            while op is not None and now >= op.started + op.duration:
                 state.op = None
                 self._finish(region, cluster, op, op.started + op.duration)
-            state.shown = state.op.status if state.op else None
+                op = state.op
+            if state.op is None and not state.paused and not state.gone and self.faults is not None \
+                    and self.faults.take("scheduled_pause", cluster_id=cid) is not None:
+                # A pause schedule (or the operator) pauses the cluster under a running migration.
+                self._start(cluster, "pausing", self.durations.of("pause"), at=now)
+                self._event(cid, f"Cluster '{cid}' is being paused by its schedule.", "management", at=now)
+            state.shown = state.op.status if state.op else ("paused" if state.paused else None)
         for (snap_region, snap_id), op in list(self._snapshot_ops.items()):
             if snap_region != region or now < op.started + op.duration:
                 continue
@@ -707,16 +1169,35 @@ class RedshiftControlPlane:
             self._event(cid, f"Amazon Redshift cluster '{cid}' has been created and is ready for use.",
                         "management", at=done_at)
         elif op.status == "resizing":
+            failed = self.faults.take("resize_fails", cluster_id=cid) if self.faults else None
+            if state.resize is not None:
+                state.resize.finished_at = now
+                state.resize.failed = failed is not None
+            if failed is not None:
+                # The cluster stays as it was (same encryption, same key).
+                self._event(cid, f"Cluster '{cid}' encryption change failed; the cluster is unchanged.",
+                            "management", at=done_at)
+                return
             cluster.encrypted = op.apply["encrypted"]
             cluster.kms_key_id = op.apply["kms_key_id"]
             state.hsm_certificate = state.hsm_configuration = None
-            if state.resize is not None:
-                state.resize.finished_at = now
             what = "encrypted with KMS" if op.apply["encrypted"] else "decrypted"
             self._event(cid, f"Cluster '{cid}' has been {what}; the resize is complete.", "management", at=done_at)
+        elif op.status == "pausing":
+            state.paused = True
+            self._event(cid, f"Cluster '{cid}' has been paused.", "management", at=done_at)
+        elif op.status == "resuming":
+            self._event(cid, f"Cluster '{cid}' has been resumed.", "management", at=done_at)
         elif op.status == "renaming":
             self._event(cid, f"Cluster '{op.apply['renamed_from']}' has been renamed to '{cid}'.",
                         "management", at=done_at)
+            # "Renaming clusters": the cluster is rebooted to take its new name.
+            self._start(cluster, "rebooting", self.durations.of("reboot"), at=done_at)
+            self._event(cid, f"Cluster '{cid}' is being rebooted.", "management", at=done_at)
+        elif op.status == "final-snapshot":
+            self._event(cid, f"Amazon Redshift has taken the final snapshot '{op.apply['snapshot']}' of cluster "
+                             f"'{cid}'.", "backup", at=done_at)
+            self._start(cluster, "deleting", self.durations.of("delete"), at=done_at)
         elif op.status == "rebooting":
             self._event(cid, f"Cluster '{cid}' has been rebooted.", "management", at=done_at)
         elif op.status == "modifying":
@@ -725,6 +1206,7 @@ class RedshiftControlPlane:
             backend = self._backend(region)
             if backend.clusters.get(cid) is cluster:
                 del backend.clusters[cid]
+            state.gone = True
             if self.host is not None:
                 self.host.deprovision(cid)
             self._event(cid, f"Amazon Redshift cluster '{cid}' has been deleted.", "management", at=done_at)
@@ -737,7 +1219,7 @@ class RedshiftControlPlane:
             return None
         if hsm:
             raise ApiError("InvalidParameterCombination", "A cluster uses either a KMS key or an HSM, not both.")
-        if _bool(params.get("Encrypted")) is not True:
+        if _bool(params.get("Encrypted")) is False:
             raise ApiError("InvalidParameterCombination", "KmsKeyId requires Encrypted=true.")
         return self._resolve_kms_key(region, key_ref)
 

@@ -29,6 +29,8 @@ KINDS = frozenset({
     "s3_error",         # AWS: S3 answers 500 InternalError; match: operation
     "kms_access_denied",  # AWS: KMS answers AccessDeniedException; match: operation, key_id
     "cluster_stuck",    # AWS: cluster stays in params.status; match: cluster_id
+    "scheduled_pause",  # AWS: an available cluster is paused (pausing, paused) as a pause schedule would; match: cluster_id
+    "resize_fails",     # AWS: an encryption resize ends FAILED and leaves the cluster unchanged; match: cluster_id
 })
 
 
@@ -75,6 +77,8 @@ class FaultPlan:
             return None
         with self._locked():
             specs = self._read()
+            if not any(spec["kind"] == kind for spec in specs):
+                return None  # nothing to count: no rewrite (this is asked per cluster on every request)
             hit: Fault | None = None
             for spec in specs:
                 if spec["kind"] != kind or not _matches(spec["match"], attrs):

@@ -11,6 +11,13 @@ INFO_FILE = "sandbox.json"
 CONTROL_FILE = "control.json"
 #: ... and the sandbox acknowledges the request it applied here.
 CONTROL_ACK = "control.ack"
+#: Tag key (sandbox only, stripped before storing) that lets CreateCluster make an unencrypted cluster:
+#: the stand-in for a cluster made before "Encrypted defaults to true" (a migration's typical source).
+LEGACY_UNENCRYPTED_TAG = "sandbox:predates-default-encryption"
+#: Control-plane durations another process may set (seconds; ``dns`` is how long an old cluster name
+#: stays cached after a rename; ``scale`` multiplies them all).
+DURATION_NAMES = frozenset({"create", "modify", "rename", "reboot", "delete", "snapshot", "pause", "resume", "dns",
+                            "scale"})
 
 
 @dataclass

@@ -105,3 +105,11 @@ class ClusterHost(Protocol):
     def rename(self, old_id: str, new_id: str) -> None:
         """The cluster changed identifier; its data and proxy follow it."""
         ...
+
+    # Optional capabilities, used when a host has them (looked up with getattr):
+    #   provision_from_snapshot(cluster_id, database, master_user, master_password,
+    #                           source_cluster_id, snapshot_id) -> (address, port)
+    #       a restore carries the snapshotted cluster's data.
+    #   set_namespace(cluster_id, namespace_id) -> None
+    #       the cluster's namespace GUID (the tail of ClusterNamespaceArn); the database should answer
+    #       it for SELECT current_namespace, so a check can prove which cluster it reached.

@@ -15,6 +15,8 @@ False for work PostgreSQL refuses inside a block (VACUUM).
 ``handles_sql_error_faults`` (default False): the proxy then leaves
 ``sql_error`` faults to the emulation, which can match on the table.
 ``after_statement`` is called for intercepted statements too, after success.
+An interceptor may also offer ``rewrite(sql, session) -> str | None``: a text rewrite
+applied to every Parse and Query before anything else (Redshift's settings syntax).
 An intercept raising ConnectionAbortedError makes the proxy drop the client
 and backend connections there and then, as if the network failed mid-statement.
 
@@ -41,6 +43,7 @@ from typing import Awaitable, Callable, Literal, TypeVar
 from migrator.sandbox import wire
 from migrator.sandbox.redshift.sqltokens import literal as quote_literal
 from migrator.sandbox.redshift.sqltokens import quote_ident
+from migrator.sandbox.redshift.settings import extra_float_digits_error
 from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import (
     BackendError,
@@ -84,6 +87,29 @@ def raise_statement(sqlstate: str, message: str, detail: str | None = None) -> s
     while f"${tag}$" in body:
         tag += "x"
     return f"DO ${tag}${body}${tag}$"
+
+
+SERIALIZATION_FAILURE = "40001"
+#: Redshift reports a serialization conflict as error 1023 with SQLSTATE XX000 ("Isolation
+#: levels in Amazon Redshift": "ERROR:1023 DETAIL: Serializable isolation violation on table").
+REDSHIFT_ISOLATION_ERROR = ("XX000", "1023")
+
+
+def redshift_error(sqlstate: str, message: str, detail: str | None) -> tuple[str, str, str | None]:
+    """The error as Redshift words it; PostgreSQL's serialization failures become error 1023."""
+    if sqlstate != SERIALIZATION_FAILURE:
+        return sqlstate, message, detail
+    code, text = REDSHIFT_ISOLATION_ERROR
+    return code, text, ("Serializable isolation violation on table - 0, transactions forming the cycle are: "
+                        f"unknown in the sandbox ({message})")
+
+
+def _redshift_error_payload(payload: bytes) -> bytes:
+    fields = wire.decode_fields(payload)
+    if fields.get("C") != SERIALIZATION_FAILURE:
+        return payload
+    sqlstate, text, detail = redshift_error(fields["C"], fields.get("M", ""), fields.get("D"))
+    return wire.error_response(sqlstate, text, detail)[5:]
 
 
 _LEADING_NOISE = re.compile(r"(\s+|--[^\n]*(\n|$)|/\*.*?\*/|\()*", re.S)
@@ -381,6 +407,11 @@ class _Session:
             await self._fatal("57P03", "the database system is not accepting connections")
             return False
         self.backend = wire.MessageReader(reader)
+        digits = client_params.get("extra_float_digits")
+        refused = extra_float_digits_error(digits) if digits is not None else None
+        if refused is not None:
+            await self._fatal(*refused)
+            return False
         params = {"user": proxy.pg_user, "database": proxy.pg_database}
         params.update({k: client_params[k] for k in PASSED_STARTUP_PARAMS if k in client_params})
         self.backend_writer.write(wire.startup_message(params))
@@ -477,6 +508,8 @@ class _Session:
     async def _account(self, kind: bytes, payload: bytes) -> bytes | None:
         """Match a relayed backend message to what it answers; return what the client gets."""
         head = self._expect[0] if self._expect else None
+        if kind == b"E":
+            payload = _redshift_error_payload(payload)
         out: bytes | None = wire.message(kind, payload)
         if kind == b"S":
             out = self._note_parameter(payload)
@@ -630,9 +663,29 @@ class _Session:
             return None
         return interceptor.classify(sql, self.info)
 
+    def _rewrite(self, sql: str) -> str | None:
+        """The interceptor's optional text rewrite (Redshift settings syntax); None keeps ``sql``."""
+        rewrite = getattr(self.proxy.interceptor, "rewrite", None)
+        if rewrite is None or not sql.strip():
+            return None
+        result: str | None = rewrite(sql, self.info)
+        return result
+
     async def _on_parse(self, payload: bytes) -> None:
         parse = wire.decode_parse(payload)
-        intercept = self._classify(parse.sql)
+        rewritten = self._rewrite(parse.sql)
+        if rewritten is not None:
+            parse = wire.Parse(parse.statement, rewritten, parse.param_oids)
+            payload = wire.parse_payload(parse)
+        try:
+            intercept = self._classify(parse.sql)
+        except BackendError as err:
+            # A recognised statement with bad options: the client sees the error on Parse.
+            await self._drain()
+            if not self._skipping:
+                await self._fail(*redshift_error(err.sqlstate, err.message, err.detail))
+                self._skipping = True
+            return
         if intercept is None:
             if not self._skipping:
                 self._statements[parse.statement] = _Statement(parse.sql, None, parse.param_oids)
@@ -728,14 +781,23 @@ class _Session:
         if self._skipping:
             return  # PostgreSQL ignores even simple queries until Sync
         sql = wire.decode_query(payload)
-        intercept = self._classify(sql)
-        parts = [(sql, intercept)]
-        if intercept is None:
-            pieces = split_statements(sql)
-            if len(pieces) > 1:
-                classified = [(piece, self._classify(piece)) for piece in pieces]
-                if any(claimed is not None for _, claimed in classified):
-                    parts = classified
+        rewritten = self._rewrite(sql)
+        if rewritten is not None:
+            sql = rewritten
+            payload = wire.cstr(sql)
+        try:
+            intercept = self._classify(sql)
+            parts = [(sql, intercept)]
+            if intercept is None:
+                pieces = split_statements(sql)
+                if len(pieces) > 1:
+                    classified = [(piece, self._classify(piece)) for piece in pieces]
+                    if any(claimed is not None for _, claimed in classified):
+                        parts = classified
+        except BackendError as err:
+            await self._fail(*redshift_error(err.sqlstate, err.message, err.detail))
+            self._reply(wire.ready_for_query(self.tx_status))
+            return
         if len(parts) == 1 and intercept is None:
             failure = await self._faults(first_keyword(sql), None)
             if failure is None:
@@ -815,7 +877,7 @@ class _Session:
                                       wire.result_format(formats, i))
                     for i, v in enumerate(row)]))
         except BackendError as err:
-            self._reply(wire.error_response(err.sqlstate, err.message, err.detail))
+            self._reply(wire.error_response(*redshift_error(err.sqlstate, err.message, err.detail)))
             return False
         except (ValueError, IndexError) as exc:
             self._reply(wire.error_response("XX000", f"sandbox cannot encode the result: {exc}"))

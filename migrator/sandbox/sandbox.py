@@ -16,7 +16,7 @@ from migrator.sandbox.aws import AwsSandbox
 from migrator.sandbox.cluster_host import LocalClusterHost
 from migrator.sandbox.client import _password, create_cluster, wait_available
 from migrator.sandbox.faults import FaultPlan
-from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, INFO_FILE, ClusterInfo, SandboxInfo
+from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, DURATION_NAMES, INFO_FILE, ClusterInfo, SandboxInfo
 from migrator.sandbox.proxy import ProxyThread
 
 log = logging.getLogger("migrator.sandbox")
@@ -36,7 +36,8 @@ class Sandbox:
         durations = dict(durations or {})
         self.metrics_interval = float(durations.pop("metrics_interval", metrics_interval))
         self.durations = {"create_seconds": 0.5, "modify_seconds": 3.0, "rename_seconds": 0.5,
-                          "reboot_seconds": 0.5, "delete_seconds": 0.5, "snapshot_seconds": 0.5, **durations}
+                          "reboot_seconds": 0.5, "delete_seconds": 0.5, "snapshot_seconds": 0.5,
+                          "pause_seconds": 0.5, "resume_seconds": 0.5, "dns_seconds": 2.0, **durations}
         self.region = region
         self.faults = FaultPlan(self.directory)
         self.proxies: ProxyThread | None = None
@@ -204,7 +205,8 @@ class Sandbox:
             if int(request.get("seq", -1)) == applied:
                 continue
             for name, value in request.get("durations", {}).items():
-                setattr(self.aws.durations, name, float(value))
+                if name in DURATION_NAMES:  # the asker validated; never invent attributes
+                    setattr(self.aws.durations, name, float(value))
             applied = int(request["seq"])
             ack.write_text(str(applied))
 

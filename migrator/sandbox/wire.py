@@ -396,6 +396,12 @@ def decode_parse(payload: bytes) -> Parse:
     return Parse(name, sql, oids)
 
 
+def parse_payload(parse: Parse) -> bytes:
+    """The payload of a Parse message (the inverse of decode_parse)."""
+    oids = struct.pack(f"!H{len(parse.param_oids)}I", len(parse.param_oids), *parse.param_oids)
+    return cstr(parse.statement) + cstr(parse.sql) + oids
+
+
 @dataclass
 class Bind:
     portal: str

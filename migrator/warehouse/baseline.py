@@ -1,12 +1,13 @@
 """The validation queries of AWS's encryption procedure, and their comparison.
 
-- user tables: what `select count(*) from pg_table_def where schemaname != 'pg_catalog'`
-  is meant to count. pg_table_def only shows schemas on the session's search_path, so the
-  query runs with every user schema appended to the path (then the path is put back), and
-  counts tables, not column rows.
-- rows per table: `svv_table_info.tbl_rows`; svv_table_info omits empty tables, so every
-  user table it does not list is recorded with 0 rows.
+- user tables: AWS counts them with `select count(*) from pg_table_def ...`, but
+  pg_table_def only shows the first table of a name on the search_path (two schemas with a
+  table "t" would count once). The count comes from pg_tables instead, schema by schema.
+- rows per table: exact ``count(*)`` per table. Never svv_table_info.tbl_rows, which still
+  counts rows marked deleted until VACUUM (and omits empty tables).
 - checksums: optional; a hook gives a value per table (the data plane has one).
+
+Tables are keyed by sql.table_key(schema, table): ``"a.b".c`` and ``a."b.c"`` are two tables.
 """
 
 from __future__ import annotations
@@ -16,22 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.warehouse.sql import option_literal as quote_literal
-from migrator.warehouse.sql import quote_ident
+from migrator.warehouse.sql import qualified, quote_ident, table_key
+
+__all__ = ["Baseline", "Difference", "compare", "quote_ident", "quote_literal", "summary", "take"]
 
 #: Schemas that belong to Redshift (or the sandbox's emulation of it), never to users.
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "pg_internal", "pg_automv", "catalog_history",
-                  "redshift_sys")
+                  "redshift_sys", "migrator_bookkeeping")
 
 SQL = {
-    "search_path": "select current_setting('search_path')",
-    "user_schemas": ("select nspname from pg_namespace where nspname not like 'pg\\_temp\\_%' "
-                     "and nspname not like 'pg\\_toast\\_temp\\_%' and nspname not in ({system}) order by 1"),
-    "table_def_tables": ("select count(distinct schemaname || '.' || tablename) from pg_table_def "
-                         "where schemaname != 'pg_catalog' and schemaname not in ({system})"),
     "tables": ("select schemaname, tablename from pg_tables where schemaname not like 'pg\\_temp\\_%' "
                "and schemaname not in ({system}) order by 1, 2"),
-    "rows": 'select trim(schema), trim("table"), tbl_rows from svv_table_info',
 }
+
+#: Tables counted per statement (one UNION ALL of exact counts).
+COUNT_BATCH = 50
 
 
 def _system_list() -> str:
@@ -40,6 +40,12 @@ def _system_list() -> str:
 
 def query(name: str) -> str:
     return SQL[name].format(system=_system_list())
+
+
+def exact_counts_sql(tables: Sequence[tuple[str, str]]) -> str:
+    """One statement counting each table exactly; row i of the answer is tables[i]."""
+    return " union all ".join(f"select {i} as n, count(*) as c from {qualified(s, t)}"
+                              for i, (s, t) in enumerate(tables))
 
 
 Checksum = Callable[[Any, str, str], str | None]
@@ -77,48 +83,49 @@ def _rows(cursor: Any, sql: str) -> list[Sequence[Any]]:
     return list(cursor.fetchall() or [])
 
 
-def _path_with(current: str, schemas: Sequence[str]) -> str:
-    present = {p.strip() for p in current.split(",")}
-    extra = [quote_ident(s) for s in schemas if s not in present and quote_ident(s) not in present]
-    return ", ".join([p for p in (current.strip(),) if p] + extra)
+def user_tables(cursor: Any) -> list[tuple[str, str]]:
+    """Every user table as its (schema, table) pair, whatever the search_path."""
+    return [(str(s).strip(), str(t).strip()) for s, t in _rows(cursor, query("tables"))]
 
 
 def count_user_tables(cursor: Any) -> int:
-    """Tables pg_table_def shows once every user schema is on the search path."""
-    original = str(_rows(cursor, query("search_path"))[0][0])
-    schemas = [str(r[0]).strip() for r in _rows(cursor, query("user_schemas"))]
-    cursor.execute("set search_path to " + _path_with(original, schemas))
-    try:
-        return int(_rows(cursor, query("table_def_tables"))[0][0])
-    finally:
-        cursor.execute("set search_path to " + original)
+    return len(user_tables(cursor))
 
 
-def rows_per_table(cursor: Any) -> dict[str, int]:
-    tables = {f"{str(s).strip()}.{str(t).strip()}": 0 for s, t in _rows(cursor, query("tables"))}
-    for schema, table, rows in _rows(cursor, query("rows")):
-        tables[f"{str(schema).strip()}.{str(table).strip()}"] = int(rows or 0)
-    return dict(sorted(tables.items()))
+def exact_counts(cursor: Any, tables: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """``count(*)`` per table, COUNT_BATCH tables per statement."""
+    out: dict[tuple[str, str], int] = {}
+    for start in range(0, len(tables), COUNT_BATCH):
+        batch = list(tables[start:start + COUNT_BATCH])
+        for n, count in _rows(cursor, exact_counts_sql(batch)):
+            out[batch[int(n)]] = int(count)
+    return out
+
+
+def rows_per_table(cursor: Any, tables: Sequence[tuple[str, str]] | None = None) -> dict[str, int]:
+    """Exact rows per table, keyed by table_key."""
+    pairs = list(tables) if tables is not None else user_tables(cursor)
+    counts = exact_counts(cursor, pairs)
+    return dict(sorted((table_key(s, t), counts[(s, t)]) for s, t in pairs))
 
 
 def take(conn: Any, checksum: Checksum | None = None) -> Baseline:
     """Run the validation queries on an open redshift_connector (DB-API) connection."""
     cursor = conn.cursor()
     try:
-        user_tables = count_user_tables(cursor)
-        rows = rows_per_table(cursor)
+        pairs = user_tables(cursor)
+        rows = rows_per_table(cursor, pairs)
         sums: dict[str, str] = {}
         if checksum is not None:
-            for qualified in rows:
-                schema, _, table = qualified.partition(".")
+            for schema, table in pairs:
                 value = checksum(conn, schema, table)
                 if value is not None:
-                    sums[qualified] = value
+                    sums[table_key(schema, table)] = value
     finally:
         cursor.close()
     if not getattr(conn, "autocommit", True):
         conn.rollback()  # read-only work; end the transaction the driver opened
-    return Baseline(user_tables, rows, sums)
+    return Baseline(len(pairs), rows, sums)
 
 
 def compare(expected: Baseline, found: Baseline) -> list[Difference]:

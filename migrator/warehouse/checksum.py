@@ -18,7 +18,7 @@ from decimal import Decimal
 from migrator.errors import ValidationMismatch
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo
-from migrator.warehouse.sql import qualified, quote_ident
+from migrator.warehouse.sql import qualified, quote_ident, table_key
 
 
 def _text(col: ColumnInfo) -> str:
@@ -33,6 +33,10 @@ def _text(col: ColumnInfo) -> str:
         return f"to_hex(st_asewkb({c}))"
     if t.startswith(("varbyte", "varbinary", "binary varying")):
         return f"to_hex({c})"
+    if t.startswith(("real", "float4")):
+        # REAL prints FLT_DIG + extra_float_digits = 8 digits at most: not always enough to name
+        # one REAL. Widened to DOUBLE (exact), it prints 17, which name one value.
+        return f"cast(cast({c} as double precision) as varchar(65535))"
     return f"cast({c} as varchar(65535))"
 
 
@@ -87,15 +91,29 @@ class Comparison:
         return text
 
 
+#: Redshift prints floats with DBL_DIG/FLT_DIG + extra_float_digits digits; its default 0 gives
+#: 15 for a DOUBLE, which hides a one-ulp difference. 2 is its maximum (17 digits: exact).
+FLOAT_DIGITS_SQL = "SET extra_float_digits TO 2"
+
+
+def exact_float_text(session: Session) -> None:
+    """Every digit of a float in this session's text output (set before each use: a SET inside
+    a transaction that is rolled back is undone)."""
+    session.run(FLOAT_DIGITS_SQL, kind="validate")
+
+
 def fingerprint(session: Session, schema: str, table: str, columns: list[ColumnInfo]) -> Fingerprint:
-    row = session.run(checksum_sql(schema, table, columns), kind="validate", what=f"checksum {schema}.{table}")[0]
+    exact_float_text(session)
+    row = session.run(checksum_sql(schema, table, columns), kind="validate",
+                      what=f"checksum {table_key(schema, table)}")[0]
     return Fingerprint(int(row[0]), Decimal(row[1]))
 
 
 def column_aggregates(session: Session, schema: str, table: str, columns: list[ColumnInfo]
                       ) -> dict[str, tuple[int, Decimal]]:
+    exact_float_text(session)
     row = session.run(column_aggregates_sql(schema, table, columns), kind="validate",
-                      what=f"column aggregates {schema}.{table}")[0]
+                      what=f"column aggregates {table_key(schema, table)}")[0]
     return {c.name: (int(row[2 * i]), Decimal(row[2 * i + 1])) for i, c in enumerate(columns)}
 
 
@@ -103,7 +121,7 @@ def compare_table(source: Session, target: Session, schema: str, table: str,
                   columns: list[ColumnInfo]) -> Comparison:
     """Both fingerprints; on a difference, also the columns whose aggregates differ."""
     started = time.perf_counter()
-    result = Comparison(f"{schema}.{table}", fingerprint(source, schema, table, columns),
+    result = Comparison(table_key(schema, table), fingerprint(source, schema, table, columns),
                         fingerprint(target, schema, table, columns))
     if not result.equal:
         a = column_aggregates(source, schema, table, columns)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from migrator.config import ConnectionSection, Settings, is_loopback_host
 from migrator.credentials import DbCredentials
-from migrator.errors import MigratorError
-from migrator.warehouse.errors import classify, is_missing_column
+from migrator.errors import ConfigError, MigratorError, SecurityError, TransientError
+from migrator.warehouse.errors import classify, connection_lost, is_auth_failure, is_missing_column, sqlstate
 
 log = logging.getLogger("migrator.warehouse")
 
@@ -27,18 +29,136 @@ class Endpoint:
     database: str
 
 
-def connect(endpoint: Endpoint, creds: DbCredentials, *, ssl: bool = True, timeout: int = 60,
-            autocommit: bool = False) -> Any:
-    """A redshift_connector connection. ``ssl=False`` only for the local sandbox."""
+@dataclass(frozen=True)
+class Tls:
+    """How the connection is protected. ``sslmode`` is one redshift_connector supports
+    (verify-ca: the chain only; verify-full: the chain and the host name)."""
+
+    enabled: bool = True
+    sslmode: str = "verify-full"
+
+    def __str__(self) -> str:
+        return f"TLS ({self.sslmode})" if self.enabled else "plaintext (sandbox only)"
+
+
+#: Only for the local sandbox, whose wire proxy does not speak TLS (see config.sandbox_plaintext).
+SANDBOX_PLAINTEXT = Tls(enabled=False, sslmode="")
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    """TCP keepalive: how a dead peer is noticed while a statement runs for hours without a byte
+    on the wire. A connection silent for ``idle`` seconds is probed every ``interval`` seconds;
+    ``count`` unanswered probes end it (here: after about five minutes of a dead network). The
+    probes also keep a silent connection alive through NAT gateways and load balancers, which
+    drop idle flows (an AWS NAT gateway after 350 seconds)."""
+
+    idle: int = 60
+    interval: int = 30
+    count: int = 8
+
+
+KEEPALIVE = Keepalive()
+#: Limit for establishing a connection (TCP, TLS and authentication), never for statements.
+CONNECT_TIMEOUT = 30
+#: Statement kinds that only read: a connection lost while one runs leaves nothing to reconcile.
+READ_ONLY_KINDS = frozenset({"catalog", "validate"})
+
+#: The server process behind each open connection (to find or end a statement whose client died).
+_BACKEND_PIDS: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+def connect(endpoint: Endpoint, creds: DbCredentials, *, tls: Tls, autocommit: bool = False,
+            connect_timeout: int = CONNECT_TIMEOUT, keepalive: Keepalive = KEEPALIVE) -> Any:
+    """A redshift_connector connection with no client-side statement timeout.
+
+    redshift_connector's ``timeout`` is a socket timeout for the connection's whole life: any
+    statement longer than it would fail, and UNLOAD, COPY and checksums run for hours on real
+    clusters. It is used here for connecting only and removed once connected; a dead
+    connection is detected by TCP keepalive instead."""
     import redshift_connector
 
+    what = f"connect to {endpoint.host}:{endpoint.port}/{endpoint.database} as {creds.user}"
     try:
-        conn = redshift_connector.connect(host=endpoint.host, port=endpoint.port, database=endpoint.database,
-                                          user=creds.user, password=creds.password, ssl=ssl, timeout=timeout)
+        conn = redshift_connector.connect(
+            host=endpoint.host, port=endpoint.port, database=endpoint.database, user=creds.user,
+            password=creds.password, ssl=tls.enabled, sslmode=tls.sslmode if tls.enabled else None,
+            timeout=connect_timeout, tcp_keepalive=True, tcp_keepalive_idle=keepalive.idle,
+            tcp_keepalive_interval=keepalive.interval, tcp_keepalive_count=keepalive.count,
+            application_name="migrator")
     except Exception as exc:  # the driver raises many kinds; classify() sorts them
-        raise classify(exc, f"connect to {endpoint.host}:{endpoint.port}/{endpoint.database} as {creds.user}") from None
+        raise classify(exc, what) from None
+    try:
+        _without_statement_timeout(conn)
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("select pg_backend_pid()")
+        _BACKEND_PIDS[conn] = int(cur.fetchall()[0][0])
+        cur.close()
+    except Exception as exc:
+        _close_quietly(conn)
+        raise classify(exc, what) from None
     conn.autocommit = autocommit
     return conn
+
+
+def tls_for(settings: Settings, section: ConnectionSection, host: str, *, where: str = "source") -> Tls:
+    """TLS with the section's sslmode, always; plaintext only when the config asks for the local
+    sandbox (sandbox_plaintext, itself allowed only with a loopback aws_endpoint_url) and the
+    host really is on this machine. An AWS endpoint override alone never turns TLS off."""
+    if not settings.migration.sandbox_plaintext:
+        return Tls(enabled=True, sslmode=section.sslmode)
+    if not is_loopback_host(host):
+        raise SecurityError(f"{where}: sandbox_plaintext is set but {host} is not a loopback address; refusing to "
+                            "connect without TLS", hint="remove [migration] sandbox_plaintext outside the sandbox")
+    return SANDBOX_PLAINTEXT
+
+
+def connect_section(settings: Settings, section: ConnectionSection, host: str, port: int, *, where: str,
+                    aws: Any = None, autocommit: bool = False) -> Any:
+    """connect() for a config section: its credentials (resolved once per run, see credentials.py),
+    its database and its TLS mode."""
+    from migrator.credentials import forget, resolve
+
+    tls = tls_for(settings, section, host, where=where)
+    endpoint = Endpoint(host, port, section.database)
+    creds = resolve(section, where, aws)
+    try:
+        return connect(endpoint, creds, tls=tls, autocommit=autocommit)
+    except ConfigError as exc:
+        # A cached secret may have been rotated since it was read: read it once more, and retry
+        # only if it changed (a wrong password stays one clear error, not a retry loop).
+        if not is_auth_failure(exc) or section.password_env:
+            raise
+        forget()
+        fresh = resolve(section, where, aws)
+        if fresh.password == creds.password and fresh.user == creds.user:
+            raise
+        log.info("%s: the database refused the cached credentials; connecting with the re-read ones", where)
+        return connect(endpoint, fresh, tls=tls, autocommit=autocommit)
+
+
+def _without_statement_timeout(conn: Any) -> None:
+    """The driver keeps its socket in ``_usock`` (plain or TLS-wrapped); no public setter exists."""
+    sock = getattr(conn, "_usock", None)
+    if sock is None:
+        raise RuntimeError("redshift_connector changed: cannot clear the connect timeout on its socket")
+    sock.settimeout(None)
+
+
+def backend_pid(conn: Any) -> int | None:
+    """The server process id of a connection opened by connect(), or None."""
+    try:
+        return _BACKEND_PIDS.get(conn)
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # a connection that failed half-way may refuse to close politely
+        pass
 
 
 @dataclass
@@ -48,17 +168,33 @@ class Session:
     conn: Any
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     statements: list[str] = field(default_factory=list)
+    #: Set once the connection died: nothing more is sent on it.
+    lost: bool = False
+
+    @property
+    def backend_pid(self) -> int | None:
+        return backend_pid(self.conn)
 
     def run(self, sql: str, params: Sequence[Any] | None = None, *, kind: str = "other",
             what: str | None = None) -> list[tuple[Any, ...]]:
-        """Execute one statement; return its rows (empty for statements without a result)."""
+        """Execute one statement; return its rows (empty for statements without a result).
+
+        If the connection dies while the statement runs, the error says whether its effect may
+        have been committed: OutcomeUnknown for a statement of a kind not in READ_ONLY_KINDS in
+        autocommit mode (it may have committed, or may still be running); TransientError
+        otherwise (a read, or a statement inside a transaction, which the server rolls back
+        because no COMMIT can reach it any more). A session whose connection was lost sends
+        nothing more: its next statements fail at once with TransientError ("not sent")."""
+        self._refuse_if_lost(what or kind)
         started = time.perf_counter()
         cur = self.conn.cursor()
         try:
             cur.execute(sql, params) if params is not None else cur.execute(sql)
             rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
         except Exception as exc:
-            raise classify(exc, what or kind) from None
+            raise self._failure(exc, what or kind,
+                                may_have_committed=kind not in READ_ONLY_KINDS and bool(self.conn.autocommit)
+                                ) from None
         finally:
             self.timings[kind] += time.perf_counter() - started
             try:
@@ -67,6 +203,16 @@ class Session:
                 pass
         self.statements.append(sql)
         return rows
+
+    def _refuse_if_lost(self, what: str) -> None:
+        if self.lost:
+            raise TransientError(f"{what}: not sent: this session's connection was lost earlier",
+                                 hint="open a new session (reconnect) and retry")
+
+    def _failure(self, exc: BaseException, what: str, *, may_have_committed: bool) -> MigratorError:
+        if connection_lost(exc) or (sqlstate(exc) or "").startswith(("08", "57P")):
+            self.lost = True
+        return classify(exc, what, in_flight=may_have_committed, backend_pid=self.backend_pid)
 
     def try_run(self, sql: str, params: Sequence[Any] | None = None, *, kind: str = "catalog"
                 ) -> list[tuple[Any, ...]] | None:
@@ -83,13 +229,15 @@ class Session:
                     self.conn.rollback()
                 log.debug("catalog variant not available: %s", exc)
                 return None
-            raise classify(exc, kind) from None
+            raise self._failure(exc, kind, may_have_committed=False) from None
 
     def commit(self) -> None:
+        """COMMIT; a connection lost while it was in flight is OutcomeUnknown (it may have committed)."""
+        self._refuse_if_lost("commit")
         try:
             self.conn.commit()
         except Exception as exc:
-            raise classify(exc, "commit") from None
+            raise self._failure(exc, "commit", may_have_committed=True) from None
 
     def rollback(self) -> None:
         try:
@@ -110,8 +258,18 @@ class Session:
         self.close()
 
 
-def open_session(endpoint: Endpoint, creds: DbCredentials, *, ssl: bool = True, autocommit: bool = True) -> Session:
-    return Session(connect(endpoint, creds, ssl=ssl, autocommit=autocommit))
+def open_session(endpoint: Endpoint, creds: DbCredentials, *, tls: Tls, autocommit: bool = True) -> Session:
+    return Session(connect(endpoint, creds, tls=tls, autocommit=autocommit))
 
 
-__all__ = ["Endpoint", "MigratorError", "Session", "connect", "open_session"]
+def end_backend(session: Session, pid: int) -> bool:
+    """Make sure the statement of a lost connection is over before its outcome is reconciled:
+    ask the server to end process ``pid`` (its open transaction rolls back). True if it was
+    still there. Needs the same user or a superuser (Redshift's PG_TERMINATE_BACKEND)."""
+    rows = session.run("select pg_terminate_backend(%s)", [pid], kind="control", what=f"end backend {pid}")
+    return bool(rows and rows[0][0])
+
+
+__all__ = ["CONNECT_TIMEOUT", "Endpoint", "KEEPALIVE", "Keepalive", "MigratorError", "SANDBOX_PLAINTEXT",
+           "Session", "Tls", "backend_pid", "connect", "connect_section", "end_backend", "open_session",
+           "tls_for"]

@@ -3,44 +3,77 @@ once with a marker, reconcile from the marker after a crash.
 
 Staging verification (migrator.aws.staging), validation (checksum.py) and cleanup sit
 between and after these steps; the strategy records each step before and after.
+
+For the caller:
+- ``on_statement(kind, sql)`` (unload_table, load_exactly_once) hears every UNLOAD and COPY,
+  redacted, just before it runs: record it in history. A failed one is also on the error as
+  ``exc.statement``.
+- A failed COPY's error carries ``exc.load_errors`` (LoadErrorRow: file, line, column, type,
+  reason, raw value truncated and scrubbed), the first one in its message.
+- LoadResult.warnings: print them (IDENTITY values a later insert could repeat).
+- Markers: one table per load target (marker_name), so concurrent loads never write the same
+  table (SERIALIZABLE error 1023); created and committed before the load's transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from migrator.errors import RemoteError
+from migrator.errors import MigratorError, RemoteError
+from migrator.warehouse.checksum import FLOAT_DIGITS_SQL
 from migrator.warehouse.connection import Session
-from migrator.warehouse.inventory import ColumnInfo
+from migrator.warehouse.inventory import ColumnInfo, column_defaults, parse_identity
+from migrator.warehouse.replay import next_identity_seed
 from migrator.warehouse.sql import (
     PARQUET,
     TEXT,
     DataFormat,
     copy_sql,
+    qualified,
     query,
-    select_all,
+    quote_ident,
+    redact,
     staging_prefix,
+    table_key,
+    unload_query,
     unload_sql,
 )
 
 BOOKKEEPING_SCHEMA = "migrator_bookkeeping"
+log = logging.getLogger("migrator.warehouse")
 
 # Column types Parquet cannot carry through UNLOAD -> COPY without loss (AWS docs: GEOMETRY/
-# GEOGRAPHY unload only to text/CSV; TIME/TIMETZ, INTERVAL and HLLSKETCH have no Parquet
-# mapping COPY reads back; SUPER becomes Parquet JSON which COPY needs extra options for).
+# GEOGRAPHY and VARBYTE unload only to text/CSV; TIME/TIMETZ, INTERVAL and HLLSKETCH have no
+# Parquet mapping COPY reads back; SUPER becomes Parquet JSON which COPY needs extra options for).
 _NOT_PARQUET = ("time", "timetz", "time with", "time without", "geometry", "geography", "hllsketch",
-                "interval", "super")
+                "interval", "super", "varbyte", "varbinary", "binary varying")
+_TEXT_ROUTE = "delimited text with ESCAPE and NULL AS '\\N' on both sides"
 
 
 def choose_format(columns: list[ColumnInfo]) -> DataFormat:
-    """Parquet unless a column's type cannot go through it; then pipe text with explicit NULLs."""
+    """Parquet unless a column's type cannot go through it, or the table has an IDENTITY
+    column (its values need COPY EXPLICIT_IDS, which COPY from Parquet does not take)."""
     blocking = [f"{c.name} ({c.type})" for c in columns if c.type.lower().startswith(_NOT_PARQUET)]
     if blocking:
-        return DataFormat(TEXT, "Parquet cannot carry " + ", ".join(blocking)
-                          + "; using delimited text with ADDQUOTES, ESCAPE and NULL AS '\\N' on both sides")
+        return DataFormat(TEXT, "Parquet cannot carry " + ", ".join(blocking) + "; using " + _TEXT_ROUTE)
+    identity = [c.name for c in columns if c.identity]
+    if identity:
+        return DataFormat(TEXT, f"IDENTITY column {', '.join(identity)} needs COPY EXPLICIT_IDS, which COPY "
+                          "from Parquet does not accept; using " + _TEXT_ROUTE)
     return DataFormat(PARQUET, "every column type maps to Parquet")
+
+
+#: Called with (kind, statement) just BEFORE each UNLOAD or COPY runs, the statement already
+#: redacted (sql.redact): a caller records it in history, and it is recorded even when the
+#: statement then fails or the process dies inside it.
+StatementHook = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -48,9 +81,14 @@ class UnloadResult:
     prefix: str
     manifest_url: str
     format: DataFormat
-    sql: str
+    sql: str  # as run (no secret: IAM_ROLE and a KMS key id only)
     rows: int
     seconds: float
+
+    @property
+    def recorded(self) -> str:
+        """The statement for history (redacted)."""
+        return redact(self.sql)
 
 
 @dataclass(frozen=True)
@@ -60,6 +98,12 @@ class LoadResult:
     rows: int
     statements: list[str]
     seconds: float
+    warnings: list[str] = field(default_factory=list)  # for the run's output (see identity_reuse_warnings)
+
+    @property
+    def copy_statement(self) -> str:
+        """The COPY as recorded for history (redacted)."""
+        return redact(next(s for s in self.statements if s.startswith("COPY ")))
 
 
 @dataclass(frozen=True)
@@ -71,69 +115,124 @@ class MarkerState:
     loaded_at: datetime | None = None
 
 
+def run_recorded(session: Session, statement: str, *, kind: str, what: str,
+                 on_statement: StatementHook | None) -> list[tuple[Any, ...]]:
+    """Run an UNLOAD/COPY: the hook hears of it first; a failure carries the redacted
+    statement as ``exc.statement``."""
+    recorded = redact(statement)
+    if on_statement is not None:
+        on_statement(kind, recorded)
+    try:
+        return session.run(statement, kind=kind, what=what)
+    except MigratorError as exc:
+        setattr(exc, "statement", recorded)
+        raise
+
+
 def unload_table(session: Session, schema: str, table: str, columns: list[ColumnInfo], *, staging_uri: str,
                  migration: str, attempt: int, iam_role_arn: str, kms_key_id: str,
-                 fmt: DataFormat | None = None) -> UnloadResult:
+                 fmt: DataFormat | None = None, on_statement: StatementHook | None = None) -> UnloadResult:
     """UNLOAD the table to its own attempt prefix (CLEANPATH: a rerun replaces leftovers)."""
     fmt = fmt or choose_format(columns)
     prefix = staging_prefix(staging_uri, migration, schema, table, attempt)
-    statement = unload_sql(select_all(schema, table, [c.name for c in columns]), prefix,
+    statement = unload_sql(unload_query(schema, table, [(c.name, c.type) for c in columns], fmt.name), prefix,
                            iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
     started = time.perf_counter()
-    session.run(statement, kind="unload", what=f"UNLOAD {schema}.{table}")
+    session.run(FLOAT_DIGITS_SQL, kind="unload")  # every digit of REAL/DOUBLE in text files
+    run_recorded(session, statement, kind="unload", what=f"UNLOAD {table_key(schema, table)}",
+                 on_statement=on_statement)
     rows = session.run("select pg_last_unload_count()", kind="unload")
     return UnloadResult(prefix, prefix + "manifest", fmt, statement, int(rows[0][0]) if rows else -1,
                         time.perf_counter() - started)
 
 
+def marker_name(migration: str, schema: str, table: str) -> str:
+    """The marker table of one load target: a digest of the (migration, schema, table) triple,
+    so any names fit in 127 bytes and two targets never share a marker table."""
+    digest = hashlib.sha256("\x00".join((migration, schema, table)).encode("utf-8")).hexdigest()[:32]
+    return f"load_marker_{digest}"
+
+
+def marker_sql(name: str, migration: str, schema: str, table: str) -> str:
+    """A named marker query (bookkeeping, marker_delete/insert/read) for this load target."""
+    return query(name).format(marker=qualified(BOOKKEEPING_SCHEMA, marker_name(migration, schema, table)))
+
+
+def marker_writes(migration: str, schema: str, table: str, attempt: int, manifest_url: str,
+                  rows: int) -> list[tuple[str, list[Any]]]:
+    """The statements that record a load, run inside the load's own transaction. They touch
+    only this target's marker table: concurrent loads of other tables write other tables."""
+    key = [migration, schema, table]
+    return [(marker_sql("marker_delete", *key), key),
+            (marker_sql("marker_insert", *key), key + [attempt, manifest_url, rows])]
+
+
 def ensure_bookkeeping(session: Session) -> list[str]:
-    """Create the marker schema/table if missing (autocommit session); returns statements run."""
-    if int(session.run(query("bookkeeping_exists"), kind="bookkeeping")[0][0]):
+    """Create the marker schema if missing (autocommit session); returns statements run. Each
+    load creates its own marker table (ensure_marker)."""
+    statement = f"create schema if not exists {quote_ident(BOOKKEEPING_SCHEMA)}"
+    if int(session.run("select count(*) from pg_namespace where nspname = %s", [BOOKKEEPING_SCHEMA],
+                       kind="bookkeeping")[0][0]):
         return []
-    statements = [f"create schema if not exists {BOOKKEEPING_SCHEMA}", query("bookkeeping")]
-    for s in statements:
-        session.run(s, kind="bookkeeping")
-    return statements
+    session.run(statement, kind="bookkeeping")
+    return [statement]
+
+
+def ensure_marker(session: Session, migration: str, schema: str, table: str) -> str:
+    """Create this target's marker table if missing, committed on its own before the load's
+    transaction (so the load transaction writes only the target and its marker)."""
+    statement = marker_sql("bookkeeping", migration, schema, table)
+    session.run(statement, kind="bookkeeping")
+    if not session.conn.autocommit:
+        session.commit()
+    return statement
 
 
 def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url: str, fmt: DataFormat,
                       iam_role_arn: str, migration: str, attempt: int, explicit_ids: bool,
-                      expected_rows: int) -> LoadResult:
+                      expected_rows: int, on_statement: StatementHook | None = None) -> LoadResult:
     """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, check the count,
     write the marker, COMMIT. Any failure rolls the whole thing back; the table is then as
-    before and the load can simply run again. ``session`` must not be in autocommit."""
+    before and the load can simply run again. ``session`` must not be in autocommit; the
+    marker table is created (and committed) first if missing."""
     if session.conn.autocommit:
         raise ValueError("load_exactly_once needs a transactional (autocommit off) session")
-    from migrator.warehouse.sql import qualified
-
-    statements = [f"DELETE FROM {qualified(schema, table)}",
+    statements = [ensure_marker(session, migration, schema, table), f"DELETE FROM {qualified(schema, table)}",
                   copy_sql(schema, table, manifest_url, iam_role_arn=iam_role_arn, fmt=fmt.name,
                            explicit_ids=explicit_ids)]
     started = time.perf_counter()
     try:
-        session.run(statements[0], kind="load", what=f"DELETE FROM {schema}.{table}")
-        session.run(statements[1], kind="copy", what=f"COPY {schema}.{table}")
+        session.run(statements[1], kind="load", what=f"DELETE FROM {table_key(schema, table)}")
+        try:
+            run_recorded(session, statements[2], kind="copy", what=f"COPY {table_key(schema, table)}",
+                         on_statement=on_statement)
+        except MigratorError as exc:
+            session.rollback()
+            raise attach_load_errors(exc, session) from None
         loaded = int(session.run("select pg_last_copy_count()", kind="copy")[0][0])
         if loaded != expected_rows:
-            raise RemoteError(f"COPY {schema}.{table} loaded {loaded} rows, expected {expected_rows}",
+            raise RemoteError(f"COPY {table_key(schema, table)} loaded {loaded} rows, expected {expected_rows}",
                               hint="rolled back; the table will be loaded again")
-        session.run(query("marker_delete"), [migration, schema, table], kind="load")
-        session.run(query("marker_insert"), [migration, schema, table, attempt, manifest_url, loaded], kind="load")
-        statements += [query("marker_delete"), query("marker_insert")]
+        for sql, params in marker_writes(migration, schema, table, attempt, manifest_url, loaded):
+            session.run(sql, params, kind="load")
+            statements.append(sql)
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    return LoadResult(manifest_url, attempt, loaded, statements, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    warnings = identity_reuse_warnings(session, schema, table) if explicit_ids else []
+    return LoadResult(manifest_url, attempt, loaded, statements, seconds, warnings)
 
 
 def reconcile_load(session: Session, migration: str, schema: str, table: str,
                    attempt: int | None = None) -> MarkerState:
     """After a crash with the table 'loading': did the load commit? The marker is written in the
     load's own transaction, so it exists exactly when the rows do."""
-    if not int(session.run(query("bookkeeping_exists"), kind="bookkeeping")[0][0]):
-        return MarkerState(False)
-    rows = session.run(query("marker_read"), [migration, schema, table], kind="bookkeeping")
+    name = marker_name(migration, schema, table)
+    exists = int(session.run(query("bookkeeping_exists"), [name], kind="bookkeeping")[0][0])
+    rows = session.run(marker_sql("marker_read", migration, schema, table), [migration, schema, table],
+                       kind="bookkeeping") if exists else []
     if not session.conn.autocommit:
         session.rollback()  # end the read-only transaction the driver opened
     for row in rows:
@@ -147,3 +246,101 @@ def drop_bookkeeping(session: Session) -> list[str]:
     statement = f"drop schema if exists {BOOKKEEPING_SCHEMA} cascade"
     session.run(statement, kind="bookkeeping")
     return [statement]
+
+
+@dataclass(frozen=True)
+class LoadErrorRow:
+    """One row of stl_load_errors, made safe to print and store."""
+
+    filename: str
+    line: int
+    column: str
+    type: str
+    reason: str
+    raw_value: str  # truncated, secret-looking parts replaced
+
+    def describe(self) -> str:
+        where = f"line {self.line}" + (f", column {self.column}" if self.column else "") + \
+            (f" ({self.type})" if self.type else "")
+        return f"{where}: {self.reason}; value {self.raw_value!r}" + (f"; file {self.filename}" if self.filename else "")
+
+
+LOAD_ERROR_ROWS = 5
+RAW_VALUE_CHARS = 80
+_SECRETS = [
+    re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{16}\b"),  # AWS access key ids
+    re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"),  # secret-access-key shape
+    re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"),  # JWTs
+    re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|credentials?)\b\s*[=:]\s*\S+"),
+    re.compile(r"(?i)-----BEGIN [A-Z ]*PRIVATE KEY-----.*", re.DOTALL),
+]
+
+
+def scrub(value: str, limit: int = RAW_VALUE_CHARS) -> str:
+    """A raw value fit for errors, history and status: secret-looking parts replaced, then
+    truncated (a marker says so)."""
+    text = value
+    for pattern in _SECRETS:
+        text = pattern.sub("[redacted]", text)
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+
+
+def read_load_errors(session: Session, limit: int = LOAD_ERROR_ROWS) -> list[LoadErrorRow]:
+    """The first rows of stl_load_errors for the session's last COPY (pg_last_copy_id(); if
+    that names none, this session's latest failed load). A regular user sees its own loads'
+    rows, which these are. Read in a transaction of its own, rolled back."""
+    rows = session.run(query("load_errors"), [limit], kind="copy")
+    if not rows:
+        rows = session.run(query("load_errors_session"), [limit], kind="copy")
+    if not session.conn.autocommit:
+        session.rollback()
+    return [LoadErrorRow(str(f or "").strip(), int(n or 0), str(c or "").strip(), str(t or "").strip(),
+                         scrub(str(r or "").strip(), 200), scrub(str(v or "").strip()))
+            for f, n, c, t, r, v in rows]
+
+
+def attach_load_errors(exc: MigratorError, session: Session) -> MigratorError:
+    """The COPY's error with ``load_errors`` (LoadErrorRow list) attached and the first row in
+    its message. Reading the log must never hide the COPY's own error."""
+    try:
+        rows = read_load_errors(session)
+    except Exception as read_error:  # noqa: BLE001 - the COPY's error is the one to raise
+        log.warning("could not read stl_load_errors: %s", read_error)
+        session.rollback()
+        rows = []
+    setattr(exc, "load_errors", rows)
+    if rows:
+        more = f" (and {len(rows) - 1} more in load_errors)" if len(rows) > 1 else ""
+        exc.message = f"{exc.message}; first load error: {rows[0].describe()}{more}"
+        exc.args = (exc.message,)
+    return exc
+
+
+def identity_reuse_warnings(session: Session, schema: str, table: str) -> list[str]:
+    """After loading explicit ids: can a row the target generates later repeat a loaded id?
+
+    Redshift documents that explicit values (COPY EXPLICIT_IDS, or values given to a
+    GENERATED BY DEFAULT column) never move the next generated value, which starts at the
+    seed; the seed cannot be altered. Replay creates the table with its seed past the
+    source's values (replay.next_identity_seed); rows written on the source after that can
+    still reach it. No warning means generated values cannot meet a loaded one."""
+    defaults = {c: src for (s, t, c), src in column_defaults(session).items() if (s, t) == (schema, table)}
+    out = []
+    for column, adsrc in sorted(defaults.items()):
+        identity = parse_identity(adsrc)
+        if not identity:
+            continue
+        seed, step = identity
+        col = quote_ident(column)
+        low, high = session.run(f"select min({col}), max({col}) from {qualified(schema, table)}", kind="load")[0]
+        reach = high if step > 0 else low
+        if reach is not None and next_identity_seed(seed, step, low, high) != seed:
+            out.append(f"{table_key(schema, table)}: IDENTITY column {column} holds loaded ids up to {reach}, "
+                       f"past its seed {seed}: Redshift does not move the seed after COPY EXPLICIT_IDS, so new "
+                       f"rows may repeat loaded ids; before new rows are written, recreate the table with seed "
+                       f"{next_identity_seed(seed, step, low, high)} (CREATE TABLE ... IDENTITY, INSERT ... SELECT)")
+    if not session.conn.autocommit:
+        session.rollback()  # end the read-only transaction the driver opened
+    return out
+
+

@@ -25,8 +25,11 @@ from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo, matches, read_inventory
 from migrator.warehouse.sql import qualified, query, quote_ident
 
-_TABLE_PRIVS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "x": "REFERENCES"}
+# Redshift's ACL letters (not PostgreSQL's: on Redshift D is DROP, not TRUNCATE). R (RULE) and
+# t (TRIGGER) appear in an owner's default ACL but cannot be granted on Redshift.
+_TABLE_PRIVS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "x": "REFERENCES", "D": "DROP"}
 _ALL_TABLE = set(_TABLE_PRIVS)
+_UNGRANTABLE = {"R", "t"}
 _SCHEMA_PRIVS = {"U": "USAGE", "C": "CREATE"}
 _INTERNAL_USERS = {"rdsdb", "sandbox_admin"}  # the service's own accounts (sandbox's too)
 _EXEC_PRIVS = {"X": "EXECUTE"}
@@ -53,41 +56,91 @@ class ReplayResult:
 @dataclass(frozen=True)
 class AclEntry:
     grantee: str  # '' = PUBLIC
-    privileges: str
+    privileges: str  # Redshift's letters, grant-option stars removed
+    grantor: str = ""
+    group: bool = False
 
 
 def parse_acl(acl: Any) -> list[AclEntry]:
-    """aclitem[] as the driver returns it (list, or '{a=r/b,...}' text) → entries."""
+    """aclitem[] as the driver returns it (a list of items, or the array's '{...}' text) →
+    entries. Quote-aware at both levels (array elements, then each item's names), so a
+    grantee or grantor whose name holds ``/``, ``=``, ``,`` or quotes stays one name and can
+    never add letters to a grant; an item that does not parse is left out, never guessed."""
     if not acl:
         return []
-    items = list(acl) if isinstance(acl, (list, tuple)) else _split_acl_text(str(acl))
-    out = []
-    for item in items:
-        left, _, _grantor = str(item).rpartition("/")
-        grantee, _, privs = left.rpartition("=")
-        if grantee.startswith("group "):
-            grantee = grantee[6:]
-        if grantee.startswith('"') and grantee.endswith('"'):
-            grantee = grantee[1:-1].replace('""', '"')
-        out.append(AclEntry(grantee, privs.replace("*", "")))
-    return out
+    items = [str(i) for i in acl] if isinstance(acl, (list, tuple)) else _split_acl_text(str(acl))
+    return [e for e in (parse_acl_item(i) for i in items) if e is not None]
+
+
+def _read_name(text: str, i: int, stop: str) -> tuple[str, int] | None:
+    """A role name at text[i]: "quoted" (with "" for ") or bare up to a character in ``stop``."""
+    if text.startswith('"', i):
+        name, j = "", i + 1
+        while True:
+            k = text.find('"', j)
+            if k < 0:
+                return None
+            if text.startswith('""', k):
+                name, j = name + text[j:k] + '"', k + 2
+                continue
+            return name + text[j:k], k + 1
+    j = i
+    while j < len(text) and text[j] not in stop and text[j] != '"':
+        j += 1
+    return text[i:j], j
+
+
+def parse_acl_item(item: str) -> AclEntry | None:
+    """``[group ]grantee=letters/grantor`` (grantee empty for PUBLIC), names as PostgreSQL's
+    putid writes them: quoted when they hold anything but letters, digits and underscores."""
+    text = item.strip()
+    group = text.startswith("group ")
+    i = 6 if group else 0
+    grantee = _read_name(text, i, "=")
+    if grantee is None or not text.startswith("=", grantee[1]):
+        return None
+    j = grantee[1] + 1
+    k = j
+    while k < len(text) and (text[k].isalpha() or text[k] == "*"):
+        k += 1
+    if not text.startswith("/", k):
+        return None
+    grantor = _read_name(text, k + 1, "")
+    if grantor is None or grantor[1] != len(text) or not grantor[0]:
+        return None
+    return AclEntry(grantee[0], text[j:k].replace("*", ""), grantor[0], group)
 
 
 def _split_acl_text(text: str) -> list[str]:
-    body = text.strip().strip("{}")
-    items, cur, quoted = [], "", False
-    for ch in body:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "," and not quoted:
+    """The elements of an array literal: "quoted" ones with backslash escapes, or bare."""
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    items: list[str] = []
+    cur, quoted, i, any_char = "", False, 0, False
+    while i < len(body):
+        ch = body[i]
+        if quoted:
+            if ch == "\\" and i + 1 < len(body):
+                cur += body[i + 1]
+                i += 2
+                continue
+            if ch == '"':
+                quoted = False
+            else:
+                cur += ch
+        elif ch == '"':
+            quoted, any_char = True, True
+        elif ch == ",":
             items.append(cur)
-            cur = ""
+            cur, any_char = "", False
         else:
             cur += ch
-    if cur:
+            any_char = True
+        i += 1
+    if cur or any_char:
         items.append(cur)
-    # A whole item in quotes ("group g=r/o") loses them; a quoted name ("a b"=r/o) keeps its own.
-    return [i[1:-1] if len(i) > 1 and i.startswith('"') and i.endswith('"') else i for i in items]
+    return items
 
 
 class _Applier:
@@ -99,12 +152,40 @@ class _Applier:
         self.result.statements.append(sql)
 
 
-def column_ddl(table: TableInfo) -> list[str]:
+def next_identity_seed(seed: int, step: int, lowest: int | None, highest: int | None) -> int:
+    """The seed at which generated values cannot meet any value already in the column.
+
+    Redshift never moves an IDENTITY counter for values loaded with COPY EXPLICIT_IDS (or
+    given explicitly to a GENERATED BY DEFAULT column), and a seed cannot be altered later: the
+    target table is created with its seed past the values the source holds (same step, same
+    residue modulo the step, so the sequence reads as the source's continued)."""
+    if step > 0 and highest is not None and highest >= seed:
+        return seed + step * ((highest - seed) // step + 1)
+    if step < 0 and lowest is not None and lowest <= seed:
+        return seed + step * ((seed - lowest) // -step + 1)
+    return seed
+
+
+def identity_seeds(source: Session, table: TableInfo) -> dict[str, int]:
+    """Per IDENTITY column, the seed for the target table (see next_identity_seed)."""
+    out = {}
+    for c in table.columns:
+        if c.identity:
+            col = quote_ident(c.name)
+            low, high = source.run(f"select min({col}), max({col}) from {table.quoted}", kind="catalog")[0]
+            out[c.name] = next_identity_seed(c.identity[0], c.identity[1], None if low is None else int(low),
+                                             None if high is None else int(high))
+    return out
+
+
+def column_ddl(table: TableInfo, seeds: dict[str, int] | None = None) -> list[str]:
     lines = []
     for c in table.columns:
         parts = [quote_ident(c.name), c.type]
         if c.identity:
-            parts.append(f"IDENTITY({c.identity[0]}, {c.identity[1]})")
+            seed = (seeds or {}).get(c.name, c.identity[0])
+            kind = "GENERATED BY DEFAULT AS IDENTITY" if c.identity_by_default else "IDENTITY"
+            parts.append(f"{kind}({seed}, {c.identity[1]})")
         elif c.default is not None:
             parts.append(f"DEFAULT {c.default}")
         if c.not_null:
@@ -115,9 +196,11 @@ def column_ddl(table: TableInfo) -> list[str]:
     return lines
 
 
-def create_table_sql(table: TableInfo, constraints: list[tuple[str, str]]) -> str:
-    """CREATE TABLE with Redshift's physical attributes. constraints: (name, definition) for PK/UNIQUE."""
-    body = column_ddl(table) + [f"CONSTRAINT {quote_ident(n)} {d}" for n, d in constraints]
+def create_table_sql(table: TableInfo, constraints: list[tuple[str, str]],
+                     identity_seeds: dict[str, int] | None = None) -> str:
+    """CREATE TABLE with Redshift's physical attributes. constraints: (name, definition) for
+    PK/UNIQUE; identity_seeds: a seed per IDENTITY column instead of the source's."""
+    body = column_ddl(table, identity_seeds) + [f"CONSTRAINT {quote_ident(n)} {d}" for n, d in constraints]
     tail = []
     if table.backup is False:
         tail.append("BACKUP NO")
@@ -183,7 +266,7 @@ def replay_objects(source: Session, target: Session, *, include: list[str] | Non
         if (t.schema, t.name) in existing:
             continue
         keys = [(n, d) for n, k, d in constraints.get((t.schema, t.name), []) if k in ("p", "u")]
-        apply.run(create_table_sql(t, keys))
+        apply.run(create_table_sql(t, keys, identity_seeds(source, t) if t.identity_columns else None))
     return result
 
 
@@ -302,7 +385,7 @@ def _grants(apply: _Applier, result: ReplayResult, on: str, label: str, source: 
         if entry.grantee == owner or entry.grantee in _INTERNAL_USERS or entry.grantee.startswith("pg_"):
             continue
         wanted = set(entry.privileges)
-        unknown = sorted(wanted - set(letters) - {"D", "t"})  # D/t: TRUNCATE/TRIGGER-style extras
+        unknown = sorted(wanted - set(letters) - _UNGRANTABLE)
         if unknown:
             result.skipped.append(Skipped("grant", f"{label} to {entry.grantee or 'PUBLIC'}",
                                           f"privilege letters {''.join(unknown)} have no GRANT mapping"))
@@ -310,7 +393,8 @@ def _grants(apply: _Applier, result: ReplayResult, on: str, label: str, source: 
         if not missing:
             continue
         grantee = "PUBLIC" if not entry.grantee else (
-            f"GROUP {quote_ident(entry.grantee)}" if entry.grantee in groups else quote_ident(entry.grantee))
+            f"GROUP {quote_ident(entry.grantee)}" if entry.group or entry.grantee in groups
+            else quote_ident(entry.grantee))
         if letters is _TABLE_PRIVS and _ALL_TABLE <= wanted:
             privs = "ALL"
         else:
@@ -378,7 +462,7 @@ def _texts(value: Any) -> list[str]:
         return []
     if isinstance(value, (list, tuple)):
         return ["" if v is None else str(v) for v in value]
-    return [v[1:-1].replace('\\"', '"') if v.startswith('"') else v for v in _split_acl_text(str(value))]
+    return _split_acl_text(str(value))
 
 
 def _truthy(value: Any) -> bool:

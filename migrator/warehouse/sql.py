@@ -55,14 +55,82 @@ def check_role_arn(arn: str) -> str:
     return arn
 
 
+def _path_part(name: str) -> str:
+    """Percent-encoding with ``.`` encoded too (``quote`` leaves it alone): the one ``.`` between
+    schema and table is then the separator, and ``%`` itself is encoded, so the text decodes
+    back to exactly one pair."""
+    return quote(name, safe="").replace(".", "%2E")
+
+
 def staging_prefix(staging_uri: str, migration: str, schema: str, table: str, attempt: int) -> str:
-    """``<staging>/<migration>/<schema>.<table>/attempt-<n>/``; names are percent-encoded so a
-    ``/`` or other odd character in an identifier cannot escape the table's own prefix."""
+    """``<staging>/<migration>/<schema>.<table>/attempt-<n>/`` with every name percent-encoded
+    (``.``, ``/``, ``%`` and quotes included): a name cannot escape its table's prefix, and
+    ``"a.b"."c"`` and ``"a"."b.c"`` never share one."""
     bucket, prefix = split_s3_url(staging_uri)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
-    part = lambda s: quote(s, safe="")  # noqa: E731 - tiny local helper
-    return f"s3://{bucket}/{prefix}{part(migration)}/{part(schema)}.{part(table)}/attempt-{int(attempt)}/"
+    return (f"s3://{bucket}/{prefix}{_path_part(migration)}/{_path_part(schema)}.{_path_part(table)}"
+            f"/attempt-{int(attempt)}/")
+
+
+_PLAIN_KEY_PART = re.compile(r'^[^."]+$')
+
+
+def _key_part(name: str) -> str:
+    return name if _PLAIN_KEY_PART.match(name) else quote_ident(name)
+
+
+def table_key(schema: str, table: str) -> str:
+    """One text per table for maps, events and labels: ``schema.table``, with a part put in
+    double quotes (``"`` doubled) when it holds ``.`` or ``"``. So
+    ``"a.b".c`` and ``a."b.c"`` stay two tables, and plain names read as usual."""
+    return f"{_key_part(schema)}.{_key_part(table)}"
+
+
+def split_table_key(key: str) -> tuple[str, str]:
+    """The (schema, table) pair back from :func:`table_key`'s text."""
+    parts: list[str] = []
+    i = 0
+    while i <= len(key):
+        if key.startswith('"', i):
+            j, name = i + 1, ""
+            while True:
+                k = key.find('"', j)
+                if k < 0:
+                    raise ValueError(f"not a table key: {key!r}")
+                if key.startswith('""', k):
+                    name += key[j:k] + '"'
+                    j = k + 2
+                    continue
+                name += key[j:k]
+                i = k + 1
+                break
+        else:
+            k = key.find(".", i)
+            k = len(key) if k < 0 or len(parts) == 1 else k
+            name, i = key[i:k], k
+        parts.append(name)
+        if i == len(key):
+            break
+        if key[i] != "." or len(parts) == 2:
+            raise ValueError(f"not a table key: {key!r}")
+        i += 1
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"not a table key: {key!r}")
+    return parts[0], parts[1]
+
+
+_SECRET_OPTIONS = re.compile(
+    r"(?i)\b(CREDENTIALS|ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|MASTER_SYMMETRIC_KEY|PASSWORD)"
+    r"(\s+(?:AS\s+)?)'(?:[^'\\]|''|\\.)*'")
+
+
+def redact(statement: str) -> str:
+    """A statement fit for history and logs: the value of every option that can carry a secret
+    (CREDENTIALS, ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN, MASTER_SYMMETRIC_KEY,
+    PASSWORD) becomes '***'. The tool itself only ever writes IAM_ROLE (an ARN names a role,
+    it grants nothing by itself) and KMS key ids, which stay readable."""
+    return _SECRET_OPTIONS.sub(lambda m: f"{m.group(1)}{m.group(2)}'***'", statement)
 
 
 @cache
@@ -74,7 +142,7 @@ def query(name: str) -> str:
 # --------------------------------------------------------------------------- UNLOAD / COPY
 
 PARQUET = "PARQUET"
-TEXT = "TEXT"  # pipe-delimited, ADDQUOTES + ESCAPE + NULL AS '\N' on both sides, gzip
+TEXT = "TEXT"  # pipe-delimited, ESCAPE and NULL AS '\N' on both sides, gzip (no ADDQUOTES: see text_options)
 NULL_MARKER = "\\N"
 
 
@@ -88,16 +156,60 @@ def select_all(schema: str, table: str, columns: list[str]) -> str:
     return f"SELECT {ident_list(columns)} FROM {qualified(schema, table)}"
 
 
+def _is(type_name: str, *prefixes: str) -> bool:
+    return type_name.strip().lower().startswith(prefixes)
+
+
+def unload_column(name: str, type_name: str, fmt: str) -> str:
+    """One select-list item of the UNLOAD query.
+
+    Text route: REAL goes out as DOUBLE (a REAL prints at most FLT_DIG + 2 = 8 digits, not
+    always enough to name one REAL; as a DOUBLE with extra_float_digits 2 it prints 17, and
+    COPY rounds that back to the same REAL). SUPER goes out as json_serialize(): a VARCHAR, so
+    SQL NULL is written as the NULL AS marker while JSON null is the text ``null`` (UNLOAD
+    ignores NULL AS for SUPER itself); COPY parses the JSON text back into SUPER."""
+    c = quote_ident(name)
+    if fmt == TEXT and _is(type_name, "real", "float4"):
+        return f"CAST({c} AS DOUBLE PRECISION) AS {c}"
+    if fmt == TEXT and _is(type_name, "super"):
+        return f"JSON_SERIALIZE({c}) AS {c}"
+    return c
+
+
+def unload_query(schema: str, table: str, columns: list[tuple[str, str]], fmt: str) -> str:
+    """The SELECT an UNLOAD runs; ``columns`` are (name, type) in table order."""
+    items = ", ".join(unload_column(n, t, fmt) for n, t in columns)
+    return f"SELECT {items} FROM {qualified(schema, table)}"
+
+
+def text_options() -> str:
+    """Delimited text, the same on UNLOAD and COPY. ESCAPE makes every delimiter, newline and
+    backslash in the data unambiguous, so ADDQUOTES/REMOVEQUOTES are not needed (and VARBYTE
+    refuses them); a backslash is escaped, so a string ``\\N`` never reads as the NULL marker,
+    and an empty string stays an empty field, apart from NULL."""
+    return f"DELIMITER AS '|' ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP"
+
+
+#: The only parameters "COPY from columnar data formats" lists (besides FORMAT AS): FROM,
+#: IAM_ROLE/CREDENTIALS, STATUPDATE, MANIFEST, ACCEPTINVCHARS. No COMPUPDATE, no EXPLICIT_IDS.
+COLUMNAR_COPY_PARAMETERS = ("FROM", "IAM_ROLE", "CREDENTIALS", "STATUPDATE", "MANIFEST", "ACCEPTINVCHARS",
+                            "FORMAT")
+#: UNLOAD ... FORMAT PARQUET refuses these.
+PARQUET_UNLOAD_FORBIDDEN = ("DELIMITER", "FIXEDWIDTH", "ADDQUOTES", "ESCAPE", "NULL AS", "HEADER", "GZIP",
+                            "BZIP2", "ZSTD")
+
+
 def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_id: str, fmt: str) -> str:
     """UNLOAD with SSE-KMS under the given key, a verbose manifest, and CLEANPATH so a rerun
-    of the same attempt replaces what a crashed run left. IAM role only: no access keys."""
+    of the same attempt replaces what a crashed run left. IAM role only: no access keys.
+    Parquet carries no text options (it refuses them); text carries text_options()."""
     split_s3_url(prefix_url)
     parts = [f"UNLOAD ({option_literal(query_text)})", f"TO {option_literal(prefix_url)}",
              f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}"]
     if fmt == PARQUET:
         parts.append("FORMAT AS PARQUET")
     elif fmt == TEXT:
-        parts.append(f"DELIMITER AS '|' ADDQUOTES ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP")
+        parts.append(text_options())
     else:
         raise ValueError(f"unknown format {fmt}")
     parts += ["MANIFEST VERBOSE", f"ENCRYPTED KMS_KEY_ID {option_literal(kms_key_id)}", "CLEANPATH"]
@@ -107,16 +219,18 @@ def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_i
 def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, fmt: str,
              explicit_ids: bool) -> str:
     """COPY from the manifest. Never ``ENCRYPTED`` (that means client-side encryption; the
-    staged files are SSE-KMS and S3 decrypts them for the role)."""
+    staged files are SSE-KMS and S3 decrypts them for the role). Parquet: only the parameters
+    the columnar list names (so no EXPLICIT_IDS: IDENTITY tables take the text route)."""
     split_s3_url(manifest_url)
     parts = [f"COPY {qualified(schema, table)}", f"FROM {option_literal(manifest_url)}",
              f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}", "MANIFEST"]
     if fmt == PARQUET:
-        parts.append("FORMAT AS PARQUET")
-    elif fmt == TEXT:
-        parts.append(f"DELIMITER AS '|' REMOVEQUOTES ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP")
-    else:
+        if explicit_ids:
+            raise ValueError("COPY from Parquet takes no EXPLICIT_IDS; IDENTITY tables go by the text route")
+        return " ".join(parts + ["FORMAT AS PARQUET", "STATUPDATE OFF"])
+    if fmt != TEXT:
         raise ValueError(f"unknown format {fmt}")
+    parts.append(text_options())
     if explicit_ids:
         parts.append("EXPLICIT_IDS")
     parts += ["COMPUPDATE OFF", "STATUPDATE OFF"]

@@ -23,13 +23,21 @@ def _rows(conn: redshift_connector.Connection, sql: str) -> list[tuple]:  # type
     return [tuple(r) for r in cur.fetchall()] if cur.description else []
 
 
+def _connect_described(sandbox: SandboxClient, cluster_id: str) -> redshift_connector.Connection:
+    """Connect the way the product does: to the Endpoint the API describes (the cluster's name)."""
+    endpoint = sandbox.client("redshift").describe_clusters(ClusterIdentifier=cluster_id)["Clusters"][0]["Endpoint"]
+    info = sandbox.cluster_info(cluster_id)
+    return redshift_connector.connect(host=endpoint["Address"], port=endpoint["Port"], database=info.database,
+                                      user=info.user, password=info.password, ssl=False, timeout=60)
+
+
 def test_source_is_seeded_and_described(sandbox: SandboxClient) -> None:
     source = sandbox.info.source_cluster_id
     cluster = sandbox.client("redshift").describe_clusters(ClusterIdentifier=source)["Clusters"][0]
     info = sandbox.cluster_info(source)
     assert cluster["ClusterStatus"] == "available" and cluster["Encrypted"] is False
-    assert cluster["Endpoint"] == {"Address": "127.0.0.1", "Port": info.port}
-    conn = sandbox.connect(source)
+    assert cluster["Endpoint"]["Address"] == "127.0.0.1" and info.port > 0
+    conn = _connect_described(sandbox, source)
     tables = _rows(conn, 'select "schema", "table", tbl_rows from svv_table_info')
     conn.close()
     assert len(tables) >= 5 and any(schema == "Ops Data" for schema, _, _ in tables)
@@ -60,9 +68,7 @@ def test_cluster_lifecycle_moves_database_and_endpoint(sandbox: SandboxClient) -
     rs.modify_cluster(ClusterIdentifier="lifecycle-a", NewClusterIdentifier="lifecycle-b")
     sandbox.wait_available("lifecycle-b")
     assert "lifecycle-a" not in sandbox.cluster_ids()
-    renamed = rs.describe_clusters(ClusterIdentifier="lifecycle-b")["Clusters"][0]
-    assert renamed["Endpoint"]["Port"] == sandbox.cluster_info("lifecycle-b").port
-    conn = sandbox.connect("lifecycle-b")
+    conn = _connect_described(sandbox, "lifecycle-b")
     assert _rows(conn, "select v from marker") == [(42,)]
     conn.close()
     rs.delete_cluster(ClusterIdentifier="lifecycle-b", SkipFinalClusterSnapshot=True)
@@ -137,7 +143,7 @@ def test_restore_carries_the_snapshot_data(sandbox: SandboxClient) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.1)  # modelled snapshot status advancing with time
     rs.restore_from_cluster_snapshot(ClusterIdentifier="restored", SnapshotIdentifier="restore-src-snap",
-                                     KmsKeyId=sandbox.info.kms_alias)
+                                     Encrypted=True, KmsKeyId=sandbox.info.kms_alias)
     sandbox.wait_available("restored")
     assert rs.describe_clusters(ClusterIdentifier="restored")["Clusters"][0]["KmsKeyId"] == sandbox.info.kms_key_arn
     src = sandbox.connect("restore-src")
@@ -173,3 +179,36 @@ def test_cli_sandbox_commands(tmp_path: Path) -> None:
     finally:
         assert cli("down", "--dir", directory).returncode == 0
     assert cli("status", "--dir", directory).returncode == 2
+
+
+def test_old_endpoint_reaches_the_renamed_cluster_until_the_name_cache_expires(sandbox: SandboxClient) -> None:
+    """"Renaming clusters": the old DNS name may stay cached, so a client that kept it (or a check that
+    connects through it) still reaches the renamed cluster for a while."""
+    rs = sandbox.client("redshift")
+    with pytest.raises(ValueError, match="unknown sandbox duration"):
+        sandbox.set_durations(dnss=1.0)
+    sandbox.set_durations(dns=600)
+    try:
+        sandbox.create_cluster("dns-a", encrypted=True, kms_key_id=sandbox.info.kms_alias)
+        conn = sandbox.connect("dns-a", autocommit=True)
+        _rows(conn, "create table marker (v int)")
+        _rows(conn, "insert into marker values (7)")
+        conn.close()
+        old_endpoint = rs.describe_clusters(ClusterIdentifier="dns-a")["Clusters"][0]["Endpoint"]
+        rs.modify_cluster(ClusterIdentifier="dns-a", NewClusterIdentifier="dns-b")
+        sandbox.wait_available("dns-b")
+        info = sandbox.cluster_info("dns-b")
+
+        def through_old_name() -> redshift_connector.Connection:
+            return redshift_connector.connect(host=old_endpoint["Address"], port=old_endpoint["Port"],
+                                              database=info.database, user=info.user, password=info.password,
+                                              ssl=False, timeout=10)
+
+        cached = through_old_name()
+        assert _rows(cached, "select v from marker") == [(7,)]
+        cached.close()
+        sandbox.set_durations(dns=0)
+        with pytest.raises(redshift_connector.InterfaceError):
+            through_old_name().close()
+    finally:
+        sandbox.set_durations(dns=2.0)

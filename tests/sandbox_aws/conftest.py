@@ -43,7 +43,8 @@ def sandbox(host: RecordingHost, faults: FaultPlan, clock: FakeClock, sleeps: Sl
             sandbox_dir: Path) -> Iterator[AwsSandbox]:
     sb = AwsSandbox(host, faults, log_dir=sandbox_dir, clock=clock, sleep=sleeps,
                     create_seconds=DURATION, modify_seconds=DURATION, rename_seconds=DURATION,
-                    reboot_seconds=DURATION, delete_seconds=DURATION, snapshot_seconds=DURATION)
+                    reboot_seconds=DURATION, delete_seconds=DURATION, snapshot_seconds=DURATION,
+                    pause_seconds=DURATION, resume_seconds=DURATION, dns_seconds=6 * DURATION)
     with sb:
         yield sb
 

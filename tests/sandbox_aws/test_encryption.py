@@ -116,7 +116,7 @@ def test_restore_records_kms_key_and_provisions(rs: Any, clock: FakeClock, boot:
     assert rs.describe_cluster_snapshots(SnapshotIdentifier=f"{cid}-s1")["Snapshots"][0]["Status"] == "available"
 
     out = rs.restore_from_cluster_snapshot(ClusterIdentifier=f"{cid}-r", SnapshotIdentifier=f"{cid}-s1",
-                                           KmsKeyId=boot["kms_key_arn"])["Cluster"]
+                                           Encrypted=True, KmsKeyId=boot["kms_key_arn"])["Cluster"]
     assert out["ClusterStatus"] == "creating"
     assert any(c[:2] == ("provision", f"{cid}-r") for c in host.calls)
     clock.advance()
@@ -132,17 +132,15 @@ def test_restore_records_kms_key_and_provisions(rs: Any, clock: FakeClock, boot:
         "automated"
     assert rs.describe_cluster_snapshots(ClusterIdentifier="never-existed")["Snapshots"] == []
 
-    # an encrypted snapshot keeps its key: a different one is refused, none inherits it
+    # an encrypted snapshot keeps its key unless a new one is given, which the restored cluster then reports
     rs.create_cluster_snapshot(ClusterIdentifier=f"{cid}-r", SnapshotIdentifier=f"{cid}-s2")
     clock.advance()
     assert rs.describe_cluster_snapshots(SnapshotIdentifier=f"{cid}-s2")["Snapshots"][0]["KmsKeyId"] == \
         boot["kms_key_arn"]
     another_key = sandbox.client("kms").create_key(Description="not the snapshot's key")["KeyMetadata"]["Arn"]
-    with pytest.raises(ClientError) as exc:
-        rs.restore_from_cluster_snapshot(ClusterIdentifier=f"{cid}-r2", SnapshotIdentifier=f"{cid}-s2",
-                                         KmsKeyId=another_key)
-    assert _code(exc) == "InvalidParameterValue"
-    assert "Cannot use a new KmsKeyId" in str(exc.value)
+    rs.restore_from_cluster_snapshot(ClusterIdentifier=f"{cid}-r2", SnapshotIdentifier=f"{cid}-s2",
+                                     KmsKeyId=another_key)
+    assert describe(rs, f"{cid}-r2")["KmsKeyId"] == another_key
     rs.restore_from_cluster_snapshot(ClusterIdentifier=f"{cid}-r3", SnapshotIdentifier=f"{cid}-s2")
     assert describe(rs, f"{cid}-r3")["KmsKeyId"] == boot["kms_key_arn"]
 

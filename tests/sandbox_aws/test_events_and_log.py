@@ -35,6 +35,7 @@ def test_events_record_each_operation_in_order(rs: Any, clock: FakeClock, boot: 
     new_id = f"{cid}-ev2"
     rs.modify_cluster(ClusterIdentifier=cid, NewClusterIdentifier=new_id)
     clock.advance()
+    clock.advance()  # a rename reboots the cluster
     rs.delete_cluster(ClusterIdentifier=new_id, SkipFinalClusterSnapshot=True)
     clock.advance()
 
@@ -52,6 +53,8 @@ def test_events_record_each_operation_in_order(rs: Any, clock: FakeClock, boot: 
     assert _messages(rs, new_id) == [
         f"Cluster '{cid}' is being renamed to '{new_id}'.",
         f"Cluster '{cid}' has been renamed to '{new_id}'.",
+        f"Cluster '{new_id}' is being rebooted.",
+        f"Cluster '{new_id}' has been rebooted.",
         f"Amazon Redshift cluster '{new_id}' is being deleted.",
         f"Amazon Redshift cluster '{new_id}' has been deleted.",
     ]

@@ -13,7 +13,7 @@ import pytest
 
 from migrator.sandbox.interfaces import QueryResult, SessionInfo
 from migrator.sandbox.postgres import PostgresServer
-from migrator.sandbox.redshift import catalog
+from migrator.sandbox.redshift import catalog, settings
 from migrator.sandbox.redshift.dialect import RedshiftDialect
 from migrator.sandbox.redshift.psycopg_backend import PsycopgBackend
 
@@ -48,7 +48,9 @@ class Cluster:
         self.dialect = RedshiftDialect()
 
     def run(self, sql: str) -> QueryResult:
-        """What the proxy does: intercept when the dialect says so, else pass through."""
+        """What the proxy does: Redshift settings syntax rewritten, intercept when the dialect
+        says so, else pass through."""
+        sql = settings.rewrite(sql) or sql
         intercept = self.dialect.classify(sql, self.session)
         if intercept is None:
             return self.backend.query(sql)

@@ -76,3 +76,28 @@ def test_seed_speed_10_tables_10k_rows(cluster: Cluster) -> None:
     print(f"\nseed 10 tables x 10k rows: {time.perf_counter() - start:.2f}s ({sum(s.tables.values())} rows)")
     assert sum(s.tables.values()) == cluster.rows(
         "select sum(tbl_rows) from svv_table_info")[0][0]
+
+
+def test_hard_seed_types_and_names(cluster: Cluster) -> None:
+    s = seed_cluster(cluster.dsn, tables=3, rows=50, seed=5, hard=True)
+    for name in ('"a.b"."c"', '"a"."b.c"', '"public"."[/]"', "\"Ops Data\".\"per%cent/slash\"\"quote's\""):
+        assert s.tables[name] == 2
+        assert cluster.conn.execute(f"select count(*) from {name}").fetchall() == [(2,)]  # no placeholders: '%'
+    assert cluster.rows('select label from "a.b"."c" where id = 1') == [("a.b / c",)]
+    typed = '"public"."hard types"'
+    assert s.tables[typed] == 6
+    cluster.conn.execute("set search_path = public, redshift_sys")
+    types = dict(cluster.rows("""select "column", type from pg_table_def where tablename = 'hard types'"""))
+    assert types["vb"] == "varbyte" and types["sp"] == "super"
+    rows = cluster.rows(f"select id, to_hex(vb), json_serialize(sp), sp is null, s, gid from {typed} order by id")
+    assert rows[0] == (1, "00ff61", '{"k": [1, null], "s": "x"}', False, "\\N", 1000)
+    assert rows[1][2:5] == ("null", False, "NULL")  # JSON null is not SQL NULL
+    assert rows[2][2:5] == (None, True, "")
+    # Explicit ids (1000, 7) do not move the identity: defaults go on from its seed.
+    assert [r[5] for r in rows] == [1000, 1, 2, 7, 3, 4] and rows[5][4] == " "
+    cluster.conn.execute("set extra_float_digits = 3")
+    floats = cluster.rows(f"select r, d from {typed} order by id")
+    assert floats[1] == (3.4028235e38, 1.7976931348623157e308)
+    assert floats[2][1] == 5e-324 and floats[3][1] == 0.30000000000000004
+    assert cluster.rows(f"select attidentity from pg_attribute where attrelid = '{typed}'::regclass "
+                        "and attname = 'gid'") == [("d",)]

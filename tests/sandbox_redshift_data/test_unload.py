@@ -26,7 +26,10 @@ def test_parallel_on_writes_one_part_per_slice_and_plain_manifest(env: Env) -> N
     unload(env, "par_", "manifest")
     assert env.keys() == [f"{env.prefix}par_{s:04d}_part_00" for s in range(4)] + [f"{env.prefix}par_manifest"]
     manifest = json.loads(env.s3.get_object(Bucket=BUCKET, Key=f"{env.prefix}par_manifest")["Body"].read())
-    assert manifest == {"entries": [{"url": env.url(f"par_{s:04d}_part_00")} for s in range(4)]}
+    sizes = [env.s3.head_object(Bucket=BUCKET, Key=f"{env.prefix}par_{s:04d}_part_00")["ContentLength"]
+             for s in range(4)]
+    assert manifest == {"entries": [{"url": env.url(f"par_{s:04d}_part_00"), "meta": {"content_length": sizes[s]}}
+                                    for s in range(4)]}
     lines = []
     for s in range(4):
         body = env.s3.get_object(Bucket=BUCKET, Key=f"{env.prefix}par_{s:04d}_part_00")["Body"].read().decode()
@@ -163,3 +166,17 @@ def test_copy_stdin_and_stdout_pass_through(env: Env) -> None:
     assert env.statements.classify("COPY t (a, b) TO STDOUT WITH (FORMAT csv)", env.session) is None
     assert env.statements.classify("copy (select 1) to stdout", env.session) is None
     assert env.statements.classify("select 'unload'", env.session) is None
+
+
+def test_manifest_verbose_counts_header_lines_and_sizes(env: Env) -> None:
+    seed(env, rows=8)
+    unload(env, "vb_", "manifest verbose header csv")
+    manifest = json.loads(env.s3.get_object(Bucket=BUCKET, Key=f"{env.prefix}vb_manifest")["Body"].read())
+    files = [f"{env.prefix}vb_{s:04d}_part_00" for s in range(4)]
+    sizes = [env.s3.head_object(Bucket=BUCKET, Key=k)["ContentLength"] for k in files]
+    # Two rows per slice, plus each file's header line ("UNLOAD", MANIFEST VERBOSE).
+    assert manifest["entries"] == [{"url": f"s3://{BUCKET}/{k}", "meta": {"content_length": n, "record_count": 3}}
+                                   for k, n in zip(files, sizes)]
+    assert manifest["meta"] == {"content_length": sum(sizes), "record_count": 12}
+    assert manifest["author"] == {"name": "Amazon Redshift", "version": "1.0.0"}
+    assert [e["name"] for e in manifest["schema"]["elements"]] == ["id", "name"]

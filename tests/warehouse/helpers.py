@@ -15,7 +15,7 @@ def stage(sb: Any, src: Session, t: TableInfo, *, migration: str, attempt: int =
                               migration=migration, attempt=attempt, iam_role_arn=sb.info.iam_role_arn,
                               kms_key_id=sb.info.kms_alias, fmt=fmt)
     staging.verify_staging(sb.client("s3"), sb.client("kms"), u.manifest_url, kms_key_id=sb.info.kms_alias,
-                           expected_rows=t.rows)
+                           expected_rows=u.rows)
     return u
 
 
@@ -23,4 +23,4 @@ def load(sb: Any, tgt_tx: Session, t: TableInfo, u: pipeline.UnloadResult, *, mi
          attempt: int = 1) -> pipeline.LoadResult:
     return pipeline.load_exactly_once(tgt_tx, t.schema, t.name, manifest_url=u.manifest_url, fmt=u.format,
                                       iam_role_arn=sb.info.iam_role_arn, migration=migration, attempt=attempt,
-                                      explicit_ids=bool(t.identity_columns), expected_rows=t.rows)
+                                      explicit_ids=bool(t.identity_columns), expected_rows=u.rows)

@@ -45,11 +45,52 @@ def test_marker_reconcile_semantics(sb: Any, src: Session, tgt: Session, tgt_tx:
     assert not pipeline.reconcile_load(tgt, "mk", t.schema, t.name, 2).committed
     # An uncommitted load leaves neither rows nor marker behind.
     with Session(sb.connect("analytics-enc", autocommit=False)) as tx:
+        pipeline.ensure_marker(tx, "mk2", t.schema, t.name)  # commits on its own, before the load's work
         tx.run('delete from "Ops Data"."events"')
-        tx.run(pipeline.query("marker_insert"), ["mk2", t.schema, t.name, 1, u.manifest_url, 0])
+        for sql, params in pipeline.marker_writes("mk2", t.schema, t.name, 1, u.manifest_url, 0):
+            tx.run(sql, params)
         tx.rollback()
     assert not pipeline.reconcile_load(tgt, "mk2", t.schema, t.name, 1).committed
     assert _count(tgt) == t.rows
+
+
+def test_concurrent_load_markers_do_not_conflict_under_serializable(sb: Any, tgt: Session) -> None:
+    """Redshift's SERIALIZABLE isolation fails one of two concurrent transactions that read and
+    write one table (error 1023; PostgreSQL's SSI, under the sandbox, the same with 40001).
+    Two loads of different tables, interleaved, both commit their markers."""
+    pipeline.ensure_bookkeeping(tgt)
+    for table in ("a", "b"):
+        pipeline.ensure_marker(tgt, "ser", "s", table)
+    with Session(sb.connect("analytics-enc", autocommit=False)) as one, \
+            Session(sb.connect("analytics-enc", autocommit=False)) as two:
+        for s in (one, two):
+            s.run("set transaction isolation level serializable")
+        writes = {t: pipeline.marker_writes("ser", "s", t, 1, f"s3://b/{t}/manifest", 1) for t in ("a", "b")}
+        for (sql_a, p_a), (sql_b, p_b) in zip(writes["a"], writes["b"]):
+            one.run(sql_a, p_a)
+            two.run(sql_b, p_b)
+        one.commit()
+        two.commit()
+    assert pipeline.reconcile_load(tgt, "ser", "s", "a", 1).committed
+    assert pipeline.reconcile_load(tgt, "ser", "s", "b", 1).committed
+    assert pipeline.marker_name("ser", "s", "a") != pipeline.marker_name("ser", "s", "b")
+    assert pipeline.marker_name("m", "a.b", "c") != pipeline.marker_name("m", "a", "b.c")
+
+
+def test_every_unload_and_copy_is_handed_to_the_caller(sb: Any, src: Session, tgt: Session,
+                                                        tgt_tx: Session) -> None:
+    t = _events(src, tgt)
+    heard: list[tuple[str, str]] = []
+    hook = lambda kind, sql: heard.append((kind, sql))  # noqa: E731
+    u = pipeline.unload_table(src, t.schema, t.name, t.columns, staging_uri=f"s3://{sb.info.bucket}/wh/",
+                              migration="hook", attempt=1, iam_role_arn=sb.info.iam_role_arn,
+                              kms_key_id=sb.info.kms_alias, on_statement=hook)
+    result = pipeline.load_exactly_once(tgt_tx, t.schema, t.name, manifest_url=u.manifest_url, fmt=u.format,
+                                        iam_role_arn=sb.info.iam_role_arn, migration="hook", attempt=1,
+                                        explicit_ids=bool(t.identity_columns), expected_rows=u.rows,
+                                        on_statement=hook)
+    assert heard == [("unload", u.recorded), ("copy", result.copy_statement)]
+    assert heard[0][1].startswith("UNLOAD (") and heard[1][1].startswith("COPY ")
 
 
 def test_unencrypted_planted_object_is_a_security_error(sb: Any, src: Session, tgt: Session) -> None:

@@ -17,9 +17,12 @@ from tests.warehouse.helpers import load, stage
 
 
 def _catalog(s: Session) -> list[tuple[Any, ...]]:
+    """The catalog as replay must reproduce it. An IDENTITY keeps its kind and step; its seed
+    moves past the source's values (checked in test_identity.py)."""
     inv = read_inventory(s)
-    return sorted((t.key, t.diststyle, t.distkey, t.sortkey_kind, tuple(t.sortkeys),
-                   tuple((c.name, c.type, c.encoding, c.not_null, c.identity) for c in t.columns)) for t in inv)
+    return sorted((t.pair, t.diststyle, t.distkey, t.sortkey_kind, tuple(t.sortkeys),
+                   tuple((c.name, c.type, c.encoding, c.not_null, c.identity[1] if c.identity else None,
+                          c.identity_by_default) for c in t.columns)) for t in inv)
 
 
 def test_inventory_lists_empty_tables_largest_first(src: Session) -> None:

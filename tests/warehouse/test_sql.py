@@ -16,7 +16,9 @@ from migrator.errors import ConfigError
 from migrator.warehouse.inventory import ColumnInfo, TableInfo, parse_identity
 from migrator.warehouse.replay import create_table_sql, parse_acl, view_sql
 from migrator.warehouse.sql import (
+    COLUMNAR_COPY_PARAMETERS,
     PARQUET,
+    PARQUET_UNLOAD_FORBIDDEN,
     TEXT,
     copy_sql,
     option_literal,
@@ -24,6 +26,7 @@ from migrator.warehouse.sql import (
     quote_ident,
     select_all,
     staging_prefix,
+    unload_query,
     unload_sql,
 )
 from migrator.warehouse import checksum
@@ -73,7 +76,7 @@ def test_unload_sql_golden() -> None:
     assert m.group(2) == (f"IAM_ROLE '{ROLE}' FORMAT AS PARQUET MANIFEST VERBOSE ENCRYPTED KMS_KEY_ID 'alias/k' "
                           "CLEANPATH")
     text = unload_sql(query, "s3://bucket/p/", iam_role_arn=ROLE, kms_key_id="alias/k", fmt=TEXT)
-    assert "DELIMITER AS '|' ADDQUOTES ESCAPE NULL AS '\\\\N' GZIP" in text
+    assert "DELIMITER AS '|' ESCAPE NULL AS '\\\\N' GZIP" in text and "ADDQUOTES" not in text
     for forbidden in ("ACCESS_KEY", "SECRET", "CREDENTIALS", "TOKEN"):
         assert forbidden not in sql.upper() and forbidden not in text.upper()
 
@@ -83,12 +86,48 @@ def test_copy_sql_golden_parses() -> None:
     tree = sqlglot.parse_one(sql, read="redshift")
     assert isinstance(tree, exp.Copy)
     assert tree.this.name == HOSTILE and tree.this.db == "Ops Data"
-    assert sql.endswith("MANIFEST DELIMITER AS '|' REMOVEQUOTES ESCAPE NULL AS '\\\\N' GZIP EXPLICIT_IDS "
+    assert sql.endswith("MANIFEST DELIMITER AS '|' ESCAPE NULL AS '\\\\N' GZIP EXPLICIT_IDS "
                         "COMPUPDATE OFF STATUPDATE OFF")
     assert " ENCRYPTED" not in sql  # SSE-KMS files: ENCRYPTED would mean client-side encryption
     parquet = copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=False)
     assert isinstance(sqlglot.parse_one(parquet, read="redshift"), exp.Copy)
     assert "EXPLICIT_IDS" not in parquet
+    with pytest.raises(ValueError, match="EXPLICIT_IDS"):
+        copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=True)
+
+
+def _options(sql: str) -> list[str]:
+    """The option words of a COPY/UNLOAD after its literals are blanked."""
+    text = re.sub(r"'(?:[^'\\]|''|\\.)*'", "''", sql)
+    text = "FROM " + text.split(" FROM ", 1)[1] if text.startswith("COPY ") else text.split(") TO ", 1)[1]
+    return [w for w in re.findall(r"[A-Z_]+", text) if w not in ("AS", "OFF", "ON", "VERBOSE")]
+
+
+def test_parquet_option_sets_are_exactly_the_documented_ones() -> None:
+    """COPY from columnar files takes only FROM, IAM_ROLE/CREDENTIALS, STATUPDATE, MANIFEST
+    (and ACCEPTINVCHARS); UNLOAD to Parquet refuses every text option and compression."""
+    copy = copy_sql("Ops Data", HOSTILE, "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET,
+                    explicit_ids=False)
+    assert set(_options(copy)) <= set(COLUMNAR_COPY_PARAMETERS) | {"PARQUET"}, copy
+    assert "COMPUPDATE" not in copy
+    unload = unload_sql("select 1", "s3://bucket/p/", iam_role_arn=ROLE, kms_key_id="alias/k", fmt=PARQUET)
+    tail = unload.split(") TO ", 1)[1]
+    for word in PARQUET_UNLOAD_FORBIDDEN:
+        assert word not in tail, (word, tail)
+    text_copy = copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=TEXT, explicit_ids=False)
+    text_unload = unload_sql("select 1", "s3://bucket/p/", iam_role_arn=ROLE, kms_key_id="alias/k", fmt=TEXT)
+    for statement in (text_copy, text_unload):  # VARBYTE refuses both; ESCAPE makes them unneeded
+        assert "ADDQUOTES" not in statement and "REMOVEQUOTES" not in statement
+
+
+def test_unload_query_widens_real_and_serializes_super_on_text_only() -> None:
+    cols = [("r", "real"), ("d", "double precision"), ("j", "super"), ("b", "varbyte(16)")]
+    text = unload_query("s", "t", cols, TEXT)
+    assert text == ('SELECT CAST("r" AS DOUBLE PRECISION) AS "r", "d", JSON_SERIALIZE("j") AS "j", "b" '
+                    'FROM "s"."t"')
+    assert unload_query("s", "t", cols, PARQUET) == 'SELECT "r", "d", "j", "b" FROM "s"."t"'
+    tree = sqlglot.parse_one(text, read="redshift")
+    assert [e.alias_or_name for e in tree.expressions] == ["r", "d", "j", "b"]
 
 
 def test_bad_paths_and_roles_are_config_errors() -> None:
@@ -129,7 +168,11 @@ def test_create_table_sql_golden() -> None:
 def test_format_choice_names_the_reason() -> None:
     fmt = choose_format(_table().columns)
     assert fmt.name == TEXT and "t (time without time zone)" in fmt.reason
-    assert choose_format(_table().columns[:2]).name == PARQUET
+    identity = choose_format(_table().columns[:2])
+    assert identity.name == TEXT and "EXPLICIT_IDS" in identity.reason
+    assert choose_format(_table().columns[1:2]).name == PARQUET
+    for type_name in ("varbyte(64)", "super", "geometry"):
+        assert choose_format([ColumnInfo("x", type_name, "none", False, False, 0)]).name == TEXT
 
 
 def test_checksum_sql_parses_and_quotes() -> None:
@@ -151,3 +194,33 @@ def test_view_sql_late_binding() -> None:
     assert view_sql("s", "v", " SELECT 1;", True) == 'CREATE VIEW "s"."v" AS SELECT 1 WITH NO SCHEMA BINDING'
     full = "create view s.v as select 1 with no schema binding"
     assert view_sql("s", "v", full, True) == full
+
+
+def _pg_array(items: list[str]) -> str:
+    """An aclitem[] as PostgreSQL prints it: elements with specials in quotes, \\ escapes."""
+    def element(i: str) -> str:
+        if re.search(r'[\s",{}\\]', i):
+            return '"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return i
+    return "{" + ",".join(element(i) for i in items) + "}"
+
+
+def test_acl_names_with_slash_equals_quotes_never_widen_a_grant() -> None:
+    grantee, grantor = 'ev=arwdD/il', 'x/y=arwdD"'
+    item = f'{quote_ident(grantee)}=r/{quote_ident(grantor)}'
+    for acl in (_pg_array([item, "bob=r/owner"]), [item, "bob=r/owner"]):
+        entries = parse_acl(acl)
+        assert [(e.grantee, e.privileges, e.grantor) for e in entries] == [
+            (grantee, "r", grantor), ("bob", "r", "owner")]
+    comma = quote_ident("a,b") + "=r/o"
+    assert [(e.grantee, e.privileges) for e in parse_acl(_pg_array([comma]))] == [("a,b", "r")]
+    group = parse_acl(_pg_array(['group "my grp"=rD/o']))
+    assert [(e.grantee, e.privileges, e.group) for e in group] == [("my grp", "rD", True)]
+    # Not an ACL item: left out, never guessed at.
+    assert parse_acl(_pg_array(['"open=r/o', "=/"])) == []
+
+
+def test_redshift_acl_letters_map_to_redshift_privileges() -> None:
+    from migrator.warehouse.replay import _TABLE_PRIVS
+
+    assert _TABLE_PRIVS["D"] == "DROP" and _TABLE_PRIVS["x"] == "REFERENCES"

@@ -49,8 +49,11 @@ def _install(conn: psycopg.Connection, cluster_id: str, slices: int) -> None:
         conn.execute(
             sql.SQL("alter database {} set search_path = " + SEARCH_PATH).format(sql.Identifier(dbname))
         )
+        # Redshift's default is 0 ("extra_float_digits"); PostgreSQL's is 1.
+        conn.execute(sql.SQL("alter database {} set extra_float_digits = 0").format(sql.Identifier(dbname)))
     # The session that installed keeps its old path; give it the new one too.
     conn.execute(sql.SQL("set search_path = " + SEARCH_PATH))
+    conn.execute("set extra_float_digits = 0")
 
 
 def is_installed(conn: psycopg.Connection) -> bool:

@@ -93,6 +93,110 @@ create table if not exists redshift_sys.stl_unload_log (
 );
 grant select on all tables in schema redshift_sys to public;
 
+-- ---------------------------------------------------------------- visibility
+-- "Visibility of data in system tables and views": superusers see every row; a regular
+-- user sees only the rows of its own queries in STL/SVL, and nothing of SVV_TABLE_INFO
+-- and the STV tables. Superusers (and the table owner, the sandbox admin) bypass RLS.
+create or replace function redshift_sys.is_superuser() returns boolean
+language sql stable as $$ select coalesce((select rolsuper from pg_catalog.pg_roles where rolname = current_user), false) $$;
+create or replace function redshift_sys.sees_user(uid int) returns boolean
+language sql stable as $$
+    select coalesce((select rolsuper or oid::int = uid from pg_catalog.pg_roles where rolname = current_user), false) $$;
+
+do $$
+declare
+    t text;
+begin
+    foreach t in array array['query_log', 'stl_scan', 'stl_insert', 'stl_delete', 'stl_load_commits',
+                             'stl_load_errors', 'stl_unload_log'] loop
+        execute format('alter table redshift_sys.%I enable row level security', t);
+        if not exists (select 1 from pg_policy where polrelid = format('redshift_sys.%I', t)::regclass
+                       and polname = 'own_queries') then
+            execute format('create policy own_queries on redshift_sys.%I for select using (redshift_sys.sees_user(userid))', t);
+        end if;
+    end loop;
+end $$;
+
+-- ---------------------------------------------------------------- deleted rows (until VACUUM)
+-- Redshift marks deleted (and updated-away) rows and keeps counting them in
+-- SVV_TABLE_INFO.tbl_rows until VACUUM reclaims them; PostgreSQL's dead tuples are pruned
+-- at its own pace, so the count is kept here: one row per DELETE/UPDATE statement.
+create table if not exists redshift_sys.rs_deleted (
+    reloid oid not null,
+    n bigint not null
+);
+create index if not exists rs_deleted_reloid on redshift_sys.rs_deleted (reloid);
+
+create or replace function redshift_sys.count_deleted() returns trigger language plpgsql
+security definer set search_path = pg_catalog as $$
+declare
+    k bigint;
+begin
+    if tg_op = 'TRUNCATE' then
+        delete from redshift_sys.rs_deleted where reloid = tg_relid;
+        return null;
+    end if;
+    select count(*) into k from old_rows;
+    if k > 0 then
+        insert into redshift_sys.rs_deleted (reloid, n) values (tg_relid, k);
+    end if;
+    return null;
+end $$;
+
+create or replace function redshift_sys.track_deletes(rel regclass) returns void language plpgsql
+security definer set search_path = pg_catalog as $$
+begin
+    if exists (select 1 from pg_trigger where tgrelid = rel and tgname = 'redshift_sys_deleted') then
+        return;
+    end if;
+    execute format('create trigger redshift_sys_deleted after delete on %s referencing old table as old_rows '
+                   'for each statement execute function redshift_sys.count_deleted()', rel);
+    execute format('create trigger redshift_sys_updated after update on %s referencing old table as old_rows '
+                   'for each statement execute function redshift_sys.count_deleted()', rel);
+    execute format('create trigger redshift_sys_truncated after truncate on %s '
+                   'for each statement execute function redshift_sys.count_deleted()', rel);
+end $$;
+
+create or replace function redshift_sys.on_create_table() returns event_trigger language plpgsql
+security definer set search_path = pg_catalog as $$
+declare
+    obj record;
+begin
+    for obj in select * from pg_event_trigger_ddl_commands() loop
+        if obj.object_type = 'table' and obj.schema_name is distinct from 'redshift_sys'
+           and (select relkind from pg_class where oid = obj.objid) = 'r' then
+            perform redshift_sys.track_deletes(obj.objid::regclass);
+        end if;
+    end loop;
+end $$;
+
+do $$
+declare
+    r record;
+begin
+    if not exists (select 1 from pg_event_trigger where evtname = 'redshift_sys_on_create_table') then
+        create event trigger redshift_sys_on_create_table on ddl_command_end
+            when tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+            execute function redshift_sys.on_create_table();
+    end if;
+    -- Tables that predate the install (a restore) are tracked too.
+    for r in select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys', 'pg_toast')
+               and n.nspname not like 'pg\_temp\_%' and n.nspname not like 'pg\_toast\_temp\_%' loop
+        perform redshift_sys.track_deletes(r.oid::regclass);
+    end loop;
+end $$;
+
+-- Called by the dialect's VACUUM (not SORT ONLY): the marked rows are reclaimed.
+-- Like VACUUM itself, only tables the (session) user owns, or all for a superuser.
+create or replace function redshift_sys.vacuumed(rel regclass) returns void language sql
+security definer set search_path = pg_catalog as $$
+    delete from redshift_sys.rs_deleted d
+    where (rel is null or d.reloid = rel)
+      and exists (select 1 from pg_class c join pg_roles r on r.rolname = session_user
+                  where c.oid = d.reloid and (r.rolsuper or pg_has_role(session_user, c.relowner, 'MEMBER')));
+$$;
+
 -- ---------------------------------------------------------------- housekeeping
 -- Security definer: the trigger fires for whichever user drops, and only we write metadata.
 create or replace function redshift_sys.on_drop() returns event_trigger language plpgsql
@@ -105,6 +209,7 @@ begin
             delete from redshift_sys.rs_table where reloid = obj.objid;
             delete from redshift_sys.rs_column where reloid = obj.objid;
             delete from redshift_sys.rs_view where reloid = obj.objid;
+            delete from redshift_sys.rs_deleted where reloid = obj.objid;
         end if;
     end loop;
 end $$;
@@ -275,13 +380,15 @@ end $$;
 drop view if exists redshift_sys.svv_table_info;
 -- Size mimics Redshift's block accounting roughly: at least one 1 MB block per column
 -- (plus 3 hidden columns) per slice, or the real on-disk size if larger. tbl_rows is an
--- exact count(*) (Redshift also counts deleted-but-unvacuumed rows; we have none).
--- Tables without rows are omitted, as on Redshift.
+-- exact count(*) plus the rows deleted or updated away since the last VACUUM (as Redshift
+-- counts them); estimated_visible_rows is the count(*) alone. Tables without rows are
+-- omitted, as on Redshift. Only superusers see any row ("SVV_TABLE_INFO").
 create view redshift_sys.svv_table_info as
 with base as (
     select c.oid, n.nspname, c.relname, t.diststyle, t.distkey_attnum, t.sortkey_kind, t.sortkey_attnums,
            coalesce(t.encode_auto, true) as encode_auto, t.create_time,
            redshift_sys.exact_rows(c.oid) as nrows,
+           (select coalesce(sum(d.n), 0) from redshift_sys.rs_deleted d where d.reloid = c.oid) as ndeleted,
            (select count(*) from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as ncols
     from pg_class c
     join pg_namespace n on n.oid = c.relnamespace
@@ -289,6 +396,7 @@ with base as (
     where c.relkind in ('r', 'p')
       and n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys', 'pg_toast')
       and n.nspname not like 'pg\_temp\_%' and n.nspname not like 'pg\_toast\_temp\_%'
+      and redshift_sys.is_superuser()
 ), info as (select slices, capacity_mb from redshift_sys.cluster_info limit 1)
 select current_database()::text as database, b.nspname::text as schema, b.oid as table_id, b.relname::text as "table",
        (case when exists (select 1 from redshift_sys.column_attrs ca where ca.reloid = b.oid and ca.encoding <> 'none')
@@ -312,7 +420,7 @@ select current_database()::text as database, b.nspname::text as schema, b.oid as
        0::bigint as empty,
        (case when coalesce(cardinality(b.sortkey_attnums), 0) > 0 then 0.00 end)::numeric(5,2) as unsorted,
        0.00::numeric(5,2) as stats_off,
-       b.nrows::numeric(38,0) as tbl_rows,
+       (b.nrows + b.ndeleted)::numeric(38,0) as tbl_rows,
        (case when coalesce(cardinality(b.sortkey_attnums), 0) > 0 then 1.00 end)::numeric(19,2) as skew_sortkey1,
        1.00::numeric(19,2) as skew_rows,
        b.nrows::numeric(38,0) as estimated_visible_rows,
@@ -320,7 +428,7 @@ select current_database()::text as database, b.nspname::text as schema, b.oid as
        null::numeric(12,2) as vacuum_sort_benefit,
        b.create_time as create_time
 from base b left join info i on true
-where b.nrows > 0;
+where b.nrows + b.ndeleted > 0;
 
 -- Late-binding views are ordinary PostgreSQL views here (PostgreSQL binds at creation);
 -- this view reports which ones were declared WITH NO SCHEMA BINDING.
@@ -336,13 +444,13 @@ select userid, query, xid, pid, starttime, endtime,
        aborted, label::char(320) as label, left(querytxt, 60)::char(60) as substring,
        null::int as source_query, 'Concurrency Scaling not used'::text as concurrency_scaling_status_txt,
        0 as from_sp_call
-from redshift_sys.query_log;
+from redshift_sys.query_log where redshift_sys.sees_user(userid);
 
 drop view if exists redshift_sys.stl_query;
 create view redshift_sys.stl_query as
 select userid, query, label::char(320) as label, xid, pid, db_name::char(32) as database,
        left(querytxt, 4000)::char(4000) as querytxt, starttime, endtime, aborted
-from redshift_sys.query_log;
+from redshift_sys.query_log where redshift_sys.sees_user(userid);
 
 drop view if exists redshift_sys.stv_recents;
 create view redshift_sys.stv_recents as
@@ -350,7 +458,7 @@ select userid, 'Done'::char(20) as status, starttime,
        (extract(epoch from endtime - starttime) * 1000000)::int as duration,
        user_name::char(50) as user_name, db_name::char(50) as db_name,
        left(querytxt, 600)::char(600) as query, pid
-from (select * from redshift_sys.query_log order by query desc limit 100) recent
+from (select * from redshift_sys.query_log where redshift_sys.sees_user(userid) order by query desc limit 100) recent
 union all
 select usesysid::int, 'Running'::char(20), query_start at time zone 'utc', 0,
        usename::char(50), datname::char(50), left(query, 600)::char(600), pid
@@ -362,7 +470,8 @@ select (backend_start at time zone 'utc')::timestamp as starttime, pid as proces
        usename::char(50) as user_name, datname::char(50) as db_name,
        0 as session_timeout, 0 as timeout_sec
 from pg_stat_activity
-where datname = current_database() and backend_type = 'client backend';
+where datname = current_database() and backend_type = 'client backend'
+  and (usename = current_user or redshift_sys.is_superuser());
 
 -- ---------------------------------------------------------------- routines, MVs, default privileges, external
 -- PG_PROC_INFO: Redshift's pg_proc with the oid named prooid, plus prokind/proargmodes/
@@ -432,7 +541,143 @@ from redshift_sys.rs_external_table t;
 
 grant select on all tables in schema redshift_sys to public;
 
+-- ---------------------------------------------------------------- isolation
+-- "Isolation levels in Amazon Redshift": SERIALIZABLE or SNAPSHOT per database; new
+-- provisioned clusters get SNAPSHOT. PostgreSQL's SERIALIZABLE and REPEATABLE READ (its
+-- snapshot isolation) stand in; the proxy reports their conflicts as Redshift's error 1023.
+create or replace function redshift_sys.isolation_of(db oid) returns text language sql stable as $$
+    select case when coalesce((select substr(cfg, length('default_transaction_isolation=') + 1)
+                               from pg_db_role_setting s, unnest(s.setconfig) cfg
+                               where s.setdatabase = db and s.setrole = 0
+                                 and cfg like 'default_transaction_isolation=%'), 'read committed') = 'serializable'
+                then 'SERIALIZABLE' else 'SNAPSHOT' end
+$$;
+drop view if exists redshift_sys.stv_db_isolation_level;
+create view redshift_sys.stv_db_isolation_level as
+select d.datname::char(128) as db_name,
+       (case redshift_sys.isolation_of(d.oid) when 'SERIALIZABLE' then 'Serializable' else 'Snapshot Isolation' end)::char(32)
+           as isolation_level
+from pg_database d
+where not d.datistemplate and d.datname <> 'postgres' and redshift_sys.is_superuser();
+
+do $$
+begin
+    if not exists (select 1 from pg_db_role_setting s, unnest(s.setconfig) cfg
+                   where s.setdatabase = (select oid from pg_database where datname = current_database())
+                     and s.setrole = 0 and cfg like 'default_transaction_isolation=%') then
+        execute format('alter database %I set default_transaction_isolation = %L', current_database(), 'repeatable read');
+    end if;
+end $$;
+
+-- ---------------------------------------------------------------- ACLs as Redshift prints them
+-- "PG_DEFAULT_ACL": privilege letters a r w d R x t X U C T D(DROP) P(TRUNCATE) A(ALTER), in
+-- the order "arwdRxtXUCTDPA", each optionally followed by * (WITH GRANT OPTION); a group
+-- grantee reads "group name=.../grantor". PostgreSQL writes TRUNCATE as D, so D becomes P.
+-- settings.py puts this on relacl/nspacl/proacl/defaclacl/datacl in select lists; the value
+-- is the array's text, as a Redshift client receives it.
+create or replace function redshift_sys.rs_acl_items(acl aclitem[]) returns text[]
+language plpgsql stable as $$
+declare
+    item text;
+    m text[];
+    grantee text;
+    privs text;
+    letter text;
+    out_privs text;
+    order_ text := 'arwdRxtXUCTDPA';
+    i int;
+    items text[] := '{}';
+begin
+    if acl is null then
+        return null;
+    end if;
+    foreach item in array acl::text[] loop
+        m := regexp_match(item, '^("(?:[^"]|"")*"|[^=]*)=([A-Za-z*]*)/(.*)$');
+        if m is null then
+            items := items || item;
+            continue;
+        end if;
+        grantee := m[1];
+        privs := translate(m[2], 'D', 'P');
+        out_privs := '';
+        for i in 1 .. length(order_) loop
+            letter := substr(order_, i, 1);
+            if strpos(privs, letter) > 0 then
+                out_privs := out_privs || letter ||
+                    case when substr(privs, strpos(privs, letter) + 1, 1) = '*' then '*' else '' end;
+            end if;
+        end loop;
+        if grantee <> '' and exists (select 1 from pg_roles r where not r.rolcanlogin and
+               r.rolname = case when grantee like '"%' then replace(substr(grantee, 2, length(grantee) - 2), '""', '"')
+                                else grantee end) then
+            grantee := 'group ' || grantee;
+        end if;
+        items := items || (grantee || '=' || out_privs || '/' || m[3]);
+    end loop;
+    return items;
+end $$;
+create or replace function redshift_sys.rs_acl(acl aclitem[]) returns text
+language sql stable as $$ select redshift_sys.rs_acl_items(acl)::text $$;
+
+-- ---------------------------------------------------------------- view definitions
+-- A late-binding view's definition names every relation with its schema, as it was written
+-- (Redshift keeps the text; PostgreSQL's pg_get_viewdef drops the schema of relations on the
+-- search path). settings.py sends pg_get_viewdef here.
+create or replace function redshift_sys.qualified_viewdef(v oid, pretty boolean) returns text
+language sql stable set search_path = pg_catalog as $$ select pg_catalog.pg_get_viewdef(v, pretty) $$;
+create or replace function redshift_sys.rs_get_viewdef(v oid, pretty boolean) returns text
+language sql stable as $$
+    select case when exists (select 1 from redshift_sys.rs_view w where w.reloid = v and w.late_binding)
+                then redshift_sys.qualified_viewdef(v, pretty)
+                else pg_catalog.pg_get_viewdef(v, pretty) end
+$$;
+create or replace function redshift_sys.rs_get_viewdef(v oid) returns text
+language sql stable as $$ select redshift_sys.rs_get_viewdef(v, false) $$;
+create or replace function redshift_sys.rs_get_viewdef(v text, pretty boolean) returns text
+language sql stable as $$ select redshift_sys.rs_get_viewdef(v::regclass::oid, pretty) $$;
+create or replace function redshift_sys.rs_get_viewdef(v text) returns text
+language sql stable as $$ select redshift_sys.rs_get_viewdef(v::regclass::oid, false) $$;
+-- pg_views with that definition (settings.py sends FROM pg_views here).
+create or replace view redshift_sys.rs_views as
+select n.nspname as schemaname, c.relname as viewname, pg_catalog.pg_get_userbyid(c.relowner) as viewowner,
+       redshift_sys.rs_get_viewdef(c.oid, false) as definition
+from pg_catalog.pg_class c left join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where c.relkind = 'v';
+grant select on redshift_sys.rs_views to public;
+
+-- ---------------------------------------------------------------- Redshift-only types
+-- VARBYTE ("VARBYTE type") over bytea and SUPER ("SUPER type") over jsonb: domains, so
+-- format_type and pg_table_def name them as Redshift does. A JSON null is a value here,
+-- distinct from SQL NULL, as in SUPER. The length limit of VARBYTE(n) is not kept.
+do $$
+begin
+    if to_regtype('redshift_sys.varbyte') is null then
+        create domain redshift_sys.varbyte as bytea;
+    end if;
+    if to_regtype('redshift_sys.super') is null then
+        create domain redshift_sys.super as jsonb;
+    end if;
+end $$;
+
+create or replace function redshift_sys.from_hex(t text) returns redshift_sys.varbyte
+language sql immutable strict as $$ select decode(t, 'hex')::redshift_sys.varbyte $$;
+create or replace function redshift_sys.to_hex(b bytea) returns text
+language sql immutable strict as $$ select encode(b, 'hex') $$;
+create or replace function redshift_sys.json_parse(t text) returns redshift_sys.super
+language sql immutable strict as $$ select t::jsonb::redshift_sys.super $$;
+create or replace function redshift_sys.json_serialize(s jsonb) returns text
+language sql immutable strict as $$ select s::text $$;
+
 -- ---------------------------------------------------------------- functions
+-- search_path as Redshift reports it (SHOW / current_setting, rewritten by settings.py):
+-- "$user" unquoted and the emulation's own schema left out ("search_path" page).
+create or replace function redshift_sys.rs_search_path() returns text
+language sql stable as $$
+    select coalesce(string_agg(case when m[1] = '"$user"' then '$user' else m[1] end, ', ' order by o), '')
+    from regexp_matches(current_setting('search_path'), '("(?:[^"]|"")*"|[^,[:space:]]+)', 'g') with ordinality r(m, o)
+    where m[1] not in ('redshift_sys', '"redshift_sys"')
+$$;
+
 create or replace function redshift_sys.getdate() returns timestamp
 language sql stable as $$ select date_trunc('second', now() at time zone 'utc')::timestamp $$;
 

@@ -156,6 +156,7 @@ class CopyIntercept:
         check_fault(self.ctx, "copy", f"{schema}.{relname}")
         check_role(self.ctx, o.auth, session)
         columns = self._target_columns(backend, relname)
+        self._check_varbyte(columns)
         s3 = self.ctx.s3_client_factory()
         files = self._read_files(s3)
         rows, errors = self._parse(files, columns)
@@ -209,6 +210,18 @@ class CopyIntercept:
                                             "(use EXPLICIT_IDS)")
             chosen.append(col)
         return chosen
+
+    def _check_varbyte(self, columns: list[TargetColumn]) -> None:
+        """"Loading a column of the VARBYTE data type": from CSV (hex), Parquet or ORC only,
+        and not with REMOVEQUOTES."""
+        binary = [c.name for c in columns if c.type.base == "varbyte"]
+        if not binary:
+            return
+        if self.opts.format not in ("CSV", "PARQUET"):
+            raise BackendError("0A000", f'VARBYTE column "{binary[0]}" can only be loaded from CSV, Parquet or '
+                                        "ORC files")
+        if self.opts.removequotes:
+            raise BackendError("0A000", f'REMOVEQUOTES is not supported with VARBYTE column "{binary[0]}"')
 
     # ------------------------------------------------------------------ files
     def _read_files(self, s3: Any) -> list[SourceFile]:
@@ -295,7 +308,13 @@ class CopyIntercept:
         if len(names) != len(columns):
             raise BackendError(INTERNAL, f"Unmatched number of columns between table and file. Table columns: "
                                          f"{len(columns)}, Data columns: {len(names)}, File name: {f.url}")
+        zoned = [i for i, c in enumerate(columns) if c.type.base == "timestamp with time zone"]
         for n, row in enumerate(data, start=1):
+            for i in zoned:
+                # A Parquet timestamp without zone loads into TIMESTAMPTZ as UTC, whatever the session's zone.
+                v = row[i]
+                if v is not None and not re.search(r"[+-]\d\d(:?\d\d)?$", v):
+                    row[i] = v + "+00"
             self._check_row(f.url, n, "", columns, row, rows, errors)
 
     def _records(self, f: SourceFile) -> Iterable[Record]:
@@ -351,6 +370,11 @@ class CopyIntercept:
         for col, value in zip(columns, values):
             if value is not None and text:
                 value = self._text_value(col, value)
+                if value is not None and col.type.base == "varbyte":
+                    if len(value) % 2 or any(ch not in "0123456789abcdefABCDEF" for ch in value):
+                        errors.append(LoadError(url, line, col.name, f"Invalid hex value, Value '{value[:20]}'", raw))
+                        return
+                    value = "\\x" + value
             if value is None:
                 if col.not_null:
                     errors.append(LoadError(url, line, col.name, "Missing data for not-null field", raw))

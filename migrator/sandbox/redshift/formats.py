@@ -15,6 +15,7 @@ import gzip
 import io
 import math
 import re
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import date, datetime, time, timezone
@@ -39,7 +40,8 @@ class ColumnType:
     # Parsed once per column, not once per value: COPY checks every value against these.
     @cached_property
     def base(self) -> str:
-        return re.sub(r"\(\d+(?:,\d+)?\)", "", self.type_name).strip()
+        # The emulated Redshift types (domains) read the same whatever the search path.
+        return re.sub(r"\(\d+(?:,\d+)?\)", "", self.type_name).strip().removeprefix("redshift_sys.")
 
     @cached_property
     def modifiers(self) -> tuple[int, ...]:
@@ -90,7 +92,9 @@ def arrow_type(col: ColumnType, values: Sequence[str | None] = ()) -> pa.DataTyp
     if base == "timestamp without time zone":
         return pa.timestamp("us")
     if base == "timestamp with time zone":
-        return pa.timestamp("us", tz="UTC")
+        # UNLOAD to Parquet writes only the timestamp of a TIMESTAMPTZ, not its zone
+        # ("UNLOAD", FORMAT AS PARQUET); values are UTC.
+        return pa.timestamp("us")
     if base == "time without time zone":
         return pa.time64("us")
     return pa.string()
@@ -110,10 +114,18 @@ def _from_pg_text(dtype: pa.DataType) -> Callable[[str], object]:
     if pa.types.is_timestamp(dtype):
         if dtype.tz:
             return lambda s: datetime.fromisoformat(s).astimezone(timezone.utc)
-        return datetime.fromisoformat
+        return _naive_utc
     if pa.types.is_time(dtype):
         return time.fromisoformat
     return str
+
+
+def _naive_utc(s: str) -> datetime:
+    """A timestamp's text; one with an offset (TIMESTAMPTZ) becomes its UTC wall time."""
+    value = datetime.fromisoformat(s)
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
 
 
 def _float_text(v: float) -> str:
@@ -122,6 +134,48 @@ def _float_text(v: float) -> str:
     if math.isinf(v):
         return "Infinity" if v > 0 else "-Infinity"
     return repr(v)
+
+
+_FLOAT_DIGITS = {"real": 6, "double precision": 15}  # FLT_DIG, DBL_DIG
+
+
+def redshift_float(text: str, base: str, extra_digits: int) -> str:
+    """A REAL/DOUBLE value as Redshift prints it: ``%.*g`` with FLT_DIG/DBL_DIG plus extra_float_digits."""
+    if text in ("NaN", "Infinity", "-Infinity"):
+        return text
+    value = float(text)
+    if base == "real":
+        value = struct.unpack("<f", struct.pack("<f", value))[0]  # the float4 itself, not its shortest decimal
+    return "%.*g" % (max(1, _FLOAT_DIGITS[base] + extra_digits), value)
+
+
+def redshift_float_text(rows: list[Row], columns: Sequence[ColumnType], extra_digits: int) -> None:
+    """Rewrite the REAL/DOUBLE fields of ``rows`` (exact PostgreSQL text) in place."""
+    targets = [(i, c.base) for i, c in enumerate(columns) if c.base in _FLOAT_DIGITS]
+    if not targets:
+        return
+    for row in rows:
+        for i, base in targets:
+            v = row[i]
+            if v is not None:
+                row[i] = redshift_float(v, base, extra_digits)
+
+
+def redshift_binary_and_super_text(rows: list[Row], columns: Sequence[ColumnType]) -> None:
+    """In place, for UNLOAD text/CSV: VARBYTE as bare hex digits (PostgreSQL writes ``\\x``
+    first); SUPER as JSON, SQL NULL included (``null``: "SUPER data columns ignore NULL AS")."""
+    binary = [i for i, c in enumerate(columns) if c.base == "varbyte"]
+    sup = [i for i, c in enumerate(columns) if c.base == "super"]
+    if not binary and not sup:
+        return
+    for row in rows:
+        for i in binary:
+            v = row[i]
+            if v is not None and v.startswith("\\x"):
+                row[i] = v[2:]
+        for i in sup:
+            if row[i] is None:
+                row[i] = "null"
 
 
 def _to_pg_text(dtype: pa.DataType) -> Callable[[object], str]:

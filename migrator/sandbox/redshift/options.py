@@ -204,6 +204,8 @@ class CopyOptions:
     trimblanks: bool = False
     fillrecord: bool = False
     ignoreblanklines: bool = False
+    #: Every parameter the statement named (lower case, as parsed), for per-format checks.
+    used: set[str] = field(default_factory=set)
 
 
 _COMPRESSIONS = {"gzip": "GZIP", "bzip2": "BZIP2", "zstd": "ZSTD", "lzop": "LZOP"}
@@ -437,12 +439,12 @@ def parse_copy(sql: str) -> CopyOptions | None:
     if cur.peek.kind != "string" or not cur.peek.text.lower().startswith("s3://"):
         return None
     opts = CopyOptions(schema=schema, table=table, columns=columns, source=cur.string())
-    _copy_options(cur, opts)
+    opts.used = _copy_options(cur, opts)
     validate_copy(opts)
     return opts
 
 
-def _copy_options(cur: _Cursor, opts: CopyOptions) -> None:
+def _copy_options(cur: _Cursor, opts: CopyOptions) -> set[str]:
     seen: set[str] = set()
     while not cur.at_end():
         if _authorization(cur, opts.auth, seen):
@@ -510,10 +512,18 @@ def _copy_options(cur: _Cursor, opts: CopyOptions) -> None:
             cur.accept("as")
             opts.region = cur.string()
         elif word == "master_symmetric_key":
+            _once(seen, word)
             cur.string()
         else:
             cur.i -= 1 if tok.kind != "end" else 0
             raise cur.fail()
+    return seen
+
+
+#: "COPY from columnar data formats": only these parameters (plus FORMAT and the credentials).
+COLUMNAR_COPY_PARAMETERS = frozenset({"format", "iam_role", "credentials", "manifest", "explicit_ids",
+                                      "statupdate", "acceptinvchars", "fillrecord"})
+_PARAMETER_NAMES = {"null": "NULL AS", "compression": "GZIP/BZIP2/ZSTD compression"}
 
 
 def validate_copy(o: CopyOptions) -> None:
@@ -524,15 +534,9 @@ def validate_copy(o: CopyOptions) -> None:
             if used:
                 raise BackendError(INVALID_PARAMETER, f"CSV is not compatible with {name}")
     if o.format == "PARQUET":
-        for name, used in (("DELIMITER", o.delimiter is not None), ("ESCAPE", o.escape),
-                           ("REMOVEQUOTES", o.removequotes), ("NULL AS", o.null_as is not None),
-                           ("EMPTYASNULL", o.emptyasnull), ("BLANKSASNULL", o.blanksasnull),
-                           ("IGNOREHEADER", o.ignoreheader > 0), ("DATEFORMAT", o.dateformat is not None),
-                           ("TIMEFORMAT", o.timeformat is not None), ("ACCEPTINVCHARS", o.acceptinvchars is not None),
-                           ("GZIP/BZIP2/ZSTD compression", o.compression is not None),
-                           ("FILLRECORD", o.fillrecord)):
-            if used:
-                raise BackendError(INVALID_PARAMETER, f"{name} argument is not supported for PARQUET based COPY")
+        for word in sorted(o.used - COLUMNAR_COPY_PARAMETERS):
+            name = _PARAMETER_NAMES.get(word, word.upper())
+            raise BackendError(INVALID_PARAMETER, f"{name} argument is not supported for PARQUET based COPY")
     if o.compression == "LZOP":
         raise BackendError(FEATURE, "LZOP is not supported by the sandbox COPY")
     if o.delimiter is not None and o.null_as is not None and o.delimiter in o.null_as:

@@ -19,6 +19,12 @@ Choices where the sandbox differs from, or had to guess about, real Redshift:
 * MAXFILESIZE splits a slice's output into ``_part_01``, ``_part_02``, ...
 * The session is assumed to use DateStyle ISO (PostgreSQL's default) so the
   text values of dates and timestamps are what Redshift writes.
+* REAL/DOUBLE in text and CSV have ``6 + extra_float_digits`` / ``15 + extra_float_digits``
+  significant digits (``%.*g``, as Redshift's PostgreSQL 8.0 base prints them), so with the
+  default 0 a reload loses precision; Parquet keeps the exact values.
+* VARBYTE unloads only to text/CSV, as hex digits; SUPER is written as JSON and a SQL
+  NULL as JSON ``null`` (NULL AS does not apply to SUPER), so SQL NULL and JSON null
+  are the same in text/CSV. TIMESTAMPTZ in Parquet keeps the UTC time, not the zone.
 * The command tag is ``UNLOAD`` and no rows are returned.
 """
 
@@ -108,8 +114,10 @@ class UnloadIntercept:
         sse = self._encryption_args()
         query = strip_query(o.query)
         columns = describe_query(backend, query)
+        if o.format == "PARQUET" and any(c.base == "varbyte" for c in columns):
+            raise BackendError("0A000", "VARBYTE columns can only be unloaded to text or CSV format")
         self._prepare_destination(s3, bucket, prefix)
-        rows = formats.decode_pg_text(backend.copy_out(f"copy ({query}) to stdout"))
+        rows = self._query_rows(backend, query, columns)
         files = self._render(bucket, prefix, columns, rows)
         total_bytes = 0
         for f in files:
@@ -122,6 +130,23 @@ class UnloadIntercept:
         for f in files:
             notify(self.ctx.on_unload, session, o.query, f.url, f.rows, len(f.body))
         return QueryResult("UNLOAD")
+
+    def _query_rows(self, backend: Backend, query: str, columns: list[ColumnType]) -> list[Row]:
+        """The query's rows as text. Floats are read exactly (Parquet keeps every bit); text
+        and CSV then write REAL/DOUBLE with the digits Redshift writes at the session's
+        extra_float_digits (6 / 15 significant digits plus the setting)."""
+        shown = backend.query("show extra_float_digits").rows
+        session_digits = int(shown[0][0] or 0) if shown else 0
+        backend.query("set extra_float_digits = 3")
+        try:
+            rows = formats.decode_pg_text(backend.copy_out(f"copy ({query}) to stdout"))
+        finally:
+            if backend.transaction_status != "E":
+                backend.query(f"set extra_float_digits = {session_digits}")
+        if self.opts.format != "PARQUET":
+            formats.redshift_float_text(rows, columns, session_digits)
+            formats.redshift_binary_and_super_text(rows, columns)
+        return rows
 
     # ---------------------------------------------------------- preconditions
     def _encryption_args(self) -> dict[str, str]:
@@ -254,15 +279,19 @@ class UnloadIntercept:
 
     def _manifest(self, files: list[DataFile], columns: list[ColumnType], rows: int, total: int) -> bytes:
         entries: list[dict[str, Any]] = []
+        header = 1 if self.opts.header else 0
         for f in files:
-            entry: dict[str, Any] = {"url": f.url}
+            # Every UNLOAD manifest carries meta.content_length ("Using a manifest to specify
+            # data files": COPY from Parquet/ORC and Spectrum need it); VERBOSE adds the row
+            # count, which includes the header line when HEADER is on (UNLOAD, MANIFEST VERBOSE).
+            meta: dict[str, Any] = {"content_length": len(f.body)}
             if self.opts.verbose:
-                entry["meta"] = {"content_length": len(f.body), "record_count": f.rows}
-            entries.append(entry)
+                meta["record_count"] = f.rows + header
+            entries.append({"url": f.url, "meta": meta})
         doc: dict[str, Any] = {"entries": entries}
         if self.opts.verbose:
             doc["schema"] = {"elements": [{"name": c.name, "type": c.manifest_type()} for c in columns]}
-            doc["meta"] = {"content_length": total, "record_count": rows}
+            doc["meta"] = {"content_length": total, "record_count": rows + header * len(files)}
             doc["author"] = {"name": "Amazon Redshift", "version": "1.0.0"}
         return json.dumps(doc, indent=1).encode("utf-8")
 

@@ -1,1 +1,1 @@
-delete from migrator_bookkeeping.load_marker where migration = %s and schema_name = %s and table_name = %s
+delete from {marker} where migration = %s and schema_name = %s and table_name = %s

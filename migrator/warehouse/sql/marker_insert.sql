@@ -1,2 +1,2 @@
-insert into migrator_bookkeeping.load_marker (migration, schema_name, table_name, attempt, manifest, rows, loaded_at)
+insert into {marker} (migration, schema_name, table_name, attempt, manifest, rows, loaded_at)
 values (%s, %s, %s, %s, %s, %s, getdate())

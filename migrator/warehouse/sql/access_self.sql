@@ -1,0 +1,1 @@
+select usename, usesuper from pg_user where usename = current_user

@@ -1,0 +1,1 @@
+select has_table_privilege(%s, 'select')
