@@ -90,14 +90,20 @@ def init(config: Annotated[Path, typer.Argument(help="migration config (TOML)")]
 @app.command()
 def run(
     config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
-    approve_cutover: Annotated[bool, typer.Option("--approve-cutover", help="approve the cutover gate")] = False,
+    approve_cutover: Annotated[bool, typer.Option("--approve-cutover",
+                                                  help="pass the cutover gate when the run reaches it")] = False,
+    approve_modify: Annotated[bool, typer.Option("--approve-modify",
+                                                 help="pass the modify gate (ModifyCluster) when the run reaches it"
+                                                 )] = False,
     assume_frozen: Annotated[bool, typer.Option("--assume-frozen",
                                                 help="skip the write-freeze check (recorded)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the migration from wherever it stands; safe to re-run after any crash."""
-    options = RunOptions(approve_cutover=approve_cutover, assume_frozen=assume_frozen)
+    options = RunOptions(approve_cutover=approve_cutover, approve_modify=approve_modify, assume_frozen=assume_frozen)
+    if quiet:
+        _log_to_file(config)
     if quiet or as_json or not err.is_terminal:
         _call(lambda: commands.run(config, options), as_json)
         return
@@ -110,6 +116,24 @@ def run(
     if failure is not None:
         _fail(failure)
     _show(result)
+
+
+def _log_to_file(config: Path) -> None:
+    """`--quiet`: only the outcome reaches the terminal; warnings go to the log file (and, through
+    the run, to the history)."""
+    path = log_file_for(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+            root.removeHandler(old)
+    root.addHandler(handler)
+
+
+def log_file_for(config: Path) -> Path:
+    return config.resolve().parent / ".migrator" / "migrator.log"
 
 
 class _live_status:

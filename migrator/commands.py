@@ -2,20 +2,29 @@
 
 `cli.py` only parses arguments, calls one of these and renders what it returns.
 Reading commands (`status`, `history`, `graph`) open the store read-only.
+
+This is the composition root: the one place that builds a strategy (its registry, checked
+against its YAML, its reconciler and its undo steps) and hands it to the engine's runner.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from migrator import strategies
 from migrator.config import STRATEGIES, LoadedConfig, load_config
-from migrator.engine.definitions import MachineDef, load_definition
-from migrator.engine.runner import RunOptions, Runner, default_registry, ensure_migration, load_machines
+from migrator.engine import gates
+from migrator.engine.definitions import MachineDef, StateDef, load_definition
+from migrator.engine.tables import RETRY_EVENT
+from migrator.engine.runner import TABLE_MACHINE, RunOptions, Runner, default_registry, ensure_migration
 from migrator.errors import UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, InitResult, InventoryResult,
                               RollbackResult, RunResult, StatusResult, TableRow)
-from migrator.store import Store, db, utcnow
+from migrator.store import Store, TableView, db, utcnow
+from migrator.store.views import EventView
 from migrator.store.db import redact
 
 
@@ -23,11 +32,10 @@ def init(config_path: Path) -> InitResult:
     config = load_config(config_path)
     url = config.store_url
     revision = db.upgrade(url)
-    strategy = config.settings.migration.strategy
-    definition, _ = load_machines(strategy, default_registry(strategy))
+    strategy = strategies.build(config.settings.migration.strategy)
     with Store.open(url) as store:
         existed = store.get_migration(config.settings.migration.name) is not None
-        migration = ensure_migration(store, config, definition)
+        migration = ensure_migration(store, config, strategy.definition, strategy.table_definition.initial)
     return InitResult(migration.name, migration.strategy, redact(url), migration.phase, not existed, revision)
 
 
@@ -68,6 +76,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     config = load_config(config_path)
     name = config.settings.migration.name
     definition = _definition(config.settings.migration.strategy)
+    done_states = set(_definition(TABLE_MACHINE).tagged("done"))
     with _open_read_only(config) as store:
         migration = store.get_migration(name)
         if migration is None:
@@ -76,13 +85,15 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         lease = store.get_run_lease(migration)
         counts = store.count_by_state(migration)
         tables = store.list_tables(migration, order_by_size=True) if with_tables else []
+        retries = store.latest_by_subject(migration, RETRY_EVENT) if with_tables else {}
         copy_started = store.first_event_time(migration, "start_unload")
         bytes_done = store.bytes_moved(migration)
         progress = store.latest_event(migration, "progress")
+        waiting = store.latest_event(migration, gates.WAITING_EVENT)
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
-    rows_done = sum(c.rows for c in counts if c.state == "validated")
+    rows_done = sum(c.rows for c in counts if c.state in done_states)
     rate, eta = _throughput(copy_started, rows_done, rows_total, migration.finished_at)
     return StatusResult(
         migration=migration.name, strategy=migration.strategy, phase=migration.phase,
@@ -91,11 +102,12 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         run_holder=f"pid {lease.pid} on {lease.host}" if lease else None,
         run_heartbeat_at=lease.heartbeat_at if lease else None,
         tables_total=sum(by_state.values()), tables_by_state=by_state, rows_total=rows_total, rows_done=rows_done,
-        approvals=sorted(migration.approvals),
+        approvals=[_approval_line(gate, a) for gate, a in sorted(migration.approvals.items())],
         next_step=(f"wait: a run is in progress (pid {lease.pid} on {lease.host})" if lease
-                   else _next_step(state, migration.approvals, config_path)),
+                   else _next_step(state, migration.approvals, config_path,
+                                   waiting.detail if waiting and waiting.from_state == migration.phase else None)),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
-                         t.last_error) for t in tables],
+                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None)) for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
     )
@@ -112,16 +124,35 @@ def _throughput(started: datetime | None, done: int, total: int,
     return rate, (total - done) / rate if total > done else 0.0
 
 
-def _next_step(state: object, approvals: dict[str, object], config_path: Path) -> str:
-    from migrator.engine.definitions import StateDef
+def _retry_line(event: EventView | None, task: TableView, running: bool) -> str | None:
+    """The in-run retry of this table: the one a live run scheduled, or the one in progress."""
+    if event is None:
+        return None
+    d = event.detail
+    attempt, limit, reason = int(d.get("attempt", 0)), d.get("max_attempts"), d.get("reason")
+    if task.attempt == attempt and running and event.at >= task.updated_at:
+        due = event.at + timedelta(seconds=float(d.get("wait_seconds", 0)))
+        return f"attempt {attempt + 1}/{limit} at {due:%H:%M:%S} (wait {d.get('wait_seconds')}s; reason: {reason})"
+    if task.attempt == attempt + 1 and task.owner is not None:
+        return f"attempt {attempt + 1}/{limit} in progress (retried after: {reason})"
+    return None
 
-    if not isinstance(state, StateDef):
+
+def _approval_line(gate: str, approval: object) -> str:
+    if not isinstance(approval, dict):
+        return gate
+    return f"{gate} by {approval.get('user', '?')}@{approval.get('host', '?')} at {approval.get('at', '?')}"
+
+
+def _next_step(state: StateDef | None, approvals: dict[str, object], config_path: Path,
+               waiting: dict[str, object] | None = None) -> str:
+    if state is None:
         return "unknown phase for this version of migrator; upgrade migrator"
     if state.final:
         return "nothing: the migration has ended"
     if state.approval and state.approval not in approvals:
-        return {"cutover": f"approve with `migrator run -c {config_path} --approve-cutover`",
-                "decommission": "run `migrator decommission --confirm`"}.get(state.approval, "approval needed")
+        what = f"{waiting['summary']}; " if waiting and waiting.get("summary") else ""
+        return f"{what}waiting for {state.approval} approval: {gates.how_to_pass(state.approval)}"
     return f"`migrator run -c {config_path}` continues from here"
 
 
@@ -143,8 +174,16 @@ def history(config_path: Path, *, table: str | None = None, limit: int | None = 
 
 
 def _definition(name: str) -> MachineDef:
-    registry = default_registry()
-    return load_definition(name, guards=registry.guards.keys(), actions=registry.actions.keys())
+    """A machine for reading (status, graph), its names checked against the registry that runs it."""
+    if name == TABLE_MACHINE:
+        registry = default_registry()
+        return load_definition(name, guards=registry.guards.keys(), actions=registry.actions.keys())
+    return strategies.build(name).definition
+
+
+def table_machine() -> MachineDef:
+    """The per-table machine, for readers that count by its tags."""
+    return _definition(TABLE_MACHINE)
 
 
 def graph(strategy: str = "unload-copy", fmt: str = "mermaid") -> GraphResult:
@@ -187,21 +226,29 @@ def to_dot(definition: MachineDef) -> str:
 
 
 def approve(config_path: Path, gate: str, via: str) -> None:
-    """Record an operator's approval of a gate (cutover, decommission) in the store and its log."""
+    """Record an operator's approval of ``gate``, accepted only while the migration waits there
+    (otherwise one line saying where it stands, exit 8, nothing recorded)."""
     config = load_config(config_path)
+    definition = _definition(config.settings.migration.strategy)
     with Store.open(config.store_url) as store:
         migration = store.require_migration(config.settings.migration.name)
+        gates.check_open(definition, migration, gate)
         if gate not in migration.approvals:
             store.record_approval(migration, gate, {"via": via})
 
 
 def rollback(config_path: Path, *, delete_target: bool = False) -> RollbackResult:
-    from migrator.strategies import cutover
-
     config = load_config(config_path)
+    strategy = strategies.build(config.settings.migration.strategy, config)
     with Store.open(config.store_url) as store:
-        done = cutover.rollback(config, store, delete_target=delete_target)
-    return RollbackResult(config.settings.migration.name, str(done.pop("phase")), done)
+        runner = Runner(config, store, strategy.registry, RunOptions(delete_target=delete_target),
+                        reconciler=strategy.reconciler)
+        report = runner.rollback(strategy.undo or _no_undo, strategy.rollback_refusal)
+    return RollbackResult(report.migration, report.phase, {"phase": report.from_phase, **report.done})
+
+
+def _no_undo(ctx: object) -> dict[str, object]:
+    return {}
 
 
 def inventory(config_path: Path) -> InventoryResult:
@@ -216,11 +263,41 @@ def inventory(config_path: Path) -> InventoryResult:
     return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found])
 
 
+class _WarningsToHistory(logging.Handler):
+    """Every warning a run logs (retries, hiccups) also becomes a `warning` event in the history."""
+
+    def __init__(self, store: Store, migration_name: str) -> None:
+        super().__init__(level=logging.WARNING)
+        self.store, self.name = store, migration_name
+        self._inside = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._inside, "busy", False):
+            return  # a warning raised while recording a warning must not recurse
+        self._inside.busy = True
+        try:
+            migration = self.store.get_migration(self.name)
+            if migration is not None:
+                self.store.add_event(migration, "run", "warning",
+                                     {"logger": record.name, "message": record.getMessage()})
+        except Exception:  # the history is best effort here; the log file still has the line
+            pass
+        finally:
+            self._inside.busy = False
+
+
 def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
     config = load_config(config_path)
     with Store.open(config.store_url) as store:
-        runner = Runner(config, store, options=options)
-        report = runner.run()
+        strategy = strategies.build(config.settings.migration.strategy, config)
+        runner = Runner(config, store, strategy.registry, options, reconciler=strategy.reconciler)
+        to_history = _WarningsToHistory(store, config.settings.migration.name)
+        package_log = logging.getLogger("migrator")
+        package_log.addHandler(to_history)
+        try:
+            report = runner.run()
+        finally:
+            package_log.removeHandler(to_history)
         final = runner.definition.state(report.end_phase).final
         migration = store.require_migration(report.migration)
         last = store.events(migration, subject="migration", limit=1, newest_first=True)

@@ -23,6 +23,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from migrator import commands
+from migrator.engine.definitions import MachineDef
 from migrator.errors import EnvironmentProblem, ValidationMismatch
 from migrator.results import Result
 from migrator.store import Store
@@ -118,6 +119,7 @@ def _migrate(sb: SandboxClient, directory: Path, keep: bool, started: float, say
 
 
 def _wait_for_partial_copy(store_url: str, name: str, worker: subprocess.Popen[bytes]) -> int:
+    done_states = set(commands.table_machine().tagged("done"))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if worker.poll() is not None:
@@ -125,10 +127,12 @@ def _wait_for_partial_copy(store_url: str, name: str, worker: subprocess.Popen[b
         try:
             with Store.open(store_url, read_only=True) as store:
                 migration = store.get_migration(name)
-                if migration is not None and migration.phase == "copying":
-                    done = [c.tables for c in store.count_by_state(migration) if c.state == "validated"]
-                    if done and done[0] >= 1:
-                        return done[0]
+                if migration is not None:
+                    # Some tables done (the table machine's `done` tag) and some not: mid-copy.
+                    counts = store.count_by_state(migration)
+                    done = sum(c.tables for c in counts if c.state in done_states)
+                    if 1 <= done < sum(c.tables for c in counts):
+                        return done
         except Exception:  # the store may be mid-creation; look again
             pass
         time.sleep(0.1)
@@ -138,8 +142,20 @@ def _wait_for_partial_copy(store_url: str, name: str, worker: subprocess.Popen[b
 def _tables_redone(store_url: str, name: str) -> int:
     with Store.open(store_url, read_only=True) as store:
         migration = store.require_migration(name)
-        return sum(1 for e in store.events(migration) if e.trigger in ("requeue", "reconcile_load")
-                   and e.to_state in ("pending", "unloaded"))
+        # Handed back by a lost-lease move to a resting state the step is redone from.
+        table = commands.table_machine()
+        lost = {s.lost for s in table.states.values() if s.lost}
+        redo_from = {s.name for s in table.states.values() if s.next and "needs_operator" not in s.tags}
+        return sum(1 for e in store.events(migration) if e.trigger in lost and e.to_state in redo_from
+                   and table.state(e.from_state or table.initial).step is not None
+                   and _step_redone(table, e.from_state, e.to_state))
+
+
+def _step_redone(table: "MachineDef", left: str | None, to: str) -> bool:
+    """True when the state handed back to is the one that starts the lost step again."""
+    if left is None:
+        return False
+    return any(t.dest == left and to in t.sources for t in table.transitions)
 
 
 def _independent_check(sb: SandboxClient) -> tuple[int, int]:

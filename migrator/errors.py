@@ -164,3 +164,15 @@ class NotSupported(MigratorError):
 
 
 EXIT_CODES.insert(-1, (15, "phase or feature not implemented in this version of migrator"))
+
+
+class InternalError(MigratorError):
+    """The tool broke its own rules (e.g. an action returned a move its state does not allow): a bug."""
+
+    exit_code = 1
+
+
+class GateNotOpen(MigratorError):
+    """An approval was given while the migration does not wait at that gate; nothing was recorded."""
+
+    exit_code = 8

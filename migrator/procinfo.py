@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 from dataclasses import dataclass
@@ -60,6 +61,15 @@ class ProcessIdentity:
 @cache
 def _hostname() -> str:
     return socket.gethostname()
+
+
+@cache
+def os_user() -> str:
+    """The operating-system user running this process (recorded with every approval)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER: the uid still says who
+        return f"uid {os.getuid()}"
 
 
 _current: ProcessIdentity | None = None

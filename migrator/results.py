@@ -71,6 +71,8 @@ class TableRow:
     size_mb: int
     owner: str | None
     last_error: str | None
+    #: An in-run retry scheduled after a transient failure: attempt, wait and when.
+    retry: str | None = None
 
 
 @dataclass
@@ -130,12 +132,12 @@ class StatusResult(Result):
         parts: list[RenderableType] = [head]
         if self.tables:
             grid = Table(show_edge=False, header_style="bold")
-            for col in ("table", "state", "attempt", "rows", "loaded", "MB", "error"):
+            for col in ("table", "state", "attempt", "rows", "loaded", "MB", "error", "retry"):
                 grid.add_column(col, justify="right" if col in ("attempt", "rows", "loaded", "MB") else "left")
             for row in self.tables:
                 grid.add_row(row.table, row.state, str(row.attempt), f"{row.source_rows:,}",
                              "" if row.rows_loaded is None else f"{row.rows_loaded:,}", str(row.size_mb),
-                             row.last_error or "")
+                             row.last_error or "", row.retry or "")
             parts.append(grid)
         return Group(*parts)
 

@@ -28,6 +28,10 @@ class StateDef:
     action: str | None = None
     approval: str | None = None
     lost: str | None = None
+    #: In-flight table states: the step (strategy-supplied) that does this state's work.
+    step: str | None = None
+    #: Resting table states: the trigger a table worker takes to go on from here.
+    next: str | None = None
 
     @property
     def final(self) -> bool:
@@ -65,6 +69,11 @@ class MachineDef:
     def tagged(self, tag: str) -> list[str]:
         return [s.name for s in self.states.values() if tag in s.tags]
 
+    def leading_to(self, state: str, tag: str) -> TransitionDef | None:
+        """The transition out of ``state`` into a state tagged ``tag`` (e.g. the failure move)."""
+        found = [t for t in self.transitions_from(state) if tag in self.state(t.dest).tags]
+        return found[0] if found else None
+
 
 def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
@@ -77,7 +86,8 @@ def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
 
 
 def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[str],
-                     path: Path | None = None) -> MachineDef:
+                     path: Path | None = None, steps: Collection[str] | None = None) -> MachineDef:
+    """``steps`` None skips the step-name check (reading a machine, not running its tables)."""
     where = str(path) if path else "<definition>"
     problems: list[str] = []
     if not isinstance(raw, dict):
@@ -91,7 +101,7 @@ def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[s
     states: dict[str, StateDef] = {}
     for state_name, spec in (raw.get("states") or {}).items():
         spec = spec or {}
-        extra = set(spec) - {"tags", "action", "approval", "lost"}
+        extra = set(spec) - {"tags", "action", "approval", "lost", "step", "next"}
         if extra:
             problems.append(f"state {state_name!r}: unknown keys {sorted(extra)}")
         tags = frozenset(_as_tuple(spec.get("tags"), f"{where}: state {state_name}"))
@@ -104,7 +114,13 @@ def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[s
             problems.append(f"state {state_name!r}: a final state cannot have an action")
         if spec.get("approval") and "needs_approval" not in tags:
             problems.append(f"state {state_name!r}: has an approval gate but no needs_approval tag")
-        states[state_name] = StateDef(state_name, tags, action, spec.get("approval"), spec.get("lost"))
+        step = spec.get("step")
+        if step is not None and "in_flight" not in tags:
+            problems.append(f"state {state_name!r}: only in_flight states name a step")
+        if step is not None and steps is not None and step not in steps:
+            problems.append(f"state {state_name!r}: unknown step {step!r}")
+        states[state_name] = StateDef(state_name, tags, action, spec.get("approval"), spec.get("lost"), step,
+                                      spec.get("next"))
     if not states:
         problems.append("no states")
     if initial not in states:
@@ -137,6 +153,10 @@ def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[s
             problems.append(f"state {state.name!r}: lost-lease trigger {state.lost!r} is not defined")
         if "in_flight" in state.tags and not state.lost:
             problems.append(f"state {state.name!r}: in_flight states must name a `lost` trigger")
+        if "in_flight" in state.tags and not state.step and kind == "table":
+            problems.append(f"state {state.name!r}: in_flight states must name their `step`")
+        if state.next and not any(state.name in t.sources and t.trigger == state.next for t in transitions):
+            problems.append(f"state {state.name!r}: `next` trigger {state.next!r} does not leave this state")
     reachable = {initial}
     frontier = [initial]
     while frontier:
@@ -154,7 +174,7 @@ def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[s
 
 
 def load_definition(name: str, *, guards: Collection[str], actions: Collection[str],
-                    directory: Path | None = None) -> MachineDef:
+                    directory: Path | None = None, steps: Collection[str] | None = None) -> MachineDef:
     path = (directory or states_dir()) / f"{name}.yaml"
     if not path.exists():
         available = ", ".join(sorted(p.stem for p in (directory or states_dir()).glob("*.yaml")))
@@ -163,4 +183,4 @@ def load_definition(name: str, *, guards: Collection[str], actions: Collection[s
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise DefinitionError(f"{path}: invalid YAML: {exc}") from None
-    return parse_definition(raw, guards=guards, actions=actions, path=path)
+    return parse_definition(raw, guards=guards, actions=actions, path=path, steps=steps)

@@ -21,6 +21,8 @@ class MigrationFlow(PersistedMachine):
 
     def _persist_phase(self, trigger: str, dest: str, facts: Mapping[str, Any]) -> MigrationView:
         detail = dict(facts.get("detail", {}))
+        if facts.get("gate"):
+            detail["gate"] = facts["gate"]  # the store names the approval this move consumes
         return self.store.advance_migration(self.subject, trigger, dest, detail,
                                             finished=self.definition.state(dest).final)
 
@@ -42,8 +44,9 @@ class TableFlow(PersistedMachine):
         task: TableView = self.subject
         fields = dict(facts.get("fields", {}))
         detail = dict(facts.get("detail", {}))
-        if trigger == "fail" and "error" in facts:
-            return self.store.fail_table(task, str(facts["error"]), to_state=dest, detail=detail)
+        if "needs_operator" in self.definition.state(dest).tags and "error" in facts:
+            return self.store.fail_table(task, str(facts["error"]), to_state=dest, trigger=trigger,
+                                         fields=fields, detail=detail)
         if "in_flight" in self.definition.state(dest).tags:
             # A fresh attempt starts when work leaves a resting state for the first in-flight step.
             new_attempt = task.state == self.definition.initial

@@ -40,12 +40,15 @@ def load_committed(ctx: GuardContext) -> bool:
     return bool(ctx.facts.get("load_committed"))
 
 
-@BUILTIN.guard("all_tables_final")
-def all_tables_final(ctx: GuardContext) -> bool:
-    return bool(ctx.facts.get("all_tables_final"))
+@BUILTIN.guard("all_tables_done")
+def all_tables_done(ctx: GuardContext) -> bool:
+    """The runner counts, from the store and the table machine's `done` tag, the tables not done."""
+    return ctx.facts.get("tables_not_done") == 0
 
 
 @BUILTIN.guard("gate_approved")
 def gate_approved(ctx: GuardContext) -> bool:
+    """An approval of this gate, given in the phase the migration is in now (older ones do not count)."""
     gate = ctx.facts.get("gate")
-    return bool(gate) and gate in (ctx.subject.approvals or {})
+    approval = (ctx.subject.approvals or {}).get(gate) if gate else None
+    return isinstance(approval, dict) and approval.get("phase") == ctx.subject.phase

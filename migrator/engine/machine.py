@@ -15,7 +15,7 @@ from transitions import EventData, Machine, MachineError
 
 from migrator.engine.definitions import MachineDef
 from migrator.engine.registry import GuardContext, Registry
-from migrator.errors import PreflightFailed
+from migrator.errors import InternalError, PreflightFailed
 
 Persist = Callable[[str, str, Mapping[str, Any]], Any]
 
@@ -79,16 +79,26 @@ class PersistedMachine:
     def subject(self) -> Any:
         return self.model.subject
 
+    def refresh(self, subject: Any) -> None:
+        """Adopt a re-read subject whose state is unchanged (e.g. after recording an approval)."""
+        assert self._state_of(subject) == self.state, "refresh must not change the state"
+        self.model.subject = subject
+
+    def _state_of(self, subject: Any) -> str:
+        return str(getattr(subject, "phase", getattr(subject, "state", self.state)))
+
     def fire(self, trigger: str, **facts: Any) -> Any:
         """Take ``trigger`` (guards see ``facts``); returns the stored subject after the move."""
         self.model.failed_guards = []
         try:
             moved = self.model.trigger(trigger, **facts)
         except MachineError:
+            # The machine decides which moves exist; code asking for another one is a bug, not bad input.
             allowed = sorted({t.trigger for t in self.definition.transitions_from(self.state)})
-            raise PreflightFailed(
-                f"{self.definition.name}: {trigger!r} is not allowed from state {self.state!r}",
-                hint=f"allowed here: {', '.join(allowed) or 'nothing (final state)'}") from None
+            raise InternalError(
+                f"internal error: {self.definition.name}: {trigger!r} is not a legal move from state "
+                f"{self.state!r} (legal here: {', '.join(allowed) or 'nothing, it is final'}); nothing was written",
+                hint="please report this with the --traceback output") from None
         if not moved:
             raise PreflightFailed(f"{self.definition.name}: {trigger!r} from {self.state!r} refused by guard(s) "
                                   f"{', '.join(dict.fromkeys(self.model.failed_guards))}")

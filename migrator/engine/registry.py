@@ -21,12 +21,15 @@ class GuardContext:
 
 Guard = Callable[[GuardContext], bool]
 Action = Callable[["PhaseContext"], str]
+#: A table step (named by an in-flight state of states/table.yaml): does the work, returns what it found.
+Step = Callable[[Any], Any]
 
 
 @dataclass
 class Registry:
     guards: dict[str, Guard] = field(default_factory=dict)
     actions: dict[str, Action] = field(default_factory=dict)
+    steps: dict[str, Step] = field(default_factory=dict)
 
     def guard(self, name: str) -> Callable[[Guard], Guard]:
         def register(fn: Guard) -> Guard:
@@ -40,6 +43,13 @@ class Registry:
             return fn
         return register
 
+    def step(self, name: str) -> Callable[[Step], Step]:
+        def register(fn: Step) -> Step:
+            self.steps[name] = fn
+            return fn
+        return register
+
     def extended(self, other: "Registry") -> "Registry":
         """A copy where ``other``'s names replace ours."""
-        return Registry({**self.guards, **other.guards}, {**self.actions, **other.actions})
+        return Registry({**self.guards, **other.guards}, {**self.actions, **other.actions},
+                        {**self.steps, **other.steps})

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from migrator.engine.flows import MigrationFlow, TableFlow
 from migrator.engine.guards import BUILTIN
 from migrator.engine.phases import BUILTIN_ACTIONS
 from migrator.engine.registry import Registry
-from migrator.errors import ApprovalRequired, ConfigChanged, LeaseHeld, MigratorError
+from migrator.errors import ApprovalRequired, ConfigChanged, LeaseHeld, MigratorError, UsageError
 from migrator.store import LeaseView, MigrationView, Store, TableView
 
 log = logging.getLogger("migrator.engine")
@@ -24,28 +25,41 @@ RUN_LEASE_TTL_SECONDS = 60.0
 TABLE_MACHINE = "table"
 
 
-def default_registry(strategy: str | None = None) -> Registry:
-    """Built-in guards and actions, overlaid with the strategy's own when one is named."""
-    base = BUILTIN.extended(BUILTIN_ACTIONS)
-    if strategy is None:
-        return base
-    from migrator.strategies import registry_for
-
-    return base.extended(registry_for(strategy))
+def default_registry() -> Registry:
+    """The engine's own guards and actions; a strategy's registry extends it (see migrator.strategies)."""
+    return BUILTIN.extended(BUILTIN_ACTIONS)
 
 
 def load_machines(strategy: str, registry: Registry) -> tuple[MachineDef, MachineDef]:
+    """The strategy's machine and the table machine, every name checked against ``registry``."""
     guards, actions = registry.guards.keys(), registry.actions.keys()
+    # Strategies that move tables supply the table machine's steps; the others run no table.
+    steps = registry.steps.keys() if registry.steps else None
     return (load_definition(strategy, guards=guards, actions=actions),
-            load_definition(TABLE_MACHINE, guards=guards, actions=actions))
+            load_definition(TABLE_MACHINE, guards=guards, actions=actions, steps=steps))
+
+
+Reconciler = Callable[[TableView], dict[str, Any]]
+#: Undoes what a migration did to production (returns what it did, recorded with the move).
+Undo = Callable[["PhaseContext"], dict[str, Any]]
+#: Why a migration cannot be rolled back from where it stands (strategy-specific wording).
+RollbackRefusal = Callable[["PhaseContext"], MigratorError]
+ROLLBACK_TRIGGER = "rolled_back"
 
 
 @dataclass
 class RunOptions:
     approve_cutover: bool = False
+    approve_modify: bool = False
     assume_frozen: bool = False
+    #: `migrator rollback --delete-target`: the undo steps also delete the new cluster.
+    delete_target: bool = False
     #: Stop after this many phase moves (tests and `--step`); None runs to the end or a gate.
     max_steps: int | None = None
+
+    def approves(self, gate: str) -> bool:
+        """Whether this run was told to pass ``gate`` when it reaches it."""
+        return {"cutover": self.approve_cutover, "modify": self.approve_modify}.get(gate, False)
 
 
 @dataclass
@@ -72,6 +86,11 @@ class PhaseContext:
     def table_flow(self, task: TableView) -> TableFlow:
         return TableFlow(self.table_definition, self.registry, self.store, task, self.config.settings)
 
+    def tables_not_done(self) -> int:
+        """Tables not in a `done`-tagged state of the table machine."""
+        done = set(self.table_definition.tagged("done"))
+        return sum(c.tables for c in self.store.count_by_state(self.migration) if c.state not in done)
+
 
 @dataclass
 class RunReport:
@@ -84,7 +103,8 @@ class RunReport:
     took_over_from: str | None
 
 
-def ensure_migration(store: Store, config: LoadedConfig, definition: MachineDef) -> MigrationView:
+def ensure_migration(store: Store, config: LoadedConfig, definition: MachineDef,
+                     table_initial: str) -> MigrationView:
     """Create the migration on first use; refuse a config change that would alter finished work."""
     settings = config.settings
     found = store.get_migration(settings.migration.name)
@@ -99,7 +119,7 @@ def ensure_migration(store: Store, config: LoadedConfig, definition: MachineDef)
         return found
     changed = _changed_keys(found.config_fingerprint, config.work_fingerprint())
     progressed = found.phase != definition.initial or any(
-        t.state != "pending" for t in store.list_tables(found))
+        c.state != table_initial for c in store.count_by_state(found))
     if progressed:
         raise ConfigChanged(
             f"config for {found.name!r} changed ({', '.join(changed)}) after work was done in phase "
@@ -139,37 +159,80 @@ class _Heartbeat(threading.Thread):
                 log.warning("lease heartbeat failed: %s", exc)
 
 
-class Runner:
-    def __init__(self, config: LoadedConfig, store: Store, registry: Registry | None = None,
-                 options: RunOptions | None = None, lease_ttl: float = RUN_LEASE_TTL_SECONDS,
-                 reconciler: Callable[[TableView], dict[str, Any]] | None = None) -> None:
-        self.config = config
-        if reconciler is None and registry is None:
-            from migrator.strategies import reconciler_for
+@dataclass
+class RollbackReport:
+    migration: str
+    from_phase: str
+    phase: str
+    done: dict[str, Any]
 
-            reconciler = reconciler_for(config.settings.migration.strategy, config)
+
+class Runner:
+    """Drives one migration under its run lease. Built by `migrator.commands`, the one place that
+    knows which strategy supplies the registry, the reconciler and the undo steps."""
+
+    def __init__(self, config: LoadedConfig, store: Store, registry: Registry,
+                 options: RunOptions | None = None, lease_ttl: float = RUN_LEASE_TTL_SECONDS,
+                 reconciler: Reconciler | None = None) -> None:
+        self.config = config
         self.reconciler = reconciler
         self.store = store
-        self.registry = registry or default_registry(config.settings.migration.strategy)
+        self.registry = registry
         self.options = options or RunOptions()
         self.lease_ttl = lease_ttl
         self.definition, self.table_definition = load_machines(config.settings.migration.strategy, self.registry)
 
-    def run(self) -> RunReport:
-        migration = ensure_migration(self.store, self.config, self.definition)
+    def ensure_migration(self) -> MigrationView:
+        return ensure_migration(self.store, self.config, self.definition, self.table_definition.initial)
+
+    @contextmanager
+    def _leased(self, migration: MigrationView) -> Iterator[tuple["_Heartbeat", str | None]]:
+        """Hold the run lease (renewed by a heartbeat) for the duration of the block."""
         previous = self.store.get_run_lease(migration)
         lease = self.store.acquire_run_lease(migration, self.lease_ttl)
         took_over = previous.holder if previous and previous.token != lease.token else None
         heartbeat = _Heartbeat(self.store, lease, self.lease_ttl)
         heartbeat.start()
         try:
-            recovered = self.recover_tables(migration)
-            return self._drive(migration, heartbeat, recovered, took_over)
+            yield heartbeat, took_over
         finally:
             heartbeat.stopped.set()
             heartbeat.join()
             if heartbeat.lost is None:
                 self.store.release_run_lease(lease)
+
+    def run(self) -> RunReport:
+        migration = self.ensure_migration()
+        with self._leased(migration) as (heartbeat, took_over):
+            recovered = self.recover_tables(migration)
+            return self._drive(self.store.require_migration(migration.name), heartbeat, recovered, took_over)
+
+    def rollback(self, undo: Undo, refusal: RollbackRefusal | None = None) -> RollbackReport:
+        """`migrator rollback`: under the run lease, with its heartbeat and the config-change check,
+        undo what the migration did to production, then take the `rolled_back` move."""
+        migration = self.ensure_migration()
+        with self._leased(migration) as (heartbeat, _):
+            migration = self.store.require_migration(migration.name)
+            flow = MigrationFlow(self.definition, self.registry, self.store, migration, self.config.settings)
+            ctx = PhaseContext(self.config, self.store, flow, self.table_definition, self.registry, self.options,
+                               should_stop=lambda: heartbeat.lost is not None)
+            start = flow.state
+            if not self.definition.transitions_from(start, ROLLBACK_TRIGGER):
+                if refusal is not None:
+                    raise refusal(ctx)
+                raise UsageError(f"migration {migration.name!r} is in phase {start!r}, from which it cannot be "
+                                 "rolled back", hint="`migrator status` shows where it stands")
+            try:
+                done = undo(ctx)
+                if heartbeat.lost:
+                    raise LeaseHeld(heartbeat.lost)
+                flow.fire(ROLLBACK_TRIGGER, detail=done)
+            except MigratorError as exc:
+                self.store.record_migration_error(flow.migration, exc.one_line(),
+                                                  {"phase": start, "exit_code": exc.exit_code,
+                                                   "during": "rollback"})
+                raise
+            return RollbackReport(migration.name, start, flow.state, done)
 
     def recover_tables(self, migration: MigrationView) -> list[str]:
         """Hand back tables whose worker died, through each state's `lost` trigger."""
@@ -185,15 +248,12 @@ class Runner:
         return recovered
 
     def reconcile_facts(self, task: TableView) -> dict[str, Any]:
-        """Facts the lost-lease guards need (e.g. whether a load committed); strategies override."""
+        """Facts the lost-lease guards need (e.g. whether a load committed), from the strategy's reconciler."""
         return dict(self.reconciler(task)) if self.reconciler else {}
 
     def _drive(self, migration: MigrationView, heartbeat: _Heartbeat, recovered: list[str],
                took_over: str | None) -> RunReport:
         flow = MigrationFlow(self.definition, self.registry, self.store, migration, self.config.settings)
-        if self.options.approve_cutover and "cutover" not in migration.approvals:
-            migration = self.store.record_approval(migration, "cutover", {"via": "run --approve-cutover"})
-            flow = MigrationFlow(self.definition, self.registry, self.store, migration, self.config.settings)
         start = flow.state
         moves: list[str] = []
         ctx = PhaseContext(self.config, self.store, flow, self.table_definition, self.registry, self.options,
@@ -209,6 +269,8 @@ class Runner:
             before = flow.state
             try:
                 trigger = self.registry.actions[state.action](ctx)
+                # Facts the engine's guards decide from, whatever the action claims.
+                ctx.facts["tables_not_done"] = ctx.tables_not_done()
                 flow.fire(trigger, **ctx.facts)
             except ApprovalRequired:
                 raise

@@ -156,18 +156,24 @@ class Store:
     def advance_migration(self, migration: MigrationView, trigger: str, to_phase: str,
                           detail: Mapping[str, Any] | None = None, *, finished: bool = False,
                           error: str | None = None) -> MigrationView:
+        """Move the phase. Approvals belong to the phase they were given in: every move clears them,
+        and the move out of a gate names the approval it consumed in its event."""
         now = utcnow()
+        event_detail = dict(detail or {})
+        gate = event_detail.get("gate")
+        if gate is not None and gate in migration.approvals:
+            event_detail["approval"] = dict(migration.approvals[gate])
         with self._tx() as conn:
             result = conn.execute(update(Migration).where(
                 Migration.id == migration.id, Migration.phase == migration.phase,
                 Migration.version == migration.version,
             ).values(phase=to_phase, version=Migration.version + 1, updated_at=now, last_error=error,
-                     finished_at=now if finished else None))
+                     finished_at=now if finished else None, approvals={}))
             if result.rowcount != 1:
                 raise ConcurrentUpdate(
                     f"migration {migration.name!r} is no longer in phase {migration.phase!r}: another process "
                     "moved it; nothing was written", hint="run `migrator status` to see where it is")
-            self._event(conn, migration.id, "migration", trigger, migration.phase, to_phase, detail)
+            self._event(conn, migration.id, "migration", trigger, migration.phase, to_phase, event_detail)
         return self.require_migration(migration.name)
 
     def record_migration_error(self, migration: MigrationView, error: str, detail: Mapping[str, Any]) -> None:
@@ -178,16 +184,24 @@ class Store:
                         {"error": error, **detail})
 
     def record_approval(self, migration: MigrationView, gate: str, detail: Mapping[str, Any]) -> MigrationView:
+        """Record who approved ``gate`` and when, valid only in the phase the migration is in now:
+        the compare-and-set on phase and version refuses it if the migration moved meanwhile."""
+        from migrator.procinfo import os_user
+
+        ident = self.identity
         approvals = dict(migration.approvals)
-        approvals[gate] = {"at": utcnow().isoformat(), "by": self.identity.label, **detail}
+        approvals[gate] = {"at": utcnow().isoformat(), "user": os_user(), "host": ident.host, "pid": ident.pid,
+                           "phase": migration.phase, **detail}
         with self._tx() as conn:
             result = conn.execute(update(Migration).where(
                 Migration.id == migration.id, Migration.version == migration.version,
+                Migration.phase == migration.phase,
             ).values(approvals=approvals, version=Migration.version + 1, updated_at=utcnow()))
             if result.rowcount != 1:
-                raise ConcurrentUpdate(f"migration {migration.name!r} changed while approving {gate!r}")
+                raise ConcurrentUpdate(f"migration {migration.name!r} changed while approving {gate!r}; "
+                                       "nothing was recorded", hint="run `migrator status` to see where it is")
             self._event(conn, migration.id, "migration", f"approve:{gate}", migration.phase, migration.phase,
-                        dict(detail))
+                        approvals[gate])
         return self.require_migration(migration.name)
 
     def add_event(self, migration: MigrationView, subject: str, trigger: str,
@@ -283,9 +297,9 @@ class Store:
                       fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None) -> TableView:
         return self.move_table(task, trigger, to_state, fields=fields, detail=detail, release_lease=True)
 
-    def fail_table(self, task: TableView, error: str, to_state: str = "failed", trigger: str = "fail",
-                   detail: Mapping[str, Any] | None = None) -> TableView:
-        return self.move_table(task, trigger, to_state, fields={"last_error": error},
+    def fail_table(self, task: TableView, error: str, to_state: str, trigger: str,
+                   detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> TableView:
+        return self.move_table(task, trigger, to_state, fields={**(fields or {}), "last_error": error},
                                detail={"error": error, **(detail or {})}, release_lease=True)
 
     def renew_table_leases(self, lease_seconds: float) -> int:
@@ -330,14 +344,22 @@ class Store:
             row = conn.execute(query).first()
         return _view(EventView, row) if row else None
 
+    def latest_by_subject(self, migration: MigrationView, trigger: str) -> dict[str, EventView]:
+        """The newest ``trigger`` event of each subject (e.g. each table's last scheduled retry)."""
+        query = (select(Event.__table__).where(Event.migration_id == migration.id, Event.trigger == trigger)
+                 .order_by(Event.id))
+        with self._read() as conn:
+            return {row.subject: _view(EventView, row) for row in conn.execute(query).all()}
+
     def first_event_time(self, migration: MigrationView, trigger: str) -> datetime | None:
         query = select(func.min(Event.at)).where(Event.migration_id == migration.id, Event.trigger == trigger)
         with self._read() as conn:
             return _utc(conn.execute(query).scalar())
 
     def bytes_moved(self, migration: MigrationView) -> int:
+        # Bytes of tables whose load is recorded: the store reads columns, the machine owns state names.
         query = select(func.coalesce(func.sum(TableTask.bytes_unloaded), 0)).where(
-            TableTask.migration_id == migration.id, TableTask.state.in_(["loaded", "validating", "validated"]))
+            TableTask.migration_id == migration.id, TableTask.rows_loaded.is_not(None))
         with self._read() as conn:
             return int(conn.execute(query).scalar_one() or 0)
 

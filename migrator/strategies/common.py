@@ -94,6 +94,27 @@ def remember(ctx: "PhaseContext", key: str, value: Mapping[str, Any]) -> dict[st
     return dict(ctx.store.finish_action(ctx.migration, key, dict(value)).response or {})
 
 
+def mirrored_placement(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The one provisioning request core: the new cluster mirrors the source's node type, placement,
+    roles, security groups and parameter group (CreateCluster and RestoreFromClusterSnapshot share
+    these parameter names)."""
+    request: dict[str, Any] = {}
+    for key in ("NodeType", "PreferredMaintenanceWindow", "ClusterSubnetGroupName"):
+        if source.get(key):
+            request[key] = source[key]
+    roles = [r["IamRoleArn"] for r in source.get("IamRoles") or [] if r.get("IamRoleArn")]
+    if roles:
+        request["IamRoles"] = roles
+    groups = [g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups") or [] if g.get("VpcSecurityGroupId")]
+    if groups:
+        request["VpcSecurityGroupIds"] = groups
+    params = [g["ParameterGroupName"] for g in source.get("ClusterParameterGroups") or []
+              if g.get("ParameterGroupName")]
+    if params:
+        request["ClusterParameterGroupName"] = params[0]
+    return request
+
+
 def cluster_summary(cluster: Mapping[str, Any] | None) -> dict[str, Any]:
     """The parts of a DescribeClusters answer worth keeping in the store (JSON-safe)."""
     if cluster is None:
@@ -169,16 +190,23 @@ def stored_baseline(ctx: "PhaseContext") -> bl.Baseline:
 
 
 def check_against_baseline(ctx: "PhaseContext", cluster_id: str, what: str,
-                           checksum: bl.Checksum | None = None) -> bl.Baseline:
+                           checksum: bl.Checksum | None = None, *, conn: ConnectionSection | None = None,
+                           hint: str = "find what wrote to the cluster; `migrator history` has the details"
+                           ) -> bl.Baseline:
+    """The one baseline comparison: measure ``cluster_id`` (logging in with ``conn`` when it is not
+    the source, e.g. the new cluster), record the result as a `validation` event, refuse differences."""
     expected = stored_baseline(ctx)
-    found = measure(ctx.config.settings, clients(ctx), cluster_id, checksum)
+    settings = ctx.config.settings
+    if conn is not None:
+        settings = settings.model_copy(update={"source": conn})
+    found = measure(settings, clients(ctx), cluster_id, checksum)
     differences = bl.compare(expected, found)
     ctx.store.add_event(ctx.migration, "migration", "validation",
                         {"cluster_id": cluster_id, "what": what, "differences": [str(d) for d in differences],
                          "user_tables": found.user_tables, "tables": len(found.rows)}, state=ctx.migration.phase)
     if differences:
         raise ValidationMismatch(f"{what}: {cluster_id} differs from the baseline: {bl.summary(differences)}",
-                                 hint="find what wrote to the cluster; `migrator history` has the details")
+                                 hint=hint)
     return found
 
 
@@ -243,6 +271,8 @@ def await_write_freeze(ctx: "PhaseContext", cluster_id: str) -> dict[str, Any]:
 
 
 def fail_preflight(problems: list[str], hint: str = "fix these and re-run; nothing was changed") -> None:
+    """All problems in one line, each listed once (one key used for two purposes is one problem)."""
+    problems = list(dict.fromkeys(problems))
     if problems:
         count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
         raise PreflightFailed(f"preflight found {count}: " + "; ".join(problems), hint=hint)

@@ -10,25 +10,21 @@ resumes at the step that had not finished, re-attaching to a step that reached A
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
-from migrator.config import ConnectionSection, LoadedConfig, Settings
-from migrator.errors import PreflightFailed, UsageError, ValidationMismatch
+from migrator.config import ConnectionSection, Settings
+from migrator.engine.runner import ROLLBACK_TRIGGER
+from migrator.errors import MigratorError, PreflightFailed, UsageError
 from migrator.strategies import common
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
-    from migrator.store import Store
 
 PLAN_KEY = "cutover:plan"
-#: Phases from which a rollback only has to leave the source alone (nothing was renamed yet).
-AFTER_CUTOVER = ("cutting_over", "awaiting_decommission")
-DONE_PHASES = ("decommissioning", "completed")
-ROLLBACK_LEASE_TTL = 60.0
+DECOMMISSION_KEY = "decommission:delete_old_source"
 
 
 @dataclass(frozen=True)
@@ -121,20 +117,9 @@ def cutover(ctx: "PhaseContext") -> dict[str, Any]:
     _rename(ctx, "cutover:rename_target", p.target_id, p.source_id)
     _reboot(ctx, "cutover:reboot_target", p.source_id)
     # Clients connect by the original name: check the new cluster through it.
-    conn = target_connection(settings, p.source_id)
-    conn_settings = settings.model_copy(update={"source": conn})
-    expected = common.stored_baseline(ctx)
-    found = common.measure(conn_settings, common.clients(ctx), p.source_id)
-    from migrator.warehouse import baseline as bl
-
-    differences = bl.compare(expected, found)
-    ctx.store.add_event(ctx.migration, "migration", "validation",
-                        {"cluster_id": p.source_id, "what": "after cutover",
-                         "differences": [str(d) for d in differences]}, state=ctx.migration.phase)
-    if differences:
-        raise ValidationMismatch(f"after cutover, {p.source_id} differs from the baseline: "
-                                 f"{bl.summary(differences)}",
-                                 hint="`migrator rollback` swaps the names back")
+    common.check_against_baseline(ctx, p.source_id, "after cutover",
+                                  conn=target_connection(settings, p.source_id),
+                                  hint="`migrator rollback` swaps the names back")
     copy = common.restore_snapshot_copy(ctx, p.source_id)
     return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy}
 
@@ -157,7 +142,7 @@ def decommission(ctx: "PhaseContext") -> dict[str, Any]:
             return {"deleted": p.old_name, "final_snapshot": p.final_snapshot}
         return None
 
-    done = common.once(ctx, "decommission:delete_old_source", request, send, took_effect)
+    done = common.once(ctx, DECOMMISSION_KEY, request, send, took_effect)
     aws.wait_for_cluster(client_set, p.old_name, lambda c: c is None, what=f"deletion of {p.old_name}",
                          should_stop=ctx.should_stop)
     return done
@@ -177,23 +162,29 @@ def _disable_copy_if_on(ctx: "PhaseContext", key: str, cluster_id: str) -> None:
                 else None)
 
 
-def rollback_steps(ctx: "PhaseContext", *, delete_target: bool = False) -> dict[str, Any]:
-    """Undo what the migration did to production, as far as it is safe. Does not move the phase."""
-    phase = ctx.migration.phase
-    settings = ctx.config.settings
-    if ctx.migration.strategy == "modify":
-        raise UsageError("a 'modify' migration cannot be rolled back by migrator",
-                         hint="to undo an encryption change, run a new 'modify' migration with the old setting")
-    if phase in DONE_PHASES:
+def rollback_refusal(ctx: "PhaseContext") -> MigratorError:
+    """Why the migration cannot be rolled back from where it stands (the machine has no move)."""
+    name, phase = ctx.migration.name, ctx.migration.phase
+    if ctx.store.get_action(ctx.migration, DECOMMISSION_KEY) is not None:
         kept = common.recorded(ctx, PLAN_KEY) or {}
         final = Plan(kept.get("source_id", ""), kept.get("target_id", ""), kept.get("old_name", "?")).final_snapshot
-        raise UsageError(f"migration {ctx.migration.name!r} is {phase!r}: the old source is (being) deleted, so "
-                         "the names cannot be swapped back",
-                         hint=f"restore it by hand from its final snapshot {final} if you need it")
-    if phase == "rolled_back":
-        raise UsageError(f"migration {ctx.migration.name!r} was already rolled back")
+        return UsageError(f"migration {name!r} is {phase!r}: the old source is (being) deleted, so the names "
+                          "cannot be swapped back",
+                          hint=f"restore it by hand from its final snapshot {final} if you need it")
+    rolled_back = {t.dest for t in ctx.flow.definition.transitions if t.trigger == ROLLBACK_TRIGGER}
+    if phase in rolled_back:
+        return UsageError(f"migration {name!r} was already rolled back")
+    return UsageError(f"migration {name!r} is in phase {phase!r}, from which it cannot be rolled back",
+                      hint="`migrator status` shows where it stands")
+
+
+def undo(ctx: "PhaseContext") -> dict[str, Any]:
+    """Put production back as far as it is safe: swap the names back if cutover renamed anything,
+    re-enable snapshot copy on the source, and (``--delete-target``) delete the new cluster.
+    Every step is a recorded action, so a rollback that died half-way resumes where it stopped."""
+    settings = ctx.config.settings
     client_set = common.clients(ctx)
-    done: dict[str, Any] = {"phase": phase}
+    done: dict[str, Any] = {}
     if common.recorded(ctx, PLAN_KEY) is not None:
         p = plan(ctx)
         old_exists = aws.describe_cluster(client_set, p.old_name) is not None
@@ -207,33 +198,10 @@ def rollback_steps(ctx: "PhaseContext", *, delete_target: bool = False) -> dict[
             done["names_swapped_back"] = True
         restored = common.restore_snapshot_copy(ctx, p.source_id, action="enable-after-rollback")
         done["snapshot_copy"] = restored
-    if delete_target:
+    if ctx.options.delete_target:
         target = settings.target.cluster_id
         if target and aws.describe_cluster(client_set, target) is not None:
             aws.call(f"DeleteCluster {target}", lambda: client_set.client("redshift").delete_cluster(
                 ClusterIdentifier=target, SkipFinalClusterSnapshot=True))
             done["target_deleted"] = target
     return done
-
-
-def rollback(config: LoadedConfig, store: "Store", *, delete_target: bool = False,
-             should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
-    """`migrator rollback [--delete-target]`: takes the run lease, undoes, moves to `rolled_back`."""
-    from migrator.engine.flows import MigrationFlow
-    from migrator.engine.runner import PhaseContext, RunOptions, default_registry, load_machines
-
-    settings = config.settings
-    registry = default_registry(settings.migration.strategy)
-    definition, table_definition = load_machines(settings.migration.strategy, registry)
-    migration = store.require_migration(settings.migration.name)
-    lease = store.acquire_run_lease(migration, ROLLBACK_LEASE_TTL)
-    try:
-        flow = MigrationFlow(definition, registry, store, migration, settings)
-        ctx = PhaseContext(config, store, flow, table_definition, registry, RunOptions(), should_stop)
-        done = rollback_steps(ctx, delete_target=delete_target)
-        if not definition.transitions_from(flow.state, "rolled_back"):
-            raise UsageError(f"phase {flow.state!r} cannot be rolled back")
-        flow.fire("rolled_back", detail=done)
-        return {**done, "phase": flow.state}
-    finally:
-        store.release_run_lease(lease)

@@ -8,11 +8,13 @@ again: it describes the cluster and waits on what is already running.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
+from migrator.engine.gates import pass_gate
 from migrator.engine.registry import Registry
-from migrator.errors import RemoteError, SecurityError
+from migrator.errors import MigratorError, RemoteError, SecurityError, UsageError
 from migrator.strategies import common
 
 if TYPE_CHECKING:
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 
 PREFLIGHT_KEY = "preflight"
 MODIFY_KEY = "modify_cluster"
+PLAN_KEY = "modify:plan"
+#: A rough, deliberately modest rate for Redshift's own copy to new storage; the real figure comes
+#: from DescribeResize once the change runs (status shows it).
+ASSUMED_MB_PER_SECOND_PER_NODE = 20.0
 #: Node types Redshift no longer lets you change in place (retired generations).
 RETIRED_NODE_PREFIXES = ("dc1.", "ds1.")
 WAIT_TIMEOUT_SECONDS = 72 * 3600.0
@@ -34,31 +40,48 @@ def registry() -> Registry:
 
 # -- what was asked for ---------------------------------------------------------------------
 
-def wanted(ctx: "PhaseContext") -> dict[str, Any]:
-    """The end state, as preflight resolved it (key alias → ARN)."""
+@dataclass(frozen=True)
+class Wanted:
+    """The end state, as preflight resolved it (key alias → ARN); kept in the store."""
+
+    cluster_id: str
+    encrypted: bool
+    kms_key_arn: str | None = None
+    kms_key_ref: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Wanted":
+        return cls(str(data["cluster_id"]), bool(data["encrypted"]), data.get("kms_key_arn"), data.get("kms_key_ref"))
+
+
+def wanted(ctx: "PhaseContext") -> Wanted:
     found = common.recorded(ctx, PREFLIGHT_KEY)
     assert found is not None, "preflight result missing"
-    return found
+    return Wanted.from_dict(found)
 
 
-def matches(cluster: dict[str, Any] | None, want: dict[str, Any]) -> bool:
+def matches(cluster: dict[str, Any] | None, want: Wanted) -> bool:
     if cluster is None:
         return False
     encrypted, key = aws.encryption_of(cluster)
-    if not want["encrypted"]:
+    if not want.encrypted:
         return not encrypted
-    return encrypted and (want.get("kms_key_arn") is None or key == want["kms_key_arn"])
+    return encrypted and (want.kms_key_arn is None or key == want.kms_key_arn)
 
 
-def check(ctx: "PhaseContext") -> tuple[list[str], dict[str, Any], dict[str, Any] | None]:
-    """Read-only checks: (problems, wanted end state, cluster description)."""
+def check(ctx: "PhaseContext") -> tuple[list[str], Wanted, bool, dict[str, Any] | None]:
+    """Read-only checks: (problems, wanted end state, whether the named key is usable, cluster)."""
     settings = ctx.config.settings
     client_set = common.clients(ctx)
     cluster_id = settings.source.cluster_id
     region = settings.migration.region
     problems: list[str] = []
-    want: dict[str, Any] = {"cluster_id": cluster_id, "encrypted": settings.target.encryption == "kms",
-                            "kms_key_arn": None, "kms_key_ref": settings.target.kms_key_id}
+    encrypt = settings.target.encryption == "kms"
+    key_arn: str | None = None
+    key_usable = True
     cluster = aws.describe_cluster(client_set, cluster_id)
     if cluster is None:
         problems.append(f"cluster {cluster_id} does not exist in region {region}")
@@ -70,7 +93,7 @@ def check(ctx: "PhaseContext") -> tuple[list[str], dict[str, Any], dict[str, Any
         if node_type.startswith(RETIRED_NODE_PREFIXES):
             problems.append(f"cluster {cluster_id} runs retired node type {node_type}; resize it to a current "
                             "node type first")
-        if cluster.get("HsmStatus") and want["encrypted"]:
+        if cluster.get("HsmStatus") and encrypt:
             problems.append(f"cluster {cluster_id} is HSM-encrypted; moving from HSM to KMS needs "
                             "strategy 'unload-copy'")
         pending = cluster.get("PendingModifiedValues") or {}
@@ -79,30 +102,29 @@ def check(ctx: "PhaseContext") -> tuple[list[str], dict[str, Any], dict[str, Any
         copy_problem = common.snapshot_copy_problem(settings, cluster)
         if copy_problem:
             problems.append(copy_problem)
-    if want["encrypted"] and settings.target.kms_key_id:
+    if encrypt and settings.target.kms_key_id:
         key, key_problems = aws.resolve_kms_key(client_set, settings.target.kms_key_id, region)
         problems += key_problems
         if key is not None and not key_problems:
-            want["kms_key_arn"] = key.arn
+            key_arn = key.arn
         else:
-            want["key_unusable"] = True
-    return problems, want, cluster
+            key_usable = False
+    return problems, Wanted(cluster_id, encrypt, key_arn, settings.target.kms_key_id), key_usable, cluster
 
 
 # -- phases ---------------------------------------------------------------------------------
 
 @REGISTRY.action("preflight")
 def preflight(ctx: "PhaseContext") -> str:
-    problems, want, cluster = check(ctx)
-    key_usable = not want.pop("key_unusable", False)
+    problems, want, key_usable, cluster = check(ctx)
     # Already there (with a usable key when one is named): the other checks no longer matter.
     if cluster is not None and key_usable and matches(cluster, want):
-        how = ("encrypted with " + (want["kms_key_arn"] or "a KMS key")) if want["encrypted"] else "not encrypted"
-        ctx.facts["detail"] = {"reason": f"cluster {want['cluster_id']} is already {how}; nothing to do"}
+        how = ("encrypted with " + (want.kms_key_arn or "a KMS key")) if want.encrypted else "not encrypted"
+        ctx.facts["detail"] = {"reason": f"cluster {want.cluster_id} is already {how}; nothing to do"}
         return "already_done"
     common.fail_preflight(problems)
-    common.remember(ctx, PREFLIGHT_KEY, {**want, "before": common.cluster_summary(cluster)})
-    ctx.facts["detail"] = {"cluster": common.cluster_summary(cluster), "kms_key_arn": want["kms_key_arn"]}
+    common.remember(ctx, PREFLIGHT_KEY, {**want.to_dict(), "before": common.cluster_summary(cluster)})
+    ctx.facts["detail"] = {"cluster": common.cluster_summary(cluster), "kms_key_arn": want.kms_key_arn}
     return "preflight_passed"
 
 
@@ -113,6 +135,63 @@ def baseline(ctx: "PhaseContext") -> str:
     return "baseline_taken"
 
 
+@dataclass(frozen=True)
+class ModifyPlan:
+    """What passing the `modify` gate will do, shown at the gate and kept in the store."""
+
+    request: dict[str, Any]
+    snapshot_copy_on: bool
+    data_mb: int
+    nodes: int
+    estimated_seconds: float
+
+    @property
+    def summary(self) -> str:
+        encryption = (f"Encrypted=true KmsKeyId={self.request.get('KmsKeyId', 'the default Redshift key')}"
+                      if self.request["Encrypted"] else "Encrypted=false")
+        copy = "disable cross-region snapshot copy, " if self.snapshot_copy_on else ""
+        return (f"will {copy}send ModifyCluster {self.request['ClusterIdentifier']} {encryption}; the cluster is "
+                f"read-only until Redshift finishes, estimated ~{_minutes(self.estimated_seconds)} for "
+                f"{self.data_mb} MB on {self.nodes} node(s)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "summary": self.summary}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModifyPlan":
+        return cls(dict(data["request"]), bool(data["snapshot_copy_on"]), int(data["data_mb"]), int(data["nodes"]),
+                   float(data["estimated_seconds"]))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{max(1, round(seconds / 60))} min"
+
+
+def make_plan(ctx: "PhaseContext", want: Wanted) -> ModifyPlan:
+    from migrator.warehouse.connection import Session
+    from migrator.warehouse.inventory import read_inventory
+
+    cluster = aws.require_cluster(common.clients(ctx), want.cluster_id)
+    nodes = int(cluster.get("NumberOfNodes") or 1)
+    conn = common.connect(ctx.config.settings, common.clients(ctx), want.cluster_id)
+    try:
+        conn.autocommit = True
+        data_mb = sum(t.size_mb for t in read_inventory(Session(conn)))
+    finally:
+        conn.close()
+    seconds = data_mb / (ASSUMED_MB_PER_SECOND_PER_NODE * nodes)
+    return ModifyPlan(modify_request(want), aws.snapshot_copy_of(cluster) is not None, data_mb, nodes, seconds)
+
+
+@REGISTRY.action("await_modify_approval")
+def await_modify_approval(ctx: "PhaseContext") -> str:
+    """The gate before production changes: the plan is fixed once and shown until approved."""
+    kept = common.recorded(ctx, PLAN_KEY)
+    plan = ModifyPlan.from_dict(kept) if kept is not None else \
+        ModifyPlan.from_dict(common.remember(ctx, PLAN_KEY, make_plan(ctx, wanted(ctx)).to_dict()))
+    return pass_gate(ctx, preview=plan.to_dict(), summary=plan.summary)
+
+
 @REGISTRY.action("disable_snapshot_copy")
 def disable_snapshot_copy(ctx: "PhaseContext") -> str:
     record = common.disable_snapshot_copy(ctx, ctx.config.settings.source.cluster_id)
@@ -120,10 +199,10 @@ def disable_snapshot_copy(ctx: "PhaseContext") -> str:
     return "snapshot_copy_off"
 
 
-def modify_request(want: dict[str, Any]) -> dict[str, Any]:
-    request: dict[str, Any] = {"ClusterIdentifier": want["cluster_id"], "Encrypted": bool(want["encrypted"])}
-    if want["encrypted"] and want.get("kms_key_arn"):
-        request["KmsKeyId"] = want["kms_key_arn"]
+def modify_request(want: Wanted) -> dict[str, Any]:
+    request: dict[str, Any] = {"ClusterIdentifier": want.cluster_id, "Encrypted": want.encrypted}
+    if want.encrypted and want.kms_key_arn:
+        request["KmsKeyId"] = want.kms_key_arn
     return request
 
 
@@ -134,13 +213,13 @@ def modify_cluster(ctx: "PhaseContext") -> str:
     request = modify_request(want)
 
     def send() -> dict[str, Any]:
-        answer = aws.call(f"ModifyCluster {want['cluster_id']}",
+        answer = aws.call(f"ModifyCluster {want.cluster_id}",
                           lambda: client_set.client("redshift").modify_cluster(**request))
         return {"cluster": common.cluster_summary(answer.get("Cluster"))}
 
     def took_effect() -> dict[str, Any] | None:
         # Either the operation is running (resizing) or it already finished: never send it twice.
-        cluster = aws.describe_cluster(client_set, want["cluster_id"])
+        cluster = aws.describe_cluster(client_set, want.cluster_id)
         pending = (cluster or {}).get("PendingModifiedValues") or {}
         if cluster is not None and (cluster.get("ClusterStatus") == "resizing" or "EncryptionType" in pending
                                     or matches(cluster, want)):
@@ -156,7 +235,7 @@ def modify_cluster(ctx: "PhaseContext") -> str:
 def wait_for_modify(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     client_set = common.clients(ctx)
-    cluster_id = want["cluster_id"]
+    cluster_id = want.cluster_id
     last: dict[str, Any] = {}
 
     def on_poll(cluster: dict[str, Any] | None) -> None:
@@ -186,13 +265,13 @@ def wait_for_modify(ctx: "PhaseContext") -> str:
 @REGISTRY.action("verify")
 def verify(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
-    cluster = aws.require_cluster(common.clients(ctx), want["cluster_id"])
+    cluster = aws.require_cluster(common.clients(ctx), want.cluster_id)
     if not matches(cluster, want):
         encrypted, key = aws.encryption_of(cluster)
-        raise SecurityError(f"cluster {want['cluster_id']} reports Encrypted={encrypted} KmsKeyId={key}, not "
-                            f"what was asked (Encrypted={want['encrypted']} KmsKeyId={want.get('kms_key_arn')})",
+        raise SecurityError(f"cluster {want.cluster_id} reports Encrypted={encrypted} KmsKeyId={key}, not "
+                            f"what was asked (Encrypted={want.encrypted} KmsKeyId={want.kms_key_arn})",
                             hint="check the cluster in the console and `migrator history`")
-    found = common.check_against_baseline(ctx, want["cluster_id"], "after the encryption change")
+    found = common.check_against_baseline(ctx, want.cluster_id, "after the encryption change")
     ctx.facts["detail"] = {"cluster": common.cluster_summary(cluster), "user_tables": found.user_tables}
     return "verified"
 
@@ -202,3 +281,8 @@ def restore_snapshot_copy(ctx: "PhaseContext") -> str:
     result = common.restore_snapshot_copy(ctx, ctx.config.settings.source.cluster_id)
     ctx.facts["detail"] = {"snapshot_copy": result}
     return "snapshot_copy_restored"
+
+
+def rollback_refusal(ctx: "PhaseContext") -> MigratorError:
+    return UsageError("a 'modify' migration cannot be rolled back by migrator",
+                      hint="to undo an encryption change, run a new 'modify' migration with the old setting")

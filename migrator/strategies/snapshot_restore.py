@@ -5,6 +5,7 @@ snapshot (writes frozen), then the shared cutover and decommission."""
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
@@ -12,7 +13,6 @@ from migrator.engine.registry import Registry
 from migrator.errors import RemoteError, SecurityError
 from migrator.retry import wait_until
 from migrator.strategies import common, cutover
-from migrator.warehouse import baseline as bl
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
@@ -36,10 +36,29 @@ def snapshot_id(migration_name: str, cluster_id: str) -> str:
     return cleaned[:255].rstrip("-")
 
 
-def wanted(ctx: "PhaseContext") -> dict[str, Any]:
+@dataclass(frozen=True)
+class Wanted:
+    """What preflight resolved (key alias → ARN) and kept in the store for the later phases."""
+
+    source_id: str
+    target_id: str
+    encrypted: bool
+    kms_key_arn: str | None = None
+    source: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Wanted":
+        return cls(str(data["source_id"]), str(data["target_id"]), bool(data["encrypted"]), data.get("kms_key_arn"),
+                   data.get("source"))
+
+
+def wanted(ctx: "PhaseContext") -> Wanted:
     found = common.recorded(ctx, PREFLIGHT_KEY)
     assert found is not None, "preflight result missing"
-    return found
+    return Wanted.from_dict(found)
 
 
 def _ours(ctx: "PhaseContext") -> bool:
@@ -56,8 +75,8 @@ def preflight(ctx: "PhaseContext") -> str:
     source_id, target_id = settings.source.cluster_id, settings.target.cluster_id
     encrypt = settings.target.encryption == "kms"
     problems: list[str] = []
-    want: dict[str, Any] = {"source_id": source_id, "target_id": target_id, "encrypted": encrypt,
-                            "kms_key_arn": None}
+    key_arn_wanted: str | None = None
+    source_summary: dict[str, Any] | None = None
     key_usable = True
     if encrypt:
         if not settings.target.kms_key_id:
@@ -68,13 +87,13 @@ def preflight(ctx: "PhaseContext") -> str:
             problems += key_problems
             key_usable = key is not None and not key_problems
             if key is not None:
-                want["kms_key_arn"] = key.arn
+                key_arn_wanted = key.arn
     source = aws.describe_cluster(client_set, source_id)
     if source is None:
         problems.append(f"cluster {source_id} does not exist in region {region}")
     else:
         encrypted, key_arn = aws.encryption_of(source)
-        if key_usable and encrypted == encrypt and (not encrypt or key_arn == want["kms_key_arn"]):
+        if key_usable and encrypted == encrypt and (not encrypt or key_arn == key_arn_wanted):
             how = f"encrypted with {key_arn}" if encrypt else "not encrypted"
             ctx.facts["detail"] = {"reason": f"cluster {source_id} is already {how}; nothing to do"}
             return "already_done"
@@ -88,12 +107,13 @@ def preflight(ctx: "PhaseContext") -> str:
         copy_problem = common.snapshot_copy_problem(settings, source)
         if copy_problem:
             problems.append(copy_problem)
-        want["source"] = common.cluster_summary(source)
+        source_summary = common.cluster_summary(source)
     if target_id and aws.describe_cluster(client_set, target_id) is not None and not _ours(ctx):
         problems.append(f"target cluster {target_id} already exists and was not made by this migration")
     common.fail_preflight(problems)
-    common.remember(ctx, PREFLIGHT_KEY, want)
-    ctx.facts["detail"] = {"kms_key_arn": want["kms_key_arn"], "source": want.get("source")}
+    want = Wanted(source_id, target_id, encrypt, key_arn_wanted, source_summary)
+    common.remember(ctx, PREFLIGHT_KEY, want.to_dict())
+    ctx.facts["detail"] = {"kms_key_arn": want.kms_key_arn, "source": want.source}
     return "preflight_passed"
 
 
@@ -124,8 +144,8 @@ def _describe_snapshot(ctx: "PhaseContext", snap: str) -> dict[str, Any] | None:
 @REGISTRY.action("take_snapshot")
 def take_snapshot(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
-    snap = snapshot_id(ctx.migration.name, want["source_id"])
-    request = {"SnapshotIdentifier": snap, "ClusterIdentifier": want["source_id"],
+    snap = snapshot_id(ctx.migration.name, want.source_id)
+    request = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.source_id,
                "Tags": [{"Key": "migrator:migration", "Value": ctx.migration.name}]}
     client_set = common.clients(ctx)
 
@@ -154,26 +174,12 @@ def take_snapshot(ctx: "PhaseContext") -> str:
     return "snapshot_ready"
 
 
-def restore_request(want: dict[str, Any], source: dict[str, Any], snap: str) -> dict[str, Any]:
+def restore_request(want: Wanted, source: dict[str, Any], snap: str) -> dict[str, Any]:
     """Restore into the target mirroring the source's placement, port and roles."""
-    request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want["target_id"]}
-    if want.get("kms_key_arn"):
-        request["KmsKeyId"] = want["kms_key_arn"]
-    roles = [r["IamRoleArn"] for r in source.get("IamRoles") or [] if r.get("IamRoleArn")]
-    if roles:
-        request["IamRoles"] = roles
-    groups = [g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups") or [] if g.get("VpcSecurityGroupId")]
-    if groups:
-        request["VpcSecurityGroupIds"] = groups
-    for field, key in (("ClusterSubnetGroupName", "ClusterSubnetGroupName"),
-                       ("PreferredMaintenanceWindow", "PreferredMaintenanceWindow"),
-                       ("NodeType", "NodeType")):
-        if source.get(field):
-            request[key] = source[field]
-    params = [g["ParameterGroupName"] for g in source.get("ClusterParameterGroups") or []
-              if g.get("ParameterGroupName")]
-    if params:
-        request["ClusterParameterGroupName"] = params[0]
+    request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.target_id,
+                               **common.mirrored_placement(source)}
+    if want.kms_key_arn:
+        request["KmsKeyId"] = want.kms_key_arn
     if "PubliclyAccessible" in source:
         request["PubliclyAccessible"] = bool(source["PubliclyAccessible"])
     return request
@@ -183,8 +189,8 @@ def restore_request(want: dict[str, Any], source: dict[str, Any], snap: str) -> 
 def restore_snapshot(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     client_set = common.clients(ctx)
-    snap = snapshot_id(ctx.migration.name, want["source_id"])
-    target_id = want["target_id"]
+    snap = snapshot_id(ctx.migration.name, want.source_id)
+    target_id = want.target_id
 
     def send() -> dict[str, Any]:
         answer = aws.call(f"RestoreFromClusterSnapshot {snap} → {target_id}",
@@ -199,7 +205,7 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     if existing is not None:
         request = dict(existing.request)
     else:
-        request = restore_request(want, aws.require_cluster(client_set, want["source_id"]), snap)
+        request = restore_request(want, aws.require_cluster(client_set, want.source_id), snap)
     common.once(ctx, RESTORE_KEY, request, send, took_effect)
 
     def on_poll(cluster: dict[str, Any] | None) -> None:
@@ -219,24 +225,16 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
 def validate(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     settings = ctx.config.settings
-    target = aws.require_cluster(common.clients(ctx), want["target_id"])
+    target = aws.require_cluster(common.clients(ctx), want.target_id)
     encrypted, key = aws.encryption_of(target)
-    if encrypted != want["encrypted"] or (want["encrypted"] and key != want["kms_key_arn"]):
-        raise SecurityError(f"restored cluster {want['target_id']} reports Encrypted={encrypted} KmsKeyId={key}, "
-                            f"not Encrypted={want['encrypted']} KmsKeyId={want['kms_key_arn']}",
+    if encrypted != want.encrypted or (want.encrypted and key != want.kms_key_arn):
+        raise SecurityError(f"restored cluster {want.target_id} reports Encrypted={encrypted} KmsKeyId={key}, "
+                            f"not Encrypted={want.encrypted} KmsKeyId={want.kms_key_arn}",
                             hint="delete it (`migrator rollback --delete-target`) and check the key")
-    conn = cutover.target_connection(settings, want["target_id"])
-    found = common.measure(settings.model_copy(update={"source": conn}), common.clients(ctx), want["target_id"])
-    differences = bl.compare(common.stored_baseline(ctx), found)
-    ctx.store.add_event(ctx.migration, "migration", "validation",
-                        {"cluster_id": want["target_id"], "what": "restored cluster against the baseline",
-                         "differences": [str(d) for d in differences]}, state=ctx.migration.phase)
-    if differences:
-        from migrator.errors import ValidationMismatch
-
-        raise ValidationMismatch(f"restored cluster {want['target_id']} differs from the baseline: "
-                                 f"{bl.summary(differences)}",
-                                 hint="writes reached the source after the baseline; roll back and re-run")
+    found = common.check_against_baseline(
+        ctx, want.target_id, "restored cluster against the baseline",
+        conn=cutover.target_connection(settings, want.target_id),
+        hint="writes reached the source after the baseline; roll back and re-run")
     ctx.facts["detail"] = {"user_tables": found.user_tables, "tables": len(found.rows)}
     return "validated"
 
@@ -251,3 +249,9 @@ def do_cutover(ctx: "PhaseContext") -> str:
 def do_decommission(ctx: "PhaseContext") -> str:
     ctx.facts["detail"] = cutover.decommission(ctx)
     return "decommissioned"
+
+
+# -- rollback (the runner runs it under the run lease) ----------------------------------------
+
+undo = cutover.undo
+rollback_refusal = cutover.rollback_refusal

@@ -9,11 +9,9 @@ tells it what is already done.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,8 +20,10 @@ from migrator import failpoints
 from migrator.aws import clusters as aws
 from migrator.aws import staging
 from migrator.config import ConnectionSection, LoadedConfig
+from migrator.engine import tables as tables_engine
 from migrator.engine.registry import Registry
-from migrator.errors import MigratorError, PreflightFailed, RemoteError, TransientError
+from migrator.engine.tables import StepContext, StepResult
+from migrator.errors import PreflightFailed, RemoteError, TransientError
 from migrator.retry import Backoff, with_retries
 from migrator.store import TableSpec, TableView
 from migrator.strategies import common, cutover
@@ -206,10 +206,9 @@ def mirror_request(ctx: "PhaseContext", source: dict[str, Any]) -> dict[str, Any
     section = target_section(ctx.config)
     creds = resolve(section, "target", common.clients(ctx))
     request: dict[str, Any] = {
-        "ClusterIdentifier": settings.target.cluster_id, "NodeType": source["NodeType"],
+        "ClusterIdentifier": settings.target.cluster_id, **common.mirrored_placement(source),
         "MasterUsername": source.get("MasterUsername", creds.user), "MasterUserPassword": creds.password,
         "DBName": source.get("DBName", "dev"), "Encrypted": True,
-        "IamRoles": [r["IamRoleArn"] for r in source.get("IamRoles", [])],
         "Tags": source.get("Tags", []) + [{"Key": "migrator:migration", "Value": ctx.migration.name}],
     }
     nodes = int(source.get("NumberOfNodes", 1))
@@ -218,17 +217,8 @@ def mirror_request(ctx: "PhaseContext", source: dict[str, Any]) -> dict[str, Any
     port = (source.get("Endpoint") or {}).get("Port")
     if port and settings.migration.aws_endpoint_url is None:
         request["Port"] = int(port)  # clients keep their port after the swap
-    for key, value in (("PreferredMaintenanceWindow", source.get("PreferredMaintenanceWindow")),
-                       ("ClusterSubnetGroupName", source.get("ClusterSubnetGroupName")),
-                       ("AvailabilityZone", source.get("AvailabilityZone"))):
-        if value:
-            request[key] = value
-    groups = [g["ParameterGroupName"] for g in source.get("ClusterParameterGroups", [])]
-    if groups:
-        request["ClusterParameterGroupName"] = groups[0]
-    security = [g["VpcSecurityGroupId"] for g in source.get("VpcSecurityGroups", [])]
-    if security:
-        request["VpcSecurityGroupIds"] = security
+    if source.get("AvailabilityZone"):
+        request["AvailabilityZone"] = source["AvailabilityZone"]
     if settings.target.encryption == "hsm":
         request["HsmClientCertificateIdentifier"] = settings.target.hsm_client_certificate
         request["HsmConfigurationIdentifier"] = settings.target.hsm_configuration
@@ -317,108 +307,123 @@ def _no_logged_writes(ctx: "PhaseContext", quiet_seconds: float) -> None:
 
 # -- copy -------------------------------------------------------------------------------------
 
-@dataclass
-class _Outcome:
-    table: str
-    ok: bool
-    error: str | None = None
+class TableWorker:
+    """One copy worker's resources: its own source and target sessions (replaced when a
+    connection is lost), the source inventory, the staging settings and AWS clients."""
 
-
-class TableCopier:
-    """Moves one table through the table machine; each step records before and after."""
-
-    def __init__(self, ctx: "PhaseContext", tables: dict[str, TableInfo], sessions: "_Sessions") -> None:
+    def __init__(self, ctx: "PhaseContext") -> None:
         self.ctx = ctx
-        self.tables = tables
-        self.sessions = sessions
         settings = ctx.config.settings
         assert settings.staging is not None
         self.staging = settings.staging
         self.clients = common.clients(ctx)
+        self._sessions = _Sessions(ctx)
+        self.tables: dict[str, TableInfo] = {}
 
-    def run(self, task: TableView) -> _Outcome:
-        flow = self.ctx.table_flow(task)
-        info = self.tables.get(task.qualified_name)
-        try:
-            if info is None:
-                raise RemoteError(f"{task.qualified_name} no longer exists on the source")
-            if flow.state == "failed":
-                flow.fire("retry")
-            if flow.state == "pending":
-                flow.fire("start_unload")
-                fields = self._step(f"unload {task.qualified_name}", lambda: self._unload(flow.task, info))
-                failpoints.hit("after_unload")
-                flow.fire("complete_unload", fields=fields)
-            if flow.state == "unloaded":
-                flow.fire("start_load")
-                fields = self._step(f"load {task.qualified_name}", lambda: self._load(flow.task, info))
-                failpoints.hit("after_load_commit")
-                flow.fire("complete_load", fields=fields)
-            if flow.state == "loaded":
-                flow.fire("start_validation")
-                fields = self._step(f"validate {task.qualified_name}", lambda: self._validate(flow.task, info))
-                if fields["source_checksum"] != fields["target_checksum"]:
-                    flow.fire("fail", error=fields.pop("mismatch"), fields=fields)
-                    return _Outcome(task.qualified_name, False, flow.task.last_error)
-                fields.pop("mismatch", None)
-                flow.fire("complete_validation", fields=fields)
-                if not self.staging.keep and flow.task.staging_prefix:
-                    staging.cleanup_prefix(self.clients.client("s3"), flow.task.staging_prefix)
-            return _Outcome(task.qualified_name, True)
-        except MigratorError as exc:
-            if flow.state not in ("failed", "validated"):
-                flow.fire("fail", error=exc.one_line())
-            return _Outcome(task.qualified_name, False, exc.one_line())
+    def __enter__(self) -> "TableWorker":
+        self._sessions.__enter__()
+        self.tables = inventory_of(self.ctx, self._sessions.source)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sessions.__exit__(*exc)
 
     @property
     def source(self) -> Session:
-        return self.sessions.source
+        return self._sessions.source
 
     @property
     def target(self) -> Session:
-        return self.sessions.target
+        return self._sessions.target
 
-    def _step(self, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def info(self, task: TableView) -> TableInfo:
+        found = self.tables.get(task.qualified_name)
+        if found is None:
+            raise RemoteError(f"{task.qualified_name} no longer exists on the source")
+        return found
+
+    def retried(self, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Retry transient failures; a lost connection is replaced before the next attempt."""
         def attempt() -> dict[str, Any]:
             try:
                 return fn()
             except TransientError:
-                self.sessions.reconnect()
+                self._sessions.reconnect()
                 raise
         return with_retries(attempt, what=what, backoff=STEP_BACKOFF)
 
-    def _unload(self, task: TableView, info: TableInfo) -> dict[str, Any]:
+
+Step = StepContext[TableWorker]
+
+
+@REGISTRY.step("unload")
+def unload_step(step: Step) -> StepResult:
+    worker, task = step.resources, step.task
+    info = worker.info(task)
+
+    def unload() -> dict[str, Any]:
         started = time.time()
-        result = pipeline.unload_table(self.source, info.schema, info.name, info.columns,
-                                       staging_uri=self.staging.s3_uri, migration=self.ctx.migration.name,
-                                       attempt=task.attempt, iam_role_arn=self.staging.iam_role_arn,
-                                       kms_key_id=self.staging.kms_key_id)
-        report = staging.verify_staging(self.clients.client("s3"), self.clients.client("kms"), result.manifest_url,
-                                        kms_key_id=self.staging.kms_key_id, expected_rows=result.rows)
+        result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
+                                       staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
+                                       attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
+                                       kms_key_id=worker.staging.kms_key_id)
+        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
+                                        result.manifest_url, kms_key_id=worker.staging.kms_key_id,
+                                        expected_rows=result.rows)
         return {"manifest_url": result.manifest_url, "staging_prefix": result.prefix,
                 "unload_format": result.format.name, "format_reason": result.format.reason,
                 "rows_unloaded": result.rows, "bytes_unloaded": report.bytes,
                 "step_timings": _timing(task, "unload", started)}
 
-    def _load(self, task: TableView, info: TableInfo) -> dict[str, Any]:
+    fields = worker.retried(f"unload {task.qualified_name}", unload)
+    failpoints.hit("after_unload")
+    return StepResult(fields)
+
+
+@REGISTRY.step("load")
+def load_step(step: Step) -> StepResult:
+    worker, task = step.resources, step.task
+    info = worker.info(task)
+
+    def load() -> dict[str, Any]:
         started = time.time()
         assert task.manifest_url and task.unload_format
         fmt = pipeline.choose_format(info.columns)
-        report = staging.verify_staging(self.clients.client("s3"), self.clients.client("kms"), task.manifest_url,
-                                        kms_key_id=self.staging.kms_key_id, expected_rows=task.rows_unloaded or 0)
-        result = pipeline.load_exactly_once(self.target, info.schema, info.name, manifest_url=task.manifest_url,
-                                            fmt=fmt, iam_role_arn=self.staging.iam_role_arn,
-                                            migration=self.ctx.migration.name, attempt=task.attempt,
+        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
+                                        task.manifest_url, kms_key_id=worker.staging.kms_key_id,
+                                        expected_rows=task.rows_unloaded or 0)
+        result = pipeline.load_exactly_once(worker.target, info.schema, info.name, manifest_url=task.manifest_url,
+                                            fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
+                                            migration=step.phase.migration.name, attempt=task.attempt,
                                             explicit_ids=bool(info.identity_columns), expected_rows=report.rows)
         return {"rows_loaded": result.rows, "step_timings": _timing(task, "load", started)}
 
-    def _validate(self, task: TableView, info: TableInfo) -> dict[str, Any]:
+    fields = worker.retried(f"load {task.qualified_name}", load)
+    failpoints.hit("after_load_commit")
+    return StepResult(fields)
+
+
+@REGISTRY.step("validate")
+def validate_step(step: Step) -> StepResult:
+    worker, task = step.resources, step.task
+    info = worker.info(task)
+
+    def compare() -> dict[str, Any]:
         started = time.time()
-        result = checksum.compare_table(self.source, self.target, info.schema, info.name, info.columns)
+        result = checksum.compare_table(worker.source, worker.target, info.schema, info.name, info.columns)
         return {"source_checksum": f"{result.source.rows}:{result.source.checksum}",
                 "target_checksum": f"{result.target.rows}:{result.target.checksum}",
                 "mismatch": result.describe(), "step_timings": _timing(task, "validate", started)}
+
+    fields = worker.retried(f"validate {task.qualified_name}", compare)
+    mismatch = fields.pop("mismatch", None)
+    if fields["source_checksum"] != fields["target_checksum"]:
+        return StepResult(fields, problem=mismatch)
+    if not worker.staging.keep and task.staging_prefix:
+        # Staged files are only cleaned once the table is proven equal; a crash before the move
+        # is recorded re-validates from the clusters, not from staging.
+        staging.cleanup_prefix(worker.clients.client("s3"), task.staging_prefix)
+    return StepResult(fields)
 
 
 class _Sessions:
@@ -462,53 +467,16 @@ def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
     return timings
 
 
-def _work_queue(ctx: "PhaseContext") -> list[TableView]:
-    """Largest first, so the run ends as early as the biggest table allows."""
-    limit = ctx.config.settings.tables.max_attempts
-    todo = ctx.store.list_tables(ctx.migration, states=["pending", "unloaded", "loaded", "failed"],
-                                 order_by_size=True)
-    return [t for t in todo if t.state != "failed" or t.attempt < limit]
-
-
 @REGISTRY.action("copy_tables")
 def copy_tables(ctx: "PhaseContext") -> str:
-    queue = _work_queue(ctx)
-    lock = threading.Lock()
-    outcomes: list[_Outcome] = []
-    crashed: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            with _Sessions(ctx) as sessions:
-                with lock:
-                    tables = inventory_of(ctx, sessions.source)
-                while not ctx.should_stop():
-                    with lock:
-                        if not queue:
-                            return
-                        task = queue.pop(0)
-                    outcome = TableCopier(ctx, tables, sessions).run(ctx.store.get_table(task.id))
-                    with lock:
-                        outcomes.append(outcome)
-        except BaseException as exc:  # surfaced below, after every worker stopped
-            crashed.append(exc)
-
-    workers = [threading.Thread(target=worker, name=f"copy-{i}", daemon=True)
-               for i in range(min(ctx.config.settings.tables.concurrency, max(1, len(queue))))]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    if crashed:
-        first = crashed[0]
-        raise first if isinstance(first, MigratorError) else RemoteError(f"copy worker failed: {first}")
-    states = {t.state for t in ctx.store.list_tables(ctx.migration)}
-    failed = [o for o in outcomes if not o.ok]
-    if states != {"validated"}:
-        listed = "; ".join(f"{o.table}: {o.error}" for o in failed[:5]) or ", ".join(sorted(states))
-        raise RemoteError(f"{len(failed) or 'some'} table(s) did not copy: {listed}",
+    """The engine's table worker walks every table; this phase only says with what."""
+    outcomes = tables_engine.walk_all(ctx, REGISTRY.steps, lambda: TableWorker(ctx),
+                                      ctx.config.settings.tables.concurrency)
+    if ctx.tables_not_done():
+        failed = [o for o in outcomes if not o.done]
+        listed = "; ".join(f"{o.table}: {o.error}" for o in failed[:5]) or "tables need an operator"
+        raise RemoteError(f"{len(failed) or ctx.tables_not_done()} table(s) did not copy: {listed}",
                           hint="fix the cause and re-run; finished tables are kept, failed ones retried")
-    ctx.facts["all_tables_final"] = True
     return "tables_copied"
 
 
@@ -600,3 +568,9 @@ def do_cutover(ctx: "PhaseContext") -> str:
 def do_decommission(ctx: "PhaseContext") -> str:
     cutover.decommission(ctx)
     return "decommissioned"
+
+
+# -- rollback (the runner runs it under the run lease) ----------------------------------------
+
+undo = cutover.undo
+rollback_refusal = cutover.rollback_refusal

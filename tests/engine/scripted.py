@@ -40,9 +40,7 @@ def scripted_registry(fail_table: str | None = None) -> Registry:
             if flow.state == "loaded":
                 flow.fire("start_validation")
                 flow.fire("complete_validation", fields={"source_checksum": "c", "target_checksum": "c"})
-        states = {t.state for t in ctx.store.list_tables(ctx.migration)}
-        ctx.facts["all_tables_final"] = states == {"validated"}
-        return "tables_copied"
+        return "tables_copied"  # the engine counts, from the store, whether every table is done
 
     @reg.action("validate")
     def validate(ctx: PhaseContext) -> str:

@@ -11,13 +11,16 @@ from migrator.engine.definitions import load_definition, parse_definition
 from migrator.engine.runner import default_registry
 from migrator.errors import DefinitionError
 from migrator.paths import states_dir
+from migrator.strategies import registry_for
 
-NAMES = dict(guards=default_registry().guards.keys(), actions=default_registry().actions.keys())
+_UNLOAD_COPY = registry_for("unload-copy")
+NAMES = dict(guards=_UNLOAD_COPY.guards.keys(), actions=_UNLOAD_COPY.actions.keys())
 
 
 @pytest.mark.parametrize("name", ["table", "unload-copy", "modify", "snapshot-restore"])
-def test_every_shipped_definition_loads(name: str) -> None:
-    definition = load_definition(name, **NAMES)
+def test_every_shipped_definition_loads_with_its_own_registry(name: str) -> None:
+    registry = default_registry() if name == "table" else registry_for(name)
+    definition = load_definition(name, guards=registry.guards.keys(), actions=registry.actions.keys())
     assert definition.initial in definition.states
     assert definition.tagged("final") or name == "table"
 
@@ -68,3 +71,40 @@ def test_missing_definition_lists_the_available_ones(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError) as info:
         load_definition("nope", **NAMES)
     assert "unload-copy" in info.value.one_line()
+
+
+def test_a_strategy_missing_an_action_fails_when_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrator.engine.registry import Registry
+    from migrator.strategies import modify
+
+    partial = Registry(dict(modify.REGISTRY.guards), {k: v for k, v in modify.REGISTRY.actions.items()
+                                                      if k != "verify"})
+    monkeypatch.setattr(modify, "registry", lambda: partial)
+    with pytest.raises(DefinitionError, match="unknown action 'verify'"):
+        registry_for("modify")
+
+
+def test_a_misspelt_registration_fails_when_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from migrator.engine.registry import Registry
+    from migrator.strategies import modify
+
+    misspelt = Registry(dict(modify.REGISTRY.guards), {**modify.REGISTRY.actions, "verfy": lambda ctx: "verified"})
+    monkeypatch.setattr(modify, "registry", lambda: misspelt)
+    with pytest.raises(DefinitionError, match="never names: verfy"):
+        registry_for("modify")
+
+
+def test_an_illegal_move_is_an_internal_error_not_a_preflight_failure(store) -> None:  # type: ignore[no-untyped-def]
+    from migrator.engine.flows import TableFlow
+    from migrator.errors import InternalError, MigratorError
+    from migrator.store import TableSpec
+
+    registry = default_registry()
+    table = load_definition("table", guards=registry.guards.keys(), actions=registry.actions.keys())
+    m = store.create_migration("m", "unload-copy", "h", {}, "created")
+    store.add_tables(m, [TableSpec("public", "t", 1, 1)], table.initial)
+    flow = TableFlow(table, registry, store, store.list_tables(m)[0])
+    with pytest.raises(InternalError, match="'complete_load' is not a legal move from state 'pending'") as caught:
+        flow.fire("complete_load")
+    assert caught.value.exit_code == 1 and isinstance(caught.value, MigratorError)
+    assert store.list_tables(m)[0].state == "pending"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from migrator.engine.runner import RunOptions, Runner
-from migrator.errors import ApprovalRequired, ConfigChanged, LeaseHeld, NotSupported, PreflightFailed
+from migrator.errors import ApprovalRequired, ConfigChanged, LeaseHeld, PreflightFailed
 from migrator.store import Store, TableSpec, db
 from tests.conftest import make_config
 from tests.engine.scripted import TABLES, scripted_registry
@@ -48,10 +48,10 @@ def test_runs_to_the_cutover_gate_then_finishes_once_approved(config, store_url:
 
 def test_a_failed_table_blocks_the_phase_with_the_guard_named(config, store_url: str) -> None:  # type: ignore[no-untyped-def]
     with Store.open(store_url) as store:
-        with pytest.raises(PreflightFailed, match="refused by guard.*all_tables_final"):
+        with pytest.raises(PreflightFailed, match="refused by guard.*all_tables_done"):
             Runner(config, store, scripted_registry(fail_table="public.t3")).run()
         m = store.require_migration("m1")
-        assert m.phase == "copying" and "all_tables_final" in (m.last_error or "")
+        assert m.phase == "copying" and "all_tables_done" in (m.last_error or "")
         failed = store.find_table(m, "public.t3")
         assert failed is not None and failed.state == "failed" and failed.last_error == "injected failure"
         # The operator fixes the cause and retries: the failed table goes back to pending and the run finishes.
@@ -62,17 +62,6 @@ def test_a_failed_table_blocks_the_phase_with_the_guard_named(config, store_url:
         with pytest.raises(ApprovalRequired):
             runner.run()
         assert {t.state for t in store.list_tables(m)} == {"validated"}
-
-
-def test_unimplemented_phase_stops_cleanly_and_is_recorded(config, store_url: str) -> None:  # type: ignore[no-untyped-def]
-    from migrator.engine.runner import default_registry
-
-    with Store.open(store_url) as store:
-        # The engine's own registry only: every phase action is a placeholder.
-        with pytest.raises(NotSupported, match="phase 'preflight'"):
-            Runner(config, store, default_registry()).run()
-        m = store.require_migration("m1")
-        assert m.phase == "preflight" and "not implemented" in (m.last_error or "")
 
 
 def test_changed_config_is_refused_once_work_was_done(config, tmp_path: Path, store_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -109,7 +98,7 @@ HOLDER = textwrap.dedent("""
     store = Store.open(url)
     runner = Runner(config, store, scripted_registry())
     from migrator.engine.runner import ensure_migration
-    m = ensure_migration(store, config, runner.definition)
+    m = ensure_migration(store, config, runner.definition, runner.table_definition.initial)
     store.acquire_run_lease(m, 3600)
     store.add_tables(m, [TableSpec("public", "big", 1, 1), TableSpec("public", "loaded_one", 1, 1)], "pending")
     for name, state in (("public.big", "unloading"), ("public.loaded_one", "loading")):

@@ -48,7 +48,7 @@ def test_table_moves_record_one_event_each_and_refuse_stale_views(store: Store) 
     events = store.events(m, subject="table:public.a")
     assert [(e.trigger, e.from_state, e.to_state) for e in events] == [
         ("start_unload", "pending", "unloading"), ("complete_unload", "unloading", "unloaded")]
-    failed = store.fail_table(done, "boom")
+    failed = store.fail_table(done, "boom", to_state="failed", trigger="fail")
     assert failed.state == "failed" and failed.last_error == "boom"
 
 

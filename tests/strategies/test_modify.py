@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ def test_modify_encrypts_in_place_with_the_key_arn_and_records_progress(sb: Sand
     make_cluster(sb, "mod-e2e")
     m = migration(sb, tmp_path, "mod-e2e")  # the key named by its alias
     m.init()
-    result = m.run()
+    result = m.run("--approve-modify")
     assert result.returncode == 0, result.stderr + result.stdout
     cluster = m.describe()
     assert cluster["Encrypted"] is True
@@ -43,14 +44,14 @@ def test_change_key_then_decrypt(sb: Sandbox, tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     m = migration(sb, tmp_path / "a", "mod-dec", kms_key_id=other["KeyId"])
     m.init()
-    result = m.run()
+    result = m.run("--approve-modify")
     assert result.returncode == 0, result.stderr
     assert m.describe()["Encrypted"] is True and m.describe()["KmsKeyId"] == other["Arn"]
 
     (tmp_path / "b").mkdir()
     m2 = migration(sb, tmp_path / "b", "mod-dec", encryption="none")
     m2.init()
-    assert m2.run().returncode == 0
+    assert m2.run("--approve-modify").returncode == 0
     assert m2.describe()["Encrypted"] is False
     sent = [c["params"] for c in modify_calls(sb, "mod-dec")]
     assert sent == [{"ClusterIdentifier": "mod-dec", "Encrypted": "true", "KmsKeyId": other["Arn"]},
@@ -62,7 +63,7 @@ def test_sigkill_while_resizing_then_resume_sends_one_modify(sb: Sandbox, tmp_pa
     durations.modify = 3.0
     m = migration(sb, tmp_path, "mod-crash")
     m.init()
-    proc = m.start("run", "-c", str(m.config))
+    proc = m.start("run", "-c", str(m.config), "--approve-modify")
     try:
         wait_for(lambda: m.phase() == "waiting" and m.describe()["ClusterStatus"] == "resizing",
                  "the cluster to be resizing", proc=proc)
@@ -70,7 +71,7 @@ def test_sigkill_while_resizing_then_resume_sends_one_modify(sb: Sandbox, tmp_pa
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
     assert m.describe()["ClusterStatus"] == "resizing"
-    result = m.run()
+    result = m.run()  # past the gate: no approval needed to re-attach
     assert result.returncode == 0, result.stderr + result.stdout
     assert len(modify_calls(sb, "mod-crash")) == 1
     assert m.describe()["Encrypted"] is True and m.phase() == "completed"
@@ -87,7 +88,7 @@ def test_pending_modify_record_is_reattached_not_resent(sb: Sandbox, tmp_path: P
     m.init()
     for key, value in m.env.items():
         monkeypatch.setenv(key, value)
-    stopped = commands.run(m.config, RunOptions(max_steps=4))
+    stopped = commands.run(m.config, RunOptions(max_steps=5, approve_modify=True))
     assert stopped.end_phase == "modifying"
     from migrator.config import load_config
     from migrator.store import Store
@@ -123,7 +124,7 @@ def test_snapshot_copy_refused_with_steps_then_handled_with_the_flag(sb: Sandbox
 
     # The operator lets the tool handle it (not a key that alters finished work): same migration resumes.
     m = migration(sb, tmp_path, "mod-copy", handle_snapshot_copy=True)
-    result = m.run()
+    result = m.run("--approve-modify")
     assert result.returncode == 0, result.stderr + result.stdout
     copy = m.describe()["ClusterSnapshotCopyStatus"]
     assert copy["DestinationRegion"] == "us-west-2" and copy["RetentionPeriod"] == 5
@@ -186,3 +187,41 @@ def test_already_in_the_requested_state_exits_0_saying_so(sb: Sandbox, tmp_path:
     with m.store() as store:
         last = store.events(store.require_migration(m.name), subject="migration")[-1]
     assert "already encrypted with " + sb.info.kms_key_arn in last.detail["reason"]
+
+
+def test_modify_waits_at_its_gate_showing_the_request_and_estimate_until_approved(sb: Sandbox,
+                                                                                  tmp_path: Path) -> None:
+    make_cluster(sb, "mod-gate", tables=2)
+    m = migration(sb, tmp_path, "mod-gate")
+    m.init()
+    # Approving before the migration reaches the gate is refused and records nothing.
+    early = m.invoke("cutover", "-c", str(m.config))
+    assert early.exit_code == 8, early.stderr + early.stdout
+    assert "has no cutover gate" in one_line(early.stderr) and "nothing was recorded" in early.stderr
+
+    stopped = m.run()
+    assert stopped.returncode == 8, stopped.stderr + stopped.stdout
+    line = one_line(stopped.stderr)
+    assert f"ModifyCluster mod-gate Encrypted=true KmsKeyId={sb.info.kms_key_arn}" in line
+    assert "estimated ~" in line and "--approve-modify" in line
+    assert m.phase() == "awaiting_modify" and modify_calls(sb, "mod-gate") == []
+    status = m.cli("status", "-c", str(m.config), "--json")
+    assert status.returncode == 0, status.stderr
+    assert "ModifyCluster mod-gate" in json.loads(status.stdout)["next_step"]
+
+    again = m.run()  # a plain re-run does not pass the gate
+    assert again.returncode == 8 and modify_calls(sb, "mod-gate") == []
+
+    passed = m.run("--approve-modify")
+    assert passed.returncode == 0, passed.stderr + passed.stdout
+    assert m.phase() == "completed" and len(modify_calls(sb, "mod-gate")) == 1
+    with m.store() as store:
+        row = store.require_migration(m.name)
+        events = store.events(row, subject="migration")
+    approvals = [e for e in events if e.trigger == "approve:modify"]
+    assert len(approvals) == 1 and approvals[0].from_state == "awaiting_modify"
+    who = approvals[0].detail
+    assert who["user"] and who["host"] and who["at"] and who["via"] == "run --approve-modify"
+    consumed = [e for e in events if e.trigger == "approved"]
+    assert consumed[0].detail["approval"]["at"] == who["at"]
+    assert row.approvals == {}

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from migrator.config import load_config
+from migrator import commands
 from migrator.sandbox.client import SandboxClient as Sandbox
-from migrator.store import Store
 from tests.strategies.support import Migration, make_cluster, migration, one_line, wait_for
 
 
@@ -25,9 +24,8 @@ def renames(sb: Sandbox, source: str) -> list[tuple[str, str]]:
 
 
 def approve(m: Migration, gate: str) -> None:
-    """What `migrator decommission --confirm` records."""
-    with Store.open(load_config(m.config).store_url) as store:
-        store.record_approval(store.require_migration(m.name), gate, {"via": "test"})
+    """What `migrator decommission --confirm` records (accepted only at the gate)."""
+    commands.approve(m.config, gate, "test")
 
 
 def action(m: Migration, key: str) -> Any:
@@ -37,7 +35,6 @@ def action(m: Migration, key: str) -> Any:
 
 def test_end_to_end_with_observed_write_freeze(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from migrator.errors import UsageError
-    from migrator.strategies import cutover
 
     make_cluster(sb, "sr-e2e")
     m = migration(sb, tmp_path, "sr-e2e", strategy="snapshot-restore", cluster_id="sr-e2e-enc")
@@ -88,16 +85,14 @@ def test_end_to_end_with_observed_write_freeze(sb: Sandbox, tmp_path: Path, monk
 
     for key, value in m.env.items():
         monkeypatch.setenv(key, value)
-    with Store.open(load_config(m.config).store_url) as store, \
-            pytest.raises(UsageError, match="cannot be swapped back") as refused:
-        cutover.rollback(load_config(m.config), store)
+    with pytest.raises(UsageError, match="cannot be swapped back") as refused:
+        commands.rollback(m.config)
     assert f"{old_name}-final" in (refused.value.hint or "")
     assert m.phase() == "completed"
 
 
 def test_sigkill_while_restoring_resumes_with_one_restore_then_rollback_before_cutover(
         sb: Sandbox, tmp_path: Path, durations: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from migrator.strategies import cutover
 
     make_cluster(sb, "sr-crash", tables=2)
     durations.create = 3.0
@@ -121,9 +116,9 @@ def test_sigkill_while_restoring_resumes_with_one_restore_then_rollback_before_c
 
     for key, value in m.env.items():
         monkeypatch.setenv(key, value)
-    with Store.open(load_config(m.config).store_url) as store:
-        done = cutover.rollback(load_config(m.config), store, delete_target=True)
-    assert done["phase"] == "rolled_back" and done["target_deleted"] == "sr-crash-enc"
+    result = commands.rollback(m.config, delete_target=True)
+    done = result.done
+    assert result.phase == "rolled_back" and done["target_deleted"] == "sr-crash-enc"
     assert m.phase() == "rolled_back"
     assert m.describe("sr-crash")["Encrypted"] is False
     assert renames(sb, "sr-crash") == []
@@ -132,7 +127,6 @@ def test_sigkill_while_restoring_resumes_with_one_restore_then_rollback_before_c
 
 def test_sigkill_between_the_renames_resumes_then_rollback_swaps_back(
         sb: Sandbox, tmp_path: Path, durations: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from migrator.strategies import cutover
 
     make_cluster(sb, "sr-cut", tables=1)
     sb.client("redshift").enable_snapshot_copy(ClusterIdentifier="sr-cut", DestinationRegion="us-west-2",
@@ -162,8 +156,7 @@ def test_sigkill_between_the_renames_resumes_then_rollback_swaps_back(
 
     for key, value in m.env.items():
         monkeypatch.setenv(key, value)
-    with Store.open(load_config(m.config).store_url) as store:
-        done = cutover.rollback(load_config(m.config), store)
+    done = commands.rollback(m.config).done
     assert done["names_swapped_back"] is True and m.phase() == "rolled_back"
     assert m.describe("sr-cut")["Encrypted"] is False
     assert m.describe("sr-cut-enc")["Encrypted"] is True

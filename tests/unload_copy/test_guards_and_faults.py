@@ -46,6 +46,17 @@ def test_disabled_key_and_public_bucket_reported_together(migration: Migration) 
     assert _target_creates(m) == [] and _phase(m) == "preflight"
 
 
+def test_one_key_used_twice_is_one_problem_listed_once(migration: Migration) -> None:
+    m = migration
+    m.config.write_text(m.config.read_text().replace(f'kms_key_id = "{m.sb.info.kms_alias}"',
+                                                     f'kms_key_id = "{m.sb.info.disabled_kms_key_id}"'))
+    m.init()
+    refused = m.cli("run", "--quiet")
+    _one_line(refused, 7, "1 problem", "is not enabled")
+    assert refused.stderr.count("is not enabled") == 1
+    assert _target_creates(m) == []
+
+
 def test_writes_during_freeze_fail_the_guard_then_pass_once_quiet(migration: Migration) -> None:
     m = migration
     m.init()
@@ -79,12 +90,14 @@ def test_s3_slowdown_is_retried_and_the_run_completes(migration: Migration) -> N
     m.init()
     m.sb.faults.add("s3_slowdown", times=3, match={"operation": "HeadObject"})
     try:
-        done = m.cli("run", "--assume-frozen")
+        done = m.cli("run", "--assume-frozen", "--quiet")
     finally:
         m.sb.faults.clear()
     assert done.returncode == 8, done.stderr
     assert len(m.sb.faults.fired("s3_slowdown")) >= 3
     assert m.table_digests(m.target) == m.table_digests(m.source)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("waiting: ") and "cutover" in lines[0], done.stderr
 
 
 def test_connection_dropped_mid_copy_is_retried(migration: Migration) -> None:
@@ -92,12 +105,20 @@ def test_connection_dropped_mid_copy_is_retried(migration: Migration) -> None:
     m.init()
     m.sb.faults.add("drop_connection", times=1, match={"statement": "copy"})
     try:
-        done = m.cli("run", "--assume-frozen")
+        done = m.cli("run", "--assume-frozen", "--quiet")
     finally:
         m.sb.faults.clear()
     assert done.returncode == 8, done.stderr
     assert m.sb.faults.fired("drop_connection")
     assert m.table_digests(m.target) == m.table_digests(m.source)
+    # --quiet: the outcome only; the retry warning went to the log file and the history.
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("waiting: ") and "cutover" in lines[0], done.stderr
+    log = (m.config.resolve().parent / ".migrator" / "migrator.log").read_text()
+    assert "WARNING" in log and "retry 1/" in log
+    events = json.loads(m.cli("history", "--json").stdout)["events"]
+    warnings = [e for e in events if e["trigger"] == "warning"]
+    assert warnings and any("retry 1/" in e["detail"]["message"] for e in warnings)
 
 
 def test_one_table_failing_terminally_is_isolated(migration: Migration) -> None:

@@ -1,0 +1,205 @@
+"""The one table worker: walks a table through states/table.yaml to its `done`-tagged state.
+
+The machine says what comes next: from a resting state the worker takes the state's `next`
+trigger; in an in-flight state it runs the state's `step` (supplied by the strategy) and takes
+the state's completing move with what the step found, or the move into the `needs_operator`
+state when the step reports a problem or raises. Strategies supply steps only; which tables
+are still to do, and how many are done, come from tags, never from state names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from migrator.engine.definitions import MachineDef, StateDef
+from migrator.errors import InternalError, MigratorError, RemoteError
+from migrator.retry import Backoff
+from migrator.store import TableView
+
+if TYPE_CHECKING:
+    from migrator.engine.runner import PhaseContext
+
+log = logging.getLogger("migrator.tables")
+R = TypeVar("R")
+RETRY_EVENT = "retry_scheduled"
+#: In-run retries of a table that failed transiently: exponential backoff with full jitter.
+#: The base can be lowered for rehearsals (the sandbox) through this variable.
+RETRY_BASE_ENV = "MIGRATOR_TABLE_RETRY_BASE_SECONDS"
+RETRY_BASE_SECONDS = 30.0
+RETRY_CAP_SECONDS = 900.0
+#: Longest a waiting worker sleeps before it looks at the stop flag again.
+_IDLE_CHECK_SECONDS = 1.0
+
+
+def retry_backoff() -> Backoff:
+    base = float(os.environ.get(RETRY_BASE_ENV) or RETRY_BASE_SECONDS)
+    return Backoff(base=base, cap=max(base, RETRY_CAP_SECONDS))
+
+
+@dataclass
+class StepContext(Generic[R]):
+    """What a step gets: the phase context, the table as stored now, and its worker's resources."""
+
+    phase: "PhaseContext"
+    task: TableView
+    resources: R
+
+
+@dataclass
+class StepResult:
+    """A step's findings: fields to store with the completing move, or the problem that fails the table."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class TableOutcome:
+    table: str
+    done: bool
+    error: str | None = None
+    #: The failure may pass on another attempt (a transient error), so the run retries it itself.
+    retryable: bool = False
+    attempt: int = 0
+
+
+def completing_trigger(definition: MachineDef, state: StateDef) -> str:
+    """The one move out of an in-flight state that is neither its lost-lease move nor a failure."""
+    triggers = {t.trigger for t in definition.transitions_from(state.name)
+                if t.trigger != state.lost and "needs_operator" not in definition.state(t.dest).tags}
+    if len(triggers) != 1:
+        raise InternalError(f"internal error: table state {state.name!r} has completing moves {sorted(triggers)}; "
+                            "states/table.yaml must give it exactly one")
+    return triggers.pop()
+
+
+def work_queue(ctx: "PhaseContext") -> list[TableView]:
+    """Tables not done and not in flight, largest first; those needing an operator only while
+    attempts are left (`attempts_left` decides the retry move itself)."""
+    definition = ctx.table_definition
+    settled = set(definition.tagged("done")) | set(definition.tagged("in_flight"))
+    needs_operator = set(definition.tagged("needs_operator"))
+    limit = ctx.config.settings.tables.max_attempts
+    return [t for t in ctx.store.list_tables(ctx.migration, order_by_size=True)
+            if t.state not in settled and (t.state not in needs_operator or t.attempt < limit)]
+
+
+def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
+         resources: R) -> TableOutcome:
+    """Walk one table to its done state, or into the state needing an operator."""
+    flow = ctx.table_flow(task)
+    definition = flow.definition
+    try:
+        while True:
+            state = definition.state(flow.state)
+            if "done" in state.tags:
+                return TableOutcome(task.qualified_name, True)
+            if "in_flight" in state.tags:
+                assert state.step is not None
+                result = steps[state.step](StepContext(ctx, flow.task, resources))
+                if result.problem is not None:
+                    failure = definition.leading_to(state.name, "needs_operator")
+                    if failure is None:
+                        raise InternalError(f"internal error: table state {state.name!r} has no failure move")
+                    flow.fire(failure.trigger, error=result.problem, fields=result.fields)
+                    return TableOutcome(task.qualified_name, False, result.problem)
+                flow.fire(completing_trigger(definition, state), fields=result.fields)
+                continue
+            if state.next is None:
+                raise InternalError(f"internal error: table state {state.name!r} names no `next` trigger")
+            flow.fire(state.next)
+    except InternalError:
+        raise
+    except MigratorError as exc:
+        state = definition.state(flow.state)
+        failure = definition.leading_to(state.name, "needs_operator")
+        if failure is not None and "done" not in state.tags:
+            flow.fire(failure.trigger, error=exc.one_line(), detail={"retryable": exc.retryable})
+        return TableOutcome(task.qualified_name, False, exc.one_line(), exc.retryable, flow.task.attempt)
+
+
+@dataclass(order=True)
+class _Queued:
+    ready_at: float
+    rank: int
+    task: TableView = field(compare=False)
+
+
+def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
+             open_resources: Callable[[], AbstractContextManager[R]], concurrency: int) -> list[TableOutcome]:
+    """Walk every table of the work queue with ``concurrency`` workers, each with its own resources
+    (connections); one table's failure does not stop the others. A table that failed transiently
+    is retried in this run after a jittered backoff, up to `tables.max_attempts`, while the other
+    tables go on; each scheduled retry is recorded (attempt, reason, wait) for status and history."""
+    limit = ctx.config.settings.tables.max_attempts
+    backoff = retry_backoff()
+    queue = [_Queued(0.0, rank, task) for rank, task in enumerate(work_queue(ctx))]
+    cond = threading.Condition()
+    outcomes: list[TableOutcome] = []
+    crashed: list[BaseException] = []
+    active = 0
+
+    def next_task() -> _Queued | None:
+        nonlocal active
+        with cond:
+            while not ctx.should_stop() and not crashed:
+                now = time.monotonic()
+                ready = sorted(q for q in queue if q.ready_at <= now)
+                if ready:
+                    queue.remove(ready[0])
+                    active += 1
+                    return ready[0]
+                if not queue and active == 0:
+                    return None
+                soonest = min((q.ready_at for q in queue), default=now + _IDLE_CHECK_SECONDS)
+                cond.wait(timeout=min(max(soonest - now, 0.0), _IDLE_CHECK_SECONDS))
+            return None
+
+    def settle(item: _Queued, outcome: TableOutcome) -> None:
+        nonlocal active
+        with cond:
+            active -= 1
+            if not outcome.done and outcome.retryable and outcome.attempt < limit and not ctx.should_stop():
+                wait = backoff.delay(outcome.attempt)
+                ctx.store.add_event(ctx.migration, item.task.subject, RETRY_EVENT,
+                                    {"attempt": outcome.attempt, "max_attempts": limit, "reason": outcome.error,
+                                     "wait_seconds": round(wait, 1)})
+                log.info("%s: retry %d/%d in %.1fs (%s)", outcome.table, outcome.attempt + 1, limit, wait,
+                         outcome.error)
+                queue.append(_Queued(time.monotonic() + wait, item.rank, item.task))
+            else:
+                outcomes.append(outcome)
+            cond.notify_all()
+
+    def worker() -> None:
+        try:
+            with open_resources() as resources:
+                while (item := next_task()) is not None:
+                    try:
+                        outcome = walk(ctx, ctx.store.get_table(item.task.id), steps, resources)
+                    except BaseException:
+                        settle(item, TableOutcome(item.task.qualified_name, False, "worker crashed"))
+                        raise
+                    settle(item, outcome)
+        except BaseException as exc:  # surfaced below, after every worker stopped
+            with cond:
+                crashed.append(exc)
+                cond.notify_all()
+
+    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True)
+               for i in range(min(concurrency, max(1, len(queue))))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if crashed:
+        first = crashed[0]
+        raise first if isinstance(first, MigratorError) else RemoteError(f"table worker failed: {first}")
+    return outcomes
