@@ -283,3 +283,52 @@ class InventoryResult(Result):
                          ", ".join(t["identity_columns"]), str(t["scans"]), (t["last_write"] or "")[:19],
                          "yes" if t["unused"] else "")
         return grid
+
+
+@dataclass
+class ReportResult(Result):
+    migration: str
+    format: str
+    written_to: str | None
+    summary: dict[str, Any]
+    text: str | None = None
+
+    def render(self) -> RenderableType:
+        if self.text is not None:
+            return Text(self.text)
+        return Text(f"evidence for migration {self.migration!r} written to {self.written_to} ({self.format}): "
+                    + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.summary.items()))
+
+    def asdict(self) -> dict[str, Any]:
+        if self.text is not None and self.format == "json":
+            import json
+
+            return json.loads(self.text)  # type: ignore[no-any-return]
+        return super().asdict()
+
+
+@dataclass
+class IamPolicyResult(Result):
+    principal: str
+    policy: dict[str, Any]
+    trust_policy: dict[str, Any] | None = None
+
+    def render(self) -> RenderableType:
+        import json
+
+        return Text(json.dumps(self.policy, indent=2))
+
+    def asdict(self) -> dict[str, Any]:
+        return {"principal": self.principal, "policy": self.policy, "trust_policy": self.trust_policy}
+
+
+@dataclass
+class SandboxEnvResult(Result):
+    directory: str
+    variables: dict[str, str]
+
+    def render(self) -> RenderableType:
+        import shlex
+
+        # Sandbox-only credentials, printed on request so `eval "$(migrator sandbox env)"` works.
+        return Text("\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.variables.items()))
