@@ -287,6 +287,12 @@ def report(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
         _show(result)
 
 
+@app.command()
+def plan(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = False) -> None:
+    """Show what the migration will do (route, AWS requests, new cluster, tables, estimate), read-only."""
+    _call(lambda: commands.plan(config), as_json)
+
+
 @app.command("iam-policy")
 def iam_policy(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
                principal: Annotated[str, typer.Option("--for", help="operator or cluster-role")] = "operator",

@@ -9,6 +9,7 @@ against its YAML, its reconciler and its undo steps) and hands it to the engine'
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from migrator.engine.tables import RETRY_EVENT
 from migrator.engine.runner import TABLE_MACHINE, RunOptions, Runner, default_registry, ensure_migration
 from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
-                              InventoryResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
+                              InventoryResult, PlanResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
                               StatusResult, TableRow)
 from migrator.store import Store, TableView, db, utcnow
 from migrator.store.views import EventView
@@ -379,3 +380,43 @@ def sandbox_env(directory: Path) -> SandboxEnvResult:
         raise ConfigError(f"no sandbox in {directory} ({INFO_FILE} not found)",
                           hint=f"start one with `migrator sandbox up --dir {directory}`")
     return SandboxEnvResult(str(directory), SandboxInfo.load(directory).env())
+
+
+def plan(config_path: Path) -> PlanResult:
+    """What the migration will do, read-only: no mutating AWS call, nothing written."""
+    from migrator import planning
+    from migrator.aws import clusters as aws
+    from migrator.strategies import common
+    from migrator.strategies.cutover import old_name_for
+
+    config = load_config(config_path)
+    settings = config.settings
+    clients = common.clients_for(settings)
+    source = aws.require_cluster(clients, settings.source.cluster_id)
+    tables: list[dict[str, object]] | None = None
+    table_error = None
+    if settings.migration.strategy != "modify":
+        try:
+            tables = inventory(config_path).tables
+        except MigratorError as exc:
+            table_error = exc.one_line()
+    rehearsal = _recorded_fact(config, "rehearsal")
+    peaks = None
+    if settings.migration.strategy != "modify":
+        peaks = aws.hourly_write_peaks(clients, settings.source.cluster_id, planning.QUIET_LOOKBACK_DAYS)
+    blockers = planning.rename_blockers(source, aws.datashares_of(clients, source.get("ClusterNamespaceArn")))
+    built = planning.build(config, source, placement=common.mirrored_placement(source), tables=tables,
+                           table_error=table_error, rehearsal=rehearsal, hourly_write_peaks=peaks,
+                           old_name=old_name_for(settings.source.cluster_id), rename_blockers=blockers)
+    return PlanResult(**dataclasses.asdict(built))
+
+
+def _recorded_fact(config: LoadedConfig, key: str) -> dict[str, object] | None:
+    """A fact an earlier run recorded (e.g. the rehearsal), if the store and migration exist."""
+    try:
+        with _open_read_only(config) as store:
+            migration = store.get_migration(config.settings.migration.name)
+            action = store.get_action(migration, key) if migration else None
+    except MigratorError:
+        return None
+    return dict(action.response) if action and action.response else None

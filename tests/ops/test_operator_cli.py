@@ -82,3 +82,56 @@ def test_sandbox_env_lets_the_ready_made_configs_run_by_hand(sandbox: SandboxCli
 
 def test_sandbox_env_without_a_sandbox_is_one_line(tmp_path: Path) -> None:
     one_line_error(cli("sandbox", "env", "--dir", str(tmp_path / "none"), cwd=tmp_path), 2, "no sandbox")
+
+
+def _own_copy(sandbox: SandboxClient, name: str, tmp_path: Path) -> Path:
+    """The sandbox's ready-made config, with its store beside the copy (nothing shared)."""
+    body = (sandbox.directory / name).read_text()
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+def test_plan_is_read_only_and_leaves_secrets_out(sandbox: SandboxClient, tmp_path: Path) -> None:
+    config = _own_copy(sandbox, "unload-copy.toml", tmp_path)
+    env = sandbox.env()
+    mutating_before = len(sandbox.calls())
+    proc = cli("plan", "-c", str(config), "--json", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(sandbox.calls()) == mutating_before, "plan sent a mutating AWS call"
+    assert not (tmp_path / ".migrator").exists(), "plan wrote a store"
+    for secret in (env["MIGRATOR_SANDBOX_PASSWORD"], env["MIGRATOR_SANDBOX_TARGET_PASSWORD"],
+                   env["AWS_SECRET_ACCESS_KEY"]):
+        assert secret not in proc.stdout and secret not in proc.stderr
+    plan = json.loads(proc.stdout)
+    create = next(r for r in plan["requests"] if r["api"] == "CreateCluster")
+    assert create["params"]["Encrypted"] is True and create["params"]["KmsKeyId"] == sandbox.info.kms_alias
+    assert create["params"]["MasterUserPassword"].startswith("<")
+    renames = [r["params"] for r in plan["requests"] if r["api"] == "ModifyCluster"]
+    assert [r["NewClusterIdentifier"] for r in renames][1] == sandbox.info.source_cluster_id
+    assert plan["tables"] and plan["tables"][0]["size_mb"] >= plan["tables"][-1]["size_mb"]
+    assert plan["estimate_seconds"] is not None and "assumed" in plan["estimate_basis"]
+    assert plan["suggested_strategy"] in ("snapshot-restore", "modify")  # KMS on RA3 needs no hand copy
+    assert any("would also meet the target" in w for w in plan["warnings"])
+    people = cli("plan", "-c", str(config), cwd=tmp_path, env=env)
+    assert people.returncode == 0 and "AWS requests it will send" in people.stdout
+
+
+def test_plan_for_modify_shows_the_one_modify(sandbox: SandboxClient, tmp_path: Path) -> None:
+    config = _own_copy(sandbox, "modify.toml", tmp_path)
+    proc = cli("plan", "-c", str(config), "--json", cwd=tmp_path, env=sandbox.env())
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    [modify] = [r for r in plan["requests"] if r["api"] == "ModifyCluster"]
+    assert modify["params"]["Encrypted"] is True and "approve-modify" in modify["when"]
+    assert not any(r["api"] in ("CreateCluster", "DeleteCluster") for r in plan["requests"])
+    assert "read-only" in plan["freeze_window"]
+
+
+def test_plan_with_an_unknown_source_is_one_line(sandbox: SandboxClient, tmp_path: Path) -> None:
+    config = _own_copy(sandbox, "modify.toml", tmp_path)
+    config.write_text(config.read_text().replace(f'cluster_id = "{sandbox.info.source_cluster_id}"',
+                                                 'cluster_id = "no-such-cluster"', 1))
+    proc = cli("plan", "-c", str(config), cwd=tmp_path, env=sandbox.env())
+    assert proc.returncode in (7, 10), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "no-such-cluster" in proc.stderr
