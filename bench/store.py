@@ -22,9 +22,9 @@ from rich.console import Console
 
 from migrator import commands
 from migrator.engine.flows import TableFlow
-from migrator.engine.runner import default_registry, load_machines
 from migrator.sandbox.postgres import PostgresServer
 from migrator.store import Store, TableSpec, db
+from migrator.strategies import build
 
 HAPPY_PATH = [
     ("start_unload", {}),
@@ -38,8 +38,8 @@ HAPPY_PATH = [
 
 def transitions_bench(url: str, tables: int) -> dict[str, float]:
     db.upgrade(url)
-    registry = default_registry()
-    _, table_def = load_machines("unload-copy", registry)
+    strategy = build("unload-copy")
+    registry, table_def = strategy.registry, strategy.table_definition
     costs: list[float] = []
     with Store.open(url) as store:
         m = store.create_migration("bench", "unload-copy", "0" * 64, {}, "copying")

@@ -274,6 +274,44 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, 
     _call(lambda: commands.db_downgrade(revision, None if url else config, url))
 
 
+@app.command()
+def report(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+           fmt: Annotated[str, typer.Option("--format", "-f", help="md, html or json")] = "md",
+           output: Annotated[Path | None, typer.Option("--output", "-o", help="write to FILE instead of stdout")]
+           = None) -> None:
+    """Evidence for an auditor: encryption before and after, tables with checksums, approvals, timings."""
+    result = _call_quiet(lambda: commands.report(config, fmt, output))
+    if result.text is not None:
+        sys.stdout.write(result.text + "\n")
+    else:
+        _show(result)
+
+
+@app.command()
+def plan(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = False) -> None:
+    """Show what the migration will do (route, AWS requests, new cluster, tables, estimate), read-only."""
+    _call(lambda: commands.plan(config), as_json)
+
+
+@app.command("iam-policy")
+def iam_policy(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
+               principal: Annotated[str, typer.Option("--for", help="operator or cluster-role")] = "operator",
+               as_json: JsonOpt = False) -> None:
+    """Print a least-privilege IAM policy (JSON) for the operator or for the clusters' UNLOAD/COPY role."""
+    result = _call_quiet(lambda: commands.iam_policy(config, principal))
+    import json
+
+    sys.stdout.write(json.dumps(result.asdict() if as_json else result.policy, indent=2) + "\n")
+
+
+def _call_quiet(fn: Callable[[], T]) -> T:
+    """Run a command whose output the caller writes itself (documents, JSON to pipe into files)."""
+    try:
+        return fn()
+    except MigratorError as exc:
+        _fail(exc)
+
+
 SandboxDir = Annotated[Path, typer.Option("--dir", help="sandbox directory")]
 
 
@@ -315,6 +353,13 @@ def sandbox_seed(directory: SandboxDir = Path(".sandbox"),
     from migrator.sandbox import commands as sandbox_commands
 
     _call(lambda: sandbox_commands.seed(directory, tables, rows, seed, prefix))
+
+
+@sandbox_app.command("env")
+def sandbox_env(directory: SandboxDir = Path(".sandbox")) -> None:
+    """Print shell exports for the sandbox: `eval "$(migrator sandbox env --dir DIR)"`."""
+    result = _call_quiet(lambda: commands.sandbox_env(directory))
+    print_result(result, as_json=False, console=Console(width=10_000, highlight=False, soft_wrap=True))
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:

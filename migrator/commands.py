@@ -9,20 +9,22 @@ against its YAML, its reconciler and its undo steps) and hands it to the engine'
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from migrator import strategies
+from migrator import evidence, notify, strategies
 from migrator.config import STRATEGIES, LoadedConfig, load_config
 from migrator.engine import gates
 from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.tables import RETRY_EVENT
 from migrator.engine.runner import TABLE_MACHINE, RunOptions, Runner, default_registry, ensure_migration
-from migrator.errors import UsageError
-from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, InitResult, InventoryResult,
-                              RollbackResult, RunResult, StatusResult, TableRow)
+from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageError
+from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
+                              InventoryResult, PlanResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
+                              StatusResult, TableRow)
 from migrator.store import Store, TableView, db, utcnow
 from migrator.store.views import EventView
 from migrator.store.db import redact
@@ -296,11 +298,125 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
         package_log.addHandler(to_history)
         try:
             report = runner.run()
+        except ApprovalRequired as exc:
+            _notify(config, store, "gate_waiting", exc.one_line())
+            raise
+        except MigratorError as exc:
+            _notify(config, store, "run_failed", exc.one_line())
+            raise
         finally:
             package_log.removeHandler(to_history)
         final = runner.definition.state(report.end_phase).final
+        if final and report.moves:
+            _notify(config, store, "completed", f"migration ended in phase {report.end_phase!r}")
         migration = store.require_migration(report.migration)
         last = store.events(migration, subject="migration", limit=1, newest_first=True)
         note = str(last[0].detail["reason"]) if final and last and "reason" in last[0].detail else None
     return RunResult(report.migration, report.strategy, report.start_phase, report.end_phase, final, report.moves,
                      report.recovered_tables, report.took_over_from, note)
+
+
+def _notify(config: LoadedConfig, store: Store, event: "notify.Event", summary: str) -> None:
+    """Tell the configured channels; each delivery is recorded in the history. Never raises."""
+    channels = notify.Channels(config.settings.notify.sns_topic_arn, config.settings.notify.webhook_url())
+    if not channels.any:
+        return
+    migration = store.get_migration(config.settings.migration.name)
+    if migration is None:
+        return
+
+    def sns() -> object:
+        from migrator.strategies.common import clients_for
+
+        return clients_for(config.settings).client("sns")
+
+    note = notify.Notification(event, migration.name, migration.phase, summary)
+    for delivery in notify.send(channels, note, sns_client=sns):
+        try:
+            store.add_event(migration, "run", "notified", {"event": event, "channel": delivery.channel,
+                                                          "target": delivery.target, "ok": delivery.ok,
+                                                          "error": delivery.error})
+        except MigratorError:
+            pass  # the history is best effort here; the log has the delivery
+
+
+def report(config_path: Path, fmt: str = "md", output: Path | None = None) -> ReportResult:
+    """Evidence for an auditor, read from the store (never written)."""
+    if fmt not in evidence.FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(evidence.FORMATS)}", hint="use md, html or json")
+    config = load_config(config_path)
+    with _open_read_only(config) as store:
+        migration = store.require_migration(config.settings.migration.name)
+        doc = evidence.collect(store, migration)
+    text = evidence.render(doc, fmt)  # type: ignore[arg-type]
+    if output is not None:
+        try:
+            output.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {output}: {exc.strerror}",
+                             hint="choose a writable path with -o") from None
+    return ReportResult(migration.name, fmt, str(output) if output else None, doc["summary"],
+                        None if output else text)
+
+
+def iam_policy(config_path: Path, principal: str = "operator") -> IamPolicyResult:
+    """Least-privilege IAM policy for the operator or for the clusters' UNLOAD/COPY role."""
+    from migrator import iam_policy as policies
+
+    if principal not in policies.PRINCIPALS:
+        raise UsageError(f"--for {principal!r} is not one of {', '.join(policies.PRINCIPALS)}",
+                         hint="use --for operator or --for cluster-role")
+    config = load_config(config_path)
+    policy = policies.policy_for(config.settings, principal)  # type: ignore[arg-type]
+    trust = policies.trust_policy() if principal == "cluster-role" else None
+    return IamPolicyResult(principal, policy, trust)
+
+
+def sandbox_env(directory: Path) -> SandboxEnvResult:
+    """Shell exports that let the sandbox's ready-made configs run by hand."""
+    from migrator.sandbox.info import INFO_FILE, SandboxInfo
+
+    if not (directory / INFO_FILE).is_file():
+        raise ConfigError(f"no sandbox in {directory} ({INFO_FILE} not found)",
+                          hint=f"start one with `migrator sandbox up --dir {directory}`")
+    return SandboxEnvResult(str(directory), SandboxInfo.load(directory).env())
+
+
+def plan(config_path: Path) -> PlanResult:
+    """What the migration will do, read-only: no mutating AWS call, nothing written."""
+    from migrator import planning
+    from migrator.aws import clusters as aws
+    from migrator.strategies import common
+    from migrator.strategies.cutover import old_name_for
+
+    config = load_config(config_path)
+    settings = config.settings
+    clients = common.clients_for(settings)
+    source = aws.require_cluster(clients, settings.source.cluster_id)
+    tables: list[dict[str, object]] | None = None
+    table_error = None
+    if settings.migration.strategy != "modify":
+        try:
+            tables = inventory(config_path).tables
+        except MigratorError as exc:
+            table_error = exc.one_line()
+    rehearsal = _recorded_fact(config, "rehearsal")
+    peaks = None
+    if settings.migration.strategy != "modify":
+        peaks = aws.hourly_write_peaks(clients, settings.source.cluster_id, planning.QUIET_LOOKBACK_DAYS)
+    blockers = planning.rename_blockers(source, aws.datashares_of(clients, source.get("ClusterNamespaceArn")))
+    built = planning.build(config, source, placement=common.mirrored_placement(source), tables=tables,
+                           table_error=table_error, rehearsal=rehearsal, hourly_write_peaks=peaks,
+                           old_name=old_name_for(settings.source.cluster_id), rename_blockers=blockers)
+    return PlanResult(**dataclasses.asdict(built))
+
+
+def _recorded_fact(config: LoadedConfig, key: str) -> dict[str, object] | None:
+    """A fact an earlier run recorded (e.g. the rehearsal), if the store and migration exist."""
+    try:
+        with _open_read_only(config) as store:
+            migration = store.get_migration(config.settings.migration.name)
+            action = store.get_action(migration, key) if migration else None
+    except MigratorError:
+        return None
+    return dict(action.response) if action and action.response else None

@@ -160,6 +160,22 @@ class FreezeSection(_Section):
     timeout_seconds: float = Field(default=900.0, gt=0)
 
 
+class NotifySection(_Section):
+    """Where to tell people that a gate waits, a run failed or the migration completed."""
+
+    sns_topic_arn: Annotated[str | None, Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")] = None
+    #: Environment variable holding the webhook URL (such URLs usually carry a token).
+    webhook_url_env: str | None = None
+
+    def webhook_url(self) -> str | None:
+        import os
+
+        if not self.webhook_url_env:
+            return None
+        url = os.environ.get(self.webhook_url_env, "").strip()
+        return url if url.startswith(("https://", "http://")) else None
+
+
 class Settings(_Section):
     migration: MigrationSection
     source: ConnectionSection
@@ -167,6 +183,7 @@ class Settings(_Section):
     staging: StagingSection | None = None
     tables: TablesSection = TablesSection()
     freeze: FreezeSection = FreezeSection()
+    notify: NotifySection = NotifySection()
 
     @model_validator(mode="after")
     def _strategy_needs(self) -> "Settings":

@@ -283,3 +283,101 @@ class InventoryResult(Result):
                          ", ".join(t["identity_columns"]), str(t["scans"]), (t["last_write"] or "")[:19],
                          "yes" if t["unused"] else "")
         return grid
+
+
+@dataclass
+class ReportResult(Result):
+    migration: str
+    format: str
+    written_to: str | None
+    summary: dict[str, Any]
+    text: str | None = None
+
+    def render(self) -> RenderableType:
+        if self.text is not None:
+            return Text(self.text)
+        return Text(f"evidence for migration {self.migration!r} written to {self.written_to} ({self.format}): "
+                    + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.summary.items()))
+
+    def asdict(self) -> dict[str, Any]:
+        if self.text is not None and self.format == "json":
+            import json
+
+            return json.loads(self.text)  # type: ignore[no-any-return]
+        return super().asdict()
+
+
+@dataclass
+class IamPolicyResult(Result):
+    principal: str
+    policy: dict[str, Any]
+    trust_policy: dict[str, Any] | None = None
+
+    def render(self) -> RenderableType:
+        import json
+
+        return Text(json.dumps(self.policy, indent=2))
+
+    def asdict(self) -> dict[str, Any]:
+        return {"principal": self.principal, "policy": self.policy, "trust_policy": self.trust_policy}
+
+
+@dataclass
+class SandboxEnvResult(Result):
+    directory: str
+    variables: dict[str, str]
+
+    def render(self) -> RenderableType:
+        import shlex
+
+        # Sandbox-only credentials, printed on request so `eval "$(migrator sandbox env)"` works.
+        return Text("\n".join(f"export {k}={shlex.quote(v)}" for k, v in self.variables.items()))
+
+
+@dataclass
+class PlanResult(Result):
+    migration: str
+    strategy: str
+    suggested_strategy: str
+    why: str
+    requests: list[dict[str, Any]]
+    clusters: list[dict[str, Any]]
+    tables: list[dict[str, Any]]
+    staging_mb: int
+    estimate_seconds: float | None
+    estimate_basis: str
+    freeze_window: str
+    warnings: list[str] = field(default_factory=list)
+
+    def render(self) -> RenderableType:
+        import json
+
+        head = Text()
+        head.append(f"plan for migration {self.migration!r}: strategy {self.strategy}", style="bold")
+        head.append(f"\nsuggested route: {self.suggested_strategy} ({self.why})")
+        eta = _duration(self.estimate_seconds) if self.estimate_seconds is not None else "unknown"
+        head.append(f"\nestimated duration: {eta} ({self.estimate_basis})")
+        head.append(f"\nwrite freeze: {self.freeze_window}")
+        if self.staging_mb:
+            head.append(f"\nstaging volume: about {self.staging_mb:,} MB (compressed files are smaller)")
+        requests = Table(title="AWS requests it will send (secrets left out)", show_edge=False, header_style="bold")
+        for col in ("when", "API", "parameters"):
+            requests.add_column(col)
+        for r in self.requests:
+            requests.add_row(Text(r["when"]), Text(r["api"]), Text(json.dumps(r["params"], default=str)))
+        clusters = Table(title="new cluster beside the source", show_edge=False, header_style="bold")
+        for col in ("attribute", "source", "new"):
+            clusters.add_column(col)
+        for c in self.clusters:
+            clusters.add_row(Text(c["attribute"]), Text(str(c["source"])), Text(str(c["new"])))
+        parts: list[RenderableType] = [head, requests, clusters]
+        if self.tables:
+            grid = Table(title=f"{len(self.tables)} tables, largest first", show_edge=False, header_style="bold")
+            for col in ("table", "MB", "rows"):
+                grid.add_column(col, justify="left" if col == "table" else "right")
+            for t in self.tables:
+                grid.add_row(Text(f"{t['schema']}.{t['table']}"), str(t["size_mb"]), f"{t['rows']:,}")
+            parts.append(grid)
+        for warning in self.warnings:
+            parts.append(Text(f"warning: {warning}", style="yellow"))
+        return Group(*parts)

@@ -319,3 +319,25 @@ def delete_owned_cluster(clients: AwsClients, cluster_id: str, migration: str, *
                        FinalClusterSnapshotIdentifier=final_snapshot or final_snapshot_id(cluster_id, migration))
     call(f"DeleteCluster {cluster_id}", lambda: clients.client("redshift").delete_cluster(**request))
     return request
+
+
+def hourly_write_peaks(clients: AwsClients, cluster_id: str, days: int, now: datetime | None = None) -> list[float]:
+    """The highest WriteIOPS of each hour over the last ``days`` (hours without data are absent)."""
+    end = now or datetime.now(UTC)
+    answer = call(f"GetMetricStatistics WriteIOPS {cluster_id}", lambda: clients.client("cloudwatch")
+                  .get_metric_statistics(Namespace="AWS/Redshift", MetricName="WriteIOPS",
+                                         Dimensions=[{"Name": "ClusterIdentifier", "Value": cluster_id}],
+                                         StartTime=end - timedelta(days=days), EndTime=end, Period=3600,
+                                         Statistics=["Maximum"]))
+    return [float(p["Maximum"]) for p in answer.get("Datapoints", [])]
+
+
+def datashares_of(clients: AwsClients, namespace_arn: str | None) -> list[dict[str, Any]] | None:
+    """Datashares the namespace produces, or None when they cannot be listed (no namespace, no permission)."""
+    if not namespace_arn:
+        return None
+    try:
+        answer = clients.client("redshift").describe_data_shares_for_producer(ProducerArn=namespace_arn)
+    except Exception:  # a planning aid: an account or stand-in without the API must not stop the plan
+        return None
+    return list(answer.get("DataShares", []))

@@ -434,6 +434,13 @@ class Store:
                 RemoteAction.migration_id == migration.id, RemoteAction.action_key == key)).first()
         return _view(RemoteActionView, row) if row else None
 
+    def list_actions(self, migration: MigrationView) -> list[RemoteActionView]:
+        """Every recorded remote action and fact, oldest first (for reports; read-only)."""
+        with self._read() as conn:
+            rows = conn.execute(select(RemoteAction.__table__).where(
+                RemoteAction.migration_id == migration.id).order_by(RemoteAction.started_at, RemoteAction.id)).all()
+        return [_view(RemoteActionView, row) for row in rows]
+
     def begin_action(self, migration: MigrationView, key: str, request: Mapping[str, Any]) -> RemoteActionView:
         """Record the intent before the remote call; an existing record is returned untouched."""
         existing = self.get_action(migration, key)

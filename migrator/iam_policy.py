@@ -1,0 +1,179 @@
+"""Least-privilege IAM policies for a migration, derived from its config.
+
+Two principals need permissions: the operator (whoever runs `migrator`) and the
+role the clusters assume for UNLOAD/COPY. Each statement is scoped to the clusters,
+the staging prefix and the keys the config names; the few calls IAM cannot scope to
+a resource (CloudWatch reads, DescribeKey by alias) say so in their `Sid`.
+
+The policies are built offline from the config alone: the account comes from the
+staging role's ARN when there is one, otherwise it is left as a wildcard.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from migrator.config import Settings
+
+Principal = Literal["operator", "cluster-role"]
+PRINCIPALS: tuple[Principal, ...] = ("operator", "cluster-role")
+
+_ROLE_ACCOUNT = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/")
+#: The tool names the renamed-away source `<source>-unencrypted-<yyyymmdd>` (strategies/cutover.py).
+_RENAMED_SUFFIX = "-unencrypted-*"
+
+
+@dataclass(frozen=True)
+class Scope:
+    partition: str
+    region: str
+    account: str
+
+    def arn(self, service: str, resource: str, *, region: bool = True) -> str:
+        return f"arn:{self.partition}:{service}:{self.region if region else ''}:{self.account}:{resource}"
+
+
+def scope_of(settings: Settings) -> Scope:
+    partition, account = "aws", "*"
+    role = settings.staging.iam_role_arn if settings.staging else None
+    if role and (match := _ROLE_ACCOUNT.match(role)):
+        partition, account = match.group(1), match.group(2)
+    return Scope(partition, settings.migration.region, account)
+
+
+def _statement(sid: str, actions: list[str], resources: list[str],
+               condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)),
+                            "Resource": sorted(set(resources))}
+    if condition:
+        body["Condition"] = condition
+    return body
+
+
+def _key_resources(scope: Scope, key_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Key ARNs that can be named directly, and aliases that can only be matched by condition."""
+    arns, aliases = [], []
+    for key in key_ids:
+        if key.startswith("arn:"):
+            arns.append(key)
+        elif key.startswith("alias/"):
+            aliases.append(scope.arn("kms", key))
+        else:
+            arns.append(scope.arn("kms", f"key/{key}"))
+    return arns, aliases
+
+
+def _kms_statements(scope: Scope, sid: str, actions: list[str], key_ids: list[str]) -> list[dict[str, Any]]:
+    arns, aliases = _key_resources(scope, key_ids)
+    statements = []
+    if arns:
+        statements.append(_statement(sid, actions, arns))
+    if aliases:
+        # A key named by alias is authorised through the alias the request used.
+        statements.append(_statement(f"{sid}ByAlias", actions, [scope.arn("kms", "key/*")],
+                                     {"ForAnyValue:StringEquals": {"kms:ResourceAliases": sorted(
+                                         a.split(":", 5)[5] for a in aliases)}}))
+    return statements
+
+
+def _bucket_and_prefix(s3_uri: str) -> tuple[str, str]:
+    rest = s3_uri.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    return bucket, prefix
+
+
+def operator_policy(settings: Settings) -> dict[str, Any]:
+    scope = scope_of(settings)
+    strategy = settings.migration.strategy
+    source, target = settings.source.cluster_id, settings.target.cluster_id
+    clusters = [scope.arn("redshift", f"cluster:{source}")]
+    if strategy != "modify":
+        clusters += [scope.arn("redshift", f"cluster:{target}"),
+                     scope.arn("redshift", f"cluster:{source}{_RENAMED_SUFFIX}")]
+    statements = [
+        _statement("DescribeClusters", [
+            "redshift:DescribeClusters", "redshift:DescribeResize", "redshift:DescribeLoggingStatus",
+            "redshift:DescribeTags", "redshift:DescribeEvents", "redshift:DescribeClusterSnapshots",
+            "redshift:DescribeSnapshotCopyGrants", "redshift:DescribeClusterParameters",
+            "redshift:DescribeClusterParameterGroups"], ["*"]),
+        _statement("ReadMetricsForTheWriteFreeze",
+                   ["cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData"], ["*"]),
+        _statement("ChangeTheMigratedClusters", [
+            "redshift:ModifyCluster", "redshift:RebootCluster", "redshift:DisableSnapshotCopy",
+            "redshift:EnableSnapshotCopy", "redshift:CreateTags"], clusters),
+        _statement("DescribeWorkgroupsToRefuseServerless", ["redshift-serverless:GetWorkgroup"], ["*"]),
+    ]
+    snapshots = [scope.arn("redshift", f"snapshot:{source}/*"),
+                 scope.arn("redshift", f"snapshot:{source}{_RENAMED_SUFFIX}/*")]
+    if strategy != "modify":
+        statements.append(_statement("CreateAndRetireClusters", [
+            "redshift:CreateCluster", "redshift:DeleteCluster", "redshift:CreateClusterSnapshot",
+            "redshift:RestoreFromClusterSnapshot"], clusters + snapshots))
+        statements.append(_statement("SnapshotCopyGrants", [
+            "redshift:CreateSnapshotCopyGrant"], [scope.arn("redshift", "snapshotcopygrant:*")]))
+    if settings.source.iam_auth or settings.target.iam_auth:
+        users = {(settings.source.cluster_id, settings.source.database, settings.source.user)}
+        if settings.target.iam_auth:
+            users.add((target or source, settings.target.database, settings.target.user))
+        statements.append(_statement("TemporaryDatabaseCredentials", ["redshift:GetClusterCredentials"],
+                                     [scope.arn("redshift", f"dbuser:{c}/{u}") for c, _, u in sorted(users)]
+                                     + [scope.arn("redshift", f"dbname:{c}/{d}") for c, d, _ in sorted(users)]))
+    secrets = [s for s in (settings.source.secret_arn, settings.target.secret_arn) if s]
+    if secrets:
+        statements.append(_statement("ReadDatabasePasswords", ["secretsmanager:GetSecretValue"], secrets))
+    encryption_keys = [settings.target.kms_key_id] if settings.target.encryption == "kms" and \
+        settings.target.kms_key_id else []
+    statements += _kms_statements(scope, "UseTheTargetKey", ["kms:DescribeKey", "kms:CreateGrant"],
+                                  encryption_keys)
+    if settings.target.encryption == "kms" and not settings.target.kms_key_id:
+        statements += _kms_statements(scope, "UseTheDefaultRedshiftKey", ["kms:DescribeKey", "kms:CreateGrant"],
+                                      ["alias/aws/redshift"])
+    if settings.staging is not None:
+        bucket, prefix = _bucket_and_prefix(settings.staging.s3_uri)
+        statements.append(_statement("ListTheStagingPrefix", ["s3:ListBucket"],
+                                     [f"arn:{scope.partition}:s3:::{bucket}"],
+                                     {"StringLike": {"s3:prefix": [f"{prefix}*"]}}))
+        statements.append(_statement("CheckAndCleanStagedFiles", ["s3:GetObject", "s3:DeleteObject"],
+                                     [f"arn:{scope.partition}:s3:::{bucket}/{prefix}*"]))
+        statements.append(_statement("CheckPublicAccessBlock", [
+            "s3:GetBucketPublicAccessBlock", "s3:GetAccountPublicAccessBlock"],
+            [f"arn:{scope.partition}:s3:::{bucket}", "*"]))
+        statements += _kms_statements(scope, "VerifyTheStagingKey", ["kms:DescribeKey"],
+                                      [settings.staging.kms_key_id])
+        statements.append(_statement("AttachTheStagingRole", ["iam:PassRole"], [settings.staging.iam_role_arn],
+                                     {"StringEquals": {"iam:PassedToService": "redshift.amazonaws.com"}}))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def cluster_role_policy(settings: Settings) -> dict[str, Any]:
+    if settings.staging is None:
+        from migrator.errors import ConfigError
+
+        raise ConfigError(f"strategy {settings.migration.strategy!r} stages nothing in S3: no cluster role is needed",
+                          hint="use --for operator")
+    scope = scope_of(settings)
+    bucket, prefix = _bucket_and_prefix(settings.staging.s3_uri)
+    statements = [
+        _statement("ListTheStagingPrefix", ["s3:ListBucket", "s3:GetBucketLocation"],
+                   [f"arn:{scope.partition}:s3:::{bucket}"]),
+        _statement("UnloadAndCopyStagedFiles", ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                   [f"arn:{scope.partition}:s3:::{bucket}/{prefix}*"]),
+    ]
+    statements += _kms_statements(scope, "EncryptTheStagedFiles",
+                                  ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"],
+                                  [settings.staging.kms_key_id])
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def trust_policy() -> dict[str, Any]:
+    """The cluster role's trust policy: only Amazon Redshift may assume it."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "redshift.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def policy_for(settings: Settings, principal: Principal) -> dict[str, Any]:
+    if principal == "operator":
+        return operator_policy(settings)
+    return cluster_role_policy(settings)
