@@ -178,8 +178,12 @@ def restore_request(want: Wanted, source: dict[str, Any], snap: str) -> dict[str
     """Restore into the target mirroring the source's placement, port and roles."""
     request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.target_id,
                                **common.mirrored_placement(source)}
-    if want.kms_key_arn:
-        request["KmsKeyId"] = want.kms_key_arn
+    if want.encrypted:
+        # An unencrypted snapshot restores into KMS only with both (RestoreFromClusterSnapshot
+        # Encrypted/KmsKeyId); a key alone is refused.
+        request["Encrypted"] = True
+        if want.kms_key_arn:
+            request["KmsKeyId"] = want.kms_key_arn
     if "PubliclyAccessible" in source:
         request["PubliclyAccessible"] = bool(source["PubliclyAccessible"])
     return request
@@ -207,6 +211,11 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     else:
         request = restore_request(want, aws.require_cluster(client_set, want.source_id), snap)
     common.once(ctx, RESTORE_KEY, request, send, took_effect)
+    # Restore takes no Tags: mark the new cluster as this migration's (and give it the source's
+    # tags) right after; CreateTags overwrites, so a resumed run simply does it again.
+    source_tags = (aws.describe_cluster(client_set, want.source_id) or {}).get("Tags") or []
+    aws.tag_cluster(client_set, target_id, {t["Key"]: t["Value"]
+                                            for t in aws.migration_tags(source_tags, ctx.migration.name)})
 
     def on_poll(cluster: dict[str, Any] | None) -> None:
         status = (cluster or {}).get("ClusterStatus")
