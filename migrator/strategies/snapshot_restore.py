@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
 from migrator.engine.registry import Registry
-from migrator.errors import RemoteError, SecurityError
+from migrator.errors import RemoteError
 from migrator.retry import wait_until
 from migrator.strategies import common, cutover
 
@@ -226,6 +226,7 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     last: dict[str, Any] = {}
     aws.wait_for_cluster(client_set, target_id, aws.is_available, what=f"restore of {target_id}",
                          timeout=WAIT_TIMEOUT_SECONDS, should_stop=ctx.should_stop, on_poll=on_poll)
+    common.check_new_cluster_encryption(ctx, "after the restore", target_id)
     ctx.facts["detail"] = {"target_id": target_id, "snapshot_id": snap}
     return "restored"
 
@@ -234,12 +235,7 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
 def validate(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     settings = ctx.config.settings
-    target = aws.require_cluster(common.clients(ctx), want.target_id)
-    encrypted, key = aws.encryption_of(target)
-    if encrypted != want.encrypted or (want.encrypted and key != want.kms_key_arn):
-        raise SecurityError(f"restored cluster {want.target_id} reports Encrypted={encrypted} KmsKeyId={key}, "
-                            f"not Encrypted={want.encrypted} KmsKeyId={want.kms_key_arn}",
-                            hint="delete it (`migrator rollback --delete-target`) and check the key")
+    common.check_new_cluster_encryption(ctx, "before validation", want.target_id)
     found = common.check_against_baseline(
         ctx, want.target_id, "restored cluster against the baseline",
         conn=cutover.target_connection(settings, want.target_id),

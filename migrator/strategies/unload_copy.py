@@ -196,6 +196,8 @@ def provision_target(ctx: "PhaseContext") -> str:
 
     common.once(ctx, PROVISION_KEY, secret_free, send, took_effect)
     aws.wait_available(clients, target_id, should_stop=ctx.should_stop)
+    # Before any data moves: the new cluster must be encrypted exactly as configured.
+    common.check_new_cluster_encryption(ctx, "after provisioning", target_id)
     return "target_ready"
 
 
