@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -439,3 +440,96 @@ def check_new_cluster_encryption(ctx: "PhaseContext", when: str, cluster_id: str
                             hint="nothing was moved past this point; delete the new cluster "
                                  "(`migrator rollback --delete-target`) and check the key or HSM settings")
     return detail
+
+
+# -- preflight shared by every strategy --------------------------------------------------------
+
+def source_problems(ctx: "PhaseContext", cluster_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The source as DescribeClusters shows it, and what would stop a later phase: not a provisioned
+    cluster (missing, or a Serverless workgroup), paused or in an intermediate status, cross-region
+    snapshot copy the tool may not handle, and (when it can be reached) a login lacking grants."""
+    from migrator.aws import preflight as checks
+
+    settings = ctx.config.settings
+    client_set = clients(ctx)
+    named = checks.provisioned_cluster_named(_HostPrefixFree(client_set), cluster_id)
+    if named.cluster is None:
+        notes = f" ({'; '.join(named.notes)})" if named.notes else ""
+        return None, [f"source: {named.problem}{notes}"]
+    cluster = named.cluster
+    problems: list[str] = []
+    condition = checks.cluster_condition(cluster, cluster_id, settings.migration.region)
+    if condition.problem:
+        problems.append(f"source: {condition.problem}")
+    copy_problem = snapshot_copy_problem(settings, cluster)
+    if copy_problem:
+        problems.append(copy_problem)
+    if condition.readiness == checks.Readiness.READY:
+        problems += login_problems(settings, client_set, cluster_id, "source", settings.source)
+    return cluster, problems
+
+
+def login_problems(settings: Settings, client_set: AwsClients, cluster_id: str, where: str,
+                   section: ConnectionSection) -> list[str]:
+    """What the configured login lacks to read the system views truthfully (a non-superuser)."""
+    from migrator.warehouse.connection import Session
+
+    conn = connect(settings, client_set, cluster_id, where=where, conn=section)
+    try:
+        conn.autocommit = True
+        return access_lines(Session(conn), where)
+    finally:
+        conn.close()
+
+
+def access_lines(session: Any, where: str) -> list[str]:
+    """One preflight line per missing grant of ``session``'s user."""
+    from migrator.warehouse.access import access_problems
+
+    return [f"{where} user lacks access to {p.describe()}" for p in access_problems(session)]
+
+
+def staging_problems(client_set: AwsClients, bucket: str) -> list[str]:
+    """The staging bucket must be shielded from public access at the account or the bucket level."""
+    from migrator.aws import preflight as checks
+
+    problem = checks.staging_public_access(_HostPrefixFree(client_set), bucket).problem()
+    return [problem] if problem else []
+
+
+class _HostPrefixFree(AwsClients):
+    """Clients for the preflight helpers. S3 Control puts the account id in front of the host name (`<account>.s3-control...`); an
+    endpoint override (the sandbox, an endpoint given as an address) cannot take that prefix, so
+    with an override the request goes to the override's own host."""
+
+    def __init__(self, inner: AwsClients) -> None:
+        super().__init__(inner.region, inner.endpoint_url, inner.session)
+        self._inner = inner
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        if service == "redshift-serverless":
+            # Only asked to explain a missing cluster: a quick answer or none (then a note says so),
+            # never minutes of retries before the preflight report.
+            from botocore.config import Config
+
+            return self.session.client(service, region_name=region or self.region, endpoint_url=self.endpoint_url,
+                                       config=Config(connect_timeout=5, read_timeout=5,
+                                                     retries={"max_attempts": 2, "mode": "standard"}))
+        found = self._inner.client(service, region)
+        if service == "s3control" and self.endpoint_url and not getattr(found, "_migrator_no_prefix", False):
+            found.meta.events.register("before-sign.s3-control", _strip_account_prefix)
+            found._migrator_no_prefix = True
+        return found
+
+
+def _strip_account_prefix(request: Any, **_: Any) -> None:
+    request.url = re.sub(r"^(https?://)\d{12}\.", r"\1", request.url)
+
+
+def target_credentials_problems(ctx: "PhaseContext", section: ConnectionSection, *,
+                                creates_target: bool) -> list[str]:
+    """IAM-auth credentials cannot exist before the target does (and CreateCluster needs a password)."""
+    from migrator.aws import preflight as checks
+
+    problem = checks.target_credentials_problem(clients(ctx), section, needs_master_password=creates_target)
+    return [problem] if problem else []

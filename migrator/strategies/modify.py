@@ -84,17 +84,11 @@ def check(ctx: "PhaseContext") -> tuple[list[str], Wanted, bool, dict[str, Any] 
     client_set = common.clients(ctx)
     cluster_id = settings.source.cluster_id
     region = settings.migration.region
-    problems: list[str] = []
     encrypt = settings.target.encryption == "kms"
     key_arn: str | None = None
     key_usable = True
-    cluster = aws.describe_cluster(client_set, cluster_id)
-    if cluster is None:
-        problems.append(f"cluster {cluster_id} does not exist in region {region}")
-    else:
-        status = cluster.get("ClusterStatus")
-        if status != "available":
-            problems.append(f"cluster {cluster_id} is {status!r}; it must be 'available' to change its encryption")
+    cluster, problems = common.source_problems(ctx, cluster_id)
+    if cluster is not None:
         node_type = str(cluster.get("NodeType", ""))
         if node_type.startswith(RETIRED_NODE_PREFIXES):
             problems.append(f"cluster {cluster_id} runs retired node type {node_type}; resize it to a current "
@@ -105,9 +99,6 @@ def check(ctx: "PhaseContext") -> tuple[list[str], Wanted, bool, dict[str, Any] 
         pending = cluster.get("PendingModifiedValues") or {}
         if pending:
             problems.append(f"cluster {cluster_id} has pending modifications {sorted(pending)}; let them finish")
-        copy_problem = common.snapshot_copy_problem(settings, cluster)
-        if copy_problem:
-            problems.append(copy_problem)
     if encrypt and settings.target.kms_key_id:
         key, key_problems = aws.resolve_kms_key(client_set, settings.target.kms_key_id, region)
         problems += key_problems

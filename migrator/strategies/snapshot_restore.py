@@ -88,10 +88,8 @@ def preflight(ctx: "PhaseContext") -> str:
             key_usable = key is not None and not key_problems
             if key is not None:
                 key_arn_wanted = key.arn
-    source = aws.describe_cluster(client_set, source_id)
-    if source is None:
-        problems.append(f"cluster {source_id} does not exist in region {region}")
-    else:
+    source, source_problems = common.source_problems(ctx, source_id)
+    if source is not None:
         encrypted, key_arn = aws.encryption_of(source)
         if key_usable and encrypted == encrypt and (not encrypt or key_arn == key_arn_wanted):
             how = f"encrypted with {key_arn}" if encrypt else "not encrypted"
@@ -102,15 +100,10 @@ def preflight(ctx: "PhaseContext") -> str:
             problems.append(f"cluster {source_id} uses node type {node_type}: restoring a snapshot into a "
                             "different KMS key works only for RA3 node types; use strategy 'modify' or "
                             "'unload-copy'")
-        if source.get("ClusterStatus") != "available":
-            problems.append(f"cluster {source_id} is {source.get('ClusterStatus')!r}; it must be 'available'")
-        copy_problem = common.snapshot_copy_problem(settings, source)
-        if copy_problem:
-            problems.append(copy_problem)
         source_summary = common.cluster_summary(source)
     if target_id and aws.describe_cluster(client_set, target_id) is not None and not _ours(ctx):
         problems.append(f"target cluster {target_id} already exists and was not made by this migration")
-    common.fail_preflight(problems)
+    common.fail_preflight(source_problems + problems)
     want = Wanted(source_id, target_id, encrypt, key_arn_wanted, source_summary)
     common.remember(ctx, PREFLIGHT_KEY, want.to_dict())
     ctx.facts["detail"] = {"kms_key_arn": want.kms_key_arn, "source": want.source}

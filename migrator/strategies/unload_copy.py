@@ -83,13 +83,7 @@ def preflight(ctx: "PhaseContext") -> str:
     settings = ctx.config.settings
     clients = common.clients(ctx)
     region = settings.migration.region
-    problems: list[str] = []
-    source = aws.describe_cluster(clients, settings.source.cluster_id)
-    if source is None:
-        problems.append(f"source cluster {settings.source.cluster_id} does not exist in {region}")
-    elif source.get("ClusterStatus") != "available":
-        problems.append(f"source cluster {settings.source.cluster_id} is {source.get('ClusterStatus')}, "
-                        "not available")
+    source, problems = common.source_problems(ctx, settings.source.cluster_id)
     target = aws.describe_cluster(clients, settings.target.cluster_id)
     ours = ctx.store.get_action(ctx.migration, PROVISION_KEY) is not None
     if target is not None and not ours:
@@ -112,6 +106,7 @@ def preflight(ctx: "PhaseContext") -> str:
     if not (section.password_env or section.secret_arn or section.iam_auth):
         problems.append("target: no credential source for the new cluster's master user "
                         "(set target.password_env or target.secret_arn)")
+    problems += common.target_credentials_problems(ctx, section, creates_target=not ours)
     common.fail_preflight(problems)
     assert source is not None  # fail_preflight raised otherwise
     copy = aws.snapshot_copy_of(source)
@@ -145,15 +140,8 @@ def _bucket_problems(clients: Any, s3_uri: str, region: str) -> list[str]:
     if location != region:
         problems.append(f"staging bucket {bucket} is in {location}, the clusters in {region} "
                         "(cross-region staging is slow and costly)")
-    try:
-        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-        if not all(block.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
-                                          "RestrictPublicBuckets")):
-            problems.append(f"staging bucket {bucket} does not block all public access")
-    except ClientError as exc:
-        problems.append(f"staging bucket {bucket} has no public access block ({aws.error_code(exc)}); "
-                        "staged table data must never be public")
-    return problems
+    # S3 applies the account's and the bucket's public access blocks together.
+    return problems + common.staging_problems(clients, bucket)
 
 
 # -- inventory and baseline -------------------------------------------------------------------
