@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
+from migrator.config import Settings
 from migrator.engine.registry import Registry
 from migrator.errors import RemoteError
 from migrator.retry import wait_until
@@ -77,6 +78,7 @@ def preflight(ctx: "PhaseContext") -> str:
     problems: list[str] = []
     key_arn_wanted: str | None = None
     source_summary: dict[str, Any] | None = None
+    notes: list[str] = []
     key_usable = True
     if encrypt:
         if not settings.target.kms_key_id:
@@ -101,12 +103,16 @@ def preflight(ctx: "PhaseContext") -> str:
                             "different KMS key works only for RA3 node types; use strategy 'modify' or "
                             "'unload-copy'")
         source_summary = common.cluster_summary(source)
+        mirror = common.mirror_source(source, settings, restore=True)
+        problems += list(mirror.problems)
+        notes = list(mirror.overridden) + list(mirror.reported) + common.rename_notes(client_set, source)
     if target_id and aws.describe_cluster(client_set, target_id) is not None and not _ours(ctx):
         problems.append(f"target cluster {target_id} already exists and was not made by this migration")
     common.fail_preflight(source_problems + problems)
     want = Wanted(source_id, target_id, encrypt, key_arn_wanted, source_summary)
     common.remember(ctx, PREFLIGHT_KEY, want.to_dict())
-    ctx.facts["detail"] = {"kms_key_arn": want.kms_key_arn, "source": want.source}
+    ctx.store.add_event(ctx.migration, "migration", "not_mirrored", {"notes": notes}, state=ctx.migration.phase)
+    ctx.facts["detail"] = {"kms_key_arn": want.kms_key_arn, "source": want.source, "notes": notes}
     return "preflight_passed"
 
 
@@ -167,18 +173,16 @@ def take_snapshot(ctx: "PhaseContext") -> str:
     return "snapshot_ready"
 
 
-def restore_request(want: Wanted, source: dict[str, Any], snap: str) -> dict[str, Any]:
-    """Restore into the target mirroring the source's placement, port and roles."""
+def restore_request(want: Wanted, source: dict[str, Any], snap: str, settings: Settings) -> dict[str, Any]:
+    """Restore into the target mirroring the source (common.mirror_source; tags and logging after)."""
     request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.target_id,
-                               **common.mirrored_placement(source)}
+                               **common.mirror_source(source, settings, restore=True).request}
     if want.encrypted:
         # An unencrypted snapshot restores into KMS only with both (RestoreFromClusterSnapshot
         # Encrypted/KmsKeyId); a key alone is refused.
         request["Encrypted"] = True
         if want.kms_key_arn:
             request["KmsKeyId"] = want.kms_key_arn
-    if "PubliclyAccessible" in source:
-        request["PubliclyAccessible"] = bool(source["PubliclyAccessible"])
     return request
 
 
@@ -202,7 +206,7 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     if existing is not None:
         request = dict(existing.request)
     else:
-        request = restore_request(want, aws.require_cluster(client_set, want.source_id), snap)
+        request = restore_request(want, aws.require_cluster(client_set, want.source_id), snap, ctx.config.settings)
     common.once(ctx, RESTORE_KEY, request, send, took_effect)
     # Restore takes no Tags: mark the new cluster as this migration's (and give it the source's
     # tags) right after; CreateTags overwrites, so a resumed run simply does it again.
@@ -219,6 +223,7 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     last: dict[str, Any] = {}
     aws.wait_for_cluster(client_set, target_id, aws.is_available, what=f"restore of {target_id}",
                          timeout=WAIT_TIMEOUT_SECONDS, should_stop=ctx.should_stop, on_poll=on_poll)
+    common.remember(ctx, "restore:logging", common.mirror_logging(client_set, want.source_id, target_id))
     common.check_new_cluster_encryption(ctx, "after the restore", target_id)
     ctx.facts["detail"] = {"target_id": target_id, "snapshot_id": snap}
     return "restored"
