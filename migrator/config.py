@@ -119,6 +119,10 @@ class TargetSection(ConnectionSection):
     hsm_client_certificate: str | None = None
     hsm_configuration: str | None = None
     handle_snapshot_copy: bool = False
+    #: The new cluster's node type when the source's is retired (dc1/ds1/ds2) or should change.
+    node_type: str | None = None
+    #: The port the new cluster listens on, when the source's is not allowed (RA3: 5431-5455, 8191-8215).
+    cluster_port: int | None = Field(default=None, ge=1150, le=65535)
 
     @field_validator("cluster_id")
     @classmethod

@@ -110,6 +110,7 @@ def _reboot(ctx: "PhaseContext", key: str, cluster_id: str) -> dict[str, Any]:
 
 def cutover(ctx: "PhaseContext") -> dict[str, Any]:
     """Swap the endpoints; every step recorded. Returns what was done."""
+    common.check_new_cluster_encryption(ctx, "before cutover")
     p = plan(ctx)
     settings = ctx.config.settings
     common.disable_snapshot_copy(ctx, p.source_id)

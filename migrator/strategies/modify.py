@@ -8,6 +8,7 @@ again: it describes the cluster and waits on what is already running.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,13 @@ PLAN_KEY = "modify:plan"
 ASSUMED_MB_PER_SECOND_PER_NODE = 20.0
 #: Node types Redshift no longer lets you change in place (retired generations).
 RETIRED_NODE_PREFIXES = ("dc1.", "ds1.")
+RESIZE_BEFORE_KEY = "modify:resize_before"
 WAIT_TIMEOUT_SECONDS = 72 * 3600.0
-FAILED_RESIZE = ("FAILED", "CANCELLED", "CANCELED")
+#: ResizeProgressMessage.Status as the API reference documents it; nothing else is understood.
+RESIZE_STATUSES = frozenset({"NONE", "IN_PROGRESS", "FAILED", "SUCCEEDED", "CANCELLING"})
+#: How long the cluster may stay `available` and unchanged after ModifyCluster before migrator says
+#: the change never started (AWS flips the status within seconds; a resize takes hours, this does not).
+START_GRACE_SECONDS = 30 * 60.0
 
 REGISTRY = Registry()
 
@@ -78,17 +84,11 @@ def check(ctx: "PhaseContext") -> tuple[list[str], Wanted, bool, dict[str, Any] 
     client_set = common.clients(ctx)
     cluster_id = settings.source.cluster_id
     region = settings.migration.region
-    problems: list[str] = []
     encrypt = settings.target.encryption == "kms"
     key_arn: str | None = None
     key_usable = True
-    cluster = aws.describe_cluster(client_set, cluster_id)
-    if cluster is None:
-        problems.append(f"cluster {cluster_id} does not exist in region {region}")
-    else:
-        status = cluster.get("ClusterStatus")
-        if status != "available":
-            problems.append(f"cluster {cluster_id} is {status!r}; it must be 'available' to change its encryption")
+    cluster, problems = common.source_problems(ctx, cluster_id)
+    if cluster is not None:
         node_type = str(cluster.get("NodeType", ""))
         if node_type.startswith(RETIRED_NODE_PREFIXES):
             problems.append(f"cluster {cluster_id} runs retired node type {node_type}; resize it to a current "
@@ -99,9 +99,6 @@ def check(ctx: "PhaseContext") -> tuple[list[str], Wanted, bool, dict[str, Any] 
         pending = cluster.get("PendingModifiedValues") or {}
         if pending:
             problems.append(f"cluster {cluster_id} has pending modifications {sorted(pending)}; let them finish")
-        copy_problem = common.snapshot_copy_problem(settings, cluster)
-        if copy_problem:
-            problems.append(copy_problem)
     if encrypt and settings.target.kms_key_id:
         key, key_problems = aws.resolve_kms_key(client_set, settings.target.kms_key_id, region)
         problems += key_problems
@@ -206,11 +203,87 @@ def modify_request(want: Wanted) -> dict[str, Any]:
     return request
 
 
+# -- which resize is ours --------------------------------------------------------------------
+
+#: Fields of a finished resize that never change afterwards: a resize showing the same ones as
+#: before ModifyCluster was sent is that old resize, not the one migrator started.
+_FINGERPRINT = ("Status", "TargetEncryptionType", "ResizeType", "ElapsedTimeInSeconds", "Message",
+                "TotalResizeDataInMegaBytes", "TargetNodeType", "TargetNumberOfNodes")
+
+
+def resize_fingerprint(resize: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if resize is None else {k: resize.get(k) for k in _FINGERPRINT}
+
+
+def target_encryption_type(want: Wanted) -> str:
+    """DescribeResize's TargetEncryptionType for the change migrator asked for."""
+    return "KMS" if want.encrypted else "NONE"
+
+
+@dataclass(frozen=True)
+class ResizeView:
+    """A DescribeResize answer judged against what was there before ModifyCluster was sent."""
+
+    resize: dict[str, Any] | None
+    ours: bool
+
+    @property
+    def status(self) -> str | None:
+        return str(self.resize.get("Status", "")).upper() if self.ours and self.resize else None
+
+
+def judge_resize(resize: dict[str, Any] | None, before: dict[str, Any] | None, *, seen_ours: bool) -> ResizeView:
+    """Ours when it differs from the one recorded before sending (or there was none), or once a
+    resize of ours has been seen running in this run (a finished one can then look like an old one)."""
+    if resize is None:
+        return ResizeView(None, False)
+    if seen_ours or before is None or resize_fingerprint(resize) != before:
+        return ResizeView(resize, True)
+    return ResizeView(resize, False)
+
+
+def resize_outcome(cluster: dict[str, Any] | None, view: ResizeView, want: Wanted) -> str:
+    """"done", "waiting" or raises: what the cluster and our resize (only ours) say about the change."""
+    cluster_id = want.cluster_id
+    if cluster is None:
+        raise RemoteError(f"cluster {cluster_id} disappeared during its encryption change")
+    status = view.status
+    if status is not None and status not in RESIZE_STATUSES:
+        raise RemoteError(f"DescribeResize for {cluster_id} reports status {status!r}, which the Redshift API does "
+                          f"not document (known: {', '.join(sorted(RESIZE_STATUSES))})",
+                          hint="check the cluster in the console; re-run `migrator run` to re-attach")
+    if view.ours and view.resize and view.resize.get("TargetEncryptionType") not in (None, "",
+                                                                                   target_encryption_type(want)):
+        raise SecurityError(f"the resize running on {cluster_id} targets encryption "
+                            f"{view.resize.get('TargetEncryptionType')}, not {target_encryption_type(want)} as asked",
+                            hint="someone changed the cluster's encryption meanwhile; check `migrator history` and "
+                                 "the cluster's events")
+    if aws.is_available(cluster) and matches(cluster, want):
+        return "done"
+    if aws.is_available(cluster) and status == "FAILED":
+        message = str((view.resize or {}).get("Message") or "").strip()
+        raise RemoteError(f"the encryption change of {cluster_id} failed (DescribeResize status FAILED"
+                          + (f": {message}" if message else "") + "); the cluster is unchanged",
+                          hint="see the cluster's events; fix the cause and run a new migration")
+    if aws.is_available(cluster) and status == "SUCCEEDED":
+        encrypted, key = aws.encryption_of(cluster)
+        raise SecurityError(f"the encryption change of {cluster_id} succeeded but the cluster reports "
+                            f"Encrypted={str(encrypted).lower()} KmsKeyId={key or '(none)'}, not "
+                            f"Encrypted={str(want.encrypted).lower()} KmsKeyId={want.kms_key_arn or '(any)'}",
+                            hint="check the cluster in the console and `migrator history`")
+    return "waiting"
+
+
 @REGISTRY.action("modify_cluster")
 def modify_cluster(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     client_set = common.clients(ctx)
     request = modify_request(want)
+    if ctx.store.get_action(ctx.migration, MODIFY_KEY) is None:
+        # DescribeResize answers the LAST resize, maybe an old one: remember it, so progress and
+        # failure are read only from the resize this change starts.
+        common.remember(ctx, RESIZE_BEFORE_KEY,
+                        {"resize": resize_fingerprint(aws.describe_resize(client_set, want.cluster_id))})
 
     def send() -> dict[str, Any]:
         answer = aws.call(f"ModifyCluster {want.cluster_id}",
@@ -236,29 +309,36 @@ def wait_for_modify(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     client_set = common.clients(ctx)
     cluster_id = want.cluster_id
+    before = (common.recorded(ctx, RESIZE_BEFORE_KEY) or {}).get("resize")
     last: dict[str, Any] = {}
+    seen = {"ours": False}
+    started = time.monotonic()
 
-    def on_poll(cluster: dict[str, Any] | None) -> None:
-        resize = aws.describe_resize(client_set, cluster_id) if cluster is not None else None
-        figures = common.resize_figures(resize, cluster)
-        if aws.is_available(cluster) and not matches(cluster, want) and resize \
-                and str(resize.get("Status", "")).upper() in FAILED_RESIZE:
-            common.progress_event(ctx, f"cluster:{cluster_id}", figures)
-            raise RemoteError(f"the encryption change of {cluster_id} ended with status {resize.get('Status')}: "
-                              f"{resize.get('Message', '')}".rstrip(": "),
-                              hint="see the cluster's events; the cluster is unchanged, fix the cause and run a "
-                                   "new migration")
+    def check() -> tuple[str] | None:
+        cluster = aws.describe_cluster(client_set, cluster_id)
+        view = judge_resize(aws.describe_resize(client_set, cluster_id) if cluster is not None else None,
+                            before, seen_ours=seen["ours"])
+        if view.ours and view.status == "IN_PROGRESS":
+            seen["ours"] = True
+        figures = common.resize_figures(view.resize if view.ours else None, cluster)
         shown = {k: figures.get(k) for k in ("cluster_status", "percent", "tables_done", "resize_status")}
         if shown != last:  # one row per change, not per poll
             last.clear()
             last.update(shown)
             common.progress_event(ctx, f"cluster:{cluster_id}", figures)
+        outcome = resize_outcome(cluster, view, want)
+        if outcome == "done":
+            return (outcome,)
+        if aws.is_available(cluster) and not view.ours and time.monotonic() - started > START_GRACE_SECONDS:
+            raise RemoteError(f"ModifyCluster {cluster_id} was sent but after {START_GRACE_SECONDS / 60:.0f} min "
+                              "the cluster is still available and unchanged, with no new resize",
+                              hint="check the cluster's events; run a new migration to send the change again")
+        return None
 
-    def done(cluster: dict[str, Any] | None) -> bool:
-        return aws.is_available(cluster) and matches(cluster, want)
+    from migrator.retry import wait_until
 
-    aws.wait_for_cluster(client_set, cluster_id, done, what=f"the encryption change of {cluster_id}",
-                         timeout=WAIT_TIMEOUT_SECONDS, should_stop=ctx.should_stop, on_poll=on_poll)
+    wait_until(check, what=f"the encryption change of {cluster_id}", timeout=WAIT_TIMEOUT_SECONDS,
+               backoff=aws.POLL, should_stop=ctx.should_stop)
     return "modify_finished"
 
 

@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
+from migrator.config import Settings
 from migrator.engine.registry import Registry
-from migrator.errors import RemoteError, SecurityError
+from migrator.errors import RemoteError
 from migrator.retry import wait_until
 from migrator.strategies import common, cutover
 
@@ -77,6 +78,7 @@ def preflight(ctx: "PhaseContext") -> str:
     problems: list[str] = []
     key_arn_wanted: str | None = None
     source_summary: dict[str, Any] | None = None
+    notes: list[str] = []
     key_usable = True
     if encrypt:
         if not settings.target.kms_key_id:
@@ -88,10 +90,8 @@ def preflight(ctx: "PhaseContext") -> str:
             key_usable = key is not None and not key_problems
             if key is not None:
                 key_arn_wanted = key.arn
-    source = aws.describe_cluster(client_set, source_id)
-    if source is None:
-        problems.append(f"cluster {source_id} does not exist in region {region}")
-    else:
+    source, source_problems = common.source_problems(ctx, source_id)
+    if source is not None:
         encrypted, key_arn = aws.encryption_of(source)
         if key_usable and encrypted == encrypt and (not encrypt or key_arn == key_arn_wanted):
             how = f"encrypted with {key_arn}" if encrypt else "not encrypted"
@@ -102,18 +102,17 @@ def preflight(ctx: "PhaseContext") -> str:
             problems.append(f"cluster {source_id} uses node type {node_type}: restoring a snapshot into a "
                             "different KMS key works only for RA3 node types; use strategy 'modify' or "
                             "'unload-copy'")
-        if source.get("ClusterStatus") != "available":
-            problems.append(f"cluster {source_id} is {source.get('ClusterStatus')!r}; it must be 'available'")
-        copy_problem = common.snapshot_copy_problem(settings, source)
-        if copy_problem:
-            problems.append(copy_problem)
         source_summary = common.cluster_summary(source)
+        mirror = common.mirror_source(source, settings, restore=True)
+        problems += list(mirror.problems)
+        notes = list(mirror.overridden) + list(mirror.reported) + common.rename_notes(client_set, source)
     if target_id and aws.describe_cluster(client_set, target_id) is not None and not _ours(ctx):
         problems.append(f"target cluster {target_id} already exists and was not made by this migration")
-    common.fail_preflight(problems)
+    common.fail_preflight(source_problems + problems)
     want = Wanted(source_id, target_id, encrypt, key_arn_wanted, source_summary)
     common.remember(ctx, PREFLIGHT_KEY, want.to_dict())
-    ctx.facts["detail"] = {"kms_key_arn": want.kms_key_arn, "source": want.source}
+    ctx.store.add_event(ctx.migration, "migration", "not_mirrored", {"notes": notes}, state=ctx.migration.phase)
+    ctx.facts["detail"] = {"kms_key_arn": want.kms_key_arn, "source": want.source, "notes": notes}
     return "preflight_passed"
 
 
@@ -174,14 +173,16 @@ def take_snapshot(ctx: "PhaseContext") -> str:
     return "snapshot_ready"
 
 
-def restore_request(want: Wanted, source: dict[str, Any], snap: str) -> dict[str, Any]:
-    """Restore into the target mirroring the source's placement, port and roles."""
+def restore_request(want: Wanted, source: dict[str, Any], snap: str, settings: Settings) -> dict[str, Any]:
+    """Restore into the target mirroring the source (common.mirror_source; tags and logging after)."""
     request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.target_id,
-                               **common.mirrored_placement(source)}
-    if want.kms_key_arn:
-        request["KmsKeyId"] = want.kms_key_arn
-    if "PubliclyAccessible" in source:
-        request["PubliclyAccessible"] = bool(source["PubliclyAccessible"])
+                               **common.mirror_source(source, settings, restore=True).request}
+    if want.encrypted:
+        # An unencrypted snapshot restores into KMS only with both (RestoreFromClusterSnapshot
+        # Encrypted/KmsKeyId); a key alone is refused.
+        request["Encrypted"] = True
+        if want.kms_key_arn:
+            request["KmsKeyId"] = want.kms_key_arn
     return request
 
 
@@ -205,8 +206,13 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     if existing is not None:
         request = dict(existing.request)
     else:
-        request = restore_request(want, aws.require_cluster(client_set, want.source_id), snap)
+        request = restore_request(want, aws.require_cluster(client_set, want.source_id), snap, ctx.config.settings)
     common.once(ctx, RESTORE_KEY, request, send, took_effect)
+    # Restore takes no Tags: mark the new cluster as this migration's (and give it the source's
+    # tags) right after; CreateTags overwrites, so a resumed run simply does it again.
+    source_tags = (aws.describe_cluster(client_set, want.source_id) or {}).get("Tags") or []
+    aws.tag_cluster(client_set, target_id, {t["Key"]: t["Value"]
+                                            for t in aws.migration_tags(source_tags, ctx.migration.name)})
 
     def on_poll(cluster: dict[str, Any] | None) -> None:
         status = (cluster or {}).get("ClusterStatus")
@@ -217,6 +223,8 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     last: dict[str, Any] = {}
     aws.wait_for_cluster(client_set, target_id, aws.is_available, what=f"restore of {target_id}",
                          timeout=WAIT_TIMEOUT_SECONDS, should_stop=ctx.should_stop, on_poll=on_poll)
+    common.remember(ctx, "restore:logging", common.mirror_logging(client_set, want.source_id, target_id))
+    common.check_new_cluster_encryption(ctx, "after the restore", target_id)
     ctx.facts["detail"] = {"target_id": target_id, "snapshot_id": snap}
     return "restored"
 
@@ -225,12 +233,7 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
 def validate(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     settings = ctx.config.settings
-    target = aws.require_cluster(common.clients(ctx), want.target_id)
-    encrypted, key = aws.encryption_of(target)
-    if encrypted != want.encrypted or (want.encrypted and key != want.kms_key_arn):
-        raise SecurityError(f"restored cluster {want.target_id} reports Encrypted={encrypted} KmsKeyId={key}, "
-                            f"not Encrypted={want.encrypted} KmsKeyId={want.kms_key_arn}",
-                            hint="delete it (`migrator rollback --delete-target`) and check the key")
+    common.check_new_cluster_encryption(ctx, "before validation", want.target_id)
     found = common.check_against_baseline(
         ctx, want.target_id, "restored cluster against the baseline",
         conn=cutover.target_connection(settings, want.target_id),

@@ -83,13 +83,7 @@ def preflight(ctx: "PhaseContext") -> str:
     settings = ctx.config.settings
     clients = common.clients(ctx)
     region = settings.migration.region
-    problems: list[str] = []
-    source = aws.describe_cluster(clients, settings.source.cluster_id)
-    if source is None:
-        problems.append(f"source cluster {settings.source.cluster_id} does not exist in {region}")
-    elif source.get("ClusterStatus") != "available":
-        problems.append(f"source cluster {settings.source.cluster_id} is {source.get('ClusterStatus')}, "
-                        "not available")
+    source, problems = common.source_problems(ctx, settings.source.cluster_id)
     target = aws.describe_cluster(clients, settings.target.cluster_id)
     ours = ctx.store.get_action(ctx.migration, PROVISION_KEY) is not None
     if target is not None and not ours:
@@ -112,8 +106,16 @@ def preflight(ctx: "PhaseContext") -> str:
     if not (section.password_env or section.secret_arn or section.iam_auth):
         problems.append("target: no credential source for the new cluster's master user "
                         "(set target.password_env or target.secret_arn)")
+    problems += common.target_credentials_problems(ctx, section, creates_target=not ours)
+    notes: list[str] = []
+    if source is not None:
+        mirror = common.mirror_source(source, settings, restore=False)
+        problems += list(mirror.problems)
+        notes = list(mirror.overridden) + list(mirror.reported) + common.rename_notes(clients, source)
     common.fail_preflight(problems)
     assert source is not None  # fail_preflight raised otherwise
+    ctx.store.add_event(ctx.migration, "migration", "not_mirrored", {"notes": notes}, state=ctx.migration.phase)
+    ctx.facts["detail"] = {"notes": notes}
     copy = aws.snapshot_copy_of(source)
     common.remember(ctx, PREFLIGHT_KEY, {"source": common.cluster_summary(source),
                                          "snapshot_copy": copy.to_dict() if copy else None})
@@ -145,15 +147,8 @@ def _bucket_problems(clients: Any, s3_uri: str, region: str) -> list[str]:
     if location != region:
         problems.append(f"staging bucket {bucket} is in {location}, the clusters in {region} "
                         "(cross-region staging is slow and costly)")
-    try:
-        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-        if not all(block.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
-                                          "RestrictPublicBuckets")):
-            problems.append(f"staging bucket {bucket} does not block all public access")
-    except ClientError as exc:
-        problems.append(f"staging bucket {bucket} has no public access block ({aws.error_code(exc)}); "
-                        "staged table data must never be public")
-    return problems
+    # S3 applies the account's and the bucket's public access blocks together.
+    return problems + common.staging_problems(clients, bucket)
 
 
 # -- inventory and baseline -------------------------------------------------------------------
@@ -196,29 +191,28 @@ def provision_target(ctx: "PhaseContext") -> str:
 
     common.once(ctx, PROVISION_KEY, secret_free, send, took_effect)
     aws.wait_available(clients, target_id, should_stop=ctx.should_stop)
+    common.remember(ctx, "provision-target:logging", common.mirror_logging(clients, source["ClusterIdentifier"],
+                                                                           target_id))
+    # Before any data moves: the new cluster must be encrypted exactly as configured.
+    common.check_new_cluster_encryption(ctx, "after provisioning", target_id)
     return "target_ready"
 
 
 def mirror_request(ctx: "PhaseContext", source: dict[str, Any]) -> dict[str, Any]:
+    """CreateCluster for the new cluster: the source mirrored (common.mirror_source), its tags plus
+    the owner tag, the master user and the configured encryption."""
     from migrator.credentials import resolve
 
     settings = ctx.config.settings
     section = target_section(ctx.config)
     creds = resolve(section, "target", common.clients(ctx))
+    mirror = common.mirror_source(source, settings, restore=False)
     request: dict[str, Any] = {
-        "ClusterIdentifier": settings.target.cluster_id, **common.mirrored_placement(source),
+        "ClusterIdentifier": settings.target.cluster_id, **mirror.request,
         "MasterUsername": source.get("MasterUsername", creds.user), "MasterUserPassword": creds.password,
         "DBName": source.get("DBName", "dev"), "Encrypted": True,
-        "Tags": source.get("Tags", []) + [{"Key": "migrator:migration", "Value": ctx.migration.name}],
+        "Tags": aws.migration_tags(source.get("Tags"), ctx.migration.name),
     }
-    nodes = int(source.get("NumberOfNodes", 1))
-    request.update({"ClusterType": "multi-node", "NumberOfNodes": nodes} if nodes > 1
-                   else {"ClusterType": "single-node"})
-    port = (source.get("Endpoint") or {}).get("Port")
-    if port and settings.migration.aws_endpoint_url is None:
-        request["Port"] = int(port)  # clients keep their port after the swap
-    if source.get("AvailabilityZone"):
-        request["AvailabilityZone"] = source["AvailabilityZone"]
     if settings.target.encryption == "hsm":
         request["HsmClientCertificateIdentifier"] = settings.target.hsm_client_certificate
         request["HsmConfigurationIdentifier"] = settings.target.hsm_configuration

@@ -225,3 +225,67 @@ def test_modify_waits_at_its_gate_showing_the_request_and_estimate_until_approve
     consumed = [e for e in events if e.trigger == "approved"]
     assert consumed[0].detail["approval"]["at"] == who["at"]
     assert row.approvals == {}
+
+
+def test_a_failed_resize_ends_with_a_clear_message_not_a_spin(sb: Sandbox, tmp_path: Path) -> None:
+    make_cluster(sb, "mod-fail", tables=1)
+    sb.faults.add("resize_fails", match={"cluster_id": "mod-fail"})
+    m = migration(sb, tmp_path, "mod-fail")
+    m.init()
+    result = m.cli("run", "-c", str(m.config), "--approve-modify", timeout=60)
+    assert result.returncode == 10, result.stderr + result.stdout
+    assert "FAILED" in result.stderr and "unchanged" in result.stderr
+    assert m.describe()["Encrypted"] is False
+    assert len(modify_calls(sb, "mod-fail")) == 1
+
+
+def test_an_old_finished_resize_is_not_taken_for_the_new_one(sb: Sandbox, tmp_path: Path) -> None:
+    from migrator.strategies.modify import (Wanted, judge_resize, resize_fingerprint, resize_outcome,
+                                            target_encryption_type)
+
+    make_cluster(sb, "mod-old", tables=0)
+    rs = sb.client("redshift")
+    sb.faults.add("resize_fails", match={"cluster_id": "mod-old"})
+    rs.modify_cluster(ClusterIdentifier="mod-old", Encrypted=True, KmsKeyId=sb.info.kms_key_arn)
+    wait_for(lambda: rs.describe_clusters(ClusterIdentifier="mod-old")["Clusters"][0]["ClusterStatus"]
+             == "available", "the failed resize to end")
+    old = rs.describe_resize(ClusterIdentifier="mod-old")
+    assert old["Status"] == "FAILED"
+    cluster = rs.describe_clusters(ClusterIdentifier="mod-old")["Clusters"][0]
+    want = Wanted("mod-old", True, sb.info.kms_key_arn)
+    before = resize_fingerprint(old)
+    # Right after a new ModifyCluster AWS may still show `available` and the old FAILED resize:
+    # that is not the new change failing, it has not started yet.
+    view = judge_resize(old, before, seen_ours=False)
+    assert not view.ours and resize_outcome(cluster, view, want) == "waiting"
+    # The same answer with no record of what was there before is taken as ours, and it failed.
+    with pytest.raises(Exception, match="FAILED"):
+        resize_outcome(cluster, judge_resize(old, None, seen_ours=False), want)
+    # A resize of ours that targets another encryption type is refused.
+    from migrator.errors import SecurityError
+    with pytest.raises(SecurityError, match="NONE"):
+        resize_outcome(cluster, judge_resize({**old, "Status": "IN_PROGRESS", "TargetEncryptionType": "NONE"},
+                                             before, seen_ours=False), want)
+    assert target_encryption_type(want) == "KMS"
+    with pytest.raises(Exception, match="does not document"):
+        resize_outcome(cluster, judge_resize({**old, "Status": "CANCELLED"}, before, seen_ours=False), want)
+
+
+def test_after_an_old_failed_resize_a_new_migration_counts_only_its_own(sb: Sandbox, tmp_path: Path) -> None:
+    make_cluster(sb, "mod-again", tables=1)
+    rs = sb.client("redshift")
+    sb.faults.add("resize_fails", match={"cluster_id": "mod-again"})
+    rs.modify_cluster(ClusterIdentifier="mod-again", Encrypted=True, KmsKeyId=sb.info.kms_key_arn)
+    wait_for(lambda: rs.describe_clusters(ClusterIdentifier="mod-again")["Clusters"][0]["ClusterStatus"]
+             == "available", "the failed resize to end")
+    m = migration(sb, tmp_path, "mod-again")
+    m.init()
+    result = m.run("--approve-modify")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert m.describe()["KmsKeyId"] == sb.info.kms_key_arn
+    with m.store() as store:
+        row = store.require_migration(m.name)
+        progress = [e.detail for e in store.events(row) if e.trigger == "progress"]
+        before = store.get_action(row, "modify:resize_before")
+    assert before is not None and before.response["resize"]["Status"] == "FAILED"
+    assert all(p.get("resize_status") != "FAILED" for p in progress), progress

@@ -209,3 +209,18 @@ def test_writes_during_the_freeze_window_stop_the_run(sb: Sandbox, tmp_path: Pat
     assert "--assume-frozen" in line
     assert m.phase() == "awaiting_freeze"
     assert sb.calls() == before
+
+
+def test_restore_sends_encrypted_with_the_key_and_tags_the_new_cluster_as_ours(sb: Sandbox, tmp_path: Path) -> None:
+    make_cluster(sb, "sr-tag", tables=1)
+    arn = f"arn:aws:redshift:{sb.info.region}:{sb.client('sts').get_caller_identity()['Account']}:cluster:sr-tag"
+    sb.client("redshift").create_tags(ResourceName=arn, Tags=[{"Key": "team", "Value": "bi"}])
+    m = migration(sb, tmp_path, "sr-tag", strategy="snapshot-restore", cluster_id="sr-tag-enc")
+    m.init()
+    result = m.run("--assume-frozen")
+    assert result.returncode == 8, result.stderr + result.stdout
+    sent = calls_for(sb, "RestoreFromClusterSnapshot", "sr-tag-enc")
+    assert len(sent) == 1 and sent[0]["params"]["Encrypted"] in ("true", True)
+    assert sent[0]["params"]["KmsKeyId"] == sb.info.kms_key_arn
+    tags = {t["Key"]: t["Value"] for t in m.describe("sr-tag-enc").get("Tags", [])}
+    assert tags["migrator:migration"] == m.name and tags["team"] == "bi"

@@ -1,0 +1,71 @@
+"""The new cluster mirrors the source (issue 10 §2.3): what is copied, what the config overrides,
+what is only reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from migrator.config import Settings
+from migrator.sandbox.client import SandboxClient as Sandbox
+from migrator.strategies.common import mirror_source
+from tests.strategies.support import make_cluster, migration, wait_for
+
+MIRRORED = ("NodeType", "NumberOfNodes", "PubliclyAccessible", "EnhancedVpcRouting", "DefaultIamRoleArn",
+            "AutomatedSnapshotRetentionPeriod", "ManualSnapshotRetentionPeriod", "MaintenanceTrackName",
+            "SnapshotScheduleIdentifier", "PreferredMaintenanceWindow")
+
+
+def settings(**target: Any) -> Settings:
+    return Settings.model_validate({
+        "migration": {"name": "m", "strategy": "unload-copy", "region": "us-east-1"},
+        "source": {"cluster_id": "src", "password_env": "X"},
+        "target": {"cluster_id": "src-enc", "kms_key_id": "alias/k", **target},
+        "staging": {"s3_uri": "s3://bucket/p/", "iam_role_arn": "arn:aws:iam::123456789012:role/r",
+                    "kms_key_id": "alias/k"}})
+
+
+def test_retired_node_type_and_ra3_port_need_the_config_and_say_so() -> None:
+    source = {"ClusterIdentifier": "src", "NodeType": "ds2.xlarge", "NumberOfNodes": 2,
+              "Endpoint": {"Port": 8000}, "ElasticIpStatus": {"ElasticIp": "1.2.3.4", "Status": "active"}}
+    refused = mirror_source(source, settings(), restore=False)
+    assert any("retired node type ds2.xlarge" in p and "target.node_type" in p for p in refused.problems)
+    assert any("1.2.3.4" in r for r in refused.reported) and "ElasticIp" not in refused.request
+    ra3 = mirror_source(source, settings(node_type="ra3.xlplus"), restore=False)
+    assert any("port 8000 of src is not allowed" in p and "target.cluster_port" in p for p in ra3.problems)
+    fine = mirror_source(source, settings(node_type="ra3.xlplus", cluster_port=5440), restore=False)
+    assert fine.problems == ()
+    assert fine.request["NodeType"] == "ra3.xlplus" and fine.request["Port"] == 5440
+    assert fine.request["ClusterType"] == "multi-node" and fine.request["NumberOfNodes"] == 2
+    assert len(fine.overridden) == 2
+
+
+def test_restored_cluster_mirrors_the_source_attributes_tags_and_logging(sb: Sandbox, tmp_path: Path) -> None:
+    make_cluster(sb, "mir-src", tables=1)
+    rs = sb.client("redshift")
+    rs.create_snapshot_schedule(ScheduleIdentifier="mir-nightly", ScheduleDefinitions=["cron(0 3 * * ? *)"])
+    rs.modify_cluster_snapshot_schedule(ClusterIdentifier="mir-src", ScheduleIdentifier="mir-nightly")
+    rs.modify_cluster(ClusterIdentifier="mir-src", PubliclyAccessible=True, EnhancedVpcRouting=True,
+                      ManualSnapshotRetentionPeriod=10, AutomatedSnapshotRetentionPeriod=5,
+                      MaintenanceTrackName="trailing")
+    wait_for(lambda: rs.describe_clusters(ClusterIdentifier="mir-src")["Clusters"][0]["ClusterStatus"]
+             == "available", "the modify")
+    rs.modify_cluster_iam_roles(ClusterIdentifier="mir-src", DefaultIamRoleArn=sb.info.iam_role_arn)
+    rs.enable_logging(ClusterIdentifier="mir-src", BucketName=sb.info.bucket, S3KeyPrefix="audit/")
+    source = rs.describe_clusters(ClusterIdentifier="mir-src")["Clusters"][0]
+    m = migration(sb, tmp_path, "mir-src", strategy="snapshot-restore", cluster_id="mir-src-enc")
+    m.init()
+    result = m.run("--assume-frozen")
+    assert result.returncode == 8, result.stderr + result.stdout
+    new = m.describe("mir-src-enc")
+    for key in MIRRORED:
+        assert new.get(key) == source.get(key), key
+    assert [r["IamRoleArn"] for r in new["IamRoles"]] == [r["IamRoleArn"] for r in source["IamRoles"]]
+    assert new["ClusterParameterGroups"][0]["ParameterGroupName"] == \
+        source["ClusterParameterGroups"][0]["ParameterGroupName"]
+    logging = rs.describe_logging_status(ClusterIdentifier="mir-src-enc")
+    assert logging["LoggingEnabled"] is True and logging["BucketName"] == sb.info.bucket
+    assert logging["S3KeyPrefix"] == "audit/"
+    with m.store() as store:
+        notes = [e.detail for e in store.events(store.require_migration(m.name)) if e.trigger == "not_mirrored"]
+    assert notes and any("namespace" in n for n in notes[0]["notes"])
