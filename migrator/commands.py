@@ -405,9 +405,12 @@ def plan(config_path: Path) -> PlanResult:
     if settings.migration.strategy != "modify":
         peaks = aws.hourly_write_peaks(clients, settings.source.cluster_id, planning.QUIET_LOOKBACK_DAYS)
     blockers = planning.rename_blockers(source, aws.datashares_of(clients, source.get("ClusterNamespaceArn")))
-    built = planning.build(config, source, placement=common.mirrored_placement(source), tables=tables,
+    mirror = common.mirror_source(source, settings, restore=settings.migration.strategy == "snapshot-restore")
+    notes = [*blockers, *(f"not copied to the new cluster: {r}" for r in mirror.reported),
+             *(f"overridden by the config: {o}" for o in mirror.overridden), *mirror.problems]
+    built = planning.build(config, source, placement=mirror.request, tables=tables,
                            table_error=table_error, rehearsal=rehearsal, hourly_write_peaks=peaks,
-                           old_name=old_name_for(settings.source.cluster_id), rename_blockers=blockers)
+                           old_name=old_name_for(settings.source.cluster_id), rename_blockers=notes)
     return PlanResult(**dataclasses.asdict(built))
 
 

@@ -97,12 +97,12 @@ def operator_policy(settings: Settings) -> dict[str, Any]:
             "redshift:DescribeClusters", "redshift:DescribeResize", "redshift:DescribeLoggingStatus",
             "redshift:DescribeTags", "redshift:DescribeEvents", "redshift:DescribeClusterSnapshots",
             "redshift:DescribeSnapshotCopyGrants", "redshift:DescribeClusterParameters",
-            "redshift:DescribeClusterParameterGroups"], ["*"]),
+            "redshift:DescribeClusterParameterGroups", "redshift:DescribeDataSharesForProducer"], ["*"]),
         _statement("ReadMetricsForTheWriteFreeze",
                    ["cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricData"], ["*"]),
         _statement("ChangeTheMigratedClusters", [
             "redshift:ModifyCluster", "redshift:RebootCluster", "redshift:DisableSnapshotCopy",
-            "redshift:EnableSnapshotCopy", "redshift:CreateTags"], clusters),
+            "redshift:EnableSnapshotCopy", "redshift:CreateTags", "redshift:EnableLogging"], clusters),
         _statement("DescribeWorkgroupsToRefuseServerless", ["redshift-serverless:GetWorkgroup"], ["*"]),
     ]
     snapshots = [scope.arn("redshift", f"snapshot:{source}/*"),

@@ -75,10 +75,8 @@ def _key_params(settings: Settings) -> dict[str, Any]:
 
 
 def _new_cluster(settings: Settings, source: Mapping[str, Any], placement: Mapping[str, Any]) -> dict[str, Any]:
+    # Exactly what the strategy's own request builder would send (the caller passes its result).
     params: dict[str, Any] = {"ClusterIdentifier": settings.target.cluster_id, **placement}
-    for key in _MIRRORED:
-        if key not in params and source.get(key) not in (None, "", []):
-            params[key] = source[key]
     params.update(_key_params(settings))
     return params
 

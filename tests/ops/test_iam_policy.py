@@ -37,12 +37,14 @@ def product_calls(service: str) -> set[str]:
     model = botocore.session.get_session().get_service_model(service)
     by_method = {re.sub(r"(?<!^)(?=[A-Z])", "_", op).lower(): op for op in model.operation_names}
     found: set[str] = set()
-    pattern = re.compile(rf"client\(\s*\"{re.escape(service)}\"[^)]*\)\s*\.\s*([a-z_]+)\(", re.S)
+    # Any `.operation(` the product calls whose name is one of the service's operations.
+    pattern = re.compile(r"\.\s*([a-z_0-9]+)\(", re.S)
     for path in PACKAGE.rglob("*.py"):
         if "sandbox" in path.parts:
             continue
         for method in pattern.findall(path.read_text()):
-            found.add(f"{service}:{by_method[method]}")
+            if method in by_method:
+                found.add(f"{service}:{by_method[method]}")
     return found
 
 
