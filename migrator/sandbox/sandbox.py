@@ -177,7 +177,7 @@ class Sandbox:
     def _write_configs(self) -> None:
         info = self.info
         common = (f'region = "{info.region}"\nstore = "sqlite:///.migrator/{{name}}.db"\n'
-                  f'aws_endpoint_url = "{info.endpoint_url}"\n\n'
+                  f'aws_endpoint_url = "{info.endpoint_url}"\nsandbox_plaintext = true\n\n'
                   f'[source]\ncluster_id = "{SOURCE_CLUSTER}"\ndatabase = "dev"\nuser = "awsuser"\n'
                   'password_env = "MIGRATOR_SANDBOX_PASSWORD"\n\n')
         unload_copy = ('[migration]\nname = "sandbox-unload-copy"\nstrategy = "unload-copy"\n'

@@ -30,6 +30,7 @@ from migrator.strategies import common, cutover
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo, read_inventory
+from migrator.warehouse.sql import table_key
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
@@ -70,9 +71,11 @@ def session(ctx_or_config: "PhaseContext | LoadedConfig", which: str, *, autocom
         conn.close()
 
 
-def inventory_of(ctx: "PhaseContext", source: Session) -> dict[str, TableInfo]:
+def inventory_of(ctx: "PhaseContext", source: Session) -> dict[tuple[str, str], TableInfo]:
+    """The source's tables by their identity, the (schema, table) pair (never a joined text:
+    ``"a.b"."c"`` and ``"a"."b.c"`` are two tables)."""
     t = ctx.config.settings.tables
-    return {info.key: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
+    return {info.pair: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
 
 
 # -- preflight --------------------------------------------------------------------------------
@@ -257,7 +260,7 @@ def rehearse(ctx: "PhaseContext") -> str:
     total_rows = sum(t.source_rows for t in tasks)
     largest = tasks[0]
     with session(ctx, "source") as source:
-        info = inventory_of(ctx, source)[largest.qualified_name]
+        info = inventory_of(ctx, source)[largest.pair]
         unloaded = pipeline.unload_table(source, info.schema, info.name, info.columns,
                                          staging_uri=settings.staging.s3_uri.rstrip("/") + "/_rehearsal",
                                          migration=ctx.migration.name, attempt=0,
@@ -299,7 +302,7 @@ def _no_logged_writes(ctx: "PhaseContext", quiet_seconds: float) -> None:
     with session(ctx, "source") as source:
         written = source.run(query("writes_since"), [since], kind="catalog")
     if written:
-        names = ", ".join(f"{schema}.{table}" for schema, table, _ in written[:10])
+        names = ", ".join(table_key(schema, table) for schema, table, _ in written[:10])
         raise PreflightFailed(f"write freeze not reached: stl_insert/stl_delete show writes to {names} in the "
                               f"last {quiet_seconds:.0f}s", hint="stop the writers, then re-run; or pass "
                               "--assume-frozen if you know writes are stopped")
@@ -318,7 +321,7 @@ class TableWorker:
         self.staging = settings.staging
         self.clients = common.clients(ctx)
         self._sessions = _Sessions(ctx)
-        self.tables: dict[str, TableInfo] = {}
+        self.tables: dict[tuple[str, str], TableInfo] = {}
 
     def __enter__(self) -> "TableWorker":
         self._sessions.__enter__()
@@ -337,7 +340,7 @@ class TableWorker:
         return self._sessions.target
 
     def info(self, task: TableView) -> TableInfo:
-        found = self.tables.get(task.qualified_name)
+        found = self.tables.get((task.schema_name, task.table_name))
         if found is None:
             raise RemoteError(f"{task.qualified_name} no longer exists on the source")
         return found
@@ -485,26 +488,27 @@ def copy_tables(ctx: "PhaseContext") -> str:
 @REGISTRY.action("validate")
 def validate(ctx: "PhaseContext") -> str:
     """The source must still match what was copied; tables that changed are copied again."""
-    changed: list[str] = []
+    changed: list[tuple[str, str]] = []
     with session(ctx, "source") as source:
         tables = inventory_of(ctx, source)
-        known = {t.qualified_name for t in ctx.store.list_tables(ctx.migration)}
-        created = [info for key, info in tables.items() if key not in known]
+        known = {t.pair for t in ctx.store.list_tables(ctx.migration)}
+        created = [info for pair, info in tables.items() if pair not in known]
         if created:
             _adopt_new_tables(ctx, source, created)
-            changed += [info.key for info in created]
+            changed += [info.pair for info in created]
         for task in ctx.store.list_tables(ctx.migration):
-            if task.qualified_name in changed:
+            if task.pair in changed:
                 continue
-            info = tables.get(task.qualified_name)
+            info = tables.get(task.pair)
             if info is None:
                 raise RemoteError(f"{task.qualified_name} disappeared from the source during the migration")
             now = checksum.fingerprint(source, info.schema, info.name, info.columns)
             if f"{now.rows}:{now.checksum}" != task.source_checksum:
-                changed.append(task.qualified_name)
+                changed.append(task.pair)
                 ctx.table_flow(task).fire("recopy", detail={"reason": "source changed after copy"})
     if changed:
-        ctx.store.add_event(ctx.migration, "migration", "source_changed", {"tables": changed},
+        ctx.store.add_event(ctx.migration, "migration", "source_changed",
+                            {"tables": [table_key(*pair) for pair in changed]},
                             state=ctx.migration.phase)
         return "source_changed"
     common.check_against_baseline(ctx, ctx.config.settings.source.cluster_id, "source before cutover")
@@ -539,7 +543,7 @@ def _adopt_new_tables(ctx: "PhaseContext", source: Session, created: list[TableI
                          ctx.table_definition.initial)
     ctx.store.add_event(ctx.migration, "migration", "objects_replayed",
                         {"statements": result.statements, "tables_created_during_migration":
-                         [t.key for t in created]}, state=ctx.migration.phase)
+                         [t.ref for t in created]}, state=ctx.migration.phase)
 
 
 def reconciler(config: LoadedConfig) -> Callable[[TableView], dict[str, Any]]:

@@ -70,6 +70,7 @@ name = "uc{n}"
 strategy = "unload-copy"
 region = "{sandbox.info.region}"
 aws_endpoint_url = "{sandbox.info.endpoint_url}"
+sandbox_plaintext = true
 
 [source]
 cluster_id = "{source}"
