@@ -23,14 +23,15 @@ from migrator.config import ConnectionSection, LoadedConfig
 from migrator.engine import tables as tables_engine
 from migrator.engine.registry import Registry
 from migrator.engine.tables import StepContext, StepResult
-from migrator.errors import PreflightFailed, RemoteError, TransientError
+from migrator.errors import MigratorError, OutcomeUnknown, PreflightFailed, RemoteError, TransientError
 from migrator.retry import Backoff, with_retries
 from migrator.store import TableSpec, TableView
 from migrator.strategies import common, cutover
 from migrator.warehouse import checksum, pipeline
-from migrator.warehouse.connection import Session
+from migrator.warehouse.connection import Session, end_backend
 from migrator.warehouse.inventory import TableInfo, read_inventory
-from migrator.warehouse.sql import table_key
+from migrator.warehouse.pipeline import StatementHook
+from migrator.warehouse.sql import staging_prefix, table_key
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
@@ -350,26 +351,92 @@ class TableWorker:
         def attempt() -> dict[str, Any]:
             try:
                 return fn()
-            except TransientError:
-                self._sessions.reconnect()
+            except MigratorError as exc:
+                if exc.retryable:
+                    self._sessions.reconnect()
                 raise
         return with_retries(attempt, what=what, backoff=STEP_BACKOFF)
 
+    def end_lost_statement(self, which: str, exc: OutcomeUnknown) -> None:
+        """After a connection died with a write in flight: new sessions, then make sure the
+        first statement is over (its server process ended, its transaction rolled back) before
+        anything reads its outcome or runs it again."""
+        self._sessions.reconnect()
+        if exc.backend_pid is not None:
+            ended = end_backend(self.source if which == "source" else self.target, exc.backend_pid)
+            log.info("%s: ended server process %s of the lost connection: %s", which, exc.backend_pid,
+                     "it was still running" if ended else "it had already ended")
+            if not self.target.conn.autocommit:
+                self.target.rollback()
+
 
 Step = StepContext[TableWorker]
+
+
+def _statement_recorder(step: Step) -> StatementHook:
+    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs."""
+    def record(kind: str, sql: str) -> None:
+        step.phase.store.add_event(step.phase.migration, step.task.subject, "statement",
+                                   {"kind": kind, "statement": sql, "attempt": step.task.attempt},
+                                   state=step.phase.migration.phase)
+    return record
+
+
+def _record_failure(step: Step, exc: MigratorError) -> None:
+    """A failed UNLOAD/COPY: its statement and the first rows of stl_load_errors, in history."""
+    statement = getattr(exc, "statement", None)
+    load_errors = getattr(exc, "load_errors", None) or []
+    if statement is None and not load_errors:
+        return
+    step.phase.store.add_event(step.phase.migration, step.task.subject, "statement_failed",
+                               {"statement": statement, "error": exc.one_line(), "attempt": step.task.attempt,
+                                "load_errors": [row.describe() for row in load_errors]},
+                               state=step.phase.migration.phase)
+
+
+def _recording_failures(step: Step, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    def run() -> dict[str, Any]:
+        try:
+            return fn()
+        except MigratorError as exc:
+            _record_failure(step, exc)
+            raise
+    return run
+
+
+def _clean_earlier_attempts(step: Step, info: TableInfo) -> None:
+    """Staged files of this table's failed attempts go before a new attempt (unless staging.keep);
+    the current attempt's prefix is replaced by UNLOAD's CLEANPATH."""
+    worker, task = step.resources, step.task
+    if worker.staging.keep:
+        return
+    s3 = worker.clients.client("s3")
+    for earlier in range(task.attempt):
+        prefix = staging_prefix(worker.staging.s3_uri, step.phase.migration.name, info.schema, info.name, earlier)
+        removed = staging.cleanup_prefix(s3, prefix)
+        if removed:
+            log.info("%s: removed %d staged file(s) of failed attempt %d", task.qualified_name, removed, earlier)
 
 
 @REGISTRY.step("unload")
 def unload_step(step: Step) -> StepResult:
     worker, task = step.resources, step.task
     info = worker.info(task)
+    _clean_earlier_attempts(step, info)
+    on_statement = _statement_recorder(step)
 
     def unload() -> dict[str, Any]:
         started = time.time()
-        result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
-                                       staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
-                                       attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
-                                       kms_key_id=worker.staging.kms_key_id)
+        try:
+            result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
+                                           staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
+                                           attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
+                                           kms_key_id=worker.staging.kms_key_id, on_statement=on_statement)
+        except OutcomeUnknown as exc:
+            # An UNLOAD only writes staging: once the first is over, running it again (CLEANPATH)
+            # replaces whatever it wrote.
+            worker.end_lost_statement("source", exc)
+            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
         report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
                                         result.manifest_url, kms_key_id=worker.staging.kms_key_id,
                                         expected_rows=result.rows)
@@ -378,7 +445,7 @@ def unload_step(step: Step) -> StepResult:
                 "rows_unloaded": result.rows, "bytes_unloaded": report.bytes,
                 "step_timings": _timing(task, "unload", started)}
 
-    fields = worker.retried(f"unload {task.qualified_name}", unload)
+    fields = worker.retried(f"unload {task.qualified_name}", _recording_failures(step, unload))
     failpoints.hit("after_unload")
     return StepResult(fields)
 
@@ -387,6 +454,8 @@ def unload_step(step: Step) -> StepResult:
 def load_step(step: Step) -> StepResult:
     worker, task = step.resources, step.task
     info = worker.info(task)
+    on_statement = _statement_recorder(step)
+    migration = step.phase.migration.name
 
     def load() -> dict[str, Any]:
         started = time.time()
@@ -395,13 +464,32 @@ def load_step(step: Step) -> StepResult:
         report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
                                         task.manifest_url, kms_key_id=worker.staging.kms_key_id,
                                         expected_rows=task.rows_unloaded or 0)
-        result = pipeline.load_exactly_once(worker.target, info.schema, info.name, manifest_url=task.manifest_url,
-                                            fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
-                                            migration=step.phase.migration.name, attempt=task.attempt,
-                                            explicit_ids=bool(info.identity_columns), expected_rows=report.rows)
+        try:
+            result = pipeline.load_exactly_once(worker.target, info.schema, info.name, manifest_url=task.manifest_url,
+                                                fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
+                                                migration=migration, attempt=task.attempt,
+                                                explicit_ids=bool(info.identity_columns), expected_rows=report.rows,
+                                                on_statement=on_statement)
+        except OutcomeUnknown as exc:
+            # The COMMIT's connection died: the load may have committed or may still be running.
+            # End it first, then its marker (written in the load's own transaction) decides.
+            worker.end_lost_statement("target", exc)
+            state = pipeline.reconcile_load(worker.target, migration, info.schema, info.name, task.attempt)
+            step.phase.store.add_event(step.phase.migration, task.subject, "load_reconciled",
+                                       {"attempt": task.attempt, "committed": state.committed,
+                                        "rows": state.rows if state.committed else None},
+                                       state=step.phase.migration.phase)
+            if state.committed:
+                return {"rows_loaded": state.rows, "step_timings": _timing(task, "load", started)}
+            raise TransientError(f"{exc.message}; the load did not commit (no marker), loading again") from None
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        if result.warnings:
+            step.phase.store.add_event(step.phase.migration, task.subject, "load_warnings",
+                                       {"warnings": result.warnings}, state=step.phase.migration.phase)
         return {"rows_loaded": result.rows, "step_timings": _timing(task, "load", started)}
 
-    fields = worker.retried(f"load {task.qualified_name}", load)
+    fields = worker.retried(f"load {task.qualified_name}", _recording_failures(step, load))
     failpoints.hit("after_load_commit")
     return StepResult(fields)
 
@@ -427,6 +515,26 @@ def validate_step(step: Step) -> StepResult:
         # is recorded re-validates from the clusters, not from staging.
         staging.cleanup_prefix(worker.clients.client("s3"), task.staging_prefix)
     return StepResult(fields)
+
+
+def remove_staged_files(config: LoadedConfig) -> int:
+    """For rollback: every staged file of this migration (all tables, all attempts, the
+    rehearsal) is removed unless staging.keep; returns how many. Idempotent."""
+    settings = config.settings
+    if settings.staging is None or settings.staging.keep:
+        return 0
+    s3 = common.clients_for(settings).client("s3")
+    removed = 0
+    for prefix in migration_prefixes(settings.staging.s3_uri, settings.migration.name):
+        removed += staging.cleanup_prefix(s3, prefix)
+    return removed
+
+
+def migration_prefixes(staging_uri: str, migration: str) -> list[str]:
+    """The prefixes this migration stages under: its own (tables) and the rehearsal's."""
+    def migration_part(uri: str) -> str:  # <uri>/<migration>/<schema>.<table>/attempt-0/ -> <uri>/<migration>/
+        return staging_prefix(uri, migration, "s", "t", 0).rstrip("/").rsplit("/", 2)[0] + "/"
+    return [migration_part(staging_uri), migration_part(staging_uri.rstrip("/") + "/_rehearsal")]
 
 
 class _Sessions:
@@ -576,5 +684,11 @@ def do_decommission(ctx: "PhaseContext") -> str:
 
 # -- rollback (the runner runs it under the run lease) ----------------------------------------
 
-undo = cutover.undo
+def undo(ctx: "PhaseContext") -> dict[str, Any]:
+    """The shared rollback, then this route's own data: the migration's staged files (9.2.13)."""
+    done = cutover.undo(ctx)
+    done["staged_files_removed"] = remove_staged_files(ctx.config)
+    return done
+
+
 rollback_refusal = cutover.rollback_refusal
