@@ -62,7 +62,7 @@ class Migration:
 def migration(sandbox: SandboxClient, tmp_path: Path) -> Migration:
     n = next(_ids)
     source, target = f"uc{n}-src", f"uc{n}-enc"
-    info = sandbox.create_seeded_cluster(source, tables=5, rows=400, seed=n)
+    info = sandbox.create_seeded_cluster(source, tables=5, rows=400, seed=n, hard=True)
     config = tmp_path / "migrator.toml"
     config.write_text(f"""
 [migration]
