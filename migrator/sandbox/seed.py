@@ -206,6 +206,10 @@ _HARD_ROWS = [
 ]
 
 
+#: The hard types table's rows, for tests that check them on a migrated cluster.
+HARD_ROWS = _HARD_ROWS
+
+
 def seed_cluster(target: Union[str, psycopg.Connection, Execute], *, tables: int, rows: int, seed: int = 0,
                  prefix: str = "", hard: bool = False) -> SeedSummary:
     """Create ``tables`` tables (plus a regions dimension) with up to ``rows`` rows each.

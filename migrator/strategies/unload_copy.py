@@ -469,7 +469,7 @@ def load_step(step: Step) -> StepResult:
                                                 fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
                                                 migration=migration, attempt=task.attempt,
                                                 explicit_ids=bool(info.identity_columns), expected_rows=report.rows,
-                                                on_statement=on_statement)
+                                                on_statement=on_statement, columns=info.columns)
         except OutcomeUnknown as exc:
             # The COMMIT's connection died: the load may have committed or may still be running.
             # End it first, then its marker (written in the load's own transaction) decides.

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from migrator.sandbox.client import SandboxClient
+from migrator.warehouse.sql import table_key
 
 _ids = itertools.count(1)
 
@@ -54,7 +55,7 @@ class Migration:
                     "select count(*), coalesce(md5(string_agg(md5(t::text), '' order by md5(t::text))), '') "
                     "from {} t").format(ident)).fetchone()
                 assert row is not None
-                out[f"{schema}.{table}"] = (int(row[0]), str(row[1]))
+                out[table_key(schema, table)] = (int(row[0]), str(row[1]))  # "a.b".c and a."b.c" stay two
         return out
 
 
