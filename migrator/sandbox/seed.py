@@ -190,8 +190,9 @@ def _layout(kind: str, rng: random.Random) -> str:
 
 
 #: Schemas and tables whose names break naive "schema.table" handling: "a.b"."c" and "a"."b.c"
-#: are two tables; the others hold brackets, a slash, a percent sign and quotes.
-HARD_NAMES: list[tuple[str, str]] = [("a.b", "c"), ("a", "b.c"), ("public", "[/]"),
+#: are two tables; the others hold brackets (rich markup if printed carelessly), a slash, a
+#: percent sign and quotes.
+HARD_NAMES: list[tuple[str, str]] = [("a.b", "c"), ("a", "b.c"), ("public", "[/]"), ("public", "[link=x]y[/link]"),
                                      ("Ops Data", 'per%cent/slash"quote\'s')]
 HARD_TYPES_TABLE = ("public", "hard types")
 # Full-precision floats: REAL/DOUBLE extremes and values no short decimal reproduces.
