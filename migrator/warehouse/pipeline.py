@@ -255,13 +255,13 @@ def _stage_sql(schema: str, table: str, columns: list[ColumnInfo]) -> tuple[str,
 
 def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url: str, fmt: DataFormat,
                       iam_role_arn: str, migration: str, attempt: int, explicit_ids: bool,
-                      expected_rows: int, on_statement: StatementHook | None = None,
-                      columns: list[ColumnInfo] | None = None) -> LoadResult:
+                      expected_rows: int, columns: list[ColumnInfo],
+                      on_statement: StatementHook | None = None) -> LoadResult:
     """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, check the count,
     write the marker, COMMIT. Any failure rolls the whole thing back; the table is then as
     before and the load can simply run again. ``session`` must not be in autocommit; the
-    marker table is created (and committed) first if missing. With ``columns`` given, a CSV
-    load of VARBYTE goes through a temporary table (binary_stage)."""
+    marker table is created (and committed) first if missing. ``columns`` (the table's, in
+    order) decide whether a CSV load of VARBYTE goes through a temporary table (binary_stage)."""
     if session.conn.autocommit:
         raise ValueError("load_exactly_once needs a transactional (autocommit off) session")
     staged = binary_stage(fmt, columns)

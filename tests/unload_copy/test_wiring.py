@@ -125,3 +125,30 @@ def test_connection_lost_at_commit_is_reconciled_from_the_marker(migration: Migr
     reconciled = [e for e in _events(m) if e["trigger"] == "load_reconciled"]
     assert len(reconciled) == 1 and reconciled[0]["detail"]["committed"] in (True, False)
     assert m.table_digests(m.target) == m.table_digests(m.source)
+
+
+def test_concurrent_loads_under_serializable_isolation_commit(migration: Migration) -> None:
+    """Four workers load four tables at once into a SERIALIZABLE target: each load's marker is
+    its own table, so no transaction fails with Redshift's error 1023."""
+    m = migration
+    m.config.write_text(m.config.read_text().replace("concurrency = 3", "concurrency = 4"))
+    m.init()
+    # A first run creates the target and its tables, and every COPY fails.
+    m.sb.faults.add("sql_error", times=-1, match={"statement": "copy"}, sqlstate="XX000", message="injected")
+    try:
+        failed = m.cli("run", "--assume-frozen")
+    finally:
+        m.sb.faults.clear()
+    assert failed.returncode == 10, failed.stderr
+    m.sb.set_isolation(m.target, "SERIALIZABLE")
+    conn = m.sb.connect(m.target, autocommit=True)
+    try:
+        cur = conn.cursor()
+        cur.execute("show transaction_isolation")
+        assert cur.fetchall()[0][0] == "serializable"
+    finally:
+        conn.close()
+    done = m.cli("run", "--assume-frozen")
+    assert done.returncode == 8, done.stderr
+    assert "1023" not in json.dumps(_events(m)) and "Serializable isolation violation" not in done.stderr
+    assert m.table_digests(m.target) == m.table_digests(m.source)
