@@ -411,7 +411,7 @@ def _clean_earlier_attempts(step: Step, info: TableInfo) -> None:
     if worker.staging.keep:
         return
     s3 = worker.clients.client("s3")
-    for earlier in range(task.attempt):
+    for earlier in range(1, task.attempt):  # attempts count from 1
         prefix = staging_prefix(worker.staging.s3_uri, step.phase.migration.name, info.schema, info.name, earlier)
         removed = staging.cleanup_prefix(s3, prefix)
         if removed:
