@@ -348,11 +348,15 @@ def sandbox_seed(directory: SandboxDir = Path(".sandbox"),
                  tables: Annotated[int, typer.Option(help="tables to add")] = 10,
                  rows: Annotated[int, typer.Option(help="rows in the largest added table")] = 10_000,
                  seed: Annotated[int, typer.Option(help="seed of the data generator")] = 1,
-                 prefix: Annotated[str, typer.Option(help="name prefix of the added tables")] = "extra_") -> None:
+                 prefix: Annotated[str, typer.Option(help="name prefix of the added tables")] = "extra_",
+                 hard: Annotated[bool, typer.Option("--hard/--no-hard", help="also add tables of hard types "
+                                                    "(VARBYTE, SUPER, full-precision floats, NULL-like strings, "
+                                                    "identity) and hard names (dots, brackets, %, /, quotes)")
+                                 ] = True) -> None:
     """Add tables and rows to the source cluster, through its Redshift endpoint."""
     from migrator.sandbox import commands as sandbox_commands
 
-    _call(lambda: sandbox_commands.seed(directory, tables, rows, seed, prefix))
+    _call(lambda: sandbox_commands.seed(directory, tables, rows, seed, prefix, hard))
 
 
 @sandbox_app.command("env")

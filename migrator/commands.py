@@ -25,7 +25,7 @@ from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageE
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
                               InventoryResult, PlanResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
                               StatusResult, TableRow)
-from migrator.store import Store, TableView, db, utcnow
+from migrator.store import MigrationView, Store, TableView, db, utcnow
 from migrator.store.views import EventView
 from migrator.store.db import redact
 
@@ -164,15 +164,28 @@ def history(config_path: Path, *, table: str | None = None, limit: int | None = 
         migration = store.require_migration(config.settings.migration.name)
         subject = None
         if table is not None:
-            if store.find_table(migration, table) is None:
-                raise UsageError(f"no table {table!r} in migration {migration.name!r}",
-                                 hint="name it as schema.table; `migrator status --tables` lists them")
-            subject = f"table:{table}"
+            subject = _table_subject(store, migration, table)
         events = store.events(migration, subject=subject, limit=limit, newest_first=limit is not None)
     if limit is not None:
         events.reverse()
     return HistoryResult(migration.name, [EventRow(e.at, e.subject, e.trigger, e.from_state, e.to_state, e.detail,
                                                    e.host, e.pid) for e in events])
+
+
+def _table_subject(store: Store, migration: MigrationView, table: str) -> str:
+    """The events subject of the table named ``table``, spelled as `status --tables` prints it
+    (sql.table_key: ``"a.b".c`` and ``a."b.c"`` are two tables)."""
+    from migrator.warehouse.sql import split_table_key
+
+    hint = 'name it as schema.table, quoting a part that holds "." or \'"\' as `migrator status --tables` prints it'
+    try:
+        pair = split_table_key(table)
+    except ValueError:
+        raise UsageError(f"--table {table!r} is not a schema.table name", hint=hint) from None
+    for task in store.list_tables(migration):
+        if task.pair == pair:
+            return task.subject
+    raise UsageError(f"no table {table!r} in migration {migration.name!r}", hint=hint)
 
 
 def _definition(name: str) -> MachineDef:

@@ -162,17 +162,22 @@ def _independent_check(sb: SandboxClient) -> tuple[int, int]:
     """Compare both clusters with our own queries, not the tool's report."""
     source_now = sb.info.source_cluster_id
     old = next(c for c in sb.cluster_ids() if c.startswith(f"{source_now}-unencrypted-"))
-    query = 'select trim("schema"), trim("table"), tbl_rows from svv_table_info order by 1, 2'
-    counts = []
+    from migrator.warehouse.baseline import rows_per_table
+
+    # Exact count(*) of every user table, empty ones included (svv_table_info's tbl_rows still
+    # counts deleted rows and leaves out tables that were never written).
+    counts: list[dict[str, int]] = []
     for cluster in (old, source_now):
         conn = sb.connect(cluster)
         cur = conn.cursor()
-        cur.execute(query)
-        counts.append([tuple(r) for r in cur.fetchall()])
-        conn.close()
+        try:
+            counts.append(rows_per_table(cur))
+        finally:
+            cur.close()
+            conn.close()
     if counts[0] != counts[1]:
         raise ValidationMismatch(f"the migrated cluster differs from the original: {counts[0]} vs {counts[1]}")
     described = sb.client("redshift").describe_clusters(ClusterIdentifier=source_now)["Clusters"][0]
     if not described["Encrypted"] or described.get("KmsKeyId") != sb.info.kms_key_arn:
         raise ValidationMismatch(f"{source_now} is not encrypted with {sb.info.kms_key_arn}")
-    return len(counts[1]), sum(int(r[2]) for r in counts[1])
+    return len(counts[1]), sum(counts[1].values())

@@ -12,6 +12,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from migrator.warehouse.sql import table_key
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
@@ -32,6 +34,12 @@ class Result:
 
     def exit_code(self) -> int:
         return 0
+
+
+def _add_row(grid: Table, *cells: RenderableType) -> None:
+    """A row whose text is shown as itself: names from the catalog (a table called `[/]` or
+    `[link=x]y[/link]`), errors and details are never read as rich markup."""
+    grid.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
 
 
 @dataclass
@@ -104,38 +112,38 @@ class StatusResult(Result):
         head = Table.grid(padding=(0, 2))
         head.add_column(style="bold")
         head.add_column()
-        head.add_row("migration", f"{self.migration} ({self.strategy})")
-        head.add_row("phase", f"{self.phase}" + (f"  [{', '.join(self.phase_tags)}]" if self.phase_tags else ""))
-        head.add_row("updated", self.updated_at.isoformat(timespec="seconds"))
+        _add_row(head, "migration", f"{self.migration} ({self.strategy})")
+        _add_row(head, "phase", f"{self.phase}" + (f"  [{', '.join(self.phase_tags)}]" if self.phase_tags else ""))
+        _add_row(head, "updated", self.updated_at.isoformat(timespec="seconds"))
         if self.run_holder:
-            head.add_row("running", f"{self.run_holder} (heartbeat {self.run_heartbeat_at:%H:%M:%S})")
+            _add_row(head, "running", f"{self.run_holder} (heartbeat {self.run_heartbeat_at:%H:%M:%S})")
         else:
-            head.add_row("running", "no run active")
+            _add_row(head, "running", "no run active")
         if self.tables_total:
             states = ", ".join(f"{n} {s}" for s, n in sorted(self.tables_by_state.items()))
             pct = 100.0 * self.rows_done / self.rows_total if self.rows_total else 100.0
-            head.add_row("tables", f"{self.tables_total} ({states})")
-            head.add_row("rows", f"{self.rows_done:,} of {self.rows_total:,} validated ({pct:.1f}%)")
+            _add_row(head, "tables", f"{self.tables_total} ({states})")
+            _add_row(head, "rows", f"{self.rows_done:,} of {self.rows_total:,} validated ({pct:.1f}%)")
         if self.rows_per_second:
             eta = f", about {_duration(self.eta_seconds)} left" if self.eta_seconds is not None else ""
-            head.add_row("throughput", f"{self.rows_per_second:,.0f} rows/s, {self.bytes_done / 1e6:,.1f} MB staged"
+            _add_row(head, "throughput", f"{self.rows_per_second:,.0f} rows/s, {self.bytes_done / 1e6:,.1f} MB staged"
                                        f"{eta}")
         if self.progress:
             figures = ", ".join(f"{k}={v}" for k, v in self.progress.items())
             when = f" (at {self.progress_at:%H:%M:%S})" if self.progress_at else ""
-            head.add_row("progress", figures + when)
+            _add_row(head, "progress", figures + when)
         if self.approvals:
-            head.add_row("approved", ", ".join(self.approvals))
+            _add_row(head, "approved", ", ".join(self.approvals))
         if self.last_error:
-            head.add_row("last error", Text(self.last_error, style="red"))
-        head.add_row("next", self.next_step)
+            _add_row(head, "last error", Text(self.last_error, style="red"))
+        _add_row(head, "next", self.next_step)
         parts: list[RenderableType] = [head]
         if self.tables:
             grid = Table(show_edge=False, header_style="bold")
             for col in ("table", "state", "attempt", "rows", "loaded", "MB", "error", "retry"):
                 grid.add_column(col, justify="right" if col in ("attempt", "rows", "loaded", "MB") else "left")
             for row in self.tables:
-                grid.add_row(row.table, row.state, str(row.attempt), f"{row.source_rows:,}",
+                _add_row(grid, row.table, row.state, str(row.attempt), f"{row.source_rows:,}",
                              "" if row.rows_loaded is None else f"{row.rows_loaded:,}", str(row.size_mb),
                              row.last_error or "", row.retry or "")
             parts.append(grid)
@@ -168,12 +176,12 @@ class HistoryResult(Result):
     events: list[EventRow]
 
     def render(self) -> RenderableType:
-        grid = Table(show_edge=False, header_style="bold", title=f"history of {self.migration}")
+        grid = Table(show_edge=False, header_style="bold", title=Text(f"history of {self.migration}"))
         for col in ("time", "subject", "trigger", "from", "to", "by", "detail"):
             grid.add_column(col)
         for e in self.events:
             detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
-            grid.add_row(e.at.isoformat(timespec="seconds"), e.subject, e.trigger, e.from_state or "",
+            _add_row(grid, e.at.isoformat(timespec="seconds"), e.subject, e.trigger, e.from_state or "",
                          e.to_state or "", f"{e.host}:{e.pid}", detail[:120])
         return grid
 
@@ -273,13 +281,13 @@ class InventoryResult(Result):
     tables: list[dict[str, Any]]
 
     def render(self) -> RenderableType:
-        grid = Table(show_edge=False, header_style="bold", title=f"user tables on {self.cluster}, largest first")
+        grid = Table(show_edge=False, header_style="bold", title=Text(f"user tables on {self.cluster}, largest first"))
         for col in ("table", "MB", "rows", "dist", "sort", "identity", "scans", "last write", "unused"):
             grid.add_column(col, justify="right" if col in ("MB", "rows", "scans") else "left")
         for t in self.tables:
             sort = f"{(t['sortkey_kind'] or '').lower()} ({', '.join(t['sortkeys'])})" if t["sortkeys"] else ""
             dist = t["diststyle"] + (f"({t['distkey']})" if t["distkey"] else "")
-            grid.add_row(f"{t['schema']}.{t['table']}", str(t["size_mb"]), f"{t['rows']:,}", dist, sort,
+            _add_row(grid, table_key(t['schema'], t['table']), str(t["size_mb"]), f"{t['rows']:,}", dist, sort,
                          ", ".join(t["identity_columns"]), str(t["scans"]), (t["last_write"] or "")[:19],
                          "yes" if t["unused"] else "")
         return grid

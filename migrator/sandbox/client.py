@@ -143,6 +143,21 @@ class SandboxClient:
         conn.autocommit = autocommit
         return conn
 
+    def set_isolation(self, cluster_id: str, level: str) -> None:
+        """SERIALIZABLE or SNAPSHOT for the cluster's database, for sessions opened afterwards
+        (as LocalClusterHost.set_isolation; works for a database named dev, which Redshift's
+        ALTER DATABASE ... ISOLATION LEVEL refuses)."""
+        import psycopg
+        from psycopg import sql
+
+        pg_level = {"SERIALIZABLE": "serializable", "SNAPSHOT": "repeatable read"}.get(level.upper())
+        if pg_level is None:
+            raise ValueError(f"isolation level {level!r}: SERIALIZABLE or SNAPSHOT")
+        database = self.cluster_info(cluster_id).database
+        with psycopg.connect(self.admin_dsn(cluster_id), autocommit=True) as conn:
+            conn.execute(sql.SQL("alter database {} set default_transaction_isolation = {}").format(
+                sql.Identifier(database), sql.Literal(pg_level)))
+
     def create_cluster(self, cluster_id: str, *, encrypted: bool = False, kms_key_id: str | None = None,
                        node_type: str = "ra3.xlplus", nodes: int = 2, wait: bool = True) -> ClusterInfo:
         create_cluster(self.client("redshift"), cluster_id, self.info.iam_role_arn, encrypted=encrypted,
@@ -154,8 +169,10 @@ class SandboxClient:
     def wait_available(self, cluster_id: str, timeout: float = 60.0) -> dict[str, Any]:
         return wait_available(self.client("redshift"), cluster_id, timeout)
 
-    def seed(self, cluster_id: str, *, tables: int, rows: int, seed: int = 0, prefix: str = "") -> Any:
-        """Seed a cluster through its Redshift endpoint, as any client would."""
+    def seed(self, cluster_id: str, *, tables: int, rows: int, seed: int = 0, prefix: str = "",
+             hard: bool = True) -> Any:
+        """Seed a cluster through its Redshift endpoint, as any client would; ``hard`` (the
+        default) adds the tables of hard types and names (seed.HARD_NAMES, seed.HARD_TYPES_TABLE)."""
         from migrator.sandbox.seed import seed_cluster
 
         conn = self.connect(cluster_id, autocommit=True)
@@ -166,13 +183,15 @@ class SandboxClient:
             return cursor.fetchall() if cursor.description else None
 
         try:
-            return seed_cluster(execute, tables=tables, rows=rows, seed=seed, prefix=prefix)
+            return seed_cluster(execute, tables=tables, rows=rows, seed=seed, prefix=prefix, hard=hard)
         finally:
             conn.close()
 
     def create_seeded_cluster(self, cluster_id: str, *, tables: int = 4, rows: int = 500, seed: int = 0,
-                              encrypted: bool = False, node_type: str = "ra3.xlplus") -> ClusterInfo:
-        """A private source for a test that changes its cluster (so it cannot disturb others)."""
+                              encrypted: bool = False, node_type: str = "ra3.xlplus", hard: bool = False
+                              ) -> ClusterInfo:
+        """A private source for a test that changes its cluster (so it cannot disturb others);
+        ``hard`` adds the tables of hard types and names."""
         info = self.create_cluster(cluster_id, encrypted=encrypted, node_type=node_type)
-        self.seed(cluster_id, tables=tables, rows=rows, seed=seed)
+        self.seed(cluster_id, tables=tables, rows=rows, seed=seed, hard=hard)
         return info

@@ -40,8 +40,10 @@ def status(directory: Path) -> SandboxResult:
     return _result(directory.resolve(), _require(directory), "")
 
 
-def seed(directory: Path, tables: int, rows: int, seed_value: int = 1, prefix: str = "extra_") -> SandboxResult:
-    """More data in the source cluster, sent through its Redshift endpoint like any client's."""
+def seed(directory: Path, tables: int, rows: int, seed_value: int = 1, prefix: str = "extra_",
+         hard: bool = True) -> SandboxResult:
+    """More data in the source cluster, sent through its Redshift endpoint like any client's;
+    ``hard`` (the default) adds tables of hard types and names (seed.HARD_NAMES, HARD_TYPES_TABLE)."""
     import redshift_connector
 
     from migrator.sandbox.seed import seed_cluster
@@ -58,7 +60,7 @@ def seed(directory: Path, tables: int, rows: int, seed_value: int = 1, prefix: s
         return cursor.fetchall() if cursor.description else None
 
     try:
-        summary = seed_cluster(execute, tables=tables, rows=rows, seed=seed_value, prefix=prefix)
+        summary = seed_cluster(execute, tables=tables, rows=rows, seed=seed_value, prefix=prefix, hard=hard)
     finally:
         conn.close()
     return _result(directory.resolve(), info, f"seeded {len(summary.tables)} tables, "

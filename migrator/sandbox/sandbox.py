@@ -30,9 +30,11 @@ class Sandbox:
 
     def __init__(self, directory: Path | str, *, seed_tables: int = 6, seed_rows: int = 1000, seed: int = 0,
                  durations: dict[str, float] | None = None, metrics_interval: float = 5.0,
-                 region: str = "us-east-1") -> None:
+                 region: str = "us-east-1", hard: bool = True) -> None:
         self.directory = Path(directory).resolve()
         self.seed_tables, self.seed_rows, self.seed = seed_tables, seed_rows, seed
+        #: The seed includes the hard types and names (seed.HARD_NAMES, seed.HARD_TYPES_TABLE).
+        self.hard = hard
         durations = dict(durations or {})
         self.metrics_interval = float(durations.pop("metrics_interval", metrics_interval))
         self.durations = {"create_seconds": 0.5, "modify_seconds": 3.0, "rename_seconds": 0.5,
@@ -148,12 +150,13 @@ class Sandbox:
 
         if self.seed_tables > 0:
             seed_cluster(self.admin_dsn(SOURCE_CLUSTER), tables=self.seed_tables, rows=self.seed_rows,
-                         seed=self.seed)
+                         seed=self.seed, hard=self.hard)
 
-    def seed_more(self, tables: int, rows: int, seed: int = 1, prefix: str = "more_") -> Any:
+    def seed_more(self, tables: int, rows: int, seed: int = 1, prefix: str = "more_", hard: bool = True) -> Any:
         from migrator.sandbox.seed import seed_cluster
 
-        return seed_cluster(self.admin_dsn(SOURCE_CLUSTER), tables=tables, rows=rows, seed=seed, prefix=prefix)
+        return seed_cluster(self.admin_dsn(SOURCE_CLUSTER), tables=tables, rows=rows, seed=seed, prefix=prefix,
+                            hard=hard)
 
     def _write_info(self) -> None:
         assert self.host is not None
@@ -177,7 +180,7 @@ class Sandbox:
     def _write_configs(self) -> None:
         info = self.info
         common = (f'region = "{info.region}"\nstore = "sqlite:///.migrator/{{name}}.db"\n'
-                  f'aws_endpoint_url = "{info.endpoint_url}"\n\n'
+                  f'aws_endpoint_url = "{info.endpoint_url}"\nsandbox_plaintext = true\n\n'
                   f'[source]\ncluster_id = "{SOURCE_CLUSTER}"\ndatabase = "dev"\nuser = "awsuser"\n'
                   'password_env = "MIGRATOR_SANDBOX_PASSWORD"\n\n')
         unload_copy = ('[migration]\nname = "sandbox-unload-copy"\nstrategy = "unload-copy"\n'

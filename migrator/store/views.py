@@ -50,8 +50,16 @@ class TableView:
     updated_at: datetime | None = None
 
     @property
+    def pair(self) -> tuple[str, str]:
+        """The table's identity: (schema, table)."""
+        return (self.schema_name, self.table_name)
+
+    @property
     def qualified_name(self) -> str:
-        return f"{self.schema_name}.{self.table_name}"
+        """Reversible text of the pair (warehouse.sql.table_key): ``"a.b".c`` and ``a."b.c"`` differ."""
+        from migrator.warehouse.sql import table_key
+
+        return table_key(self.schema_name, self.table_name)
 
     @property
     def subject(self) -> str:

@@ -266,23 +266,15 @@ def endpoint_of(client_set: AwsClients, cluster_id: str, conn: ConnectionSection
 
 def connect(settings: Settings, client_set: AwsClients, cluster_id: str, *, where: str = "source",
             conn: ConnectionSection | None = None) -> Any:
-    """A redshift_connector connection to ``cluster_id`` with the configured credentials."""
-    import redshift_connector
-
-    from migrator.credentials import resolve
+    """A redshift_connector connection to ``cluster_id`` with the configured credentials: TLS with
+    the section's sslmode (plaintext only for the local sandbox when the config says so), no
+    client-side statement timeout, credentials resolved once per run. Errors are classified by
+    warehouse.connection (a wrong password is not a transient failure)."""
+    from migrator.warehouse.connection import connect_section
 
     section = conn or settings.source
     endpoint = endpoint_of(client_set, cluster_id, section)
-    creds = resolve(section, where, client_set)
-    # The sandbox's wire proxy does not speak TLS; every real endpoint does and must.
-    ssl = settings.migration.aws_endpoint_url is None
-    try:
-        return redshift_connector.connect(host=endpoint.host, port=endpoint.port, database=section.database,
-                                          user=creds.user, password=creds.password, ssl=ssl, timeout=60)
-    except Exception as exc:  # the driver raises several unrelated types; report it as one line
-        raise TransientError(f"cannot connect to {cluster_id} at {endpoint.host}:{endpoint.port} as "
-                             f"{creds.user}: {type(exc).__name__}: {exc}",
-                             hint="check the endpoint, security groups and credentials, then re-run") from None
+    return connect_section(settings, section, endpoint.host, endpoint.port, where=where, aws=client_set)
 
 
 def measure(settings: Settings, client_set: AwsClients, cluster_id: str,

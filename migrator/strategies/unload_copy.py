@@ -23,13 +23,15 @@ from migrator.config import ConnectionSection, LoadedConfig
 from migrator.engine import tables as tables_engine
 from migrator.engine.registry import Registry
 from migrator.engine.tables import StepContext, StepResult
-from migrator.errors import PreflightFailed, RemoteError, TransientError
+from migrator.errors import MigratorError, OutcomeUnknown, PreflightFailed, RemoteError, TransientError
 from migrator.retry import Backoff, with_retries
 from migrator.store import TableSpec, TableView
 from migrator.strategies import common, cutover
 from migrator.warehouse import checksum, pipeline
-from migrator.warehouse.connection import Session
+from migrator.warehouse.connection import Session, end_backend
 from migrator.warehouse.inventory import TableInfo, read_inventory
+from migrator.warehouse.pipeline import StatementHook
+from migrator.warehouse.sql import staging_prefix, table_key
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
@@ -70,9 +72,11 @@ def session(ctx_or_config: "PhaseContext | LoadedConfig", which: str, *, autocom
         conn.close()
 
 
-def inventory_of(ctx: "PhaseContext", source: Session) -> dict[str, TableInfo]:
+def inventory_of(ctx: "PhaseContext", source: Session) -> dict[tuple[str, str], TableInfo]:
+    """The source's tables by their identity, the (schema, table) pair (never a joined text:
+    ``"a.b"."c"`` and ``"a"."b.c"`` are two tables)."""
     t = ctx.config.settings.tables
-    return {info.key: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
+    return {info.pair: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
 
 
 # -- preflight --------------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def rehearse(ctx: "PhaseContext") -> str:
     total_rows = sum(t.source_rows for t in tasks)
     largest = tasks[0]
     with session(ctx, "source") as source:
-        info = inventory_of(ctx, source)[largest.qualified_name]
+        info = inventory_of(ctx, source)[largest.pair]
         unloaded = pipeline.unload_table(source, info.schema, info.name, info.columns,
                                          staging_uri=settings.staging.s3_uri.rstrip("/") + "/_rehearsal",
                                          migration=ctx.migration.name, attempt=0,
@@ -293,7 +297,7 @@ def _no_logged_writes(ctx: "PhaseContext", quiet_seconds: float) -> None:
     with session(ctx, "source") as source:
         written = source.run(query("writes_since"), [since], kind="catalog")
     if written:
-        names = ", ".join(f"{schema}.{table}" for schema, table, _ in written[:10])
+        names = ", ".join(table_key(schema, table) for schema, table, _ in written[:10])
         raise PreflightFailed(f"write freeze not reached: stl_insert/stl_delete show writes to {names} in the "
                               f"last {quiet_seconds:.0f}s", hint="stop the writers, then re-run; or pass "
                               "--assume-frozen if you know writes are stopped")
@@ -312,7 +316,7 @@ class TableWorker:
         self.staging = settings.staging
         self.clients = common.clients(ctx)
         self._sessions = _Sessions(ctx)
-        self.tables: dict[str, TableInfo] = {}
+        self.tables: dict[tuple[str, str], TableInfo] = {}
 
     def __enter__(self) -> "TableWorker":
         self._sessions.__enter__()
@@ -331,7 +335,7 @@ class TableWorker:
         return self._sessions.target
 
     def info(self, task: TableView) -> TableInfo:
-        found = self.tables.get(task.qualified_name)
+        found = self.tables.get((task.schema_name, task.table_name))
         if found is None:
             raise RemoteError(f"{task.qualified_name} no longer exists on the source")
         return found
@@ -341,26 +345,92 @@ class TableWorker:
         def attempt() -> dict[str, Any]:
             try:
                 return fn()
-            except TransientError:
-                self._sessions.reconnect()
+            except MigratorError as exc:
+                if exc.retryable:
+                    self._sessions.reconnect()
                 raise
         return with_retries(attempt, what=what, backoff=STEP_BACKOFF)
 
+    def end_lost_statement(self, which: str, exc: OutcomeUnknown) -> None:
+        """After a connection died with a write in flight: new sessions, then make sure the
+        first statement is over (its server process ended, its transaction rolled back) before
+        anything reads its outcome or runs it again."""
+        self._sessions.reconnect()
+        if exc.backend_pid is not None:
+            ended = end_backend(self.source if which == "source" else self.target, exc.backend_pid)
+            log.info("%s: ended server process %s of the lost connection: %s", which, exc.backend_pid,
+                     "it was still running" if ended else "it had already ended")
+            if not self.target.conn.autocommit:
+                self.target.rollback()
+
 
 Step = StepContext[TableWorker]
+
+
+def _statement_recorder(step: Step) -> StatementHook:
+    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs."""
+    def record(kind: str, sql: str) -> None:
+        step.phase.store.add_event(step.phase.migration, step.task.subject, "statement",
+                                   {"kind": kind, "statement": sql, "attempt": step.task.attempt},
+                                   state=step.phase.migration.phase)
+    return record
+
+
+def _record_failure(step: Step, exc: MigratorError) -> None:
+    """A failed UNLOAD/COPY: its statement and the first rows of stl_load_errors, in history."""
+    statement = getattr(exc, "statement", None)
+    load_errors = getattr(exc, "load_errors", None) or []
+    if statement is None and not load_errors:
+        return
+    step.phase.store.add_event(step.phase.migration, step.task.subject, "statement_failed",
+                               {"statement": statement, "error": exc.one_line(), "attempt": step.task.attempt,
+                                "load_errors": [row.describe() for row in load_errors]},
+                               state=step.phase.migration.phase)
+
+
+def _recording_failures(step: Step, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    def run() -> dict[str, Any]:
+        try:
+            return fn()
+        except MigratorError as exc:
+            _record_failure(step, exc)
+            raise
+    return run
+
+
+def _clean_earlier_attempts(step: Step, info: TableInfo) -> None:
+    """Staged files of this table's failed attempts go before a new attempt (unless staging.keep);
+    the current attempt's prefix is replaced by UNLOAD's CLEANPATH."""
+    worker, task = step.resources, step.task
+    if worker.staging.keep:
+        return
+    s3 = worker.clients.client("s3")
+    for earlier in range(1, task.attempt):  # attempts count from 1
+        prefix = staging_prefix(worker.staging.s3_uri, step.phase.migration.name, info.schema, info.name, earlier)
+        removed = staging.cleanup_prefix(s3, prefix)
+        if removed:
+            log.info("%s: removed %d staged file(s) of failed attempt %d", task.qualified_name, removed, earlier)
 
 
 @REGISTRY.step("unload")
 def unload_step(step: Step) -> StepResult:
     worker, task = step.resources, step.task
     info = worker.info(task)
+    _clean_earlier_attempts(step, info)
+    on_statement = _statement_recorder(step)
 
     def unload() -> dict[str, Any]:
         started = time.time()
-        result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
-                                       staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
-                                       attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
-                                       kms_key_id=worker.staging.kms_key_id)
+        try:
+            result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
+                                           staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
+                                           attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
+                                           kms_key_id=worker.staging.kms_key_id, on_statement=on_statement)
+        except OutcomeUnknown as exc:
+            # An UNLOAD only writes staging: once the first is over, running it again (CLEANPATH)
+            # replaces whatever it wrote.
+            worker.end_lost_statement("source", exc)
+            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
         report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
                                         result.manifest_url, kms_key_id=worker.staging.kms_key_id,
                                         expected_rows=result.rows)
@@ -369,7 +439,7 @@ def unload_step(step: Step) -> StepResult:
                 "rows_unloaded": result.rows, "bytes_unloaded": report.bytes,
                 "step_timings": _timing(task, "unload", started)}
 
-    fields = worker.retried(f"unload {task.qualified_name}", unload)
+    fields = worker.retried(f"unload {task.qualified_name}", _recording_failures(step, unload))
     failpoints.hit("after_unload")
     return StepResult(fields)
 
@@ -378,6 +448,8 @@ def unload_step(step: Step) -> StepResult:
 def load_step(step: Step) -> StepResult:
     worker, task = step.resources, step.task
     info = worker.info(task)
+    on_statement = _statement_recorder(step)
+    migration = step.phase.migration.name
 
     def load() -> dict[str, Any]:
         started = time.time()
@@ -386,13 +458,32 @@ def load_step(step: Step) -> StepResult:
         report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
                                         task.manifest_url, kms_key_id=worker.staging.kms_key_id,
                                         expected_rows=task.rows_unloaded or 0)
-        result = pipeline.load_exactly_once(worker.target, info.schema, info.name, manifest_url=task.manifest_url,
-                                            fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
-                                            migration=step.phase.migration.name, attempt=task.attempt,
-                                            explicit_ids=bool(info.identity_columns), expected_rows=report.rows)
+        try:
+            result = pipeline.load_exactly_once(worker.target, info.schema, info.name, manifest_url=task.manifest_url,
+                                                fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
+                                                migration=migration, attempt=task.attempt,
+                                                explicit_ids=bool(info.identity_columns), expected_rows=report.rows,
+                                                on_statement=on_statement, columns=info.columns)
+        except OutcomeUnknown as exc:
+            # The COMMIT's connection died: the load may have committed or may still be running.
+            # End it first, then its marker (written in the load's own transaction) decides.
+            worker.end_lost_statement("target", exc)
+            state = pipeline.reconcile_load(worker.target, migration, info.schema, info.name, task.attempt)
+            step.phase.store.add_event(step.phase.migration, task.subject, "load_reconciled",
+                                       {"attempt": task.attempt, "committed": state.committed,
+                                        "rows": state.rows if state.committed else None},
+                                       state=step.phase.migration.phase)
+            if state.committed:
+                return {"rows_loaded": state.rows, "step_timings": _timing(task, "load", started)}
+            raise TransientError(f"{exc.message}; the load did not commit (no marker), loading again") from None
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        if result.warnings:
+            step.phase.store.add_event(step.phase.migration, task.subject, "load_warnings",
+                                       {"warnings": result.warnings}, state=step.phase.migration.phase)
         return {"rows_loaded": result.rows, "step_timings": _timing(task, "load", started)}
 
-    fields = worker.retried(f"load {task.qualified_name}", load)
+    fields = worker.retried(f"load {task.qualified_name}", _recording_failures(step, load))
     failpoints.hit("after_load_commit")
     return StepResult(fields)
 
@@ -418,6 +509,26 @@ def validate_step(step: Step) -> StepResult:
         # is recorded re-validates from the clusters, not from staging.
         staging.cleanup_prefix(worker.clients.client("s3"), task.staging_prefix)
     return StepResult(fields)
+
+
+def remove_staged_files(config: LoadedConfig) -> int:
+    """For rollback: every staged file of this migration (all tables, all attempts, the
+    rehearsal) is removed unless staging.keep; returns how many. Idempotent."""
+    settings = config.settings
+    if settings.staging is None or settings.staging.keep:
+        return 0
+    s3 = common.clients_for(settings).client("s3")
+    removed = 0
+    for prefix in migration_prefixes(settings.staging.s3_uri, settings.migration.name):
+        removed += staging.cleanup_prefix(s3, prefix)
+    return removed
+
+
+def migration_prefixes(staging_uri: str, migration: str) -> list[str]:
+    """The prefixes this migration stages under: its own (tables) and the rehearsal's."""
+    def migration_part(uri: str) -> str:  # <uri>/<migration>/<schema>.<table>/attempt-0/ -> <uri>/<migration>/
+        return staging_prefix(uri, migration, "s", "t", 0).rstrip("/").rsplit("/", 2)[0] + "/"
+    return [migration_part(staging_uri), migration_part(staging_uri.rstrip("/") + "/_rehearsal")]
 
 
 class _Sessions:
@@ -479,26 +590,27 @@ def copy_tables(ctx: "PhaseContext") -> str:
 @REGISTRY.action("validate")
 def validate(ctx: "PhaseContext") -> str:
     """The source must still match what was copied; tables that changed are copied again."""
-    changed: list[str] = []
+    changed: list[tuple[str, str]] = []
     with session(ctx, "source") as source:
         tables = inventory_of(ctx, source)
-        known = {t.qualified_name for t in ctx.store.list_tables(ctx.migration)}
-        created = [info for key, info in tables.items() if key not in known]
+        known = {t.pair for t in ctx.store.list_tables(ctx.migration)}
+        created = [info for pair, info in tables.items() if pair not in known]
         if created:
             _adopt_new_tables(ctx, source, created)
-            changed += [info.key for info in created]
+            changed += [info.pair for info in created]
         for task in ctx.store.list_tables(ctx.migration):
-            if task.qualified_name in changed:
+            if task.pair in changed:
                 continue
-            info = tables.get(task.qualified_name)
+            info = tables.get(task.pair)
             if info is None:
                 raise RemoteError(f"{task.qualified_name} disappeared from the source during the migration")
             now = checksum.fingerprint(source, info.schema, info.name, info.columns)
             if f"{now.rows}:{now.checksum}" != task.source_checksum:
-                changed.append(task.qualified_name)
+                changed.append(task.pair)
                 ctx.table_flow(task).fire("recopy", detail={"reason": "source changed after copy"})
     if changed:
-        ctx.store.add_event(ctx.migration, "migration", "source_changed", {"tables": changed},
+        ctx.store.add_event(ctx.migration, "migration", "source_changed",
+                            {"tables": [table_key(*pair) for pair in changed]},
                             state=ctx.migration.phase)
         return "source_changed"
     common.check_against_baseline(ctx, ctx.config.settings.source.cluster_id, "source before cutover")
@@ -533,7 +645,7 @@ def _adopt_new_tables(ctx: "PhaseContext", source: Session, created: list[TableI
                          ctx.table_definition.initial)
     ctx.store.add_event(ctx.migration, "migration", "objects_replayed",
                         {"statements": result.statements, "tables_created_during_migration":
-                         [t.key for t in created]}, state=ctx.migration.phase)
+                         [t.ref for t in created]}, state=ctx.migration.phase)
 
 
 def reconciler(config: LoadedConfig) -> Callable[[TableView], dict[str, Any]]:
@@ -566,5 +678,11 @@ def do_decommission(ctx: "PhaseContext") -> str:
 
 # -- rollback (the runner runs it under the run lease) ----------------------------------------
 
-undo = cutover.undo
+def undo(ctx: "PhaseContext") -> dict[str, Any]:
+    """The shared rollback, then this route's own data: the migration's staged files (9.2.13)."""
+    done = cutover.undo(ctx)
+    done["staged_files_removed"] = remove_staged_files(ctx.config)
+    return done
+
+
 rollback_refusal = cutover.rollback_refusal

@@ -143,12 +143,19 @@ def query(name: str) -> str:
 
 PARQUET = "PARQUET"
 TEXT = "TEXT"  # pipe-delimited, ESCAPE and NULL AS '\N' on both sides, gzip (no ADDQUOTES: see text_options)
+#: For tables with VARBYTE, which COPY loads from CSV (hex), Parquet or ORC only, and UNLOAD
+#: writes to text or CSV only ("Loading a column of the VARBYTE data type").
+CSV = "CSV"
 NULL_MARKER = "\\N"
+#: CSV has no ESCAPE: a string equal to the NULL AS text is written unquoted, exactly as NULL.
+#: So the CSV route uses a marker no ordinary string holds, and the unload checks the table's
+#: text columns for it first (csv_marker_check).
+CSV_NULL_MARKER = "\\N:migrator:null"
 
 
 @dataclass(frozen=True)
 class DataFormat:
-    name: str  # PARQUET | TEXT
+    name: str  # PARQUET | TEXT | CSV
     reason: str
 
 
@@ -169,9 +176,9 @@ def unload_column(name: str, type_name: str, fmt: str) -> str:
     SQL NULL is written as the NULL AS marker while JSON null is the text ``null`` (UNLOAD
     ignores NULL AS for SUPER itself); COPY parses the JSON text back into SUPER."""
     c = quote_ident(name)
-    if fmt == TEXT and _is(type_name, "real", "float4"):
+    if fmt in (TEXT, CSV) and _is(type_name, "real", "float4"):
         return f"CAST({c} AS DOUBLE PRECISION) AS {c}"
-    if fmt == TEXT and _is(type_name, "super"):
+    if fmt in (TEXT, CSV) and _is(type_name, "super"):
         return f"JSON_SERIALIZE({c}) AS {c}"
     return c
 
@@ -188,6 +195,21 @@ def text_options() -> str:
     refuses them); a backslash is escaped, so a string ``\\N`` never reads as the NULL marker,
     and an empty string stays an empty field, apart from NULL."""
     return f"DELIMITER AS '|' ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP"
+
+
+def csv_options() -> str:
+    """CSV, the same on UNLOAD and COPY: fields holding the delimiter, quotes or line breaks are
+    quoted; VARBYTE is hex; NULL is CSV_NULL_MARKER (see there)."""
+    return f"FORMAT AS CSV NULL AS {option_literal(CSV_NULL_MARKER)} GZIP"
+
+
+def csv_marker_check(schema: str, table: str, text_columns: list[str]) -> str | None:
+    """A count of rows where a text column equals CSV_NULL_MARKER (bound as the one parameter
+    per column), or None when the table has no text column."""
+    if not text_columns:
+        return None
+    where = " OR ".join(f"{quote_ident(c)} = %s" for c in text_columns)
+    return f"SELECT count(*) FROM {qualified(schema, table)} WHERE {where}"
 
 
 #: The only parameters "COPY from columnar data formats" lists (besides FORMAT AS): FROM,
@@ -210,6 +232,8 @@ def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_i
         parts.append("FORMAT AS PARQUET")
     elif fmt == TEXT:
         parts.append(text_options())
+    elif fmt == CSV:
+        parts.append(csv_options())
     else:
         raise ValueError(f"unknown format {fmt}")
     parts += ["MANIFEST VERBOSE", f"ENCRYPTED KMS_KEY_ID {option_literal(kms_key_id)}", "CLEANPATH"]
@@ -217,20 +241,21 @@ def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_i
 
 
 def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, fmt: str,
-             explicit_ids: bool) -> str:
+             explicit_ids: bool, temporary: bool = False) -> str:
     """COPY from the manifest. Never ``ENCRYPTED`` (that means client-side encryption; the
     staged files are SSE-KMS and S3 decrypts them for the role). Parquet: only the parameters
     the columnar list names (so no EXPLICIT_IDS: IDENTITY tables take the text route)."""
     split_s3_url(manifest_url)
-    parts = [f"COPY {qualified(schema, table)}", f"FROM {option_literal(manifest_url)}",
+    into = quote_ident(table) if temporary else qualified(schema, table)  # a temp table has no schema to name
+    parts = [f"COPY {into}", f"FROM {option_literal(manifest_url)}",
              f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}", "MANIFEST"]
     if fmt == PARQUET:
         if explicit_ids:
             raise ValueError("COPY from Parquet takes no EXPLICIT_IDS; IDENTITY tables go by the text route")
         return " ".join(parts + ["FORMAT AS PARQUET", "STATUPDATE OFF"])
-    if fmt != TEXT:
+    if fmt not in (TEXT, CSV):
         raise ValueError(f"unknown format {fmt}")
-    parts.append(text_options())
+    parts.append(text_options() if fmt == TEXT else csv_options())
     if explicit_ids:
         parts.append("EXPLICIT_IDS")
     parts += ["COMPUPDATE OFF", "STATUPDATE OFF"]

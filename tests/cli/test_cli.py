@@ -135,7 +135,7 @@ def test_store_from_newer_version(tmp_path: Path) -> None:
 def test_preflight_failure_exit_code_and_nothing_written(tmp_path: Path, sandbox) -> None:  # type: ignore[no-untyped-def]
     """A run whose preflight fails (the source does not exist) says so in one line and stays resumable."""
     write(tmp_path, CONFIG_TOML.format(store="sqlite:///.migrator/state.db").replace(
-        'region = "us-east-1"', f'region = "us-east-1"\naws_endpoint_url = "{sandbox.info.endpoint_url}"'))
+        'region = "us-east-1"', f'region = "us-east-1"\naws_endpoint_url = "{sandbox.info.endpoint_url}"\nsandbox_plaintext = true'))
     env = sandbox.env()
     assert cli("init", "migrator.toml", cwd=tmp_path, env=env).returncode == 0
     before = len(sandbox.calls())

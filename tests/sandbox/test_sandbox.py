@@ -176,6 +176,15 @@ def test_cli_sandbox_commands(tmp_path: Path) -> None:
         assert unknown.returncode == 2 and "unknown fault kind 'teleport'" in unknown.stderr
         seeded = cli("seed", "--dir", directory, "--tables", "2", "--rows", "100")
         assert seeded.returncode == 0 and "seeded" in seeded.stdout, seeded.stderr
+        plain = cli("seed", "--dir", directory, "--tables", "1", "--rows", "10", "--prefix", "nh_", "--no-hard")
+        assert plain.returncode == 0, plain.stderr
+        # The default seed (up, seed) holds the hard types and names; --no-hard leaves them out.
+        client = SandboxClient(directory)
+        with psycopg.connect(client.admin_dsn(client.info.source_cluster_id)) as pg:
+            names = {tuple(r) for r in pg.execute("select schemaname, tablename from pg_tables")}
+        assert {("public", "hard types"), ("a.b", "c"), ("a", "b.c"), ("public", "[/]"),
+                ("public", "extra_hard types"), ("public", "extra_[/]")} <= names
+        assert ("public", "nh_hard types") not in names and ("public", "nh_[/]") not in names
     finally:
         assert cli("down", "--dir", directory).returncode == 0
     assert cli("status", "--dir", directory).returncode == 2

@@ -86,7 +86,7 @@ def migration(sb: Sandbox, tmp: Path, source_id: str, strategy: str = "modify", 
     target = {"encryption": "kms", "kms_key_id": sb.info.kms_alias, **target}
     lines = [
         "[migration]", f'name = "m-{cluster_id}"', f'strategy = "{strategy}"', f'region = "{sb.info.region}"',
-        f'store = "sqlite:///{tmp}/state.db"', f'aws_endpoint_url = "{sb.info.endpoint_url}"', "",
+        f'store = "sqlite:///{tmp}/state.db"', f'aws_endpoint_url = "{sb.info.endpoint_url}"', "sandbox_plaintext = true", "",
         "[source]", f'cluster_id = "{cluster_id}"', f'password_env = "{PW_ENV}"', "", "[target]",
     ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in target.items()]

@@ -9,6 +9,7 @@ from migrator.sandbox.client import SandboxClient as Sandbox
 from migrator.strategies.cutover import old_name_for
 from migrator.strategies.snapshot_restore import snapshot_id
 from migrator.warehouse import baseline as bl
+from migrator.warehouse.sql import table_key
 from tests.strategies.support import make_cluster
 
 
@@ -39,8 +40,8 @@ def test_counts_tables_outside_the_search_path_and_empty_ones(sb: Sandbox) -> No
     finally:
         conn.close()
     assert tables is not None and taken.user_tables == tables[0]
-    assert taken.rows['Hidden "Schema".empty_one'] == 0
-    assert taken.rows['Hidden "Schema".two_rows'] == 2
+    assert taken.rows[table_key('Hidden "Schema"', 'empty_one')] == 0
+    assert taken.rows[table_key('Hidden "Schema"', 'two_rows')] == 2
     assert bl.Baseline.from_dict(taken.to_dict()) == taken
 
 

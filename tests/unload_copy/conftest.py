@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from migrator.sandbox.client import SandboxClient
+from migrator.warehouse.sql import table_key
 
 _ids = itertools.count(1)
 
@@ -54,7 +55,7 @@ class Migration:
                     "select count(*), coalesce(md5(string_agg(md5(t::text), '' order by md5(t::text))), '') "
                     "from {} t").format(ident)).fetchone()
                 assert row is not None
-                out[f"{schema}.{table}"] = (int(row[0]), str(row[1]))
+                out[table_key(schema, table)] = (int(row[0]), str(row[1]))  # "a.b".c and a."b.c" stay two
         return out
 
 
@@ -62,7 +63,7 @@ class Migration:
 def migration(sandbox: SandboxClient, tmp_path: Path) -> Migration:
     n = next(_ids)
     source, target = f"uc{n}-src", f"uc{n}-enc"
-    info = sandbox.create_seeded_cluster(source, tables=5, rows=400, seed=n)
+    info = sandbox.create_seeded_cluster(source, tables=5, rows=400, seed=n, hard=True)
     config = tmp_path / "migrator.toml"
     config.write_text(f"""
 [migration]
@@ -70,6 +71,7 @@ name = "uc{n}"
 strategy = "unload-copy"
 region = "{sandbox.info.region}"
 aws_endpoint_url = "{sandbox.info.endpoint_url}"
+sandbox_plaintext = true
 
 [source]
 cluster_id = "{source}"

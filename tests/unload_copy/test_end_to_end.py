@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from migrator.sandbox.seed import HARD_NAMES, HARD_ROWS
 from tests.unload_copy.conftest import Migration
 
 
@@ -13,6 +15,18 @@ def test_full_migration_through_the_cli(migration: Migration) -> None:
     m.init()
     first = m.cli("run")
     assert first.returncode == 8, first.stderr  # stops at the cutover gate
+    # The hard seed's tables (names with dots, brackets, %, /, quotes; VARBYTE, SUPER, floats,
+    # NULL-like strings, identity) arrived row for row, checked straight in PostgreSQL.
+    hard = _hard_rows(m, m.source)
+    assert hard == _hard_rows(m, m.target)
+    assert [r[0] for r in hard["hard types"]] == [row[0] for row in HARD_ROWS]
+    by_id = {r[0]: r for r in hard["hard types"]}
+    assert by_id[1][8] == "\\N" and by_id[2][8] == "NULL" and by_id[3][8] == "" and by_id[4][7] is True
+    assert by_id[2][3] is False and by_id[2][4] == "null"  # JSON null, not SQL NULL
+    assert by_id[3][3] is True  # SQL NULL SUPER
+    assert by_id[2][1] is False and by_id[2][2] == "" and by_id[3][1] is True  # empty VARBYTE is not NULL
+    assert by_id[1][9] == 1000 and by_id[4][9] == 7
+    assert {("a.b", "c"), ("a", "b.c"), ("public", "[/]")} <= set(hard["names"])
     assert "waiting for cutover approval" in first.stderr
     status = json.loads(m.cli("status", "--json").stdout)
     assert status["phase"] == "awaiting_cutover"
@@ -47,6 +61,26 @@ def test_full_migration_through_the_cli(migration: Migration) -> None:
     assert any(s.upper().startswith("CREATE TABLE") for s in replay["detail"]["statements"])
     after = next(e for e in history if e["trigger"] == "objects_replayed_after_data")
     assert any(s.upper().startswith("CREATE VIEW") for s in after["detail"]["statements"])
+
+
+def _hard_rows(m: Migration, cluster_id: str) -> dict[str, Any]:
+    """The hard seed's rows with every distinction made visible: NULL flags beside values, the
+    exact bits of REAL/DOUBLE, VARBYTE as hex, SUPER as its JSON text."""
+    import psycopg
+
+    out: dict[str, Any] = {}
+    with psycopg.connect(m.sb.admin_dsn(cluster_id)) as pg:
+        out["hard types"] = [tuple(r) for r in pg.execute(
+            'select id, vb is null, encode(vb::bytea, \'hex\'), sp is null, sp::jsonb::text, '
+            'encode(float4send(r), \'hex\'), encode(float8send(d), \'hex\'), s is null, s, gid '
+            'from public."hard types" order by id').fetchall()]
+        names = {}
+        for schema, table in HARD_NAMES:
+            ident = psycopg.sql.Identifier(schema, table)
+            names[(schema, table)] = [tuple(r) for r in pg.execute(
+                psycopg.sql.SQL("select id, label from {} order by id").format(ident)).fetchall()]
+        out["names"] = names
+    return out
 
 
 def _objects(m: Migration, cluster_id: str) -> list[tuple[str, ...]]:

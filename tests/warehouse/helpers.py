@@ -23,4 +23,5 @@ def load(sb: Any, tgt_tx: Session, t: TableInfo, u: pipeline.UnloadResult, *, mi
          attempt: int = 1) -> pipeline.LoadResult:
     return pipeline.load_exactly_once(tgt_tx, t.schema, t.name, manifest_url=u.manifest_url, fmt=u.format,
                                       iam_role_arn=sb.info.iam_role_arn, migration=migration, attempt=attempt,
-                                      explicit_ids=bool(t.identity_columns), expected_rows=u.rows)
+                                      explicit_ids=bool(t.identity_columns), expected_rows=u.rows,
+                                      columns=t.columns)

@@ -36,7 +36,7 @@ def test_failed_copy_carries_its_load_errors(sb: Any) -> None:
         with pytest.raises(MigratorError) as caught:
             pipeline.load_exactly_once(tx, "le", "t", manifest_url=u.manifest_url, fmt=u.format,
                                        iam_role_arn=sb.info.iam_role_arn, migration="le", attempt=1,
-                                       explicit_ids=False, expected_rows=2,
+                                       explicit_ids=False, expected_rows=2, columns=t.columns,
                                        on_statement=lambda kind, sql: heard.append((kind, sql)))
     # The failed COPY was handed to the caller before it ran, and rides on the error.
     assert [k for k, _ in heard] == ["copy"] and heard[0][1].startswith('COPY "le"."t" FROM')
@@ -73,3 +73,20 @@ def test_scrub_removes_secret_looking_text() -> None:
     assert pipeline.scrub("password: hunter2 x") == "[redacted] x"
     assert pipeline.scrub("a" * 200).endswith("…[truncated]")
     assert pipeline.scrub("plain 12") == "plain 12"
+
+
+def test_csv_route_refuses_a_table_holding_its_null_marker(sb: Any) -> None:
+    """CSV (the VARBYTE route) writes a string equal to its NULL AS text exactly as NULL; a
+    table holding that text is refused before anything is unloaded, not silently changed."""
+    from migrator.errors import RemoteError
+    from migrator.warehouse.sql import CSV_NULL_MARKER
+
+    sb.create_cluster("csvm-src")
+    with Session(sb.connect("csvm-src", autocommit=True)) as src:
+        src.run('create table "public"."m" ("id" integer, "b" varbyte(8), "s" varchar(40))')
+        src.run("insert into \"public\".\"m\" values (1, from_hex('00'), 'x'), (2, null, %s)", [CSV_NULL_MARKER])
+        t = next(iter(read_inventory(src, include=["public.m"])))
+        with pytest.raises(RemoteError, match="1 row\\(s\\) hold the text"):
+            stage(sb, src, t, migration="csvm")
+        assert [k for k in sb.client("s3").list_objects_v2(Bucket=sb.info.bucket, Prefix="wh/csvm/")
+                .get("Contents", [])] == []

@@ -16,6 +16,7 @@ from migrator.errors import ConfigError
 from migrator.warehouse.inventory import ColumnInfo, TableInfo, parse_identity
 from migrator.warehouse.replay import create_table_sql, parse_acl, view_sql
 from migrator.warehouse.sql import (
+    CSV,
     COLUMNAR_COPY_PARAMETERS,
     PARQUET,
     PARQUET_UNLOAD_FORBIDDEN,
@@ -171,8 +172,11 @@ def test_format_choice_names_the_reason() -> None:
     identity = choose_format(_table().columns[:2])
     assert identity.name == TEXT and "EXPLICIT_IDS" in identity.reason
     assert choose_format(_table().columns[1:2]).name == PARQUET
-    for type_name in ("varbyte(64)", "super", "geometry"):
+    for type_name in ("super", "geometry"):
         assert choose_format([ColumnInfo("x", type_name, "none", False, False, 0)]).name == TEXT
+    # COPY loads VARBYTE only from CSV (hex), Parquet or ORC; UNLOAD writes it only to text or CSV.
+    binary = choose_format([ColumnInfo("x", "varbyte(64)", "none", False, False, 0)])
+    assert binary.name == CSV and "NULL AS marker" in binary.reason
 
 
 def test_checksum_sql_parses_and_quotes() -> None:
