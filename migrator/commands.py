@@ -321,7 +321,7 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
             package_log.removeHandler(to_history)
         final = runner.definition.state(report.end_phase).final
         if final and report.moves:
-            _notify(config, store, "completed", f"migration ended in phase {report.end_phase!r}")
+            _notify(config, store, "migration_ended", f"migration ended in phase {report.end_phase!r}")
         migration = store.require_migration(report.migration)
         last = store.events(migration, subject="migration", limit=1, newest_first=True)
         note = str(last[0].detail["reason"]) if final and last and "reason" in last[0].detail else None

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 log = logging.getLogger("migrator.notify")
 
-Event = Literal["gate_waiting", "run_failed", "completed"]
-EVENTS: tuple[Event, ...] = ("gate_waiting", "run_failed", "completed")
+Event = Literal["gate_waiting", "run_failed", "migration_ended"]
+EVENTS: tuple[Event, ...] = ("gate_waiting", "run_failed", "migration_ended")
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 _SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 

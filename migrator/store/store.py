@@ -244,8 +244,8 @@ class Store:
             raise UsageError(f"no table task with id {task_id}")
         return _view(TableView, row)
 
-    def find_table(self, migration: MigrationView, qualified: str) -> TableView | None:
-        schema, _, table = qualified.partition(".")
+    def find_table(self, migration: MigrationView, schema: str, table: str) -> TableView | None:
+        """The table (schema, table): a pair, never a dotted text (`"a.b".c` and `a."b.c"` differ)."""
         with self._read() as conn:
             row = conn.execute(select(TableTask.__table__).where(
                 TableTask.migration_id == migration.id, TableTask.schema_name == schema,

@@ -243,7 +243,7 @@ def judge_resize(resize: dict[str, Any] | None, before: dict[str, Any] | None, *
 
 
 def resize_outcome(cluster: dict[str, Any] | None, view: ResizeView, want: Wanted) -> str:
-    """"done", "waiting" or raises: what the cluster and our resize (only ours) say about the change."""
+    """"done", "in_progress" or raises: what the cluster and our resize (only ours) say about the change."""
     cluster_id = want.cluster_id
     if cluster is None:
         raise RemoteError(f"cluster {cluster_id} disappeared during its encryption change")
@@ -271,7 +271,7 @@ def resize_outcome(cluster: dict[str, Any] | None, view: ResizeView, want: Wante
                             f"Encrypted={str(encrypted).lower()} KmsKeyId={key or '(none)'}, not "
                             f"Encrypted={str(want.encrypted).lower()} KmsKeyId={want.kms_key_arn or '(any)'}",
                             hint="check the cluster in the console and `migrator history`")
-    return "waiting"
+    return "in_progress"
 
 
 @REGISTRY.action("modify_cluster")

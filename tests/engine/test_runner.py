@@ -52,7 +52,7 @@ def test_a_failed_table_blocks_the_phase_with_the_guard_named(config, store_url:
             Runner(config, store, scripted_registry(fail_table="public.t3")).run()
         m = store.require_migration("m1")
         assert m.phase == "copying" and "all_tables_done" in (m.last_error or "")
-        failed = store.find_table(m, "public.t3")
+        failed = store.find_table(m, "public", "t3")
         assert failed is not None and failed.state == "failed" and failed.last_error == "injected failure"
         # The operator fixes the cause and retries: the failed table goes back to pending and the run finishes.
         from migrator.engine.flows import TableFlow
@@ -102,7 +102,7 @@ HOLDER = textwrap.dedent("""
     store.acquire_run_lease(m, 3600)
     store.add_tables(m, [TableSpec("public", "big", 1, 1), TableSpec("public", "loaded_one", 1, 1)], "pending")
     for name, state in (("public.big", "unloading"), ("public.loaded_one", "loading")):
-        flow = TableFlow(runner.table_definition, runner.registry, store, store.find_table(m, name))
+        flow = TableFlow(runner.table_definition, runner.registry, store, store.find_table(m, *name.split(".")))
         flow.fire("start_unload")
         if state == "loading":
             flow.fire("complete_unload", fields={"manifest_url": "s3://b/m"})
@@ -146,8 +146,8 @@ def test_kill_9_holder_is_taken_over_and_its_tables_handed_back(config, store_ur
         m = store.require_migration("m1")
         takeover = [e for e in store.events(m, subject="run") if e.trigger == "lease_taken_over"]
         assert len(takeover) == 1 and f"pid {holder.pid}" in takeover[0].detail["reason"]
-        big = store.find_table(m, "public.big")
-        loaded = store.find_table(m, "public.loaded_one")
+        big = store.find_table(m, "public", "big")
+        loaded = store.find_table(m, "public", "loaded_one")
         assert big is not None and big.state == "pending" and big.owner is None
         # The load had committed on the target: recorded as loaded, not redone.
         assert loaded is not None and loaded.state == "loaded"

@@ -75,7 +75,7 @@ def test_a_transient_failure_is_retried_in_the_same_run_while_others_go_on(confi
             Runner(config, store, steps.registry()).run()
         m = store.require_migration("m1")
         assert {t.state for t in store.list_tables(m)} == {"validated"}
-        flaky = store.find_table(m, "public.t5")
+        flaky = store.find_table(m, "public", "t5")
         assert flaky is not None and flaky.attempt == 3
         retries = [e.detail for e in store.events(m, subject="table:public.t5") if e.trigger == tables.RETRY_EVENT]
         assert [r["attempt"] for r in retries] == [1, 2]
@@ -91,7 +91,7 @@ def test_a_table_still_failing_after_max_attempts_needs_an_operator(config, stor
         with pytest.raises(RemoteError, match="1 table"):
             Runner(config, store, steps.registry()).run()
         m = store.require_migration("m1")
-        stuck = store.find_table(m, "public.t2")
+        stuck = store.find_table(m, "public", "t2")
         assert stuck is not None and stuck.state == "failed" and stuck.attempt == 3
         assert "SlowDown" in (stuck.last_error or "")
         assert len([e for e in store.events(m, subject="table:public.t2") if e.trigger == tables.RETRY_EVENT]) == 2
@@ -104,13 +104,13 @@ def test_a_permanent_failure_is_not_retried_in_the_run(config, store_url: str) -
         with pytest.raises(RemoteError):
             Runner(config, store, steps.registry()).run()
         m = store.require_migration("m1")
-        failed = store.find_table(m, "public.t1")
+        failed = store.find_table(m, "public", "t1")
         assert failed is not None and failed.state == "failed" and failed.attempt == 1
         assert not [e for e in store.events(m) if e.trigger == tables.RETRY_EVENT]
         # A re-run is the operator's retry: the table goes through the machine's `next` move of `failed`.
         with pytest.raises(ApprovalRequired):
             Runner(config, store, steps.registry()).run()
-        assert store.find_table(m, "public.t1").state == "validated"  # type: ignore[union-attr]
+        assert store.find_table(m, "public", "t1").state == "validated"  # type: ignore[union-attr]
 
 
 def test_work_queue_and_done_counts_follow_the_tags(config, store_url: str) -> None:  # type: ignore[no-untyped-def]

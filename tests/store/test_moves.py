@@ -37,7 +37,7 @@ def test_table_moves_record_one_event_each_and_refuse_stale_views(store: Store) 
     m = _migration(store)
     assert store.add_tables(m, [TableSpec("public", "a", 10, 100), TableSpec("public", "b", 5, 50)], "pending") == 2
     assert store.add_tables(m, [TableSpec("public", "a", 10, 100)], "pending") == 0  # idempotent inventory
-    task = store.find_table(m, "public.a")
+    task = store.find_table(m, "public", "a")
     assert task is not None
     claimed = store.claim_table(task, "start_unload", "unloading", 60, new_attempt=True)
     assert claimed.owner == store.owner_label() and claimed.attempt == 1 and claimed.lease_expires_at
@@ -90,7 +90,7 @@ def _racer(url: str, task_id: int, barrier: multiprocessing.synchronize.Barrier,
 def test_two_processes_racing_one_wins(store_url: str, store: Store) -> None:
     m = _migration(store)
     store.add_tables(m, [TableSpec("public", "t", 1, 1)], "pending")
-    task = store.find_table(m, "public.t")
+    task = store.find_table(m, "public", "t")
     assert task is not None
     task = store.claim_table(task, "start_unload", "unloading", 60)
     ctx = multiprocessing.get_context("spawn")

@@ -257,7 +257,7 @@ def test_an_old_finished_resize_is_not_taken_for_the_new_one(sb: Sandbox, tmp_pa
     # Right after a new ModifyCluster AWS may still show `available` and the old FAILED resize:
     # that is not the new change failing, it has not started yet.
     view = judge_resize(old, before, seen_ours=False)
-    assert not view.ours and resize_outcome(cluster, view, want) == "waiting"
+    assert not view.ours and resize_outcome(cluster, view, want) == "in_progress"
     # The same answer with no record of what was there before is taken as ours, and it failed.
     with pytest.raises(Exception, match="FAILED"):
         resize_outcome(cluster, judge_resize(old, None, seen_ours=False), want)
