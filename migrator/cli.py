@@ -7,22 +7,32 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.traceback import Traceback
 
-from migrator import commands
-from migrator.config import DEFAULT_CONFIG_NAME
-from migrator.engine.runner import RunOptions
 from migrator.errors import ApprovalRequired, MigratorError, UsageError
+from migrator.paths import DEFAULT_CONFIG_NAME
 from migrator.results import Result, print_result
 
 T = TypeVar("T", bound=Result)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _Commands:
+    """`migrator.commands`, imported on first use: `--help` and `status` must not pay for the
+    engine, the strategies, boto3 and the warehouse driver they never touch."""
+
+    def __getattr__(self, name: str) -> Any:
+        import migrator.commands
+
+        return getattr(migrator.commands, name)
+
+
+commands = _Commands()
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Resumable, verifiable migration of Amazon Redshift clusters to KMS or HSM encryption.")
 db_app = typer.Typer(no_args_is_help=True, help="Manage the checkpoint store's own schema.")
 app.add_typer(db_app, name="db")
@@ -54,6 +64,8 @@ def _main(
 def _fail(exc: MigratorError) -> NoReturn:
     """One line on stderr (a traceback only on request) and the error's documented exit code."""
     if _State.traceback:
+        from rich.traceback import Traceback
+
         err.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
     # A gate is where the migration pauses by design, not a failure.
     label = "[yellow]waiting:[/yellow]" if isinstance(exc, ApprovalRequired) else "[red]error:[/red]"
@@ -101,6 +113,8 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the migration from wherever it stands; safe to re-run after any crash."""
+    from migrator.engine.runner import RunOptions
+
     options = RunOptions(approve_cutover=approve_cutover, approve_modify=approve_modify, assume_frozen=assume_frozen)
     if quiet:
         _log_to_file(config)

@@ -15,7 +15,7 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from migrator import evidence, notify, strategies
+from migrator import notify
 from migrator.config import STRATEGIES, LoadedConfig, load_config
 from migrator.engine import gates
 from migrator.engine.definitions import MachineDef, StateDef, load_definition
@@ -31,6 +31,8 @@ from migrator.store.db import redact
 
 
 def init(config_path: Path) -> InitResult:
+    from migrator import strategies
+
     config = load_config(config_path)
     url = config.store_url
     revision = db.upgrade(url)
@@ -77,8 +79,8 @@ def _open_read_only(config: LoadedConfig) -> Store:
 def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     config = load_config(config_path)
     name = config.settings.migration.name
-    definition = _definition(config.settings.migration.strategy)
-    done_states = set(_definition(TABLE_MACHINE).tagged("done"))
+    definition = _displayed(config.settings.migration.strategy)
+    done_states = set(_displayed(TABLE_MACHINE).tagged("done"))
     with _open_read_only(config) as store:
         migration = store.get_migration(name)
         if migration is None:
@@ -190,10 +192,18 @@ def _table_subject(store: Store, migration: MigrationView, table: str) -> str:
 
 def _definition(name: str) -> MachineDef:
     """A machine for reading (status, graph), its names checked against the registry that runs it."""
+    from migrator import strategies
+
     if name == TABLE_MACHINE:
         registry = default_registry()
         return load_definition(name, guards=registry.guards.keys(), actions=registry.actions.keys())
     return strategies.build(name).definition
+
+
+def _displayed(name: str) -> MachineDef:
+    """A machine read only to show where things stand (`status`): its names are checked by every
+    run that executes it, so reading it needs no registry (and none of the strategies' imports)."""
+    return load_definition(name, guards=None, actions=None)
 
 
 def table_machine() -> MachineDef:
@@ -254,6 +264,8 @@ def approve(config_path: Path, gate: str, via: str) -> None:
 
 def rollback(config_path: Path, *, delete_target: bool = False) -> RollbackResult:
     config = load_config(config_path)
+    from migrator import strategies
+
     strategy = strategies.build(config.settings.migration.strategy, config)
     with Store.open(config.store_url) as store:
         runner = Runner(config, store, strategy.registry, RunOptions(delete_target=delete_target),
@@ -302,6 +314,8 @@ class _WarningsToHistory(logging.Handler):
 
 
 def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
+    from migrator import strategies
+
     config = load_config(config_path)
     with Store.open(config.store_url) as store:
         strategy = strategies.build(config.settings.migration.strategy, config)
@@ -355,6 +369,8 @@ def _notify(config: LoadedConfig, store: Store, event: "notify.Event", summary: 
 
 def report(config_path: Path, fmt: str = "md", output: Path | None = None) -> ReportResult:
     """Evidence for an auditor, read from the store (never written)."""
+    from migrator import evidence
+
     if fmt not in evidence.FORMATS:
         raise UsageError(f"--format {fmt!r} is not one of {', '.join(evidence.FORMATS)}", hint="use md, html or json")
     config = load_config(config_path)

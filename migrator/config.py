@@ -18,9 +18,9 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from migrator.errors import ConfigError
+from migrator.paths import DEFAULT_CONFIG_NAME  # noqa: F401 (re-exported)
 
 STRATEGIES = ("unload-copy", "modify", "snapshot-restore")
-DEFAULT_CONFIG_NAME = "migrator.toml"
 DEFAULT_STORE = "sqlite:///.migrator/state.db"
 
 _SECRET_KEY = re.compile(r"(password|secret_access_key|secret|token)$", re.IGNORECASE)

@@ -11,6 +11,8 @@ from functools import cache
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+#: The config file commands read when none is named (here so the CLI can start without pydantic).
+DEFAULT_CONFIG_NAME = "migrator.toml"
 
 
 @cache

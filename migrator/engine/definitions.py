@@ -85,9 +85,11 @@ def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
     raise DefinitionError(f"{where}: expected a name or a list of names, got {value!r}")
 
 
-def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[str],
+def parse_definition(raw: Any, *, guards: Collection[str] | None, actions: Collection[str] | None,
                      path: Path | None = None, steps: Collection[str] | None = None) -> MachineDef:
-    """``steps`` None skips the step-name check (reading a machine, not running its tables)."""
+    """``steps`` None skips the step-name check (reading a machine, not running its tables); ``guards``
+    and ``actions`` None skip theirs (reading a machine to display it: `status` needs no registry,
+    and every run checks the names against its registry when it loads the machine)."""
     where = str(path) if path else "<definition>"
     problems: list[str] = []
     if not isinstance(raw, dict):
@@ -108,7 +110,7 @@ def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[s
         if tags - KNOWN_TAGS:
             problems.append(f"state {state_name!r}: unknown tags {sorted(tags - KNOWN_TAGS)}")
         action = spec.get("action")
-        if action is not None and action not in actions:
+        if action is not None and actions is not None and action not in actions:
             problems.append(f"state {state_name!r}: unknown action {action!r}")
         if "final" in tags and action:
             problems.append(f"state {state_name!r}: a final state cannot have an action")
@@ -142,7 +144,7 @@ def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[s
         conditions = _as_tuple(spec.get("conditions"), f"{where}: {label}")
         unless = _as_tuple(spec.get("unless"), f"{where}: {label}")
         for guard in conditions + unless:
-            if guard not in guards:
+            if guards is not None and guard not in guards:
                 problems.append(f"{label}: unknown guard {guard!r}")
         if not spec.get("trigger"):
             problems.append(f"{label}: no trigger")
@@ -173,7 +175,7 @@ def parse_definition(raw: Any, *, guards: Collection[str], actions: Collection[s
     return MachineDef(str(name), str(kind), str(initial), states, tuple(transitions), path, triggers)
 
 
-def load_definition(name: str, *, guards: Collection[str], actions: Collection[str],
+def load_definition(name: str, *, guards: Collection[str] | None, actions: Collection[str] | None,
                     directory: Path | None = None, steps: Collection[str] | None = None) -> MachineDef:
     path = (directory or states_dir()) / f"{name}.yaml"
     if not path.exists():

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from migrator.errors import SchemaVersionError, StoreError, StoreNotFound
 from migrator.paths import data_root, migrations_dir
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -99,7 +98,10 @@ def _sqlite_engine(url: str, *, read_only: bool, create: bool) -> Engine:
     return engine
 
 
-def alembic_config(url: str) -> AlembicConfig:
+def alembic_config(url: str) -> "AlembicConfig":
+    # alembic is imported only where the schema is read or changed: reading commands stay quick.
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig(str(data_root() / "alembic.ini")) if (data_root() / "alembic.ini").exists() \
         else AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
@@ -108,17 +110,23 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
     return heads[0]
 
 
 def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     return {rev.revision for rev in script.walk_revisions()}
 
 
 def current_revision(engine: Engine) -> str | None:
     try:
+        from alembic.runtime.migration import MigrationContext
+
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
@@ -153,6 +161,8 @@ def upgrade(url: str, revision: str = "head") -> str:
         cfg = alembic_config(url)
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
+            from alembic import command
+
             command.upgrade(cfg, revision)
         return current_revision(engine) or "base"
     except SQLAlchemyError as exc:
@@ -167,6 +177,8 @@ def downgrade(url: str, revision: str = "base") -> str:
         cfg = alembic_config(url)
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
+            from alembic import command
+
             command.downgrade(cfg, revision)
         return current_revision(engine) or "base"
     finally:

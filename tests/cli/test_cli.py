@@ -137,6 +137,7 @@ def test_preflight_failure_exit_code_and_nothing_written(tmp_path: Path, sandbox
     write(tmp_path, CONFIG_TOML.format(store="sqlite:///.migrator/state.db").replace(
         'region = "us-east-1"', f'region = "us-east-1"\naws_endpoint_url = "{sandbox.info.endpoint_url}"\nsandbox_plaintext = true'))
     env = sandbox.env()
+    env["SRC_PW"] = env["MIGRATOR_SANDBOX_PASSWORD"]  # preflight logs in to check the user's grants
     assert cli("init", "migrator.toml", cwd=tmp_path, env=env).returncode == 0
     before = len(sandbox.calls())
     one_line_error(cli("run", cwd=tmp_path, env=env), 7, "preflight found")
