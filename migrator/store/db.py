@@ -7,10 +7,12 @@ opening a store checks its revision against the ones this code knows.
 from __future__ import annotations
 
 import os
+import re
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
@@ -109,26 +111,41 @@ def alembic_config(url: str) -> "AlembicConfig":
     return cfg
 
 
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(?:['\"]([^'\"]+)['\"]|None)", re.M)
 
-    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
-    return heads[0]
+
+@cache
+def _revision_graph() -> dict[str, str | None]:
+    """Each revision of `migrations_db/versions` and the one it revises, read from the files' own
+    `revision`/`down_revision` lines: opening a store checks its revision without importing alembic."""
+    graph: dict[str, str | None] = {}
+    for path in sorted((migrations_dir() / "versions").glob("*.py")):
+        found = {m.group(1): m.group(2) for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+        if found.get("revision"):
+            graph[found["revision"]] = found.get("down_revision")
+    return graph
+
+
+def head_revision() -> str:
+    graph = _revision_graph()
+    heads = set(graph) - {down for down in graph.values() if down}
+    if len(heads) != 1:
+        raise SchemaVersionError(f"the store's migration scripts have {len(heads)} heads, not one",
+                                 hint="reinstall migrator")
+    return heads.pop()
 
 
 def known_revisions() -> set[str]:
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    return {rev.revision for rev in script.walk_revisions()}
+    return set(_revision_graph())
 
 
 def current_revision(engine: Engine) -> str | None:
     try:
-        from alembic.runtime.migration import MigrationContext
-
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            row = conn.execute(text("select version_num from alembic_version")).first()
+            return str(row[0]) if row else None
     except OperationalError as exc:
         raise StoreError(f"cannot reach the checkpoint store {redact(str(engine.url))}: "
                          f"{_first_line(exc)}") from None
