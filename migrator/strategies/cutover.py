@@ -10,6 +10,7 @@ resumes at the step that had not finished, re-attaching to a step that reached A
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,20 @@ if TYPE_CHECKING:
 
 PLAN_KEY = "cutover:plan"
 DECOMMISSION_KEY = "decommission:delete_old_source"
+RETIRE_KEY = "cutover:tag_source_retired"
+RENAME_SOURCE_KEY = "cutover:rename_source"
+DELETE_TARGET_KEY = "rollback:delete_target"
+#: Where each strategy records that it created the target (unload-copy, snapshot-restore).
+CREATION_KEYS = ("provision-target", "restore_from_snapshot")
+_BEING_DELETED = frozenset({"final-snapshot", "deleting"})
+#: How long each wait may take before the tool stops and says what it waited for (seconds;
+#: overridable by environment for rehearsals: MIGRATOR_WAIT_<NAME>_SECONDS).
+WAIT_SECONDS = {"ready": 6 * 3600.0, "swap": 900.0, "delete": 6 * 3600.0}
+
+
+def wait_seconds(name: str) -> float:
+    override = os.environ.get(f"MIGRATOR_WAIT_{name.upper()}_SECONDS")
+    return float(override) if override else WAIT_SECONDS[name]
 
 
 @dataclass(frozen=True)
@@ -113,7 +128,8 @@ def cutover(ctx: "PhaseContext") -> dict[str, Any]:
     p = plan(ctx)
     settings = ctx.config.settings
     common.disable_snapshot_copy(ctx, p.source_id)
-    _rename(ctx, "cutover:rename_source", p.source_id, p.old_name)
+    _retire_source(ctx, p)
+    _rename(ctx, RENAME_SOURCE_KEY, p.source_id, p.old_name)
     _rename(ctx, "cutover:rename_target", p.target_id, p.source_id)
     _reboot(ctx, "cutover:reboot_target", p.source_id)
     # Clients connect by the original name: check the new cluster through it.
@@ -124,27 +140,64 @@ def cutover(ctx: "PhaseContext") -> dict[str, Any]:
     return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy}
 
 
+def _retire_source(ctx: "PhaseContext", p: Plan) -> None:
+    """Tag the source as retired by this migration before it is renamed away: decommission deletes
+    the old cluster only when it carries this tag AND the store recorded the rename (see ownership)."""
+    client_set = common.clients(ctx)
+    name = ctx.migration.name
+
+    def tagged() -> dict[str, Any] | None:
+        cluster = aws.describe_cluster(client_set, p.source_id)
+        return {"cluster_id": p.source_id} if aws.tag_value(cluster, aws.RETIRED_TAG) == name else None
+
+    def send() -> dict[str, Any]:
+        aws.tag_cluster(client_set, p.source_id, {aws.RETIRED_TAG: name})
+        return {"cluster_id": p.source_id}
+
+    if common.recorded(ctx, RETIRE_KEY) is None and tagged() is not None:
+        common.remember(ctx, RETIRE_KEY, {"cluster_id": p.source_id, "already_tagged": True})
+        return
+    common.once(ctx, RETIRE_KEY, {"ClusterIdentifier": p.source_id, "Tag": {aws.RETIRED_TAG: name}}, send, tagged)
+
+
+def _retired_record(ctx: "PhaseContext", p: Plan) -> dict[str, Any] | None:
+    """The store's proof that this migration retired the cluster now named ``p.old_name``: the
+    source was tagged and then renamed to that name, both recorded."""
+    renamed = common.recorded(ctx, RENAME_SOURCE_KEY)
+    if common.recorded(ctx, RETIRE_KEY) is None or renamed is None or renamed.get("to") != p.old_name:
+        return None
+    return {"cluster_id": p.old_name}
+
+
 def decommission(ctx: "PhaseContext") -> dict[str, Any]:
-    """Final snapshot of the old source, then delete it (the gate made an operator confirm)."""
+    """Final snapshot of the old source, then delete it (the gate made an operator confirm).
+    Only a cluster this migration retired (recorded rename AND the retired tag) is ever deleted."""
     p = plan(ctx)
     client_set = common.clients(ctx)
+    name = ctx.migration.name
     request = {"ClusterIdentifier": p.old_name, "SkipFinalClusterSnapshot": False,
                "FinalClusterSnapshotIdentifier": p.final_snapshot}
 
     def send() -> dict[str, Any]:
-        aws.wait_available(client_set, p.old_name, should_stop=ctx.should_stop)
-        aws.call(f"DeleteCluster {p.old_name}", lambda: client_set.client("redshift").delete_cluster(**request))
+        aws.wait_available(client_set, p.old_name, should_stop=ctx.should_stop, timeout=wait_seconds("ready"),
+                           what=f"old source {p.old_name} to be available before its final snapshot")
+        aws.delete_owned_cluster(client_set, p.old_name, name, recorded=_retired_record(ctx, p),
+                                 tag_key=aws.RETIRED_TAG, final_snapshot=p.final_snapshot)
         return {"deleted": p.old_name, "final_snapshot": p.final_snapshot}
 
     def took_effect() -> dict[str, Any] | None:
         cluster = aws.describe_cluster(client_set, p.old_name)
-        if cluster is None or cluster.get("ClusterStatus") == "deleting":
+        if cluster is None or cluster.get("ClusterStatus") in _BEING_DELETED:
             return {"deleted": p.old_name, "final_snapshot": p.final_snapshot}
         return None
 
+    if ctx.store.get_action(ctx.migration, DECOMMISSION_KEY) is None:
+        # Refuse before anything is recorded: a cluster we did not retire is never touched.
+        aws.ownership(client_set, p.old_name, name, recorded=_retired_record(ctx, p),
+                      tag_key=aws.RETIRED_TAG).require("delete")
     done = common.once(ctx, DECOMMISSION_KEY, request, send, took_effect)
     aws.wait_for_cluster(client_set, p.old_name, lambda c: c is None, what=f"deletion of {p.old_name}",
-                         should_stop=ctx.should_stop)
+                         should_stop=ctx.should_stop, timeout=wait_seconds("delete"))
     return done
 
 
@@ -199,9 +252,58 @@ def undo(ctx: "PhaseContext") -> dict[str, Any]:
         restored = common.restore_snapshot_copy(ctx, p.source_id, action="enable-after-rollback")
         done["snapshot_copy"] = restored
     if ctx.options.delete_target:
-        target = settings.target.cluster_id
-        if target and aws.describe_cluster(client_set, target) is not None:
-            aws.call(f"DeleteCluster {target}", lambda: client_set.client("redshift").delete_cluster(
-                ClusterIdentifier=target, SkipFinalClusterSnapshot=True))
-            done["target_deleted"] = target
+        done.update(_delete_target(ctx))
     return done
+
+
+def creation_record(ctx: "PhaseContext") -> dict[str, Any] | None:
+    """What the store recorded of this migration creating its target (CreateCluster or a restore),
+    as {"cluster_id": ...}; None when it never asked AWS to create one."""
+    for key in CREATION_KEYS:
+        found = ctx.store.get_action(ctx.migration, key)
+        if found is None:
+            continue
+        response = found.response or {}
+        cluster_id = (response.get("cluster_id") or (response.get("cluster") or {}).get("cluster_id")
+                      or (found.request or {}).get("ClusterIdentifier"))
+        return {"cluster_id": cluster_id, "action": key, "status": found.status}
+    return None
+
+
+def delete_target_request(target: str, migration: str, *, skip_final_snapshot: bool) -> dict[str, Any]:
+    request: dict[str, Any] = {"ClusterIdentifier": target, "SkipFinalClusterSnapshot": skip_final_snapshot}
+    if not skip_final_snapshot:
+        request["FinalClusterSnapshotIdentifier"] = aws.final_snapshot_id(target, migration)
+    return request
+
+
+def _delete_target(ctx: "PhaseContext") -> dict[str, Any]:
+    """`rollback --delete-target --confirm`: delete the new cluster, only when this migration
+    created it (recorded creation AND its owner tag), with a final snapshot unless told otherwise.
+    The delete is recorded before it is sent; a resume re-attaches to a delete that reached AWS."""
+    client_set = common.clients(ctx)
+    name = ctx.migration.name
+    target = ctx.config.settings.target.cluster_id
+    existing = ctx.store.get_action(ctx.migration, DELETE_TARGET_KEY)
+    request = dict(existing.request) if existing is not None else delete_target_request(
+        target, name, skip_final_snapshot=ctx.options.skip_final_snapshot)
+    target = str(request["ClusterIdentifier"])
+    snapshot = request.get("FinalClusterSnapshotIdentifier")
+    outcome = {"target_deleted": target, "final_snapshot": snapshot}
+    if existing is None:
+        if aws.describe_cluster(client_set, target) is None:
+            return {"target_deleted": None, "note": f"no cluster {target} exists; nothing deleted"}
+        aws.ownership(client_set, target, name, recorded=creation_record(ctx)).require("delete")
+
+    def send() -> dict[str, Any]:
+        aws.wait_available(client_set, target, should_stop=ctx.should_stop, timeout=wait_seconds("ready"),
+                           what=f"new cluster {target} to be available before it is deleted")
+        aws.delete_owned_cluster(client_set, target, name, recorded=creation_record(ctx),
+                                 final_snapshot=snapshot, skip_final_snapshot=not snapshot)
+        return outcome
+
+    def took_effect() -> dict[str, Any] | None:
+        cluster = aws.describe_cluster(client_set, target)
+        return outcome if cluster is None or cluster.get("ClusterStatus") in _BEING_DELETED else None
+
+    return common.once(ctx, DELETE_TARGET_KEY, request, send, took_effect)
