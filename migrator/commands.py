@@ -23,7 +23,7 @@ from migrator.engine.runner import TABLE_MACHINE, RunOptions, Runner, default_re
 from migrator.errors import UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, InitResult, InventoryResult,
                               RollbackResult, RunResult, StatusResult, TableRow)
-from migrator.store import Store, TableView, db, utcnow
+from migrator.store import MigrationView, Store, TableView, db, utcnow
 from migrator.store.views import EventView
 from migrator.store.db import redact
 
@@ -90,6 +90,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         bytes_done = store.bytes_moved(migration)
         progress = store.latest_event(migration, "progress")
         waiting = store.latest_event(migration, gates.WAITING_EVENT)
+        alert = _production_alert(store, migration, config_path)
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
@@ -110,7 +111,15 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                          t.last_error, _retry_line(retries.get(t.subject), t, lease is not None)) for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
+        alert=alert,
     )
+
+
+def _production_alert(store: Store, migration: MigrationView, config_path: Path) -> str | None:
+    """What `status` must say first: the production name may have no cluster (cutover, rollback)."""
+    from migrator.strategies.cutover import production_gap
+
+    return production_gap(store, migration, str(config_path))
 
 
 def _throughput(started: datetime | None, done: int, total: int,
