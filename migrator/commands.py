@@ -90,7 +90,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         bytes_done = store.bytes_moved(migration)
         progress = store.latest_event(migration, "progress")
         waiting = store.latest_event(migration, gates.WAITING_EVENT)
-        alert = _production_alert(store, migration, config_path)
+        alert = _production_alert(store, migration)
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
@@ -115,11 +115,11 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     )
 
 
-def _production_alert(store: Store, migration: MigrationView, config_path: Path) -> str | None:
+def _production_alert(store: Store, migration: MigrationView) -> str | None:
     """What `status` must say first: the production name may have no cluster (cutover, rollback)."""
     from migrator.strategies.cutover import production_gap
 
-    return production_gap(store, migration, str(config_path))
+    return production_gap(store, migration)
 
 
 def _throughput(started: datetime | None, done: int, total: int,

@@ -131,7 +131,8 @@ class StatusResult(Result):
         if self.last_error:
             head.add_row("last error", Text(self.last_error, style="red"))
         head.add_row("next", self.next_step)
-        parts: list[RenderableType] = [Text(self.alert, style="bold red")] if self.alert else []
+        parts: list[RenderableType] = [Text(self.alert, style="bold red", no_wrap=True,
+                                                                         overflow="ignore")] if self.alert else []
         parts.append(head)
         if self.tables:
             grid = Table(show_edge=False, header_style="bold")

@@ -149,7 +149,11 @@ def _send_rename(ctx: "PhaseContext", old: str, new: str, deadline: float | None
             if time.monotonic() >= deadline or ctx.should_stop():
                 raise SwapRefused(describe(exc)) from None
             attempt += 1
-            log.warning("rename %s → %s refused (%s); retry %d", old, new, describe(exc), attempt)
+            if attempt == 1:  # once in the history; each retry in the log
+                ctx.store.add_event(ctx.migration, "migration", "rename_refused",
+                                    {"from": old, "to": new, "reason": describe(exc), "retrying_for_seconds":
+                                     round(deadline - time.monotonic())}, state=ctx.migration.phase)
+            log.info("rename %s → %s refused (%s); retry %d", old, new, describe(exc), attempt)
             time.sleep(min(max(0.05, SWAP_BACKOFF.delay(attempt)), max(0.0, deadline - time.monotonic())))
         except BotoCoreError as exc:
             raise aws.aws_error(exc, f"ModifyCluster {old} → {new}") from None
@@ -160,7 +164,9 @@ def _rename(ctx: "PhaseContext", key: str, old: str, new: str, *, wait_after: bo
     client_set = common.clients(ctx)
 
     def send() -> dict[str, Any]:
-        wait_ready(ctx, old, f"rename {old} → {new}")
+        if retry_until is None:
+            wait_ready(ctx, old, f"rename {old} → {new}")
+        # (with a deadline a busy cluster is retried in _send_rename, within the swap's own deadline)
         if retry_until is None and aws.describe_cluster(client_set, new) is not None:
             raise PreflightFailed(f"cannot rename {old} to {new}: a cluster named {new} already exists",
                                   hint="rename or delete it, then re-run")
@@ -254,7 +260,7 @@ def swap_keys(store: "Store", migration: "MigrationView") -> SwapKeys:
         attempt += 1
 
 
-def production_gap(store: "Store", migration: "MigrationView", config_path: str) -> str | None:
+def production_gap(store: "Store", migration: "MigrationView") -> str | None:
     """The one line `status` puts first when the production name may have no cluster: the source
     was (maybe) renamed away and neither the new cluster nor the source holds the name yet."""
     def status_of(key: str) -> str | None:
@@ -270,13 +276,12 @@ def production_gap(store: "Store", migration: "MigrationView", config_path: str)
     keys = swap_keys(store, migration)
     away = status_of(keys.rename_source)
     if away is not None and status_of(keys.rename_target) != "done" and status_of(keys.give_back) != "done":
-        certainty = "has no cluster" if away == "done" else "may have no cluster (a rename was in flight)"
-        return (f"PRODUCTION NAME {production} {certainty}: the source was renamed away and the new cluster does not "
-                f"carry the name yet; run `migrator run -c {config_path}` to finish the cutover, or `migrator "
-                f"rollback -c {config_path}` to give the name back to the source")
+        certainty = "HAS NO CLUSTER" if away == "done" else "MAY HAVE NO CLUSTER (a rename was in flight)"
+        return (f"PRODUCTION NAME {production} {certainty}: the source was renamed away; run `migrator run` to finish "
+                "the cutover or `migrator rollback` to give the name back to the source")
     if status_of("rollback:rename_target_back") is not None and status_of("rollback:rename_source_back") != "done":
-        return (f"PRODUCTION NAME {production} may have no cluster: a rollback moved the new cluster away and has "
-                f"not given the name back to the source yet; run `migrator rollback -c {config_path}` to finish it")
+        return (f"PRODUCTION NAME {production} MAY HAVE NO CLUSTER: a rollback moved the new cluster away; run "
+                "`migrator rollback` to give the name back to the source")
     return None
 
 
@@ -328,8 +333,9 @@ def cutover(ctx: "PhaseContext") -> dict[str, Any]:
     p = plan(ctx)
     settings = ctx.config.settings
     common.disable_snapshot_copy(ctx, p.source_id)
-    expected = common.remember(ctx, NAMESPACE_KEY, {"target_id": p.target_id,
-                                                    "namespace": namespace_of(ctx, p.target_id)})
+    # The new cluster's namespace, read before the swap (afterwards its own name is gone).
+    expected = common.recorded(ctx, NAMESPACE_KEY) or common.remember(
+        ctx, NAMESPACE_KEY, {"target_id": p.target_id, "namespace": namespace_of(ctx, p.target_id)})
     swap(ctx, p)
     wait_ready(ctx, p.source_id, f"new cluster, now {p.source_id}, to come back after its rename")
     _reboot(ctx, "cutover:reboot_target", p.source_id)

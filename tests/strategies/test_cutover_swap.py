@@ -135,7 +135,7 @@ def test_give_back_refused_too_says_so_first_in_status_and_rollback_repairs(
     assert f"PRODUCTION NAME {source} HAS NO CLUSTER" in one_line(err)
     assert renames(sb, source, target, old) == [(source, old)]
     first = status_first_line(m)
-    assert f"PRODUCTION NAME {source} has no cluster" in first and "migrator rollback" in first
+    assert f"PRODUCTION NAME {source} HAS NO CLUSTER" in first and "migrator rollback" in first
 
     faults.clear()
     back = m.cli("rollback", "-c", str(m.config))
@@ -175,7 +175,7 @@ def test_sigkill_between_the_renames_status_says_it_first_and_a_run_finishes(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     first = status_first_line(m)
-    assert f"PRODUCTION NAME {source} may have no cluster" in first and "migrator run" in first
+    assert f"PRODUCTION NAME {source} MAY HAVE NO CLUSTER" in first and "migrator run" in first
     wait_for(lambda: renames(sb, source, target, old) == [(source, old)], "AWS to apply the rename in flight")
     done = m.run()
     assert done.returncode == 8 and m.phase() == "awaiting_decommission", done.stderr
