@@ -4,13 +4,25 @@ ClusterNamespaceArn), so an answer through a cached old name is told apart."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from migrator.sandbox.client import SandboxClient as Sandbox
 from tests.strategies.support import make_cluster
 from tests.strategies.test_cutover_swap import ready_for_cutover
 from tests.strategies.test_rollback_ownership import action
+
+#: The sandbox's default name cache (the shared `durations` fixture does not put `dns` back).
+DEFAULT_DNS_SECONDS = 2.0
+
+
+@pytest.fixture
+def dns(durations: Any) -> Iterator[Any]:
+    yield durations
+    durations.dns = DEFAULT_DNS_SECONDS
 
 
 def current_namespace(sb: Sandbox, cluster_id: str, sql: str = "select current_namespace") -> Any:
@@ -45,11 +57,11 @@ def test_current_namespace_answers_the_clusters_own_and_a_rename_keeps_it(sb: Sa
 
 
 def test_cutover_waits_out_the_cached_old_name_and_records_the_new_namespace(
-        sb: Sandbox, tmp_path: Path, durations: Any) -> None:
+        sb: Sandbox, tmp_path: Path, dns: Any) -> None:
     source = "ns-cut"
     m, target, old = ready_for_cutover(sb, tmp_path, source)
     target_namespace = namespace_of(sb, target)
-    durations.dns = 3.0  # the old name keeps reaching the old source for a while after the swap
+    dns.dns = 3.0  # the old name keeps reaching the old source for a while after the swap
     done = m.run("--approve-cutover")
     assert done.returncode == 8 and m.phase() == "awaiting_decommission", done.stderr
     with m.store() as store:
@@ -59,11 +71,11 @@ def test_cutover_waits_out_the_cached_old_name_and_records_the_new_namespace(
 
 
 def test_a_name_that_never_reaches_the_new_cluster_fails_clearly(
-        sb: Sandbox, tmp_path: Path, durations: Any) -> None:
+        sb: Sandbox, tmp_path: Path, dns: Any) -> None:
     source = "ns-stale"
     m, target, old = ready_for_cutover(sb, tmp_path, source)
     m.env["MIGRATOR_WAIT_DNS_SECONDS"] = "2"
-    durations.dns = 600.0  # cached far longer than the tool waits
+    dns.dns = 600.0  # cached far longer than the tool waits
     failed = m.run("--approve-cutover")
     assert failed.returncode != 0 and m.phase() == "cutting_over", failed.stderr
     line = [ln for ln in failed.stderr.splitlines() if ln.strip()][0]
