@@ -58,9 +58,14 @@ def status_first_line(m: Migration) -> str:
 def hold_first_rename(m: Migration, faults: Any) -> subprocess.Popen[str]:
     """Start the cutover with AWS slow to answer the first rename, and return once the tool has
     recorded it: a fault added now lands between the two renames."""
+    def held() -> int:  # faults.log outlives each test: count the firings since this call
+        return len([f for f in faults.fired("latency") if f["attrs"].get("operation") == "ModifyCluster"])
+
+    before = held()
     faults.add("latency", match={"service": "redshift", "operation": "ModifyCluster"}, seconds=2.0)
     proc = m.start("run", "-c", str(m.config), "--approve-cutover")
-    wait_for(lambda: action(m, "cutover:rename_source") is not None, "the first rename to be recorded", proc=proc)
+    wait_for(lambda: action(m, "cutover:rename_source") is not None and held() > before,
+             "the first rename to be recorded and sent", proc=proc)
     return proc
 
 

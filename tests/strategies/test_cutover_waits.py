@@ -35,9 +35,13 @@ def test_a_reboot_that_happened_before_the_crash_is_not_sent_again(
         sb: Sandbox, tmp_path: Path, faults: Any) -> None:  # noqa: F811
     source = "wt-reboot"
     m, target, old = ready_for_cutover(sb, tmp_path, source)
+    def reboots_held() -> int:  # faults.log outlives each test: count this test's own
+        return len([f for f in faults.fired("latency") if f["attrs"].get("operation") == "RebootCluster"])
+
+    before = reboots_held()
     faults.add("latency", match={"service": "redshift", "operation": "RebootCluster"}, seconds=1.5)
     proc = m.start("run", "-c", str(m.config), "--approve-cutover")
-    wait_for(lambda: faults.fired("latency"), "the reboot to be sent", proc=proc)
+    wait_for(lambda: reboots_held() > before, "the reboot to be sent", proc=proc)
     proc.send_signal(signal.SIGKILL)  # the reboot reaches AWS; its answer never reaches the store
     proc.wait(timeout=30)
     assert action(m, "cutover:reboot_target").status == "pending"
