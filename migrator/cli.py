@@ -220,11 +220,16 @@ def decommission(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
 @app.command()
 def rollback(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
              delete_target: Annotated[bool, typer.Option("--delete-target",
-                                                         help="also delete the new cluster")] = False,
+                                                         help="also delete the new cluster (only one this "
+                                                              "migration created; needs --confirm)")] = False,
+             confirm: Annotated[bool, typer.Option("--confirm", help="yes: delete the new cluster")] = False,
+             skip_final_snapshot: Annotated[bool, typer.Option("--skip-final-snapshot",
+                                                               help="delete it without a final snapshot")] = False,
              as_json: JsonOpt = False) -> None:
     """Stop the migration and put production back: before cutover the source is untouched;
     after cutover the names are swapped back."""
-    _call(lambda: commands.rollback(config, delete_target=delete_target), as_json)
+    _call(lambda: commands.rollback(config, delete_target=delete_target, confirm=confirm,
+                                    skip_final_snapshot=skip_final_snapshot), as_json)
 
 
 @app.command()

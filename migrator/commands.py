@@ -94,6 +94,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         bytes_done = store.bytes_moved(migration)
         progress = store.latest_event(migration, "progress")
         waiting = store.latest_event(migration, gates.WAITING_EVENT)
+        alert = _production_alert(store, migration)
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
@@ -114,7 +115,15 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                          t.last_error, _retry_line(retries.get(t.subject), t, lease is not None)) for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
+        alert=alert,
     )
+
+
+def _production_alert(store: Store, migration: MigrationView) -> str | None:
+    """What `status` must say first: the production name may have no cluster (cutover, rollback)."""
+    from migrator.strategies.cutover import production_gap
+
+    return production_gap(store, migration)
 
 
 def _throughput(started: datetime | None, done: int, total: int,
@@ -262,14 +271,29 @@ def approve(config_path: Path, gate: str, via: str) -> None:
             store.record_approval(migration, gate, {"via": via})
 
 
-def rollback(config_path: Path, *, delete_target: bool = False) -> RollbackResult:
+def rollback(config_path: Path, *, delete_target: bool = False, confirm: bool = False,
+             skip_final_snapshot: bool = False) -> RollbackResult:
+    """Undo the migration under the run lease. ``delete_target`` also deletes the new cluster, only
+    with ``confirm`` (otherwise one line saying what would be deleted, exit 2, nothing changed) and
+    only when this migration created it (see migrator.strategies.cutover)."""
     config = load_config(config_path)
+    if skip_final_snapshot and not delete_target:
+        raise UsageError("--skip-final-snapshot applies only with --delete-target", hint="drop it, or add "
+                         "--delete-target")
+    if delete_target and not confirm:
+        from migrator.aws.clusters import final_snapshot_id
+
+        target = config.settings.target.cluster_id
+        after = ("without a final snapshot" if skip_final_snapshot else
+                 f"after a final snapshot {final_snapshot_id(target, config.settings.migration.name)}")
+        raise UsageError(f"rollback --delete-target would delete cluster {target} {after} (only if this migration "
+                         "created it); nothing was done", hint="add --confirm to go ahead")
     from migrator import strategies
 
     strategy = strategies.build(config.settings.migration.strategy, config)
     with Store.open(config.store_url) as store:
-        runner = Runner(config, store, strategy.registry, RunOptions(delete_target=delete_target),
-                        reconciler=strategy.reconciler)
+        options = RunOptions(delete_target=delete_target, skip_final_snapshot=skip_final_snapshot)
+        runner = Runner(config, store, strategy.registry, options, reconciler=strategy.reconciler)
         report = runner.rollback(strategy.undo or _no_undo, strategy.rollback_refusal)
     return RollbackResult(report.migration, report.phase, {"phase": report.from_phase, **report.done})
 

@@ -107,6 +107,8 @@ class StatusResult(Result):
     #: The newest progress report of a long remote operation (e.g. DescribeResize figures).
     progress: dict[str, Any] = field(default_factory=dict)
     progress_at: datetime | None = None
+    #: Said first, before anything else: the production name may have no cluster, and what to run.
+    alert: str | None = None
 
     def render(self) -> RenderableType:
         head = Table.grid(padding=(0, 2))
@@ -137,7 +139,9 @@ class StatusResult(Result):
         if self.last_error:
             _add_row(head, "last error", Text(self.last_error, style="red"))
         _add_row(head, "next", self.next_step)
-        parts: list[RenderableType] = [head]
+        parts: list[RenderableType] = [Text(self.alert, style="bold red", no_wrap=True,
+                                            overflow="ignore")] if self.alert else []
+        parts.append(head)
         if self.tables:
             grid = Table(show_edge=False, header_style="bold")
             for col in ("table", "state", "attempt", "rows", "loaded", "MB", "error", "retry"):

@@ -54,6 +54,8 @@ class RunOptions:
     assume_frozen: bool = False
     #: `migrator rollback --delete-target`: the undo steps also delete the new cluster.
     delete_target: bool = False
+    #: With ``delete_target``: delete without a final snapshot (`--skip-final-snapshot`).
+    skip_final_snapshot: bool = False
     #: Stop after this many phase moves (tests and `--step`); None runs to the end or a gate.
     max_steps: int | None = None
 

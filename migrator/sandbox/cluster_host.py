@@ -26,7 +26,7 @@ from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import Intercept, SessionInfo
 from migrator.sandbox.postgres import SUPERUSER, PostgresServer, find_pg_bin
 from migrator.sandbox.proxy import ProxyThread, RedshiftProxy
-from migrator.sandbox.redshift import catalog, settings
+from migrator.sandbox.redshift import catalog, namespace, settings
 from migrator.sandbox.redshift.dialect import RedshiftDialect
 from migrator.sandbox.redshift.statements import RedshiftDataStatements
 from migrator.sandbox.redshift.syslog import SystemLog
@@ -45,7 +45,9 @@ class ClusterInterceptor:
         return self.data.classify(sql_text, session) or self.dialect.classify(sql_text, session)
 
     def rewrite(self, sql_text: str, session: SessionInfo) -> str | None:
-        return settings.rewrite(sql_text)
+        rewritten = settings.rewrite(sql_text)
+        with_namespace = namespace.rewrite(rewritten if rewritten is not None else sql_text)
+        return with_namespace if with_namespace is not None else rewritten
 
     def after_statement(self, sql_text: str, tag: str, session: SessionInfo) -> None:
         self.dialect.after_statement(sql_text, tag, session)
@@ -169,6 +171,13 @@ class LocalClusterHost:
         with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("alter database {} set default_transaction_isolation = {}").format(
                 sql.Identifier(runtime.database), sql.Literal(pg_level)))
+
+    def set_namespace(self, cluster_id: str, namespace_id: str) -> None:
+        """The cluster's namespace GUID (ClusterNamespaceArn's tail): SELECT current_namespace
+        answers it from now on, through whatever name reaches this cluster's data."""
+        runtime = self.runtime(cluster_id)
+        with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
+            conn.execute(namespace.define_sql(namespace_id))  # type: ignore[arg-type]
 
     def reboot(self, cluster_id: str) -> None:
         self.proxies.drop_sessions(cluster_id)

@@ -10,21 +10,48 @@ resumes at the step that had not finished, re-attaching to a step that reached A
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from migrator.aws import clusters as aws
+from migrator.aws import preflight
+from migrator.aws.errors import describe, error_code
 from migrator.config import ConnectionSection, Settings
 from migrator.engine.runner import ROLLBACK_TRIGGER
-from migrator.errors import MigratorError, PreflightFailed, UsageError
+from migrator.errors import (MigratorError, PreflightFailed, RemoteError, TransientError, UsageError,
+                             ValidationMismatch)
+from migrator.retry import Backoff, wait_until
 from migrator.strategies import common
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
+    from migrator.store import MigrationView, Store
+
+log = logging.getLogger("migrator.cutover")
+SWAP_BACKOFF = Backoff(base=0.5, cap=15.0)
 
 PLAN_KEY = "cutover:plan"
 DECOMMISSION_KEY = "decommission:delete_old_source"
+RETIRE_KEY = "cutover:tag_source_retired"
+DELETE_TARGET_KEY = "rollback:delete_target"
+#: Where each strategy records that it created the target (unload-copy, snapshot-restore).
+CREATION_KEYS = ("provision-target", "restore_from_snapshot")
+_BEING_DELETED = frozenset({"final-snapshot", "deleting"})
+#: How long each wait may take before the tool stops and says what it waited for (seconds;
+#: overridable by environment for rehearsals: MIGRATOR_WAIT_<NAME>_SECONDS).
+WAIT_SECONDS = {"ready": 6 * 3600.0, "swap": 900.0, "delete": 6 * 3600.0, "dns": 1800.0}
+NAMESPACE_KEY = "cutover:target_namespace"
+
+
+def wait_seconds(name: str) -> float:
+    override = os.environ.get(f"MIGRATOR_WAIT_{name.upper()}_SECONDS")
+    return float(override) if override else WAIT_SECONDS[name]
 
 
 @dataclass(frozen=True)
@@ -65,18 +92,85 @@ def target_connection(settings: Settings, cluster_id: str) -> ConnectionSection:
                              password_env=s.password_env, secret_arn=s.secret_arn, iam_auth=s.iam_auth)
 
 
+# -- waiting with a deadline ----------------------------------------------------------------
+
+def wait_ready(ctx: "PhaseContext", cluster_id: str, why: str, *, timeout: float | None = None,
+               nothing_pending: bool = False) -> dict[str, Any]:
+    """Wait until ``cluster_id`` is available (and, with ``nothing_pending``, has no pending
+    modified values), saying what it waits for. A status that does not end on its own ends the
+    wait at once with one line: paused → resume it (exit 7), being deleted, failed, missing."""
+    client_set = common.clients(ctx)
+    region = ctx.config.settings.migration.region
+    seen: dict[str, Any] = {}
+
+    def ready(cluster: dict[str, Any] | None) -> bool:
+        condition = preflight.cluster_condition(cluster, cluster_id, region)
+        if condition.status != seen.get("status"):
+            seen["status"] = condition.status
+            common.progress_event(ctx, f"cluster:{cluster_id}", {"cluster_status": condition.status,
+                                                                 "waiting_for": why})
+        if condition.readiness in (preflight.Readiness.READY, preflight.Readiness.CHANGING):
+            pending = (cluster or {}).get("PendingModifiedValues") or {}
+            return condition.readiness is preflight.Readiness.READY and not (nothing_pending and pending)
+        raise PreflightFailed(f"{why}: {condition.problem}",
+                              hint=f"`migrator run -c <config>` continues once {cluster_id} is available")
+
+    found = aws.wait_for_cluster(client_set, cluster_id, ready, should_stop=ctx.should_stop,
+                                 timeout=wait_seconds("ready") if timeout is None else timeout,
+                                 what=f"{cluster_id} to be available{' with nothing pending' if nothing_pending else ''}"
+                                      f" ({why})")
+    assert found is not None
+    return found
+
+
 # -- steps ----------------------------------------------------------------------------------
 
-def _rename(ctx: "PhaseContext", key: str, old: str, new: str) -> dict[str, Any]:
+class SwapRefused(Exception):
+    """AWS kept refusing a rename until the deadline (the cluster busy, or the name still held)."""
+
+
+#: Refusals that end on their own: the cluster is busy (InvalidClusterState) or the name is not yet free.
+_RETRIED_RENAME_CODES = frozenset({"InvalidClusterState", "ClusterAlreadyExists"})
+
+
+def _send_rename(ctx: "PhaseContext", old: str, new: str, deadline: float | None) -> None:
+    """ModifyCluster NewClusterIdentifier; with a deadline, a refusal that ends on its own is
+    retried (backoff with jitter) until then, and then raised as SwapRefused."""
+    client_set = common.clients(ctx)
+    attempt = 0
+    while True:
+        try:
+            client_set.client("redshift").modify_cluster(ClusterIdentifier=old, NewClusterIdentifier=new)
+            return
+        except ClientError as exc:
+            code = error_code(exc)
+            if deadline is None or code not in _RETRIED_RENAME_CODES:
+                raise aws.aws_error(exc, f"ModifyCluster {old} → {new}") from None
+            if time.monotonic() >= deadline or ctx.should_stop():
+                raise SwapRefused(describe(exc)) from None
+            attempt += 1
+            if attempt == 1:  # once in the history; each retry in the log
+                ctx.store.add_event(ctx.migration, "migration", "rename_refused",
+                                    {"from": old, "to": new, "reason": describe(exc), "retrying_for_seconds":
+                                     round(deadline - time.monotonic())}, state=ctx.migration.phase)
+            log.info("rename %s → %s refused (%s); retry %d", old, new, describe(exc), attempt)
+            time.sleep(min(max(0.05, SWAP_BACKOFF.delay(attempt)), max(0.0, deadline - time.monotonic())))
+        except BotoCoreError as exc:
+            raise aws.aws_error(exc, f"ModifyCluster {old} → {new}") from None
+
+
+def _rename(ctx: "PhaseContext", key: str, old: str, new: str, *, wait_after: bool = True,
+            retry_until: float | None = None) -> dict[str, Any]:
     client_set = common.clients(ctx)
 
     def send() -> dict[str, Any]:
-        aws.wait_available(client_set, old, should_stop=ctx.should_stop)
-        if aws.describe_cluster(client_set, new) is not None:
+        if retry_until is None:
+            wait_ready(ctx, old, f"rename {old} → {new}")
+        # (with a deadline a busy cluster is retried in _send_rename, within the swap's own deadline)
+        if retry_until is None and aws.describe_cluster(client_set, new) is not None:
             raise PreflightFailed(f"cannot rename {old} to {new}: a cluster named {new} already exists",
                                   hint="rename or delete it, then re-run")
-        aws.call(f"ModifyCluster {old} → {new}", lambda: client_set.client("redshift").modify_cluster(
-            ClusterIdentifier=old, NewClusterIdentifier=new))
+        _send_rename(ctx, old, new, retry_until)
         return {"from": old, "to": new}
 
     def took_effect() -> dict[str, Any] | None:
@@ -84,28 +178,154 @@ def _rename(ctx: "PhaseContext", key: str, old: str, new: str) -> dict[str, Any]
             and aws.describe_cluster(client_set, old) is None else None
 
     done = common.once(ctx, key, {"ClusterIdentifier": old, "NewClusterIdentifier": new}, send, took_effect)
-    aws.wait_available(client_set, new, should_stop=ctx.should_stop)
+    if wait_after:
+        wait_ready(ctx, new, f"{new} to come back after its rename from {old}")
     return done
+
+
+def _rebooted_since(ctx: "PhaseContext", cluster_id: str, since: datetime) -> bool:
+    """Whether DescribeEvents shows a reboot of ``cluster_id`` since ``since`` (the reboot action's
+    record): a reboot that already happened is not sent again after a crash."""
+    redshift = common.clients(ctx).client("redshift")
+    marker: str | None = None
+    try:
+        while True:
+            page = redshift.describe_events(SourceIdentifier=cluster_id, SourceType="cluster",
+                                            StartTime=since, **({"Marker": marker} if marker else {}))
+            if any("reboot" in str(e.get("Message", "")).lower() for e in page.get("Events") or []):
+                return True
+            marker = page.get("Marker")
+            if not marker:
+                return False
+    except (ClientError, BotoCoreError) as exc:
+        # Without events the reboot cannot be proven; a second reboot is a momentary outage, not harm.
+        log.warning("DescribeEvents %s failed (%s); the reboot may be sent again", cluster_id, exc)
+        return False
 
 
 def _reboot(ctx: "PhaseContext", key: str, cluster_id: str) -> dict[str, Any]:
     client_set = common.clients(ctx)
 
     def send() -> dict[str, Any]:
-        aws.wait_available(client_set, cluster_id, should_stop=ctx.should_stop)
+        wait_ready(ctx, cluster_id, f"reboot of {cluster_id}")
         aws.call(f"RebootCluster {cluster_id}",
                  lambda: client_set.client("redshift").reboot_cluster(ClusterIdentifier=cluster_id))
         return {"cluster_id": cluster_id}
 
     def took_effect() -> dict[str, Any] | None:
-        # A reboot in progress is re-attached; one that finished cannot be told apart, and a
-        # second reboot is harmless, so it is sent again.
         cluster = aws.describe_cluster(client_set, cluster_id)
-        return {"cluster_id": cluster_id} if cluster and cluster.get("ClusterStatus") == "rebooting" else None
+        if cluster and cluster.get("ClusterStatus") == "rebooting":
+            return {"cluster_id": cluster_id}
+        found = ctx.store.get_action(ctx.migration, key)
+        if found is not None and _rebooted_since(ctx, cluster_id, found.started_at):
+            return {"cluster_id": cluster_id, "seen_in_events": True}
+        return None
 
     done = common.once(ctx, key, {"ClusterIdentifier": cluster_id}, send, took_effect)
-    aws.wait_available(client_set, cluster_id, should_stop=ctx.should_stop)
+    wait_ready(ctx, cluster_id, f"{cluster_id} to come back after its reboot")
     return done
+
+
+# -- the swap -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SwapKeys:
+    """Store keys of one cutover attempt. An attempt that gave the production name back is over;
+    the next run starts a new one (attempt 1 keeps the historical key names)."""
+
+    attempt: int
+
+    def _key(self, name: str) -> str:
+        return f"cutover:{name}" if self.attempt == 1 else f"cutover:{name}#{self.attempt}"
+
+    @property
+    def rename_source(self) -> str:
+        return self._key("rename_source")
+
+    @property
+    def rename_target(self) -> str:
+        return self._key("rename_target")
+
+    @property
+    def give_back(self) -> str:
+        return self._key("give_back")
+
+
+def swap_keys(store: "Store", migration: "MigrationView") -> SwapKeys:
+    attempt = 1
+    while True:
+        found = store.get_action(migration, SwapKeys(attempt).give_back)
+        if found is None or found.status != "done":
+            return SwapKeys(attempt)
+        attempt += 1
+
+
+def production_gap(store: "Store", migration: "MigrationView") -> str | None:
+    """The one line `status` puts first when the production name may have no cluster: the source
+    was (maybe) renamed away and neither the new cluster nor the source holds the name yet."""
+    def status_of(key: str) -> str | None:
+        found = store.get_action(migration, key)
+        return found.status if found is not None else None
+
+    plan_found = store.get_action(migration, PLAN_KEY)
+    production = (plan_found.response or {}).get("source_id") if plan_found is not None else None
+    if not production:
+        return None
+    if status_of("rollback:rename_source_back") == "done":
+        return None
+    keys = swap_keys(store, migration)
+    away = status_of(keys.rename_source)
+    if away is not None and status_of(keys.rename_target) != "done" and status_of(keys.give_back) != "done":
+        certainty = "HAS NO CLUSTER" if away == "done" else "MAY HAVE NO CLUSTER (a rename was in flight)"
+        return (f"PRODUCTION NAME {production} {certainty}: the source was renamed away; run `migrator run` to finish "
+                "the cutover or `migrator rollback` to give the name back to the source")
+    if status_of("rollback:rename_target_back") is not None and status_of("rollback:rename_source_back") != "done":
+        return (f"PRODUCTION NAME {production} MAY HAVE NO CLUSTER: a rollback moved the new cluster away; run "
+                "`migrator rollback` to give the name back to the source")
+    return None
+
+
+def _give_back(ctx: "PhaseContext", p: Plan, keys: SwapKeys, reason: str) -> None:
+    """The new cluster would not take the production name: give it back to the source, say so."""
+    settings = ctx.config.settings
+    try:
+        _rename(ctx, keys.give_back, p.old_name, p.source_id, retry_until=time.monotonic() + wait_seconds("swap"))
+    except (MigratorError, SwapRefused) as exc:
+        detail = exc.one_line() if isinstance(exc, MigratorError) else str(exc)
+        raise RemoteError(f"PRODUCTION NAME {p.source_id} HAS NO CLUSTER: {p.target_id} refused the rename to "
+                          f"{p.source_id} ({reason}) and giving the name back to the source {p.old_name} failed too "
+                          f"({detail})", hint=f"rename {p.old_name} back to {p.source_id} now (`aws redshift "
+                          f"modify-cluster --region {settings.migration.region} --cluster-identifier {p.old_name} "
+                          f"--new-cluster-identifier {p.source_id}`), or re-run `migrator run` / `migrator "
+                          "rollback`") from None
+    ctx.store.add_event(ctx.migration, "migration", "cutover_gave_back",
+                        {"source": p.source_id, "target": p.target_id, "reason": reason}, state=ctx.migration.phase)
+    raise RemoteError(f"cutover did not complete: {p.target_id} kept refusing the rename to {p.source_id} for "
+                      f"{wait_seconds('swap'):.0f}s ({reason}); the source was renamed back to {p.source_id}, so "
+                      "production is as before the cutover",
+                      hint=f"when {p.target_id} is available with nothing pending, `migrator run` tries the cutover "
+                           "again; or `migrator rollback`")
+
+
+def swap(ctx: "PhaseContext", p: Plan) -> None:
+    """Source away, target in, with the production name unheld only for the swap itself: the
+    target must be ready first; a refused second rename is retried until a deadline, then the
+    source gets its name back."""
+    keys = swap_keys(ctx.store, ctx.migration)
+    if common.recorded(ctx, keys.rename_target) is not None:
+        return
+    if ctx.store.get_action(ctx.migration, keys.rename_source) is None:
+        wait_ready(ctx, p.target_id, f"new cluster {p.target_id} must be ready before {p.source_id} is renamed away",
+                   nothing_pending=True)
+        wait_ready(ctx, p.source_id, f"{p.source_id} must be available to be renamed")
+        _retire_source(ctx, p)
+    # The name is free as soon as the first rename is accepted: do not wait for its reboot.
+    _rename(ctx, keys.rename_source, p.source_id, p.old_name, wait_after=False)
+    try:
+        _rename(ctx, keys.rename_target, p.target_id, p.source_id, wait_after=False,
+                retry_until=time.monotonic() + wait_seconds("swap"))
+    except SwapRefused as exc:
+        _give_back(ctx, p, keys, str(exc))
 
 
 def cutover(ctx: "PhaseContext") -> dict[str, Any]:
@@ -114,38 +334,136 @@ def cutover(ctx: "PhaseContext") -> dict[str, Any]:
     p = plan(ctx)
     settings = ctx.config.settings
     common.disable_snapshot_copy(ctx, p.source_id)
-    _rename(ctx, "cutover:rename_source", p.source_id, p.old_name)
-    _rename(ctx, "cutover:rename_target", p.target_id, p.source_id)
+    # The new cluster's namespace, read before the swap (afterwards its own name is gone).
+    expected = common.recorded(ctx, NAMESPACE_KEY) or common.remember(
+        ctx, NAMESPACE_KEY, {"target_id": p.target_id, "namespace": namespace_of(ctx, p.target_id)})
+    swap(ctx, p)
+    wait_ready(ctx, p.source_id, f"new cluster, now {p.source_id}, to come back after its rename")
     _reboot(ctx, "cutover:reboot_target", p.source_id)
-    # Clients connect by the original name: check the new cluster through it.
+    # Clients connect by the original name: prove it reaches the new cluster, then check it.
+    reached = await_new_cluster_behind_name(ctx, p, str(expected["namespace"]))
     common.check_against_baseline(ctx, p.source_id, "after cutover",
                                   conn=target_connection(settings, p.source_id),
                                   hint="`migrator rollback` swaps the names back")
     copy = common.restore_snapshot_copy(ctx, p.source_id)
-    return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy}
+    return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy, "namespace": reached}
+
+
+def namespace_of(ctx: "PhaseContext", cluster_id: str) -> str:
+    """The namespace GUID of ``cluster_id`` (the tail of its ClusterNamespaceArn)."""
+    cluster = aws.require_cluster(common.clients(ctx), cluster_id)
+    arn = str(cluster.get("ClusterNamespaceArn") or "")
+    if not arn:
+        raise RemoteError(f"DescribeClusters does not report a ClusterNamespaceArn for {cluster_id}",
+                          hint="migrator needs it to prove which cluster a connection reached")
+    return arn.rsplit(":", 1)[-1].split("/")[-1]
+
+
+def answered_namespace(ctx: "PhaseContext", p: Plan) -> str:
+    """SELECT current_namespace through the production name, logged in as the new cluster's user."""
+    settings = ctx.config.settings
+    conn = common.connect(settings, common.clients(ctx), p.source_id, where="target",
+                          conn=target_connection(settings, p.source_id))
+    try:
+        cursor = conn.cursor()
+        cursor.execute("select current_namespace")
+        row = cursor.fetchone()
+    finally:
+        conn.close()
+    return str(row[0]).strip() if row else ""
+
+
+def await_new_cluster_behind_name(ctx: "PhaseContext", p: Plan, expected: str) -> str:
+    """After the swap the old name can stay cached and still reach the OLD cluster: poll until the
+    database behind the production name reports the new cluster's namespace (as DescribeClusters
+    gives it), with a deadline; an answer from any other cluster never validates."""
+    described = namespace_of(ctx, p.source_id)
+    if described != expected:
+        raise ValidationMismatch(f"after cutover, DescribeClusters shows {p.source_id} with namespace {described}, "
+                                 f"not the new cluster's {expected}",
+                                 hint="another cluster holds the production name; `migrator rollback`")
+    seen: dict[str, str] = {}
+
+    def reached() -> str | None:
+        try:
+            found = answered_namespace(ctx, p)
+        except MigratorError as exc:
+            seen["last"] = f"no answer ({exc.message})"
+            return None
+        seen["last"] = f"namespace {found}"
+        return found if found == expected else None
+
+    try:
+        found = wait_until(reached, what=f"{p.source_id} to answer from the new cluster", backoff=aws.POLL,
+                           timeout=wait_seconds("dns"), should_stop=ctx.should_stop)
+    except TransientError:
+        raise ValidationMismatch(f"after cutover, connections to {p.source_id} still do not reach the new cluster "
+                                 f"(namespace {expected}) after {wait_seconds('dns'):.0f}s; last: {seen.get('last')} "
+                                 "(the old name may still be cached and reach the old cluster)",
+                                 hint="re-run `migrator run` to check again, or `migrator rollback`") from None
+    ctx.store.add_event(ctx.migration, "migration", "validation",
+                        {"cluster_id": p.source_id, "what": "reached the new cluster", "namespace": found},
+                        state=ctx.migration.phase)
+    return found
+
+
+def _retire_source(ctx: "PhaseContext", p: Plan) -> None:
+    """Tag the source as retired by this migration before it is renamed away: decommission deletes
+    the old cluster only when it carries this tag AND the store recorded the rename (see ownership)."""
+    client_set = common.clients(ctx)
+    name = ctx.migration.name
+
+    def tagged() -> dict[str, Any] | None:
+        cluster = aws.describe_cluster(client_set, p.source_id)
+        return {"cluster_id": p.source_id} if aws.tag_value(cluster, aws.RETIRED_TAG) == name else None
+
+    def send() -> dict[str, Any]:
+        aws.tag_cluster(client_set, p.source_id, {aws.RETIRED_TAG: name})
+        return {"cluster_id": p.source_id}
+
+    if common.recorded(ctx, RETIRE_KEY) is None and tagged() is not None:
+        common.remember(ctx, RETIRE_KEY, {"cluster_id": p.source_id, "already_tagged": True})
+        return
+    common.once(ctx, RETIRE_KEY, {"ClusterIdentifier": p.source_id, "Tag": {aws.RETIRED_TAG: name}}, send, tagged)
+
+
+def _retired_record(ctx: "PhaseContext", p: Plan) -> dict[str, Any] | None:
+    """The store's proof that this migration retired the cluster now named ``p.old_name``: the
+    source was tagged and then renamed to that name, both recorded."""
+    renamed = common.recorded(ctx, swap_keys(ctx.store, ctx.migration).rename_source)
+    if common.recorded(ctx, RETIRE_KEY) is None or renamed is None or renamed.get("to") != p.old_name:
+        return None
+    return {"cluster_id": p.old_name}
 
 
 def decommission(ctx: "PhaseContext") -> dict[str, Any]:
-    """Final snapshot of the old source, then delete it (the gate made an operator confirm)."""
+    """Final snapshot of the old source, then delete it (the gate made an operator confirm).
+    Only a cluster this migration retired (recorded rename AND the retired tag) is ever deleted."""
     p = plan(ctx)
     client_set = common.clients(ctx)
+    name = ctx.migration.name
     request = {"ClusterIdentifier": p.old_name, "SkipFinalClusterSnapshot": False,
                "FinalClusterSnapshotIdentifier": p.final_snapshot}
 
     def send() -> dict[str, Any]:
-        aws.wait_available(client_set, p.old_name, should_stop=ctx.should_stop)
-        aws.call(f"DeleteCluster {p.old_name}", lambda: client_set.client("redshift").delete_cluster(**request))
+        wait_ready(ctx, p.old_name, f"old source {p.old_name} must be available for its final snapshot")
+        aws.delete_owned_cluster(client_set, p.old_name, name, recorded=_retired_record(ctx, p),
+                                 tag_key=aws.RETIRED_TAG, final_snapshot=p.final_snapshot)
         return {"deleted": p.old_name, "final_snapshot": p.final_snapshot}
 
     def took_effect() -> dict[str, Any] | None:
         cluster = aws.describe_cluster(client_set, p.old_name)
-        if cluster is None or cluster.get("ClusterStatus") == "deleting":
+        if cluster is None or cluster.get("ClusterStatus") in _BEING_DELETED:
             return {"deleted": p.old_name, "final_snapshot": p.final_snapshot}
         return None
 
+    if ctx.store.get_action(ctx.migration, DECOMMISSION_KEY) is None:
+        # Refuse before anything is recorded: a cluster we did not retire is never touched.
+        aws.ownership(client_set, p.old_name, name, recorded=_retired_record(ctx, p),
+                      tag_key=aws.RETIRED_TAG).require("delete")
     done = common.once(ctx, DECOMMISSION_KEY, request, send, took_effect)
     aws.wait_for_cluster(client_set, p.old_name, lambda c: c is None, what=f"deletion of {p.old_name}",
-                         should_stop=ctx.should_stop)
+                         should_stop=ctx.should_stop, timeout=wait_seconds("delete"))
     return done
 
 
@@ -200,9 +518,57 @@ def undo(ctx: "PhaseContext") -> dict[str, Any]:
         restored = common.restore_snapshot_copy(ctx, p.source_id, action="enable-after-rollback")
         done["snapshot_copy"] = restored
     if ctx.options.delete_target:
-        target = settings.target.cluster_id
-        if target and aws.describe_cluster(client_set, target) is not None:
-            aws.call(f"DeleteCluster {target}", lambda: client_set.client("redshift").delete_cluster(
-                ClusterIdentifier=target, SkipFinalClusterSnapshot=True))
-            done["target_deleted"] = target
+        done.update(_delete_target(ctx))
     return done
+
+
+def creation_record(ctx: "PhaseContext") -> dict[str, Any] | None:
+    """What the store recorded of this migration creating its target (CreateCluster or a restore),
+    as {"cluster_id": ...}; None when it never asked AWS to create one."""
+    for key in CREATION_KEYS:
+        found = ctx.store.get_action(ctx.migration, key)
+        if found is None:
+            continue
+        response = found.response or {}
+        cluster_id = (response.get("cluster_id") or (response.get("cluster") or {}).get("cluster_id")
+                      or (found.request or {}).get("ClusterIdentifier"))
+        return {"cluster_id": cluster_id, "action": key, "status": found.status}
+    return None
+
+
+def delete_target_request(target: str, migration: str, *, skip_final_snapshot: bool) -> dict[str, Any]:
+    request: dict[str, Any] = {"ClusterIdentifier": target, "SkipFinalClusterSnapshot": skip_final_snapshot}
+    if not skip_final_snapshot:
+        request["FinalClusterSnapshotIdentifier"] = aws.final_snapshot_id(target, migration)
+    return request
+
+
+def _delete_target(ctx: "PhaseContext") -> dict[str, Any]:
+    """`rollback --delete-target --confirm`: delete the new cluster, only when this migration
+    created it (recorded creation AND its owner tag), with a final snapshot unless told otherwise.
+    The delete is recorded before it is sent; a resume re-attaches to a delete that reached AWS."""
+    client_set = common.clients(ctx)
+    name = ctx.migration.name
+    target = ctx.config.settings.target.cluster_id
+    existing = ctx.store.get_action(ctx.migration, DELETE_TARGET_KEY)
+    request = dict(existing.request) if existing is not None else delete_target_request(
+        target, name, skip_final_snapshot=ctx.options.skip_final_snapshot)
+    target = str(request["ClusterIdentifier"])
+    snapshot = request.get("FinalClusterSnapshotIdentifier")
+    outcome = {"target_deleted": target, "final_snapshot": snapshot}
+    if existing is None:
+        if aws.describe_cluster(client_set, target) is None:
+            return {"target_deleted": None, "note": f"no cluster {target} exists; nothing deleted"}
+        aws.ownership(client_set, target, name, recorded=creation_record(ctx)).require("delete")
+
+    def send() -> dict[str, Any]:
+        wait_ready(ctx, target, f"new cluster {target} must be available to be deleted")
+        aws.delete_owned_cluster(client_set, target, name, recorded=creation_record(ctx),
+                                 final_snapshot=snapshot, skip_final_snapshot=not snapshot)
+        return outcome
+
+    def took_effect() -> dict[str, Any] | None:
+        cluster = aws.describe_cluster(client_set, target)
+        return outcome if cluster is None or cluster.get("ClusterStatus") in _BEING_DELETED else None
+
+    return common.once(ctx, DELETE_TARGET_KEY, request, send, took_effect)

@@ -116,7 +116,7 @@ def test_sigkill_while_restoring_resumes_with_one_restore_then_rollback_before_c
 
     for key, value in m.env.items():
         monkeypatch.setenv(key, value)
-    result = commands.rollback(m.config, delete_target=True)
+    result = commands.rollback(m.config, delete_target=True, confirm=True)
     done = result.done
     assert result.phase == "rolled_back" and done["target_deleted"] == "sr-crash-enc"
     assert m.phase() == "rolled_back"

@@ -146,7 +146,7 @@ def test_rollback_before_cutover_leaves_source_and_can_delete_target(migration: 
     before = m.table_digests(m.source)
     m.init()
     assert m.cli("run", "--assume-frozen").returncode == 8
-    done = m.cli("rollback", "--delete-target")
+    done = m.cli("rollback", "--delete-target", "--confirm")
     assert done.returncode == 0, done.stderr
     assert _phase(m) == "rolled_back"
     assert m.table_digests(m.source) == before
