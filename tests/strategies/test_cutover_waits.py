@@ -45,8 +45,9 @@ def test_a_reboot_that_happened_before_the_crash_is_not_sent_again(
     proc.send_signal(signal.SIGKILL)  # the reboot reaches AWS; its answer never reaches the store
     proc.wait(timeout=30)
     assert action(m, "cutover:reboot_target").status == "pending"
-    wait_for(lambda: sb.calls("RebootCluster") and m.describe(source)["ClusterStatus"] == "available",
-             "the reboot to finish")
+    # This cluster's own reboot (the session's sandbox holds other tests' reboots too) has landed and ended.
+    wait_for(lambda: any(c["cluster_id"] == source for c in sb.calls("RebootCluster"))
+             and m.describe(source)["ClusterStatus"] == "available", "the reboot to finish")
     done = m.run()
     assert done.returncode == 8 and m.phase() == "awaiting_decommission", done.stderr
     assert [c["cluster_id"] for c in sb.calls("RebootCluster") if c["cluster_id"] == source] == [source]
