@@ -9,7 +9,6 @@ against its YAML, its reconciler and its undo steps) and hands it to the engine'
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from datetime import datetime, timedelta
@@ -464,7 +463,7 @@ def plan(config_path: Path) -> PlanResult:
     built = planning.build(config, source, placement=mirror.request, tables=tables,
                            table_error=table_error, rehearsal=rehearsal, hourly_write_peaks=peaks,
                            old_name=old_name_for(settings.source.cluster_id), rename_blockers=notes)
-    return PlanResult(**dataclasses.asdict(built))
+    return built
 
 
 def _recorded_fact(config: LoadedConfig, key: str) -> dict[str, object] | None:

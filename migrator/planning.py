@@ -9,10 +9,10 @@ an estimated duration with its assumption stated, the write-freeze window and th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from migrator.config import LoadedConfig, Settings
+from migrator.results import PlanResult
 
 #: Used only when no rehearsal ran: UNLOAD plus COPY through S3, per node, a conservative figure
 #: from the rate the sandbox rehearsal and published RA3 loads land well above. Stated in the plan.
@@ -25,22 +25,6 @@ _MIRRORED = ("NodeType", "NumberOfNodes", "ClusterSubnetGroupName", "Availabilit
              "PreferredMaintenanceWindow", "PubliclyAccessible", "EnhancedVpcRouting", "MultiAZ",
              "AutomatedSnapshotRetentionPeriod", "ManualSnapshotRetentionPeriod", "MaintenanceTrackName",
              "SnapshotScheduleIdentifier", "DefaultIamRoleArn", "ElasticIp")
-
-
-@dataclass
-class Plan:
-    migration: str
-    strategy: str
-    suggested_strategy: str
-    why: str
-    requests: list[dict[str, Any]]
-    clusters: list[dict[str, Any]]
-    tables: list[dict[str, Any]]
-    staging_mb: int
-    estimate_seconds: float | None
-    estimate_basis: str
-    freeze_window: str
-    warnings: list[str] = field(default_factory=list)
 
 
 def suggest_route(settings: Settings, source: Mapping[str, Any]) -> tuple[str, str]:
@@ -180,7 +164,7 @@ def _human(seconds: float) -> str:
 def build(config: LoadedConfig, source: Mapping[str, Any], *, placement: Mapping[str, Any],
           tables: list[dict[str, Any]] | None, table_error: str | None, rehearsal: Mapping[str, Any] | None,
           hourly_write_peaks: list[float] | None, old_name: str,
-          rename_blockers: list[str]) -> Plan:
+          rename_blockers: list[str]) -> PlanResult:
     settings = config.settings
     suggested, why = suggest_route(settings, source)
     nodes = int(source.get("NumberOfNodes") or 1)
@@ -205,7 +189,7 @@ def build(config: LoadedConfig, source: Mapping[str, Any], *, placement: Mapping
         quiet = quiet_window_warning(hourly_write_peaks, settings.freeze.max_write_iops, settings.freeze.quiet_seconds)
         if quiet:
             warnings.append(quiet)
-    return Plan(settings.migration.name, settings.migration.strategy, suggested, why,
+    return PlanResult(settings.migration.name, settings.migration.strategy, suggested, why,
                 requests_for(settings, source, placement, old_name), side_by_side(settings, source, placement),
                 listed, total_mb if settings.migration.strategy == "unload-copy" else 0, seconds, basis,
                 freeze_window(settings.migration.strategy, seconds), warnings)
