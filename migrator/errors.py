@@ -147,7 +147,8 @@ EXIT_CODES: list[tuple[int, str]] = [
     (6, "config changed in a way that would alter finished work"),
     (7, "a preflight or guard check failed"),
     (8, "the next step needs operator approval"),
-    (9, "transient remote error persisted after retries; safe to re-run"),
+    (9, "transient remote error persisted after retries, or a connection died while a write was in flight "
+        "(outcome unknown: the next run checks what committed before redoing anything); safe to re-run"),
     (10, "remote operation failed"),
     (11, "security check failed (e.g. staged data not encrypted with the configured key)"),
     (12, "validation mismatch between source and target"),
