@@ -6,7 +6,7 @@ import time
 
 from migrator.sandbox.postgres import PostgresServer
 from migrator.sandbox.seed import SeedSummary, seed_cluster
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 
 def checksums(c: Cluster, summary: SeedSummary) -> dict[str, object]:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.sandbox_redshift_data.conftest import BUCKET, ROLE, Env
+from tests.sandbox.redshift_data.conftest import BUCKET, ROLE, Env
 
 COLUMNS = """
     id int, si smallint, i int, bi bigint, n numeric(18,4), r real, d double precision, b boolean,

@@ -7,7 +7,7 @@ from typing import Iterator
 import pytest
 
 from migrator.sandbox.redshift.syslog import SystemLog, referenced_tables
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from migrator.sandbox.redshift.settings import rewrite
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 
 def test_relacl_in_redshift_letters(cluster: Cluster) -> None:

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from migrator.sandbox.aws import AwsSandbox
-from tests.sandbox_aws.support import DURATION, FakeClock, new_cluster
+from tests.sandbox.aws.support import DURATION, FakeClock, new_cluster
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from migrator.sandbox.interfaces import BackendError
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 
 def test_plain_identity_refuses_explicit_values(cluster: Cluster) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from migrator.sandbox.interfaces import BackendError
-from tests.sandbox_redshift_data.conftest import BUCKET, ROLE, Env
+from tests.sandbox.redshift_data.conftest import BUCKET, ROLE, Env
 
 
 def put(env: Env, name: str, body: bytes) -> str:

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from migrator.sandbox.aws import AwsSandbox
-from tests.sandbox_aws.support import DURATION, FakeClock, RecordingHost, describe, new_cluster, reach, status
+from tests.sandbox.aws.support import DURATION, FakeClock, RecordingHost, describe, new_cluster, reach, status
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:

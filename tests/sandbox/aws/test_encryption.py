@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from migrator.sandbox.aws import AwsSandbox
-from tests.sandbox_aws.support import DURATION, FakeClock, RecordingHost, describe, new_cluster, status
+from tests.sandbox.aws.support import DURATION, FakeClock, RecordingHost, describe, new_cluster, status
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 # (expression, value) pairs from AWS's FNV_HASH documentation page.
 AWS_EXAMPLES = [

@@ -7,7 +7,7 @@ import pytest
 
 from migrator.sandbox.interfaces import BackendError
 from migrator.sandbox.redshift.settings import rewrite
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 
 def scalar(c: Cluster, sql: str) -> object:

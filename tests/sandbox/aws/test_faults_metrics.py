@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from migrator.sandbox.aws import AwsSandbox
 from migrator.sandbox.faults import FaultPlan
-from tests.sandbox_aws.support import FakeClock, Sleeps, new_cluster, status
+from tests.sandbox.aws.support import FakeClock, Sleeps, new_cluster, status
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from migrator.sandbox.info import LEGACY_UNENCRYPTED_TAG
-from tests.sandbox_aws.support import FakeClock, describe, new_cluster
+from tests.sandbox.aws.support import FakeClock, describe, new_cluster
 
 _ids = itertools.count(1)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.sandbox_aws.support import FakeClock, describe, new_cluster, status
+from tests.sandbox.aws.support import FakeClock, describe, new_cluster, status
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from migrator.sandbox.interfaces import BackendError
 from migrator.sandbox.redshift.dialect import LATE_BINDING_UNQUALIFIED
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 
 @pytest.mark.parametrize("query", [

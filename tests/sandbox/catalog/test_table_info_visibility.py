@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from migrator.sandbox.interfaces import BackendError
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 
 def counts(c: Cluster, table: str) -> tuple[object, ...] | None:

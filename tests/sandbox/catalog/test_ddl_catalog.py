@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from migrator.sandbox.interfaces import BackendError
-from tests.sandbox_catalog.conftest import Cluster
+from tests.sandbox.catalog.conftest import Cluster
 
 SALES = """
 create table public.sales (

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from migrator.sandbox.faults import FaultPlan
-from tests.sandbox_aws.support import DURATION, FakeClock, describe, new_cluster, reach, status
+from tests.sandbox.aws.support import DURATION, FakeClock, describe, new_cluster, reach, status
 
 # botocore model, ResizeProgressMessage.Status: "Valid Values: NONE | IN_PROGRESS | FAILED | SUCCEEDED | CANCELLING"
 DOCUMENTED_RESIZE_STATUSES = {"NONE", "IN_PROGRESS", "FAILED", "SUCCEEDED", "CANCELLING"}

@@ -9,7 +9,7 @@ import struct
 
 import pyarrow.parquet as pq
 
-from tests.sandbox_redshift_data.conftest import BUCKET, ROLE, Env
+from tests.sandbox.redshift_data.conftest import BUCKET, ROLE, Env
 
 THIRD = 1.0 / 3.0
 REAL_TENTH = struct.unpack("<f", struct.pack("<f", 0.1))[0]

@@ -10,7 +10,7 @@ import pytest
 
 from migrator.sandbox.aws import AwsSandbox
 from migrator.sandbox.faults import FaultPlan
-from tests.sandbox_aws.support import DURATION, FakeClock, RecordingHost, Sleeps
+from tests.sandbox.aws.support import DURATION, FakeClock, RecordingHost, Sleeps
 
 
 @pytest.fixture(scope="session")

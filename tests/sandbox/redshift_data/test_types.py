@@ -13,7 +13,7 @@ import pytest
 from migrator.sandbox.interfaces import BackendError
 from migrator.sandbox.redshift import catalog
 from migrator.sandbox.redshift.dialect import RedshiftDialect
-from tests.sandbox_redshift_data.conftest import BUCKET, ROLE, Env
+from tests.sandbox.redshift_data.conftest import BUCKET, ROLE, Env
 
 
 def ddl(env: Env, sql: str) -> None:

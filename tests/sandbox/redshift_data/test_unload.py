@@ -8,7 +8,7 @@ import json
 import pytest
 
 from migrator.sandbox.interfaces import BackendError
-from tests.sandbox_redshift_data.conftest import BUCKET, ROLE, Env
+from tests.sandbox.redshift_data.conftest import BUCKET, ROLE, Env
 
 
 def seed(env: Env, rows: int = 40) -> None:
