@@ -19,6 +19,7 @@ strategy = "unload-copy"
 region = "{sb.info.region}"
 store = "sqlite:///{tmp}/state.db"
 aws_endpoint_url = "{sb.info.endpoint_url}"
+sandbox_plaintext = true
 
 [source]
 cluster_id = "{source}"
