@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from migrator import failpoints
 from migrator.aws import clusters as aws
 from migrator.aws import preflight
 from migrator.aws.errors import describe, error_code
@@ -321,6 +322,7 @@ def swap(ctx: "PhaseContext", p: Plan) -> None:
         _retire_source(ctx, p)
     # The name is free as soon as the first rename is accepted: do not wait for its reboot.
     _rename(ctx, keys.rename_source, p.source_id, p.old_name, wait_after=False)
+    failpoints.hit("between_renames")
     try:
         _rename(ctx, keys.rename_target, p.target_id, p.source_id, wait_after=False,
                 retry_until=time.monotonic() + wait_seconds("swap"))

@@ -135,14 +135,13 @@ def test_sigkill_between_the_renames_resumes_then_rollback_swaps_back(
                   handle_snapshot_copy=True)
     m.init()
     assert m.run("--assume-frozen").returncode == 8
-    durations.rename = 3.0
+    # The process kills itself exactly between the two renames (after the first is recorded).
+    m.env["MIGRATOR_FAILPOINT"] = "between_renames"
     proc = m.start("run", "-c", str(m.config), "--approve-cutover")
-    try:
-        wait_for(lambda: (a := action(m, "cutover:rename_source")) is not None and a.status == "done",
-                 "the first rename", proc=proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    proc.communicate(timeout=300)
+    del m.env["MIGRATOR_FAILPOINT"]
+    assert proc.returncode == -signal.SIGKILL
+    assert action(m, "cutover:rename_source").status == "done"  # type: ignore[union-attr]
     assert action(m, "cutover:rename_target") is None
     durations.rename = 0.2
     result = m.run()
