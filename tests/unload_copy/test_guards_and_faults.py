@@ -42,7 +42,8 @@ def test_disabled_key_and_public_bucket_reported_together(migration: Migration) 
         f'kms_key_id = "{m.sb.info.kms_alias}"\n\n[tables]', f'kms_key_id = "{m.sb.info.disabled_kms_key_id}"\n\n[tables]')
     m.config.write_text(text)
     m.init()
-    _one_line(m.cli("run"), 7, "2 problems", "is not enabled", "uc-open-bucket has no public access block")
+    _one_line(m.cli("run"), 7, "2 problems", "is not enabled",
+              "staging bucket uc-open-bucket: public access is not fully blocked")
     assert _target_creates(m) == [] and _phase(m) == "preflight"
 
 
