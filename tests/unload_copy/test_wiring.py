@@ -90,7 +90,7 @@ def test_failed_copy_shows_load_errors_and_rollback_removes_staged_files(migrati
     # The first attempt's staged files went before the second attempt; the second's are still there.
     staged = _staged(m)
     assert staged and all("/attempt-2/" in key for key in staged), staged
-    done = m.cli("rollback", "--delete-target")
+    done = m.cli("rollback", "--delete-target", "--confirm")
     assert done.returncode == 0, done.stderr
     assert _staged(m) == []
 
