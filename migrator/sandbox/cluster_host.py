@@ -131,7 +131,7 @@ class LocalClusterHost:
             return
         self.proxies.remove(cluster_id)
         runtime.syslog.close()
-        runtime.pg.stop()
+        runtime.pg.destroy()
         shutil.rmtree(self.directory / runtime.key, ignore_errors=True)
         self._write_registry()
 
@@ -210,7 +210,7 @@ class LocalClusterHost:
                                   faults=self.faults, database=database)
             self.proxies.add(proxy)
         except BaseException:
-            pg.stop()
+            pg.destroy()
             raise
         runtime = ClusterRuntime(key, cluster_id, database, master_user, pg, proxy, syslog)
         with self._lock:

@@ -76,6 +76,58 @@ def _run_as_user() -> str | None:
     return "migrator-pg"
 
 
+_ELSEWHERE_PREFIX = "migrator-pg-"
+_OWNER_FILE = "owner"
+# A directory made a moment ago may not have its owner file yet.
+_UNCLAIMED_GRACE_SECONDS = 3600.0
+
+
+def _server_running(server_dir: Path) -> bool:
+    try:
+        pid = int((server_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphans(root: Path | None = None) -> list[Path]:
+    """Remove redirected server directories whose owner is gone.
+
+    A process killed before it could call ``destroy`` (a crash test, a killed pytest) leaves
+    its server's files in the temp root; each holds hundreds of megabytes, so a long test
+    campaign would fill the disk. A directory is an orphan when no server runs in it and the
+    ``base_dir`` it names no longer points back at it."""
+    removed: list[Path] = []
+    for candidate in (root or Path(tempfile.gettempdir())).glob(f"{_ELSEWHERE_PREFIX}*"):
+        if not candidate.is_dir() or _server_running(candidate):
+            continue
+        owner_file = candidate / _OWNER_FILE
+        try:
+            owner = Path(owner_file.read_text().strip())
+        except OSError:
+            try:
+                age = time.time() - candidate.stat().st_mtime
+            except OSError:
+                continue
+            if age < _UNCLAIMED_GRACE_SECONDS:
+                continue
+        else:
+            try:
+                if Path((owner / "server-dir").read_text().strip()) == candidate:
+                    continue
+            except OSError:
+                pass
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed.append(candidate)
+    return removed
+
+
 @dataclass
 class PostgresServer:
     """One PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1:``port``."""
@@ -112,7 +164,9 @@ class PostgresServer:
                                    capture_output=True).returncode == 0
         if not reachable:
             # e.g. pytest's 0700 temp root: keep the server's files where its user can reach them.
-            elsewhere = Path(tempfile.mkdtemp(prefix="migrator-pg-"))
+            sweep_orphans()
+            elsewhere = Path(tempfile.mkdtemp(prefix=_ELSEWHERE_PREFIX))
+            (elsewhere / _OWNER_FILE).write_text(str(self.base_dir.resolve()))
             self._chown(elsewhere)
             (self.base_dir / "server-dir").write_text(str(elsewhere))
 
@@ -158,7 +212,9 @@ class PostgresServer:
             self.port = free_port()
         opts = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.socket_dir} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c timezone=UTC"
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c timezone=UTC "
+            # Throwaway servers: without a cap each keeps up to 1 GB of WAL segments on disk.
+            "-c wal_level=minimal -c max_wal_senders=0 -c min_wal_size=32MB -c max_wal_size=64MB"
         )
         self._checked([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
                        "-o", opts, "-w", "-t", str(int(timeout)), "start"], "pg_ctl start")
@@ -191,6 +247,22 @@ class PostgresServer:
             capture_output=True,
         )
 
+    def destroy(self) -> None:
+        """Stop and remove every file of this server, the redirected directory included
+        (``base_dir`` itself stays: it belongs to the caller)."""
+        self.stop()
+        pointer = self.base_dir / "server-dir"
+        if pointer.exists():
+            shutil.rmtree(Path(pointer.read_text().strip()), ignore_errors=True)
+            pointer.unlink(missing_ok=True)
+        else:
+            for part in ("pgdata", "pgsock", "postgres.log"):
+                target = self.base_dir / part
+                if target.is_dir():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    target.unlink(missing_ok=True)
+
     def create_database(self, name: str) -> None:
         import psycopg
         from psycopg import sql
@@ -211,4 +283,4 @@ class PostgresServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.destroy()
