@@ -177,6 +177,9 @@ class SandboxClient:
 
         conn = self.connect(cluster_id, autocommit=True)
         cursor = conn.cursor()
+        # Its names are mixed case ("Ops Data", "Seed Reader"): made as a user would make them,
+        # in a session that keeps the case of quoted identifiers.
+        cursor.execute("set enable_case_sensitive_identifier to true")
 
         def execute(sql: str) -> Any:
             cursor.execute(sql)

@@ -26,7 +26,7 @@ from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import Intercept, SessionInfo
 from migrator.sandbox.postgres import SUPERUSER, PostgresServer, find_pg_bin
 from migrator.sandbox.proxy import ProxyThread, RedshiftProxy
-from migrator.sandbox.redshift import catalog, namespace, settings
+from migrator.sandbox.redshift import catalog, identifiers, namespace, settings
 from migrator.sandbox.redshift.dialect import RedshiftDialect
 from migrator.sandbox.redshift.statements import RedshiftDataStatements
 from migrator.sandbox.redshift.syslog import SystemLog
@@ -45,9 +45,12 @@ class ClusterInterceptor:
         return self.data.classify(sql_text, session) or self.dialect.classify(sql_text, session)
 
     def rewrite(self, sql_text: str, session: SessionInfo) -> str | None:
-        rewritten = settings.rewrite(sql_text)
-        with_namespace = namespace.rewrite(rewritten if rewritten is not None else sql_text)
-        return with_namespace if with_namespace is not None else rewritten
+        current = sql_text
+        for step in (settings.rewrite, namespace.rewrite, lambda text: identifiers.rewrite(text, session)):
+            rewritten = step(current)
+            if rewritten is not None:
+                current = rewritten
+        return current if current is not sql_text else None
 
     def after_statement(self, sql_text: str, tag: str, session: SessionInfo) -> None:
         self.dialect.after_statement(sql_text, tag, session)

@@ -44,25 +44,11 @@ def seed(directory: Path, tables: int, rows: int, seed_value: int = 1, prefix: s
          hard: bool = True) -> SandboxResult:
     """More data in the source cluster, sent through its Redshift endpoint like any client's;
     ``hard`` (the default) adds tables of hard types and names (seed.HARD_NAMES, HARD_TYPES_TABLE)."""
-    import redshift_connector
-
-    from migrator.sandbox.seed import seed_cluster
+    from migrator.sandbox.client import SandboxClient
 
     info = _require(directory)
-    source = info.clusters[info.source_cluster_id]
-    conn = redshift_connector.connect(host=source.host, port=source.port, database=source.database,
-                                      user=source.user, password=source.password, ssl=False)
-    conn.autocommit = True
-    cursor = conn.cursor()
-
-    def execute(sql: str) -> Any:
-        cursor.execute(sql)
-        return cursor.fetchall() if cursor.description else None
-
-    try:
-        summary = seed_cluster(execute, tables=tables, rows=rows, seed=seed_value, prefix=prefix, hard=hard)
-    finally:
-        conn.close()
+    summary = SandboxClient(directory).seed(info.source_cluster_id, tables=tables, rows=rows, seed=seed_value,
+                                            prefix=prefix, hard=hard)
     return _result(directory.resolve(), info, f"seeded {len(summary.tables)} tables, "
                                                f"{sum(summary.tables.values()):,} rows", brief=True)
 

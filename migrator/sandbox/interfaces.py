@@ -66,6 +66,8 @@ class SessionInfo:
     database: str
     user: str
     pid: int  # the backend's pid, stable for the session
+    #: enable_case_sensitive_identifier as the session set it (Redshift's default: false).
+    case_sensitive: bool = False
 
 
 class Intercept(Protocol):

@@ -1,0 +1,109 @@
+"""Identifier case as Redshift folds it ("Names and identifiers", "enable_case_sensitive_identifier").
+
+On Redshift, ASCII letters in quoted identifiers fold to lower case too, unless the session
+(or the cluster's parameter group) has ``enable_case_sensitive_identifier`` on: then quoted
+identifiers keep their case. PostgreSQL always keeps the case of a quoted identifier, so the
+proxy lowers the ASCII letters of every quoted identifier in a statement before PostgreSQL
+sees it, unless the session turned the setting on.
+
+The setting itself is tracked per session here (the proxy's ``SessionInfo``) and mirrored in
+a PostgreSQL placeholder setting, so ``SHOW enable_case_sensitive_identifier`` answers it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from migrator.sandbox.interfaces import SessionInfo
+from migrator.sandbox.redshift.sqltokens import Edit, Token, TokenizeError, apply_edits, tokenize
+
+SETTING = "enable_case_sensitive_identifier"
+#: Where PostgreSQL keeps the value (a placeholder setting needs a dotted name).
+MIRROR = f"redshift.{SETTING}"
+
+_QUOTED_UPPER = re.compile(r'"[^"]*[A-Z]')
+_TRUE = {"true", "on", "1", "yes", "t"}
+_FALSE = {"false", "off", "0", "no", "f"}
+
+
+def _lower_ascii(text: str) -> str:
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+
+
+def _statements(tokens: list[Token]) -> list[list[Token]]:
+    out: list[list[Token]] = [[]]
+    for t in tokens:
+        if t.is_op(";"):
+            out.append([])
+        else:
+            out[-1].append(t)
+    return [s for s in out if s]
+
+
+def _value(tokens: list[Token]) -> bool | None:
+    text = "".join(t.text for t in tokens).strip("'").lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return None
+
+
+def _setting_edit(s: list[Token], session: SessionInfo) -> Edit | None:
+    """SET/RESET/SHOW of the setting: record it on the session, let PostgreSQL keep the mirror."""
+    first = s[0]
+    if first.is_kw("SHOW") and len(s) == 2 and s[1].is_kw(SETTING.upper()):
+        return Edit(first.start, s[-1].end,
+                    f"select coalesce(current_setting('{MIRROR}', true), 'false') as {SETTING}")
+    if first.is_kw("RESET") and len(s) == 2 and s[1].is_kw(SETTING.upper()):
+        session.case_sensitive = False
+        return Edit(first.start, s[-1].end, f"reset {MIRROR}")
+    if not first.is_kw("SET"):
+        return None
+    i = 2 if len(s) > 1 and s[1].is_kw("SESSION", "LOCAL") else 1
+    if i >= len(s) or not s[i].is_kw(SETTING.upper()):
+        return None
+    if i + 1 >= len(s) or not (s[i + 1].is_kw("TO") or s[i + 1].is_op("=")):
+        return None
+    value_tokens = s[i + 2:]
+    if len(value_tokens) == 1 and value_tokens[0].is_kw("DEFAULT"):
+        session.case_sensitive = False
+        return Edit(first.start, s[-1].end, f"reset {MIRROR}")
+    value = _value(value_tokens)
+    if value is None:
+        shown = "".join(t.text for t in value_tokens).replace("'", "''")
+        return Edit(first.start, s[-1].end,
+                    "DO $rs$BEGIN RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = "
+                    f"'parameter \"{SETTING}\" requires a Boolean value (got {shown})'; END$rs$")
+    session.case_sensitive = value
+    return Edit(first.start, s[-1].end, f"set {MIRROR} to '{'true' if value else 'false'}'")
+
+
+def rewrite(sql: str, session: SessionInfo) -> str | None:
+    """``sql`` with quoted identifiers folded as the session's setting says, or None if unchanged."""
+    lowered = sql.lower()
+    mentions_setting = SETTING in lowered
+    if not mentions_setting and (session.case_sensitive or not _QUOTED_UPPER.search(sql)):
+        return None
+    try:
+        tokens = tokenize(sql)
+    except TokenizeError:
+        return None
+    edits: list[Edit] = []
+    for s in _statements(tokens):
+        if mentions_setting:
+            edit = _setting_edit(s, session)
+            if edit is not None:
+                edits.append(edit)
+                continue
+        if session.case_sensitive:
+            continue
+        for t in s:
+            if t.kind == "qident":
+                folded = _lower_ascii(t.text)
+                if folded != t.text:
+                    edits.append(Edit(t.start, t.end, folded))
+    return apply_edits(sql, edits) if edits else None
+
+
+__all__ = ["MIRROR", "SETTING", "rewrite"]
