@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from migrator.config import ConnectionSection, Settings, is_loopback_host
 from migrator.credentials import DbCredentials
 from migrator.errors import ConfigError, MigratorError, SecurityError, TransientError
+from migrator.warehouse.sql import query
 from migrator.warehouse.errors import classify, connection_lost, is_auth_failure, is_missing_column, sqlstate
 
 log = logging.getLogger("migrator.warehouse")
@@ -91,6 +92,7 @@ def connect(endpoint: Endpoint, creds: DbCredentials, *, tls: Tls, autocommit: b
     try:
         _without_statement_timeout(conn)
         conn.autocommit = True
+        prepare(conn)
         cur = conn.cursor()
         cur.execute("select pg_backend_pid()")
         _BACKEND_PIDS[conn] = int(cur.fetchall()[0][0])
@@ -138,6 +140,20 @@ def connect_section(settings: Settings, section: ConnectionSection, host: str, p
         return connect(endpoint, fresh, tls=tls, autocommit=autocommit)
 
 
+def prepare(conn: Any) -> Any:
+    """Session settings every connection of the tool runs with (sql/session_setup.sql), set
+    outside any transaction so a later ROLLBACK cannot undo them."""
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    cur = conn.cursor()
+    try:
+        cur.execute(query("session_setup"))
+    finally:
+        cur.close()
+        conn.autocommit = autocommit
+    return conn
+
+
 def _without_statement_timeout(conn: Any) -> None:
     """The driver keeps its socket in ``_usock`` (plain or TLS-wrapped); no public setter exists."""
     sock = getattr(conn, "_usock", None)
@@ -170,6 +186,12 @@ class Session:
     statements: list[str] = field(default_factory=list)
     #: Set once the connection died: nothing more is sent on it.
     lost: bool = False
+
+    @classmethod
+    def of(cls, conn: Any) -> "Session":
+        """A session over a connection opened elsewhere (not by connect()), with the tool's
+        session settings applied."""
+        return cls(prepare(conn))
 
     @property
     def backend_pid(self) -> int | None:

@@ -194,7 +194,7 @@ def test_secret_free_message_for_load_error_detail() -> None:
 
 @pytest.fixture
 def source(sandbox: SandboxClient) -> Any:
-    with Session(sandbox.connect(sandbox.info.source_cluster_id, autocommit=True)) as s:
+    with Session.of(sandbox.connect(sandbox.info.source_cluster_id, autocommit=True)) as s:
         yield s
     sandbox.faults.clear()
 

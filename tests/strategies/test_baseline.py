@@ -10,6 +10,7 @@ from migrator.strategies.cutover import old_name_for
 from migrator.strategies.snapshot_restore import snapshot_id
 from migrator.warehouse import baseline as bl
 from migrator.warehouse.sql import table_key
+from migrator.warehouse.connection import prepare
 from tests.strategies.support import make_cluster
 
 
@@ -29,7 +30,7 @@ def test_counts_tables_outside_the_search_path_and_empty_ones(sb: Sandbox) -> No
         admin.execute('insert into "Hidden ""Schema""".two_rows values (1), (2)')
         tables = admin.execute("select count(*) from pg_tables where schemaname not in "
                                "('pg_catalog', 'information_schema', 'redshift_sys')").fetchone()
-    conn = sb.connect("bl-cluster")
+    conn = prepare(sb.connect("bl-cluster"))  # as the tool's own connections are set up
     try:
         cursor = conn.cursor()
         cursor.execute("show search_path")

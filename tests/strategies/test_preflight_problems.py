@@ -109,10 +109,10 @@ def test_a_non_superuser_hears_which_grants_it_lacks(sb: Sandbox) -> None:
     from migrator.warehouse.connection import Session
 
     make_cluster(sb, "pf-user", tables=1)
-    with Session(sb.connect("pf-user", autocommit=True)) as admin:
+    with Session.of(sb.connect("pf-user", autocommit=True)) as admin:
         assert access_lines(admin, "source") == []
         admin.run("create user \"pf reader\" password 'Readonly1pass'")
-    with Session(sb.connect("pf-user", autocommit=True)) as regular:
+    with Session.of(sb.connect("pf-user", autocommit=True)) as regular:
         regular.run('set session authorization "pf reader"')
         lines = access_lines(regular, "source")
     assert any('GRANT SELECT ON stv_tbl_perm TO "pf reader"' in line for line in lines)

@@ -28,17 +28,17 @@ def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def src(sb: Any) -> Iterator[Session]:
-    with Session(sb.connect(sb.info.source_cluster_id, autocommit=True)) as s:
+    with Session.of(sb.connect(sb.info.source_cluster_id, autocommit=True)) as s:
         yield s
 
 
 @pytest.fixture
 def tgt(sb: Any) -> Iterator[Session]:
-    with Session(sb.connect(TARGET, autocommit=True)) as s:
+    with Session.of(sb.connect(TARGET, autocommit=True)) as s:
         yield s
 
 
 @pytest.fixture
 def tgt_tx(sb: Any) -> Iterator[Session]:
-    with Session(sb.connect(TARGET, autocommit=False)) as s:
+    with Session.of(sb.connect(TARGET, autocommit=False)) as s:
         yield s

@@ -14,7 +14,7 @@ USER, PASSWORD = "etl reader", "Readonly1pass"
 
 def test_regular_user_hears_what_it_lacks(sb: Any) -> None:
     sb.create_cluster(CLUSTER)
-    with Session(sb.connect(CLUSTER, autocommit=True)) as admin:
+    with Session.of(sb.connect(CLUSTER, autocommit=True)) as admin:
         assert access_problems(admin) == []  # a superuser sees everything
         admin.run('create schema "open"')
         admin.run('create schema "closed"')
@@ -25,7 +25,7 @@ def test_regular_user_hears_what_it_lacks(sb: Any) -> None:
         admin.run(f'grant select on "open"."t" to "{USER}"')
     # The sandbox's proxy logs every client in as its admin; a superuser may become another
     # user for the session (SET SESSION AUTHORIZATION, on Redshift too), with its privileges.
-    with Session(sb.connect(CLUSTER, autocommit=True)) as regular:
+    with Session.of(sb.connect(CLUSTER, autocommit=True)) as regular:
         regular.run(f'set session authorization "{USER}"')
         assert regular.run("select current_user")[0][0] == USER
         problems = {p.what: p for p in access_problems(regular)}

@@ -44,7 +44,7 @@ def test_marker_reconcile_semantics(sb: Any, src: Session, tgt: Session, tgt_tx:
     assert state.committed and state.rows == t.rows and state.manifest == u.manifest_url
     assert not pipeline.reconcile_load(tgt, "mk", t.schema, t.name, 2).committed
     # An uncommitted load leaves neither rows nor marker behind.
-    with Session(sb.connect("analytics-enc", autocommit=False)) as tx:
+    with Session.of(sb.connect("analytics-enc", autocommit=False)) as tx:
         pipeline.ensure_marker(tx, "mk2", t.schema, t.name)  # commits on its own, before the load's work
         tx.run('delete from "Ops Data"."events"')
         for sql, params in pipeline.marker_writes("mk2", t.schema, t.name, 1, u.manifest_url, 0):
@@ -61,8 +61,8 @@ def test_concurrent_load_markers_do_not_conflict_under_serializable(sb: Any, tgt
     pipeline.ensure_bookkeeping(tgt)
     for table in ("a", "b"):
         pipeline.ensure_marker(tgt, "ser", "s", table)
-    with Session(sb.connect("analytics-enc", autocommit=False)) as one, \
-            Session(sb.connect("analytics-enc", autocommit=False)) as two:
+    with Session.of(sb.connect("analytics-enc", autocommit=False)) as one, \
+            Session.of(sb.connect("analytics-enc", autocommit=False)) as two:
         for s in (one, two):
             s.run("set transaction isolation level serializable")
         writes = {t: pipeline.marker_writes("ser", "s", t, 1, f"s3://b/{t}/manifest", 1) for t in ("a", "b")}
@@ -133,7 +133,7 @@ conn = redshift_connector.connect(host=a["host"], port=a["port"], database="dev"
                                   password=a["password"], ssl=False)
 conn.autocommit = False
 print("loading", flush=True)
-pipeline.load_exactly_once(Session(conn), a["schema"], a["table"], manifest_url=a["manifest"],
+pipeline.load_exactly_once(Session.of(conn), a["schema"], a["table"], manifest_url=a["manifest"],
                            fmt=DataFormat(a["fmt"], ""), iam_role_arn=a["role"], migration="crash", attempt=1,
                            explicit_ids=False, expected_rows=a["rows"], columns=[])  # no VARBYTE
 print("committed", flush=True)
@@ -168,7 +168,7 @@ def test_sigkill_mid_copy_then_rerun_loads_exactly_once(sb: Any, src: Session, t
     assert child.returncode == -signal.SIGKILL
     state = pipeline.reconcile_load(tgt, "crash", t.schema, t.name, 1)
     assert state.committed and state.rows == t.rows  # the first load's marker; the killed one never committed
-    with Session(sb.connect("analytics-enc", autocommit=False)) as tx:
+    with Session.of(sb.connect("analytics-enc", autocommit=False)) as tx:
         load(sb, tx, t, u, migration="crash")  # the rerun
     assert _count(tgt) == t.rows
     assert checksum.compare_table(src, tgt, t.schema, t.name, t.columns).equal

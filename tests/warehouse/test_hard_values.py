@@ -62,8 +62,8 @@ def clusters(sb: Any) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def pair(sb: Any, clusters: tuple[str, str]) -> Iterator[tuple[Session, Session, Session]]:
-    with Session(sb.connect(SRC, autocommit=True)) as s, Session(sb.connect(TGT, autocommit=True)) as t, \
-            Session(sb.connect(TGT, autocommit=False)) as tx:
+    with Session.of(sb.connect(SRC, autocommit=True)) as s, Session.of(sb.connect(TGT, autocommit=True)) as t, \
+            Session.of(sb.connect(TGT, autocommit=False)) as tx:
         yield s, t, tx
 
 

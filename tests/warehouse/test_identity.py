@@ -33,8 +33,8 @@ def clusters(sb: Any) -> Iterator[None]:
 
 
 def _sessions(sb: Any) -> tuple[Session, Session, Session]:
-    return (Session(sb.connect(SRC, autocommit=True)), Session(sb.connect(TGT, autocommit=True)),
-            Session(sb.connect(TGT, autocommit=False)))
+    return (Session.of(sb.connect(SRC, autocommit=True)), Session.of(sb.connect(TGT, autocommit=True)),
+            Session.of(sb.connect(TGT, autocommit=False)))
 
 
 def _ids(s: Session) -> list[int]:

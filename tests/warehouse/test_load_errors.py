@@ -21,8 +21,8 @@ KEY_ID = "AKIAABCDEFGHIJKLMNOP"
 def test_failed_copy_carries_its_load_errors(sb: Any) -> None:
     sb.create_cluster(SRC)
     sb.create_cluster(TGT, encrypted=True, kms_key_id=sb.info.kms_key_arn)
-    with Session(sb.connect(SRC, autocommit=True)) as src, Session(sb.connect(TGT, autocommit=True)) as tgt, \
-            Session(sb.connect(TGT, autocommit=False)) as tx:
+    with Session.of(sb.connect(SRC, autocommit=True)) as src, Session.of(sb.connect(TGT, autocommit=True)) as tgt, \
+            Session.of(sb.connect(TGT, autocommit=False)) as tx:
         src.run('create schema "le"')
         src.run('create table "le"."t" ("id" integer, "v" varchar(400))')
         src.run("insert into \"le\".\"t\" values (1, '12'), (2, %s)", [KEY_ID + " " + "y" * 300])
@@ -52,7 +52,7 @@ def test_failed_copy_carries_its_load_errors(sb: Any) -> None:
     for row in rows:
         assert KEY_ID not in row.raw_value and KEY_ID not in row.reason
         assert len(row.raw_value) <= pipeline.RAW_VALUE_CHARS + 20
-    assert not pipeline.reconcile_load(Session(sb.connect(TGT, autocommit=True)), "le", "le", "t").committed
+    assert not pipeline.reconcile_load(Session.of(sb.connect(TGT, autocommit=True)), "le", "le", "t").committed
 
 
 def test_redact_hides_every_secret_option() -> None:
@@ -82,7 +82,7 @@ def test_csv_route_refuses_a_table_holding_its_null_marker(sb: Any) -> None:
     from migrator.warehouse.sql import CSV_NULL_MARKER
 
     sb.create_cluster("csvm-src")
-    with Session(sb.connect("csvm-src", autocommit=True)) as src:
+    with Session.of(sb.connect("csvm-src", autocommit=True)) as src:
         src.run('create table "public"."m" ("id" integer, "b" varbyte(8), "s" varchar(40))')
         src.run("insert into \"public\".\"m\" values (1, from_hex('00'), 'x'), (2, null, %s)", [CSV_NULL_MARKER])
         t = next(iter(read_inventory(src, include=["public.m"])))

@@ -29,7 +29,7 @@ def _privileges(sb: Any, cluster: str) -> set[tuple[str, str]]:
 def test_hostile_role_names_never_widen_a_grant(sb: Any) -> None:
     sb.create_cluster(SRC)
     sb.create_cluster(TGT, encrypted=True, kms_key_id=sb.info.kms_key_arn)
-    with Session(sb.connect(SRC, autocommit=True)) as src:
+    with Session.of(sb.connect(SRC, autocommit=True)) as src:
         for name in (GRANTEE, GRANTOR):
             src.run(f"create user {quote_ident(name)} password disable")
         src.run('create schema "acl"')
@@ -38,7 +38,7 @@ def test_hostile_role_names_never_widen_a_grant(sb: Any) -> None:
         src.run(f'grant select on "acl"."t" to {quote_ident(GRANTEE)}')
         expected = {p for p in _privileges(sb, SRC) if p[0] == GRANTEE}
         assert expected == {(GRANTEE, "SELECT")}
-        with Session(sb.connect(TGT, autocommit=True)) as tgt:
+        with Session.of(sb.connect(TGT, autocommit=True)) as tgt:
             replay.replay_objects(src, tgt, tables=read_inventory(src, include=["acl.*"]))
             replay.replay_after_data(src, tgt, include=["acl.*"])
     assert {p for p in _privileges(sb, TGT) if p[0] == GRANTEE} == expected

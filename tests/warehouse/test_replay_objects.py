@@ -60,8 +60,8 @@ def replayed(sandbox: SandboxClient) -> Iterator[Replayed]:
            "insert into redshift_sys.rs_external_schema (schemaname, databasename, esoptions)"
            " values ('spectrum', 'glue_events', '{\"IAM_ROLE\":\"arn:aws:iam::123456789012:role/spectrum\"}')",
            "insert into redshift_sys.rs_external_table values ('spectrum', 'clicks', 's3://lake/clicks/')")
-    with Session(sandbox.connect(SRC, autocommit=True)) as src, Session(sandbox.connect(DST, autocommit=True)) as dst, \
-            Session(sandbox.connect(DST, autocommit=False)) as dst_tx:
+    with Session.of(sandbox.connect(SRC, autocommit=True)) as src, Session.of(sandbox.connect(DST, autocommit=True)) as dst, \
+            Session.of(sandbox.connect(DST, autocommit=False)) as dst_tx:
         # Through the proxy, as a user would: an overload, an MV over an MV (named to sort
         # before the MV it reads, so the first attempt fails and is retried), a default
         # privilege for functions, a grant on the UDF.

@@ -46,7 +46,7 @@ def pairs(sb: Any) -> Iterator[str]:
 
 @pytest.fixture
 def pairs_session(sb: Any, pairs: str) -> Iterator[Session]:
-    with Session(sb.connect(pairs, autocommit=True)) as s:
+    with Session.of(sb.connect(pairs, autocommit=True)) as s:
         yield s
 
 
@@ -116,7 +116,7 @@ def test_physical_attributes_come_from_svv_redshift_columns_by_schema(sb: Any) -
     with the documented columns, it is the source of encodings and keys, schema by schema."""
     cluster = "rscols-src"
     sb.create_cluster(cluster)
-    with Session(sb.connect(cluster, autocommit=True)) as s:
+    with Session.of(sb.connect(cluster, autocommit=True)) as s:
         s.run('create schema "s1"')
         s.run('create schema "s2"')
         s.run('create table "s1"."t" ("a" integer)')
