@@ -10,8 +10,13 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from migrator.store import Store
 from tests.unload_copy.conftest import Migration
+
+# Whole migrations through the CLI against the sandbox: minutes, not seconds.
+pytestmark = pytest.mark.slow
 
 MIN_KILLS = 20
 #: The phases a kill is aimed at, in the order the run passes them.

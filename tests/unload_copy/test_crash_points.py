@@ -10,6 +10,9 @@ import pytest
 
 from tests.unload_copy.conftest import Migration
 
+# Whole migrations through the CLI against the sandbox: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 
 def _events(m: Migration) -> list[dict]:  # type: ignore[type-arg]
     return list(json.loads(m.cli("history", "--json").stdout)["events"])

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from migrator.sandbox.seed import HARD_NAMES, HARD_ROWS
 from tests.unload_copy.conftest import Migration
+
+# Whole migrations through the CLI against the sandbox: minutes, not seconds.
+pytestmark = pytest.mark.slow
 
 
 def test_full_migration_through_the_cli(migration: Migration) -> None:

@@ -16,6 +16,9 @@ from migrator.strategies.unload_copy import remove_staged_files
 from migrator.warehouse.sql import table_key
 from tests.unload_copy.conftest import Migration
 
+# Whole migrations through the CLI against the sandbox: minutes, not seconds.
+pytestmark = pytest.mark.slow
+
 LINK = "[link=x]y[/link]"
 
 
