@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from migrator.config import LoadedConfig, Settings, load_config, parse_config
 from migrator.errors import EXIT_CODES, ConfigError
@@ -99,8 +99,8 @@ def check_sections(data: Mapping[str, Any], path: Path) -> None:
         model = _section_model(section)
         try:
             model.model_validate(values)
-        except Exception as exc:  # pydantic's ValidationError: named below like the product names it
-            problems.append(f"{section}: {exc}")
+        except ValidationError as exc:
+            problems.extend(f"{section}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
 
