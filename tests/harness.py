@@ -237,7 +237,7 @@ class Migration:
         return subprocess.Popen(migrator_command(*self._args(args)), cwd=self.directory, env=self.env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-    start = popen
+    start = popen  # the name the strategy tests use
 
     def invoke(self, *args: str) -> Any:
         """The real CLI in-process (typer's runner): exit code, stdout and stderr apart."""
