@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from migrator.config import LoadedConfig, parse_config
+from migrator.config import LoadedConfig
 from migrator.sandbox.postgres import PostgresServer
 from migrator.store import Store, db
+from tests import harness
 
 pytest_plugins = ["migrator.sandbox.pytest_plugin"]
 
@@ -48,35 +49,12 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def make_config(tmp_path: Path, store_url: str, **overrides: Any) -> LoadedConfig:
-    data: dict[str, Any] = {
-        "migration": {"name": "m1", "strategy": "unload-copy", "region": "us-east-1", "store": store_url},
-        "source": {"cluster_id": "analytics", "password_env": "SRC_PW"},
-        "target": {"cluster_id": "analytics-enc", "kms_key_id": "alias/k"},
-        "staging": {"s3_uri": "s3://bucket/prefix/", "iam_role_arn": "arn:aws:iam::123456789012:role/R",
-                    "kms_key_id": "alias/k"},
-    }
-    for section, values in overrides.items():
-        data.setdefault(section, {}).update(values)
-    return parse_config(data, tmp_path / "migrator.toml")
+    """The offline default config (tests/harness.py) with ``overrides`` per section, as the product
+    loads it (nothing written)."""
+    migration = {"store": store_url, **(overrides.pop("migration", None) or {})}
+    return harness.check(harness.config_data(migration=migration, **overrides), tmp_path / "migrator.toml")
 
 
-CONFIG_TOML = """\
-[migration]
-name = "m1"
-strategy = "unload-copy"
-region = "us-east-1"
-store = "{store}"
-
-[source]
-cluster_id = "analytics"
-password_env = "SRC_PW"
-
-[target]
-cluster_id = "analytics-enc"
-kms_key_id = "alias/k"
-
-[staging]
-s3_uri = "s3://bucket/prefix/"
-iam_role_arn = "arn:aws:iam::123456789012:role/R"
-kms_key_id = "alias/k"
-"""
+#: The offline default config as text with a ``{store}`` placeholder, for tests that write the file
+#: themselves (or change it into a deliberately bad one).
+CONFIG_TOML = harness.toml_text(harness.config_data(migration={"store": "{store}"}))

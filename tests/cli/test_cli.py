@@ -12,37 +12,26 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from migrator.errors import EXIT_CODES
 from migrator.store import db
 from tests.conftest import CONFIG_TOML
+from tests.harness import cli, one_line_error, write_config
 
-DOCUMENTED = {code for code, _ in EXIT_CODES}
+__all__ = ["cli", "good_config", "one_line_error", "write"]
 
-
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "migrator", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
-    assert proc.returncode == code, proc.stderr
-    assert code in DOCUMENTED
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+LOCAL_STORE = "sqlite:///.migrator/state.db"
 
 
 def write(tmp_path: Path, body: str, name: str = "migrator.toml") -> Path:
+    """A config file as raw text: for configs that are meant to be wrong."""
     path = tmp_path / name
     path.write_text(body)
     return path
 
 
-def good_config(tmp_path: Path) -> Path:
-    return write(tmp_path, CONFIG_TOML.format(store="sqlite:///.migrator/state.db"))
+def good_config(tmp_path: Path, **sections: dict[str, object]) -> Path:
+    """The offline default config (validated), its store under ./.migrator."""
+    migration = {"store": LOCAL_STORE, **sections.pop("migration", {})}
+    return write_config(tmp_path / "migrator.toml", migration=migration, **sections)
 
 
 def test_init_status_history_graph_happy_path(tmp_path: Path) -> None:
@@ -114,7 +103,7 @@ def test_unreachable_store_url(tmp_path: Path) -> None:
     from migrator.sandbox.postgres import free_port
 
     url = f"postgresql+psycopg://u:topsecret@127.0.0.1:{free_port()}/db"
-    write(tmp_path, CONFIG_TOML.format(store=url))
+    good_config(tmp_path, migration={"store": url})
     proc = cli("init", "migrator.toml", cwd=tmp_path)
     one_line_error(proc, 3, "cannot reach")
     assert "topsecret" not in proc.stderr + proc.stdout
@@ -134,8 +123,7 @@ def test_store_from_newer_version(tmp_path: Path) -> None:
 
 def test_preflight_failure_exit_code_and_nothing_written(tmp_path: Path, sandbox) -> None:  # type: ignore[no-untyped-def]
     """A run whose preflight fails (the source does not exist) says so in one line and stays resumable."""
-    write(tmp_path, CONFIG_TOML.format(store="sqlite:///.migrator/state.db").replace(
-        'region = "us-east-1"', f'region = "us-east-1"\naws_endpoint_url = "{sandbox.info.endpoint_url}"\nsandbox_plaintext = true'))
+    good_config(tmp_path, migration={"aws_endpoint_url": sandbox.info.endpoint_url, "sandbox_plaintext": True})
     env = sandbox.env()
     env["SRC_PW"] = env["MIGRATOR_SANDBOX_PASSWORD"]  # preflight logs in to check the user's grants
     assert cli("init", "migrator.toml", cwd=tmp_path, env=env).returncode == 0

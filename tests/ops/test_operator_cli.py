@@ -9,32 +9,29 @@ import sys
 from pathlib import Path
 
 from migrator.sandbox.client import SandboxClient
-from tests.cli.test_cli import cli, one_line_error, write
+from tests.harness import cli, one_line_error, write_config
 
-UNLOAD_COPY = """
-[migration]
-name = "analytics-to-kms"
-strategy = "unload-copy"
-region = "us-east-1"
+#: An unload-copy migration no AWS is asked about (iam-policy and report read only the file).
+UNLOAD_COPY: dict[str, dict[str, object]] = {
+    "migration": {"name": "analytics-to-kms"},
+    "target": {"kms_key_id": "alias/prod", "password_env": "TGT_PW"},
+    "staging": {"s3_uri": "s3://stage-bucket/migrator/", "iam_role_arn": "arn:aws:iam::123456789012:role/RedshiftCopy",
+                "kms_key_id": "alias/staging"},
+}
 
-[source]
-cluster_id = "analytics"
-password_env = "SRC_PW"
 
-[target]
-cluster_id = "analytics-enc"
-kms_key_id = "alias/prod"
-password_env = "TGT_PW"
+def unload_copy_config(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "migrator.toml", **UNLOAD_COPY)
 
-[staging]
-s3_uri = "s3://stage-bucket/migrator/"
-iam_role_arn = "arn:aws:iam::123456789012:role/RedshiftCopy"
-kms_key_id = "alias/staging"
-"""
+
+def modify_config(tmp_path: Path) -> Path:
+    """The same migration by modify: no staging, no target cluster."""
+    return write_config(tmp_path / "modify.toml", migration={**UNLOAD_COPY["migration"], "strategy": "modify"},
+                        target={**UNLOAD_COPY["target"], "cluster_id": None}, staging=None)
 
 
 def test_iam_policy_for_both_principals(tmp_path: Path) -> None:
-    config = write(tmp_path, UNLOAD_COPY)
+    config = unload_copy_config(tmp_path)
     operator = cli("iam-policy", "-c", str(config), cwd=tmp_path)
     assert operator.returncode == 0, operator.stderr
     policy = json.loads(operator.stdout)
@@ -49,16 +46,15 @@ def test_iam_policy_for_both_principals(tmp_path: Path) -> None:
 
 
 def test_iam_policy_bad_input_is_one_line(tmp_path: Path) -> None:
-    config = write(tmp_path, UNLOAD_COPY)
+    config = unload_copy_config(tmp_path)
     one_line_error(cli("iam-policy", "-c", str(config), "--for", "admin", cwd=tmp_path), 2, "--for 'admin'")
-    modify = write(tmp_path, UNLOAD_COPY.replace('strategy = "unload-copy"', 'strategy = "modify"')
-                   .split("[staging]")[0].replace('cluster_id = "analytics-enc"\n', ""), "modify.toml")
+    modify = modify_config(tmp_path)
     one_line_error(cli("iam-policy", "-c", str(modify), "--for", "cluster-role", cwd=tmp_path), 2, "no cluster role")
     one_line_error(cli("iam-policy", "-c", str(tmp_path / "missing.toml"), cwd=tmp_path), 2, "not found")
 
 
 def test_report_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    config = write(tmp_path, UNLOAD_COPY)
+    config = unload_copy_config(tmp_path)
     one_line_error(cli("report", "-c", str(config), "--format", "pdf", cwd=tmp_path), 2, "--format 'pdf'")
     proc = cli("report", "-c", str(config), cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr  # no store yet: nothing to report, nothing created
@@ -84,16 +80,23 @@ def test_sandbox_env_without_a_sandbox_is_one_line(tmp_path: Path) -> None:
     one_line_error(cli("sandbox", "env", "--dir", str(tmp_path / "none"), cwd=tmp_path), 2, "no sandbox")
 
 
-def _own_copy(sandbox: SandboxClient, name: str, tmp_path: Path) -> Path:
-    """The sandbox's ready-made config, with its store beside the copy (nothing shared)."""
-    body = (sandbox.directory / name).read_text()
-    path = tmp_path / name
-    path.write_text(body)
-    return path
+def sandbox_config(sandbox: SandboxClient, strategy: str, tmp_path: Path, source: str | None = None) -> Path:
+    """What the sandbox's ready-made config for ``strategy`` says, its store beside this copy
+    (nothing shared); ``source`` names another source cluster."""
+    source_id = source or sandbox.info.source_cluster_id
+    target: dict[str, object] = {}
+    if strategy == "unload-copy":
+        target = {"cluster_id": f"{sandbox.info.source_cluster_id}-encrypted",
+                  "password_env": "MIGRATOR_SANDBOX_TARGET_PASSWORD"}
+    return write_config(tmp_path / f"{strategy}.toml", sandbox=sandbox,
+                        migration={"name": f"sandbox-{strategy}", "strategy": strategy},
+                        source={"cluster_id": source_id, "password_env": "MIGRATOR_SANDBOX_PASSWORD"},
+                        target=target, staging={"s3_uri": f"s3://{sandbox.info.bucket}/migrator/"}
+                        if strategy == "unload-copy" else None)
 
 
 def test_plan_is_read_only_and_leaves_secrets_out(sandbox: SandboxClient, tmp_path: Path) -> None:
-    config = _own_copy(sandbox, "unload-copy.toml", tmp_path)
+    config = sandbox_config(sandbox, "unload-copy", tmp_path)
     env = sandbox.env()
     mutating_before = len(sandbox.calls())
     proc = cli("plan", "-c", str(config), "--json", cwd=tmp_path, env=env)
@@ -118,7 +121,7 @@ def test_plan_is_read_only_and_leaves_secrets_out(sandbox: SandboxClient, tmp_pa
 
 
 def test_plan_for_modify_shows_the_one_modify(sandbox: SandboxClient, tmp_path: Path) -> None:
-    config = _own_copy(sandbox, "modify.toml", tmp_path)
+    config = sandbox_config(sandbox, "modify", tmp_path)
     proc = cli("plan", "-c", str(config), "--json", cwd=tmp_path, env=sandbox.env())
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
@@ -129,9 +132,7 @@ def test_plan_for_modify_shows_the_one_modify(sandbox: SandboxClient, tmp_path: 
 
 
 def test_plan_with_an_unknown_source_is_one_line(sandbox: SandboxClient, tmp_path: Path) -> None:
-    config = _own_copy(sandbox, "modify.toml", tmp_path)
-    config.write_text(config.read_text().replace(f'cluster_id = "{sandbox.info.source_cluster_id}"',
-                                                 'cluster_id = "no-such-cluster"', 1))
+    config = sandbox_config(sandbox, "modify", tmp_path, source="no-such-cluster")
     proc = cli("plan", "-c", str(config), cwd=tmp_path, env=sandbox.env())
     assert proc.returncode in (7, 10), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "no-such-cluster" in proc.stderr
