@@ -56,6 +56,7 @@ from migrator.sandbox.redshift.context import (
 )
 from migrator.sandbox.redshift.formats import ColumnType, Row
 from migrator.sandbox.redshift.options import UnloadOptions
+from migrator.sandbox.redshift.sqltokens import TokenizeError, tokenize
 
 MAX_FILE_SIZE = int(6.2 * 1024 ** 3)
 NOT_EMPTY = (
@@ -91,6 +92,23 @@ def strip_query(query: str) -> str:
     return query.strip().rstrip(";").strip()
 
 
+def refuse_outer_limit(query: str) -> None:
+    """"UNLOAD", Usage notes (Limit clause): LIMIT only inside a nested SELECT."""
+    try:
+        tokens = tokenize(query)
+    except TokenizeError:
+        return  # PostgreSQL reports the malformed query itself
+    depth = 0
+    for token in tokens:
+        if token.is_op("("):
+            depth += 1
+        elif token.is_op(")"):
+            depth -= 1
+        elif depth == 0 and token.is_kw("LIMIT"):
+            raise BackendError("0A000", "LIMIT is not supported in the outer SELECT of UNLOAD; "
+                                        "use a nested one: select * from (select ... limit n)")
+
+
 class UnloadIntercept:
     columns: Sequence[Column] = ()
     #: The statement checks sql_error faults itself (it knows the table), so the proxy must not count them too.
@@ -105,6 +123,7 @@ class UnloadIntercept:
     def execute(self, backend: Backend, session: SessionInfo) -> QueryResult:
         o = self.opts
         check_session(backend)
+        refuse_outer_limit(strip_query(o.query))
         check_fault(self.ctx, "unload", o.target)
         check_role(self.ctx, o.auth, session)
         if o.format == "JSON":

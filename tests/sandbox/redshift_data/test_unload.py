@@ -180,3 +180,19 @@ def test_manifest_verbose_counts_header_lines_and_sizes(env: Env) -> None:
     assert manifest["meta"] == {"content_length": sum(sizes), "record_count": 12}
     assert manifest["author"] == {"name": "Amazon Redshift", "version": "1.0.0"}
     assert [e["name"] for e in manifest["schema"]["elements"]] == ["id", "name"]
+
+
+def test_limit_only_in_a_nested_select(env: Env) -> None:
+    """"UNLOAD", Usage notes (Limit clause): the SELECT can't use LIMIT in its outer SELECT;
+    a nested LIMIT is how a sample is unloaded."""
+    seed(env, rows=5)
+    for outer in ("select * from t limit 1", "select * from t order by 1 limit 1",
+                  "select * from (select * from t) as s limit 1"):
+        with pytest.raises(BackendError) as err:
+            env.run(f"unload ('{outer}') to '{env.url('lim_')}' iam_role '{ROLE}' parallel off")
+        assert err.value.sqlstate == "0A000" and "LIMIT" in err.value.message
+    assert env.keys(env.prefix + "lim_") == []
+    env.run(f"unload ('select * from (select * from t order by 1 limit 2) as s') to '{env.url('nest_')}' "
+            f"iam_role '{ROLE}' parallel off")
+    body = env.s3.get_object(Bucket=BUCKET, Key=f"{env.prefix}nest_0000_part_00")["Body"].read()
+    assert len(body.decode().splitlines()) == 2
