@@ -23,7 +23,6 @@ their CREATE/INSERT/DELETE are plain SQL on the target). This module never touch
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -61,7 +60,6 @@ from migrator.warehouse.sql import (
     unload_sql,
 )
 
-log = logging.getLogger("migrator.probe")
 
 UNLOAD_COPY = "unload-copy"
 #: Statement shapes of the data path, in the order they run.
