@@ -425,9 +425,10 @@ class ProbeResult(Result):
             for col in ("sample table", "tables", "column types", "format", "rows", "result"):
                 grid.add_column(col, justify="right" if col in ("tables", "rows") else "left")
             for g in self.groups:
-                result: str | Text = "ok: " + " → ".join(g["passed"]) if g["ok"] else Text(
-                    "; ".join(f for f in [f"{g['failed_shape']} FAILED: {g['detail']}" if g["failed_shape"] else ""]
-                              + g["cleanup_problems"] if f), style="red")
+                problems = ([f"{g['failed_shape']} FAILED: {g['detail']}"] if g["failed_shape"] else []) \
+                    + list(g["cleanup_problems"])
+                result: str | Text = "ok: " + " → ".join(g["passed"]) if g["ok"] else Text("; ".join(problems),
+                                                                                           style="red")
                 _add_row(grid, g["table"], str(g["tables_in_group"]), ", ".join(g["column_types"]), g["format"],
                          "" if g["rows_sampled"] is None else str(g["rows_sampled"]), result)
             parts.append(grid)

@@ -133,7 +133,7 @@ def test_probe_passes_every_type_group_and_leaves_nothing(source: Source) -> Non
 def test_failing_shapes_are_named_the_others_still_probed_nothing_left(source: Source) -> None:
     _, first = source.probe()
     groups = sorted(first["groups"], key=lambda g: g["table"])
-    assert len(groups) >= 3
+    assert len(groups) >= 4
     unload_victim = groups[0]
     schema, table = split_table_key(unload_victim["table"])
     before = source.relations()
@@ -141,7 +141,10 @@ def test_failing_shapes_are_named_the_others_still_probed_nothing_left(source: S
     faults.add("sql_error", match={"statement": "unload",
                                    "table": probe_prefix(source.staging_uri, source.name, schema, table)},
                sqlstate="XX000", message="injected: unsupported type in UNLOAD")
-    # The second COPY on the source fails (the first group's never runs: its UNLOAD failed).
+    # The staging check cannot resolve the staging key: the second DescribeKey (the first is the
+    # sandbox UNLOAD's own key check; the failing UNLOAD above fails before it asks).
+    faults.add("kms_access_denied", nth=2, match={"operation": "DescribeKey"})
+    # The second COPY on the source fails (the groups above never reach COPY).
     faults.add("sql_error", nth=2, match={"statement": "copy"},
                sqlstate="XX000", message="injected: COPY refused")
     try:
@@ -150,19 +153,20 @@ def test_failing_shapes_are_named_the_others_still_probed_nothing_left(source: S
         faults.clear()
     assert proc.returncode == PreflightFailed.exit_code, proc.stderr
     failed = [g for g in data["groups"] if not g["ok"]]
-    assert len(failed) == 2, data["failures"]
+    assert len(failed) == 3, data["failures"]
     unload_failed = _group_failure(data, unload_victim["table"])
     assert unload_failed["failed_shape"] == "UNLOAD" and unload_failed["passed"] == []
     assert "injected: unsupported type in UNLOAD" in unload_failed["detail"]
-    copy_failed = next(g for g in failed if g["table"] != unload_victim["table"])
-    assert copy_failed["failed_shape"] == "COPY"
+    staging_failed = next(g for g in failed if g["failed_shape"] == "staging check")
+    assert staging_failed["passed"] == ["UNLOAD"] and "AccessDeniedException" in staging_failed["detail"]
+    copy_failed = next(g for g in failed if g["failed_shape"] == "COPY")
     assert copy_failed["passed"] == ["UNLOAD", "staging check", "CREATE TEMP TABLE"]
-    assert copy_failed["statement"].startswith("COPY ")
+    assert copy_failed["statement"].startswith("COPY ") and "injected: COPY refused" in copy_failed["detail"]
     for group in failed:  # each failure line names the shape, the sample table and the group's types
         line = next(f for f in data["failures"] if f"sample table {group['table']} " in f)
         assert line.startswith(f"{group['failed_shape']} failed")
         assert ", ".join(group["column_types"]) in line
-    assert sum(1 for g in data["groups"] if g["ok"]) == len(data["groups"]) - 2
+    assert sum(1 for g in data["groups"] if g["ok"]) == len(data["groups"]) - 3 > 0
     assert source.staged_keys() == []
     assert source.relations() == before
 
