@@ -312,6 +312,13 @@ def plan(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = False
     _call(lambda: commands.plan(config), as_json)
 
 
+@app.command()
+def probe(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = False) -> None:
+    """Try every statement shape the migration will use on the source (one sampled row per set of
+    column types), leaving nothing behind; exit 7 when one fails."""
+    _call(lambda: commands.probe(config), as_json)
+
+
 @app.command("iam-policy")
 def iam_policy(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
                principal: Annotated[str, typer.Option("--for", help="operator or cluster-role")] = "operator",

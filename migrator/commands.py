@@ -22,7 +22,7 @@ from migrator.engine.tables import RETRY_EVENT
 from migrator.engine.runner import TABLE_MACHINE, RunOptions, Runner, default_registry, ensure_migration
 from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
-                              InventoryResult, PlanResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
+                              InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
                               StatusResult, TableRow)
 from migrator.store import MigrationView, Store, TableView, db, utcnow
 from migrator.store.views import EventView
@@ -464,6 +464,19 @@ def plan(config_path: Path) -> PlanResult:
                            table_error=table_error, rehearsal=rehearsal, hourly_write_peaks=peaks,
                            old_name=old_name_for(settings.source.cluster_id), rename_blockers=notes)
     return built
+
+
+def probe(config_path: Path) -> ProbeResult:
+    """Every statement shape the migration will use, tried on the source on a tiny sample, leaving
+    nothing behind (warehouse.probe). Never writes the store."""
+    from migrator.strategies import common
+
+    config = load_config(config_path)
+    settings = config.settings
+    report = common.probe_source(settings, common.clients_for(settings))
+    data = report.to_dict()
+    return ProbeResult(settings.migration.name, settings.source.cluster_id, report.route, report.ok, data["catalog"],
+                       data["groups"], data["notes"], data["failures"])
 
 
 def _recorded_fact(config: LoadedConfig, key: str) -> dict[str, object] | None:

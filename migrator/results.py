@@ -393,3 +393,50 @@ class PlanResult(Result):
         for warning in self.warnings:
             parts.append(Text(f"warning: {warning}", style="yellow"))
         return Group(*parts)
+
+
+@dataclass
+class ProbeResult(Result):
+    """`migrator probe`: every statement shape tried on the source (warehouse.probe.ProbeReport)."""
+
+    migration: str
+    cluster: str
+    route: str
+    ok: bool
+    catalog: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
+    notes: list[str]
+    failures: list[str]
+
+    def render(self) -> RenderableType:
+        verdict = "every statement shape worked" if self.ok else f"{len(self.failures)} statement shape(s) failed"
+        head = Text(f"probe of source {self.cluster} for migration {self.migration!r} ({self.route}): {verdict}",
+                    style="bold" if self.ok else "bold red")
+        catalog = Table(title="catalog queries", show_edge=False, header_style="bold")
+        for col in ("query", "used for", "result"):
+            catalog.add_column(col)
+        for c in self.catalog:
+            _add_row(catalog, c["name"], c["used_for"], ("ok" + (f" ({c['detail']})" if c["detail"] else ""))
+                     if c["ok"] else Text(f"FAILED: {c['detail']}", style="red"))
+        parts: list[RenderableType] = [head, catalog]
+        if self.groups:
+            grid = Table(title="one sampled row per distinct set of column types", show_edge=False,
+                         header_style="bold")
+            for col in ("sample table", "tables", "column types", "format", "rows", "result"):
+                grid.add_column(col, justify="right" if col in ("tables", "rows") else "left")
+            for g in self.groups:
+                problems = ([f"{g['failed_shape']} FAILED: {g['detail']}"] if g["failed_shape"] else []) \
+                    + list(g["cleanup_problems"])
+                result: str | Text = "ok: " + " → ".join(g["passed"]) if g["ok"] else Text("; ".join(problems),
+                                                                                           style="red")
+                _add_row(grid, g["table"], str(g["tables_in_group"]), ", ".join(g["column_types"]), g["format"],
+                         "" if g["rows_sampled"] is None else str(g["rows_sampled"]), result)
+            parts.append(grid)
+        parts += [Text(f"note: {n}") for n in self.notes]
+        parts += [Text(f"failed: {f}", style="red") for f in self.failures]
+        return Group(*parts)
+
+    def exit_code(self) -> int:
+        from migrator.errors import PreflightFailed
+
+        return 0 if self.ok else PreflightFailed.exit_code

@@ -21,6 +21,7 @@ from migrator.warehouse import baseline as bl
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
+    from migrator.warehouse.probe import ProbeReport
 
 log = logging.getLogger("migrator.strategies")
 
@@ -646,3 +647,34 @@ def target_credentials_problems(ctx: "PhaseContext", section: ConnectionSection,
 
     problem = checks.target_credentials_problem(clients(ctx), section, needs_master_password=creates_target)
     return [problem] if problem else []
+
+
+# -- the statement-shape probe (warehouse.probe), for `migrator probe` and the unload-copy preflight --
+
+def probe_source(settings: Settings, client_set: AwsClients) -> "ProbeReport":
+    """Every statement shape the migration will use, tried on the source with one sampled row per
+    type group (nothing left behind); the data path only for the unload-copy route."""
+    from migrator.warehouse.connection import Session
+    from migrator.warehouse.probe import UNLOAD_COPY, DataPath, run_probe
+
+    route = settings.migration.strategy
+    path = None
+    if route == UNLOAD_COPY:
+        assert settings.staging is not None  # the config requires it for this route
+        path = DataPath(settings.staging.s3_uri, settings.migration.name, settings.staging.iam_role_arn,
+                        settings.staging.kms_key_id, client_set.client("s3"), client_set.client("kms"))
+    conn = connect(settings, client_set, settings.source.cluster_id)
+    try:
+        conn.autocommit = True
+        return run_probe(Session(conn), route=route, include=settings.tables.include,
+                         exclude=settings.tables.exclude, data_path=path)
+    finally:
+        conn.close()
+
+
+def probe_problems(ctx: "PhaseContext") -> list[str]:
+    """The probe as part of preflight: its outcome goes to the history; one preflight line per
+    failed shape."""
+    report = probe_source(ctx.config.settings, clients(ctx))
+    ctx.store.add_event(ctx.migration, "migration", "probe", report.to_dict(), state=ctx.migration.phase)
+    return [f"probe: {line}" for line in report.failure_lines()]

@@ -116,6 +116,10 @@ def preflight(ctx: "PhaseContext") -> str:
         mirror = common.mirror_source(source, settings, restore=False)
         problems += list(mirror.problems)
         notes = list(mirror.overridden) + list(mirror.reported) + common.rename_notes(clients, source)
+    if source is not None and not problems:
+        # Only once everything else holds: the probe writes (and removes) staged files and a
+        # temporary table, which needs a reachable source, its role and a sound bucket.
+        problems += common.probe_problems(ctx)
     common.fail_preflight(problems)
     assert source is not None  # fail_preflight raised otherwise
     ctx.store.add_event(ctx.migration, "migration", "not_mirrored", {"notes": notes}, state=ctx.migration.phase)

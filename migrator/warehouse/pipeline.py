@@ -158,6 +158,11 @@ def unload_table(session: Session, schema: str, table: str, columns: list[Column
                         time.perf_counter() - started)
 
 
+def refuse_csv_marker_in_data(session: Session, schema: str, table: str, columns: list[ColumnInfo]) -> None:
+    """The check unload_table runs before a CSV UNLOAD (for the probe, which runs the same shapes)."""
+    _refuse_csv_marker_in_data(session, schema, table, columns)
+
+
 def _refuse_csv_marker_in_data(session: Session, schema: str, table: str, columns: list[ColumnInfo]) -> None:
     """CSV writes a string equal to its NULL AS text exactly as it writes NULL: refuse to unload
     a table holding CSV_NULL_MARKER as data rather than turn that value into NULL."""
@@ -237,6 +242,11 @@ def binary_stage(fmt: DataFormat, columns: list[ColumnInfo] | None) -> list[Colu
 
 def _stage_sql(schema: str, table: str, columns: list[ColumnInfo]) -> tuple[str, str, str]:
     """CREATE TEMP TABLE (VARBYTE as hex VARCHAR), INSERT INTO the target from it, DROP it."""
+    return stage_statements(qualified(schema, table), columns)
+
+
+def stage_statements(into: str, columns: list[ColumnInfo]) -> tuple[str, str, str]:
+    """As _stage_sql, into an already quoted relation (the probe's temporary table has no schema)."""
     defs, items = [], []
     for c in columns:
         col = quote_ident(c.name)
@@ -249,7 +259,7 @@ def _stage_sql(schema: str, table: str, columns: list[ColumnInfo]) -> tuple[str,
     stage = quote_ident(STAGE_TABLE)
     names = ", ".join(quote_ident(c.name) for c in columns)
     return (f"CREATE TEMP TABLE {stage} ({', '.join(defs)})",
-            f"INSERT INTO {qualified(schema, table)} ({names}) SELECT {', '.join(items)} FROM {stage}",
+            f"INSERT INTO {into} ({names}) SELECT {', '.join(items)} FROM {stage}",
             f"DROP TABLE {stage}")
 
 

@@ -260,3 +260,51 @@ def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, f
         parts.append("EXPLICIT_IDS")
     parts += ["COMPUPDATE OFF", "STATUPDATE OFF"]
     return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- probe (one sampled row)
+
+#: The alias of the sampled row inside the probe's UNLOAD query and checksum.
+PROBE_SAMPLE_ALIAS = "migrator_probe_sample"
+
+
+def probe_prefix(staging_uri: str, migration: str, schema: str, table: str) -> str:
+    """``<staging>/<migration>/probe/<schema>.<table>/``: beside the tables' own prefixes (a
+    table's part always holds the one unencoded ``.``, ``probe`` never does), and under the
+    migration's prefix, so a rollback's cleanup covers it too."""
+    table_part = staging_prefix(staging_uri, migration, schema, table, 0).rstrip("/").rsplit("/", 2)
+    return f"{table_part[0]}/probe/{table_part[1]}/"
+
+
+def sample_query(schema: str, table: str, columns: list[str], order_by: str) -> str:
+    """One row of the table, the same row every time it is asked: ordered by ``order_by`` (the
+    row's content hash), so the UNLOAD and the checksum see the same row without a full sort
+    by every column (which SUPER, GEOMETRY and VARBYTE do not allow)."""
+    return f"SELECT {ident_list(columns)} FROM {qualified(schema, table)} ORDER BY {order_by} LIMIT 1"
+
+
+def unload_query_over(sample: str, columns: list[tuple[str, str]], fmt: str) -> str:
+    """The UNLOAD query over a nested sample: Redshift refuses LIMIT in UNLOAD's outer SELECT
+    ("UNLOAD", Usage notes: use a nested LIMIT), so the LIMIT stays inside the subquery, and the
+    outer select list is the real UNLOAD's (unload_column)."""
+    items = ", ".join(unload_column(n, t, fmt) for n, t in columns)
+    return f"SELECT {items} FROM ({sample}) AS {quote_ident(PROBE_SAMPLE_ALIAS)}"
+
+
+def fingerprint_over(relation: str, row_hash: str) -> str:
+    """Rows and summed row hashes (checksum.row_hash) of ``relation``: a quoted temporary table,
+    or ``(<sample>) AS alias`` (see sampled)."""
+    return f"select count(*), coalesce(sum(cast({row_hash} as decimal(38,0))), 0) from {relation}"
+
+
+def sampled(sample: str) -> str:
+    return f"({sample}) AS {quote_ident(PROBE_SAMPLE_ALIAS)}"
+
+
+def create_temp_table_sql(name: str, column_lines: list[str]) -> str:
+    """CREATE TEMP TABLE with the real target's column definitions (replay.column_ddl)."""
+    return f"CREATE TEMP TABLE {quote_ident(name)} (" + ", ".join(column_lines) + ")"
+
+
+def drop_temp_table_sql(name: str) -> str:
+    return f"DROP TABLE IF EXISTS {quote_ident(name)}"

@@ -1,0 +1,239 @@
+"""`migrator probe` and the unload-copy preflight's probe, through the real CLI against the sandbox:
+every type group probed, a failing shape named with its sample table and column types, nothing
+left behind (no staged object, no table), bad input one line with its exit code."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from migrator.errors import PreflightFailed
+from migrator.sandbox.client import SandboxClient
+from migrator.warehouse.sql import probe_prefix, split_table_key
+from tests.cli.test_cli import cli, one_line_error, write
+
+_ids = itertools.count(1)
+ALL_SHAPES = ["UNLOAD", "staging check", "CREATE TEMP TABLE", "COPY", "checksum"]
+
+
+@dataclass
+class Source:
+    sb: SandboxClient
+    directory: Path
+    cluster: str
+    name: str
+    config: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "migrator", *args, "-c", str(config or self.config)],
+                              cwd=self.directory, env=self.env, capture_output=True, text=True, timeout=300)
+
+    def probe(self, config: Path | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
+        proc = self.run("probe", "--json", config=config)
+        assert proc.stdout, proc.stderr
+        return proc, json.loads(proc.stdout)
+
+    @property
+    def staging_uri(self) -> str:
+        return f"s3://{self.sb.info.bucket}/{self.name}/"
+
+    def staged_keys(self) -> list[str]:
+        s3 = self.sb.client("s3")
+        answer = s3.list_objects_v2(Bucket=self.sb.info.bucket, Prefix=f"{self.name}/")
+        return [o["Key"] for o in answer.get("Contents", [])]
+
+    def relations(self) -> set[tuple[str, str, str]]:
+        """Every relation of the source's database (temporary ones included), straight from PostgreSQL."""
+        with psycopg.connect(self.sb.admin_dsn(self.cluster)) as pg:
+            rows = pg.execute("select n.nspname, c.relname, c.relkind::text from pg_class c "
+                              "join pg_namespace n on n.oid = c.relnamespace "
+                              "where n.nspname not in ('pg_catalog', 'information_schema') "
+                              "and n.nspname not like 'pg_toast%'").fetchall()
+        return {(str(s), str(r), str(k)) for s, r, k in rows}
+
+
+def _config(sb: SandboxClient, name: str, cluster: str, user: str, strategy: str = "unload-copy") -> str:
+    staging = f"""
+[staging]
+s3_uri = "s3://{sb.info.bucket}/{name}/"
+iam_role_arn = "{sb.info.iam_role_arn}"
+kms_key_id = "{sb.info.kms_alias}"
+""" if strategy == "unload-copy" else ""
+    target = f'cluster_id = "{name}-enc"\nkms_key_id = "{sb.info.kms_alias}"\npassword_env = "PROBE_TARGET_PASSWORD"' \
+        if strategy == "unload-copy" else f'kms_key_id = "{sb.info.kms_alias}"'
+    return f"""
+[migration]
+name = "{name}"
+strategy = "{strategy}"
+region = "{sb.info.region}"
+aws_endpoint_url = "{sb.info.endpoint_url}"
+sandbox_plaintext = true
+
+[source]
+cluster_id = "{cluster}"
+user = "{user}"
+password_env = "PROBE_SOURCE_PASSWORD"
+
+[target]
+{target}
+{staging}"""
+
+
+@pytest.fixture
+def source(sandbox: SandboxClient, tmp_path: Path) -> Source:
+    n = next(_ids)
+    name, cluster = f"probe{n}", f"probe{n}-src"
+    info = sandbox.create_seeded_cluster(cluster, tables=3, rows=50, seed=n, hard=True)
+    config = write(tmp_path, _config(sandbox, name, cluster, info.user))
+    env = {**os.environ, **sandbox.env(), "PROBE_SOURCE_PASSWORD": info.password,
+           "PROBE_TARGET_PASSWORD": "TargetPassw0rd"}
+    return Source(sandbox, tmp_path, cluster, name, config, env)
+
+
+def _group_failure(data: dict, table: str) -> dict:  # type: ignore[type-arg]
+    return next(g for g in data["groups"] if g["table"] == table)
+
+
+@pytest.mark.slow
+def test_probe_passes_every_type_group_and_leaves_nothing(source: Source) -> None:
+    before = source.relations()
+    proc, data = source.probe()
+    assert proc.returncode == 0, (proc.stderr, data["failures"])
+    assert data["ok"] and not data["failures"]
+    assert all(c["ok"] for c in data["catalog"])
+    assert {"user_tables", "table_columns", "baseline_tables", "baseline_counts", "access_self",
+            "inventory"} <= {c["name"] for c in data["catalog"]}
+    inventory = source.run("inventory", "--json")
+    tables = json.loads(inventory.stdout)["tables"]
+    # Every table belongs to exactly one group; each group went the whole way.
+    assert sum(g["tables_in_group"] for g in data["groups"]) == len(tables)
+    assert len({tuple(g["column_types"]) for g in data["groups"]}) == len(data["groups"])
+    for group in data["groups"]:
+        assert group["ok"] and group["passed"] == ALL_SHAPES, group
+        assert group["rows_sampled"] == 1, group  # the seeded tables all hold rows
+    # The hard types need the text and CSV routes as well as Parquet: all three were probed.
+    assert {"PARQUET", "TEXT", "CSV"} <= {g["format"] for g in data["groups"]}
+    assert source.staged_keys() == []
+    assert source.relations() == before
+    # A person reads the same outcome as a table.
+    shown = source.run("probe")
+    assert shown.returncode == 0 and "every statement shape worked" in shown.stdout, shown.stderr
+
+
+@pytest.mark.slow
+def test_failing_shapes_are_named_the_others_still_probed_nothing_left(source: Source) -> None:
+    _, first = source.probe()
+    groups = sorted(first["groups"], key=lambda g: g["table"])
+    assert len(groups) >= 4
+    unload_victim = groups[0]
+    schema, table = split_table_key(unload_victim["table"])
+    before = source.relations()
+    faults = source.sb.faults
+    faults.add("sql_error", match={"statement": "unload",
+                                   "table": probe_prefix(source.staging_uri, source.name, schema, table)},
+               sqlstate="XX000", message="injected: unsupported type in UNLOAD")
+    # The staging check cannot resolve the staging key: the second DescribeKey (the first is the
+    # sandbox UNLOAD's own key check; the failing UNLOAD above fails before it asks).
+    faults.add("kms_access_denied", nth=2, match={"operation": "DescribeKey"})
+    # The second COPY on the source fails (the groups above never reach COPY).
+    faults.add("sql_error", nth=2, match={"statement": "copy"},
+               sqlstate="XX000", message="injected: COPY refused")
+    try:
+        proc, data = source.probe()
+    finally:
+        faults.clear()
+    assert proc.returncode == PreflightFailed.exit_code, proc.stderr
+    failed = [g for g in data["groups"] if not g["ok"]]
+    assert len(failed) == 3, data["failures"]
+    unload_failed = _group_failure(data, unload_victim["table"])
+    assert unload_failed["failed_shape"] == "UNLOAD" and unload_failed["passed"] == []
+    assert "injected: unsupported type in UNLOAD" in unload_failed["detail"]
+    staging_failed = next(g for g in failed if g["failed_shape"] == "staging check")
+    assert staging_failed["passed"] == ["UNLOAD"] and "AccessDeniedException" in staging_failed["detail"]
+    copy_failed = next(g for g in failed if g["failed_shape"] == "COPY")
+    assert copy_failed["passed"] == ["UNLOAD", "staging check", "CREATE TEMP TABLE"]
+    assert copy_failed["statement"].startswith("COPY ") and "injected: COPY refused" in copy_failed["detail"]
+    for group in failed:  # each failure line names the shape, the sample table and the group's types
+        line = next(f for f in data["failures"] if f"sample table {group['table']} " in f)
+        assert line.startswith(f"{group['failed_shape']} failed")
+        assert ", ".join(group["column_types"]) in line
+    assert sum(1 for g in data["groups"] if g["ok"]) == len(data["groups"]) - 3 > 0
+    assert source.staged_keys() == []
+    assert source.relations() == before
+
+
+@pytest.mark.slow
+def test_routes_without_a_data_path_probe_their_catalog_queries_only(source: Source) -> None:
+    text = source.config.read_text()
+    modify = write(source.directory, _config(source.sb, source.name, source.cluster,
+                                             text.split('user = "')[1].split('"')[0], strategy="modify"),
+                   "modify.toml")
+    proc, data = source.probe(modify)
+    assert proc.returncode == 0, proc.stderr
+    assert data["route"] == "modify" and data["groups"] == [] and data["ok"]
+    assert any("moves no rows through UNLOAD/COPY" in n for n in data["notes"])
+    assert any(c["name"] == "inventory" and c["ok"] for c in data["catalog"])
+
+
+@pytest.mark.slow
+def test_preflight_fails_with_the_probes_lines(source: Source) -> None:
+    init = subprocess.run([sys.executable, "-m", "migrator", "init", str(source.config)], cwd=source.directory,
+                          env=source.env, capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    before = source.relations()
+    source.sb.faults.add("sql_error", times=-1, match={"statement": "copy"},
+                         sqlstate="XX000", message="injected: COPY refused")
+    try:
+        run = source.run("run", "--assume-frozen")
+    finally:
+        source.sb.faults.clear()
+    one_line_error(run, PreflightFailed.exit_code, "preflight found", "probe: COPY failed on sample table",
+                   "column types: ")
+    assert source.sb.client("redshift").describe_clusters()["Clusters"]
+    assert f"{source.name}-enc" not in {c["ClusterIdentifier"]
+                                        for c in source.sb.client("redshift").describe_clusters()["Clusters"]}
+    assert source.staged_keys() == []
+    assert source.relations() == before
+    history = json.loads(source.run("history", "--json").stdout)["events"]
+    probes = [e for e in history if e["trigger"] == "probe"]
+    assert probes and probes[-1]["detail"]["ok"] is False
+
+
+def test_bad_input_is_one_line_with_its_exit_code(tmp_path: Path) -> None:
+    one_line_error(cli("probe", "-c", str(tmp_path / "missing.toml"), cwd=tmp_path), 2, "missing.toml not found")
+    body = _config_without_sandbox().replace("password_env", "pasword_env")
+    config = write(tmp_path, body)
+    one_line_error(cli("probe", "-c", str(config), cwd=tmp_path), 2, "source.pasword_env: unknown key")
+    assert not (tmp_path / ".migrator").exists()
+
+
+def _config_without_sandbox() -> str:
+    return """
+[migration]
+name = "m"
+strategy = "unload-copy"
+region = "us-east-1"
+
+[source]
+cluster_id = "analytics"
+password_env = "SRC_PW"
+
+[target]
+cluster_id = "analytics-enc"
+kms_key_id = "alias/k"
+password_env = "TGT_PW"
+
+[staging]
+s3_uri = "s3://bucket/prefix/"
+iam_role_arn = "arn:aws:iam::123456789012:role/R"
+kms_key_id = "alias/k"
+"""
