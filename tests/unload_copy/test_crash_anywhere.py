@@ -60,7 +60,7 @@ def test_kill_anywhere_then_resume(migration: Migration) -> None:
     store_url = f"sqlite:///{m.directory / '.migrator' / 'state.db'}"
     name = m.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
     # Slow each COPY so kills land inside the copy phase too, not only around it.
-    m.sb.faults.add("latency", times=-1, match={"statement": "copy"}, seconds=0.2)
+    m.sb.faults.add("latency", times=-1, match={"statement": "copy", "cluster": m.target}, seconds=0.2)
     targets = sorted((rng.choice(PHASES) for _ in range(MIN_KILLS + 4)), key=PHASES.index)
     killed_in: list[str] = []
     try:

@@ -104,7 +104,7 @@ def test_s3_slowdown_is_retried_and_the_run_completes(migration: Migration) -> N
 def test_connection_dropped_mid_copy_is_retried(migration: Migration) -> None:
     m = migration
     m.init()
-    m.sb.faults.add("drop_connection", times=1, match={"statement": "copy"})
+    m.sb.faults.add("drop_connection", times=1, match={"statement": "copy", "cluster": m.target})
     try:
         done = m.cli("run", "--assume-frozen", "--quiet")
     finally:

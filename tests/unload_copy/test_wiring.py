@@ -137,7 +137,7 @@ def test_concurrent_loads_under_serializable_isolation_commit(migration: Migrati
     m.config.write_text(m.config.read_text().replace("concurrency = 3", "concurrency = 4"))
     m.init()
     # A first run creates the target and its tables, and every COPY fails.
-    m.sb.faults.add("sql_error", times=-1, match={"statement": "copy"}, sqlstate="XX000", message="injected")
+    m.sb.faults.add("sql_error", times=-1, match={"statement": "copy", "cluster": m.target}, sqlstate="XX000", message="injected")
     try:
         failed = m.cli("run", "--assume-frozen")
     finally:

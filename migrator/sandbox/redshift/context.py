@@ -68,10 +68,12 @@ def check_session(backend: Backend) -> None:
         raise BackendError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
 
 
-def check_fault(ctx: DataContext, statement: str, target: str) -> None:
+def check_fault(ctx: DataContext, statement: str, target: str, session: SessionInfo) -> None:
+    """An sql_error fault for this statement, matched on ``statement``, ``table`` (the target)
+    and ``cluster`` (the session's), as the proxy's own faults are."""
     if ctx.faults is None:
         return
-    fault = ctx.faults.take("sql_error", statement=statement, table=target)
+    fault = ctx.faults.take("sql_error", statement=statement, table=target, cluster=session.cluster_id)
     if fault is not None:
         params = fault.params
         raise BackendError(str(params.get("sqlstate", INTERNAL)),

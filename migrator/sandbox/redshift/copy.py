@@ -153,7 +153,7 @@ class CopyIntercept:
         o = self.opts
         check_session(backend)
         schema, relname = self._resolve(backend)
-        check_fault(self.ctx, "copy", f"{schema}.{relname}")
+        check_fault(self.ctx, "copy", f"{schema}.{relname}", session)
         check_role(self.ctx, o.auth, session)
         columns = self._target_columns(backend, relname)
         self._check_varbyte(columns)

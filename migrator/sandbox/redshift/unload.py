@@ -124,7 +124,7 @@ class UnloadIntercept:
         o = self.opts
         check_session(backend)
         refuse_outer_limit(strip_query(o.query))
-        check_fault(self.ctx, "unload", o.target)
+        check_fault(self.ctx, "unload", o.target, session)
         check_role(self.ctx, o.auth, session)
         if o.format == "JSON":
             raise BackendError("0A000", "UNLOAD to JSON is not supported by the sandbox")
