@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,7 @@ class LocalClusterHost:
         self._iam_roles = iam_roles
         self.region = region
         self._lock = threading.Lock()
+        self._registry_lock = threading.Lock()
         self._clusters: dict[str, ClusterRuntime] = {}
         self._serial = 0
 
@@ -186,8 +188,10 @@ class LocalClusterHost:
         self.proxies.drop_sessions(cluster_id)
 
     def close(self) -> None:
-        for runtime in self.runtimes():
-            self.deprovision(runtime.cluster_id)
+        # Several servers at once: a test session's sandbox can hold dozens of clusters, and one
+        # by one their shutdown outlasts what a caller waits for.
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-close") as pool:
+            list(pool.map(self.deprovision, [runtime.cluster_id for runtime in self.runtimes()]))
 
     def _start_cluster(self, cluster_id: str, database: str, master_user: str, master_password: str,
                        install: bool = True) -> ClusterRuntime:
@@ -223,13 +227,14 @@ class LocalClusterHost:
 
     def _write_registry(self) -> None:
         """clusters.json: how other processes (tests, the demo) reach each cluster, mode 0600."""
-        data = {r.cluster_id: {"host": "127.0.0.1", "port": r.proxy.port, "database": r.database,
-                               "user": r.master_user, "password": r.proxy.users.get(r.master_user, ""),
-                               "admin_dsn": r.admin_dsn()} for r in self.runtimes()}
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory.parent / "clusters.json"
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-        tmp.replace(path)
+        with self._registry_lock:  # close() deprovisions from several threads
+            data = {r.cluster_id: {"host": "127.0.0.1", "port": r.proxy.port, "database": r.database,
+                                   "user": r.master_user, "password": r.proxy.users.get(r.master_user, ""),
+                                   "admin_dsn": r.admin_dsn()} for r in self.runtimes()}
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = self.directory.parent / "clusters.json"
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=2)
+            tmp.replace(path)

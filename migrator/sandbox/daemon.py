@@ -75,7 +75,7 @@ def up(directory: Path, *, tables: int = 6, rows: int = 1000, seed: int = 0, tim
     return SandboxInfo.load(directory)
 
 
-def down(directory: Path, timeout: float = 60.0) -> bool:
+def down(directory: Path, timeout: float = 180.0) -> bool:
     pid = running_pid(directory.resolve())
     if pid is None:
         return False
