@@ -273,7 +273,7 @@ class Migration:
 
     def table_digests(self, cluster_id: str) -> dict[str, tuple[int, str]]:
         """Rows and an order-independent digest per user table, read straight from PostgreSQL
-        (the sandbox's own schema redshift_sys and the tool's bookkeeping left out)."""
+        (the sandbox's own schema pg_sandbox and the tool's bookkeeping left out)."""
         import psycopg
 
         from migrator.warehouse.sql import table_key
@@ -282,7 +282,7 @@ class Migration:
         with psycopg.connect(self.sb.admin_dsn(cluster_id)) as pg:
             tables = pg.execute(
                 "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                "where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys', "
+                "where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema', 'pg_sandbox', "
                 "'migrator_bookkeeping') and n.nspname not like 'pg_toast%' order by 1, 2").fetchall()
             for schema, table in tables:
                 ident = psycopg.sql.Identifier(schema, table)

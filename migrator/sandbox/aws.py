@@ -40,6 +40,9 @@ UNLOAD_ROLE_NAME = "RedshiftUnloadCopy"
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
+#: PutMetricData takes at most 1,000 metric values per call (botocore model: MetricData max 1000).
+_METRIC_VALUES_PER_CALL = 999
+
 class AwsSandbox:
     """moto in server mode plus the Redshift control plane, fault injection and metrics.
 
@@ -136,16 +139,27 @@ class AwsSandbox:
     def publish_metrics(self, cluster_id: str, write_iops: float, cpu: float, connections: float,
                         timestamp: datetime | float | None = None) -> None:
         """Put one data point of each AWS/Redshift metric a write-freeze check reads."""
+        self.publish_all_metrics([(cluster_id, write_iops, cpu, connections)], timestamp)
+
+    def publish_all_metrics(self, points: list[tuple[str, float, float, float]],
+                            timestamp: datetime | float | None = None) -> None:
+        """Data points for many clusters in as few PutMetricData calls as the API allows
+        (1,000 values per call): one call per cluster per interval costs the daemon most of a
+        core once a test session has made a few dozen clusters."""
         when = (datetime.fromtimestamp(timestamp, tz=timezone.utc) if isinstance(timestamp, (int, float))
                 else timestamp or datetime.now(timezone.utc))
-        dims = [{"Name": "ClusterIdentifier", "Value": cluster_id}]
-        data = [("WriteIOPS", write_iops, "Count/Second"), ("CPUUtilization", cpu, "Percent"),
-                ("DatabaseConnections", connections, "Count")]
+        data: list[dict[str, Any]] = []
+        for cluster_id, write_iops, cpu, connections in points:
+            dims = [{"Name": "ClusterIdentifier", "Value": cluster_id}]
+            data += [{"MetricName": name, "Dimensions": dims, "Timestamp": when, "Value": float(value), "Unit": unit}
+                     for name, value, unit in (("WriteIOPS", write_iops, "Count/Second"),
+                                               ("CPUUtilization", cpu, "Percent"),
+                                               ("DatabaseConnections", connections, "Count"))]
         if self._metrics_client is None:
             self._metrics_client = self.client("cloudwatch")  # kept: called periodically, from any thread
-        self._metrics_client.put_metric_data(Namespace="AWS/Redshift", MetricData=[
-            {"MetricName": name, "Dimensions": dims, "Timestamp": when, "Value": float(value), "Unit": unit}
-            for name, value, unit in data])
+        for start in range(0, len(data), _METRIC_VALUES_PER_CALL):
+            self._metrics_client.put_metric_data(Namespace="AWS/Redshift",
+                                                 MetricData=data[start:start + _METRIC_VALUES_PER_CALL])
 
     # --------------------------------------------------------------- bootstrap
 

@@ -3,6 +3,8 @@ and the CLI use. Each sandbox process owns its own moto state, so two never mix.
 
 from __future__ import annotations
 
+import os
+
 import json
 import secrets
 import time
@@ -62,8 +64,11 @@ class SandboxClient:
 
     @classmethod
     def start(cls, directory: Path | str, *, tables: int = 6, rows: int = 1000, seed: int = 0,
-              durations: dict[str, float] | None = None) -> "SandboxClient":
-        daemon.up(Path(directory), tables=tables, rows=rows, seed=seed, durations=durations)
+              durations: dict[str, float] | None = None, owned: bool = True) -> "SandboxClient":
+        """Start a sandbox daemon. ``owned``: it stops by itself when this process ends without
+        calling stop() (a killed test run), instead of running on for nobody."""
+        daemon.up(Path(directory), tables=tables, rows=rows, seed=seed, durations=durations,
+                  owner_pid=os.getpid() if owned else None)
         return cls(directory)
 
     def stop(self) -> None:

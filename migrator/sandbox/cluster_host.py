@@ -98,19 +98,19 @@ class LocalClusterHost:
         """A restore carries the source's data. The sandbox copies the source as it is at restore
         time (a real snapshot freezes it at snapshot time; runs here take the snapshot just before)."""
         source = self.runtime(source_cluster_id)
-        runtime = self._start_cluster(cluster_id, database, master_user, master_password, install=False)
+        # The catalog first: the restored tables' triggers call its functions, and its
+        # event trigger records each table the restore creates.
+        runtime = self._start_cluster(cluster_id, database, master_user, master_password)
         bin_dir = find_pg_bin()
         self._copy_roles(bin_dir, source, runtime)
+        # pg_dump leaves out pg_* schemas, the emulation's included: only user objects travel.
         dump = subprocess.run([str(bin_dir / "pg_dump"), "--format=custom", "--dbname", source.admin_dsn()],
                               capture_output=True, check=True)
         subprocess.run([str(bin_dir / "pg_restore"), "--no-owner", "--dbname", runtime.admin_dsn()],
                        input=dump.stdout, capture_output=True, check=False)
-        with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
-            # Deleted-row marks are keyed by the source's table oids, which the restore does not
-            # keep: stale marks would count against whichever target table got that oid.
-            if conn.execute("select to_regclass('redshift_sys.rs_deleted') is not null").fetchone() == (True,):
-                conn.execute("truncate redshift_sys.rs_deleted")
-        catalog.install(runtime.admin_dsn(), cluster_id)
+        with psycopg.connect(source.admin_dsn(), autocommit=True) as src, \
+                psycopg.connect(runtime.admin_dsn(), autocommit=True) as dst:
+            catalog.copy_metadata(src, dst)
         log.info("restored %s from snapshot %s of %s", cluster_id, snapshot_id, source_cluster_id)
         return "127.0.0.1", runtime.proxy.port
 
@@ -154,7 +154,7 @@ class LocalClusterHost:
             rows = conn.execute(
                 "select table_schema || '.' || table_name from information_schema.tables "
                 "where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema', "
-                "'redshift_sys') order by 1").fetchall()
+                "'pg_sandbox') order by 1").fetchall()
         return [r[0] for r in rows]
 
     # -- ours --------------------------------------------------------------------------------

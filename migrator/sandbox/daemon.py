@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,16 @@ PID_FILE = "daemon.pid"
 LOG_FILE = "daemon.log"
 
 
-def serve(directory: Path, tables: int, rows: int, seed: int, durations: dict[str, float] | None = None) -> None:
+def _stop_when_gone(owner_pid: int) -> None:
+    """SIGTERM ourselves once the process that started us is gone (killed before it could call
+    `down`): a leftover daemon keeps PostgreSQL servers, disk and CPU for nobody."""
+    while pid_alive(owner_pid):
+        time.sleep(1.0)  # watching a foreign process; there is no handle to wait on
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve(directory: Path, tables: int, rows: int, seed: int, durations: dict[str, float] | None = None,
+          owner_pid: int | None = None) -> None:
     from migrator.sandbox.sandbox import Sandbox  # the heavy part (moto, proxies), only in the daemon
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -39,6 +49,8 @@ def serve(directory: Path, tables: int, rows: int, seed: int, durations: dict[st
     with Sandbox(directory, seed_tables=tables, seed_rows=rows, seed=seed, durations=durations) as sb:
         (directory / PID_FILE).write_text(str(os.getpid()))
         print(f"ready {sb.info.endpoint_url}", flush=True)
+        if owner_pid is not None:
+            threading.Thread(target=_stop_when_gone, args=(owner_pid,), name="sandbox-owner", daemon=True).start()
         while not stop:
             signal.pause()
     (directory / PID_FILE).unlink(missing_ok=True)
@@ -54,7 +66,8 @@ def running_pid(directory: Path) -> int | None:
 
 
 def up(directory: Path, *, tables: int = 6, rows: int = 1000, seed: int = 0, timeout: float = 120.0,
-       durations: dict[str, float] | None = None) -> SandboxInfo:
+       durations: dict[str, float] | None = None, owner_pid: int | None = None) -> SandboxInfo:
+    """Start the daemon; with ``owner_pid`` it stops by itself once that process is gone."""
     directory = directory.resolve()
     if running_pid(directory):
         raise UsageError(f"a sandbox is already running in {directory}", hint=f"`migrator sandbox down --dir {directory}`")
@@ -62,7 +75,8 @@ def up(directory: Path, *, tables: int = 6, rows: int = 1000, seed: int = 0, tim
     (directory / INFO_FILE).unlink(missing_ok=True)
     log = open(directory / LOG_FILE, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "migrator.sandbox.daemon", str(directory), "--tables", str(tables),
-                             "--rows", str(rows), "--seed", str(seed), "--durations", json.dumps(durations or {})],
+                             "--rows", str(rows), "--seed", str(seed), "--durations", json.dumps(durations or {}),
+                             *(["--owner-pid", str(owner_pid)] if owner_pid is not None else [])],
                             stdout=subprocess.PIPE, stderr=log,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     assert proc.stdout is not None
@@ -95,8 +109,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--durations", default="{}", help='control-plane seconds, e.g. {"modify_seconds": 5}')
+    parser.add_argument("--owner-pid", type=int, default=None, help="stop when this process is gone")
     args = parser.parse_args()
-    serve(args.directory.resolve(), args.tables, args.rows, args.seed, json.loads(args.durations) or None)
+    serve(args.directory.resolve(), args.tables, args.rows, args.seed, json.loads(args.durations) or None,
+          owner_pid=args.owner_pid)
 
 
 if __name__ == "__main__":

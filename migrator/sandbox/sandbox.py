@@ -218,14 +218,17 @@ class Sandbox:
         assert self.proxies is not None
         last: dict[str, int] = {}
         while not self._stop.wait(self.metrics_interval):
+            points = []
             for cluster_id, proxy in self.proxies.proxies().items():
                 stats = proxy.stats.snapshot()
                 writes = stats.get("write_statements", 0)
                 delta = max(0, writes - last.get(cluster_id, 0))
                 last[cluster_id] = writes
+                points.append((cluster_id, delta / self.metrics_interval,
+                               min(100.0, 2.0 + 10.0 * stats.get("statements", 0) % 50),
+                               float(stats.get("connections_open", 0))))
+            if points:
                 try:
-                    self.aws.publish_metrics(cluster_id, write_iops=delta / self.metrics_interval,
-                                             cpu=min(100.0, 2.0 + 10.0 * stats.get("statements", 0) % 50),
-                                             connections=float(stats.get("connections_open", 0)))
+                    self.aws.publish_all_metrics(points)
                 except Exception as exc:  # metrics are best effort; the sandbox must keep serving
-                    log.warning("metrics for %s not published: %s", cluster_id, exc)
+                    log.warning("metrics not published: %s", exc)

@@ -21,12 +21,12 @@ from migrator.warehouse.sql import qualified, quote_ident, table_key
 
 __all__ = ["Baseline", "Difference", "compare", "quote_ident", "quote_literal", "summary", "take"]
 
-#: Schemas that belong to Redshift (or the sandbox's emulation of it), never to users.
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "pg_internal", "pg_automv", "catalog_history",
-                  "redshift_sys", "migrator_bookkeeping")
+#: Schemas that belong to Redshift or to us, never to users. Besides these, every schema whose
+#: name starts with pg_ is a system schema (the prefix is reserved: users cannot create one).
+SYSTEM_SCHEMAS = ("information_schema", "catalog_history", "migrator_bookkeeping")
 
 SQL = {
-    "tables": ("select schemaname, tablename from pg_tables where schemaname not like 'pg\\_temp\\_%' "
+    "tables": ("select schemaname, tablename from pg_tables where left(schemaname, 3) <> 'pg_' "
                "and schemaname not in ({system}) order by 1, 2"),
 }
 

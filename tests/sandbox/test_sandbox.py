@@ -221,3 +221,32 @@ def test_old_endpoint_reaches_the_renamed_cluster_until_the_name_cache_expires(s
             through_old_name().close()
     finally:
         sandbox.set_durations(dns=2.0)
+
+
+def test_a_sandbox_whose_owner_is_killed_stops_and_removes_its_servers(tmp_path: Path) -> None:
+    """A test run killed before its fixtures' teardown must not leave the daemon and its
+    PostgreSQL servers running (each holds CPU and hundreds of megabytes of disk)."""
+    from migrator.procinfo import pid_alive
+
+    directory = tmp_path / "owned"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from migrator.sandbox.client import SandboxClient\n"
+         "SandboxClient.start(sys.argv[1], tables=0, rows=1)\n"
+         "print('up', flush=True)\n"
+         "time.sleep(600)\n", str(directory)],
+        stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    assert owner.stdout.readline().strip() == "up"
+    daemon_pid = int((directory / "daemon.pid").read_text())
+    pointers = list((directory / "clusters").glob("*/server-dir"))
+    server_dirs = [Path(p.read_text().strip()) for p in pointers] or list((directory / "clusters").glob("*/pgdata"))
+    assert server_dirs and all(d.exists() for d in server_dirs)
+
+    owner.kill()
+    owner.wait(timeout=30)
+    deadline = time.monotonic() + 90
+    while pid_alive(daemon_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling another process's exit
+    assert not pid_alive(daemon_pid), "the daemon outlived its owner"
+    assert not any(d.exists() for d in server_dirs)

@@ -29,7 +29,7 @@ def test_counts_tables_outside_the_search_path_and_empty_ones(sb: Sandbox) -> No
         admin.execute('create table "Hidden ""Schema""".two_rows (id int)')
         admin.execute('insert into "Hidden ""Schema""".two_rows values (1), (2)')
         tables = admin.execute("select count(*) from pg_tables where schemaname not in "
-                               "('pg_catalog', 'information_schema', 'redshift_sys')").fetchone()
+                               "('pg_catalog', 'information_schema', 'pg_sandbox')").fetchone()
     conn = prepare(sb.connect("bl-cluster"))  # as the tool's own connections are set up
     try:
         cursor = conn.cursor()

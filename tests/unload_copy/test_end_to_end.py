@@ -94,10 +94,10 @@ def _objects(m: Migration, cluster_id: str) -> list[tuple[str, ...]]:
     with psycopg.connect(m.sb.admin_dsn(cluster_id)) as pg:
         return [tuple(r) for r in pg.execute(
             "select 'view', schemaname, viewname from pg_views where schemaname not in "
-            "('pg_catalog', 'information_schema', 'redshift_sys') union all "
+            "('pg_catalog', 'information_schema', 'pg_sandbox') union all "
             "select 'matview', schemaname, matviewname from pg_matviews union all "
             "select 'routine', n.nspname, p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
-            "where n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys') order by 1, 2, 3").fetchall()]
+            "where n.nspname not in ('pg_catalog', 'information_schema', 'pg_sandbox') order by 1, 2, 3").fetchall()]
 
 
 def test_inventory_lists_largest_first(migration: Migration) -> None:

@@ -57,9 +57,9 @@ def replayed(sandbox: SandboxClient) -> Iterator[Replayed]:
            "create language plpythonu handler plpgsql_call_handler",
            "create function public.f_py_upper(s varchar) returns varchar immutable"
            " as $$ return s.upper() $$ language plpythonu",
-           "insert into redshift_sys.rs_external_schema (schemaname, databasename, esoptions)"
+           "insert into pg_sandbox.rs_external_schema (schemaname, databasename, esoptions)"
            " values ('spectrum', 'glue_events', '{\"IAM_ROLE\":\"arn:aws:iam::123456789012:role/spectrum\"}')",
-           "insert into redshift_sys.rs_external_table values ('spectrum', 'clicks', 's3://lake/clicks/')")
+           "insert into pg_sandbox.rs_external_table values ('spectrum', 'clicks', 's3://lake/clicks/')")
     with Session.of(sandbox.connect(SRC, autocommit=True)) as src, Session.of(sandbox.connect(DST, autocommit=True)) as dst, \
             Session.of(sandbox.connect(DST, autocommit=False)) as dst_tx:
         # Through the proxy, as a user would: an overload, an MV over an MV (named to sort

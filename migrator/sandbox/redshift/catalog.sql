@@ -1,18 +1,18 @@
 -- Redshift system catalog emulation, installed into each emulated cluster's database.
 -- Idempotent: metadata tables survive a re-install; views and functions are replaced.
--- Everything lives in schema redshift_sys, which install() appends to the database's
+-- Everything lives in schema pg_sandbox, which install() appends to the database's
 -- search_path, so unqualified names (svv_table_info, fnv_hash, getdate) resolve as on
 -- Redshift. pg_catalog is searched first implicitly, so no name here shadows one of
 -- PostgreSQL's: pg_user and pg_group are PostgreSQL's own (same core columns as
 -- Redshift's; CREATE GROUP makes a NOLOGIN role, which is exactly what pg_group lists).
 
-create schema if not exists redshift_sys;
-grant usage on schema redshift_sys to public;
+create schema if not exists pg_sandbox;
+grant usage on schema pg_sandbox to public;
 
 -- ---------------------------------------------------------------- metadata (DDL attributes)
 -- Keyed by the table's oid and column attnum so renames keep their attributes; a sql_drop
 -- event trigger removes rows of dropped objects.
-create table if not exists redshift_sys.rs_table (
+create table if not exists pg_sandbox.rs_table (
     reloid oid primary key,
     diststyle text not null default 'AUTO' check (diststyle in ('AUTO', 'EVEN', 'KEY', 'ALL')),
     distkey_attnum int2,
@@ -22,7 +22,7 @@ create table if not exists redshift_sys.rs_table (
     backup boolean not null default true,
     create_time timestamp not null default (now() at time zone 'utc')
 );
-create table if not exists redshift_sys.rs_column (
+create table if not exists pg_sandbox.rs_column (
     reloid oid not null,
     attnum int2 not null,
     encoding text,
@@ -30,11 +30,11 @@ create table if not exists redshift_sys.rs_column (
     identity_step bigint,
     primary key (reloid, attnum)
 );
-create table if not exists redshift_sys.rs_view (
+create table if not exists pg_sandbox.rs_view (
     reloid oid primary key,
     late_binding boolean not null
 );
-create table if not exists redshift_sys.cluster_info (
+create table if not exists pg_sandbox.cluster_info (
     singleton boolean primary key default true check (singleton),
     cluster_id text not null,
     slices int not null default 2,
@@ -42,9 +42,9 @@ create table if not exists redshift_sys.cluster_info (
 );
 
 -- ---------------------------------------------------------------- system logs (written by syslog.py)
-create sequence if not exists redshift_sys.query_seq start with 1000;
+create sequence if not exists pg_sandbox.query_seq start with 1000;
 
-create table if not exists redshift_sys.query_log (
+create table if not exists pg_sandbox.query_log (
     query int primary key,
     userid int not null,
     user_name text not null,
@@ -57,7 +57,7 @@ create table if not exists redshift_sys.query_log (
     label text not null default 'default',
     querytxt text not null
 );
-create table if not exists redshift_sys.stl_scan (
+create table if not exists pg_sandbox.stl_scan (
     userid int, query int, slice int, segment int, step int,
     starttime timestamp, endtime timestamp, tasknum int,
     rows bigint, bytes bigint, fetches bigint, type int, tbl int,
@@ -66,40 +66,40 @@ create table if not exists redshift_sys.stl_scan (
     is_rlf_scan char(1), is_rlf_scan_reason int, num_em_blocks int, checksum bigint,
     runtime_filtering char(1), scan_region int, num_sortkey_as_predicate int
 );
-create table if not exists redshift_sys.stl_insert (
+create table if not exists pg_sandbox.stl_insert (
     userid int, query int, slice int, segment int, step int,
     starttime timestamp, endtime timestamp, tasknum int, rows int, tbl int,
     inserted_mega_value char(1), use_staging_table char(1)
 );
-create table if not exists redshift_sys.stl_delete (
+create table if not exists pg_sandbox.stl_delete (
     userid int, query int, slice int, segment int, step int,
     starttime timestamp, endtime timestamp, tasknum int, rows int, tbl int
 );
-create table if not exists redshift_sys.stl_load_commits (
+create table if not exists pg_sandbox.stl_load_commits (
     userid int, query int, slice int, name char(256), filename char(256),
     byte_offset int, lines_scanned int, errors int, curtime timestamp, status int,
     file_format char(16), is_partial int, start_offset bigint, copy_job_id bigint
 );
-create table if not exists redshift_sys.stl_load_errors (
+create table if not exists pg_sandbox.stl_load_errors (
     userid int, slice int, tbl int, starttime timestamp, session int, query int,
     filename char(256), line_number bigint, colname char(127), type char(10),
     col_length char(10), position int, raw_line char(1024), raw_field_value char(1024),
     err_code int, err_reason char(100), is_partial int, start_offset bigint, copy_job_id bigint
 );
-create table if not exists redshift_sys.stl_unload_log (
+create table if not exists pg_sandbox.stl_unload_log (
     userid int, query int, slice int, pid int, path char(1280),
     start_time timestamp, end_time timestamp, line_count bigint, transfer_size bigint,
     file_format char(10)
 );
-grant select on all tables in schema redshift_sys to public;
+grant select on all tables in schema pg_sandbox to public;
 
 -- ---------------------------------------------------------------- visibility
 -- "Visibility of data in system tables and views": superusers see every row; a regular
 -- user sees only the rows of its own queries in STL/SVL, and nothing of SVV_TABLE_INFO
 -- and the STV tables. Superusers (and the table owner, the sandbox admin) bypass RLS.
-create or replace function redshift_sys.is_superuser() returns boolean
+create or replace function pg_sandbox.is_superuser() returns boolean
 language sql stable as $$ select coalesce((select rolsuper from pg_catalog.pg_roles where rolname = current_user), false) $$;
-create or replace function redshift_sys.sees_user(uid int) returns boolean
+create or replace function pg_sandbox.sees_user(uid int) returns boolean
 language sql stable as $$
     select coalesce((select rolsuper or oid::int = uid from pg_catalog.pg_roles where rolname = current_user), false) $$;
 
@@ -109,10 +109,10 @@ declare
 begin
     foreach t in array array['query_log', 'stl_scan', 'stl_insert', 'stl_delete', 'stl_load_commits',
                              'stl_load_errors', 'stl_unload_log'] loop
-        execute format('alter table redshift_sys.%I enable row level security', t);
-        if not exists (select 1 from pg_policy where polrelid = format('redshift_sys.%I', t)::regclass
+        execute format('alter table pg_sandbox.%I enable row level security', t);
+        if not exists (select 1 from pg_policy where polrelid = format('pg_sandbox.%I', t)::regclass
                        and polname = 'own_queries') then
-            execute format('create policy own_queries on redshift_sys.%I for select using (redshift_sys.sees_user(userid))', t);
+            execute format('create policy own_queries on pg_sandbox.%I for select using (pg_sandbox.sees_user(userid))', t);
         end if;
     end loop;
 end $$;
@@ -121,51 +121,51 @@ end $$;
 -- Redshift marks deleted (and updated-away) rows and keeps counting them in
 -- SVV_TABLE_INFO.tbl_rows until VACUUM reclaims them; PostgreSQL's dead tuples are pruned
 -- at its own pace, so the count is kept here: one row per DELETE/UPDATE statement.
-create table if not exists redshift_sys.rs_deleted (
+create table if not exists pg_sandbox.rs_deleted (
     reloid oid not null,
     n bigint not null
 );
-create index if not exists rs_deleted_reloid on redshift_sys.rs_deleted (reloid);
+create index if not exists rs_deleted_reloid on pg_sandbox.rs_deleted (reloid);
 
-create or replace function redshift_sys.count_deleted() returns trigger language plpgsql
+create or replace function pg_sandbox.count_deleted() returns trigger language plpgsql
 security definer set search_path = pg_catalog as $$
 declare
     k bigint;
 begin
     if tg_op = 'TRUNCATE' then
-        delete from redshift_sys.rs_deleted where reloid = tg_relid;
+        delete from pg_sandbox.rs_deleted where reloid = tg_relid;
         return null;
     end if;
     select count(*) into k from old_rows;
     if k > 0 then
-        insert into redshift_sys.rs_deleted (reloid, n) values (tg_relid, k);
+        insert into pg_sandbox.rs_deleted (reloid, n) values (tg_relid, k);
     end if;
     return null;
 end $$;
 
-create or replace function redshift_sys.track_deletes(rel regclass) returns void language plpgsql
+create or replace function pg_sandbox.track_deletes(rel regclass) returns void language plpgsql
 security definer set search_path = pg_catalog as $$
 begin
-    if exists (select 1 from pg_trigger where tgrelid = rel and tgname = 'redshift_sys_deleted') then
+    if exists (select 1 from pg_trigger where tgrelid = rel and tgname = 'pg_sandbox_deleted') then
         return;
     end if;
-    execute format('create trigger redshift_sys_deleted after delete on %s referencing old table as old_rows '
-                   'for each statement execute function redshift_sys.count_deleted()', rel);
-    execute format('create trigger redshift_sys_updated after update on %s referencing old table as old_rows '
-                   'for each statement execute function redshift_sys.count_deleted()', rel);
-    execute format('create trigger redshift_sys_truncated after truncate on %s '
-                   'for each statement execute function redshift_sys.count_deleted()', rel);
+    execute format('create trigger pg_sandbox_deleted after delete on %s referencing old table as old_rows '
+                   'for each statement execute function pg_sandbox.count_deleted()', rel);
+    execute format('create trigger pg_sandbox_updated after update on %s referencing old table as old_rows '
+                   'for each statement execute function pg_sandbox.count_deleted()', rel);
+    execute format('create trigger pg_sandbox_truncated after truncate on %s '
+                   'for each statement execute function pg_sandbox.count_deleted()', rel);
 end $$;
 
-create or replace function redshift_sys.on_create_table() returns event_trigger language plpgsql
+create or replace function pg_sandbox.on_create_table() returns event_trigger language plpgsql
 security definer set search_path = pg_catalog as $$
 declare
     obj record;
 begin
     for obj in select * from pg_event_trigger_ddl_commands() loop
-        if obj.object_type = 'table' and obj.schema_name is distinct from 'redshift_sys'
+        if obj.object_type = 'table' and obj.schema_name is distinct from 'pg_sandbox'
            and (select relkind from pg_class where oid = obj.objid) = 'r' then
-            perform redshift_sys.track_deletes(obj.objid::regclass);
+            perform pg_sandbox.track_deletes(obj.objid::regclass);
         end if;
     end loop;
 end $$;
@@ -174,24 +174,24 @@ do $$
 declare
     r record;
 begin
-    if not exists (select 1 from pg_event_trigger where evtname = 'redshift_sys_on_create_table') then
-        create event trigger redshift_sys_on_create_table on ddl_command_end
+    if not exists (select 1 from pg_event_trigger where evtname = 'pg_sandbox_on_create_table') then
+        create event trigger pg_sandbox_on_create_table on ddl_command_end
             when tag in ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-            execute function redshift_sys.on_create_table();
+            execute function pg_sandbox.on_create_table();
     end if;
     -- Tables that predate the install (a restore) are tracked too.
     for r in select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
-             where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys', 'pg_toast')
+             where c.relkind = 'r' and n.nspname not in ('pg_catalog', 'information_schema', 'pg_sandbox', 'pg_toast')
                and n.nspname not like 'pg\_temp\_%' and n.nspname not like 'pg\_toast\_temp\_%' loop
-        perform redshift_sys.track_deletes(r.oid::regclass);
+        perform pg_sandbox.track_deletes(r.oid::regclass);
     end loop;
 end $$;
 
 -- Called by the dialect's VACUUM (not SORT ONLY): the marked rows are reclaimed.
 -- Like VACUUM itself, only tables the (session) user owns, or all for a superuser.
-create or replace function redshift_sys.vacuumed(rel regclass) returns void language sql
+create or replace function pg_sandbox.vacuumed(rel regclass) returns void language sql
 security definer set search_path = pg_catalog as $$
-    delete from redshift_sys.rs_deleted d
+    delete from pg_sandbox.rs_deleted d
     where (rel is null or d.reloid = rel)
       and exists (select 1 from pg_class c join pg_roles r on r.rolname = session_user
                   where c.oid = d.reloid and (r.rolsuper or pg_has_role(session_user, c.relowner, 'MEMBER')));
@@ -199,32 +199,32 @@ $$;
 
 -- ---------------------------------------------------------------- housekeeping
 -- Security definer: the trigger fires for whichever user drops, and only we write metadata.
-create or replace function redshift_sys.on_drop() returns event_trigger language plpgsql
+create or replace function pg_sandbox.on_drop() returns event_trigger language plpgsql
 security definer set search_path = pg_catalog as $$
 declare
     obj record;
 begin
     for obj in select * from pg_event_trigger_dropped_objects() loop
         if obj.object_type in ('table', 'view') then
-            delete from redshift_sys.rs_table where reloid = obj.objid;
-            delete from redshift_sys.rs_column where reloid = obj.objid;
-            delete from redshift_sys.rs_view where reloid = obj.objid;
-            delete from redshift_sys.rs_deleted where reloid = obj.objid;
+            delete from pg_sandbox.rs_table where reloid = obj.objid;
+            delete from pg_sandbox.rs_column where reloid = obj.objid;
+            delete from pg_sandbox.rs_view where reloid = obj.objid;
+            delete from pg_sandbox.rs_deleted where reloid = obj.objid;
         end if;
     end loop;
 end $$;
 
 do $$
 begin
-    if not exists (select 1 from pg_event_trigger where evtname = 'redshift_sys_on_drop') then
-        create event trigger redshift_sys_on_drop on sql_drop execute function redshift_sys.on_drop();
+    if not exists (select 1 from pg_event_trigger where evtname = 'pg_sandbox_on_drop') then
+        create event trigger pg_sandbox_on_drop on sql_drop execute function pg_sandbox.on_drop();
     end if;
 end $$;
 
 -- Called by the dialect in the client's transaction right after the PostgreSQL DDL ran.
 -- Column names arrive as written (already case-folded by the dialect); unknown ones fail
 -- the statement, as Redshift rejects a DISTKEY/SORTKEY naming a missing column.
-create or replace function redshift_sys.attnum_of(rel regclass, col name) returns int2
+create or replace function pg_sandbox.attnum_of(rel regclass, col name) returns int2
 language plpgsql stable as $$
 declare
     n int2;
@@ -236,7 +236,7 @@ begin
     return n;
 end $$;
 
-create or replace function redshift_sys.record_table(
+create or replace function pg_sandbox.record_table(
     rel regclass, p_diststyle text, p_distkey name, p_sortkind text, p_sortkeys name[],
     p_encode_auto boolean, p_backup boolean, p_encodings jsonb, p_identity jsonb
 ) returns void language plpgsql volatile security definer set search_path = pg_catalog as $$
@@ -244,84 +244,84 @@ declare
     k text;
     v jsonb;
 begin
-    delete from redshift_sys.rs_table where reloid = rel;
-    delete from redshift_sys.rs_column where reloid = rel;
-    insert into redshift_sys.rs_table (reloid, diststyle, distkey_attnum, sortkey_kind, sortkey_attnums, encode_auto, backup)
+    delete from pg_sandbox.rs_table where reloid = rel;
+    delete from pg_sandbox.rs_column where reloid = rel;
+    insert into pg_sandbox.rs_table (reloid, diststyle, distkey_attnum, sortkey_kind, sortkey_attnums, encode_auto, backup)
     values (
         rel, p_diststyle,
-        case when p_distkey is null then null else redshift_sys.attnum_of(rel, p_distkey) end,
+        case when p_distkey is null then null else pg_sandbox.attnum_of(rel, p_distkey) end,
         p_sortkind,
-        coalesce((select array_agg(redshift_sys.attnum_of(rel, s) order by o) from unnest(p_sortkeys) with ordinality u(s, o)), '{}'),
+        coalesce((select array_agg(pg_sandbox.attnum_of(rel, s) order by o) from unnest(p_sortkeys) with ordinality u(s, o)), '{}'),
         p_encode_auto, p_backup
     );
     for k, v in select * from jsonb_each(coalesce(p_encodings, '{}')) loop
-        insert into redshift_sys.rs_column (reloid, attnum, encoding)
-        values (rel, redshift_sys.attnum_of(rel, k), lower(v #>> '{}'))
+        insert into pg_sandbox.rs_column (reloid, attnum, encoding)
+        values (rel, pg_sandbox.attnum_of(rel, k), lower(v #>> '{}'))
         on conflict (reloid, attnum) do update set encoding = excluded.encoding;
     end loop;
     for k, v in select * from jsonb_each(coalesce(p_identity, '{}')) loop
-        insert into redshift_sys.rs_column (reloid, attnum, identity_seed, identity_step)
-        values (rel, redshift_sys.attnum_of(rel, k), (v ->> 0)::bigint, (v ->> 1)::bigint)
+        insert into pg_sandbox.rs_column (reloid, attnum, identity_seed, identity_step)
+        values (rel, pg_sandbox.attnum_of(rel, k), (v ->> 0)::bigint, (v ->> 1)::bigint)
         on conflict (reloid, attnum) do update set identity_seed = excluded.identity_seed, identity_step = excluded.identity_step;
     end loop;
 end $$;
 
 -- CREATE TABLE child (LIKE parent): Redshift copies distribution, sort keys and encodings.
-create or replace function redshift_sys.copy_table_attrs(child regclass, parent regclass) returns void
+create or replace function pg_sandbox.copy_table_attrs(child regclass, parent regclass) returns void
 language plpgsql volatile security definer set search_path = pg_catalog as $$
 begin
-    delete from redshift_sys.rs_table where reloid = child;
-    delete from redshift_sys.rs_column where reloid = child;
-    insert into redshift_sys.rs_table (reloid, diststyle, distkey_attnum, sortkey_kind, sortkey_attnums, encode_auto, backup)
+    delete from pg_sandbox.rs_table where reloid = child;
+    delete from pg_sandbox.rs_column where reloid = child;
+    insert into pg_sandbox.rs_table (reloid, diststyle, distkey_attnum, sortkey_kind, sortkey_attnums, encode_auto, backup)
     select child, t.diststyle,
-           (select redshift_sys.attnum_of(child, a.attname) from pg_attribute a where a.attrelid = parent and a.attnum = t.distkey_attnum),
+           (select pg_sandbox.attnum_of(child, a.attname) from pg_attribute a where a.attrelid = parent and a.attnum = t.distkey_attnum),
            t.sortkey_kind,
-           coalesce((select array_agg(redshift_sys.attnum_of(child, a.attname) order by o)
+           coalesce((select array_agg(pg_sandbox.attnum_of(child, a.attname) order by o)
                      from unnest(t.sortkey_attnums) with ordinality u(n, o)
                      join pg_attribute a on a.attrelid = parent and a.attnum = u.n), '{}'),
            t.encode_auto, t.backup
-    from redshift_sys.rs_table t where t.reloid = parent;
-    insert into redshift_sys.rs_column (reloid, attnum, encoding)
-    select child, redshift_sys.attnum_of(child, a.attname), c.encoding
-    from redshift_sys.rs_column c join pg_attribute a on a.attrelid = parent and a.attnum = c.attnum
+    from pg_sandbox.rs_table t where t.reloid = parent;
+    insert into pg_sandbox.rs_column (reloid, attnum, encoding)
+    select child, pg_sandbox.attnum_of(child, a.attname), c.encoding
+    from pg_sandbox.rs_column c join pg_attribute a on a.attrelid = parent and a.attnum = c.attnum
     where c.reloid = parent and c.encoding is not null;
 end $$;
 
 -- ALTER TABLE ... ALTER DISTSTYLE / DISTKEY / SORTKEY / COLUMN ENCODE: metadata only.
-create or replace function redshift_sys.alter_table_attrs(
+create or replace function pg_sandbox.alter_table_attrs(
     rel regclass, p_diststyle text, p_distkey name, p_sortkind text, p_sortkeys name[], p_col name, p_encoding text
 ) returns void language plpgsql volatile security definer set search_path = pg_catalog as $$
 begin
-    insert into redshift_sys.rs_table (reloid) values (rel) on conflict do nothing;
+    insert into pg_sandbox.rs_table (reloid) values (rel) on conflict do nothing;
     if p_diststyle is not null then
-        update redshift_sys.rs_table set diststyle = p_diststyle,
-            distkey_attnum = case when p_distkey is null then null else redshift_sys.attnum_of(rel, p_distkey) end
+        update pg_sandbox.rs_table set diststyle = p_diststyle,
+            distkey_attnum = case when p_distkey is null then null else pg_sandbox.attnum_of(rel, p_distkey) end
         where reloid = rel;
     end if;
     if p_sortkind is not null then
-        update redshift_sys.rs_table set sortkey_kind = nullif(p_sortkind, 'NONE'),
-            sortkey_attnums = coalesce((select array_agg(redshift_sys.attnum_of(rel, s) order by o)
+        update pg_sandbox.rs_table set sortkey_kind = nullif(p_sortkind, 'NONE'),
+            sortkey_attnums = coalesce((select array_agg(pg_sandbox.attnum_of(rel, s) order by o)
                                         from unnest(p_sortkeys) with ordinality u(s, o)), '{}')
         where reloid = rel;
     end if;
     if p_col is not null then
-        insert into redshift_sys.rs_column (reloid, attnum, encoding)
-        values (rel, redshift_sys.attnum_of(rel, p_col), lower(p_encoding))
+        insert into pg_sandbox.rs_column (reloid, attnum, encoding)
+        values (rel, pg_sandbox.attnum_of(rel, p_col), lower(p_encoding))
         on conflict (reloid, attnum) do update set encoding = excluded.encoding;
-        update redshift_sys.rs_table set encode_auto = false where reloid = rel;
+        update pg_sandbox.rs_table set encode_auto = false where reloid = rel;
     end if;
 end $$;
 
-create or replace function redshift_sys.record_view(rel regclass, p_late boolean) returns void
+create or replace function pg_sandbox.record_view(rel regclass, p_late boolean) returns void
 language sql volatile security definer set search_path = pg_catalog as $$
-    insert into redshift_sys.rs_view (reloid, late_binding) values (rel, p_late)
+    insert into pg_sandbox.rs_view (reloid, late_binding) values (rel, p_late)
     on conflict (reloid) do update set late_binding = excluded.late_binding;
 $$;
 
 -- Default encoding Redshift picks under ENCODE AUTO (AWS "Compression encodings"):
 -- sort key columns and BOOLEAN/REAL/DOUBLE raw, integers/decimals/dates/timestamps AZ64,
 -- CHAR/VARCHAR LZO. pg_table_def shows raw as 'none'.
-create or replace function redshift_sys.default_encoding(typ oid, is_sortkey boolean) returns text
+create or replace function pg_sandbox.default_encoding(typ oid, is_sortkey boolean) returns text
 language sql immutable as $$
     select case
         when is_sortkey then 'none'
@@ -333,40 +333,40 @@ language sql immutable as $$
 $$;
 
 -- One row per user column with its effective Redshift attributes.
-create or replace view redshift_sys.column_attrs as
+create or replace view pg_sandbox.column_attrs as
 select c.oid as reloid, n.nspname as schemaname, c.relname as tablename, a.attnum, a.attname, a.atttypid,
        format_type(a.atttypid, a.atttypmod) as type, a.attnotnull,
        coalesce(t.distkey_attnum = a.attnum, false) as distkey,
        coalesce(array_position(t.sortkey_attnums, a.attnum), 0) as sortpos,
        t.sortkey_kind,
        coalesce(case when rc.encoding = 'raw' then 'none' else rc.encoding end,
-                redshift_sys.default_encoding(a.atttypid, coalesce(array_position(t.sortkey_attnums, a.attnum), 0) > 0)) as encoding,
+                pg_sandbox.default_encoding(a.atttypid, coalesce(array_position(t.sortkey_attnums, a.attnum), 0) > 0)) as encoding,
        rc.identity_seed, rc.identity_step
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-left join redshift_sys.rs_table t on t.reloid = c.oid
-left join redshift_sys.rs_column rc on rc.reloid = c.oid and rc.attnum = a.attnum
+left join pg_sandbox.rs_table t on t.reloid = c.oid
+left join pg_sandbox.rs_column rc on rc.reloid = c.oid and rc.attnum = a.attnum
 where c.relkind in ('r', 'p')
-  and n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys', 'pg_toast')
+  and n.nspname not in ('pg_catalog', 'information_schema', 'pg_sandbox', 'pg_toast')
   and n.nspname not like 'pg\_temp\_%' and n.nspname not like 'pg\_toast\_temp\_%';
 
 -- ---------------------------------------------------------------- system views
-drop view if exists redshift_sys.pg_table_def;
+drop view if exists pg_sandbox.pg_table_def;
 -- Like Redshift, only tables visible through the search_path (pg_table_is_visible also
 -- hides a table shadowed by a same-named one earlier on the path). Interleaved sort key
 -- positions alternate in sign, as AWS documents.
-create view redshift_sys.pg_table_def as
+create view pg_sandbox.pg_table_def as
 select ca.schemaname::name as schemaname, ca.tablename::name as tablename, ca.attname::name as "column",
        ca.type::text as type, ca.encoding::char(32) as encoding, ca.distkey as distkey,
        (case when ca.sortkey_kind = 'INTERLEAVED' and ca.sortpos % 2 = 0 then -ca.sortpos else ca.sortpos end)::int as sortkey,
        ca.attnotnull as notnull
-from redshift_sys.column_attrs ca
+from pg_sandbox.column_attrs ca
 where pg_table_is_visible(ca.reloid)
 -- Redshift lists a table's columns in their declared order; clients rely on it.
 order by ca.schemaname, ca.tablename, ca.attnum;
 
-create or replace function redshift_sys.exact_rows(rel oid) returns bigint
+create or replace function pg_sandbox.exact_rows(rel oid) returns bigint
 language plpgsql stable as $$
 declare
     n bigint;
@@ -377,29 +377,29 @@ exception when insufficient_privilege then
     return null;
 end $$;
 
-drop view if exists redshift_sys.svv_table_info;
+drop view if exists pg_sandbox.svv_table_info;
 -- Size mimics Redshift's block accounting roughly: at least one 1 MB block per column
 -- (plus 3 hidden columns) per slice, or the real on-disk size if larger. tbl_rows is an
 -- exact count(*) plus the rows deleted or updated away since the last VACUUM (as Redshift
 -- counts them); estimated_visible_rows is the count(*) alone. Tables without rows are
 -- omitted, as on Redshift. Only superusers see any row ("SVV_TABLE_INFO").
-create view redshift_sys.svv_table_info as
+create view pg_sandbox.svv_table_info as
 with base as (
     select c.oid, n.nspname, c.relname, t.diststyle, t.distkey_attnum, t.sortkey_kind, t.sortkey_attnums,
            coalesce(t.encode_auto, true) as encode_auto, t.create_time,
-           redshift_sys.exact_rows(c.oid) as nrows,
-           (select coalesce(sum(d.n), 0) from redshift_sys.rs_deleted d where d.reloid = c.oid) as ndeleted,
+           pg_sandbox.exact_rows(c.oid) as nrows,
+           (select coalesce(sum(d.n), 0) from pg_sandbox.rs_deleted d where d.reloid = c.oid) as ndeleted,
            (select count(*) from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as ncols
     from pg_class c
     join pg_namespace n on n.oid = c.relnamespace
-    left join redshift_sys.rs_table t on t.reloid = c.oid
+    left join pg_sandbox.rs_table t on t.reloid = c.oid
     where c.relkind in ('r', 'p')
-      and n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys', 'pg_toast')
+      and n.nspname not in ('pg_catalog', 'information_schema', 'pg_sandbox', 'pg_toast')
       and n.nspname not like 'pg\_temp\_%' and n.nspname not like 'pg\_toast\_temp\_%'
-      and redshift_sys.is_superuser()
-), info as (select slices, capacity_mb from redshift_sys.cluster_info limit 1)
+      and pg_sandbox.is_superuser()
+), info as (select slices, capacity_mb from pg_sandbox.cluster_info limit 1)
 select current_database()::text as database, b.nspname::text as schema, b.oid as table_id, b.relname::text as "table",
-       (case when exists (select 1 from redshift_sys.column_attrs ca where ca.reloid = b.oid and ca.encoding <> 'none')
+       (case when exists (select 1 from pg_sandbox.column_attrs ca where ca.reloid = b.oid and ca.encoding <> 'none')
              then 'Y' else 'N' end || case when b.encode_auto then ', AUTO(ENCODE)' else '' end)::text as encoded,
        (case coalesce(b.diststyle, 'AUTO')
              when 'EVEN' then 'EVEN'
@@ -412,7 +412,7 @@ select current_database()::text as database, b.nspname::text as schema, b.oid as
         end)::text as sortkey1,
        (select max(case when a.atttypmod > 4 then a.atttypmod - 4 end) from pg_attribute a
          where a.attrelid = b.oid and a.attnum > 0 and not a.attisdropped and a.atttypid = 'varchar'::regtype)::int as max_varchar,
-       (select ca.encoding from redshift_sys.column_attrs ca where ca.reloid = b.oid and ca.attnum = b.sortkey_attnums[1])::char(32) as sortkey1_enc,
+       (select ca.encoding from pg_sandbox.column_attrs ca where ca.reloid = b.oid and ca.attnum = b.sortkey_attnums[1])::char(32) as sortkey1_enc,
        coalesce(cardinality(b.sortkey_attnums), 0)::int as sortkey_num,
        greatest(ceil(pg_total_relation_size(b.oid) / 1048576.0)::bigint, (b.ncols + 3) * coalesce(i.slices, 2))::bigint as size,
        round(100.0 * greatest(ceil(pg_total_relation_size(b.oid) / 1048576.0), (b.ncols + 3) * coalesce(i.slices, 2))
@@ -432,64 +432,64 @@ where b.nrows + b.ndeleted > 0;
 
 -- Late-binding views are ordinary PostgreSQL views here (PostgreSQL binds at creation);
 -- this view reports which ones were declared WITH NO SCHEMA BINDING.
-create or replace view redshift_sys.svv_late_binding_views as
+create or replace view pg_sandbox.svv_late_binding_views as
 select n.nspname::text as schemaname, c.relname::text as viewname, c.oid as view_id
-from redshift_sys.rs_view v join pg_class c on c.oid = v.reloid join pg_namespace n on n.oid = c.relnamespace
+from pg_sandbox.rs_view v join pg_class c on c.oid = v.reloid join pg_namespace n on n.oid = c.relnamespace
 where v.late_binding;
 
-drop view if exists redshift_sys.svl_qlog;
-create view redshift_sys.svl_qlog as
+drop view if exists pg_sandbox.svl_qlog;
+create view pg_sandbox.svl_qlog as
 select userid, query, xid, pid, starttime, endtime,
        (extract(epoch from endtime - starttime) * 1000000)::bigint as elapsed,
        aborted, label::char(320) as label, left(querytxt, 60)::char(60) as substring,
        null::int as source_query, 'Concurrency Scaling not used'::text as concurrency_scaling_status_txt,
        0 as from_sp_call
-from redshift_sys.query_log where redshift_sys.sees_user(userid);
+from pg_sandbox.query_log where pg_sandbox.sees_user(userid);
 
-drop view if exists redshift_sys.stl_query;
-create view redshift_sys.stl_query as
+drop view if exists pg_sandbox.stl_query;
+create view pg_sandbox.stl_query as
 select userid, query, label::char(320) as label, xid, pid, db_name::char(32) as database,
        left(querytxt, 4000)::char(4000) as querytxt, starttime, endtime, aborted
-from redshift_sys.query_log where redshift_sys.sees_user(userid);
+from pg_sandbox.query_log where pg_sandbox.sees_user(userid);
 
-drop view if exists redshift_sys.stv_recents;
-create view redshift_sys.stv_recents as
+drop view if exists pg_sandbox.stv_recents;
+create view pg_sandbox.stv_recents as
 select userid, 'Done'::char(20) as status, starttime,
        (extract(epoch from endtime - starttime) * 1000000)::int as duration,
        user_name::char(50) as user_name, db_name::char(50) as db_name,
        left(querytxt, 600)::char(600) as query, pid
-from (select * from redshift_sys.query_log where redshift_sys.sees_user(userid) order by query desc limit 100) recent
+from (select * from pg_sandbox.query_log where pg_sandbox.sees_user(userid) order by query desc limit 100) recent
 union all
 select usesysid::int, 'Running'::char(20), query_start at time zone 'utc', 0,
        usename::char(50), datname::char(50), left(query, 600)::char(600), pid
 from pg_stat_activity where datname = current_database() and state = 'active' and pid = pg_backend_pid();
 
-drop view if exists redshift_sys.stv_sessions;
-create view redshift_sys.stv_sessions as
+drop view if exists pg_sandbox.stv_sessions;
+create view pg_sandbox.stv_sessions as
 select (backend_start at time zone 'utc')::timestamp as starttime, pid as process,
        usename::char(50) as user_name, datname::char(50) as db_name,
        0 as session_timeout, 0 as timeout_sec
 from pg_stat_activity
 where datname = current_database() and backend_type = 'client backend'
-  and (usename = current_user or redshift_sys.is_superuser());
+  and (usename = current_user or pg_sandbox.is_superuser());
 
 -- ---------------------------------------------------------------- routines, MVs, default privileges, external
 -- PG_PROC_INFO: Redshift's pg_proc with the oid named prooid, plus prokind/proargmodes/
 -- proallargtypes (PostgreSQL's pg_proc has those columns already).
-drop view if exists redshift_sys.pg_proc_info;
-create view redshift_sys.pg_proc_info as
+drop view if exists pg_sandbox.pg_proc_info;
+create view pg_sandbox.pg_proc_info as
 select p.oid as prooid, p.* from pg_proc p;
 
 -- SVV_MV_INFO / STV_MV_INFO from PostgreSQL's materialized views. Staleness is not tracked
 -- here ('f'); every MV is "fully recomputed when refreshed" (state 0); no auto refresh.
-drop view if exists redshift_sys.svv_mv_info;
-create view redshift_sys.svv_mv_info as
+drop view if exists pg_sandbox.svv_mv_info;
+create view pg_sandbox.svv_mv_info as
 select current_database()::char(128) as database_name, m.schemaname::char(128) as schema_name,
        m.matviewowner::char(128) as user_name, m.matviewname::char(128) as name,
        'f'::char(1) as is_stale, 0 as state, 'f'::char(1) as autorefresh, 'f'::char(1) as autorewrite
 from pg_matviews m;
-drop view if exists redshift_sys.stv_mv_info;
-create view redshift_sys.stv_mv_info as
+drop view if exists pg_sandbox.stv_mv_info;
+create view pg_sandbox.stv_mv_info as
 select current_database()::char(128) as db_name, m.schemaname::char(128) as schema,
        m.matviewname::char(128) as name, 0::bigint as updated_upto_xid, 'f'::char(1) as is_stale,
        m.matviewowner::char(128) as owner_user_name, 0 as state, 'f'::char(1) as autorefresh,
@@ -499,8 +499,8 @@ from pg_matviews m;
 -- SVV_DEFAULT_PRIVILEGES: one row per (owner, schema, object type, privilege, grantee), from
 -- PostgreSQL's pg_default_acl (whose columns differ from Redshift's, hence not emulated).
 -- Groups are NOLOGIN roles here; Redshift has no types/sequences/schemas defaults (T, S, n).
-drop view if exists redshift_sys.svv_default_privileges;
-create view redshift_sys.svv_default_privileges as
+drop view if exists pg_sandbox.svv_default_privileges;
+create view pg_sandbox.svv_default_privileges as
 select n.nspname::text as schema_name,
        (case d.defaclobjtype when 'r' then 'RELATION' else 'FUNCTION' end)::text as object_type,
        d.defaclrole::int as owner_id, pg_get_userbyid(d.defaclrole)::text as owner_name, 'user'::text as owner_type,
@@ -516,49 +516,49 @@ where d.defaclobjtype in ('r', 'f');
 
 -- External schemas and tables (Spectrum, federated): PostgreSQL cannot make them, so these
 -- are plain metadata tables a test fills to stand in for what Redshift would list.
-create table if not exists redshift_sys.rs_external_schema (
+create table if not exists pg_sandbox.rs_external_schema (
     schemaname text primary key,
     eskind int2 not null default 1,
     esowner int not null default 1,
     databasename text not null,
     esoptions text
 );
-create table if not exists redshift_sys.rs_external_table (
+create table if not exists pg_sandbox.rs_external_table (
     schemaname text not null,
     tablename text not null,
     location text,
     primary key (schemaname, tablename)
 );
-drop view if exists redshift_sys.svv_external_schemas;
-create view redshift_sys.svv_external_schemas as
+drop view if exists pg_sandbox.svv_external_schemas;
+create view pg_sandbox.svv_external_schemas as
 select null::oid as esoid, e.eskind, e.schemaname::name as schemaname, e.esowner, e.databasename, e.esoptions
-from redshift_sys.rs_external_schema e;
-drop view if exists redshift_sys.svv_external_tables;
-create view redshift_sys.svv_external_tables as
+from pg_sandbox.rs_external_schema e;
+drop view if exists pg_sandbox.svv_external_tables;
+create view pg_sandbox.svv_external_tables as
 select current_database()::text as redshift_database_name, t.schemaname::text as schemaname,
        t.tablename::text as tablename, t.location::text as location
-from redshift_sys.rs_external_table t;
+from pg_sandbox.rs_external_table t;
 
-grant select on all tables in schema redshift_sys to public;
+grant select on all tables in schema pg_sandbox to public;
 
 -- ---------------------------------------------------------------- isolation
 -- "Isolation levels in Amazon Redshift": SERIALIZABLE or SNAPSHOT per database; new
 -- provisioned clusters get SNAPSHOT. PostgreSQL's SERIALIZABLE and REPEATABLE READ (its
 -- snapshot isolation) stand in; the proxy reports their conflicts as Redshift's error 1023.
-create or replace function redshift_sys.isolation_of(db oid) returns text language sql stable as $$
+create or replace function pg_sandbox.isolation_of(db oid) returns text language sql stable as $$
     select case when coalesce((select substr(cfg, length('default_transaction_isolation=') + 1)
                                from pg_db_role_setting s, unnest(s.setconfig) cfg
                                where s.setdatabase = db and s.setrole = 0
                                  and cfg like 'default_transaction_isolation=%'), 'read committed') = 'serializable'
                 then 'SERIALIZABLE' else 'SNAPSHOT' end
 $$;
-drop view if exists redshift_sys.stv_db_isolation_level;
-create view redshift_sys.stv_db_isolation_level as
+drop view if exists pg_sandbox.stv_db_isolation_level;
+create view pg_sandbox.stv_db_isolation_level as
 select d.datname::char(128) as db_name,
-       (case redshift_sys.isolation_of(d.oid) when 'SERIALIZABLE' then 'Serializable' else 'Snapshot Isolation' end)::char(32)
+       (case pg_sandbox.isolation_of(d.oid) when 'SERIALIZABLE' then 'Serializable' else 'Snapshot Isolation' end)::char(32)
            as isolation_level
 from pg_database d
-where not d.datistemplate and d.datname <> 'postgres' and redshift_sys.is_superuser();
+where not d.datistemplate and d.datname <> 'postgres' and pg_sandbox.is_superuser();
 
 do $$
 begin
@@ -575,7 +575,7 @@ end $$;
 -- grantee reads "group name=.../grantor". PostgreSQL writes TRUNCATE as D, so D becomes P.
 -- settings.py puts this on relacl/nspacl/proacl/defaclacl/datacl in select lists; the value
 -- is the array's text, as a Redshift client receives it.
-create or replace function redshift_sys.rs_acl_items(acl aclitem[]) returns text[]
+create or replace function pg_sandbox.rs_acl_items(acl aclitem[]) returns text[]
 language plpgsql stable as $$
 declare
     item text;
@@ -616,34 +616,34 @@ begin
     end loop;
     return items;
 end $$;
-create or replace function redshift_sys.rs_acl(acl aclitem[]) returns text
-language sql stable as $$ select redshift_sys.rs_acl_items(acl)::text $$;
+create or replace function pg_sandbox.rs_acl(acl aclitem[]) returns text
+language sql stable as $$ select pg_sandbox.rs_acl_items(acl)::text $$;
 
 -- ---------------------------------------------------------------- view definitions
 -- A late-binding view's definition names every relation with its schema, as it was written
 -- (Redshift keeps the text; PostgreSQL's pg_get_viewdef drops the schema of relations on the
 -- search path). settings.py sends pg_get_viewdef here.
-create or replace function redshift_sys.qualified_viewdef(v oid, pretty boolean) returns text
+create or replace function pg_sandbox.qualified_viewdef(v oid, pretty boolean) returns text
 language sql stable set search_path = pg_catalog as $$ select pg_catalog.pg_get_viewdef(v, pretty) $$;
-create or replace function redshift_sys.rs_get_viewdef(v oid, pretty boolean) returns text
+create or replace function pg_sandbox.rs_get_viewdef(v oid, pretty boolean) returns text
 language sql stable as $$
-    select case when exists (select 1 from redshift_sys.rs_view w where w.reloid = v and w.late_binding)
-                then redshift_sys.qualified_viewdef(v, pretty)
+    select case when exists (select 1 from pg_sandbox.rs_view w where w.reloid = v and w.late_binding)
+                then pg_sandbox.qualified_viewdef(v, pretty)
                 else pg_catalog.pg_get_viewdef(v, pretty) end
 $$;
-create or replace function redshift_sys.rs_get_viewdef(v oid) returns text
-language sql stable as $$ select redshift_sys.rs_get_viewdef(v, false) $$;
-create or replace function redshift_sys.rs_get_viewdef(v text, pretty boolean) returns text
-language sql stable as $$ select redshift_sys.rs_get_viewdef(v::regclass::oid, pretty) $$;
-create or replace function redshift_sys.rs_get_viewdef(v text) returns text
-language sql stable as $$ select redshift_sys.rs_get_viewdef(v::regclass::oid, false) $$;
+create or replace function pg_sandbox.rs_get_viewdef(v oid) returns text
+language sql stable as $$ select pg_sandbox.rs_get_viewdef(v, false) $$;
+create or replace function pg_sandbox.rs_get_viewdef(v text, pretty boolean) returns text
+language sql stable as $$ select pg_sandbox.rs_get_viewdef(v::regclass::oid, pretty) $$;
+create or replace function pg_sandbox.rs_get_viewdef(v text) returns text
+language sql stable as $$ select pg_sandbox.rs_get_viewdef(v::regclass::oid, false) $$;
 -- pg_views with that definition (settings.py sends FROM pg_views here).
-create or replace view redshift_sys.rs_views as
+create or replace view pg_sandbox.rs_views as
 select n.nspname as schemaname, c.relname as viewname, pg_catalog.pg_get_userbyid(c.relowner) as viewowner,
-       redshift_sys.rs_get_viewdef(c.oid, false) as definition
+       pg_sandbox.rs_get_viewdef(c.oid, false) as definition
 from pg_catalog.pg_class c left join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 where c.relkind = 'v';
-grant select on redshift_sys.rs_views to public;
+grant select on pg_sandbox.rs_views to public;
 
 -- ---------------------------------------------------------------- Redshift-only types
 -- VARBYTE ("VARBYTE type") over bytea and SUPER ("SUPER type") over jsonb: domains, so
@@ -651,50 +651,50 @@ grant select on redshift_sys.rs_views to public;
 -- distinct from SQL NULL, as in SUPER. The length limit of VARBYTE(n) is not kept.
 do $$
 begin
-    if to_regtype('redshift_sys.varbyte') is null then
-        create domain redshift_sys.varbyte as bytea;
+    if to_regtype('pg_sandbox.varbyte') is null then
+        create domain pg_sandbox.varbyte as bytea;
     end if;
-    if to_regtype('redshift_sys.super') is null then
-        create domain redshift_sys.super as jsonb;
+    if to_regtype('pg_sandbox.super') is null then
+        create domain pg_sandbox.super as jsonb;
     end if;
 end $$;
 
-create or replace function redshift_sys.from_hex(t text) returns redshift_sys.varbyte
-language sql immutable strict as $$ select decode(t, 'hex')::redshift_sys.varbyte $$;
-create or replace function redshift_sys.to_hex(b bytea) returns text
+create or replace function pg_sandbox.from_hex(t text) returns pg_sandbox.varbyte
+language sql immutable strict as $$ select decode(t, 'hex')::pg_sandbox.varbyte $$;
+create or replace function pg_sandbox.to_hex(b bytea) returns text
 language sql immutable strict as $$ select encode(b, 'hex') $$;
-create or replace function redshift_sys.json_parse(t text) returns redshift_sys.super
-language sql immutable strict as $$ select t::jsonb::redshift_sys.super $$;
-create or replace function redshift_sys.json_serialize(s jsonb) returns text
+create or replace function pg_sandbox.json_parse(t text) returns pg_sandbox.super
+language sql immutable strict as $$ select t::jsonb::pg_sandbox.super $$;
+create or replace function pg_sandbox.json_serialize(s jsonb) returns text
 language sql immutable strict as $$ select s::text $$;
 
 -- ---------------------------------------------------------------- functions
 -- search_path as Redshift reports it (SHOW / current_setting, rewritten by settings.py):
 -- "$user" unquoted and the emulation's own schema left out ("search_path" page).
-create or replace function redshift_sys.rs_search_path() returns text
+create or replace function pg_sandbox.rs_search_path() returns text
 language sql stable as $$
     select coalesce(string_agg(case when m[1] = '"$user"' then '$user' else m[1] end, ', ' order by o), '')
     from regexp_matches(current_setting('search_path'), '("(?:[^"]|"")*"|[^,[:space:]]+)', 'g') with ordinality r(m, o)
-    where m[1] not in ('redshift_sys', '"redshift_sys"')
+    where m[1] not in ('pg_sandbox', '"pg_sandbox"')
 $$;
 
-create or replace function redshift_sys.getdate() returns timestamp
+create or replace function pg_sandbox.getdate() returns timestamp
 language sql stable as $$ select date_trunc('second', now() at time zone 'utc')::timestamp $$;
 
 -- The COPY engine sets these session settings; Redshift returns 0 / -1 before any COPY.
-create or replace function redshift_sys.pg_last_copy_count() returns bigint
+create or replace function pg_sandbox.pg_last_copy_count() returns bigint
 language sql stable as $$ select coalesce(nullif(current_setting('redshift.last_copy_count', true), '')::bigint, 0) $$;
-create or replace function redshift_sys.pg_last_copy_id() returns int
+create or replace function pg_sandbox.pg_last_copy_id() returns int
 language sql stable as $$ select coalesce(nullif(current_setting('redshift.last_copy_id', true), '')::int, -1) $$;
-create or replace function redshift_sys.pg_last_unload_count() returns bigint
+create or replace function pg_sandbox.pg_last_unload_count() returns bigint
 language sql stable as $$ select coalesce(nullif(current_setting('redshift.last_unload_count', true), '')::bigint, 0) $$;
-create or replace function redshift_sys.pg_last_unload_id() returns int
+create or replace function pg_sandbox.pg_last_unload_id() returns int
 language sql stable as $$ select coalesce(nullif(current_setting('redshift.last_unload_id', true), '')::int, -1) $$;
 
 -- FNV-1a 64-bit. The 64-bit state is kept as two 32-bit halves in bigints so the multiply
 -- by the FNV prime (2^40 + 435) never overflows: h*P = h*435 + (h << 40) (mod 2^64).
 -- About 0.25 us per byte on PostgreSQL 15 (100k 40-byte strings in ~1 s).
-create or replace function redshift_sys.fnv_bytes(b bytea, basis bigint) returns bigint
+create or replace function pg_sandbox.fnv_bytes(b bytea, basis bigint) returns bigint
 language plpgsql immutable strict parallel safe as $$
 declare
     lo bigint := basis & 4294967295;
@@ -713,7 +713,7 @@ end $$;
 
 -- Integers are hashed as their little-endian bytes in the type's width (verified against
 -- AWS's examples for smallint, integer and bigint).
-create or replace function redshift_sys.fnv_int(v bigint, width int, basis bigint) returns bigint
+create or replace function pg_sandbox.fnv_int(v bigint, width int, basis bigint) returns bigint
 language plpgsql immutable strict parallel safe as $$
 declare
     lo bigint := basis & 4294967295;
@@ -731,7 +731,7 @@ begin
 end $$;
 
 -- PostgreSQL's *send functions give network (big-endian) order; Redshift hashes memory order.
-create or replace function redshift_sys.fnv_bytes_reversed(b bytea, basis bigint) returns bigint
+create or replace function pg_sandbox.fnv_bytes_reversed(b bytea, basis bigint) returns bigint
 language plpgsql immutable strict parallel safe as $$
 declare
     lo bigint := basis & 4294967295;
@@ -749,41 +749,41 @@ begin
 end $$;
 
 -- NULL hashes to NULL (AWS does not document NULL; the functions are strict).
-create or replace function redshift_sys.fnv_hash(v smallint, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_int(v, 2, seed) $$;
-create or replace function redshift_sys.fnv_hash(v integer, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_int(v, 4, seed) $$;
-create or replace function redshift_sys.fnv_hash(v bigint, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_int(v, 8, seed) $$;
+create or replace function pg_sandbox.fnv_hash(v smallint, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_int(v, 2, seed) $$;
+create or replace function pg_sandbox.fnv_hash(v integer, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_int(v, 4, seed) $$;
+create or replace function pg_sandbox.fnv_hash(v bigint, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_int(v, 8, seed) $$;
 -- Text: its UTF-8 bytes (verified against AWS's string examples).
-create or replace function redshift_sys.fnv_hash(v text, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_bytes(convert_to(v, 'UTF8'), seed) $$;
-create or replace function redshift_sys.fnv_hash(v varchar, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_bytes(convert_to(v, 'UTF8'), seed) $$;
+create or replace function pg_sandbox.fnv_hash(v text, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_bytes(convert_to(v, 'UTF8'), seed) $$;
+create or replace function pg_sandbox.fnv_hash(v varchar, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_bytes(convert_to(v, 'UTF8'), seed) $$;
 -- CHAR(n): trailing pad spaces are hashed too (AWS: "does not ignore trailing spaces").
-create or replace function redshift_sys.fnv_hash(v bpchar, seed bigint default -3750763034362895579) returns bigint
+create or replace function pg_sandbox.fnv_hash(v bpchar, seed bigint default -3750763034362895579) returns bigint
 language sql immutable strict parallel safe as $$
-    select redshift_sys.fnv_bytes(convert_to(v::text || repeat(' ', octet_length(v) - octet_length(v::text)), 'UTF8'), seed) $$;
+    select pg_sandbox.fnv_bytes(convert_to(v::text || repeat(' ', octet_length(v) - octet_length(v::text)), 'UTF8'), seed) $$;
 -- The types below follow Redshift's in-memory representation as far as it is known
 -- (AWS's examples do not cover them): boolean 1 byte, float 4/8 bytes IEEE little-endian,
 -- date int32 days since 2000-01-01, timestamp int64 microseconds since 2000-01-01 (UTC for
 -- timestamptz), numeric its unscaled value as int64 when it fits (DECIMAL precision <= 18),
 -- else as 16-byte two's complement.
-create or replace function redshift_sys.fnv_hash(v boolean, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_int(v::int, 1, seed) $$;
-create or replace function redshift_sys.fnv_hash(v real, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_bytes_reversed(float4send(v), seed) $$;
-create or replace function redshift_sys.fnv_hash(v double precision, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_bytes_reversed(float8send(v), seed) $$;
-create or replace function redshift_sys.fnv_hash(v date, seed bigint default -3750763034362895579) returns bigint
-language sql immutable strict parallel safe as $$ select redshift_sys.fnv_int(v - date '2000-01-01', 4, seed) $$;
-create or replace function redshift_sys.fnv_hash(v timestamp, seed bigint default -3750763034362895579) returns bigint
+create or replace function pg_sandbox.fnv_hash(v boolean, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_int(v::int, 1, seed) $$;
+create or replace function pg_sandbox.fnv_hash(v real, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_bytes_reversed(float4send(v), seed) $$;
+create or replace function pg_sandbox.fnv_hash(v double precision, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_bytes_reversed(float8send(v), seed) $$;
+create or replace function pg_sandbox.fnv_hash(v date, seed bigint default -3750763034362895579) returns bigint
+language sql immutable strict parallel safe as $$ select pg_sandbox.fnv_int(v - date '2000-01-01', 4, seed) $$;
+create or replace function pg_sandbox.fnv_hash(v timestamp, seed bigint default -3750763034362895579) returns bigint
 language sql immutable strict parallel safe as $$
-    select redshift_sys.fnv_int((extract(epoch from v - timestamp '2000-01-01') * 1000000)::bigint, 8, seed) $$;
-create or replace function redshift_sys.fnv_hash(v timestamptz, seed bigint default -3750763034362895579) returns bigint
+    select pg_sandbox.fnv_int((extract(epoch from v - timestamp '2000-01-01') * 1000000)::bigint, 8, seed) $$;
+create or replace function pg_sandbox.fnv_hash(v timestamptz, seed bigint default -3750763034362895579) returns bigint
 language sql immutable strict parallel safe as $$
-    select redshift_sys.fnv_int((extract(epoch from v - timestamptz '2000-01-01 00:00:00+00') * 1000000)::bigint, 8, seed) $$;
-create or replace function redshift_sys.fnv_hash(v numeric, seed bigint default -3750763034362895579) returns bigint
+    select pg_sandbox.fnv_int((extract(epoch from v - timestamptz '2000-01-01 00:00:00+00') * 1000000)::bigint, 8, seed) $$;
+create or replace function pg_sandbox.fnv_hash(v numeric, seed bigint default -3750763034362895579) returns bigint
 language plpgsql immutable strict parallel safe as $$
 declare
     unscaled numeric := trunc(v * power(10::numeric, scale(v)));
@@ -792,12 +792,12 @@ declare
     hi numeric;
 begin
     if unscaled between -9223372036854775808 and 9223372036854775807 then
-        return redshift_sys.fnv_int(unscaled::bigint, 8, seed);
+        return pg_sandbox.fnv_int(unscaled::bigint, 8, seed);
     end if;
     u := case when unscaled < 0 then unscaled + 340282366920938463463374607431768211456 else unscaled end;
     lo := mod(u, 18446744073709551616);
     hi := trunc((u - lo) / 18446744073709551616);
-    return redshift_sys.fnv_int(
+    return pg_sandbox.fnv_int(
         (case when hi >= 9223372036854775808 then hi - 18446744073709551616 else hi end)::bigint, 8,
-        redshift_sys.fnv_int((case when lo >= 9223372036854775808 then lo - 18446744073709551616 else lo end)::bigint, 8, seed));
+        pg_sandbox.fnv_int((case when lo >= 9223372036854775808 then lo - 18446744073709551616 else lo end)::bigint, 8, seed));
 end $$;

@@ -79,9 +79,9 @@ def map_type(tokens: list[Token]) -> str | None:
     if name in ("VARBYTE", "VARBINARY", "BINARY VARYING"):
         if args and (not args[0].isdigit() or not 1 <= int(args[0]) <= 1_024_000):
             raise BackendError("22023", "length for type varbyte must be between 1 and 1024000")
-        return "redshift_sys.varbyte"
+        return "pg_sandbox.varbyte"
     if name == "SUPER" and not args:
-        return "redshift_sys.super"
+        return "pg_sandbox.super"
     return None
 
 

@@ -2,7 +2,7 @@
 
 What is translated, and how it differs from Redshift:
 - CREATE TABLE with DISTSTYLE/DISTKEY/[COMPOUND|INTERLEAVED] SORTKEY/ENCODE/BACKUP/IDENTITY:
-  the PostgreSQL-valid rest runs, the attributes go to redshift_sys metadata in the same
+  the PostgreSQL-valid rest runs, the attributes go to pg_sandbox metadata in the same
   transaction (catalog views report them). Redshift types are mapped: varchar(max) →
   varchar(65535), text/varchar → varchar(256), bpchar → char(256), float → float8,
   numeric → numeric(18,0). IDENTITY(s, t) → GENERATED ALWAYS AS IDENTITY (explicit ids
@@ -114,16 +114,16 @@ def _record_table_sql(plan: CreateTablePlan) -> list[str]:
     rel = literal(plan.table) + "::regclass"
     out: list[str] = []
     if a.like_parent is not None:
-        out.append(f"select redshift_sys.copy_table_attrs({rel}, {literal(a.like_parent)}::regclass)")
+        out.append(f"select pg_sandbox.copy_table_attrs({rel}, {literal(a.like_parent)}::regclass)")
         explicit = a.diststyle or a.distkey or a.sortkeys or a.sortkind
         if not explicit and not a.encodings:
             return out
     encodings = "{" + ", ".join(f'{_json_str(k)}: {_json_str(v)}' for k, v in a.encodings.items()) + "}"
     identity = "{" + ", ".join(f"{_json_str(k)}: [{s}, {t}]" for k, (s, t) in a.identity.items()) + "}"
     # CREATE TABLE IF NOT EXISTS on an existing table must not overwrite what it declared.
-    guard = f" where not exists (select 1 from redshift_sys.rs_table where reloid = {rel})" if plan.if_not_exists else ""
+    guard = f" where not exists (select 1 from pg_sandbox.rs_table where reloid = {rel})" if plan.if_not_exists else ""
     out.append(
-        "select redshift_sys.record_table("
+        "select pg_sandbox.record_table("
         f"{rel}, {literal(a.diststyle or 'AUTO')}, {literal(a.distkey)}, {literal(a.sortkind)}, "
         f"{name_array(a.sortkeys)}, {literal(bool(a.encode_auto))}, {literal(a.backup)}, "
         f"{literal(encodings)}::jsonb, {literal(identity)}::jsonb){guard}"
@@ -189,7 +189,7 @@ class RedshiftDialect:
         if late:
             _require_qualified_relations(tokens[:-4])
         pg_sql = sql[: tokens[-4].start] if late else sql
-        record = f"select redshift_sys.record_view({literal(regclass_text(parts))}::regclass, {literal(late)})"
+        record = f"select pg_sandbox.record_view({literal(regclass_text(parts))}::regclass, {literal(late)})"
         return StatementsIntercept([pg_sql, record])
 
     # ------------------------------------------------------------------ ALTER
@@ -222,7 +222,7 @@ class RedshiftDialect:
         def call(diststyle: str | None = None, distkey: str | None = None, sortkind: str | None = None,
                  sortkeys: list[str] | None = None, col: str | None = None, enc: str | None = None) -> Intercept:
             return StatementsIntercept(
-                [f"select redshift_sys.alter_table_attrs({rel}, {literal(diststyle)}, {literal(distkey)}, "
+                [f"select pg_sandbox.alter_table_attrs({rel}, {literal(diststyle)}, {literal(distkey)}, "
                  f"{literal(sortkind)}, {name_array(sortkeys or [])}, {literal(col)}, {literal(enc)})"],
                 tag="ALTER TABLE",
             )
@@ -251,7 +251,7 @@ class RedshiftDialect:
             raise syntax_error("ALTER SORTKEY needs a column list, AUTO or NONE")
         if head.is_kw("ENCODE") and len(r) >= 2 and r[1].is_kw("AUTO"):
             return StatementsIntercept(
-                [f"update redshift_sys.rs_table set encode_auto = true where reloid = {rel}"], tag="ALTER TABLE"
+                [f"update pg_sandbox.rs_table set encode_auto = true where reloid = {rel}"], tag="ALTER TABLE"
             )
         if head.is_kw("COLUMN") and len(r) >= 4 and r[2].is_kw("ENCODE"):
             return call(col=r[1].ident_name, enc=r[3].text.lower())
@@ -271,7 +271,7 @@ class RedshiftDialect:
         stmts = [apply_edits(sql, col.edits)]
         if col.encoding:
             stmts.append(
-                f"select redshift_sys.alter_table_attrs({rel}, NULL, NULL, NULL, '{{}}'::name[], "
+                f"select pg_sandbox.alter_table_attrs({rel}, NULL, NULL, NULL, '{{}}'::name[], "
                 f"{literal(col.name)}, {literal(col.encoding)})"
             )
         return StatementsIntercept(stmts)
@@ -291,7 +291,7 @@ class VacuumIntercept:
         result = backend.query("vacuum" + (f" {self.table}" if self.table else ""))
         if self.reclaims:
             rel = f"{literal(self.table)}::regclass" if self.table else "NULL"
-            backend.query(f"select redshift_sys.vacuumed({rel})")
+            backend.query(f"select pg_sandbox.vacuumed({rel})")
         return QueryResult(result.tag)
 
 

@@ -41,7 +41,7 @@ class ColumnType:
     @cached_property
     def base(self) -> str:
         # The emulated Redshift types (domains) read the same whatever the search path.
-        return re.sub(r"\(\d+(?:,\d+)?\)", "", self.type_name).strip().removeprefix("redshift_sys.")
+        return re.sub(r"\(\d+(?:,\d+)?\)", "", self.type_name).strip().removeprefix("pg_sandbox.")
 
     @cached_property
     def modifiers(self) -> tuple[int, ...]:

@@ -2,7 +2,7 @@
 GUID (the tail of DescribeClusters' ClusterNamespaceArn) as a CHAR/VARCHAR string.
 
 PostgreSQL has no such keyword: the proxy rewrites the bare word into a call of a function the
-host defines per cluster (``redshift_sys.current_namespace()``), so the column is still named
+host defines per cluster (``pg_sandbox.current_namespace()``), so the column is still named
 ``current_namespace``. A rename keeps the function (and so the namespace); a restore gets its own.
 """
 

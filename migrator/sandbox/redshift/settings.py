@@ -1,18 +1,18 @@
 """Session settings as Redshift reports and parses them (a text rewrite before PostgreSQL).
 
-The emulation's catalog schema (redshift_sys) must stay on PostgreSQL's search_path so
+The emulation's catalog schema (pg_sandbox) must stay on PostgreSQL's search_path so
 ``svv_table_info``, ``fnv_hash`` ... resolve unqualified, yet Redshift users never see it:
 
 - ``SHOW search_path`` and ``current_setting('search_path')`` answer Redshift's form
-  (``$user, public``: ``$user`` unquoted, redshift_sys left out) through
-  ``redshift_sys.rs_search_path()``.
+  (``$user, public``: ``$user`` unquoted, pg_sandbox left out) through
+  ``pg_sandbox.rs_search_path()``.
 - ``SET [SESSION|LOCAL] search_path TO|= ...`` keeps the user's list and appends
-  redshift_sys, so a user-set path still reaches the system views.
+  pg_sandbox, so a user-set path still reaches the system views.
 - ``SET extra_float_digits`` accepts -15 .. 2 only (Redshift's range; PostgreSQL's is
   -15 .. 3) and fails otherwise with the message Redshift's PostgreSQL 8.0 base gives.
 
 - ``relacl``, ``nspacl``, ``proacl``, ``defaclacl``, ``datacl``, ``lanacl`` in a select list come
-  back in Redshift's ACL letters (``redshift_sys.rs_acl``), as text.
+  back in Redshift's ACL letters (``pg_sandbox.rs_acl``), as text.
 
 - ``pg_get_viewdef`` and ``pg_views.definition`` keep the schema of every relation in a
   late-binding view's definition.
@@ -95,7 +95,7 @@ _SELECT_LIST_END = frozenset({"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMI
 
 
 def _acl_edits(s: list[Token]) -> list[Edit]:
-    """ACL columns in select lists as Redshift prints them (redshift_sys.rs_acl), keeping their names."""
+    """ACL columns in select lists as Redshift prints them (pg_sandbox.rs_acl), keeping their names."""
     edits: list[Edit] = []
     depth = 0
     select_depths: list[int] = []
@@ -137,7 +137,7 @@ def _acl_edits(s: list[Token]) -> list[Edit]:
 
 
 def _viewdef_edits(s: list[Token]) -> list[Edit]:
-    """pg_get_viewdef(...) → redshift_sys.rs_get_viewdef(...): late-binding views stay qualified."""
+    """pg_get_viewdef(...) → pg_sandbox.rs_get_viewdef(...): late-binding views stay qualified."""
     edits: list[Edit] = []
     for k, t in enumerate(s):
         qualified = k >= 2 and s[k - 1].is_op(".") and s[k - 2].is_kw("PG_CATALOG")

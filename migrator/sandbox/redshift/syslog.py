@@ -1,4 +1,4 @@
-"""System-log emulation: fills redshift_sys.query_log (svl_qlog, stv_recents, stl_query),
+"""System-log emulation: fills pg_sandbox.query_log (svl_qlog, stv_recents, stl_query),
 stl_scan, stl_insert, stl_delete, stl_load_commits, stl_load_errors and stl_unload_log.
 
 Writes go through the observer's own autocommit connection, because Redshift's system
@@ -83,8 +83,8 @@ class SystemLog:
 
     def _new_query(self, conn: psycopg.Connection, session: SessionInfo, text: str, aborted: bool = False) -> int:
         row = conn.execute(
-            "insert into redshift_sys.query_log (query, userid, user_name, db_name, pid, starttime, endtime, aborted, querytxt)"
-            " select nextval('redshift_sys.query_seq'), %s, %s, %s, %s, now() at time zone 'utc',"
+            "insert into pg_sandbox.query_log (query, userid, user_name, db_name, pid, starttime, endtime, aborted, querytxt)"
+            " select nextval('pg_sandbox.query_seq'), %s, %s, %s, %s, now() at time zone 'utc',"
             " clock_timestamp() at time zone 'utc', %s, %s returning query",
             (self._userid(conn, session.user), session.user, session.database, session.pid, int(aborted), text),
         ).fetchone()
@@ -112,7 +112,7 @@ class SystemLog:
 
     def _scan(self, conn: psycopg.Connection, userid: int, query: int, name: str) -> None:
         conn.execute(
-            "insert into redshift_sys.stl_scan (userid, query, slice, segment, step, starttime, endtime, tasknum,"
+            "insert into pg_sandbox.stl_scan (userid, query, slice, segment, step, starttime, endtime, tasknum,"
             " rows, bytes, fetches, type, tbl, is_rrscan, is_delayed_scan, rows_pre_filter, rows_pre_user_filter,"
             " perm_table_name, is_rlf_scan, is_rlf_scan_reason, num_em_blocks, checksum, runtime_filtering,"
             " scan_region, num_sortkey_as_predicate)"
@@ -120,13 +120,13 @@ class SystemLog:
             " greatest(c.reltuples, 0)::bigint, pg_relation_size(c.oid), 0, %s, c.oid::int, 'f', 'f',"
             " greatest(c.reltuples, 0)::bigint, greatest(c.reltuples, 0)::bigint, c.relname, 'f', 0, 0, 0, 'f', 0, 0"
             " from pg_class c where c.oid = to_regclass(%s) and c.relkind in ('r', 'p')"
-            " and c.relnamespace <> 'redshift_sys'::regnamespace",
+            " and c.relnamespace <> 'pg_sandbox'::regnamespace",
             (userid, query, _SCAN_TYPE_PERMANENT, name),
         )
 
     def _write(self, conn: psycopg.Connection, table: str, userid: int, query: int, name: str, rows: int) -> None:
         conn.execute(
-            f"insert into redshift_sys.{table} (userid, query, slice, segment, step, starttime, endtime, tasknum, rows, tbl)"
+            f"insert into pg_sandbox.{table} (userid, query, slice, segment, step, starttime, endtime, tasknum, rows, tbl)"
             " select %s, %s, 0, 0, 0, now() at time zone 'utc', clock_timestamp() at time zone 'utc', 0, %s, c.oid::int"
             " from pg_class c where c.oid = to_regclass(%s)",
             (userid, query, rows, name),
@@ -140,7 +140,7 @@ class SystemLog:
             conn = self._c()
             query = self._new_query(conn, session, query_text)
             conn.execute(
-                "insert into redshift_sys.stl_unload_log (userid, query, slice, pid, path, start_time, end_time,"
+                "insert into pg_sandbox.stl_unload_log (userid, query, slice, pid, path, start_time, end_time,"
                 " line_count, transfer_size, file_format) values (%s, %s, 0, %s, %s, now() at time zone 'utc',"
                 " clock_timestamp() at time zone 'utc', %s, %s, %s)",
                 (self._userid(conn, session.user), query, session.pid, path, rows, bytes, file_format),
@@ -160,7 +160,7 @@ class SystemLog:
             userid = self._userid(conn, session.user)
             for url, lines in pairs:
                 conn.execute(
-                    "insert into redshift_sys.stl_load_commits (userid, query, slice, name, filename, byte_offset,"
+                    "insert into pg_sandbox.stl_load_commits (userid, query, slice, name, filename, byte_offset,"
                     " lines_scanned, errors, curtime, status, file_format, is_partial, start_offset, copy_job_id)"
                     " values (%s, %s, 0, %s, %s, 0, %s, 0, clock_timestamp() at time zone 'utc', 0, %s, 0, 0, 0)",
                     (userid, query, "streamed scan file", url,
@@ -176,7 +176,7 @@ class SystemLog:
             conn = self._c()
             query = self._new_query(conn, session, query_text or f"copy {table}", aborted=True)
             conn.execute(
-                "insert into redshift_sys.stl_load_errors (userid, slice, tbl, starttime, session, query, filename,"
+                "insert into pg_sandbox.stl_load_errors (userid, slice, tbl, starttime, session, query, filename,"
                 " line_number, colname, type, col_length, position, raw_line, raw_field_value, err_code, err_reason,"
                 " is_partial, start_offset, copy_job_id)"
                 " values (%s, 0, coalesce(to_regclass(%s)::oid::int, 0), now() at time zone 'utc', %s, %s, %s, %s,"

@@ -4,9 +4,8 @@ select n.nspname, c.relname
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 where c.relkind = 'r'
-  and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'pg_internal', 'catalog_history',
-                        'pg_automv', 'redshift_sys', 'migrator_bookkeeping')
-  and left(n.nspname, 8) <> 'pg_temp_'
+  and n.nspname not in ('information_schema', 'catalog_history', 'migrator_bookkeeping')
+  and left(n.nspname, 3) <> 'pg_'
   -- CASE: the table's name resolves only with USAGE on its schema (else an error, not false).
   and not (case when has_schema_privilege(n.nspname, 'usage')
                 then has_table_privilege(quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'select')

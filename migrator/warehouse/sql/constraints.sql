@@ -3,4 +3,5 @@ from pg_constraint k
 join pg_class c on c.oid = k.conrelid
 join pg_namespace n on n.oid = c.relnamespace
 where k.contype in ('p', 'u', 'f')
-  and n.nspname not in ('pg_catalog', 'information_schema', 'redshift_sys', 'migrator_bookkeeping')
+  and n.nspname not in ('information_schema', 'catalog_history', 'migrator_bookkeeping')
+  and left(n.nspname, 3) <> 'pg_'

@@ -3,6 +3,5 @@ select n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relacl
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'v')
-  and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'pg_internal', 'catalog_history',
-                        'pg_automv', 'redshift_sys', 'migrator_bookkeeping')
-  and left(n.nspname, 8) <> 'pg_temp_'
+  and n.nspname not in ('information_schema', 'catalog_history', 'migrator_bookkeeping')
+  and left(n.nspname, 3) <> 'pg_'

@@ -8,6 +8,5 @@ select trim(n.nspname), trim(p.proname), p.prokind, trim(l.lanname), p.proargtyp
 from pg_proc_info p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_language l on l.oid = p.prolang
-where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'pg_internal', 'catalog_history',
-                        'pg_automv', 'redshift_sys', 'migrator_bookkeeping')
-  and left(n.nspname, 8) <> 'pg_temp_'
+where n.nspname not in ('information_schema', 'catalog_history', 'migrator_bookkeeping')
+  and left(n.nspname, 3) <> 'pg_'

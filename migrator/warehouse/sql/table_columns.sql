@@ -6,7 +6,6 @@ from pg_attribute a
 join pg_class c on c.oid = a.attrelid
 join pg_namespace n on n.oid = c.relnamespace
 where c.relkind = 'r' and a.attnum > 0 and not a.attisdropped
-  and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast', 'pg_internal', 'catalog_history',
-                        'pg_automv', 'redshift_sys', 'migrator_bookkeeping')
-  and left(n.nspname, 8) <> 'pg_temp_'
+  and n.nspname not in ('information_schema', 'catalog_history', 'migrator_bookkeeping')
+  and left(n.nspname, 3) <> 'pg_'
 order by n.nspname, c.relname, a.attnum

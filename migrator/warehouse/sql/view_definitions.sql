@@ -5,5 +5,5 @@ select n.nspname, c.relname, pg_get_viewdef(c.oid, true)
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('v', 'm')
-  and n.nspname not in ('pg_catalog', 'information_schema', 'pg_internal', 'catalog_history', 'pg_automv',
-                        'redshift_sys', 'migrator_bookkeeping')
+  and n.nspname not in ('information_schema', 'catalog_history', 'migrator_bookkeeping')
+  and left(n.nspname, 3) <> 'pg_'

@@ -1,4 +1,4 @@
 select schemaname, viewname, definition
 from pg_views
-where schemaname not in ('pg_catalog', 'information_schema', 'pg_internal', 'catalog_history', 'pg_automv',
-                         'redshift_sys', 'migrator_bookkeeping')
+where schemaname not in ('information_schema', 'catalog_history', 'migrator_bookkeeping')
+  and left(schemaname, 3) <> 'pg_'

@@ -33,6 +33,6 @@ def test_relacl_in_redshift_letters(cluster: Cluster) -> None:
 def test_rewrite_only_touches_select_lists() -> None:
     sql = "select n.nspname, n.nspacl, relacl as r from pg_namespace n, pg_class where relacl is not null"
     out = rewrite(sql)
-    assert out == ("select n.nspname, redshift_sys.rs_acl(n.nspacl) as nspacl, redshift_sys.rs_acl(relacl) as r "
+    assert out == ("select n.nspname, pg_sandbox.rs_acl(n.nspacl) as nspacl, pg_sandbox.rs_acl(relacl) as r "
                    "from pg_namespace n, pg_class where relacl is not null")
     assert rewrite("select 'relacl'") is None

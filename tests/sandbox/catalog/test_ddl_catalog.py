@@ -114,7 +114,7 @@ def test_alter_distkey_and_sortkey(cluster: Cluster) -> None:
 def test_drop_removes_metadata(cluster: Cluster) -> None:
     cluster.run("create table gone (a int distkey)")
     cluster.run("drop table gone")
-    assert cluster.rows("select count(*) from redshift_sys.rs_table")[0][0] == 0
+    assert cluster.rows("select count(*) from pg_sandbox.rs_table")[0][0] == 0
 
 
 def test_conflicting_attributes_rejected(cluster: Cluster) -> None:
@@ -131,7 +131,7 @@ def test_hostile_identifiers_survive(cluster: Cluster) -> None:
     cluster.run('create table "My Schema"."a""b; drop table x" ("select" int distkey, "Mixed Col" varchar(5) encode zstd)'
                 ' sortkey("Mixed Col")')
     cluster.run('insert into "My Schema"."a""b; drop table x" values (1, \'v\')')
-    cluster.conn.execute('set search_path = "$user", public, "My Schema", redshift_sys')
+    cluster.conn.execute('set search_path = "$user", public, "My Schema", pg_sandbox')
     cols = table_def(cluster, 'a"b; drop table x')
     assert cols["select"][2] is True
     assert cols["Mixed Col"][1:4] == ("zstd", False, 1)
@@ -143,7 +143,7 @@ def test_pg_table_def_follows_search_path(cluster: Cluster) -> None:
     cluster.run("create schema hidden")
     cluster.run("create table hidden.t (a int)")
     assert cluster.rows("select count(*) from pg_table_def where schemaname = 'hidden'")[0][0] == 0
-    cluster.conn.execute("set search_path = hidden, redshift_sys")
+    cluster.conn.execute("set search_path = hidden, pg_sandbox")
     assert cluster.rows("select count(*) from pg_table_def where schemaname = 'hidden'")[0][0] == 1
 
 
@@ -244,7 +244,7 @@ def test_non_superuser_create_query_drop(cluster: Cluster) -> None:
                 ("KEY(a)", "b")]
             assert conn.execute("select fnv_hash(1)").fetchone() == (-5968735742475085980,)
             conn.execute("drop table owned")
-        assert cluster.rows("select count(*) from redshift_sys.rs_table") == [(0,)]
+        assert cluster.rows("select count(*) from pg_sandbox.rs_table") == [(0,)]
     finally:
         cluster.conn.execute("drop owned by dana")
         cluster.conn.execute("drop user dana")

@@ -19,7 +19,7 @@ def test_seed_objects_types_and_values(cluster: Cluster) -> None:
     for table, n in s.tables.items():
         assert cluster.rows(f"select count(*) from {table}") == [(n,)], table
     assert max(s.tables.values()) == 2000 and 0 in s.tables.values() and min(v for v in s.tables.values() if v) < 100
-    cluster.conn.execute('set search_path = public, sales, "Ops Data", redshift_sys')
+    cluster.conn.execute('set search_path = public, sales, "Ops Data", pg_sandbox')
     types = {r[0] for r in cluster.rows("select distinct type from pg_table_def")}
     for expected in ("smallint", "integer", "bigint", "numeric(18,4)", "numeric(38,10)", "real", "double precision",
                      "boolean", "character(10)", "character varying(65535)", "date", "timestamp without time zone",
@@ -86,7 +86,7 @@ def test_hard_seed_types_and_names(cluster: Cluster) -> None:
     assert cluster.rows('select label from "a.b"."c" where id = 1') == [("a.b / c",)]
     typed = '"public"."hard types"'
     assert s.tables[typed] == 6
-    cluster.conn.execute("set search_path = public, redshift_sys")
+    cluster.conn.execute("set search_path = public, pg_sandbox")
     types = dict(cluster.rows("""select "column", type from pg_table_def where tablename = 'hard types'"""))
     assert types["vb"] == "varbyte" and types["sp"] == "super"
     rows = cluster.rows(f"select id, to_hex(vb), json_serialize(sp), sp is null, s, gid from {typed} order by id")

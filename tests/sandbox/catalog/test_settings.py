@@ -63,4 +63,4 @@ def test_rewrite_leaves_other_text_alone() -> None:
     assert rewrite("select 'search_path' as x") is None
     assert rewrite("select 1") is None
     sql = "select current_setting('search_path'), 'current_setting(''search_path'')'"
-    assert rewrite(sql) == "select redshift_sys.rs_search_path(), 'current_setting(''search_path'')'"
+    assert rewrite(sql) == "select pg_sandbox.rs_search_path(), 'current_setting(''search_path'')'"

@@ -68,10 +68,10 @@ def test_regular_user_sees_no_table_info_and_only_its_own_queries(cluster: Clust
     admin = cluster.rows("select oid::int from pg_roles where rolname = current_user")[0][0]
     for uid, text in ((admin, "select 'admin secret'"), (reader, "select 'mine'")):
         cluster.conn.execute(
-            "insert into redshift_sys.query_log (query, userid, user_name, db_name, pid, starttime, endtime, querytxt)"
-            " values (nextval('redshift_sys.query_seq'), %s, 'u', 'd', 1, now(), now(), %s)", (uid, text))
+            "insert into pg_sandbox.query_log (query, userid, user_name, db_name, pid, starttime, endtime, querytxt)"
+            " values (nextval('pg_sandbox.query_seq'), %s, 'u', 'd', 1, now(), now(), %s)", (uid, text))
         cluster.conn.execute(
-            "insert into redshift_sys.stl_scan (userid, query, tbl) values (%s, 1, 1)", (uid,))
+            "insert into pg_sandbox.stl_scan (userid, query, tbl) values (%s, 1, 1)", (uid,))
     assert counts(cluster, "shared") == (1, 1)
     assert cluster.rows("select count(*) from stl_query") == [(2,)]
     cluster.conn.execute("set session authorization reader_u")
