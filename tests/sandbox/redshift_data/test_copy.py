@@ -134,7 +134,8 @@ def test_missing_prefix_and_sql_error_fault(env: Env) -> None:
     with pytest.raises(BackendError) as err:
         env.run(f"copy f from '{env.url('ok/')}' iam_role '{ROLE}'")
     assert err.value.sqlstate == "57014"
-    assert env.faults.fired("sql_error")[0]["attrs"] == {"statement": "copy", "table": "public.f"}
+    assert env.faults.fired("sql_error")[0]["attrs"] == {"statement": "copy", "table": "public.f",
+                                                     "cluster": env.session.cluster_id}
     env.run(f"copy f from '{env.url('ok/')}' iam_role '{ROLE}'")
     assert env.scalar("select count(*) from f") == "1"
 
