@@ -163,12 +163,13 @@ def _independent_check(sb: SandboxClient) -> tuple[int, int]:
     source_now = sb.info.source_cluster_id
     old = next(c for c in sb.cluster_ids() if c.startswith(f"{source_now}-unencrypted-"))
     from migrator.warehouse.baseline import rows_per_table
+    from migrator.warehouse.connection import prepare
 
     # Exact count(*) of every user table, empty ones included (svv_table_info's tbl_rows still
     # counts deleted rows and leaves out tables that were never written).
     counts: list[dict[str, int]] = []
     for cluster in (old, source_now):
-        conn = sb.connect(cluster)
+        conn = prepare(sb.connect(cluster))  # the tool's session settings: names kept as listed
         cur = conn.cursor()
         try:
             counts.append(rows_per_table(cur))
