@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from migrator.sandbox.interfaces import SessionInfo
-from migrator.sandbox.redshift.sqltokens import Edit, Token, TokenizeError, apply_edits, tokenize
+from migrator.sandbox.redshift.sqltokens import Edit, Token, TokenizeError, apply_edits, statements, tokenize
 
 SETTING = "enable_case_sensitive_identifier"
 #: Where PostgreSQL keeps the value (a placeholder setting needs a dotted name).
@@ -28,16 +28,6 @@ _FALSE = {"false", "off", "0", "no", "f"}
 
 def _lower_ascii(text: str) -> str:
     return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
-
-
-def _statements(tokens: list[Token]) -> list[list[Token]]:
-    out: list[list[Token]] = [[]]
-    for t in tokens:
-        if t.is_op(";"):
-            out.append([])
-        else:
-            out[-1].append(t)
-    return [s for s in out if s]
 
 
 def _value(tokens: list[Token]) -> bool | None:
@@ -90,7 +80,7 @@ def rewrite(sql: str, session: SessionInfo) -> str | None:
     except TokenizeError:
         return None
     edits: list[Edit] = []
-    for s in _statements(tokens):
+    for s in statements(tokens):
         if mentions_setting:
             edit = _setting_edit(s, session)
             if edit is not None:

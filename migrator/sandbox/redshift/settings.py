@@ -24,7 +24,7 @@ byte for byte. ``set_config('search_path', ...)`` is not rewritten (a known gap)
 from __future__ import annotations
 
 from migrator.sandbox.redshift.catalog import SCHEMA
-from migrator.sandbox.redshift.sqltokens import Edit, Token, TokenizeError, apply_edits, literal, tokenize
+from migrator.sandbox.redshift.sqltokens import Edit, Token, TokenizeError, apply_edits, statements, literal, tokenize
 
 EXTRA_FLOAT_DIGITS_MAX = 2
 EXTRA_FLOAT_DIGITS_MIN = -15
@@ -48,16 +48,6 @@ def _raise_sql(sqlstate: str, message: str) -> str:
     while f"${tag}$" in body:
         tag += "x"
     return f"DO ${tag}${body}${tag}$"
-
-
-def _statements(tokens: list[Token]) -> list[list[Token]]:
-    out: list[list[Token]] = [[]]
-    for t in tokens:
-        if t.is_op(";"):
-            out.append([])
-        else:
-            out[-1].append(t)
-    return [s for s in out if s]
 
 
 def _rewrite_statement(sql: str, s: list[Token]) -> list[Edit]:
@@ -166,7 +156,7 @@ def rewrite(sql: str) -> str | None:
     except TokenizeError:
         return None
     edits: list[Edit] = []
-    for s in _statements(tokens):
+    for s in statements(tokens):
         edits.extend(_rewrite_statement(sql, s))
         if acl:
             edits.extend(_acl_edits(s))

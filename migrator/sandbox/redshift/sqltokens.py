@@ -133,6 +133,17 @@ def name_array(names: list[str]) -> str:
     return "array[" + ", ".join(literal(n) for n in names) + "]::name[]" if names else "'{}'::name[]"
 
 
+def statements(tokens: list[Token]) -> list[list[Token]]:
+    """The tokens of each ``;``-separated statement, empty ones left out."""
+    out: list[list[Token]] = [[]]
+    for t in tokens:
+        if t.is_op(";"):
+            out.append([])
+        else:
+            out[-1].append(t)
+    return [s for s in out if s]
+
+
 @dataclass
 class Edit:
     start: int
