@@ -88,7 +88,11 @@ class SandboxClient:
             self._clients[key] = boto3.session.Session().client(
                 service, region_name=key[1], endpoint_url=self.info.endpoint_url,
                 aws_access_key_id=self.info.access_key, aws_secret_access_key=self.info.secret_key,
-                config=Config(retries={"max_attempts": max_attempts, "mode": "standard"}))
+                config=Config(retries={"max_attempts": max_attempts, "mode": "standard"},
+                              # The sandbox provisions a cluster's server inside CreateCluster; on a
+                              # loaded machine that outlasts botocore's 60 s read timeout, and the
+                              # retry then meets ClusterAlreadyExists.
+                              read_timeout=600))
         return self._clients[key]
 
     def calls(self, action: str | None = None) -> list[dict[str, Any]]:
