@@ -27,7 +27,7 @@ class ClusterInfo:
     port: int
     database: str
     user: str
-    password: str
+    password: str = field(repr=False)
 
 
 @dataclass
