@@ -71,6 +71,14 @@ _MOTO_ACTIONS = frozenset(name for name in dir(RedshiftResponse) if not name.sta
 _NODE_TYPES = frozenset({"dc2.large", "dc2.8xlarge", "rg.large", "rg.xlarge", "rg.4xlarge", "rg.12xlarge",
                          "ra3.large", "ra3.xlplus", "ra3.4xlarge", "ra3.16xlarge"})
 _CLUSTER_ID = re.compile(r"[a-z](?!.*--)[a-z0-9-]{0,62}(?<!-)")
+
+
+def _check_cluster_id(cid: str) -> None:
+    """ClusterIdentifier / NewClusterIdentifier rules (botocore redshift model docs)."""
+    if not _CLUSTER_ID.fullmatch(cid):
+        raise ApiError("InvalidParameterValue",
+                       f"Invalid cluster identifier '{cid}': 1-63 lowercase letters, digits or hyphens, "
+                       f"starting with a letter, no trailing or double hyphen.")
 _MASTER_USER = re.compile(r"[a-z][a-z0-9_+.@-]{0,127}")
 _DB_NAME = re.compile(r"[a-z0-9]{1,64}")
 _MAX_TAGS = 50
@@ -399,10 +407,7 @@ class RedshiftControlPlane:
     def _check_new_cluster(self, region: str, params: dict[str, str], *, creating: bool) -> None:
         """CreateCluster / RestoreFromClusterSnapshot parameter rules from the botocore model's docs."""
         cid = params.get("ClusterIdentifier", "")
-        if not _CLUSTER_ID.fullmatch(cid):
-            raise ApiError("InvalidParameterValue",
-                           f"Invalid cluster identifier '{cid}': 1-63 lowercase letters, digits or hyphens, "
-                           f"starting with a letter, no trailing or double hyphen.")
+        _check_cluster_id(cid)
         if cid in self._backend(region).clusters:
             raise ApiError("ClusterAlreadyExists", f"Cluster {cid} already exists.")
         node_type = params.get("NodeType")
@@ -660,6 +665,8 @@ class RedshiftControlPlane:
         new_id = params.get("NewClusterIdentifier")
         if new_id == cid:
             new_id = None
+        if new_id is not None:
+            _check_cluster_id(new_id)
         if new_id and new_id in self._backend(region).clusters:
             raise ApiError("ClusterAlreadyExists", "Cluster already exists")
         if params.get("HsmClientCertificateIdentifier") or params.get("HsmConfigurationIdentifier"):

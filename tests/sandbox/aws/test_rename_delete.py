@@ -162,3 +162,14 @@ def test_namespace_is_per_cluster_kept_by_rename_and_told_to_the_host(rs: Any, c
     rs.modify_cluster(ClusterIdentifier=first, NewClusterIdentifier=f"{first}-n")
     clock.advance(3 * DURATION)
     assert describe(rs, f"{first}-n")["ClusterNamespaceArn"] == arn
+
+
+@pytest.mark.parametrize("new_id", ["Upper-Case", "under_score", "double--hyphen", "trailing-", "9starts-digit",
+                                    "x" * 64])
+def test_rename_refuses_a_name_create_would_refuse(rs: Any, clock: FakeClock, new_id: str) -> None:
+    """NewClusterIdentifier follows the ClusterIdentifier rules (botocore ModifyCluster docs)."""
+    cid = new_cluster(rs, clock)
+    with pytest.raises(ClientError) as refused:
+        rs.modify_cluster(ClusterIdentifier=cid, NewClusterIdentifier=new_id)
+    assert _code(refused) == "InvalidParameterValue"
+    assert status(rs, cid) == "available"  # nothing started
