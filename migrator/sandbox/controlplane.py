@@ -313,6 +313,12 @@ class RedshiftControlPlane:
                 reply = self._render_error(action, exc)
             if _MUTATING.match(action):
                 self._log_call(action, params, error)
+            if error is None and self.faults is not None and _MUTATING.match(action) and self.faults.take(
+                    "reply_lost", operation=action, cluster_id=params.get("ClusterIdentifier")) is not None:
+                # The request took effect; only its answer is lost (a 500 on the way back, as after a
+                # timeout behind the endpoint). botocore retries it as it retries any 5xx.
+                reply = self._render_error(action, ApiError(
+                    "InternalFailure", "The request processing has failed because of an unknown error.", 500))
             return reply
 
     # ----------------------------------------------------------------- dispatch

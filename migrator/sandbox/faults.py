@@ -31,6 +31,7 @@ KINDS = frozenset({
     "cluster_stuck",    # AWS: cluster stays in params.status; match: cluster_id
     "scheduled_pause",  # AWS: an available cluster is paused (pausing, paused) as a pause schedule would; match: cluster_id
     "resize_fails",     # AWS: an encryption resize ends FAILED and leaves the cluster unchanged; match: cluster_id
+    "reply_lost",       # AWS: a Redshift change takes effect but its answer is a 500, so the client retries it; match: operation, cluster_id
 })
 
 

@@ -16,7 +16,7 @@ from migrator import failpoints
 from migrator.aws import clusters as aws
 from migrator.aws.clients import AwsClients
 from migrator.config import ConnectionSection, Settings
-from migrator.errors import PreflightFailed, RemoteError, SecurityError, TransientError, ValidationMismatch
+from migrator.errors import MigratorError, PreflightFailed, RemoteError, SecurityError, TransientError, ValidationMismatch
 from migrator.warehouse import baseline as bl
 
 if TYPE_CHECKING:
@@ -64,6 +64,12 @@ def once(ctx: "PhaseContext", key: str, request: Mapping[str, Any], send: Callab
     The request is recorded before the call and the response after it. A record left
     ``pending`` by a crash means the call may or may not have reached AWS: ``took_effect``
     looks (describe calls) and, when it did, the action is re-attached instead of re-sent.
+
+    A call that fails is looked at the same way before its error counts: AWS may have made the
+    change and lost only the answer, and botocore's automatic retry of that request then meets
+    the change itself (ClusterAlreadyExists, ClusterNotFound after a rename, InvalidClusterState
+    while it reboots or deletes). ``took_effect`` must therefore recognise only this migration's
+    own effect (its tag, its names), never a look-alike somebody else made.
     """
     store, migration = ctx.store, ctx.migration
     found = store.get_action(migration, key)
@@ -76,7 +82,19 @@ def once(ctx: "PhaseContext", key: str, request: Mapping[str, Any], send: Callab
             return dict(store.finish_action(migration, key, {**seen, "reattached": True}).response or {})
     else:
         store.begin_action(migration, key, request)
-    response = dict(send())
+    try:
+        response = dict(send())
+    except MigratorError as exc:
+        try:
+            seen = took_effect()
+        except MigratorError:
+            seen = None  # cannot tell: the call's own error is the one to report
+        if seen is None:
+            raise
+        log.info("%s took effect although its answer was an error (%s)", key, exc.one_line())
+        store.add_event(migration, "migration", "answer_lost", {"action": key, "error": exc.one_line()},
+                        state=migration.phase)
+        response = {**seen, "answer_lost": True}
     failpoints.hit("after_remote_call")
     return dict(store.finish_action(migration, key, response).response or {})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
@@ -154,7 +155,12 @@ def take_snapshot(ctx: "PhaseContext") -> str:
         return {"snapshot_id": snap}
 
     def took_effect() -> dict[str, Any] | None:
-        return {"snapshot_id": snap} if _describe_snapshot(ctx, snap) is not None else None
+        # Ours: a snapshot of the source carrying this migration's tag (sent with the request).
+        found = _describe_snapshot(ctx, snap)
+        if found is None or found.get("ClusterIdentifier") != want.source_id \
+                or aws.tag_value(found, aws.OWNER_TAG) != ctx.migration.name:
+            return None
+        return {"snapshot_id": snap}
 
     common.once(ctx, SNAPSHOT_KEY, request, send, took_effect)
 
@@ -186,6 +192,20 @@ def restore_request(want: Wanted, source: dict[str, Any], snap: str, settings: S
     return request
 
 
+#: AWS's clock and this machine's may disagree; a cluster created this long before the restore was
+#: recorded still counts as that restore's.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _created_since_recorded(ctx: "PhaseContext", cluster: dict[str, Any], key: str) -> bool:
+    record = ctx.store.get_action(ctx.migration, key)
+    created = cluster.get("ClusterCreateTime")
+    if record is None or not isinstance(created, datetime):
+        return False
+    started = record.started_at if record.started_at.tzinfo else record.started_at.replace(tzinfo=UTC)
+    return created >= started - CLOCK_SKEW
+
+
 @REGISTRY.action("restore_snapshot")
 def restore_snapshot(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
@@ -199,8 +219,15 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
         return {"cluster": common.cluster_summary(answer.get("Cluster"))}
 
     def took_effect() -> dict[str, Any] | None:
+        # A restore carries no tags (they follow it): ours is a cluster of that name made after
+        # the restore was recorded, or already tagged as ours by an earlier run.
         cluster = aws.describe_cluster(client_set, target_id)
-        return {"cluster": common.cluster_summary(cluster)} if cluster is not None else None
+        if cluster is None:
+            return None
+        if aws.tag_value(cluster, aws.OWNER_TAG) != ctx.migration.name \
+                and not _created_since_recorded(ctx, cluster, RESTORE_KEY):
+            return None
+        return {"cluster": common.cluster_summary(cluster)}
 
     existing = ctx.store.get_action(ctx.migration, RESTORE_KEY)
     if existing is not None:

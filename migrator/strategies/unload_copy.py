@@ -194,8 +194,11 @@ def provision_target(ctx: "PhaseContext") -> str:
         return common.cluster_summary(answer.get("Cluster"))
 
     def took_effect() -> dict[str, Any] | None:
+        # Only a cluster carrying this migration's owner tag (sent with the create) is ours.
         found = aws.describe_cluster(clients, target_id)
-        return common.cluster_summary(found) if found is not None else None
+        if found is None or aws.tag_value(found, aws.OWNER_TAG) != ctx.migration.name:
+            return None
+        return common.cluster_summary(found)
 
     common.once(ctx, PROVISION_KEY, secret_free, send, took_effect)
     aws.wait_available(clients, target_id, should_stop=ctx.should_stop)

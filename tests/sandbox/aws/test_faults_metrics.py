@@ -134,3 +134,26 @@ def test_bootstrap_made_what_a_migration_needs(sandbox: AwsSandbox, boot: dict[s
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Principal"] == {"Service": "redshift.amazonaws.com"}
     assert sandbox.bootstrap(boot["bucket"]) == boot  # a second call reuses what exists
+
+
+def test_reply_lost_applies_the_change_and_answers_500(sandbox: AwsSandbox, faults: FaultPlan,
+                                                        clock: FakeClock) -> None:
+    """A change AWS made whose answer never arrived: botocore sends it again, and the second
+    request meets the first one's effect."""
+    cid = new_cluster(sandbox.client("redshift", max_attempts=1), clock)
+    faults.add("reply_lost", match={"operation": "ModifyCluster", "cluster_id": cid})
+    single = sandbox.client("redshift", max_attempts=1)
+    with pytest.raises(ClientError) as lost:
+        single.modify_cluster(ClusterIdentifier=cid, NewClusterIdentifier=f"{cid}-moved")
+    assert _code(lost) == "InternalFailure"
+    assert lost.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert status(single, f"{cid}-moved") == "renaming"  # it took effect all the same
+    twin = f"{cid}-twin"
+    faults.add("reply_lost", match={"operation": "CreateCluster", "cluster_id": twin})
+    retrying = sandbox.client("redshift", max_attempts=3)
+    with pytest.raises(ClientError) as again:
+        retrying.create_cluster(ClusterIdentifier=twin, NodeType="ra3.xlplus", MasterUsername="admin",
+                                MasterUserPassword="Secret-Passw0rd", ClusterType="single-node")
+    assert _code(again) == "ClusterAlreadyExists"  # the retry met the cluster the first request made
+    assert status(single, twin) == "creating"
+    assert [f["attrs"]["operation"] for f in faults.fired("reply_lost")[-2:]] == ["ModifyCluster", "CreateCluster"]
