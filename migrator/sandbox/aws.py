@@ -254,6 +254,8 @@ class _Gateway:
             reply = self._kms_fault(environ)
         elif service == "redshift":
             reply = self._redshift(environ, region)
+        elif service == "redshift-serverless":
+            reply = _serverless(environ)
         if reply is None:
             return self.app(environ, start_response)
         return _send(reply, start_response)
@@ -321,6 +323,25 @@ class _Gateway:
 
 
 # ------------------------------------------------------------------ helpers
+
+def _serverless(environ: dict[str, Any]) -> Reply:
+    """The sandbox has no Redshift Serverless (moto does not model it): GetWorkgroup finds no
+    workgroup (ResourceNotFoundException, as the botocore model declares for it); any other call
+    is refused as not modelled. Either way the body is read, so a kept-alive connection stays in
+    step (left unread, it would be parsed as the next request and the client would hang)."""
+    body = _read_body(environ)
+    operation = _operation("redshift-serverless", environ)
+    if operation == "GetWorkgroup":
+        try:
+            name = str(json.loads(body or b"{}").get("workgroupName", ""))
+        except ValueError:
+            name = ""
+        error = {"__type": "ResourceNotFoundException", "message": f"Workgroup {name} not found."}
+    else:
+        error = {"__type": "ValidationException",
+                 "message": f"The sandbox does not model the Redshift Serverless action {operation or '(none)'}."}
+    return 400, [("Content-Type", "application/x-amz-json-1.1")], json.dumps(error).encode()
+
 
 def _scope(environ: dict[str, Any]) -> tuple[str, str]:
     """(region, service) from the SigV4 credential scope; ('', '') when unsigned."""

@@ -157,3 +157,23 @@ def test_reply_lost_applies_the_change_and_answers_500(sandbox: AwsSandbox, faul
     assert _code(again) == "ClusterAlreadyExists"  # the retry met the cluster the first request made
     assert status(single, twin) == "creating"
     assert [f["attrs"]["operation"] for f in faults.fired("reply_lost")[-2:]] == ["ModifyCluster", "CreateCluster"]
+
+
+def test_serverless_has_no_workgroups_and_answers_at_once(sandbox: AwsSandbox) -> None:
+    """The sandbox has no Redshift Serverless: GetWorkgroup answers ResourceNotFoundException (its
+    botocore error shape) instead of leaving the request unanswered, and any other Serverless call
+    is refused as not modelled."""
+    from botocore.config import Config
+
+    quick = sandbox._session.client("redshift-serverless", endpoint_url=sandbox.endpoint_url,
+                                    region_name=sandbox.region,
+                                    config=Config(read_timeout=5, retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError) as missing:
+        quick.get_workgroup(workgroupName="analytics")
+    assert _code(missing) == "ResourceNotFoundException"
+    assert "analytics" in str(missing.value)
+    with pytest.raises(ClientError) as other:
+        quick.list_workgroups()
+    assert _code(other) == "ValidationException"
+    assert "not model" in str(other.value)
+    assert sandbox.client("redshift").describe_clusters()["Clusters"] is not None  # the connection stays in step
