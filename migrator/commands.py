@@ -120,7 +120,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
 
 def _production_alert(store: Store, migration: MigrationView) -> str | None:
     """What `status` must say first: the production name may have no cluster (cutover, rollback)."""
-    from migrator.strategies.cutover import production_gap
+    from migrator.strategies.swap_record import production_gap
 
     return production_gap(store, migration)
 

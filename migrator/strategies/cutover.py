@@ -29,6 +29,7 @@ from migrator.errors import (MigratorError, PreflightFailed, RemoteError, Transi
                              ValidationMismatch)
 from migrator.retry import Backoff, wait_until
 from migrator.strategies import common
+from migrator.strategies.swap_record import PLAN_KEY, SwapKeys, swap_keys
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("migrator.cutover")
 SWAP_BACKOFF = Backoff(base=0.5, cap=15.0)
 
-PLAN_KEY = "cutover:plan"
 DECOMMISSION_KEY = "decommission:delete_old_source"
 RETIRE_KEY = "cutover:tag_source_retired"
 DELETE_TARGET_KEY = "rollback:delete_target"
@@ -228,63 +228,6 @@ def _reboot(ctx: "PhaseContext", key: str, cluster_id: str) -> dict[str, Any]:
 
 
 # -- the swap -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SwapKeys:
-    """Store keys of one cutover attempt. An attempt that gave the production name back is over;
-    the next run starts a new one (attempt 1 keeps the historical key names)."""
-
-    attempt: int
-
-    def _key(self, name: str) -> str:
-        return f"cutover:{name}" if self.attempt == 1 else f"cutover:{name}#{self.attempt}"
-
-    @property
-    def rename_source(self) -> str:
-        return self._key("rename_source")
-
-    @property
-    def rename_target(self) -> str:
-        return self._key("rename_target")
-
-    @property
-    def give_back(self) -> str:
-        return self._key("give_back")
-
-
-def swap_keys(store: "Store", migration: "MigrationView") -> SwapKeys:
-    attempt = 1
-    while True:
-        found = store.get_action(migration, SwapKeys(attempt).give_back)
-        if found is None or found.status != "done":
-            return SwapKeys(attempt)
-        attempt += 1
-
-
-def production_gap(store: "Store", migration: "MigrationView") -> str | None:
-    """The one line `status` puts first when the production name may have no cluster: the source
-    was (maybe) renamed away and neither the new cluster nor the source holds the name yet."""
-    def status_of(key: str) -> str | None:
-        found = store.get_action(migration, key)
-        return found.status if found is not None else None
-
-    plan_found = store.get_action(migration, PLAN_KEY)
-    production = (plan_found.response or {}).get("source_id") if plan_found is not None else None
-    if not production:
-        return None
-    if status_of("rollback:rename_source_back") == "done":
-        return None
-    keys = swap_keys(store, migration)
-    away = status_of(keys.rename_source)
-    if away is not None and status_of(keys.rename_target) != "done" and status_of(keys.give_back) != "done":
-        certainty = "HAS NO CLUSTER" if away == "done" else "MAY HAVE NO CLUSTER (a rename was in flight)"
-        return (f"PRODUCTION NAME {production} {certainty}: the source was renamed away; run `migrator run` to finish "
-                "the cutover or `migrator rollback` to give the name back to the source")
-    if status_of("rollback:rename_target_back") is not None and status_of("rollback:rename_source_back") != "done":
-        return (f"PRODUCTION NAME {production} MAY HAVE NO CLUSTER: a rollback moved the new cluster away; run "
-                "`migrator rollback` to give the name back to the source")
-    return None
-
 
 def _give_back(ctx: "PhaseContext", p: Plan, keys: SwapKeys, reason: str) -> None:
     """The new cluster would not take the production name: give it back to the source, say so."""

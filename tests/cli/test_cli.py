@@ -174,3 +174,23 @@ def test_missing_aws_credentials_is_a_config_error(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "migrator", "inventory"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     one_line_error(proc, 2, "no usable AWS credentials", "AWS_PROFILE")
+
+
+#: What only a run needs: `status`, `history` and `--help` answer without importing any of it
+#: (issue 12 §6: a quick CLI on a store of thousands of tables).
+RUN_ONLY_MODULES = ("boto3", "botocore", "redshift_connector", "alembic", "migrator.strategies.cutover",
+                    "migrator.strategies.common", "migrator.aws.clusters")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["status"], ["status", "--json"], ["history", "--limit", "5"]])
+def test_reading_commands_import_nothing_a_run_needs(tmp_path: Path, argv: list[str]) -> None:
+    good_config(tmp_path)
+    assert cli("init", "migrator.toml", cwd=tmp_path).returncode == 0
+    probe = ("import sys\nfrom migrator.cli import main\nsys.argv = ['migrator', *sys.argv[1:]]\n"
+             "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
+             f"loaded = sorted(m for m in sys.modules if m in {RUN_ONLY_MODULES!r} or m.split('.')[0] in "
+             f"{RUN_ONLY_MODULES!r})\nsys.stderr.write('LOADED ' + ','.join(loaded) + ' EXIT ' + str(code))\n")
+    proc = subprocess.run([sys.executable, "-c", probe, *argv], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert "EXIT 0" in proc.stderr, proc.stderr
+    assert "LOADED  EXIT" in proc.stderr, proc.stderr
