@@ -31,6 +31,7 @@ name = "{name}"
 strategy = "unload-copy"
 region = "{region}"
 aws_endpoint_url = "{endpoint}"
+sandbox_plaintext = true
 
 [source]
 cluster_id = "analytics"

@@ -429,6 +429,9 @@ class ProbeResult(Result):
                     + list(g["cleanup_problems"])
                 result: str | Text = "ok: " + " → ".join(g["passed"]) if g["ok"] else Text("; ".join(problems),
                                                                                            style="red")
+                if g.get("attempts", 1) > 1:
+                    result = Text.assemble(result, f" (attempt {g['attempts']}; retried after: "
+                                                   f"{'; '.join(g['retried_after'])})")
                 _add_row(grid, g["table"], str(g["tables_in_group"]), ", ".join(g["column_types"]), g["format"],
                          "" if g["rows_sampled"] is None else str(g["rows_sampled"]), result)
             parts.append(grid)

@@ -23,6 +23,8 @@ their CREATE/INSERT/DELETE are plain SQL on the target). This module never touch
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -30,6 +32,7 @@ from typing import Any
 
 from migrator.aws import staging
 from migrator.errors import MigratorError, RemoteError, ValidationMismatch
+from migrator.retry import Backoff
 from migrator.warehouse import baseline
 from migrator.warehouse.checksum import exact_float_text, row_hash
 from migrator.warehouse.connection import Session
@@ -60,6 +63,7 @@ from migrator.warehouse.sql import (
     unload_sql,
 )
 
+log = logging.getLogger("migrator.probe")
 
 UNLOAD_COPY = "unload-copy"
 #: Statement shapes of the data path, in the order they run.
@@ -91,6 +95,9 @@ class GroupOutcome:
     detail: str = ""
     statement: str | None = None  # the failed UNLOAD/COPY, redacted
     cleanup_problems: list[str] = field(default_factory=list)
+    #: How many times the group was tried; the transient failures that made it try again.
+    attempts: int = 1
+    retried_after: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -100,8 +107,9 @@ class GroupOutcome:
         types = ", ".join(self.column_types)
         lines = []
         if self.failed_shape:
+            tries = f" (attempt {self.attempts}; each one failed transiently)" if self.attempts > 1 else ""
             lines.append(f"{self.failed_shape} failed on sample table {self.table} (column types: {types}): "
-                         f"{self.detail}")
+                         f"{self.detail}{tries}")
         lines += [f"cleanup after sample table {self.table}: {p}" for p in self.cleanup_problems]
         return lines
 
@@ -290,9 +298,9 @@ def type_groups(tables: list[TableInfo]) -> list[TypeGroup]:
 # --------------------------------------------------------------------------- one sampled row
 
 class _ShapeFailed(Exception):
-    def __init__(self, shape: str, detail: str, statement: str | None = None) -> None:
+    def __init__(self, shape: str, detail: str, statement: str | None = None, retryable: bool = False) -> None:
         super().__init__(detail)
-        self.shape, self.detail, self.statement = shape, detail, statement
+        self.shape, self.detail, self.statement, self.retryable = shape, detail, statement, retryable
 
 
 def _shape(outcome: GroupOutcome, shape: str, fn: Callable[[], Any]) -> Any:
@@ -301,25 +309,45 @@ def _shape(outcome: GroupOutcome, shape: str, fn: Callable[[], Any]) -> Any:
     except _ShapeFailed:
         raise
     except MigratorError as exc:
-        raise _ShapeFailed(shape, exc.one_line(), getattr(exc, "statement", None)) from None
+        # OutcomeUnknown is not retryable: a statement that may still run is not sent again.
+        raise _ShapeFailed(shape, exc.one_line(), getattr(exc, "statement", None), exc.retryable) from None
     outcome.passed.append(shape)
     return result
 
 
-def probe_group(session: Session, group: TypeGroup, path: DataPath, number: int) -> GroupOutcome:
+#: A transient failure (S3 throttling inside UNLOAD, a reset connection to S3, error 1023) says
+#: nothing about whether the shape works: the group is tried again from a clean slate.
+PROBE_BACKOFF = Backoff(base=1.0, cap=20.0, max_attempts=4)
+
+
+def probe_group(session: Session, group: TypeGroup, path: DataPath, number: int,
+                backoff: Backoff = PROBE_BACKOFF, sleep: Callable[[float], None] = time.sleep) -> GroupOutcome:
     """One sampled row of the group's sample table the real way; the temporary tables are
-    dropped and the probe prefix emptied whatever happened."""
+    dropped and the probe prefix emptied whatever happened. A transient failure is retried
+    (with backoff, each attempt after a cleanup) up to ``backoff.max_attempts``."""
     info = group.sample
-    outcome = GroupOutcome(info.ref, list(group.signature), len(group.tables))
     temp = f"{TEMP_PREFIX}{number}"
     prefix = probe_prefix(path.staging_uri, path.migration, info.schema, info.name)
-    try:
-        _sample_through(session, info, path, prefix, temp, outcome)
-    except _ShapeFailed as failed:
-        outcome.failed_shape, outcome.detail, outcome.statement = failed.shape, failed.detail, failed.statement
-    finally:
-        outcome.cleanup_problems = _clean(session, path, prefix, temp)
-    return outcome
+    attempt, retried_after = 0, []
+    while True:
+        attempt += 1
+        outcome = GroupOutcome(info.ref, list(group.signature), len(group.tables), attempts=attempt,
+                               retried_after=list(retried_after))
+        retry = False
+        try:
+            _sample_through(session, info, path, prefix, temp, outcome)
+        except _ShapeFailed as failed:
+            outcome.failed_shape, outcome.detail, outcome.statement = failed.shape, failed.detail, failed.statement
+            retry = failed.retryable
+        finally:
+            outcome.cleanup_problems = _clean(session, path, prefix, temp)
+        if not retry or attempt >= backoff.max_attempts or session.lost or outcome.cleanup_problems:
+            return outcome
+        retried_after.append(f"{outcome.failed_shape}: {outcome.detail}")
+        pause = backoff.delay(attempt)
+        log.warning("probe of %s: %s failed transiently (%s); attempt %d/%d in %.1fs", info.ref,
+                    outcome.failed_shape, outcome.detail, attempt + 1, backoff.max_attempts, pause)
+        sleep(pause)
 
 
 def _sample_through(session: Session, info: TableInfo, path: DataPath, prefix: str, temp: str,

@@ -237,3 +237,25 @@ s3_uri = "s3://bucket/prefix/"
 iam_role_arn = "arn:aws:iam::123456789012:role/R"
 kms_key_id = "alias/k"
 """
+
+
+@pytest.mark.slow
+def test_a_throttled_or_dropped_shape_is_retried_not_reported(source: Source) -> None:
+    """S3 throttling inside UNLOAD (XX000 SlowDown) and a connection reset inside COPY are
+    transient: the probe retries the group from a clean slate instead of failing the preflight."""
+    faults = source.sb.faults
+    faults.add("sql_error", times=2, match={"statement": "unload", "cluster": source.cluster},
+               sqlstate="XX000", message="S3ServiceException:Please reduce your request rate.,Status 503,"
+                                         "Error SlowDown,Rid 5C3F9B2D1E0A4B67,ExtRid abc=,CanRetry 1")
+    faults.add("sql_error", times=1, match={"statement": "copy", "cluster": source.cluster},
+               sqlstate="XX000", message="S3ServiceException:Connection reset by peer,Status 0,Error Unknown,Rid ")
+    try:
+        proc, data = source.probe()
+    finally:
+        faults.clear()
+    assert proc.returncode == 0, (proc.stderr, data["failures"])
+    assert all(g["ok"] and g["passed"] == ALL_SHAPES for g in data["groups"])
+    reasons = [r for g in data["groups"] for r in g["retried_after"]]
+    assert len(reasons) == 3 and all("SlowDown" in r or "reset" in r for r in reasons), reasons
+    assert sum(g["attempts"] - 1 for g in data["groups"]) == 3  # each injected fault cost one attempt
+    assert source.staged_keys() == []
