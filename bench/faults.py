@@ -24,6 +24,7 @@ from typing import Any
 
 from migrator.sandbox.client import SandboxClient
 from migrator.store import Store
+from migrator.warehouse.sql import staging_prefix
 
 CONFIG = """
 [migration]
@@ -69,8 +70,11 @@ def scenarios(victim: str) -> list[Scenario]:
     """``victim`` is the qualified name of one seeded table (the same in every source)."""
     return [
         Scenario("none (baseline)"),
-        Scenario("S3 SlowDown inside UNLOAD (XX000), twice", [
+        Scenario("S3 SlowDown inside the probe's first two UNLOADs (XX000)", [
             {"kind": "sql_error", "times": 2, "match": {"statement": "unload"},
+             "params": {"sqlstate": "XX000", "message": SLOWDOWN}}]),
+        Scenario("S3 SlowDown inside a table's UNLOAD (XX000), first attempt", [
+            {"kind": "sql_error", "times": 1, "match": {"statement": "unload", "attempt": 1},
              "params": {"sqlstate": "XX000", "message": SLOWDOWN}}]),
         Scenario("S3 503 SlowDown on the staging check (HeadObject), 3 times", [
             {"kind": "s3_slowdown", "times": 3, "match": {"operation": "HeadObject"}}]),
@@ -90,13 +94,14 @@ def scenarios(victim: str) -> list[Scenario]:
              "params": {"sqlstate": "XX000", "message": LOAD_REJECTED.format(table=victim.split(".")[-1])}}]),
         Scenario("KMS denies the staging key (DescribeKey)", [
             {"kind": "kms_access_denied", "times": -1, "match": {"operation": "DescribeKey"}}]),
-        Scenario("S3 SlowDown inside UNLOAD on every attempt", [
-            {"kind": "sql_error", "times": -1, "match": {"statement": "unload"},
-             "params": {"sqlstate": "XX000", "message": SLOWDOWN}}]),
+        Scenario("S3 SlowDown inside a table's UNLOAD on every attempt", [
+            {"kind": "sql_error", "times": -1, "match": {"statement": "unload", "attempt": n},
+             "params": {"sqlstate": "XX000", "message": SLOWDOWN}} for n in range(1, 7)]),
     ]
 
 
-def run_one(sb: SandboxClient, root: Path, number: int, scenario: Scenario, tables: int, rows: int) -> str:
+def run_one(sb: SandboxClient, root: Path, number: int, scenario: Scenario, victim: str, tables: int,
+            rows: int) -> str:
     source = f"fault{number:02d}"
     sb.create_seeded_cluster(source, tables=tables, rows=rows)
     directory = root / source
@@ -113,6 +118,9 @@ def run_one(sb: SandboxClient, root: Path, number: int, scenario: Scenario, tabl
     fired_before = {spec["kind"]: len(sb.faults.fired(spec["kind"])) for spec in scenario.faults}
     for spec in scenario.faults:
         match = dict(spec["match"])
+        if "attempt" in match:  # a table's own UNLOAD: its staging prefix for that attempt
+            schema, table = victim.split(".", 1)
+            match["table"] = staging_prefix(f"s3://{info.bucket}/{source}/", source, schema, table, match.pop("attempt"))
         if spec["kind"] in ("sql_error", "drop_connection"):
             match.setdefault("cluster", f"{source}-enc" if match.get("statement") in ("copy", "commit") else source)
         elif spec["kind"] == "reply_lost":
@@ -153,7 +161,7 @@ def main() -> None:
         try:
             victim = _victim(sb, args.tables, args.rows)
             for number, scenario in enumerate(scenarios(victim), start=1):
-                print(run_one(sb, root, number, scenario, args.tables, args.rows), flush=True)
+                print(run_one(sb, root, number, scenario, victim, args.tables, args.rows), flush=True)
         finally:
             sb.stop()
 

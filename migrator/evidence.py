@@ -24,7 +24,7 @@ Format = Literal["md", "html", "json"]
 FORMATS: tuple[Format, ...] = ("md", "html", "json")
 #: Triggers that mean the migration had to recover from something.
 _RECOVERY_TRIGGERS = ("retry_scheduled", "warning", "fail", "lost", "requeue", "reconcile_load", "takeover",
-                      "lease_taken_over", "source_changed", "recopy")
+                      "lease_taken_over", "source_changed", "recopy", "answer_lost")
 
 
 def _iso(value: datetime | None) -> str | None:

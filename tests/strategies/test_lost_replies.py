@@ -6,6 +6,7 @@ never send the change a third time (issue 10 §2.6, 13 §1)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,13 @@ def test_snapshot_restore_reads_every_lost_reply_as_done(sb: Sandbox, tmp_path: 
     assert len(accepted(sb, "RestoreFromClusterSnapshot", "lr-sr-enc")) == 1
     assert len(accepted(sb, "DeleteCluster", old)) == 1
     assert m.describe("lr-sr")["Encrypted"] is True
+    # The auditor's report counts each among the faults the migration survived.
+    report = m.cli("report", "-c", str(m.config), "--format", "json")
+    assert report.returncode == 0, report.stderr
+    survived = json.loads(report.stdout)["recoveries"]
+    assert survived["counts"]["answer_lost"] >= 5
+    assert all("InternalFailure" not in (e["reason"] or "") or e["trigger"] == "answer_lost"
+               for e in survived["events"])
 
 
 def test_unload_copy_create_whose_reply_was_lost_is_the_migrations_own(sb: Sandbox, tmp_path: Path,
