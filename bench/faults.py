@@ -26,32 +26,8 @@ from migrator.sandbox.client import SandboxClient
 from migrator.store import Store
 from migrator.warehouse.sql import staging_prefix
 
-CONFIG = """
-[migration]
-name = "{name}"
-strategy = "unload-copy"
-region = "{region}"
-aws_endpoint_url = "{endpoint}"
-sandbox_plaintext = true
+from migration import write_config  # bench/migration.py (this script's folder is on sys.path)
 
-[source]
-cluster_id = "{source}"
-password_env = "BENCH_SOURCE_PASSWORD"
-
-[target]
-cluster_id = "{source}-enc"
-kms_key_id = "{alias}"
-password_env = "BENCH_TARGET_PASSWORD"
-
-[staging]
-s3_uri = "s3://{bucket}/{name}/"
-iam_role_arn = "{role}"
-kms_key_id = "{alias}"
-
-[tables]
-concurrency = 4
-max_attempts = 5
-"""
 
 SLOWDOWN = ("S3ServiceException:Please reduce your request rate.,Status 503,Error SlowDown,"
             "Rid 5C3F9B2D1E0A4B67,ExtRid abc=,CanRetry 1")
@@ -105,13 +81,10 @@ def run_one(sb: SandboxClient, root: Path, number: int, scenario: Scenario, vict
     source = f"fault{number:02d}"
     sb.create_seeded_cluster(source, tables=tables, rows=rows)
     directory = root / source
-    directory.mkdir()
-    config = directory / "migrator.toml"
+    config = write_config(sb, directory, source, f"{source}-enc", workers=4, source=source)
     info = sb.info
-    config.write_text(CONFIG.format(name=source, region=info.region, endpoint=info.endpoint_url, source=source,
-                                    alias=info.kms_alias, bucket=info.bucket, role=info.iam_role_arn))
-    env = {**os.environ, **sb.env(), "BENCH_SOURCE_PASSWORD": sb.cluster_info(source).password,
-           "BENCH_TARGET_PASSWORD": "BenchTarget-Passw0rd", "MIGRATOR_FREEZE_QUIET_SECONDS": "0"}
+    env = {**os.environ, **sb.env(), "MIGRATOR_SANDBOX_PASSWORD": sb.cluster_info(source).password,
+           "MIGRATOR_FREEZE_QUIET_SECONDS": "0"}
     subprocess.run([sys.executable, "-m", "migrator", "init", str(config)], env=env, cwd=directory, check=True,
                    capture_output=True)
     sb.faults.clear()

@@ -34,7 +34,7 @@ aws_endpoint_url = "{endpoint}"
 sandbox_plaintext = true
 
 [source]
-cluster_id = "analytics"
+cluster_id = "{source}"
 password_env = "MIGRATOR_SANDBOX_PASSWORD"
 
 [target]
@@ -49,15 +49,18 @@ kms_key_id = "{alias}"
 
 [tables]
 concurrency = {workers}
+max_attempts = 5
 """
 
 
-def write_config(sb: SandboxClient, directory: Path, name: str, target: str, workers: int) -> Path:
+def write_config(sb: SandboxClient, directory: Path, name: str, target: str, workers: int,
+                 source: str = "analytics") -> Path:
+    """An unload-copy config for ``source`` (its password in MIGRATOR_SANDBOX_PASSWORD)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "migrator.toml"
     path.write_text(CONFIG.format(name=name, region=sb.info.region, endpoint=sb.info.endpoint_url, target=target,
                                   alias=sb.info.kms_alias, bucket=sb.info.bucket, role=sb.info.iam_role_arn,
-                                  workers=workers))
+                                  workers=workers, source=source))
     return path
 
 

@@ -160,8 +160,10 @@ class _SandboxCluster(MotoCluster):
         self.__dict__["_base_status"] = value
 
     @property
-    def endpoint(self) -> dict[str, str | int]:
+    def endpoint(self) -> dict[str, str | int] | None:
         state: ClusterState = self.__dict__["_sandbox"]
+        if self.status == "creating":
+            return None  # no endpoint until the cluster exists (DescribeClusters omits it)
         if state.endpoint is None:
             return {"Address": self.address, "Port": self.port}
         return {"Address": state.endpoint[0], "Port": state.endpoint[1]}

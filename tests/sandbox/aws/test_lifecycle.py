@@ -19,10 +19,13 @@ def test_create_is_creating_until_its_time_then_available(rs: Any, clock: FakeCl
     cid = new_cluster(rs, clock, available=False)
     assert status(rs, cid) == "creating"
     assert describe(rs, cid)["ClusterAvailabilityStatus"] == "Unavailable"
+    # A cluster being created has no endpoint to connect to yet: nothing may rely on one.
+    assert "Endpoint" not in describe(rs, cid)
     clock.advance(2.0)
     assert status(rs, cid) == "creating"
     clock.advance(3.5)
     assert status(rs, cid) == "available"
+    assert describe(rs, cid)["Endpoint"]["Port"] > 0
     assert ("provision", cid, "dev", "admin", "Secret-Passw0rd") in host.calls
 
 
