@@ -13,7 +13,7 @@ from migrator.config import load_config
 from migrator.engine.runner import RunOptions, Runner
 from migrator.errors import ApprovalRequired, GateNotOpen
 from migrator.store import Store, db
-from tests.conftest import CONFIG_TOML
+from tests.harness import write_config
 from tests.engine.scripted import scripted_registry
 
 GATES = {"awaiting_cutover": "cutover", "awaiting_decommission": "decommission"}
@@ -22,9 +22,7 @@ GATES = {"awaiting_cutover": "cutover", "awaiting_decommission": "decommission"}
 @pytest.fixture
 def config_path(tmp_path: Path, store_url: str) -> Path:
     db.upgrade(store_url)
-    path = tmp_path / "migrator.toml"
-    path.write_text(CONFIG_TOML.format(store=store_url))
-    return path
+    return write_config(tmp_path / "migrator.toml", migration={"store": store_url})
 
 
 def _runner(config_path: Path, store: Store, **options: bool | int) -> Runner:

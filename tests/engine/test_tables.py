@@ -129,12 +129,11 @@ def test_status_shows_the_scheduled_retry_while_the_run_waits(tmp_path: Path, st
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from migrator import commands
     from migrator.config import load_config
-    from tests.conftest import CONFIG_TOML
+    from tests.harness import write_config
 
     db.upgrade(store_url)
     monkeypatch.setenv(tables.RETRY_BASE_ENV, "0.05")
-    path = tmp_path / "migrator.toml"
-    path.write_text(CONFIG_TOML.format(store=store_url) + "\n[tables]\nmax_attempts = 3\n")
+    path = write_config(tmp_path / "migrator.toml", migration={"store": store_url}, tables={"max_attempts": 3})
     seen: list[Any] = []
 
     class Watching(FlakySteps):

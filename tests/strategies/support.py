@@ -13,13 +13,12 @@ from tests.harness import Migration, make_cluster, one_line, sandbox_migration, 
 __all__ = ["PW_ENV", "Migration", "make_cluster", "migration", "one_line", "wait_for"]
 
 
-def migration(sb: Sandbox, tmp: Path, source_id: str, strategy: str = "modify", **target: Any) -> Migration:
-    """A ``strategy`` migration of ``source_id``; ``target`` keys go to the [target] section. An
-    unload-copy migration comes without [staging]: its caller appends one (so only each section is
-    validated here; the whole file is when it is loaded)."""
+def migration(sb: Sandbox, tmp: Path, source_id: str, strategy: str = "modify",
+              staging: dict[str, Any] | None = None, **target: Any) -> Migration:
+    """A ``strategy`` migration of ``source_id``; ``target`` keys go to the [target] section and
+    ``staging`` keys over the sandbox's staging defaults (unload-copy only)."""
     return sandbox_migration(sb, tmp, name=f"m-{source_id}", strategy=strategy, filename="migration.toml",
-                             complete=strategy != "unload-copy",
                              migration={"store": f"sqlite:///{tmp}/state.db"},
                              source={"cluster_id": source_id, "password_env": PW_ENV},
                              target={"encryption": "kms", **target},
-                             **({"staging": None} if strategy == "unload-copy" else {}))
+                             **({"staging": staging or {}} if strategy == "unload-copy" else {}))

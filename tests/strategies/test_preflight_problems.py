@@ -7,35 +7,7 @@ from pathlib import Path
 import pytest
 
 from migrator.sandbox.client import SandboxClient as Sandbox
-from tests.strategies.support import PW_ENV, make_cluster, migration, one_line, wait_for
-
-
-def unload_copy_config(sb: Sandbox, tmp: Path, source: str, *, bucket: str, target: str) -> Path:
-    config = tmp / "uc.toml"
-    config.write_text(f"""
-[migration]
-name = "m-{source}"
-strategy = "unload-copy"
-region = "{sb.info.region}"
-store = "sqlite:///{tmp}/state.db"
-aws_endpoint_url = "{sb.info.endpoint_url}"
-sandbox_plaintext = true
-
-[source]
-cluster_id = "{source}"
-password_env = "{PW_ENV}"
-
-[target]
-cluster_id = "{source}-enc"
-kms_key_id = "{sb.info.kms_alias}"
-{target}
-
-[staging]
-s3_uri = "s3://{bucket}/pf/"
-iam_role_arn = "{sb.info.iam_role_arn}"
-kms_key_id = "{sb.info.kms_alias}"
-""")
-    return config
+from tests.strategies.support import make_cluster, migration, one_line, wait_for
 
 
 def account_block(sb: Sandbox, on: bool) -> None:
@@ -57,8 +29,8 @@ def test_unload_copy_lists_every_later_failure_once(sb: Sandbox, tmp_path: Path)
     sb.client("redshift").enable_snapshot_copy(ClusterIdentifier="pf-uc", DestinationRegion="us-west-2",
                                                RetentionPeriod=2)
     sb.client("s3").create_bucket(Bucket="pf-open-staging")
-    m = migration(sb, tmp_path, "pf-uc")
-    m.config = unload_copy_config(sb, tmp_path, "pf-uc", bucket="pf-open-staging", target="iam_auth = true")
+    m = migration(sb, tmp_path, "pf-uc", strategy="unload-copy", cluster_id="pf-uc-enc", encryption=None,
+                  iam_auth=True, staging={"s3_uri": "s3://pf-open-staging/pf/"})
     m.init()
     before = sb.calls()
     result = m.invoke("run", "-c", str(m.config))

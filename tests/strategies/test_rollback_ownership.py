@@ -20,11 +20,7 @@ def unload_copy(sb: Sandbox, tmp: Path, source_id: str, tables: int = 1) -> Migr
     creates its target with CreateCluster and the owner tag)."""
     make_cluster(sb, source_id, tables=tables, rows=20)
     m = migration(sb, tmp, source_id, strategy="unload-copy", cluster_id=f"{source_id}-enc",
-                  password_env=TARGET_PW_ENV)
-    info = sb.info
-    with m.config.open("a") as fh:
-        fh.write(f'\n[staging]\ns3_uri = "s3://{info.bucket}/{source_id}/"\niam_role_arn = "{info.iam_role_arn}"\n'
-                 f'kms_key_id = "{info.kms_alias}"\n')
+                  password_env=TARGET_PW_ENV, staging={"s3_uri": f"s3://{sb.info.bucket}/{source_id}/"})
     m.env.update({TARGET_PW_ENV: "TargetPassw0rd", "MIGRATOR_FREEZE_QUIET_SECONDS": "0"})
     assert PW_ENV in m.env
     return m
