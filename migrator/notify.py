@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +21,22 @@ log = logging.getLogger("migrator.notify")
 
 Event = Literal["gate_waiting", "run_failed", "migration_ended"]
 EVENTS: tuple[Event, ...] = ("gate_waiting", "run_failed", "migration_ended")
-WEBHOOK_TIMEOUT_SECONDS = 5.0
+#: Each try of a delivery waits at most this long (MIGRATOR_NOTIFY_TIMEOUT_SECONDS overrides).
+NOTIFY_TIMEOUT_SECONDS = 5.0
+TIMEOUT_ENV = "MIGRATOR_NOTIFY_TIMEOUT_SECONDS"
+
+
+def timeout_seconds() -> float:
+    return float(os.environ.get(TIMEOUT_ENV) or NOTIFY_TIMEOUT_SECONDS)
+
+
+def sns_client_config() -> Any:
+    """botocore settings for the SNS client: short timeouts and two tries at most, not the
+    patient retries the migration's own AWS calls get."""
+    from botocore.config import Config
+
+    wait = timeout_seconds()
+    return Config(connect_timeout=wait, read_timeout=wait, retries={"total_max_attempts": 2, "mode": "standard"})
 _SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 
@@ -89,8 +105,10 @@ def _send_webhook(url: str, note: Notification, timeout: float) -> Delivery:
 
 
 def send(channels: Channels, note: Notification, *, sns_client: Callable[[], Any] | None = None,
-         timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> list[Delivery]:
-    """Send ``note`` on every configured channel; never raises."""
+         timeout: float | None = None) -> list[Delivery]:
+    """Send ``note`` on every configured channel; never raises. ``sns_client`` should be made
+    with :func:`sns_client_config`."""
+    timeout = timeout_seconds() if timeout is None else timeout
     deliveries: list[Delivery] = []
     if channels.sns_topic_arn:
         try:

@@ -98,3 +98,31 @@ def test_a_failed_run_is_notified(migration: Migration,  # noqa: F811
     assert failed.returncode == 7, failed.stderr
     assert [msg["event"] for msg in messages] == ["run_failed"]
     assert "no-such-key" in messages[0]["summary"]
+
+
+@pytest.mark.slow
+def test_a_slow_sns_is_tried_briefly_and_never_holds_the_run(migration: Migration) -> None:  # noqa: F811
+    """SNS answering slower than the notification timeout: the delivery is recorded as failed
+    after at most two short tries, not after the run's own patient AWS retries."""
+    m = migration
+    sns = m.sb.client("sns")
+    topic = sns.create_topic(Name=f"slow-{m.name}")["TopicArn"]
+    m.config.write_text(m.config.read_text().replace(
+        f'kms_key_id = "{m.sb.info.kms_alias}"\n\n[tables]', 'kms_key_id = "alias/no-such-key"\n\n[tables]')
+        + f'\n[notify]\nsns_topic_arn = "{topic}"\n')
+    m.env["MIGRATOR_NOTIFY_TIMEOUT_SECONDS"] = "1"
+    m.init()
+    faults = m.sb.faults
+    before = len([f for f in faults.fired("latency") if f["attrs"].get("operation") == "Publish"])
+    faults.add("latency", times=-1, match={"service": "sns", "operation": "Publish"}, seconds=3.0)
+    try:
+        failed = m.cli("run", "--quiet")
+    finally:
+        faults.clear()
+    assert failed.returncode == 7, failed.stderr
+    tries = len([f for f in faults.fired("latency") if f["attrs"].get("operation") == "Publish"]) - before
+    assert 1 <= tries <= 2
+    history = json.loads(m.cli("history", "--json").stdout)
+    [notified] = [e for e in history["events"] if e["trigger"] == "notified"]
+    assert notified["detail"]["channel"] == "sns" and notified["detail"]["ok"] is False
+    assert "Timeout" in notified["detail"]["error"]
