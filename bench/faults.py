@@ -113,7 +113,7 @@ def run_one(sb: SandboxClient, root: Path, number: int, scenario: Scenario, vict
         phase = migration.phase
     retries = sum(1 for e in events if e.trigger == "retry_scheduled"
                   or (e.trigger == "warning" and "retry" in str((e.detail or {}).get("message", ""))))
-    recovered = sum(1 for e in events if e.trigger in ("reconcile_load", "answer_lost", "requeue"))
+    recovered = sum(1 for e in events if e.trigger in ("load_reconciled", "answer_lost", "requeue"))
     if proc.returncode == 8 and phase == "awaiting_cutover":
         outcome = "absorbed"
     else:
