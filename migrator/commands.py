@@ -378,9 +378,8 @@ def _notify(config: LoadedConfig, store: Store, event: "notify.Event", summary: 
     def sns() -> object:
         from migrator.strategies.common import clients_for
 
-        client_set = clients_for(config.settings)
-        return client_set.session.client("sns", region_name=client_set.region, endpoint_url=client_set.endpoint_url,
-                                         config=notify.sns_client_config())
+        return clients_for(config.settings).brief_client("sns", timeout=notify.timeout_seconds(),
+                                                         attempts=notify.SNS_ATTEMPTS)
 
     note = notify.Notification(event, migration.name, migration.phase, summary)
     for delivery in notify.send(channels, note, sns_client=sns):

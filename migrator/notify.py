@@ -24,19 +24,14 @@ EVENTS: tuple[Event, ...] = ("gate_waiting", "run_failed", "migration_ended")
 #: Each try of a delivery waits at most this long (MIGRATOR_NOTIFY_TIMEOUT_SECONDS overrides).
 NOTIFY_TIMEOUT_SECONDS = 5.0
 TIMEOUT_ENV = "MIGRATOR_NOTIFY_TIMEOUT_SECONDS"
+#: SNS is tried this many times in all (the run's own AWS calls get far more patience).
+SNS_ATTEMPTS = 2
 
 
 def timeout_seconds() -> float:
     return float(os.environ.get(TIMEOUT_ENV) or NOTIFY_TIMEOUT_SECONDS)
 
 
-def sns_client_config() -> Any:
-    """botocore settings for the SNS client: short timeouts and two tries at most, not the
-    patient retries the migration's own AWS calls get."""
-    from botocore.config import Config
-
-    wait = timeout_seconds()
-    return Config(connect_timeout=wait, read_timeout=wait, retries={"total_max_attempts": 2, "mode": "standard"})
 _SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 
@@ -106,8 +101,8 @@ def _send_webhook(url: str, note: Notification, timeout: float) -> Delivery:
 
 def send(channels: Channels, note: Notification, *, sns_client: Callable[[], Any] | None = None,
          timeout: float | None = None) -> list[Delivery]:
-    """Send ``note`` on every configured channel; never raises. ``sns_client`` should be made
-    with :func:`sns_client_config`."""
+    """Send ``note`` on every configured channel; never raises. ``sns_client`` should wait no
+    longer than ``timeout`` per try (AwsClients.brief_client)."""
     timeout = timeout_seconds() if timeout is None else timeout
     deliveries: list[Delivery] = []
     if channels.sns_topic_arn:

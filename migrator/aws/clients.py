@@ -23,7 +23,7 @@ RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_timeou
 
 _LOCK = threading.RLock()
 _SHARED_SESSIONS: dict[tuple[str, ...], boto3.Session] = {}
-_CLIENTS: "weakref.WeakKeyDictionary[boto3.Session, dict[tuple[str, str, str | None], Any]]" = (
+_CLIENTS: "weakref.WeakKeyDictionary[boto3.Session, dict[tuple[Any, ...], Any]]" = (
     weakref.WeakKeyDictionary())
 _ENV_KEYS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
              "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
@@ -66,6 +66,27 @@ class AwsClients:
                 try:
                     found = self.session.client(service, region_name=key[1], endpoint_url=self.endpoint_url,
                                                 config=RETRIES)
+                except BotoCoreError as exc:
+                    from migrator.aws.errors import aws_error
+
+                    raise aws_error(exc, f"AWS {service} client") from None
+                cache[key] = found
+            return found
+
+    def brief_client(self, service: str, *, timeout: float, attempts: int, region: str | None = None) -> Any:
+        """A client for calls that must not hold a run: each try waits at most ``timeout`` seconds
+        and ``attempts`` tries in all (an informative lookup, a notification), not the patient
+        retries of the migration's own calls. Made under the same lock as every client."""
+        key = (service, region or self.region, self.endpoint_url, timeout, attempts)
+        with _LOCK:
+            cache = _CLIENTS.setdefault(self.session, {})
+            found = cache.get(key)
+            if found is None:
+                config = Config(connect_timeout=timeout, read_timeout=timeout,
+                                retries={"total_max_attempts": attempts, "mode": "standard"})
+                try:
+                    found = self.session.client(service, region_name=key[1], endpoint_url=self.endpoint_url,
+                                                config=config)
                 except BotoCoreError as exc:
                     from migrator.aws.errors import aws_error
 

@@ -218,7 +218,7 @@ def rename_notes(client_set: AwsClients, source: Mapping[str, Any]) -> list[str]
     namespace = source.get("ClusterNamespaceArn")
     if namespace:
         try:
-            shares = _quick(client_set, "redshift").describe_data_shares_for_producer(ProducerArn=namespace)
+            shares = client_set.brief_client("redshift", timeout=10, attempts=2).describe_data_shares_for_producer(ProducerArn=namespace)
             names = [str(d.get("DataShareArn", "")).rsplit("/", 1)[-1] for d in shares.get("DataShares") or []]
             if names:
                 notes.append(f"datashares {', '.join(names)} are produced by namespace {namespace}: the new cluster "
@@ -229,15 +229,6 @@ def rename_notes(client_set: AwsClients, source: Mapping[str, Any]) -> list[str]
     notes.append(f"anything bound to {source_id}'s namespace (datashares, Redshift-managed VPC endpoints, "
                  "zero-ETL integrations) stays with the old cluster")
     return notes
-
-
-def _quick(client_set: AwsClients, service: str) -> Any:
-    """A client for an informative call: one quick try, never minutes of retries."""
-    from botocore.config import Config
-
-    return client_set.session.client(service, region_name=client_set.region, endpoint_url=client_set.endpoint_url,
-                                     config=Config(connect_timeout=5, read_timeout=10,
-                                                   retries={"max_attempts": 1, "mode": "standard"}))
 
 
 def mirror_logging(client_set: AwsClients, source_id: str, target_id: str) -> dict[str, Any]:
@@ -642,11 +633,7 @@ class _HostPrefixFree(AwsClients):
         if service == "redshift-serverless":
             # Only asked to explain a missing cluster: a quick answer or none (then a note says so),
             # never minutes of retries before the preflight report.
-            from botocore.config import Config
-
-            return self.session.client(service, region_name=region or self.region, endpoint_url=self.endpoint_url,
-                                       config=Config(connect_timeout=5, read_timeout=5,
-                                                     retries={"max_attempts": 2, "mode": "standard"}))
+            return self._inner.brief_client(service, timeout=5, attempts=3, region=region)
         found = self._inner.client(service, region)
         if service == "s3control" and self.endpoint_url and not getattr(found, "_migrator_no_prefix", False):
             found.meta.events.register("before-sign.s3-control", _strip_account_prefix)
