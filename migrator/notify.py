@@ -29,7 +29,20 @@ SNS_ATTEMPTS = 2
 
 
 def timeout_seconds() -> float:
-    return float(os.environ.get(TIMEOUT_ENV) or NOTIFY_TIMEOUT_SECONDS)
+    """The per-try limit; a value that is not a positive finite number of seconds is ignored
+    (with a warning): a notification setting must never fail the run."""
+    raw = os.environ.get(TIMEOUT_ENV)
+    if not raw:
+        return NOTIFY_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        log.warning("%s=%r is not a positive number of seconds; using %.0f s", TIMEOUT_ENV, raw,
+                    NOTIFY_TIMEOUT_SECONDS)
+        return NOTIFY_TIMEOUT_SECONDS
+    return value
 
 
 _SUBJECT_LIMIT = 100  # SNS refuses longer subjects

@@ -86,3 +86,16 @@ def test_sns_to_a_missing_topic_is_a_failed_delivery() -> None:
     missing = "arn:aws:sns:us-east-1:123456789012:nope"
     [delivery] = send(Channels(sns_topic_arn=missing), NOTE, sns_client=lambda: sns)
     assert not delivery.ok and "NotFound" in (delivery.error or "")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "inf"])
+def test_a_bad_timeout_setting_falls_back_and_never_fails_the_send(webhook: tuple[str, type[_Hook]],
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    value: str) -> None:
+    from migrator import notify
+
+    monkeypatch.setenv(notify.TIMEOUT_ENV, value)
+    assert notify.timeout_seconds() == notify.NOTIFY_TIMEOUT_SECONDS
+    url, _ = webhook
+    [delivery] = send(Channels(webhook_url=url), NOTE)
+    assert delivery.ok
