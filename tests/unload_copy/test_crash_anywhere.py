@@ -61,7 +61,10 @@ def test_kill_anywhere_then_resume(migration: Migration) -> None:
     name = m.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
     # Slow each COPY so kills land inside the copy phase too, not only around it.
     m.sb.faults.add("latency", times=-1, match={"statement": "copy", "cluster": m.target}, seconds=0.2)
-    targets = sorted((rng.choice(PHASES) for _ in range(MIN_KILLS + 4)), key=PHASES.index)
+    # Every phase is aimed at at least once; a purely random draw could miss the later ones
+    # (seed 377730438 never aimed past copying), and then the spread assertion fails by chance.
+    extra = [rng.choice(PHASES) for _ in range(MIN_KILLS + 4 - len(PHASES))]
+    targets = sorted([*PHASES, *extra], key=PHASES.index)
     killed_in: list[str] = []
     try:
         for target in targets:
