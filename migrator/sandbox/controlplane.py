@@ -671,8 +671,6 @@ class RedshiftControlPlane:
             raise ApiError("InvalidClusterState",
                            f"There is an operation running on the Cluster {cid}. Please try to modify it later.")
         new_id = params.get("NewClusterIdentifier")
-        if new_id == cid:
-            new_id = None
         if new_id is not None:
             _check_cluster_id(new_id)
         if new_id and new_id in self._backend(region).clusters:

@@ -94,6 +94,18 @@ def test_rename_onto_existing_cluster_is_refused(rs: Any, clock: FakeClock, host
     assert len(host.of("rename")) == renames
 
 
+def test_rename_onto_its_own_name_is_refused_and_starts_nothing(rs: Any, clock: FakeClock,
+                                                                host: RecordingHost) -> None:
+    # "Must be unique for all clusters within an account": the cluster itself holds the name.
+    cid = new_cluster(rs, clock)
+    renames = len(host.of("rename"))
+    with pytest.raises(ClientError) as exc:
+        rs.modify_cluster(ClusterIdentifier=cid, NewClusterIdentifier=cid)
+    assert _code(exc) == "ClusterAlreadyExists"
+    assert status(rs, cid) == "available"
+    assert len(host.of("rename")) == renames
+
+
 def test_reboot_goes_through_rebooting(rs: Any, clock: FakeClock) -> None:
     cid = new_cluster(rs, clock)
     assert rs.reboot_cluster(ClusterIdentifier=cid)["Cluster"]["ClusterStatus"] == "rebooting"
