@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -659,7 +660,7 @@ def target_credentials_problems(ctx: "PhaseContext", section: ConnectionSection,
 def probe_source(settings: Settings, client_set: AwsClients) -> "ProbeReport":
     """Every statement shape the migration will use, tried on the source with one sampled row per
     type group (nothing left behind); the data path only for the unload-copy route."""
-    from migrator.warehouse.connection import Session
+    from migrator.warehouse.connection import Session, close_quietly
     from migrator.warehouse.probe import UNLOAD_COPY, DataPath, run_probe
 
     route = settings.migration.strategy
@@ -668,13 +669,23 @@ def probe_source(settings: Settings, client_set: AwsClients) -> "ProbeReport":
         assert settings.staging is not None  # the config requires it for this route
         path = DataPath(settings.staging.s3_uri, settings.migration.name, settings.staging.iam_role_arn,
                         settings.staging.kms_key_id, client_set.client("s3"), client_set.client("kms"))
-    conn = connect(settings, client_set, settings.source.cluster_id)
-    try:
+    opened: list[Any] = []
+    lock = threading.Lock()
+
+    def open_session() -> Session:
+        conn = connect(settings, client_set, settings.source.cluster_id)
+        with lock:
+            opened.append(conn)
         conn.autocommit = True
-        return run_probe(Session(conn), route=route, include=settings.tables.include,
-                         exclude=settings.tables.exclude, data_path=path)
+        return Session(conn)
+
+    try:
+        first = open_session()
+        return run_probe(first, route=route, include=settings.tables.include, exclude=settings.tables.exclude,
+                         data_path=path, open_session=open_session, workers=settings.tables.concurrency)
     finally:
-        conn.close()
+        for conn in opened:
+            close_quietly(conn)
 
 
 def probe_problems(ctx: "PhaseContext") -> list[str]:

@@ -98,7 +98,7 @@ def connect(endpoint: Endpoint, creds: DbCredentials, *, tls: Tls, autocommit: b
         _BACKEND_PIDS[conn] = int(cur.fetchall()[0][0])
         cur.close()
     except Exception as exc:
-        _close_quietly(conn)
+        close_quietly(conn)
         raise classify(exc, what) from None
     conn.autocommit = autocommit
     return conn
@@ -170,7 +170,7 @@ def backend_pid(conn: Any) -> int | None:
         return None
 
 
-def _close_quietly(conn: Any) -> None:
+def close_quietly(conn: Any) -> None:
     try:
         conn.close()
     except Exception:  # a connection that failed half-way may refuse to close politely
@@ -293,5 +293,5 @@ def end_backend(session: Session, pid: int) -> bool:
 
 
 __all__ = ["CONNECT_TIMEOUT", "Endpoint", "KEEPALIVE", "Keepalive", "MigratorError", "SANDBOX_PLAINTEXT",
-           "Session", "Tls", "backend_pid", "connect", "connect_section", "end_backend", "open_session",
-           "tls_for"]
+           "Session", "Tls", "backend_pid", "close_quietly", "connect", "connect_section", "end_backend",
+           "open_session", "tls_for"]

@@ -12,7 +12,8 @@ saw, a catalog view a version lacks, a grant missing). The probe finds out in a 
   encryption check -> COPY (the real options) into a temporary table created with the real
   target's column definitions -> checksum of the sampled row on the source against the
   temporary table's. Then the temporary tables are dropped and the probe prefix is emptied,
-  always (finally).
+  always (finally). Groups run on up to ``tables.concurrency`` sessions at once, as the copy
+  phase's tables do (bench/probe.py measures what that saves).
 
 The sample is ``ORDER BY <row hash> LIMIT 1`` inside a subquery: the same row for the UNLOAD
 and for the checksum (a bare LIMIT 1 may pick another row each time), and Redshift refuses
@@ -24,6 +25,8 @@ their CREATE/INSERT/DELETE are plain SQL on the target). This module never touch
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -430,9 +433,15 @@ def _clean(session: Session, path: DataPath, prefix: str, temp: str) -> list[str
 
 def run_probe(session: Session, *, route: str, include: list[str] | None = None,
               exclude: list[str] | None = None, data_path: DataPath | None = None,
-              now: datetime | None = None) -> ProbeReport:
+              now: datetime | None = None, open_session: Callable[[], Session] | None = None,
+              workers: int = 1) -> ProbeReport:
     """Catalog queries, then (unload-copy only) one sampled row per type group. ``session`` is
-    an autocommit session on the source; nothing it creates outlives the probe."""
+    an autocommit session on the source; nothing it creates outlives the probe.
+
+    Type groups are probed by up to ``workers`` sessions at once: ``session`` and as many more
+    as ``open_session`` gives (each autocommit; the caller closes them). On a
+    real cluster every group costs an UNLOAD and a COPY of seconds each; one after another, a
+    cluster with dozens of column-type sets would hold the preflight for many minutes."""
     if not session.conn.autocommit:
         raise ValueError("the probe needs an autocommit session")
     report = ProbeReport(route)
@@ -451,10 +460,68 @@ def run_probe(session: Session, *, route: str, include: list[str] | None = None,
         raise ValueError("the unload-copy route needs its staging settings (DataPath)")
     groups = type_groups(tables)
     report.catalog.append(probe_counts(session, [g.sample for g in groups]))
-    for number, group in enumerate(groups, start=1):
-        report.groups.append(probe_group(session, group, path=data_path, number=number))
-        if session.lost:
-            report.notes.append("the connection to the source was lost: the remaining type groups were not probed")
-            break
-    report.notes.append(f"{len(groups)} type group(s) over {len(tables)} table(s), one sampled row each")
+    outcomes, sessions, notes = _probe_groups(session, groups, data_path,
+                                              open_session if workers > 1 else None, min(workers, len(groups)))
+    report.groups = outcomes
+    report.notes += notes
+    report.notes.append(f"{len(groups)} type group(s) over {len(tables)} table(s), one sampled row each, "
+                        f"by {sessions} session(s)")
     return report
+
+
+def _probe_groups(session: Session, groups: list[TypeGroup], path: DataPath,
+                  open_session: Callable[[], Session] | None,
+                  workers: int) -> tuple[list[GroupOutcome], int, list[str]]:
+    """Each group once, by whichever session is free: the outcomes in group order, and how many
+    sessions probed. A session whose connection died stops taking groups; the groups nobody
+    could take are counted in a note."""
+    pending: queue.SimpleQueue[tuple[int, TypeGroup]] = queue.SimpleQueue()
+    for number, group in enumerate(groups, start=1):
+        pending.put((number, group))
+    done: dict[int, GroupOutcome] = {}
+    used: set[int] = set()
+    notes: list[str] = []
+    crashed: list[BaseException] = []
+    lock = threading.Lock()
+
+    def drain(own: Session) -> None:
+        while not own.lost:
+            try:
+                number, group = pending.get_nowait()
+            except queue.Empty:
+                return
+            outcome = probe_group(own, group, path=path, number=number)
+            with lock:
+                done[number] = outcome
+                used.add(id(own))
+
+    def extra_worker() -> None:
+        assert open_session is not None
+        try:
+            own = open_session()
+        except MigratorError as exc:
+            with lock:
+                notes.append(f"a further probe session could not be opened ({exc.one_line()}): "
+                             "fewer groups ran at once")
+            return
+        try:
+            drain(own)
+        except BaseException as exc:  # a defect, not a failed shape: raised again by the caller's thread
+            with lock:
+                crashed.append(exc)
+
+    helpers = [threading.Thread(target=extra_worker, name=f"probe-{i}", daemon=True)
+               for i in range(1, workers)] if open_session is not None else []
+    for helper in helpers:
+        helper.start()
+    try:
+        drain(session)
+    finally:
+        for helper in helpers:
+            helper.join()
+    if crashed:
+        raise crashed[0]
+    left = len(groups) - len(done)
+    if left:
+        notes.append(f"the connection to the source was lost: {left} type group(s) were not probed")
+    return [done[n] for n in sorted(done)], len(used), notes

@@ -51,6 +51,13 @@ class Source:
         answer = s3.list_objects_v2(Bucket=self.sb.info.bucket, Prefix=f"{self.name}/")
         return [o["Key"] for o in answer.get("Contents", [])]
 
+    def unload_sessions(self) -> set[int]:
+        """The backend of every UNLOAD the probe sent to the source (stl_unload_log's pid)."""
+        with psycopg.connect(self.sb.admin_dsn(self.cluster)) as pg:
+            rows = pg.execute("select distinct pid from pg_sandbox.stl_unload_log where path like %s",
+                              (f"{self.staging_uri}%",)).fetchall()
+        return {int(r[0]) for r in rows}
+
     def relations(self) -> set[tuple[str, str, str]]:
         """Every relation of the source's database (temporary ones included), straight from PostgreSQL."""
         with psycopg.connect(self.sb.admin_dsn(self.cluster)) as pg:
@@ -61,13 +68,15 @@ class Source:
         return {(str(s), str(r), str(k)) for s, r, k in rows}
 
 
-def _config(sb: SandboxClient, name: str, cluster: str, user: str, strategy: str = "unload-copy") -> str:
+def _config(sb: SandboxClient, name: str, cluster: str, user: str, strategy: str = "unload-copy",
+            concurrency: int | None = None) -> str:
     staging = f"""
 [staging]
 s3_uri = "s3://{sb.info.bucket}/{name}/"
 iam_role_arn = "{sb.info.iam_role_arn}"
 kms_key_id = "{sb.info.kms_alias}"
 """ if strategy == "unload-copy" else ""
+    tables = f"\n[tables]\nconcurrency = {concurrency}\n" if concurrency is not None else ""
     target = f'cluster_id = "{name}-enc"\nkms_key_id = "{sb.info.kms_alias}"\npassword_env = "PROBE_TARGET_PASSWORD"' \
         if strategy == "unload-copy" else f'kms_key_id = "{sb.info.kms_alias}"'
     return f"""
@@ -85,7 +94,7 @@ password_env = "PROBE_SOURCE_PASSWORD"
 
 [target]
 {target}
-{staging}"""
+{staging}{tables}"""
 
 
 @pytest.fixture
@@ -130,7 +139,66 @@ def test_probe_passes_every_type_group_and_leaves_nothing(source: Source) -> Non
 
 
 @pytest.mark.slow
+def test_type_groups_are_probed_by_as_many_sessions_as_the_copy_uses(source: Source) -> None:
+    """On a real cluster each group costs an UNLOAD and a COPY of seconds: the groups share
+    ``tables.concurrency`` sessions, as the copy phase does, and the outcome stays in group order."""
+    user = source.sb.cluster_info(source.cluster).user
+    before = source.relations()
+    # Each UNLOAD holds its session a while, so one session cannot take every group by itself.
+    source.sb.faults.add("latency", times=-1, match={"statement": "unload", "cluster": source.cluster},
+                         seconds=0.5)
+    runs = {}
+    try:
+        for concurrency in (1, 3):
+            config = write(source.directory, _config(source.sb, source.name, source.cluster, user,
+                                                     concurrency=concurrency), name=f"c{concurrency}.toml")
+            earlier = source.unload_sessions()
+            proc, data = source.probe(config)
+            assert proc.returncode == 0, (proc.stderr, data["failures"])
+            runs[concurrency] = data, source.unload_sessions() - earlier
+    finally:
+        source.sb.faults.clear()
+    (one, one_sessions), (three, three_sessions) = runs[1], runs[3]
+    assert len(one["groups"]) >= 4
+    assert len(one_sessions) == 1 and 2 <= len(three_sessions) <= 3, (one_sessions, three_sessions)
+    # The same groups, in the same order, each the whole way.
+    assert [g["table"] for g in three["groups"]] == [g["table"] for g in one["groups"]]
+    assert all(g["ok"] and g["passed"] == ALL_SHAPES for g in one["groups"] + three["groups"])
+    assert any("by 1 session(s)" in n for n in one["notes"]), one["notes"]
+    assert any(f"by {len(three_sessions)} session(s)" in n for n in three["notes"]), three["notes"]
+    assert source.staged_keys() == []
+    assert source.relations() == before
+
+
+@pytest.mark.slow
+def test_sessions_lost_stop_taking_groups_and_the_rest_are_counted(source: Source) -> None:
+    """A session whose connection died sends nothing more; once every session is gone, the groups
+    nobody probed are counted, and the preflight fails on the groups that were cut off."""
+    user = source.sb.cluster_info(source.cluster).user
+    config = write(source.directory, _config(source.sb, source.name, source.cluster, user, concurrency=2),
+                   name="two.toml")
+    # The first COPY each session sends is cut off: two drops end both sessions.
+    source.sb.faults.add("drop_connection", times=2, match={"statement": "copy", "cluster": source.cluster})
+    try:
+        proc, data = source.probe(config)
+    finally:
+        source.sb.faults.clear()
+    assert proc.returncode == PreflightFailed.exit_code, proc.stderr
+    cut = [g for g in data["groups"] if not g["ok"]]
+    assert len(data["groups"]) == len(cut) == 2, data["groups"]
+    assert all(g["failed_shape"] == "COPY" for g in cut), cut
+    _, full = source.probe()
+    left = len(full["groups"]) - 2
+    assert left > 0
+    assert f"the connection to the source was lost: {left} type group(s) were not probed" in data["notes"]
+    assert source.staged_keys() == []
+
+
+@pytest.mark.slow
 def test_failing_shapes_are_named_the_others_still_probed_nothing_left(source: Source) -> None:
+    # One session, so the faults below that count requests (nth) meet the groups in order.
+    source.config = write(source.directory, _config(source.sb, source.name, source.cluster, source.sb.cluster_info(
+        source.cluster).user, concurrency=1), name="sequential.toml")
     _, first = source.probe()
     groups = sorted(first["groups"], key=lambda g: g["table"])
     assert len(groups) >= 4
