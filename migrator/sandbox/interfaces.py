@@ -66,8 +66,19 @@ class SessionInfo:
     database: str
     user: str
     pid: int  # the backend's pid, stable for the session
-    #: enable_case_sensitive_identifier as the session set it (Redshift's default: false).
+    #: enable_case_sensitive_identifier as the session set it (Redshift's default: false):
+    #: the value in effect now, the one the open transaction keeps if it commits (a SET LOCAL
+    #: changes only the first), and the one the last committed transaction left.
     case_sensitive: bool = False
+    case_sensitive_on_commit: bool = False
+    case_sensitive_committed: bool = False
+
+    def end_transaction(self, committed: bool) -> None:
+        """A transaction (explicit or the implicit one around a statement) ended: SET takes
+        effect only if it commits, SET LOCAL ends with it."""
+        if committed:
+            self.case_sensitive_committed = self.case_sensitive_on_commit
+        self.case_sensitive = self.case_sensitive_on_commit = self.case_sensitive_committed
 
 
 class Intercept(Protocol):

@@ -275,6 +275,9 @@ class _Session:
         self.backend_key: tuple[int, int] = (0, 0)
         self.info = SessionInfo(proxy.cluster_id, "", "", 0)
         self.tx_status = "I"
+        #: Since the last ReadyForQuery: the last CommandComplete tag, and whether an error came.
+        self._last_tag: str | None = None
+        self._cycle_failed = False
         self._started = False
         self._counted = False
         self._expect: deque[_Expect] = deque()
@@ -510,14 +513,17 @@ class _Session:
         head = self._expect[0] if self._expect else None
         if kind == b"E":
             payload = _redshift_error_payload(payload)
+            self._cycle_failed = True
         out: bytes | None = wire.message(kind, payload)
         if kind == b"S":
             out = self._note_parameter(payload)
         elif kind in (b"1", b"2", b"3") or (kind in (b"T", b"n") and head is not None and head.kind == "describe"):
             self._pop()
         elif kind in (b"C", b"I", b"s"):
+            if kind == b"C":
+                self._last_tag = wire.decode_command_complete(payload)
             if kind == b"C" and head is not None:
-                await self._completed(head.sql or "", wire.decode_command_complete(payload))
+                await self._completed(head.sql or "", self._last_tag)
             if head is not None and head.kind == "execute":
                 self._pop()
         elif kind == b"E" and head is not None and head.kind == "query":
@@ -530,6 +536,7 @@ class _Session:
                 self._skipping = True
         elif kind == b"Z":
             self.tx_status = payload.decode("ascii")
+            self._settle_transaction()
             if head is not None and head.kind in ("sync", "query"):
                 self._pop()
                 if head.internal:
@@ -537,6 +544,15 @@ class _Session:
         if not self._expect:
             self._idle.set()
         return out
+
+    def _settle_transaction(self) -> None:
+        """At ReadyForQuery: if no transaction is open any more, the one that ended committed
+        (COMMIT, or a statement of its own that did not fail) or rolled back (ROLLBACK, which is
+        also the tag of a COMMIT of a failed transaction, or a failed statement of its own)."""
+        tag = (self._last_tag or "").split(" ", 1)[0].upper()
+        if self.tx_status == "I":
+            self.info.end_transaction(tag == "COMMIT" or (tag != "ROLLBACK" and not self._cycle_failed))
+        self._last_tag, self._cycle_failed = None, False
 
     def _pop(self) -> None:
         if self._expect:

@@ -90,3 +90,45 @@ def test_the_tools_connections_reach_mixed_case_names_from_the_catalog(sandbox: 
         listed = session.run("select schemaname, tablename from pg_tables where schemaname = %s", (schema,))
         assert listed == [(schema, "Order Lines")]
         assert session.run(f'select count(*) from "{schema}"."Order Lines"') == [(2,)]
+
+
+def _folds(conn: Any, schema: str) -> bool:
+    """Whether the session folds quoted names: "Orders" reaches the lower-case table."""
+    return _rows(conn, f'select count(*) from "{schema}"."Orders"') == [(1,)]
+
+
+def test_a_set_lasts_only_as_long_as_its_transaction_commits(sandbox: SandboxClient) -> None:
+    """SET in a transaction that is rolled back is undone, SET LOCAL ends with its transaction,
+    a committed SET stays for the session (PostgreSQL's SET semantics, which Redshift's SET
+    follows; the PostgreSQL copy of the value the sandbox keeps is rolled back the same way)."""
+    schema = f"case_tx_{next(_ids)}"
+    setup = sandbox.connect(sandbox.info.source_cluster_id, autocommit=True)
+    try:
+        _rows(setup, f'create schema "{schema}"')
+        _rows(setup, f'create table "{schema}"."orders" (n int)')
+        _rows(setup, f'insert into "{schema}"."orders" values (1)')
+    finally:
+        setup.close()
+    conn = sandbox.connect(sandbox.info.source_cluster_id)  # not autocommit: the driver opens transactions
+    try:
+        _rows(conn, "set enable_case_sensitive_identifier to true")
+        conn.rollback()
+        assert _rows(conn, "show enable_case_sensitive_identifier") == [("false",)]
+        assert _folds(conn, schema)
+        conn.rollback()
+
+        _rows(conn, "set local enable_case_sensitive_identifier to true")
+        assert _rows(conn, "show enable_case_sensitive_identifier") == [("true",)]
+        conn.commit()
+        assert _folds(conn, schema)
+        conn.rollback()
+
+        _rows(conn, "set enable_case_sensitive_identifier to true")
+        conn.commit()
+        assert _rows(conn, "show enable_case_sensitive_identifier") == [("true",)]
+        with pytest.raises(redshift_connector.ProgrammingError):
+            _rows(conn, f'select count(*) from "{schema}"."Orders"')  # case kept: no such table
+        conn.rollback()
+        assert _rows(conn, "show enable_case_sensitive_identifier") == [("true",)]
+    finally:
+        conn.close()

@@ -43,30 +43,39 @@ def _setting_edit(s: list[Token], session: SessionInfo) -> Edit | None:
     """SET/RESET/SHOW of the setting: record it on the session, let PostgreSQL keep the mirror."""
     first = s[0]
     if first.is_kw("SHOW") and len(s) == 2 and s[1].is_kw(SETTING.upper()):
+        # A placeholder PostgreSQL has seen once reads '' after its SET is rolled back.
         return Edit(first.start, s[-1].end,
-                    f"select coalesce(current_setting('{MIRROR}', true), 'false') as {SETTING}")
+                    f"select coalesce(nullif(current_setting('{MIRROR}', true), ''), 'false') as {SETTING}")
     if first.is_kw("RESET") and len(s) == 2 and s[1].is_kw(SETTING.upper()):
-        session.case_sensitive = False
+        session.case_sensitive = session.case_sensitive_on_commit = False
         return Edit(first.start, s[-1].end, f"reset {MIRROR}")
     if not first.is_kw("SET"):
         return None
+    local = len(s) > 1 and s[1].is_kw("LOCAL")
     i = 2 if len(s) > 1 and s[1].is_kw("SESSION", "LOCAL") else 1
     if i >= len(s) or not s[i].is_kw(SETTING.upper()):
         return None
     if i + 1 >= len(s) or not (s[i + 1].is_kw("TO") or s[i + 1].is_op("=")):
         return None
     value_tokens = s[i + 2:]
+    scope = "local " if local else ""
     if len(value_tokens) == 1 and value_tokens[0].is_kw("DEFAULT"):
-        session.case_sensitive = False
-        return Edit(first.start, s[-1].end, f"reset {MIRROR}")
+        _set(session, False, local)
+        return Edit(first.start, s[-1].end, f"set {scope}{MIRROR} to default")
     value = _value(value_tokens)
     if value is None:
         shown = "".join(t.text for t in value_tokens).replace("'", "''")
         return Edit(first.start, s[-1].end,
                     "DO $rs$BEGIN RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = "
                     f"'parameter \"{SETTING}\" requires a Boolean value (got {shown})'; END$rs$")
+    _set(session, value, local)
+    return Edit(first.start, s[-1].end, f"set {scope}{MIRROR} to '{'true' if value else 'false'}'")
+
+
+def _set(session: SessionInfo, value: bool, local: bool) -> None:
     session.case_sensitive = value
-    return Edit(first.start, s[-1].end, f"set {MIRROR} to '{'true' if value else 'false'}'")
+    if not local:
+        session.case_sensitive_on_commit = value
 
 
 def rewrite(sql: str, session: SessionInfo) -> str | None:
