@@ -95,14 +95,26 @@ def rewrite(sql: str, session: SessionInfo) -> str | None:
             if edit is not None:
                 edits.append(edit)
                 continue
-        if session.case_sensitive:
-            continue
-        for t in s:
-            if t.kind == "qident":
-                folded = _lower_ascii(t.text)
-                if folded != t.text:
-                    edits.append(Edit(t.start, t.end, folded))
+        if not session.case_sensitive:
+            edits += _folds(s)
     return apply_edits(sql, edits) if edits else None
 
 
-__all__ = ["MIRROR", "SETTING", "rewrite"]
+def _folds(tokens: list[Token]) -> list[Edit]:
+    return [Edit(t.start, t.end, folded) for t in tokens
+            if t.kind == "qident" and (folded := _lower_ascii(t.text)) != t.text]
+
+
+def fold_query(sql: str, session: SessionInfo) -> str:
+    """A query the cluster runs inside another statement (UNLOAD's), its quoted names folded
+    as the session's setting says."""
+    if session.case_sensitive or not _QUOTED_UPPER.search(sql):
+        return sql
+    try:
+        edits = _folds(tokenize(sql))
+    except TokenizeError:
+        return sql  # PostgreSQL reports the malformed query itself
+    return apply_edits(sql, edits) if edits else sql
+
+
+__all__ = ["MIRROR", "SETTING", "fold_query", "rewrite"]

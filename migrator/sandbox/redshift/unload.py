@@ -55,6 +55,7 @@ from migrator.sandbox.redshift.context import (
     split_s3_url,
 )
 from migrator.sandbox.redshift.formats import ColumnType, Row
+from migrator.sandbox.redshift.identifiers import fold_query
 from migrator.sandbox.redshift.options import UnloadOptions
 from migrator.sandbox.redshift.sqltokens import TokenizeError, tokenize
 
@@ -131,7 +132,7 @@ class UnloadIntercept:
         bucket, prefix = split_s3_url(o.target)
         s3 = self.ctx.s3_client_factory()
         sse = self._encryption_args()
-        query = strip_query(o.query)
+        query = fold_query(strip_query(o.query), session)
         columns = describe_query(backend, query)
         if o.format == "PARQUET" and any(c.base == "varbyte" for c in columns):
             raise BackendError("0A000", "VARBYTE columns can only be unloaded to text or CSV format")

@@ -196,3 +196,19 @@ def test_limit_only_in_a_nested_select(env: Env) -> None:
             f"iam_role '{ROLE}' parallel off")
     body = env.s3.get_object(Bucket=BUCKET, Key=f"{env.prefix}nest_0000_part_00")["Body"].read()
     assert len(body.decode().splitlines()) == 2
+
+
+def test_the_query_inside_unload_folds_quoted_names_as_the_session_does(env: Env) -> None:
+    """The UNLOAD's query is SQL the cluster runs in the session ("Names and identifiers"):
+    quoted names fold to lower case unless enable_case_sensitive_identifier is on."""
+    seed(env, 3)
+    unload(env, "fold_", "parallel off", 'select "ID", "Name" from "T" order by 1')
+    body = env.s3.get_object(Bucket=BUCKET, Key=f"{env.prefix}fold_0000_part_00")["Body"].read().decode()
+    assert body.splitlines() == ["1|name 1", "2|name 2", "3|name 3"]
+    env.session.case_sensitive = True
+    try:
+        with pytest.raises(BackendError) as err:
+            unload(env, "kept_", "parallel off", 'select "ID" from "T"')
+    finally:
+        env.session.case_sensitive = False
+    assert err.value.sqlstate == "42P01", err.value.message
