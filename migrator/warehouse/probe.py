@@ -500,9 +500,10 @@ def _probe_groups(session: Session, groups: list[TypeGroup], path: DataPath,
         try:
             own = open_session()
         except MigratorError as exc:
+            note = f"a further probe session could not be opened ({exc.one_line()}): fewer groups ran at once"
             with lock:
-                notes.append(f"a further probe session could not be opened ({exc.one_line()}): "
-                             "fewer groups ran at once")
+                if note not in notes:  # every helper meets the same refusal: said once
+                    notes.append(note)
             return
         try:
             drain(own)
