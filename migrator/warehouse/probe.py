@@ -51,7 +51,7 @@ from migrator.warehouse.pipeline import (
     run_recorded,
     stage_statements,
 )
-from migrator.warehouse.replay import column_ddl
+from migrator.warehouse.replay.ddl import column_ddl
 from migrator.warehouse.sql import (
     copy_sql,
     create_temp_table_sql,

@@ -22,7 +22,9 @@ from migrator.sandbox.client import SandboxClient
 from migrator.warehouse import pipeline, replay
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import read_inventory
-from migrator.warehouse.replay import ReplayResult, Routine, cannot_recreate, mv_sql, routine_sql
+from migrator.warehouse.replay import ReplayResult
+from migrator.warehouse.replay.routines import Routine, cannot_recreate, routine_sql
+from migrator.warehouse.replay.views import mv_sql
 from tests.warehouse.helpers import load, stage
 
 SRC, DST = "rp-src", "rp-dst"

@@ -14,7 +14,9 @@ from sqlglot import exp
 
 from migrator.errors import ConfigError
 from migrator.warehouse.inventory import ColumnInfo, TableInfo, parse_identity
-from migrator.warehouse.replay import create_table_sql, parse_acl, view_sql
+from migrator.warehouse.replay.acl import parse_acl
+from migrator.warehouse.replay.ddl import create_table_sql
+from migrator.warehouse.replay.views import view_sql
 from migrator.warehouse.sql import (
     CSV,
     COLUMNAR_COPY_PARAMETERS,
@@ -225,6 +227,6 @@ def test_acl_names_with_slash_equals_quotes_never_widen_a_grant() -> None:
 
 
 def test_redshift_acl_letters_map_to_redshift_privileges() -> None:
-    from migrator.warehouse.replay import _TABLE_PRIVS
+    from migrator.warehouse.replay.acl import _TABLE_PRIVS
 
     assert _TABLE_PRIVS["D"] == "DROP" and _TABLE_PRIVS["x"] == "REFERENCES"
