@@ -3,26 +3,12 @@ with a final snapshot unless explicitly skipped; tags for created clusters. Agai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
-from moto import mock_aws
 
 from migrator.aws import clusters
 from migrator.aws.clients import AwsClients
 from migrator.errors import PreflightFailed, RemoteError
-
-REGION = "us-east-1"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    with mock_aws():
-        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-        yield AwsClients(REGION, session=session)
+from tests.moto_fixtures import aws_on_moto  # noqa: F401 - the fixture aws
 
 
 def _create(aws: AwsClients, cluster_id: str, tags: list[dict[str, str]] | None = None) -> None:

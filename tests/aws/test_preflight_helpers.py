@@ -3,31 +3,18 @@ and bucket level, cluster readiness, Serverless workgroups, snapshot copy, IAM-a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from migrator.aws import preflight
 from migrator.aws.clients import AwsClients
 from migrator.aws.preflight import Readiness
 from migrator.config import ConnectionSection
+from tests.moto_fixtures import ACCOUNT, REGION, aws_on_moto  # noqa: F401 - the fixture aws
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"  # moto's default account
 ALL_ON = {k: True for k in preflight.PUBLIC_ACCESS_FLAGS}
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    with mock_aws():
-        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-        yield AwsClients(REGION, session=session)
 
 
 def _cluster(aws: AwsClients, cluster_id: str) -> None:

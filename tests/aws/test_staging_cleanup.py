@@ -7,21 +7,17 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from migrator.aws.staging import cleanup_prefix, list_objects
 from migrator.errors import ConfigError
+from tests.moto_fixtures import moto_session
 
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    with mock_aws():
-        client = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                               region_name="us-east-1").client("s3")
+    with moto_session(monkeypatch) as session:
+        client = session.client("s3")
         client.create_bucket(Bucket="staging")
         yield client
 
