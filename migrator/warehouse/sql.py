@@ -302,7 +302,7 @@ def sampled(sample: str) -> str:
 
 
 def create_temp_table_sql(name: str, column_lines: list[str]) -> str:
-    """CREATE TEMP TABLE with the real target's column definitions (replay.column_ddl)."""
+    """CREATE TEMP TABLE with the real target's column definitions (replay.ddl.column_ddl)."""
     return f"CREATE TEMP TABLE {quote_ident(name)} (" + ", ".join(column_lines) + ")"
 
 
