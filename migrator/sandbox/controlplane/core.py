@@ -61,6 +61,14 @@ class ControlPlaneCore:
         cluster_state(cluster)
         return cluster
 
+    def _cluster_in(self, region: str, cluster_id: str, status: str, refusal: str) -> MotoCluster:
+        """The cluster, when its status is ``status``; else InvalidClusterState with ``refusal``
+        (a template of ``{cid}`` and ``{status}``, the status it has)."""
+        cluster = self._cluster(region, cluster_id)
+        if cluster.status != status:
+            raise ApiError("InvalidClusterState", refusal.format(cid=cluster_id, status=cluster.status))
+        return cluster
+
     def _all_clusters(self) -> list[MotoCluster]:
         return [c for r in self._regions for c in self._backend(r).clusters.values()]
 

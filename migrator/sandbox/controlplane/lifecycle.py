@@ -160,7 +160,6 @@ class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObje
     def _do_ModifyCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
         cluster = self._cluster(region, cid)
-        state = cluster_state(cluster)
         if cluster.status != "available":
             raise ApiError("InvalidClusterState",
                            f"There is an operation running on the Cluster {cid}. Please try to modify it later.")
@@ -228,9 +227,7 @@ class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObje
 
     def _do_RebootCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
-        cluster = self._cluster(region, cid)
-        if cluster.status != "available":
-            raise ApiError("InvalidClusterState", f"Cluster {cid} is in state {cluster.status}; cannot reboot.")
+        cluster = self._cluster_in(region, cid, "available", "Cluster {cid} is in state {status}; cannot reboot.")
         self._start(cluster, "rebooting", self.durations.of("reboot"))
         self._event(cid, f"Cluster '{cid}' is being rebooted.", "management")
         return self._render("RebootCluster", {"Cluster": cluster})
@@ -278,10 +275,8 @@ class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObje
 
     def _do_ModifyClusterIamRoles(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
-        cluster = self._cluster(region, cid)
-        if cluster.status != "available":
-            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; roles change only when "
-                                                  f"it is available.")
+        cluster = self._cluster_in(region, cid, "available",
+                                   "Cluster {cid} is {status}; roles change only when it is available.")
         add = member_list(params, "AddIamRoles", "IamRoleArn")
         remove = set(member_list(params, "RemoveIamRoles", "IamRoleArn"))
         roles = [r for r in cluster.iam_roles_arn if r not in remove] + [r for r in add if r not in cluster.iam_roles_arn]
@@ -300,20 +295,16 @@ class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObje
 
     def _do_PauseCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
-        cluster = self._cluster(region, cid)
-        if cluster.status != "available":
-            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; only an available cluster "
-                                                  f"can be paused.")
+        cluster = self._cluster_in(region, cid, "available",
+                                   "Cluster {cid} is {status}; only an available cluster can be paused.")
         self._start(cluster, "pausing", self.durations.of("pause"))
         self._event(cid, f"Cluster '{cid}' is being paused.", "management")
         return self._render("PauseCluster", {"Cluster": cluster})
 
     def _do_ResumeCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
-        cluster = self._cluster(region, cid)
-        if cluster.status != "paused":
-            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; only a paused cluster "
-                                                  f"can be resumed.")
+        cluster = self._cluster_in(region, cid, "paused",
+                                   "Cluster {cid} is {status}; only a paused cluster can be resumed.")
         cluster_state(cluster).paused = False
         self._start(cluster, "resuming", self.durations.of("resume"))
         self._event(cid, f"Cluster '{cid}' is being resumed.", "management")

@@ -20,10 +20,8 @@ class SnapshotCalls(ValidationRules, Transitions):
 
     def _do_CreateClusterSnapshot(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
         cid = params.get("ClusterIdentifier", "")
-        cluster = self._cluster(region, cid)
-        if cluster.status != "available":
-            raise ApiError("InvalidClusterState", f"Cluster {cid} is {cluster.status}; a manual snapshot needs "
-                                                  f"an available cluster.")
+        cluster = self._cluster_in(region, cid, "available",
+                                   "Cluster {cid} is {status}; a manual snapshot needs an available cluster.")
         self._check_tags(params)
         if params.get("ManualSnapshotRetentionPeriod"):
             self._check_retention({"ManualSnapshotRetentionPeriod": params["ManualSnapshotRetentionPeriod"]})
