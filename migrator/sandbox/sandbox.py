@@ -14,7 +14,7 @@ from typing import Any
 
 from migrator.sandbox.aws import AwsSandbox
 from migrator.sandbox.cluster_host import LocalClusterHost
-from migrator.sandbox.client import _password, create_cluster, wait_available
+from migrator.sandbox.provisioning import create_cluster, master_password, wait_available
 from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.info import CONTROL_ACK, CONTROL_FILE, DURATION_NAMES, INFO_FILE, ClusterInfo, SandboxInfo
 from migrator.sandbox.proxy import ProxyThread
@@ -168,7 +168,7 @@ class Sandbox:
             kms_key_id=boot["kms_key_id"], kms_key_arn=boot["kms_key_arn"], kms_alias=boot["kms_key_alias"],
             disabled_kms_key_id=boot["disabled_kms_key_id"], other_region=boot["other_region"],
             other_region_kms_key_arn=boot["other_region_kms_key_arn"], iam_role_arn=boot["iam_role_arn"],
-            source_cluster_id=SOURCE_CLUSTER, target_password=_password(),
+            source_cluster_id=SOURCE_CLUSTER, target_password=master_password(),
             clusters={r.cluster_id: self.cluster_info(r.cluster_id) for r in self.host.runtimes()})
         path = self.directory / INFO_FILE
         tmp = path.with_suffix(".tmp")

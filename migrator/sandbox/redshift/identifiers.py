@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from migrator.sandbox.interfaces import SessionInfo
-from migrator.sandbox.redshift.sqltokens import Edit, Token, TokenizeError, apply_edits, statements, tokenize
+from migrator.sandbox.redshift.sqltokens import Edit, Token, rewrite_tokens, statements
 
 SETTING = "enable_case_sensitive_identifier"
 #: Where PostgreSQL keeps the value (a placeholder setting needs a dotted name).
@@ -84,20 +84,20 @@ def rewrite(sql: str, session: SessionInfo) -> str | None:
     mentions_setting = SETTING in lowered
     if not mentions_setting and (session.case_sensitive or not _QUOTED_UPPER.search(sql)):
         return None
-    try:
-        tokens = tokenize(sql)
-    except TokenizeError:
-        return None
-    edits: list[Edit] = []
-    for s in statements(tokens):
-        if mentions_setting:
-            edit = _setting_edit(s, session)
-            if edit is not None:
-                edits.append(edit)
-                continue
-        if not session.case_sensitive:
-            edits += _folds(s)
-    return apply_edits(sql, edits) if edits else None
+
+    def edits(tokens: list[Token]) -> list[Edit]:
+        found: list[Edit] = []
+        for s in statements(tokens):
+            if mentions_setting:
+                edit = _setting_edit(s, session)
+                if edit is not None:
+                    found.append(edit)
+                    continue
+            if not session.case_sensitive:
+                found += _folds(s)
+        return found
+
+    return rewrite_tokens(sql, edits)
 
 
 def _folds(tokens: list[Token]) -> list[Edit]:
@@ -110,11 +110,8 @@ def fold_query(sql: str, session: SessionInfo) -> str:
     as the session's setting says."""
     if session.case_sensitive or not _QUOTED_UPPER.search(sql):
         return sql
-    try:
-        edits = _folds(tokenize(sql))
-    except TokenizeError:
-        return sql  # PostgreSQL reports the malformed query itself
-    return apply_edits(sql, edits) if edits else sql
+    folded = rewrite_tokens(sql, _folds)  # None also when malformed: PostgreSQL reports that itself
+    return sql if folded is None else folded
 
 
 __all__ = ["MIRROR", "SETTING", "fold_query", "rewrite"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 
 from migrator.sandbox.redshift.catalog import SCHEMA
-from migrator.sandbox.redshift.sqltokens import Edit, TokenizeError, apply_edits, tokenize
+from migrator.sandbox.redshift.sqltokens import Edit, Token, rewrite_tokens
 
 KEYWORD = "current_namespace"
 FUNCTION = f"{SCHEMA}.{KEYWORD}"
@@ -28,10 +28,10 @@ def rewrite(sql: str) -> str | None:
     """``sql`` with every bare ``current_namespace`` made a function call, or None when it has none."""
     if KEYWORD not in sql.lower():
         return None
-    try:
-        tokens = tokenize(sql)
-    except TokenizeError:
-        return None
+    return rewrite_tokens(sql, _keyword_edits)
+
+
+def _keyword_edits(tokens: list[Token]) -> list[Edit]:
     edits: list[Edit] = []
     for i, token in enumerate(tokens):
         if token.kind != "word" or token.text.lower() != KEYWORD:
@@ -41,4 +41,4 @@ def rewrite(sql: str) -> str | None:
         if after == "(" or before == ".":
             continue  # a function or a qualified name of the user's own: not the keyword
         edits.append(Edit(token.start, token.end, f"{FUNCTION}()"))
-    return apply_edits(sql, edits) if edits else None
+    return edits

@@ -24,7 +24,7 @@ byte for byte. ``set_config('search_path', ...)`` is not rewritten (a known gap)
 from __future__ import annotations
 
 from migrator.sandbox.redshift.catalog import SCHEMA
-from migrator.sandbox.redshift.sqltokens import Edit, Token, TokenizeError, apply_edits, statements, literal, tokenize
+from migrator.sandbox.redshift.sqltokens import Edit, Token, literal, rewrite_tokens, statements
 
 EXTRA_FLOAT_DIGITS_MAX = 2
 EXTRA_FLOAT_DIGITS_MIN = -15
@@ -151,18 +151,18 @@ def rewrite(sql: str) -> str | None:
     viewdef = "pg_get_viewdef" in lowered or "pg_views" in lowered
     if "search_path" not in lowered and "extra_float_digits" not in lowered and not acl and not viewdef:
         return None
-    try:
-        tokens = tokenize(sql)
-    except TokenizeError:
-        return None
-    edits: list[Edit] = []
-    for s in statements(tokens):
-        edits.extend(_rewrite_statement(sql, s))
-        if acl:
-            edits.extend(_acl_edits(s))
-        if viewdef:
-            edits.extend(_viewdef_edits(s))
-    return apply_edits(sql, edits) if edits else None
+
+    def edits(tokens: list[Token]) -> list[Edit]:
+        found: list[Edit] = []
+        for s in statements(tokens):
+            found.extend(_rewrite_statement(sql, s))
+            if acl:
+                found.extend(_acl_edits(s))
+            if viewdef:
+                found.extend(_viewdef_edits(s))
+        return found
+
+    return rewrite_tokens(sql, edits)
 
 
 __all__ = ["EXTRA_FLOAT_DIGITS_MAX", "extra_float_digits_error", "rewrite"]

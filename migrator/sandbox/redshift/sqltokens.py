@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 _TOKEN = re.compile(
     r"""
@@ -160,3 +161,15 @@ def apply_edits(sql: str, edits: list[Edit]) -> str:
         pos = e.end
     out.append(sql[pos:])
     return "".join(out)
+
+
+def rewrite_tokens(sql: str, find_edits: Callable[[list[Token]], Iterable[Edit]]) -> str | None:
+    """What every SQL text rewriter of the sandbox does once it decided to look: ``sql`` tokenized and
+    the edits ``find_edits`` finds in its tokens applied. None when nothing changes, or when the text
+    does not tokenize (PostgreSQL then reports it as it sees it)."""
+    try:
+        tokens = tokenize(sql)
+    except TokenizeError:
+        return None
+    edits = list(find_edits(tokens))
+    return apply_edits(sql, edits) if edits else None
