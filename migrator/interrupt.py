@@ -1,0 +1,161 @@
+"""Stopping a command that changes state: SIGINT (Ctrl-C), SIGTERM and SIGHUP.
+
+The first signal asks the run to stop at its next safe point: between phase moves, at the next
+poll of a wait, and before a table worker takes its next table (the one it holds is finished and
+recorded). The run then releases its lease and exits with the signal's code (128 + signal
+number: 130, 143, 129). A second signal stops at once (the exception is raised where the main
+thread stands), except while the main thread is inside the checkpoint store: it then lands just
+after that write. Either way the store holds only whole writes and a re-run resumes.
+
+Commands install the handlers with :func:`handling_signals`; the engine asks :func:`requested`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from migrator.errors import MigratorError
+
+SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Pause before a second signal that arrived during a checkpoint write is looked at again.
+_DEFER_SECONDS = 0.02
+#: Code that writes the checkpoint: a second signal never lands inside it.
+_STORE_CODE = (f"{os.sep}migrator{os.sep}store{os.sep}", f"{os.sep}sqlalchemy{os.sep}")
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class Interrupted(MigratorError):
+    """The run stopped at a safe point because a signal asked it to (SIGINT); re-run to resume."""
+
+    exit_code = 130
+
+    def __init__(self, signum: int, where: str) -> None:
+        super().__init__(f"stopped by {signal_name(signum)} {where}; the run lease is released and the "
+                         "checkpoint is consistent", hint="re-run the same command to continue")
+        self.signum = signum
+
+    @staticmethod
+    def by(signum: int, where: str) -> "Interrupted":
+        """The error for ``signum``, whose exit code is 128 + its number."""
+        kind = {signal.SIGTERM: Terminated, signal.SIGHUP: HungUp}.get(signal.Signals(signum), Interrupted)
+        return kind(signum, where)
+
+
+class Terminated(Interrupted):
+    """Stopped at a safe point by SIGTERM (a service manager, Kubernetes, `timeout`)."""
+
+    exit_code = 143
+
+
+class HungUp(Interrupted):
+    """Stopped at a safe point by SIGHUP (the terminal or the SSH session went away)."""
+
+    exit_code = 129
+
+
+class HardStop(KeyboardInterrupt):
+    """A second signal: raised where the main thread stands (never inside a store write)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal_name(signum))
+        self.signum = signum
+
+
+class _Stop:
+    """The process's stop request (one per process: signals are per process)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        self.event.clear()
+        self.signum, self.count = None, 0
+
+
+_STOP = _Stop()
+
+
+def requested() -> bool:
+    """Whether a signal asked this process to stop."""
+    return _STOP.event.is_set()
+
+
+def stop_signal() -> int | None:
+    return _STOP.signum
+
+
+def sleep(seconds: float) -> None:
+    """time.sleep that ends early when a stop is requested (waits then see it at once)."""
+    _STOP.event.wait(max(0.0, seconds))
+
+
+def check(where: str) -> None:
+    """Raise :class:`Interrupted` if a stop was requested."""
+    if _STOP.signum is not None:
+        raise Interrupted.by(_STOP.signum, where)
+
+
+def request(signum: int) -> None:
+    """Ask for a stop as the first signal does (also for tests and embedders)."""
+    with _STOP.lock:
+        if _STOP.signum is None:
+            _STOP.signum = signum
+        _STOP.count += 1
+    _STOP.event.set()
+
+
+def _in_store(frame: FrameType | None) -> bool:
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if any(part in name for part in _STORE_CODE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    first = _STOP.signum is None
+    request(signum)
+    if first:
+        os.write(2, f"{signal_name(signum)}: stopping at the next safe point (the checkpoint stays "
+                    f"consistent); send it again to stop at once\n".encode())
+        return
+    if _in_store(frame):
+        # Never break a checkpoint write: look again just after it.
+        threading.Timer(_DEFER_SECONDS, os.kill, (os.getpid(), signum)).start()
+        return
+    raise HardStop(signum)
+
+
+@contextmanager
+def handling_signals() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP stop the block at a safe point (see the module's docstring).
+    Outside the main thread (no handler can be installed there) the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _STOP.reset()
+    previous: dict[signal.Signals, Any] = {}
+    for sig in SIGNALS:
+        previous[sig] = signal.signal(sig, _handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        _STOP.reset()
