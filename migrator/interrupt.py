@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -42,7 +43,7 @@ class Interrupted(MigratorError):
     exit_code = 130
 
     def __init__(self, signum: int, where: str) -> None:
-        super().__init__(f"stopped by {signal_name(signum)} {where}; the run lease is released and the "
+        super().__init__(f"interrupted by {signal_name(signum)} {where}; the run lease is released and the "
                          "checkpoint is consistent", hint="re-run the same command to continue")
         self.signum = signum
 
@@ -80,19 +81,21 @@ class _Stop:
         self.event = threading.Event()
         self.signum: int | None = None
         self.count = 0
+        #: Open `deferred` blocks: a stop asked for inside one takes effect after it.
+        self.deferring = 0
         self.lock = threading.Lock()
 
     def reset(self) -> None:
         self.event.clear()
-        self.signum, self.count = None, 0
+        self.signum, self.count, self.deferring = None, 0, 0
 
 
 _STOP = _Stop()
 
 
 def requested() -> bool:
-    """Whether a signal asked this process to stop."""
-    return _STOP.event.is_set()
+    """Whether a signal asked this process to stop (and no `deferred` block holds the stop back)."""
+    return _STOP.event.is_set() and _STOP.deferring == 0
 
 
 def stop_signal() -> int | None:
@@ -101,12 +104,29 @@ def stop_signal() -> int | None:
 
 def sleep(seconds: float) -> None:
     """time.sleep that ends early when a stop is requested (waits then see it at once)."""
-    _STOP.event.wait(max(0.0, seconds))
+    if _STOP.deferring:
+        time.sleep(max(0.0, seconds))
+    else:
+        _STOP.event.wait(max(0.0, seconds))
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A window that must not be left half-way (the two renames of a swap: stopping between them
+    would leave the production name without a cluster): a stop asked for inside it takes effect
+    at the first safe point after it. A second signal still stops at once."""
+    with _STOP.lock:
+        _STOP.deferring += 1
+    try:
+        yield
+    finally:
+        with _STOP.lock:
+            _STOP.deferring = max(0, _STOP.deferring - 1)
 
 
 def check(where: str) -> None:
     """Raise :class:`Interrupted` if a stop was requested."""
-    if _STOP.signum is not None:
+    if requested() and _STOP.signum is not None:
         raise Interrupted.by(_STOP.signum, where)
 
 

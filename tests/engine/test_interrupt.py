@@ -183,3 +183,17 @@ def test_status_of_a_live_run_still_says_wait(config_path: Path, store_url: str)
     shown = commands.status(config_path)
     assert shown.run_died is None and shown.run_holder is not None
     assert shown.next_step.startswith("wait: a run is in progress")
+
+
+def test_a_stop_asked_inside_a_deferred_window_takes_effect_after_it() -> None:
+    """The swap's two renames: a stop never lands between them (the production name would have no
+    cluster); the wait right after the window sees it."""
+    with interrupt.deferred():
+        interrupt.request(signal.SIGTERM)
+        assert not interrupt.requested()
+        started = time.monotonic()
+        interrupt.sleep(0.05)  # inside the window a pause is a pause (no busy polling)
+        assert time.monotonic() - started >= 0.05
+    assert interrupt.requested()
+    with pytest.raises(interrupt.Terminated):
+        interrupt.check("after the swap")
