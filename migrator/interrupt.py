@@ -1,9 +1,9 @@
 """Stopping a command that changes state: SIGINT (Ctrl-C), SIGTERM and SIGHUP.
 
 The first signal asks the run to stop at its next safe point: between phase moves, at the next
-poll of a wait, and before a table worker takes its next table (the one it holds is finished and
-recorded). The run then releases its lease and exits with the signal's code (128 + signal
-number: 130, 143, 129). A second signal stops at once (the exception is raised where the main
+poll of a wait, and before a table worker starts its next step (the step it runs is finished and
+recorded); never inside a `deferred` window such as the two renames of a swap. The run then
+releases its lease and exits with the signal's code (128 + signal number: 130, 143, 129). A second signal stops at once (the exception is raised where the main
 thread stands), except while the main thread is inside the checkpoint store: it then lands just
 after that write. Either way the store holds only whole writes and a re-run resumes.
 
@@ -83,7 +83,7 @@ class _Stop:
         self.count = 0
         #: Open `deferred` blocks: a stop asked for inside one takes effect after it.
         self.deferring = 0
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # the handler runs in the main thread, which may hold it
 
     def reset(self) -> None:
         self.event.clear()

@@ -83,3 +83,37 @@ def test_status_says_a_killed_run_died_and_the_next_run_takes_over(migration: Mi
     shown = status_json(m)
     assert shown["run_holder"] is None and shown["run_died"] is None
     assert m.table_digests(m.target) == before
+
+
+def test_a_second_sigterm_stops_at_once_and_a_rerun_still_copies_every_row(migration: Migration) -> None:
+    """Two SIGTERMs while tables are in flight (a service manager that does not wait): the run
+    ends with 143 whichever of the two stops it, its lease released, and the re-run hands back
+    whatever was in flight and ends with every row on the target."""
+    import signal
+
+    from tests.harness import wait_for
+
+    m = migration
+    before = m.table_digests(m.source)
+    m.init()
+    proc = m.popen("run", "--assume-frozen")
+
+    def in_flight() -> bool:
+        with m.store() as store:
+            found = store.get_migration(m.name)
+            return found is not None and any(t.owner for t in store.list_tables(found))
+
+    wait_for(in_flight, "a table in flight", timeout=120, proc=proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(("stopped: interrupted by SIGTERM", "interrupted (SIGTERM)")), err
+    shown = status_json(m)
+    assert shown["run_holder"] is None and "in progress" not in shown["next_step"], shown
+
+    resumed = m.cli("run", "--assume-frozen")
+    assert resumed.returncode == 8 and m.phase() == "awaiting_cutover", resumed.stderr
+    assert m.table_digests(m.target) == before
