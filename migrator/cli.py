@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from migrator import interrupt
 from migrator.errors import ApprovalRequired, MigratorError, UsageError
 from migrator.paths import DEFAULT_CONFIG_NAME
 from migrator.results import Result, print_result
@@ -67,8 +68,9 @@ def _fail(exc: MigratorError) -> NoReturn:
         from rich.traceback import Traceback
 
         err.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
-    # A gate is where the migration pauses by design, not a failure.
-    label = "[yellow]waiting:[/yellow]" if isinstance(exc, ApprovalRequired) else "[red]error:[/red]"
+    # A gate is where the migration pauses by design, not a failure; nor is a stop asked for.
+    label = ("[yellow]waiting:[/yellow]" if isinstance(exc, ApprovalRequired) else
+             "[yellow]stopped:[/yellow]" if isinstance(exc, interrupt.Interrupted) else "[red]error:[/red]")
     err.print(f"{label} {escape(exc.one_line())}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
@@ -81,15 +83,29 @@ def _show(result: T, as_json: bool = False) -> T:
     return result
 
 
-def _call(fn: Callable[[], T], as_json: bool = False) -> T:
+def _call(fn: Callable[[], T], as_json: bool = False, *, stoppable: bool = False) -> T:
+    """Run a command; a ``stoppable`` one (it changes state) stops at its next safe point on
+    SIGINT, SIGTERM or SIGHUP, releases the run lease and exits 130, 143 or 129."""
     try:
-        result = fn()
+        if stoppable:
+            with interrupt.handling_signals():
+                result = fn()
+        else:
+            result = fn()
     except MigratorError as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        err.print("interrupted; the checkpoint is consistent: re-run to resume")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        _stopped_at_once(exc)
     return _show(result, as_json)
+
+
+def _stopped_at_once(exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C outside a stoppable command, or a second signal: stopped where it stood (never
+    inside a checkpoint write, so the store holds whole writes only)."""
+    signum = exc.signum if isinstance(exc, interrupt.HardStop) else 2
+    err.print(f"interrupted ({interrupt.signal_name(signum)}); the checkpoint is consistent: re-run to resume",
+              highlight=False, soft_wrap=True)
+    raise typer.Exit(128 + signum) from None
 
 
 @app.command()
@@ -119,14 +135,16 @@ def run(
     if quiet:
         _log_to_file(config)
     if quiet or as_json or not err.is_terminal:
-        _call(lambda: commands.run(config, options), as_json)
+        _call(lambda: commands.run(config, options), as_json, stoppable=True)
         return
-    failure: MigratorError | None = None
-    with _live_status(config):  # closes before anything else prints
+    failure: MigratorError | KeyboardInterrupt | None = None
+    with interrupt.handling_signals(), _live_status(config):  # the panel closes before anything else prints
         try:
             result = commands.run(config, options)
-        except MigratorError as exc:
+        except (MigratorError, KeyboardInterrupt) as exc:
             failure = exc
+    if isinstance(failure, KeyboardInterrupt):
+        _stopped_at_once(failure)
     if failure is not None:
         _fail(failure)
     _show(result)
@@ -199,7 +217,7 @@ def cutover(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = Fa
     def go() -> Result:
         commands.approve(config, "cutover", "migrator cutover")
         return commands.run(config)
-    _call(go, as_json)
+    _call(go, as_json, stoppable=True)
 
 
 @app.command()
@@ -214,7 +232,7 @@ def decommission(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
                              hint="add --confirm to go ahead")
         commands.approve(config, "decommission", "migrator decommission --confirm")
         return commands.run(config)
-    _call(go, as_json)
+    _call(go, as_json, stoppable=True)
 
 
 @app.command()
@@ -229,7 +247,7 @@ def rollback(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
     """Stop the migration and put production back: before cutover the source is untouched;
     after cutover the names are swapped back."""
     _call(lambda: commands.rollback(config, delete_target=delete_target, confirm=confirm,
-                                    skip_final_snapshot=skip_final_snapshot), as_json)
+                                    skip_final_snapshot=skip_final_snapshot), as_json, stoppable=True)
 
 
 @app.command()

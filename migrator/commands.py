@@ -27,6 +27,7 @@ from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, Ia
 from migrator.store import MigrationView, Store, TableView, db, utcnow
 from migrator.store.views import EventView
 from migrator.store.db import redact
+from migrator.store.store import lease_dead_reason
 
 
 def init(config_path: Path) -> InitResult:
@@ -86,6 +87,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
             raise UsageError(f"migration {name!r} has not been initialised in {redact(config.store_url)}",
                              hint=f"run `migrator init {config_path}`")
         lease = store.get_run_lease(migration)
+        died = lease_dead_reason(lease, store.identity.host, utcnow()) if lease else None
         counts = store.count_by_state(migration)
         tables = store.list_tables(migration, order_by_size=True) if with_tables else []
         retries = store.latest_by_subject(migration, RETRY_EVENT) if with_tables else {}
@@ -103,19 +105,30 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         migration=migration.name, strategy=migration.strategy, phase=migration.phase,
         phase_tags=sorted(state.tags) if state else [], updated_at=migration.updated_at,
         finished_at=migration.finished_at, last_error=migration.last_error,
-        run_holder=f"pid {lease.pid} on {lease.host}" if lease else None,
+        run_holder=f"pid {lease.pid} on {lease.host}" if lease and not died else None,
         run_heartbeat_at=lease.heartbeat_at if lease else None,
         tables_total=sum(by_state.values()), tables_by_state=by_state, rows_total=rows_total, rows_done=rows_done,
         approvals=[_approval_line(gate, a) for gate, a in sorted(migration.approvals.items())],
-        next_step=(f"wait: a run is in progress (pid {lease.pid} on {lease.host})" if lease
-                   else _next_step(state, migration.approvals, config_path,
-                                   waiting.detail if waiting and waiting.from_state == migration.phase else None)),
+        next_step=(f"wait: a run is in progress (pid {lease.pid} on {lease.host})" if lease and not died
+                   else _after_death(died, config_path, _next_step(
+                       state, migration.approvals, config_path,
+                       waiting.detail if waiting and waiting.from_state == migration.phase else None))),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
-                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None)) for t in tables],
+                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None and not died))
+                for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
-        alert=alert,
+        alert=alert, run_died=died,
     )
+
+
+def _after_death(died: str | None, config_path: Path, next_step: str) -> str:
+    """A dead run's lease is no obstacle: say the run died and that the next run takes its lease
+    over (status itself never writes the store)."""
+    if died is None:
+        return next_step
+    said = f"the last run died ({died}); the next `migrator run -c {config_path}` takes over its lease"
+    return f"{said} and continues from here" if next_step.startswith("`migrator run") else f"{said}; {next_step}"
 
 
 def _production_alert(store: Store, migration: MigrationView) -> str | None:
@@ -260,13 +273,14 @@ def to_dot(definition: MachineDef) -> str:
 
 def approve(config_path: Path, gate: str, via: str) -> None:
     """Record an operator's approval of ``gate``, accepted only while the migration waits there
-    (otherwise one line saying where it stands, exit 8, nothing recorded)."""
+    (otherwise one line saying where it stands, exit 8, nothing recorded). Past the gate, in a
+    phase its approval started (the command was interrupted), there is nothing to approve: the
+    run that follows continues it."""
     config = load_config(config_path)
     definition = _definition(config.settings.migration.strategy)
     with Store.open(config.store_url) as store:
         migration = store.require_migration(config.settings.migration.name)
-        gates.check_open(definition, migration, gate)
-        if gate not in migration.approvals:
+        if gates.check_open(definition, migration, gate) and gate not in migration.approvals:
             store.record_approval(migration, gate, {"via": via})
 
 

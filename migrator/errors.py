@@ -154,7 +154,12 @@ EXIT_CODES: list[tuple[int, str]] = [
     (12, "validation mismatch between source and target"),
     (13, "local environment problem (missing binaries, ports)"),
     (14, "invalid state-machine definition"),
-    (130, "interrupted (Ctrl-C); state is consistent, re-run to resume"),
+    (129, "stopped by SIGHUP at the next safe point; run lease released, state consistent: re-run the same "
+          "command to continue"),
+    (130, "interrupted (Ctrl-C, SIGINT): stopped at the next safe point (a second Ctrl-C stops at once, never "
+          "inside a checkpoint write); run lease released, state consistent: re-run the same command to continue"),
+    (143, "stopped by SIGTERM (service manager, Kubernetes, `timeout`) at the next safe point; run lease "
+          "released, state consistent: re-run the same command to continue"),
 ]
 
 
@@ -164,7 +169,8 @@ class NotSupported(MigratorError):
     exit_code = 15
 
 
-EXIT_CODES.insert(-1, (15, "phase or feature not implemented in this version of migrator"))
+EXIT_CODES.insert([code for code, _ in EXIT_CODES].index(129),
+                  (15, "phase or feature not implemented in this version of migrator"))
 
 
 class InternalError(MigratorError):

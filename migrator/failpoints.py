@@ -2,8 +2,8 @@
 
 `MIGRATOR_FAILPOINT=<name>` makes the process SIGKILL itself the first time it
 reaches that point: the crash tests use it to land exactly between a remote
-action and the store recording it. Unset (always, in production) it costs a
-dictionary lookup.
+action and the store recording it (`MIGRATOR_FAILPOINT_SIGNAL` names another
+signal). Unset (always, in production) it costs a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ POINTS = frozenset({
 })
 
 
+#: `MIGRATOR_FAILPOINT_SIGNAL=TERM` (or HUP, INT) sends that signal instead of SIGKILL, once:
+#: the signal tests use it to ask for a stop at a known point and watch the run stop cleanly.
+SIGNAL_ENV = "MIGRATOR_FAILPOINT_SIGNAL"
+_sent: set[str] = set()
+
+
 def hit(name: str) -> None:
-    if os.environ.get("MIGRATOR_FAILPOINT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("MIGRATOR_FAILPOINT") != name or name in _sent:
+        return
+    wanted = os.environ.get(SIGNAL_ENV, "KILL").upper().removeprefix("SIG")
+    _sent.add(name)
+    os.kill(os.getpid(), signal.Signals[f"SIG{wanted}"])

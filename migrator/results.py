@@ -109,6 +109,8 @@ class StatusResult(Result):
     progress_at: datetime | None = None
     #: Said first, before anything else: the production name may have no cluster, and what to run.
     alert: str | None = None
+    #: The run holding the lease is gone (its process ended, or its heartbeat expired): why.
+    run_died: str | None = None
 
     def render(self) -> RenderableType:
         head = Table.grid(padding=(0, 2))
@@ -119,6 +121,8 @@ class StatusResult(Result):
         _add_row(head, "updated", self.updated_at.isoformat(timespec="seconds"))
         if self.run_holder:
             _add_row(head, "running", f"{self.run_holder} (heartbeat {self.run_heartbeat_at:%H:%M:%S})")
+        elif self.run_died:
+            _add_row(head, "running", Text(f"no run active: the last run died ({self.run_died})", style="red"))
         else:
             _add_row(head, "running", "no run active")
         if self.tables_total:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from migrator import interrupt
 from migrator.errors import MigratorError, OutcomeUnknown, TransientError
 
 T = TypeVar("T")
@@ -57,9 +58,10 @@ def with_retries(fn: Callable[[], T], *, what: str, backoff: Backoff = Backoff()
 
 def wait_until(check: Callable[[], T | None], *, what: str, timeout: float,
                backoff: Backoff = Backoff(base=2.0, cap=30.0),
-               sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = interrupt.sleep, clock: Callable[[], float] = time.monotonic,
                should_stop: Callable[[], bool] = lambda: False) -> T:
-    """Poll ``check`` until it returns a value, with growing (jittered) pauses."""
+    """Poll ``check`` until it returns a value, with growing (jittered) pauses (cut short by a
+    stop request, which ``should_stop`` then reports)."""
     deadline = clock() + timeout
     attempt = 0
     while True:

@@ -40,11 +40,40 @@ def gate_of(definition: "MachineDef", phase: str) -> str | None:
     return definition.state(phase).approval
 
 
-def check_open(definition: "MachineDef", migration: "MigrationView", gate: str) -> None:
-    """Refuse (exit 8, one line, nothing recorded) an approval given away from its gate."""
+def _reachable(definition: "MachineDef", starts: set[str], *, stop_at: set[str]) -> set[str]:
+    """States reachable from ``starts`` without entering a state of ``stop_at`` or a final one."""
+    seen: set[str] = set()
+    todo = [s for s in starts if s not in stop_at]
+    while todo:
+        name = todo.pop()
+        if name in seen or definition.state(name).final:
+            continue
+        seen.add(name)
+        todo += [t.dest for t in definition.transitions_from(name) if t.dest not in stop_at]
+    return seen
+
+
+def started_by(definition: "MachineDef", gate: str) -> frozenset[str]:
+    """The phases that passing ``gate`` starts: reached from its approved move before the next
+    gate, and never before it (e.g. `cutting_over` for the cutover gate). A command that passes
+    the gate and is interrupted in one of them continues there when it is run again."""
+    at_gate = {name for name, state in definition.states.items() if state.approval == gate}
+    others = {name for name, state in definition.states.items() if state.approval and name not in at_gate}
+    before = _reachable(definition, {definition.initial}, stop_at=at_gate)
+    passed = {t.dest for name in at_gate for t in definition.transitions_from(name, APPROVED_TRIGGER)}
+    after = _reachable(definition, passed, stop_at=at_gate | others)
+    return frozenset(after - before)
+
+
+def check_open(definition: "MachineDef", migration: "MigrationView", gate: str) -> bool:
+    """Whether the migration waits at ``gate`` (True) or is past it in a phase passing it started
+    (False: the interrupted command continues, nothing to approve). Anywhere else: refuse (exit 8,
+    one line, nothing recorded)."""
     waiting_at = gate_of(definition, migration.phase)
     if waiting_at == gate:
-        return
+        return True
+    if migration.phase in started_by(definition, gate):
+        return False
     if definition.states.get(migration.phase) is not None and definition.state(migration.phase).final:
         where = f"has ended in phase {migration.phase!r}"
     elif waiting_at is not None:

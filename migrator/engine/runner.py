@@ -10,13 +10,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator import interrupt
 from migrator.config import LoadedConfig
 from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.flows import MigrationFlow, TableFlow
 from migrator.engine.guards import BUILTIN
 from migrator.engine.phases import BUILTIN_ACTIONS
 from migrator.engine.registry import Registry
-from migrator.errors import ApprovalRequired, ConfigChanged, LeaseHeld, MigratorError, UsageError
+from migrator.errors import (ApprovalRequired, ConfigChanged, LeaseHeld, MigratorError, RemoteError, TransientError,
+                             UsageError)
 from migrator.store import LeaseView, MigrationView, Store, TableView
 
 log = logging.getLogger("migrator.engine")
@@ -45,6 +47,10 @@ Undo = Callable[["PhaseContext"], dict[str, Any]]
 #: Why a migration cannot be rolled back from where it stands (strategy-specific wording).
 RollbackRefusal = Callable[["PhaseContext"], MigratorError]
 ROLLBACK_TRIGGER = "rolled_back"
+INTERRUPTED_EVENT = "interrupted"
+#: What a phase cut short by a stop request raises (a wait's "stopped while waiting", a table
+#: phase's "did not copy"): a stop, not a failure, when a signal asked for it.
+_STOP_ERRORS = (TransientError, RemoteError)
 
 
 @dataclass
@@ -217,19 +223,23 @@ class Runner:
             migration = self.store.require_migration(migration.name)
             flow = MigrationFlow(self.definition, self.registry, self.store, migration, self.config.settings)
             ctx = PhaseContext(self.config, self.store, flow, self.table_definition, self.registry, self.options,
-                               should_stop=lambda: heartbeat.lost is not None)
+                               should_stop=_stop_check(heartbeat))
             start = flow.state
             if not self.definition.transitions_from(start, ROLLBACK_TRIGGER):
                 if refusal is not None:
                     raise refusal(ctx)
                 raise UsageError(f"migration {migration.name!r} is in phase {start!r}, from which it cannot be "
                                  "rolled back", hint="`migrator status` shows where it stands")
+            if interrupt.requested():
+                raise self._interrupted(flow, f"before rolling back from phase {start!r}")
             try:
                 done = undo(ctx)
                 if heartbeat.lost:
                     raise LeaseHeld(heartbeat.lost)
                 flow.fire(ROLLBACK_TRIGGER, detail=done)
             except MigratorError as exc:
+                if interrupt.requested() and isinstance(exc, _STOP_ERRORS):
+                    raise self._interrupted(flow, f"while rolling back from phase {start!r}") from exc
                 self.store.record_migration_error(flow.migration, exc.one_line(),
                                                   {"phase": start, "exit_code": exc.exit_code,
                                                    "during": "rollback"})
@@ -259,10 +269,12 @@ class Runner:
         start = flow.state
         moves: list[str] = []
         ctx = PhaseContext(self.config, self.store, flow, self.table_definition, self.registry, self.options,
-                           should_stop=lambda: heartbeat.lost is not None)
+                           should_stop=_stop_check(heartbeat))
         while not self.definition.state(flow.state).final:
             if heartbeat.lost:
                 raise LeaseHeld(heartbeat.lost)
+            if interrupt.requested():
+                raise self._interrupted(flow, f"in phase {flow.state!r}")
             if self.options.max_steps is not None and len(moves) >= self.options.max_steps:
                 break
             state = self.definition.state(flow.state)
@@ -277,9 +289,24 @@ class Runner:
             except ApprovalRequired:
                 raise
             except MigratorError as exc:
+                if interrupt.requested() and isinstance(exc, _STOP_ERRORS):
+                    raise self._interrupted(flow, f"during phase {before!r}") from exc
                 self.store.record_migration_error(flow.migration, exc.one_line(),
                                                   {"phase": before, "exit_code": exc.exit_code})
                 raise
             moves.append(f"{before} -{trigger}-> {flow.state}")
             log.info("%s: %s -%s-> %s", migration.name, before, trigger, flow.state)
         return RunReport(migration.name, migration.strategy, start, flow.state, moves, recovered, took_over)
+
+    def _interrupted(self, flow: MigrationFlow, where: str) -> interrupt.Interrupted:
+        """The stop a signal asked for, recorded in the history (not as an error: nothing failed)."""
+        signum = interrupt.stop_signal()
+        assert signum is not None
+        self.store.add_event(flow.migration, "run", INTERRUPTED_EVENT,
+                             {"signal": interrupt.signal_name(signum), "where": where}, state=flow.state)
+        return interrupt.Interrupted.by(signum, where)
+
+
+def _stop_check(heartbeat: _Heartbeat) -> Callable[[], bool]:
+    """A phase's `should_stop`: the run lost its lease, or a signal asked it to stop."""
+    return lambda: heartbeat.lost is not None or interrupt.requested()

@@ -112,6 +112,9 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
                     return TableOutcome(task.qualified_name, False, result.problem)
                 flow.fire(completing_trigger(definition, state), fields=result.fields)
                 continue
+            if ctx.should_stop():
+                # A resting state is a safe point: the next run takes the table from here.
+                return TableOutcome(task.qualified_name, False, "stopped before its next step")
             if state.next is None:
                 raise InternalError(f"internal error: table state {state.name!r} names no `next` trigger")
             flow.fire(state.next)

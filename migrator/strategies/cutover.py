@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from migrator import failpoints
+from migrator import failpoints, interrupt
 from migrator.aws import clusters as aws
 from migrator.aws import preflight
 from migrator.aws.errors import describe, error_code
@@ -264,13 +264,15 @@ def swap(ctx: "PhaseContext", p: Plan) -> None:
         wait_ready(ctx, p.source_id, f"{p.source_id} must be available to be renamed")
         _retire_source(ctx, p)
     # The name is free as soon as the first rename is accepted: do not wait for its reboot.
-    _rename(ctx, keys.rename_source, p.source_id, p.old_name, wait_after=False)
-    failpoints.hit("between_renames")
-    try:
-        _rename(ctx, keys.rename_target, p.target_id, p.source_id, wait_after=False,
-                retry_until=time.monotonic() + wait_seconds("swap"))
-    except SwapRefused as exc:
-        _give_back(ctx, p, keys, str(exc))
+    # A stop asked for (SIGTERM) during the swap waits for its end: never between the renames.
+    with interrupt.deferred():
+        _rename(ctx, keys.rename_source, p.source_id, p.old_name, wait_after=False)
+        failpoints.hit("between_renames")
+        try:
+            _rename(ctx, keys.rename_target, p.target_id, p.source_id, wait_after=False,
+                    retry_until=time.monotonic() + wait_seconds("swap"))
+        except SwapRefused as exc:
+            _give_back(ctx, p, keys, str(exc))
 
 
 def cutover(ctx: "PhaseContext") -> dict[str, Any]:
@@ -453,11 +455,14 @@ def undo(ctx: "PhaseContext") -> dict[str, Any]:
         p = plan(ctx)
         old_exists = aws.describe_cluster(client_set, p.old_name) is not None
         if old_exists:
-            # The target may already hold the original name: give it back its own first.
-            if aws.describe_cluster(client_set, p.source_id) is not None:
-                _disable_copy_if_on(ctx, "rollback:disable_copy", p.source_id)
-                _rename(ctx, "rollback:rename_target_back", p.source_id, p.target_id)
-            _rename(ctx, "rollback:rename_source_back", p.old_name, p.source_id)
+            # A stop asked for (SIGTERM) between the renames back waits until the name is held again.
+            with interrupt.deferred():
+                # The target may already hold the original name: give it back its own first.
+                if aws.describe_cluster(client_set, p.source_id) is not None:
+                    _disable_copy_if_on(ctx, "rollback:disable_copy", p.source_id)
+                    _rename(ctx, "rollback:rename_target_back", p.source_id, p.target_id)
+                _rename(ctx, "rollback:rename_source_back", p.old_name, p.source_id, wait_after=False)
+            wait_ready(ctx, p.source_id, f"{p.source_id} to come back after its rename from {p.old_name}")
             _reboot(ctx, "rollback:reboot_source", p.source_id)
             done["names_swapped_back"] = True
         restored = common.restore_snapshot_copy(ctx, p.source_id, action="enable-after-rollback")

@@ -17,6 +17,9 @@ from tests.harness import write_config
 from tests.engine.scripted import scripted_registry
 
 GATES = {"awaiting_cutover": "cutover", "awaiting_decommission": "decommission"}
+#: Phases a gate's approval started: the command that passed the gate, interrupted there, is run
+#: again to continue; it records nothing (issue 25: `cutover` again in `cutting_over`).
+CONTINUED = {"cutting_over": "cutover", "decommissioning": "decommission"}
 
 
 @pytest.fixture
@@ -45,6 +48,9 @@ def test_approvals_are_refused_in_every_phase_but_their_gate(config_path: Path, 
             for gate in ("cutover", "decommission", "modify"):
                 if GATES.get(phase) == gate:
                     continue
+                if CONTINUED.get(phase) == gate:
+                    commands.approve(config_path, gate, "test")  # continues; nothing to approve
+                    continue
                 with pytest.raises(GateNotOpen) as refused:
                     commands.approve(config_path, gate, "test")
                 assert refused.value.exit_code == 8
@@ -65,6 +71,7 @@ def test_approvals_are_refused_in_every_phase_but_their_gate(config_path: Path, 
             # Every move consumed (cleared) whatever approval was given in the phase it left.
             assert store.require_migration("m1").approvals == {}
         assert "awaiting_cutover" in seen and "awaiting_decommission" in seen
+        assert set(CONTINUED) <= set(seen)
         m = store.require_migration("m1")
         moves = {e.from_state: e.detail for e in store.events(m, subject="migration") if e.trigger == "approved"}
         assert moves["awaiting_cutover"]["approval"]["via"] == "test"
