@@ -264,6 +264,7 @@ def swap(ctx: "PhaseContext", p: Plan, before_rename: Callable[[], None] | None 
         wait_ready(ctx, p.target_id, f"new cluster {p.target_id} must be ready before {p.source_id} is renamed away",
                    nothing_pending=True)
         wait_ready(ctx, p.source_id, f"{p.source_id} must be available to be renamed")
+        failpoints.hit("before_first_rename")
         if before_rename is not None:
             before_rename()
         _retire_source(ctx, p)

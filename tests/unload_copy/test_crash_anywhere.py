@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 MIN_KILLS = 20
 #: The phases a kill is aimed at, in the order the run passes them.
-PHASES = ["preflight", "inventory", "provisioning", "replaying_objects", "rehearsing", "awaiting_freeze",
-          "copying", "validating", "cutting_over"]
+PHASES = ["preflight", "inventory", "provisioning", "replaying_objects", "rehearsing", "copying", "validating",
+          "freezing", "catching_up", "cutting_over"]
 
 
 def _phase(store_url: str, name: str) -> str | None:
@@ -35,7 +35,8 @@ def _phase(store_url: str, name: str) -> str | None:
 
 def _kill_in(proc: subprocess.Popen[str], store_url: str, name: str, target: str, offset: float) -> str | None:
     """Wait until the run reaches ``target`` (or later), then kill it ``offset`` seconds in."""
-    order = ["created", *PHASES, "awaiting_cutover", "awaiting_decommission"]
+    order = ["created", *PHASES[:PHASES.index("freezing")], "awaiting_cutover", *PHASES[PHASES.index("freezing"):],
+             "awaiting_decommission"]
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         phase = _phase(store_url, name)
