@@ -49,6 +49,7 @@ _BEING_DELETED = frozenset({"final-snapshot", "deleting"})
 #: overridable by environment for rehearsals: MIGRATOR_WAIT_<NAME>_SECONDS).
 WAIT_SECONDS = {"ready": 6 * 3600.0, "swap": 900.0, "delete": 6 * 3600.0, "dns": 1800.0}
 NAMESPACE_KEY = "cutover:target_namespace"
+PRODUCTION_KEY = "cutover:production_name_answers"
 
 
 def wait_seconds(name: str) -> float:
@@ -298,6 +299,11 @@ def cutover(ctx: "PhaseContext", *, before_rename: Callable[[], None] | None = N
                                   conn=target_connection(settings, p.source_id),
                                   hint="`migrator rollback` swaps the names back")
     copy = common.restore_snapshot_copy(ctx, p.source_id)
+    # The evidence: the cluster answering under the production name, as AWS describes it now.
+    answering = aws.require_cluster(common.clients(ctx), p.source_id)
+    common.remember(ctx, PRODUCTION_KEY, {"cluster_id": p.source_id, "encrypted": bool(answering.get("Encrypted")),
+                                          "kms_key_id": answering.get("KmsKeyId"), "namespace": reached,
+                                          "status": answering.get("ClusterStatus")})
     return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy, "namespace": reached}
 
 

@@ -195,7 +195,9 @@ def catch_up(ctx: "PhaseContext", open_session: Any, walk: Any, replay_after_dat
     limit = settings.freeze.catch_up_passes
     for number in range(1, limit + 1):
         started_at = time.time()
-        with open_session(ctx, "source") as source, open_session(ctx, "target", autocommit=False) as target:
+        # Autocommit on the target: each DROP and CREATE ends at once, so no lock of this session is
+        # held while the table workers load (a pass interrupted half-way is completed by the next).
+        with open_session(ctx, "source") as source, open_session(ctx, "target") as target:
             started = source_clock(source)
             found = find_differences(ctx, source, target)
             if found:

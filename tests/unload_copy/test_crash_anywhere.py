@@ -1,4 +1,5 @@
-"""SIGKILL the run at randomised points across every phase, resume, and compare with
+"""SIGKILL (or SIGTERM) the run at randomised points across every phase, the cutover window
+included (a writer changing a table while the copy runs), resume, and compare with
 what an uninterrupted run produces: no lost row, no duplicate, no second cluster,
 no second rename. The seed is printed so a failure replays (MIGRATOR_CRASH_SEED)."""
 
@@ -33,7 +34,8 @@ def _phase(store_url: str, name: str) -> str | None:
         return None
 
 
-def _kill_in(proc: subprocess.Popen[str], store_url: str, name: str, target: str, offset: float) -> str | None:
+def _kill_in(proc: subprocess.Popen[str], store_url: str, name: str, target: str, offset: float,
+             how: signal.Signals = signal.SIGKILL) -> str | None:
     """Wait until the run reaches ``target`` (or later), then kill it ``offset`` seconds in."""
     order = ["created", *PHASES[:PHASES.index("freezing")], "awaiting_cutover", *PHASES[PHASES.index("freezing"):],
              "awaiting_decommission"]
@@ -43,7 +45,7 @@ def _kill_in(proc: subprocess.Popen[str], store_url: str, name: str, target: str
         if phase in order and order.index(phase) >= order.index(target):
             time.sleep(offset)  # the randomised kill point inside the phase
             if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
+                os.kill(proc.pid, how)
                 proc.wait()
                 return _phase(store_url, name)
             return None
@@ -70,7 +72,8 @@ def test_kill_anywhere_then_resume(migration: Migration) -> None:
     try:
         for target in targets:
             proc = m.popen("run", "--approve-cutover")
-            phase = _kill_in(proc, store_url, name, target, rng.uniform(0.0, 0.6))
+            how = rng.choice([signal.SIGKILL, signal.SIGTERM])
+            phase = _kill_in(proc, store_url, name, target, rng.uniform(0.0, 0.6), how)
             if phase is not None:
                 killed_in.append(phase)
             else:
