@@ -297,6 +297,10 @@ def await_write_freeze(ctx: "PhaseContext") -> str:
 @REGISTRY.action("catch_up")
 def catch_up(ctx: "PhaseContext") -> str:
     """Copy again what production changed during the copy and while the gate waited (see window)."""
+    with session(ctx, "target") as target:
+        # Dropped at the end of a window; a window entered again (a write seen before the first
+        # rename) loads through the markers once more.
+        pipeline.ensure_bookkeeping(target)
     window.catch_up(ctx, session, walk=lambda: _walk_tables(ctx), replay_after_data=lambda: _replay_after_data(ctx))
     with session(ctx, "target") as target:
         pipeline.drop_bookkeeping(target)
