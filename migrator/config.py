@@ -153,6 +153,9 @@ class TablesSection(_Section):
     exclude: list[str] = Field(default_factory=list)
     concurrency: int = Field(default=4, ge=1, le=64)
     max_attempts: int = Field(default=5, ge=1, le=100)
+    #: How many times a table is copied while production keeps writing to it before it is left for
+    #: the cutover window (which copies it once more with writes frozen).
+    live_copies: int = Field(default=3, ge=1, le=100)
 
 
 class FreezeSection(_Section):
@@ -162,6 +165,8 @@ class FreezeSection(_Section):
     max_write_iops: float = Field(default=0.0, ge=0)
     quiet_seconds: float = Field(default=300.0, gt=0)
     timeout_seconds: float = Field(default=900.0, gt=0)
+    #: Catch-up passes the cutover window tries before it says writes did not stop.
+    catch_up_passes: int = Field(default=10, ge=1, le=1000)
 
 
 class NotifySection(_Section):

@@ -98,8 +98,36 @@ def _recoveries(events: list[EventView]) -> dict[str, Any]:
                        for e in found]}
 
 
+def _moment(events: list[EventView], predicate: Any) -> datetime | None:
+    return next((e.at for e in events if predicate(e)), None)
+
+
+def _window(events: list[EventView]) -> dict[str, Any]:
+    """The write downtime (writes frozen -> the production name answering from the new cluster), the
+    copy it was weighed against, and each catch-up pass of the cutover window."""
+    # Writers stop when the operator approves the window (unload-copy) or before the freeze is
+    # observed (snapshot-restore, whose freeze comes first): whichever happened first.
+    approved = _moment(events, lambda e: e.subject == "migration" and e.trigger == "approved"
+                       and e.detail.get("gate") == "cutover")
+    observed = _moment(events, lambda e: e.trigger in ("write_freeze_observed", "write_freeze_assumed"))
+    start = min((t for t in (approved, observed) if t is not None), default=None)
+    answered = _moment(events, lambda e: e.trigger == "validation" and e.detail.get("what") == "reached the new cluster")
+    copy_started = _moment(events, lambda e: e.subject == "migration" and e.trigger == "rehearsed")
+    copy_done = _moment(events, lambda e: e.subject == "migration" and e.trigger == "validated")
+    downtime = (answered - start).total_seconds() if start and answered and answered >= start else None
+    copy = (copy_done - copy_started).total_seconds() if copy_started and copy_done else None
+    passes = [{"at": _iso(e.at), **e.detail} for e in events if e.trigger in ("catch_up_pass", "catch_up_quiet")]
+    return {"freeze_started": _iso(start), "production_name_answered": _iso(answered),
+            "write_downtime_seconds": round(downtime, 3) if downtime is not None else None,
+            "copy_seconds_while_writable": round(copy, 3) if copy is not None else None,
+            "downtime_to_copy_ratio": round(downtime / copy, 4) if downtime is not None and copy else None,
+            "left_for_window": [t for e in events if e.trigger == "left_for_window" for t in e.detail.get("tables", [])],
+            "catch_up_passes": passes}
+
+
 def collect(store: Store, migration: MigrationView) -> dict[str, Any]:
     events = store.events(migration)
+    window = _window(events)
     tables = [_table(t) for t in store.list_tables(migration)]
     fingerprint = migration.config_fingerprint
     validations = [{"at": _iso(e.at), **e.detail} for e in events if e.trigger == "validation"]
@@ -108,7 +136,9 @@ def collect(store: Store, migration: MigrationView) -> dict[str, Any]:
         "report": {"generated_at": datetime.now(timezone.utc).isoformat(), "tool": "migrator",
                    "tool_version": __version__},
         "migration": {"name": migration.name, "strategy": migration.strategy, "phase": migration.phase,
-                      "started": _iso(migration.created_at), "finished": _iso(migration.finished_at),
+                      "started": _iso(migration.created_at),
+                      # Done once the production name answers from the new cluster; decommission is cleanup.
+                      "finished": _iso(migration.finished_at) or window["production_name_answered"],
                       "config_fingerprint": fingerprint, "config_hash": migration.config_hash},
         "intended_encryption": fingerprint.get("target"),
         "staging": fingerprint.get("staging"),
@@ -122,6 +152,7 @@ def collect(store: Store, migration: MigrationView) -> dict[str, Any]:
         "phases": _phases(events, migration),
         "validations": validations,
         "recoveries": _recoveries(events),
+        "cutover_window": window,
     }
 
 
@@ -145,13 +176,17 @@ def _sections(doc: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[st
                 ["tool", f"{doc['report']['tool']} {doc['report']['tool_version']}"],
                 ["generated", doc["report"]["generated_at"]],
                 ["intended encryption", doc["intended_encryption"]], ["staging", doc["staging"]],
-                *[[k.replace("_", " "), v] for k, v in doc["summary"].items()]]
+                *[[k.replace("_", " "), v] for k, v in doc["summary"].items()],
+                *[[k.replace("_", " "), v] for k, v in doc.get("cutover_window", {}).items()
+                  if k != "catch_up_passes"]]
     enc_cols = ["at", "recorded_by", "cluster_id", "encrypted", "kms_key", "status"]
     table_cols = ["schema", "table", "state", "attempts", "source_rows", "rows_loaded", "source_checksum",
                   "target_checksum", "checksums_match", "staged_format", "staged_bytes", "staging_verified"]
     appr_cols = ["gate", "at", "user", "host", "phase", "via"]
     phase_cols = ["phase", "entered", "left", "seconds", "by"]
     rec_cols = ["at", "subject", "trigger", "reason"]
+    pass_cols = ["at", "pass", "changed_tables", "new_tables", "altered_tables", "dropped_tables",
+                 "written_during_check", "rows", "seconds"]
 
     def rows(items: list[Mapping[str, Any]], cols: list[str]) -> list[list[str]]:
         return [[_cell(item.get(c)) for c in cols] for item in items]
@@ -163,6 +198,8 @@ def _sections(doc: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[st
         ("Approvals", appr_cols, rows(doc["approvals"], appr_cols)),
         ("Phases", phase_cols, rows(doc["phases"], phase_cols)),
         ("Retries and faults survived", rec_cols, rows(doc["recoveries"]["events"], rec_cols)),
+        ("Cutover window: catch-up passes", pass_cols,
+         rows(doc.get("cutover_window", {}).get("catch_up_passes", []), pass_cols)),
     ]
 
 

@@ -15,6 +15,7 @@ POINTS = frozenset({
     "after_unload",         # UNLOAD finished and staging verified; the store not yet told
     "after_load_commit",    # target transaction committed; the store not yet told
     "after_remote_call",    # a recorded remote action answered; its response not yet stored
+    "before_first_rename",  # the cutover window caught up; its last write check not yet made, nothing renamed
     "between_renames",      # cutover renamed the source away and recorded it; the target not yet renamed in
 })
 

@@ -17,7 +17,7 @@ import yaml
 from migrator.errors import DefinitionError
 from migrator.paths import states_dir
 
-KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator"})
+KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator", "frozen"})
 KINDS = ("migration", "table")
 
 
@@ -32,6 +32,8 @@ class StateDef:
     step: str | None = None
     #: Resting table states: the trigger a table worker takes to go on from here.
     next: str | None = None
+    #: In-flight table states: further moves out that only the step may ask for (its StepResult.move).
+    moves: tuple[str, ...] = ()
 
     @property
     def final(self) -> bool:
@@ -103,7 +105,7 @@ def parse_definition(raw: Any, *, guards: Collection[str] | None, actions: Colle
     states: dict[str, StateDef] = {}
     for state_name, spec in (raw.get("states") or {}).items():
         spec = spec or {}
-        extra = set(spec) - {"tags", "action", "approval", "lost", "step", "next"}
+        extra = set(spec) - {"tags", "action", "approval", "lost", "step", "next", "moves"}
         if extra:
             problems.append(f"state {state_name!r}: unknown keys {sorted(extra)}")
         tags = frozenset(_as_tuple(spec.get("tags"), f"{where}: state {state_name}"))
@@ -121,8 +123,11 @@ def parse_definition(raw: Any, *, guards: Collection[str] | None, actions: Colle
             problems.append(f"state {state_name!r}: only in_flight states name a step")
         if step is not None and steps is not None and step not in steps:
             problems.append(f"state {state_name!r}: unknown step {step!r}")
+        moves = _as_tuple(spec.get("moves"), f"state {state_name!r} moves")
+        if moves and step is None:
+            problems.append(f"state {state_name!r}: only states with a step name `moves`")
         states[state_name] = StateDef(state_name, tags, action, spec.get("approval"), spec.get("lost"), step,
-                                      spec.get("next"))
+                                      spec.get("next"), moves)
     if not states:
         problems.append("no states")
     if initial not in states:
@@ -157,6 +162,9 @@ def parse_definition(raw: Any, *, guards: Collection[str] | None, actions: Colle
             problems.append(f"state {state.name!r}: in_flight states must name a `lost` trigger")
         if "in_flight" in state.tags and not state.step and kind == "table":
             problems.append(f"state {state.name!r}: in_flight states must name their `step`")
+        for move in state.moves:
+            if not any(state.name in t.sources and t.trigger == move for t in transitions):
+                problems.append(f"state {state.name!r}: move {move!r} does not leave this state")
         if state.next and not any(state.name in t.sources and t.trigger == state.next for t in transitions):
             problems.append(f"state {state.name!r}: `next` trigger {state.next!r} does not leave this state")
     reachable = {initial}

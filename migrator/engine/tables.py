@@ -58,6 +58,8 @@ class StepResult:
 
     fields: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None
+    #: One of the state's `moves` instead of its completing move (e.g. the source moved: copy again).
+    move: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class TableOutcome:
 def completing_trigger(definition: MachineDef, state: StateDef) -> str:
     """The one move out of an in-flight state that is neither its lost-lease move nor a failure."""
     triggers = {t.trigger for t in definition.transitions_from(state.name)
-                if t.trigger != state.lost and "needs_operator" not in definition.state(t.dest).tags}
+                if t.trigger != state.lost and t.trigger not in state.moves
+                and "needs_operator" not in definition.state(t.dest).tags}
     if len(triggers) != 1:
         raise InternalError(f"internal error: table state {state.name!r} has completing moves {sorted(triggers)}; "
                             "states/table.yaml must give it exactly one")
@@ -110,7 +113,10 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
                         raise InternalError(f"internal error: table state {state.name!r} has no failure move")
                     flow.fire(failure.trigger, error=result.problem, fields=result.fields)
                     return TableOutcome(task.qualified_name, False, result.problem)
-                flow.fire(completing_trigger(definition, state), fields=result.fields)
+                if result.move is not None and result.move not in state.moves:
+                    raise InternalError(f"internal error: step {state.step!r} asked for move {result.move!r}, "
+                                        f"which table state {state.name!r} does not offer")
+                flow.fire(result.move or completing_trigger(definition, state), fields=result.fields)
                 continue
             if ctx.should_stop():
                 # A resting state is a safe point: the next run takes the table from here.

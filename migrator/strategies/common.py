@@ -290,9 +290,12 @@ def connect(settings: Settings, client_set: AwsClients, cluster_id: str, *, wher
 
 def measure(settings: Settings, client_set: AwsClients, cluster_id: str,
             checksum: bl.Checksum | None = None) -> bl.Baseline:
+    from migrator.warehouse.inventory import matches
+
+    include, exclude = settings.tables.include, settings.tables.exclude
     conn = connect(settings, client_set, cluster_id)
     try:
-        return bl.take(conn, checksum)
+        return bl.take(conn, checksum, keep=lambda schema, table: matches(f"{schema}.{table}", include, exclude))
     finally:
         conn.close()
 
@@ -306,8 +309,8 @@ def take_baseline(ctx: "PhaseContext", cluster_id: str, checksum: bl.Checksum | 
     return bl.Baseline.from_dict(remember(ctx, BASELINE_KEY, {**measured.to_dict(), "cluster_id": cluster_id}))
 
 
-def stored_baseline(ctx: "PhaseContext") -> bl.Baseline:
-    kept = recorded(ctx, BASELINE_KEY)
+def stored_baseline(ctx: "PhaseContext", key: str | None = None) -> bl.Baseline:
+    kept = recorded(ctx, key or BASELINE_KEY)
     if kept is None:
         raise ValidationMismatch("no baseline was recorded for this migration",
                                  hint="internal order problem: re-run from the baseline phase")
@@ -316,11 +319,12 @@ def stored_baseline(ctx: "PhaseContext") -> bl.Baseline:
 
 def check_against_baseline(ctx: "PhaseContext", cluster_id: str, what: str,
                            checksum: bl.Checksum | None = None, *, conn: ConnectionSection | None = None,
+                           baseline_key: str | None = None,
                            hint: str = "find what wrote to the cluster; `migrator history` has the details"
                            ) -> bl.Baseline:
     """The one baseline comparison: measure ``cluster_id`` (logging in with ``conn`` when it is not
     the source, e.g. the new cluster), record the result as a `validation` event, refuse differences."""
-    expected = stored_baseline(ctx)
+    expected = stored_baseline(ctx, baseline_key)
     settings = ctx.config.settings
     if conn is not None:
         settings = settings.model_copy(update={"source": conn})

@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -48,6 +49,7 @@ _BEING_DELETED = frozenset({"final-snapshot", "deleting"})
 #: overridable by environment for rehearsals: MIGRATOR_WAIT_<NAME>_SECONDS).
 WAIT_SECONDS = {"ready": 6 * 3600.0, "swap": 900.0, "delete": 6 * 3600.0, "dns": 1800.0}
 NAMESPACE_KEY = "cutover:target_namespace"
+PRODUCTION_KEY = "cutover:production_name_answers"
 
 
 def wait_seconds(name: str) -> float:
@@ -251,10 +253,11 @@ def _give_back(ctx: "PhaseContext", p: Plan, keys: SwapKeys, reason: str) -> Non
                            "again; or `migrator rollback`")
 
 
-def swap(ctx: "PhaseContext", p: Plan) -> None:
+def swap(ctx: "PhaseContext", p: Plan, before_rename: Callable[[], None] | None = None) -> None:
     """Source away, target in, with the production name unheld only for the swap itself: the
     target must be ready first; a refused second rename is retried until a deadline, then the
-    source gets its name back."""
+    source gets its name back. ``before_rename`` runs last before the first rename is recorded
+    (the route's proof that nothing was written since the data was caught up); it raises to stop."""
     keys = swap_keys(ctx.store, ctx.migration)
     if common.recorded(ctx, keys.rename_target) is not None:
         return
@@ -262,6 +265,9 @@ def swap(ctx: "PhaseContext", p: Plan) -> None:
         wait_ready(ctx, p.target_id, f"new cluster {p.target_id} must be ready before {p.source_id} is renamed away",
                    nothing_pending=True)
         wait_ready(ctx, p.source_id, f"{p.source_id} must be available to be renamed")
+        failpoints.hit("before_first_rename")
+        if before_rename is not None:
+            before_rename()
         _retire_source(ctx, p)
     # The name is free as soon as the first rename is accepted: do not wait for its reboot.
     # A stop asked for (SIGTERM) during the swap waits for its end: never between the renames.
@@ -275,8 +281,10 @@ def swap(ctx: "PhaseContext", p: Plan) -> None:
             _give_back(ctx, p, keys, str(exc))
 
 
-def cutover(ctx: "PhaseContext") -> dict[str, Any]:
-    """Swap the endpoints; every step recorded. Returns what was done."""
+def cutover(ctx: "PhaseContext", *, before_rename: Callable[[], None] | None = None,
+            baseline_key: str | None = None) -> dict[str, Any]:
+    """Swap the endpoints; every step recorded. Returns what was done. ``baseline_key`` names the
+    recorded baseline the production name must show afterwards (default: the route's one baseline)."""
     common.check_new_cluster_encryption(ctx, "before cutover")
     p = plan(ctx)
     settings = ctx.config.settings
@@ -284,15 +292,20 @@ def cutover(ctx: "PhaseContext") -> dict[str, Any]:
     # The new cluster's namespace, read before the swap (afterwards its own name is gone).
     expected = common.recorded(ctx, NAMESPACE_KEY) or common.remember(
         ctx, NAMESPACE_KEY, {"target_id": p.target_id, "namespace": namespace_of(ctx, p.target_id)})
-    swap(ctx, p)
+    swap(ctx, p, before_rename)
     wait_ready(ctx, p.source_id, f"new cluster, now {p.source_id}, to come back after its rename")
     _reboot(ctx, "cutover:reboot_target", p.source_id)
     # Clients connect by the original name: prove it reaches the new cluster, then check it.
     reached = await_new_cluster_behind_name(ctx, p, str(expected["namespace"]))
-    common.check_against_baseline(ctx, p.source_id, "after cutover",
+    common.check_against_baseline(ctx, p.source_id, "after cutover", baseline_key=baseline_key,
                                   conn=target_connection(settings, p.source_id),
                                   hint="`migrator rollback` swaps the names back")
     copy = common.restore_snapshot_copy(ctx, p.source_id)
+    # The evidence: the cluster answering under the production name, as AWS describes it now.
+    answering = aws.require_cluster(common.clients(ctx), p.source_id)
+    common.remember(ctx, PRODUCTION_KEY, {"cluster_id": p.source_id, "encrypted": bool(answering.get("Encrypted")),
+                                          "kms_key_id": answering.get("KmsKeyId"), "namespace": reached,
+                                          "status": answering.get("ClusterStatus")})
     return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy, "namespace": reached}
 
 

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from migrator.aws import clusters as aws
 from migrator.config import Settings
 from migrator.engine.registry import Registry
-from migrator.errors import RemoteError
+from migrator.engine.gates import pass_gate
+from migrator.errors import PreflightFailed, RemoteError
 from migrator.retry import wait_until
-from migrator.strategies import common, cutover
+from migrator.strategies import common, cutover, window
+from migrator.warehouse.sql import table_key
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
@@ -269,9 +271,41 @@ def validate(ctx: "PhaseContext") -> str:
     return "validated"
 
 
+def nothing_written_since_snapshot(ctx: "PhaseContext") -> None:
+    """A snapshot cannot be caught up: any write the source's logs show since the baseline (taken
+    with writes frozen, just before the snapshot) would be lost by the swap, so the cutover is refused."""
+    from migrator.warehouse.connection import Session
+
+    taken = ctx.store.get_action(ctx.migration, common.BASELINE_KEY)
+    if taken is None:
+        raise RemoteError("no baseline was recorded before the snapshot", hint="internal order problem")
+    settings = ctx.config.settings
+    since = taken.started_at - window.CLOCK_SLACK
+    conn = common.connect(settings, common.clients(ctx), settings.source.cluster_id)
+    try:
+        written = window.written_since(Session(conn), since, settings.tables.include, settings.tables.exclude)
+    finally:
+        conn.close()
+    if written:
+        names = ", ".join(sorted(table_key(*pair) for pair in written)[:10])
+        ctx.store.add_event(ctx.migration, "migration", "written_since_snapshot",
+                            {"tables": sorted(table_key(*pair) for pair in written)}, state=ctx.migration.phase)
+        raise PreflightFailed(f"cutover refused: {len(written)} table(s) of {settings.source.cluster_id} were "
+                              f"written after the snapshot ({names}); the restored cluster does not have those "
+                              "writes", hint="`migrator rollback --delete-target --confirm`, then run again with "
+                                             "writes stopped (or use unload-copy, which catches up)")
+
+
+@REGISTRY.action("await_cutover_approval")
+def await_cutover_approval(ctx: "PhaseContext") -> str:
+    """The cutover gate, which first checks that the snapshot still holds every write."""
+    nothing_written_since_snapshot(ctx)
+    return pass_gate(ctx)
+
+
 @REGISTRY.action("cutover")
 def do_cutover(ctx: "PhaseContext") -> str:
-    ctx.facts["detail"] = cutover.cutover(ctx)
+    ctx.facts["detail"] = cutover.cutover(ctx, before_rename=lambda: nothing_written_since_snapshot(ctx))
     return "cut_over"
 
 

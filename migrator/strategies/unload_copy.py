@@ -26,7 +26,7 @@ from migrator.engine.tables import StepContext, StepResult
 from migrator.errors import MigratorError, OutcomeUnknown, PreflightFailed, RemoteError, TransientError
 from migrator.retry import Backoff, with_retries
 from migrator.store import TableSpec, TableView
-from migrator.strategies import common, cutover
+from migrator.strategies import common, cutover, window
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse.connection import Session, end_backend
 from migrator.warehouse.inventory import TableInfo, read_inventory
@@ -285,13 +285,26 @@ def rehearse(ctx: "PhaseContext") -> str:
 
 @REGISTRY.action("await_write_freeze")
 def await_write_freeze(ctx: "PhaseContext") -> str:
-    """Writes stopped: only now are the validation queries' results worth keeping (AWS step 9)."""
+    """The cutover window opens: writers stopped (CloudWatch quiet and no logged write), so what the
+    catch-up finds different is final (AWS step 9, kept to the window instead of the whole copy)."""
     source = ctx.config.settings.source.cluster_id
     observed = common.await_write_freeze(ctx, source)
     if not observed.get("assumed"):
         _no_logged_writes(ctx, float(observed["quiet_seconds"]))
-    common.take_baseline(ctx, source)
     return "writes_frozen"
+
+
+@REGISTRY.action("catch_up")
+def catch_up(ctx: "PhaseContext") -> str:
+    """Copy again what production changed during the copy and while the gate waited (see window)."""
+    with session(ctx, "target") as target:
+        # Dropped at the end of a window; a window entered again (a write seen before the first
+        # rename) loads through the markers once more.
+        pipeline.ensure_bookkeeping(target)
+    window.catch_up(ctx, session, walk=lambda: _walk_tables(ctx), replay_after_data=lambda: _replay_after_data(ctx))
+    with session(ctx, "target") as target:
+        pipeline.drop_bookkeeping(target)
+    return "caught_up"
 
 
 def _no_logged_writes(ctx: "PhaseContext", quiet_seconds: float) -> None:
@@ -510,6 +523,16 @@ def validate_step(step: Step) -> StepResult:
     fields = worker.retried(f"validate {task.qualified_name}", compare)
     mismatch = fields.pop("mismatch", None)
     if fields["source_checksum"] != fields["target_checksum"]:
+        unloaded_at = float(((task.step_timings or {}).get("unload") or {}).get("started") or 0)
+        if unloaded_at and window.table_written_since(worker.source, info.schema, info.name, unloaded_at):
+            # Production wrote to it after the UNLOAD began: a moved source, not a bad copy.
+            live_copies = step.phase.config.settings.tables.live_copies
+            frozen = "frozen" in step.phase.state_def.tags
+            move = "source_moved" if frozen or task.attempt < live_copies else "defer"
+            step.phase.store.add_event(step.phase.migration, task.subject, "source_moved",
+                                       {"attempt": task.attempt, "then": move, "difference": mismatch},
+                                       state=step.phase.migration.phase)
+            return StepResult(fields, move=move)
         return StepResult(fields, problem=mismatch)
     if not worker.staging.keep and task.staging_prefix:
         # Staged files are only cleaned once the table is proven equal; a crash before the move
@@ -582,6 +605,12 @@ def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
 @REGISTRY.action("copy_tables")
 def copy_tables(ctx: "PhaseContext") -> str:
     """The engine's table worker walks every table; this phase only says with what."""
+    _walk_tables(ctx)
+    return "tables_copied"
+
+
+def _walk_tables(ctx: "PhaseContext") -> None:
+    """Every table not done, through the table steps; refuses to go on while any needs an operator."""
     outcomes = tables_engine.walk_all(ctx, REGISTRY.steps, lambda: TableWorker(ctx),
                                       ctx.config.settings.tables.concurrency)
     if ctx.tables_not_done():
@@ -589,15 +618,17 @@ def copy_tables(ctx: "PhaseContext") -> str:
         listed = "; ".join(f"{o.table}: {o.error}" for o in failed[:5]) or "tables need an operator"
         raise RemoteError(f"{len(failed) or ctx.tables_not_done()} table(s) did not copy: {listed}",
                           hint="fix the cause and re-run; finished tables are kept, failed ones retried")
-    return "tables_copied"
 
 
 # -- validation -------------------------------------------------------------------------------
 
 @REGISTRY.action("validate")
 def validate(ctx: "PhaseContext") -> str:
-    """The source must still match what was copied; tables that changed are copied again."""
+    """Production is still writable: tables changed since their copy are copied again, until a table
+    has been copied `tables.live_copies` times; then it is left for the cutover window."""
     changed: list[tuple[str, str]] = []
+    deferred: list[str] = []
+    live_copies = ctx.config.settings.tables.live_copies
     with session(ctx, "source") as source:
         tables = inventory_of(ctx, source)
         known = {t.pair for t in ctx.store.list_tables(ctx.migration)}
@@ -606,24 +637,31 @@ def validate(ctx: "PhaseContext") -> str:
             _adopt_new_tables(ctx, source, created)
             changed += [info.pair for info in created]
         for task in ctx.store.list_tables(ctx.migration):
-            if task.pair in changed:
+            if task.pair in changed or task.state in window.moved_aside(ctx.table_definition):
                 continue
             info = tables.get(task.pair)
             if info is None:
-                raise RemoteError(f"{task.qualified_name} disappeared from the source during the migration")
+                # Dropped while production kept running: the window drops it on the target too.
+                ctx.table_flow(task).fire("drop", detail={"reason": "dropped from the source during the copy"})
+                continue
             now = checksum.fingerprint(source, info.schema, info.name, info.columns)
             if f"{now.rows}:{now.checksum}" != task.source_checksum:
+                if task.attempt >= live_copies:
+                    deferred.append(task.qualified_name)
+                    ctx.table_flow(task).fire("defer", detail={"reason": f"written during each of {task.attempt} "
+                                                                         "copies; left for the cutover window"})
+                    continue
                 changed.append(task.pair)
                 ctx.table_flow(task).fire("recopy", detail={"reason": "source changed after copy"})
+    if deferred:
+        ctx.store.add_event(ctx.migration, "migration", "left_for_window", {"tables": deferred},
+                            state=ctx.migration.phase)
     if changed:
         ctx.store.add_event(ctx.migration, "migration", "source_changed",
                             {"tables": [table_key(*pair) for pair in changed]},
                             state=ctx.migration.phase)
         return "source_changed"
-    common.check_against_baseline(ctx, ctx.config.settings.source.cluster_id, "source before cutover")
     _replay_after_data(ctx)
-    with session(ctx, "target") as target:
-        pipeline.drop_bookkeeping(target)
     return "validated"
 
 
@@ -673,7 +711,16 @@ def reconciler(config: LoadedConfig) -> Callable[[TableView], dict[str, Any]]:
 
 @REGISTRY.action("cutover")
 def do_cutover(ctx: "PhaseContext") -> str:
-    cutover.cutover(ctx)
+    def nothing_written_since_catch_up() -> None:
+        with session(ctx, "source") as source:
+            window.confirm_quiet(ctx, source)
+
+    try:
+        cutover.cutover(ctx, before_rename=nothing_written_since_catch_up, baseline_key=window.baseline_key(ctx))
+    except window.WrittenSinceCatchUp as exc:
+        ctx.store.add_event(ctx.migration, "migration", "written_before_rename", {"tables": exc.tables},
+                            state=ctx.migration.phase)
+        return "source_changed"
     return "cut_over"
 
 

@@ -109,11 +109,14 @@ def rows_per_table(cursor: Any, tables: Sequence[tuple[str, str]] | None = None)
     return dict(sorted((table_key(s, t), counts[(s, t)]) for s, t in pairs))
 
 
-def take(conn: Any, checksum: Checksum | None = None) -> Baseline:
-    """Run the validation queries on an open redshift_connector (DB-API) connection."""
+def take(conn: Any, checksum: Checksum | None = None,
+         keep: Callable[[str, str], bool] | None = None) -> Baseline:
+    """Run the validation queries on an open redshift_connector (DB-API) connection; with ``keep``,
+    only the tables it accepts (the migration's include/exclude) count: an excluded table is not
+    migrated, so it is never a difference."""
     cursor = conn.cursor()
     try:
-        pairs = user_tables(cursor)
+        pairs = [pair for pair in user_tables(cursor) if keep is None or keep(*pair)]
         rows = rows_per_table(cursor, pairs)
         sums: dict[str, str] = {}
         if checksum is not None:

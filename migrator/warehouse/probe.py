@@ -57,6 +57,8 @@ from migrator.warehouse.sql import (
     create_temp_table_sql,
     drop_temp_table_sql,
     fingerprint_over,
+    freeze_sample_sql,
+    frozen_sample_query,
     probe_prefix,
     query,
     quote_ident,
@@ -353,13 +355,18 @@ def probe_group(session: Session, group: TypeGroup, path: DataPath, number: int,
         sleep(pause)
 
 
+def frozen_sample_name(temp: str) -> str:
+    return f"{temp}_sample"
+
+
 def _sample_through(session: Session, info: TableInfo, path: DataPath, prefix: str, temp: str,
                     outcome: GroupOutcome) -> None:
     fmt = choose_format(info.columns)
     outcome.format = fmt.name
     names = [c.name for c in info.columns]
     hashed = row_hash(info.columns)
-    sample = sample_query(info.schema, info.name, names, hashed)
+    frozen = frozen_sample_name(temp)
+    sample = frozen_sample_query(frozen, names)
     unload = unload_sql(unload_query_over(sample, [(c.name, c.type) for c in info.columns], fmt.name), prefix,
                         iam_role_arn=path.iam_role_arn, kms_key_id=path.kms_key_id, fmt=fmt.name)
 
@@ -367,6 +374,8 @@ def _sample_through(session: Session, info: TableInfo, path: DataPath, prefix: s
         if fmt.name == CSV:
             refuse_csv_marker_in_data(session, info.schema, info.name, info.columns)
         exact_float_text(session)  # as unload_table: every digit of REAL/DOUBLE, and the same row hash
+        session.run(freeze_sample_sql(frozen, sample_query(info.schema, info.name, names, hashed)), kind="load",
+                    what=f"probe sample of {info.ref}")
         run_recorded(session, unload, kind="unload", what=f"probe UNLOAD {info.ref}", on_statement=None)
         return int(session.run("select pg_last_unload_count()", kind="unload")[0][0])
 
@@ -417,7 +426,7 @@ def _compare(session: Session, info: TableInfo, sample: str, hashed: str, temp: 
 def _clean(session: Session, path: DataPath, prefix: str, temp: str) -> list[str]:
     """Drop the temporary tables and empty the probe prefix; each problem is reported, none raised."""
     problems = []
-    for name in (temp, STAGE_TABLE):
+    for name in (temp, STAGE_TABLE, frozen_sample_name(temp)):
         try:
             session.run(drop_temp_table_sql(name), kind="load", what="drop probe temp table")
         except MigratorError as exc:

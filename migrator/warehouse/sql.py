@@ -306,5 +306,16 @@ def create_temp_table_sql(name: str, column_lines: list[str]) -> str:
     return f"CREATE TEMP TABLE {quote_ident(name)} (" + ", ".join(column_lines) + ")"
 
 
+def freeze_sample_sql(name: str, sample: str) -> str:
+    """The sampled row kept in a temporary table, so the UNLOAD and the checksum read the same row
+    even while production writes to the table (an update or insert would change which row
+    ``ORDER BY <hash> LIMIT 1`` picks)."""
+    return f"CREATE TEMP TABLE {quote_ident(name)} AS {sample}"
+
+
+def frozen_sample_query(name: str, columns: list[str]) -> str:
+    return f"SELECT {ident_list(columns)} FROM {quote_ident(name)}"
+
+
 def drop_temp_table_sql(name: str) -> str:
     return f"DROP TABLE IF EXISTS {quote_ident(name)}"

@@ -42,7 +42,7 @@ def test_runs_to_the_cutover_gate_then_finishes_once_approved(config, store_url:
         phases = [e.to_state for e in store.events(m, subject="migration") if e.trigger not in ("created",)
                   and e.from_state != e.to_state]
         assert phases == ["preflight", "inventory", "provisioning", "replaying_objects", "rehearsing",
-                          "awaiting_freeze", "copying", "validating", "awaiting_cutover", "cutting_over",
+                          "copying", "validating", "awaiting_cutover", "freezing", "catching_up", "cutting_over",
                           "awaiting_decommission", "decommissioning", "completed"]
 
 

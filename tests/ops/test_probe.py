@@ -327,3 +327,43 @@ def test_a_throttled_or_dropped_shape_is_retried_not_reported(source: Source) ->
     assert len(reasons) == 3 and all("SlowDown" in r or "reset" in r for r in reasons), reasons
     assert sum(g["attempts"] - 1 for g in data["groups"]) == 3  # each injected fault cost one attempt
     assert source.staged_keys() == []
+
+
+@pytest.mark.slow
+def test_a_table_written_during_the_probe_still_passes(source: Source) -> None:
+    """Production keeps writing while the probe samples: the sampled row is kept in a temporary
+    table first, so the UNLOAD and the checksum read the same row (before, an update between
+    them made the checksum differ and stopped the preflight)."""
+    import threading
+
+    conn = source.sb.connect(source.cluster, autocommit=True)
+    cur = conn.cursor()
+    cur.execute("create schema live")
+    cur.execute("create table live.accounts (id int, balance numeric(12,2), tag char(3))")
+    cur.execute("insert into live.accounts values (1, 10.00, 'aaa'), (2, 20.00, 'bbb'), (3, 30.00, 'ccc')")
+    stop = threading.Event()
+    updates = []
+
+    def writer() -> None:
+        while not stop.is_set():
+            cur.execute("update live.accounts set balance = balance + 1")
+            cur.execute("insert into live.accounts values (0, -1.00, 'new')")
+            updates.append(1)
+
+    # Each COPY (between the UNLOAD and the checksum) holds its session a while: the writer changes
+    # the table in between.
+    source.sb.faults.add("latency", times=-1, match={"statement": "copy", "cluster": source.cluster},
+                         seconds=0.5)
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        proc, data = source.probe()
+    finally:
+        stop.set()
+        thread.join()
+        source.sb.faults.clear()
+        conn.close()
+    group = next(g for g in data["groups"] if g["table"] == "live.accounts")
+    assert len(updates) > 5
+    assert proc.returncode == 0 and group["ok"] and group["passed"] == ALL_SHAPES, (group, data["failures"])
+    assert source.staged_keys() == []

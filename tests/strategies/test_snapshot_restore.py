@@ -223,3 +223,27 @@ def test_restore_sends_encrypted_with_the_key_and_tags_the_new_cluster_as_ours(s
     assert sent[0]["params"]["KmsKeyId"] == sb.info.kms_key_arn
     tags = {t["Key"]: t["Value"] for t in m.describe("sr-tag-enc").get("Tags", [])}
     assert tags["migrator:migration"] == m.name and tags["team"] == "bi"
+
+
+def test_a_write_after_the_snapshot_refuses_the_cutover_and_renames_nothing(sb: Sandbox, tmp_path: Path) -> None:
+    """A snapshot cannot be caught up: a write to the source after it is found at the gate (and just
+    before the rename), the cutover refused in one line, the names left as they were."""
+    make_cluster(sb, "sr-late", tables=1)
+    m = migration(sb, tmp_path, "sr-late", strategy="snapshot-restore", cluster_id="sr-late-enc")
+    m.init()
+    gate = m.run("--assume-frozen")
+    assert gate.returncode == 8, gate.stderr + gate.stdout
+    conn = sb.connect("sr-late", autocommit=True)
+    try:
+        cur = conn.cursor()
+        cur.execute("create table late_writes (v int)")
+        cur.execute("insert into late_writes values (1)")
+    finally:
+        conn.close()
+    before = [c for c in sb.calls("ModifyCluster") if "NewClusterIdentifier" in c.get("params", {})]
+    refused = m.cli("cutover")
+    assert refused.returncode == 7, refused.stderr
+    line = one_line(refused.stderr)
+    assert "cutover refused" in line and "late_writes" in line and "written after the snapshot" in line
+    assert [c for c in sb.calls("ModifyCluster") if "NewClusterIdentifier" in c.get("params", {})] == before
+    assert m.phase() == "awaiting_cutover"

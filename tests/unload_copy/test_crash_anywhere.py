@@ -1,4 +1,5 @@
-"""SIGKILL the run at randomised points across every phase, resume, and compare with
+"""SIGKILL (or SIGTERM) the run at randomised points across every phase, the cutover window
+included (a writer changing a table while the copy runs), resume, and compare with
 what an uninterrupted run produces: no lost row, no duplicate, no second cluster,
 no second rename. The seed is printed so a failure replays (MIGRATOR_CRASH_SEED)."""
 
@@ -8,6 +9,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -20,8 +22,10 @@ pytestmark = pytest.mark.slow
 
 MIN_KILLS = 20
 #: The phases a kill is aimed at, in the order the run passes them.
-PHASES = ["preflight", "inventory", "provisioning", "replaying_objects", "rehearsing", "awaiting_freeze",
-          "copying", "validating", "cutting_over"]
+#: The cutover window's phases: writers are stopped before the first kill aimed at them.
+WINDOW = ("freezing", "catching_up", "cutting_over")
+PHASES = ["preflight", "inventory", "provisioning", "replaying_objects", "rehearsing", "copying", "validating",
+          "freezing", "catching_up", "cutting_over"]
 
 
 def _phase(store_url: str, name: str) -> str | None:
@@ -33,16 +37,18 @@ def _phase(store_url: str, name: str) -> str | None:
         return None
 
 
-def _kill_in(proc: subprocess.Popen[str], store_url: str, name: str, target: str, offset: float) -> str | None:
+def _kill_in(proc: subprocess.Popen[str], store_url: str, name: str, target: str, offset: float,
+             how: signal.Signals = signal.SIGKILL) -> str | None:
     """Wait until the run reaches ``target`` (or later), then kill it ``offset`` seconds in."""
-    order = ["created", *PHASES, "awaiting_cutover", "awaiting_decommission"]
+    order = ["created", *PHASES[:PHASES.index("freezing")], "awaiting_cutover", *PHASES[PHASES.index("freezing"):],
+             "awaiting_decommission"]
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         phase = _phase(store_url, name)
         if phase in order and order.index(phase) >= order.index(target):
             time.sleep(offset)  # the randomised kill point inside the phase
             if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
+                os.kill(proc.pid, how)
                 proc.wait()
                 return _phase(store_url, name)
             return None
@@ -55,8 +61,24 @@ def test_kill_anywhere_then_resume(migration: Migration) -> None:
     seed = int(os.environ.get("MIGRATOR_CRASH_SEED", random.randrange(1 << 30)))
     print(f"crash-anywhere seed: {seed} (replay with MIGRATOR_CRASH_SEED={seed})")
     rng = random.Random(seed)
-    before = m.table_digests(m.source)
+    conn = m.sb.connect(m.source, autocommit=True)
+    conn.cursor().execute("create table live_orders (id int, amount int)")
     m.init()
+    # Production keeps writing while the tables are copied (killed runs included); it stops before
+    # the window opens, as an operator stops the writers when approving the cutover.
+    stop_writing = threading.Event()
+
+    def writer() -> None:
+        cur, n = conn.cursor(), 0
+        while not stop_writing.is_set():
+            n += 1
+            cur.execute("insert into live_orders values (%s, %s)", (n, n * 7))
+            if n % 5 == 0:
+                cur.execute("update live_orders set amount = amount + 1 where id = %s", (n // 2,))
+            stop_writing.wait(0.05)  # the writer's pace, not synchronisation
+
+    writing = threading.Thread(target=writer, daemon=True)
+    writing.start()
     store_url = f"sqlite:///{m.directory / '.migrator' / 'state.db'}"
     name = m.config.read_text().split('name = "', 1)[1].split('"', 1)[0]
     # Slow each COPY so kills land inside the copy phase too, not only around it.
@@ -68,8 +90,13 @@ def test_kill_anywhere_then_resume(migration: Migration) -> None:
     killed_in: list[str] = []
     try:
         for target in targets:
+            if target in WINDOW and not stop_writing.is_set():
+                stop_writing.set()
+                writing.join()
+                conn.close()
             proc = m.popen("run", "--approve-cutover")
-            phase = _kill_in(proc, store_url, name, target, rng.uniform(0.0, 0.6))
+            how = rng.choice([signal.SIGKILL, signal.SIGTERM])
+            phase = _kill_in(proc, store_url, name, target, rng.uniform(0.0, 0.6), how)
             if phase is not None:
                 killed_in.append(phase)
             else:
@@ -80,15 +107,17 @@ def test_kill_anywhere_then_resume(migration: Migration) -> None:
             if "decommission" in final.stderr:
                 break
     finally:
+        stop_writing.set()
         m.sb.faults.clear()
     print(f"{len(killed_in)} kills, in phases: {killed_in}")
     assert len(killed_in) >= MIN_KILLS
     assert len(set(killed_in)) >= 5, killed_in
     # Same result as an uninterrupted run (test_end_to_end.py): the encrypted cluster under the
-    # original name holds exactly the source's rows, once each.
-    assert m.table_digests(m.source) == before
+    # original name holds exactly the old source's rows, the writer's included, once each.
     old_name = next(c for c in m.sb.cluster_ids() if c.startswith(f"{m.source}-unencrypted-"))
-    assert m.table_digests(old_name) == before
+    before = m.table_digests(old_name)
+    assert before["public.live_orders"][0] > 0
+    assert m.table_digests(m.source) == before
     creates = [c for c in m.sb.calls("CreateCluster") if c.get("cluster_id") == m.target]
     assert len(creates) == 1, creates
     renames = [c for c in m.sb.calls("ModifyCluster") if "NewClusterIdentifier" in c.get("params", {})

@@ -58,7 +58,9 @@ def test_one_key_used_twice_is_one_problem_listed_once(migration: Migration) -> 
     assert _target_creates(m) == []
 
 
-def test_writes_during_freeze_fail_the_guard_then_pass_once_quiet(migration: Migration) -> None:
+def test_writes_do_not_stop_the_copy_but_hold_the_cutover_window_until_quiet(migration: Migration) -> None:
+    """Production stays writable while tables copy (the run reaches the gate under writes); the
+    window opened by `cutover` waits for the freeze, and says so in one line while writes go on."""
     m = migration
     m.init()
     stop = threading.Event()
@@ -74,16 +76,36 @@ def test_writes_during_freeze_fail_the_guard_then_pass_once_quiet(migration: Mig
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        blocked = m.cli("run", timeout=120)
+        gate = m.cli("run", timeout=300)
+        assert gate.returncode == 8 and "cutover" in gate.stderr, gate.stderr
+        assert _phase(m) == "awaiting_cutover"
+        blocked = m.cli("cutover", timeout=120)
         _one_line(blocked, 7, "write freeze not reached", "WriteIOPS up to")
-        assert _phase(m) == "awaiting_freeze"
+        assert _phase(m) == "freezing"
     finally:
         stop.set()
         thread.join()
     m.env["MIGRATOR_FREEZE_TIMEOUT_SECONDS"] = "60"
     resumed = m.cli("run")
     assert resumed.returncode == 8, resumed.stderr
-    assert _phase(m) == "awaiting_cutover"
+    assert _phase(m) == "awaiting_decommission"
+    # The inserts made while the tables were copied are all on the production name.
+    conn = m.sb.connect(m.source, autocommit=True)
+    try:
+        cur = conn.cursor()
+        cur.execute("select count(*) from busy")
+        copied = cur.fetchone()[0]
+    finally:
+        conn.close()
+    old_name = next(c for c in m.sb.cluster_ids() if c.startswith(f"{m.source}-unencrypted-"))
+    conn = m.sb.connect(old_name, autocommit=True)
+    try:
+        cur = conn.cursor()
+        cur.execute("select count(*) from busy")
+        written = cur.fetchone()[0]
+    finally:
+        conn.close()
+    assert copied == written > 0
 
 
 def test_s3_slowdown_is_retried_and_the_run_completes(migration: Migration) -> None:
