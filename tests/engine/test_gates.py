@@ -19,7 +19,8 @@ from tests.engine.scripted import scripted_registry
 GATES = {"awaiting_cutover": "cutover", "awaiting_decommission": "decommission"}
 #: Phases a gate's approval started: the command that passed the gate, interrupted there, is run
 #: again to continue; it records nothing (issue 25: `cutover` again in `cutting_over`).
-CONTINUED = {"cutting_over": "cutover", "decommissioning": "decommission"}
+CONTINUED = {"freezing": "cutover", "catching_up": "cutover", "cutting_over": "cutover",
+             "decommissioning": "decommission"}
 
 
 @pytest.fixture

@@ -82,25 +82,25 @@ def test_a_wait_ends_at_once_on_a_stop_and_is_not_an_error(config_path: Path, st
     """The wait's pause (30 s here) is cut short; the stop is not recorded as the phase failing."""
     polls: list[float] = []
 
-    def waits_for_the_freeze(ctx: PhaseContext) -> str:
+    def waits_in_the_rehearsal(ctx: PhaseContext) -> str:
         def check() -> None:
             polls.append(time.monotonic())
             if len(polls) == 1:
                 interrupt.request(signal.SIGTERM)
             return None
 
-        wait_until(check, what="the write freeze", timeout=3600, backoff=Backoff(base=30.0, cap=30.0),
+        wait_until(check, what="the rehearsal UNLOAD", timeout=3600, backoff=Backoff(base=30.0, cap=30.0),
                    should_stop=ctx.should_stop)
-        return "writes_frozen"
+        return "rehearsed"
 
     with Store.open(store_url) as store:
         started = time.monotonic()
         with pytest.raises(interrupt.Terminated) as stopped:
-            _runner(config_path, store, {"await_write_freeze": waits_for_the_freeze}).run()
+            _runner(config_path, store, {"rehearse": waits_in_the_rehearsal}).run()
         assert time.monotonic() - started < 15.0, "the 30 s pause was not cut short"
-        assert stopped.value.exit_code == 143 and "during phase 'awaiting_freeze'" in stopped.value.message
+        assert stopped.value.exit_code == 143 and "during phase 'rehearsing'" in stopped.value.message
         m = store.require_migration("m1")
-        assert m.phase == "awaiting_freeze" and m.last_error is None and store.get_run_lease(m) is None
+        assert m.phase == "rehearsing" and m.last_error is None and store.get_run_lease(m) is None
 
 
 def test_a_rollback_stopped_before_its_steps_changes_nothing(config_path: Path, store_url: str) -> None:
