@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from migrator.errors import RemoteError
+from migrator.errors import RemoteError, TransientError
 from migrator.store import TableSpec
 from migrator.strategies import common
 from migrator.warehouse import checksum, replay
@@ -194,6 +194,9 @@ def catch_up(ctx: "PhaseContext", open_session: Any, walk: Any, replay_after_dat
     t = settings.tables
     limit = settings.freeze.catch_up_passes
     for number in range(1, limit + 1):
+        if ctx.should_stop():
+            # A safe point: a re-run starts the window's passes again from a fresh comparison.
+            raise TransientError(f"stopped before catch-up pass {number}")
         started_at = time.time()
         # Autocommit on the target: each DROP and CREATE ends at once, so no lock of this session is
         # held while the table workers load (a pass interrupted half-way is completed by the next).
