@@ -220,9 +220,9 @@ def table_machine() -> MachineDef:
 
 
 def graph(strategy: str = "unload-copy", fmt: str = "mermaid") -> GraphResult:
-    if strategy not in (*routes.NAMES, TABLE_MACHINE):
+    if strategy not in (*routes.names(), TABLE_MACHINE):
         raise UsageError(f"unknown strategy {strategy!r}",
-                         hint=f"one of: {', '.join((*routes.NAMES, TABLE_MACHINE))}")
+                         hint=f"one of: {', '.join((*routes.names(), TABLE_MACHINE))}")
     if fmt not in ("mermaid", "dot"):
         raise UsageError(f"unknown graph format {fmt!r}", hint="mermaid or dot")
     definition = _definition(strategy)

@@ -22,7 +22,7 @@ from migrator.errors import ConfigError
 from migrator.paths import DEFAULT_CONFIG_NAME  # noqa: F401 (re-exported)
 
 #: The strategy names a config may give (each a route in migrator.routes).
-STRATEGIES: tuple[str, ...] = routes.NAMES
+STRATEGIES: tuple[str, ...] = routes.names()
 DEFAULT_STORE = "sqlite:///.migrator/state.db"
 
 _SECRET_KEY = re.compile(r"(password|secret_access_key|secret|token)$", re.IGNORECASE)
@@ -59,7 +59,8 @@ class _Section(BaseModel):
 
 class MigrationSection(_Section):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    strategy: Literal[routes.NAMES]  # type: ignore[valid-type]  # one of the registered routes
+    #: One of the routes in migrator.routes.
+    strategy: str
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
     store: str = DEFAULT_STORE
     #: Only for rehearsals against a local AWS stand-in (the sandbox); never set in production.
@@ -67,6 +68,15 @@ class MigrationSection(_Section):
     #: Connect to the warehouse without TLS. Only for the local sandbox (whose wire proxy does not
     #: speak TLS): refused unless aws_endpoint_url and the cluster endpoints are on loopback.
     sandbox_plaintext: bool = False
+
+    @field_validator("strategy")
+    @classmethod
+    def _a_known_route(cls, value: str) -> str:
+        known = routes.names()
+        if value not in known:
+            listed = ", ".join(repr(n) for n in known[:-1]) + (" or " if len(known) > 1 else "") + repr(known[-1])
+            raise ValueError(f"Input should be {listed}")
+        return value
 
     @field_validator("sandbox_plaintext")
     @classmethod

@@ -142,7 +142,11 @@ SNAPSHOT_RESTORE = Route(
 
 #: Every route, by the name the config gives (the one registry of strategy names).
 ROUTES: Mapping[str, Route] = MappingProxyType({r.name: r for r in (UNLOAD_COPY, MODIFY, SNAPSHOT_RESTORE)})
-NAMES: tuple[str, ...] = tuple(ROUTES)
+
+
+def names() -> tuple[str, ...]:
+    """The strategy names a config may give, in the order the docs list them."""
+    return tuple(ROUTES)
 
 
 def route(name: str) -> Route:
@@ -150,7 +154,7 @@ def route(name: str) -> Route:
     try:
         return ROUTES[name]
     except KeyError:
-        raise KeyError(f"unknown strategy {name!r} (one of: {', '.join(NAMES)})") from None
+        raise KeyError(f"unknown strategy {name!r} (one of: {', '.join(names())})") from None
 
 
 def suggest(encryption: str, node_type: str) -> tuple[Route, str]:

@@ -21,7 +21,8 @@ from migrator.engine.definitions import MachineDef
 from migrator.engine.registry import Registry
 from migrator.engine.runner import Reconciler, RollbackRefusal, Undo, default_registry, load_machines
 from migrator.errors import DefinitionError, UsageError
-from migrator.routes import ROUTES, Route
+from migrator import routes
+from migrator.routes import Route
 
 if TYPE_CHECKING:
     from migrator.aws.clients import AwsClients
@@ -29,9 +30,6 @@ if TYPE_CHECKING:
     from migrator.store import MigrationView, Store
     from migrator.warehouse.connection import Session
     from migrator.warehouse.probe import ProbeReport
-
-#: Each route's module under migrator.strategies, by strategy name.
-MODULES: Mapping[str, str] = {name: route.module for name, route in ROUTES.items()}
 
 
 @dataclass(frozen=True)
@@ -53,8 +51,9 @@ def registry_for(strategy: str) -> Registry:
     every action (and table step) the YAML names is registered, every registered one is named."""
     module = _module(strategy)
     own: Registry = module.registry()
-    registry = replace(default_registry().extended(own), gates=dict(ROUTES[strategy].gates))
-    definition, table_definition = load_machines(ROUTES[strategy].machine, registry)
+    route = routes.route(strategy)
+    registry = replace(default_registry().extended(own), gates=dict(route.gates))
+    definition, table_definition = load_machines(route.machine, registry)
     named = {s.action for s in definition.states.values() if s.action}
     named_steps = {s.step for s in table_definition.states.values() if s.step}
     unused = sorted(set(own.actions) - named) + sorted(set(own.steps) - named_steps)
@@ -66,7 +65,7 @@ def registry_for(strategy: str) -> Registry:
 
 def build(strategy: str, config: "LoadedConfig | None" = None) -> Strategy:
     module = _module(strategy)
-    route = ROUTES[strategy]
+    route = routes.route(strategy)
     registry = registry_for(strategy)
     definition, table_definition = load_machines(route.machine, registry)
     make_reconciler = getattr(module, "reconciler", None)
@@ -76,10 +75,9 @@ def build(strategy: str, config: "LoadedConfig | None" = None) -> Strategy:
 
 
 def _module(strategy: str):  # type: ignore[no-untyped-def]
-    module_name = MODULES.get(strategy)
-    if module_name is None:
-        raise UsageError(f"unknown strategy {strategy!r}", hint=f"one of: {', '.join(MODULES)}")
-    return importlib.import_module(ROUTES[strategy].module_path)
+    if strategy not in routes.ROUTES:
+        raise UsageError(f"unknown strategy {strategy!r}", hint=f"one of: {', '.join(routes.names())}")
+    return importlib.import_module(routes.ROUTES[strategy].module_path)
 
 
 # -- what the composition root needs besides a built strategy (imported when called) --
@@ -128,5 +126,5 @@ def production_gap(store: "Store", migration: "MigrationView") -> str | None:
     return gap(store, migration)
 
 
-__all__ = ["MODULES", "Strategy", "build", "clients_for", "new_cluster_placement", "probe_source",
+__all__ = ["Strategy", "build", "clients_for", "new_cluster_placement", "probe_source",
            "production_gap", "registry_for", "renamed_source_name", "source_session"]
