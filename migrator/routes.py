@@ -85,11 +85,6 @@ class Route:
         distinct ``target.cluster_id``); otherwise it changes the source in place."""
         return self.provisioning != "in-place"
 
-    @property
-    def moves_tables(self) -> bool:
-        """Runs the per-table machine (`migrator plan` lists the tables and the staged volume)."""
-        return self.stages_in_s3
-
     def config_problems(self, *, source_cluster: str, target_cluster: str, staging: bool,
                         encryption: str) -> list[str]:
         """What the config lacks (or has that this route cannot do), one line each."""
