@@ -17,17 +17,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from migrator import routes
 from migrator.engine.definitions import MachineDef
 from migrator.engine.registry import Registry
 from migrator.engine.runner import Reconciler, RollbackRefusal, Undo, default_registry, load_machines
 from migrator.errors import DefinitionError, UsageError
-from migrator import routes
 from migrator.routes import Route
 
 if TYPE_CHECKING:
     from migrator.aws.clients import AwsClients
     from migrator.config import LoadedConfig, Settings
     from migrator.store import MigrationView, Store
+    from migrator.strategies.common import Mirror
     from migrator.warehouse.connection import Session
     from migrator.warehouse.probe import ProbeReport
 
@@ -96,9 +97,9 @@ def source_session(config: "LoadedConfig") -> AbstractContextManager["Session"]:
     return session(config, "source")
 
 
-def new_cluster_placement(source: Mapping[str, Any], settings: "Settings") -> Any:
-    """How the route's new cluster mirrors ``source`` (CreateCluster or RestoreFromClusterSnapshot
-    parameters, what is not copied and why): a :class:`migrator.strategies.common.Mirror`."""
+def new_cluster_placement(source: Mapping[str, Any], settings: "Settings") -> "Mirror":
+    """How the route's new cluster mirrors ``source``: CreateCluster or RestoreFromClusterSnapshot
+    parameters (as the route provisions it), what is not copied and why."""
     from migrator.strategies.common import mirror_source
 
     return mirror_source(source, settings, restore=settings.route.provisioning == "restore-snapshot")
