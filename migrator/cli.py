@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from migrator import interrupt
+from migrator import interrupt, routes
 from migrator.errors import ApprovalRequired, MigratorError, UsageError
 from migrator.paths import DEFAULT_CONFIG_NAME
 from migrator.results import Result, print_result
@@ -288,8 +288,8 @@ def history(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
 
 
 @app.command()
-def graph(strategy: Annotated[str, typer.Option("--strategy", "-s", help="unload-copy, modify, "
-                                                "snapshot-restore or table")] = "unload-copy",
+def graph(strategy: Annotated[str, typer.Option("--strategy", "-s", help=", ".join(routes.names())
+                                                + " or table")] = "unload-copy",
           fmt: Annotated[str, typer.Option("--format", "-f", help="mermaid or dot")] = "mermaid") -> None:
     """Print a strategy's state machine as a Mermaid or Graphviz diagram."""
     _call(lambda: commands.graph(strategy, fmt))

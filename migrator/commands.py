@@ -14,8 +14,8 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from migrator import notify
-from migrator.config import STRATEGIES, LoadedConfig, load_config
+from migrator import notify, routes
+from migrator.config import LoadedConfig, load_config
 from migrator.engine import gates
 from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.tables import RETRY_EVENT
@@ -79,7 +79,7 @@ def _open_read_only(config: LoadedConfig) -> Store:
 def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     config = load_config(config_path)
     name = config.settings.migration.name
-    definition = _displayed(config.settings.migration.strategy)
+    definition = _displayed(config.settings.route.machine)
     done_states = set(_displayed(TABLE_MACHINE).tagged("done"))
     with _open_read_only(config) as store:
         migration = store.get_migration(name)
@@ -133,9 +133,9 @@ def _after_death(died: str | None, config_path: Path, next_step: str) -> str:
 
 def _production_alert(store: Store, migration: MigrationView) -> str | None:
     """What `status` must say first: the production name may have no cluster (cutover, rollback)."""
-    from migrator.strategies.swap_record import production_gap
+    from migrator import strategies
 
-    return production_gap(store, migration)
+    return strategies.production_gap(store, migration)
 
 
 def _throughput(started: datetime | None, done: int, total: int,
@@ -177,7 +177,7 @@ def _next_step(state: StateDef | None, approvals: dict[str, object], config_path
         return "nothing: the migration has ended"
     if state.approval and state.approval not in approvals:
         what = f"{waiting['summary']}; " if waiting and waiting.get("summary") else ""
-        return f"{what}waiting for {state.approval} approval: {gates.how_to_pass(state.approval)}"
+        return f"{what}waiting for {state.approval} approval: {routes.how_to_pass(state.approval)}"
     return f"`migrator run -c {config_path}` continues from here"
 
 
@@ -233,8 +233,9 @@ def table_machine() -> MachineDef:
 
 
 def graph(strategy: str = "unload-copy", fmt: str = "mermaid") -> GraphResult:
-    if strategy not in (*STRATEGIES, "table"):
-        raise UsageError(f"unknown strategy {strategy!r}", hint=f"one of: {', '.join((*STRATEGIES, 'table'))}")
+    if strategy not in (*routes.names(), TABLE_MACHINE):
+        raise UsageError(f"unknown strategy {strategy!r}",
+                         hint=f"one of: {', '.join((*routes.names(), TABLE_MACHINE))}")
     if fmt not in ("mermaid", "dot"):
         raise UsageError(f"unknown graph format {fmt!r}", hint="mermaid or dot")
     definition = _definition(strategy)
@@ -317,12 +318,12 @@ def _no_undo(ctx: object) -> dict[str, object]:
 
 def inventory(config_path: Path) -> InventoryResult:
     """The source's user tables as the migration would see them (read-only)."""
-    from migrator.strategies.unload_copy import session
+    from migrator import strategies
     from migrator.warehouse.inventory import read_inventory
 
     config = load_config(config_path)
     tables = config.settings.tables
-    with session(config, "source") as source:
+    with strategies.source_session(config) as source:
         found = read_inventory(source, include=tables.include, exclude=tables.exclude)
     return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found])
 
@@ -390,9 +391,9 @@ def _notify(config: LoadedConfig, store: Store, event: "notify.Event", summary: 
         return
 
     def sns() -> object:
-        from migrator.strategies.common import clients_for
+        from migrator import strategies
 
-        return clients_for(config.settings).brief_client("sns", timeout=notify.timeout_seconds(),
+        return strategies.clients_for(config.settings).brief_client("sns", timeout=notify.timeout_seconds(),
                                                          attempts=notify.SNS_ATTEMPTS)
 
     note = notify.Notification(event, migration.name, migration.phase, summary)
@@ -451,44 +452,43 @@ def sandbox_env(directory: Path) -> SandboxEnvResult:
 
 def plan(config_path: Path) -> PlanResult:
     """What the migration will do, read-only: no mutating AWS call, nothing written."""
-    from migrator import planning
+    from migrator import planning, strategies
     from migrator.aws import clusters as aws
-    from migrator.strategies import common
-    from migrator.strategies.cutover import old_name_for
 
     config = load_config(config_path)
     settings = config.settings
-    clients = common.clients_for(settings)
+    route = settings.route
+    clients = strategies.clients_for(settings)
     source = aws.require_cluster(clients, settings.source.cluster_id)
     tables: list[dict[str, object]] | None = None
     table_error = None
-    if settings.migration.strategy != "modify":
+    if route.new_cluster:
         try:
             tables = inventory(config_path).tables
         except MigratorError as exc:
             table_error = exc.one_line()
     rehearsal = _recorded_fact(config, "rehearsal")
     peaks = None
-    if settings.migration.strategy != "modify":
+    if route.new_cluster:
         peaks = aws.hourly_write_peaks(clients, settings.source.cluster_id, planning.QUIET_LOOKBACK_DAYS)
     blockers = planning.rename_blockers(source, aws.datashares_of(clients, source.get("ClusterNamespaceArn")))
-    mirror = common.mirror_source(source, settings, restore=settings.migration.strategy == "snapshot-restore")
+    mirror = strategies.new_cluster_placement(source, settings)
     notes = [*blockers, *(f"not copied to the new cluster: {r}" for r in mirror.reported),
              *(f"overridden by the config: {o}" for o in mirror.overridden), *mirror.problems]
     built = planning.build(config, source, placement=mirror.request, tables=tables,
                            table_error=table_error, rehearsal=rehearsal, hourly_write_peaks=peaks,
-                           old_name=old_name_for(settings.source.cluster_id), rename_blockers=notes)
+                           old_name=strategies.renamed_source_name(settings.source.cluster_id), rename_blockers=notes)
     return built
 
 
 def probe(config_path: Path) -> ProbeResult:
     """Every statement shape the migration will use, tried on the source on a tiny sample, leaving
     nothing behind (warehouse.probe). Never writes the store."""
-    from migrator.strategies import common
+    from migrator import strategies
 
     config = load_config(config_path)
     settings = config.settings
-    report = common.probe_source(settings, common.clients_for(settings))
+    report = strategies.probe_source(settings)
     data = report.to_dict()
     return ProbeResult(settings.migration.name, settings.source.cluster_id, report.route, report.ok, data["catalog"],
                        data["groups"], data["notes"], data["failures"])

@@ -17,10 +17,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from migrator import routes
 from migrator.errors import ConfigError
 from migrator.paths import DEFAULT_CONFIG_NAME  # noqa: F401 (re-exported)
 
-STRATEGIES = ("unload-copy", "modify", "snapshot-restore")
+#: The strategy names a config may give (each a route in migrator.routes).
+STRATEGIES: tuple[str, ...] = routes.names()
 DEFAULT_STORE = "sqlite:///.migrator/state.db"
 
 _SECRET_KEY = re.compile(r"(password|secret_access_key|secret|token)$", re.IGNORECASE)
@@ -57,7 +59,8 @@ class _Section(BaseModel):
 
 class MigrationSection(_Section):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    strategy: Literal["unload-copy", "modify", "snapshot-restore"]
+    #: One of the routes in migrator.routes.
+    strategy: str
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
     store: str = DEFAULT_STORE
     #: Only for rehearsals against a local AWS stand-in (the sandbox); never set in production.
@@ -65,6 +68,15 @@ class MigrationSection(_Section):
     #: Connect to the warehouse without TLS. Only for the local sandbox (whose wire proxy does not
     #: speak TLS): refused unless aws_endpoint_url and the cluster endpoints are on loopback.
     sandbox_plaintext: bool = False
+
+    @field_validator("strategy")
+    @classmethod
+    def _a_known_route(cls, value: str) -> str:
+        known = routes.names()
+        if value not in known:
+            listed = ", ".join(repr(n) for n in known[:-1]) + (" or " if len(known) > 1 else "") + repr(known[-1])
+            raise ValueError(f"Input should be {listed}")
+        return value
 
     @field_validator("sandbox_plaintext")
     @classmethod
@@ -196,20 +208,17 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _strategy_needs(self) -> "Settings":
-        problems: list[str] = []
-        strategy = self.migration.strategy
-        if strategy in ("unload-copy", "snapshot-restore"):
-            if not self.target.cluster_id:
-                problems.append(f"target.cluster_id: required for strategy {strategy!r}")
-            elif self.target.cluster_id == self.source.cluster_id:
-                problems.append("target.cluster_id: must differ from source.cluster_id")
-        if strategy == "unload-copy" and self.staging is None:
-            problems.append("staging: section required for strategy 'unload-copy'")
-        if strategy in ("modify", "snapshot-restore") and self.target.encryption == "hsm":
-            problems.append(f"target.encryption: HSM cannot be enabled by {strategy!r}; use strategy 'unload-copy'")
+        problems = self.route.config_problems(source_cluster=self.source.cluster_id,
+                                              target_cluster=self.target.cluster_id,
+                                              staging=self.staging is not None, encryption=self.target.encryption)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def route(self) -> routes.Route:
+        """The route (strategy) this config chose."""
+        return routes.route(self.migration.strategy)
 
 
 class LoadedConfig(BaseModel):

@@ -86,10 +86,10 @@ def _bucket_and_prefix(s3_uri: str) -> tuple[str, str]:
 
 def operator_policy(settings: Settings) -> dict[str, Any]:
     scope = scope_of(settings)
-    strategy = settings.migration.strategy
+    route = settings.route
     source, target = settings.source.cluster_id, settings.target.cluster_id
     clusters = [scope.arn("redshift", f"cluster:{source}")]
-    if strategy != "modify":
+    if route.new_cluster:  # the new cluster, and the source under the name cutover renames it to
         clusters += [scope.arn("redshift", f"cluster:{target}"),
                      scope.arn("redshift", f"cluster:{source}{_RENAMED_SUFFIX}")]
     statements = [
@@ -107,7 +107,7 @@ def operator_policy(settings: Settings) -> dict[str, Any]:
     ]
     snapshots = [scope.arn("redshift", f"snapshot:{source}/*"),
                  scope.arn("redshift", f"snapshot:{source}{_RENAMED_SUFFIX}/*")]
-    if strategy != "modify":
+    if route.new_cluster:
         statements.append(_statement("CreateAndRetireClusters", [
             "redshift:CreateCluster", "redshift:DeleteCluster", "redshift:CreateClusterSnapshot",
             "redshift:RestoreFromClusterSnapshot"], clusters + snapshots))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from migrator.config import LoadedConfig, Settings
+from migrator.routes import Route, suggest
 from migrator.results import PlanResult
 
 #: Used only when no rehearsal ran: UNLOAD plus COPY through S3, per node, a conservative figure
@@ -28,18 +29,10 @@ _MIRRORED = ("NodeType", "NumberOfNodes", "ClusterSubnetGroupName", "Availabilit
 
 
 def suggest_route(settings: Settings, source: Mapping[str, Any]) -> tuple[str, str]:
-    encryption = settings.target.encryption
-    node_type = str(source.get("NodeType") or "")
-    if encryption == "hsm":
-        return "unload-copy", "HSM can only be reached by copying the data into a new HSM-encrypted cluster"
-    if encryption == "none":
-        return "modify", "removing encryption is an in-place ModifyCluster"
-    if node_type.startswith("ra3"):
-        return "snapshot-restore", (f"{node_type} can restore an unencrypted snapshot straight into a KMS-encrypted "
-                                    "cluster while the source stays writable until cutover; `modify` is the "
-                                    "alternative if a read-only window is acceptable")
-    return "modify", (f"{node_type or 'this node type'} cannot restore into KMS; in-place ModifyCluster encrypts "
-                      "without copying data by hand (the cluster is read-only while it resizes)")
+    """The route that would meet the target with the least disruption, and why (each route says
+    when it is the one to suggest)."""
+    found, why = suggest(settings.target.encryption, str(source.get("NodeType") or ""))
+    return found.name, why
 
 
 def _request(api: str, params: Mapping[str, Any], when: str) -> dict[str, Any]:
@@ -67,19 +60,19 @@ def _new_cluster(settings: Settings, source: Mapping[str, Any], placement: Mappi
 
 def requests_for(settings: Settings, source: Mapping[str, Any], placement: Mapping[str, Any],
                  old_name: str) -> list[dict[str, Any]]:
-    strategy = settings.migration.strategy
+    route = settings.route
     source_id, target_id = settings.source.cluster_id, settings.target.cluster_id
     copy_on = bool(source.get("ClusterSnapshotCopyStatus"))
     out: list[dict[str, Any]] = []
     if copy_on:
         out.append(_request("DisableSnapshotCopy", {"ClusterIdentifier": source_id},
                             "preflight (handle_snapshot_copy); re-enabled afterwards with the recorded settings"))
-    if strategy == "modify":
+    if route.provisioning == "in-place":
         out.append(_request("ModifyCluster", {"ClusterIdentifier": source_id, **_key_params(settings)},
                             "after the modify gate (`run --approve-modify`)"))
     else:
         new = _new_cluster(settings, source, placement)
-        if strategy == "snapshot-restore":
+        if route.provisioning == "restore-snapshot":
             out.append(_request("CreateClusterSnapshot", {"ClusterIdentifier": source_id,
                                                           "SnapshotIdentifier": f"<{source_id}-migrator-…>"},
                                 "once writes are frozen"))
@@ -105,7 +98,7 @@ def requests_for(settings: Settings, source: Mapping[str, Any], placement: Mappi
 
 
 def side_by_side(settings: Settings, source: Mapping[str, Any], placement: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if settings.migration.strategy == "modify":
+    if not settings.route.new_cluster:
         new = {**{k: source.get(k) for k in _MIRRORED}, **_key_params(settings)}
     else:
         new = _new_cluster(settings, source, placement)
@@ -132,7 +125,7 @@ def quiet_window_warning(hourly_peaks: list[float] | None, threshold: float, qui
 
 def estimate(settings: Settings, nodes: int, total_mb: int, rehearsal: Mapping[str, Any] | None,
              total_rows: int) -> tuple[float | None, str]:
-    if settings.migration.strategy == "modify":
+    if not settings.route.new_cluster:
         rate = ASSUMED_MODIFY_MB_PER_SECOND_PER_NODE * max(nodes, 1)
         return total_mb / rate, (f"assumed {ASSUMED_MODIFY_MB_PER_SECOND_PER_NODE:g} MB/s per node for the "
                                  "in-place copy (AWS publishes no rate; DescribeResize gives the real one)")
@@ -144,13 +137,9 @@ def estimate(settings: Settings, nodes: int, total_mb: int, rehearsal: Mapping[s
                              "through UNLOAD and COPY (the rehearsal phase measures the real rate)")
 
 
-def freeze_window(strategy: str, seconds: float | None) -> str:
+def freeze_window(route: Route, seconds: float | None) -> str:
     span = f"about {_human(seconds)}" if seconds is not None else "unknown"
-    if strategy == "modify":
-        return f"the cluster is read-only while it resizes ({span}); no cutover"
-    if strategy == "snapshot-restore":
-        return "writes stop from the snapshot until cutover (restore time plus validation)"
-    return f"writes stop from the baseline until cutover: the copy ({span}) plus validation"
+    return route.freeze_window.format(span=span)
 
 
 def _human(seconds: float) -> str:
@@ -183,16 +172,17 @@ def build(config: LoadedConfig, source: Mapping[str, Any], *, placement: Mapping
     if unused:
         warnings.append(f"{len(unused)} table(s) show no scans: consider excluding them ({', '.join(unused[:5])}"
                         + (", …" if len(unused) > 5 else "") + ")")
-    if settings.migration.strategy != "modify":
+    route = settings.route
+    if route.new_cluster:
         warnings += rename_blockers
-    if settings.migration.strategy != "modify":
+    if route.new_cluster:
         quiet = quiet_window_warning(hourly_write_peaks, settings.freeze.max_write_iops, settings.freeze.quiet_seconds)
         if quiet:
             warnings.append(quiet)
     return PlanResult(settings.migration.name, settings.migration.strategy, suggested, why,
                 requests_for(settings, source, placement, old_name), side_by_side(settings, source, placement),
-                listed, total_mb if settings.migration.strategy == "unload-copy" else 0, seconds, basis,
-                freeze_window(settings.migration.strategy, seconds), warnings)
+                listed, total_mb if route.stages_in_s3 else 0, seconds, basis,
+                freeze_window(route, seconds), warnings)
 
 
 def rename_blockers(source: Mapping[str, Any], datashares: list[dict[str, Any]] | None) -> list[str]:

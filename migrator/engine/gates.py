@@ -19,18 +19,13 @@ if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
     from migrator.store import MigrationView
 
-#: How an operator passes each gate; the CLI offers exactly these.
-HOW_TO_PASS = {
-    "cutover": "`migrator cutover` or `migrator run --approve-cutover`",
-    "decommission": "`migrator decommission --confirm`",
-    "modify": "`migrator run --approve-modify`",
-}
 APPROVED_TRIGGER = "approved"
 WAITING_EVENT = "gate_waiting"
 
 
-def how_to_pass(gate: str) -> str:
-    return HOW_TO_PASS.get(gate, f"approve the {gate} gate")
+def how_to_pass(gate: str, instructions: Mapping[str, str]) -> str:
+    """How an operator passes ``gate``, as the strategy says (``instructions``, its registry's gates)."""
+    return instructions.get(gate, f"approve the {gate} gate")
 
 
 def gate_of(definition: "MachineDef", phase: str) -> str | None:
@@ -101,7 +96,7 @@ def pass_gate(ctx: "PhaseContext", preview: Mapping[str, Any] | None = None, sum
     if gate not in ctx.migration.approvals:
         what = f": {summary}" if summary else ""
         raise ApprovalRequired(f"migration {ctx.migration.name!r} is waiting for {gate} approval{what}",
-                               hint=f"review `migrator status`, then run {how_to_pass(gate)}")
+                               hint=f"review `migrator status`, then run {how_to_pass(gate, ctx.registry.gates)}")
     ctx.facts["gate"] = gate
     return APPROVED_TRIGGER
 

@@ -30,6 +30,8 @@ class Registry:
     guards: dict[str, Guard] = field(default_factory=dict)
     actions: dict[str, Action] = field(default_factory=dict)
     steps: dict[str, Step] = field(default_factory=dict)
+    #: How an operator passes each gate (a state's ``approval:``), as the strategy's route says.
+    gates: dict[str, str] = field(default_factory=dict)
 
     def guard(self, name: str) -> Callable[[Guard], Guard]:
         def register(fn: Guard) -> Guard:
@@ -52,4 +54,4 @@ class Registry:
     def extended(self, other: "Registry") -> "Registry":
         """A copy where ``other``'s names replace ours."""
         return Registry({**self.guards, **other.guards}, {**self.actions, **other.actions},
-                        {**self.steps, **other.steps})
+                        {**self.steps, **other.steps}, {**self.gates, **other.gates})

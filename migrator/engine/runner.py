@@ -188,7 +188,7 @@ class Runner:
         self.registry = registry
         self.options = options or RunOptions()
         self.lease_ttl = lease_ttl
-        self.definition, self.table_definition = load_machines(config.settings.migration.strategy, self.registry)
+        self.definition, self.table_definition = load_machines(config.settings.route.machine, self.registry)
 
     def ensure_migration(self) -> MigrationView:
         return ensure_migration(self.store, self.config, self.definition, self.table_definition.initial)

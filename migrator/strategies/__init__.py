@@ -1,25 +1,36 @@
-"""Strategy implementations. Each module supplies the phase actions its `states/<strategy>.yaml`
-names (and nothing else); :func:`build` puts one together for the runner.
+"""Strategy implementations. Each route in :data:`migrator.routes.ROUTES` names its module here,
+which supplies the phase actions its `states/<strategy>.yaml` names (and nothing else);
+:func:`build` puts one together for the runner, with what the engine needs from the route (how
+to pass its gates) handed over as data in the registry.
 
-Only `migrator.commands` (the composition root) calls :func:`build`; the engine never imports
-a strategy.
+Only `migrator.commands` (the composition root) calls :func:`build` and the few public helpers
+below (a session on the source, the AWS clients, the new cluster's placement, the probe, the
+production-name check); it reaches no strategy module directly. The engine never imports a
+strategy. The helpers import their strategy code when called, so reading commands stay quick.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+from migrator import routes
 from migrator.engine.definitions import MachineDef
 from migrator.engine.registry import Registry
 from migrator.engine.runner import Reconciler, RollbackRefusal, Undo, default_registry, load_machines
 from migrator.errors import DefinitionError, UsageError
+from migrator.routes import Route
 
 if TYPE_CHECKING:
-    from migrator.config import LoadedConfig
-
-MODULES = {"unload-copy": "unload_copy", "modify": "modify", "snapshot-restore": "snapshot_restore"}
+    from migrator.aws.clients import AwsClients
+    from migrator.config import LoadedConfig, Settings
+    from migrator.store import MigrationView, Store
+    from migrator.strategies.common import Mirror
+    from migrator.warehouse.connection import Session
+    from migrator.warehouse.probe import ProbeReport
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,7 @@ class Strategy:
     """Everything the runner needs from a strategy, checked against its YAML when built."""
 
     name: str
+    route: Route
     registry: Registry
     definition: MachineDef
     table_definition: MachineDef
@@ -40,8 +52,9 @@ def registry_for(strategy: str) -> Registry:
     every action (and table step) the YAML names is registered, every registered one is named."""
     module = _module(strategy)
     own: Registry = module.registry()
-    registry = default_registry().extended(own)
-    definition, table_definition = load_machines(strategy, registry)
+    route = routes.route(strategy)
+    registry = replace(default_registry().extended(own), gates=dict(route.gates))
+    definition, table_definition = load_machines(route.machine, registry)
     named = {s.action for s in definition.states.values() if s.action}
     named_steps = {s.step for s in table_definition.states.values() if s.step}
     unused = sorted(set(own.actions) - named) + sorted(set(own.steps) - named_steps)
@@ -53,16 +66,66 @@ def registry_for(strategy: str) -> Registry:
 
 def build(strategy: str, config: "LoadedConfig | None" = None) -> Strategy:
     module = _module(strategy)
+    route = routes.route(strategy)
     registry = registry_for(strategy)
-    definition, table_definition = load_machines(strategy, registry)
+    definition, table_definition = load_machines(route.machine, registry)
     make_reconciler = getattr(module, "reconciler", None)
-    return Strategy(strategy, registry, definition, table_definition,
+    return Strategy(strategy, route, registry, definition, table_definition,
                     reconciler=make_reconciler(config) if make_reconciler and config is not None else None,
                     undo=getattr(module, "undo", None), rollback_refusal=getattr(module, "rollback_refusal", None))
 
 
 def _module(strategy: str):  # type: ignore[no-untyped-def]
-    module_name = MODULES.get(strategy)
-    if module_name is None:
-        raise UsageError(f"unknown strategy {strategy!r}", hint=f"one of: {', '.join(MODULES)}")
-    return importlib.import_module(f"migrator.strategies.{module_name}")
+    if strategy not in routes.ROUTES:
+        raise UsageError(f"unknown strategy {strategy!r}", hint=f"one of: {', '.join(routes.names())}")
+    return importlib.import_module(routes.ROUTES[strategy].module_path)
+
+
+# -- what the composition root needs besides a built strategy (imported when called) --
+
+def clients_for(settings: "Settings") -> "AwsClients":
+    """The AWS clients a migration with these settings talks through."""
+    from migrator.strategies.common import clients_for as clients
+
+    return clients(settings)
+
+
+def source_session(config: "LoadedConfig") -> AbstractContextManager["Session"]:
+    """A warehouse session on the source cluster, closed when the block ends."""
+    from migrator.strategies.unload_copy import session
+
+    return session(config, "source")
+
+
+def new_cluster_placement(source: Mapping[str, Any], settings: "Settings") -> "Mirror":
+    """How the route's new cluster mirrors ``source``: CreateCluster or RestoreFromClusterSnapshot
+    parameters (as the route provisions it), what is not copied and why."""
+    from migrator.strategies.common import mirror_source
+
+    return mirror_source(source, settings, restore=settings.route.provisioning == "restore-snapshot")
+
+
+def renamed_source_name(source_id: str) -> str:
+    """The name cutover gives the source cluster today (`<source>-unencrypted-<yyyymmdd>`)."""
+    from migrator.strategies.cutover import old_name_for
+
+    return old_name_for(source_id)
+
+
+def probe_source(settings: "Settings") -> "ProbeReport":
+    """Every statement shape the migration will use, tried on the source (warehouse.probe)."""
+    from migrator.strategies.common import probe_source as probe
+
+    return probe(settings, clients_for(settings))
+
+
+def production_gap(store: "Store", migration: "MigrationView") -> str | None:
+    """What `status` must say first: the production name may have no cluster (cutover, rollback).
+    Reads only the store (no AWS, no strategy module)."""
+    from migrator.strategies.swap_record import production_gap as gap
+
+    return gap(store, migration)
+
+
+__all__ = ["Strategy", "build", "clients_for", "new_cluster_placement", "probe_source",
+           "production_gap", "registry_for", "renamed_source_name", "source_session"]

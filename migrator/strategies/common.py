@@ -665,11 +665,12 @@ def probe_source(settings: Settings, client_set: AwsClients) -> "ProbeReport":
     """Every statement shape the migration will use, tried on the source with one sampled row per
     type group (nothing left behind); the data path only for the unload-copy route."""
     from migrator.warehouse.connection import Session, close_quietly
-    from migrator.warehouse.probe import UNLOAD_COPY, DataPath, run_probe
+    from migrator.warehouse.probe import DataPath, run_probe
 
     route = settings.migration.strategy
+    stages_rows = settings.route.stages_in_s3
     path = None
-    if route == UNLOAD_COPY:
+    if stages_rows:
         assert settings.staging is not None  # the config requires it for this route
         path = DataPath(settings.staging.s3_uri, settings.migration.name, settings.staging.iam_role_arn,
                         settings.staging.kms_key_id, client_set.client("s3"), client_set.client("kms"))
@@ -685,7 +686,7 @@ def probe_source(settings: Settings, client_set: AwsClients) -> "ProbeReport":
 
     try:
         first = open_session()
-        return run_probe(first, route=route, include=settings.tables.include, exclude=settings.tables.exclude,
+        return run_probe(first, route=route, stages_rows=stages_rows, include=settings.tables.include, exclude=settings.tables.exclude,
                          data_path=path, open_session=open_session, workers=settings.tables.concurrency)
     finally:
         for conn in opened:

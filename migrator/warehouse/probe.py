@@ -70,7 +70,6 @@ from migrator.warehouse.sql import (
 
 log = logging.getLogger("migrator.probe")
 
-UNLOAD_COPY = "unload-copy"
 #: Statement shapes of the data path, in the order they run.
 SHAPES = ("UNLOAD", "staging check", "CREATE TEMP TABLE", "COPY", "checksum", "cleanup")
 TEMP_PREFIX = "migrator_probe_"
@@ -440,12 +439,13 @@ def _clean(session: Session, path: DataPath, prefix: str, temp: str) -> list[str
 
 # --------------------------------------------------------------------------- the whole probe
 
-def run_probe(session: Session, *, route: str, include: list[str] | None = None,
+def run_probe(session: Session, *, route: str, stages_rows: bool, include: list[str] | None = None,
               exclude: list[str] | None = None, data_path: DataPath | None = None,
               now: datetime | None = None, open_session: Callable[[], Session] | None = None,
               workers: int = 1) -> ProbeReport:
-    """Catalog queries, then (unload-copy only) one sampled row per type group. ``session`` is
-    an autocommit session on the source; nothing it creates outlives the probe.
+    """Catalog queries, then (only for a route that ``stages_rows`` through UNLOAD/COPY, such as
+    unload-copy) one sampled row per type group. ``session`` is an autocommit session on the
+    source; nothing it creates outlives the probe.
 
     Type groups are probed by up to ``workers`` sessions at once: ``session`` and as many more
     as ``open_session`` gives (each autocommit; the caller closes them). On a
@@ -455,7 +455,7 @@ def run_probe(session: Session, *, route: str, include: list[str] | None = None,
         raise ValueError("the probe needs an autocommit session")
     report = ProbeReport(route)
     report.catalog, tables = probe_catalog(session, include=include, exclude=exclude, now=now)
-    if route != UNLOAD_COPY:
+    if not stages_rows:
         report.notes.append(f"the {route} route moves no rows through UNLOAD/COPY: only its catalog queries "
                             "were probed")
         return report
