@@ -184,8 +184,8 @@ def history(config_path: Path, *, table: str | None = None, limit: int | None = 
 
 def _table_subject(store: Store, migration: MigrationView, table: str) -> str:
     """The events subject of the table named ``table``, spelled as `status --tables` prints it
-    (sql.table_key: ``"a.b".c`` and ``a."b.c"`` are two tables)."""
-    from migrator.warehouse.sql import split_table_key
+    (names.table_key: ``"a.b".c`` and ``a."b.c"`` are two tables)."""
+    from migrator.names import split_table_key
 
     hint = 'name it as schema.table, quoting a part that holds "." or \'"\' as `migrator status --tables` prints it'
     try:

@@ -12,7 +12,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from migrator.warehouse.sql import table_key
+from migrator.names import table_key
 
 
 def _plain(value: Any) -> Any:

@@ -31,7 +31,8 @@ from migrator.warehouse import checksum, pipeline
 from migrator.warehouse.connection import Session, end_backend
 from migrator.warehouse.inventory import TableInfo, read_inventory
 from migrator.warehouse.pipeline import StatementHook
-from migrator.warehouse.sql import staging_prefix, table_key
+from migrator.names import table_key
+from migrator.warehouse.sql import staging_prefix
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext

@@ -31,6 +31,7 @@ from migrator.warehouse.checksum import FLOAT_DIGITS_SQL
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, column_defaults, parse_identity
 from migrator.warehouse.replay import next_identity_seed
+from migrator.names import table_key
 from migrator.warehouse.sql import (
     CSV,
     CSV_NULL_MARKER,
@@ -44,7 +45,6 @@ from migrator.warehouse.sql import (
     quote_ident,
     redact,
     staging_prefix,
-    table_key,
     unload_query,
     unload_sql,
 )
