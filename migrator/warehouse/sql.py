@@ -13,9 +13,9 @@ from functools import cache
 from importlib import resources
 from urllib.parse import quote
 
+from migrator.aws.staging import split_s3_url
 from migrator.errors import ConfigError
 
-_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.*)$")
 _ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/\-]+$")
 
 
@@ -40,13 +40,6 @@ def option_literal(value: str) -> str:
     if "\x00" in value:
         raise ValueError("a NUL character cannot appear in a SQL literal")
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def split_s3_url(url: str) -> tuple[str, str]:
-    m = _S3_URL.match(url)
-    if not m:
-        raise ConfigError(f"not an S3 URL: {url!r}", hint="use s3://bucket/prefix/")
-    return m.group(1), m.group(2)
 
 
 def check_role_arn(arn: str) -> str:
