@@ -469,7 +469,7 @@ def plan(config_path: Path) -> PlanResult:
 
 def probe(config_path: Path) -> ProbeResult:
     """Every statement shape the migration will use, tried on the source on a tiny sample, leaving
-    nothing behind (warehouse.probe). Never writes the store."""
+    nothing behind (strategies.probe). Never writes the store."""
     from migrator.strategies import common
 
     config = load_config(config_path)

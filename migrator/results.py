@@ -397,7 +397,7 @@ class PlanResult(Result):
 
 @dataclass
 class ProbeResult(Result):
-    """`migrator probe`: every statement shape tried on the source (warehouse.probe.ProbeReport)."""
+    """`migrator probe`: every statement shape tried on the source (strategies.probe.ProbeReport)."""
 
     migration: str
     cluster: str

@@ -22,7 +22,7 @@ from migrator.warehouse import baseline as bl
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
-    from migrator.warehouse.probe import ProbeReport
+    from migrator.strategies.probe import ProbeReport
 
 log = logging.getLogger("migrator.strategies")
 
@@ -655,13 +655,13 @@ def target_credentials_problems(ctx: "PhaseContext", section: ConnectionSection,
     return [problem] if problem else []
 
 
-# -- the statement-shape probe (warehouse.probe), for `migrator probe` and the unload-copy preflight --
+# -- the statement-shape probe (strategies.probe), for `migrator probe` and the unload-copy preflight --
 
 def probe_source(settings: Settings, client_set: AwsClients) -> "ProbeReport":
     """Every statement shape the migration will use, tried on the source with one sampled row per
     type group (nothing left behind); the data path only for the unload-copy route."""
     from migrator.warehouse.connection import Session, close_quietly
-    from migrator.warehouse.probe import UNLOAD_COPY, DataPath, run_probe
+    from migrator.strategies.probe import UNLOAD_COPY, DataPath, run_probe
 
     route = settings.migration.strategy
     path = None
