@@ -19,7 +19,8 @@ from migrator.config import STRATEGIES, LoadedConfig, load_config
 from migrator.engine import gates
 from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.tables import RETRY_EVENT
-from migrator.engine.runner import TABLE_MACHINE, RunOptions, Runner, default_registry, ensure_migration
+from migrator.engine.context import RunOptions
+from migrator.engine.runner import TABLE_MACHINE, Runner, default_registry, ensure_migration
 from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
                               InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,

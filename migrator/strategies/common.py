@@ -21,7 +21,7 @@ from migrator.errors import MigratorError, PreflightFailed, RemoteError, Securit
 from migrator.warehouse import baseline as bl
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
     from migrator.strategies.probe import ProbeReport
 
 log = logging.getLogger("migrator.strategies")

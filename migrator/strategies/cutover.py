@@ -32,7 +32,7 @@ from migrator.strategies import common
 from migrator.strategies.swap_record import PLAN_KEY, SwapKeys, swap_keys
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
     from migrator.store import MigrationView, Store
 
 log = logging.getLogger("migrator.cutover")

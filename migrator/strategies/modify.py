@@ -19,7 +19,7 @@ from migrator.errors import MigratorError, RemoteError, SecurityError, UsageErro
 from migrator.strategies import common
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
 PREFLIGHT_KEY = "preflight"
 MODIFY_KEY = "modify_cluster"

@@ -17,7 +17,7 @@ from migrator.retry import wait_until
 from migrator.strategies import common, cutover
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
 PREFLIGHT_KEY = "preflight"
 SNAPSHOT_KEY = "create_snapshot"

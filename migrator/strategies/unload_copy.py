@@ -35,7 +35,7 @@ from migrator.names import table_key
 from migrator.warehouse.sql import staging_prefix
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
 log = logging.getLogger("migrator.unload_copy")
 REGISTRY = Registry()
