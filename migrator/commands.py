@@ -304,7 +304,7 @@ def _no_undo(ctx: object) -> dict[str, object]:
 
 def inventory(config_path: Path) -> InventoryResult:
     """The source's user tables as the migration would see them (read-only)."""
-    from migrator.strategies.unload_copy import session
+    from migrator.strategies.sessions import session
     from migrator.warehouse.inventory import read_inventory
 
     config = load_config(config_path)
@@ -377,7 +377,7 @@ def _notify(config: LoadedConfig, store: Store, event: "notify.Event", summary: 
         return
 
     def sns() -> object:
-        from migrator.strategies.common import clients_for
+        from migrator.strategies.recorded import clients_for
 
         return clients_for(config.settings).brief_client("sns", timeout=notify.timeout_seconds(),
                                                          attempts=notify.SNS_ATTEMPTS)
@@ -440,12 +440,13 @@ def plan(config_path: Path) -> PlanResult:
     """What the migration will do, read-only: no mutating AWS call, nothing written."""
     from migrator import planning
     from migrator.aws import clusters as aws
-    from migrator.strategies import common
     from migrator.strategies.cutover import old_name_for
+    from migrator.strategies.mirror import mirror_source
+    from migrator.strategies.recorded import clients_for
 
     config = load_config(config_path)
     settings = config.settings
-    clients = common.clients_for(settings)
+    clients = clients_for(settings)
     source = aws.require_cluster(clients, settings.source.cluster_id)
     tables: list[dict[str, object]] | None = None
     table_error = None
@@ -459,7 +460,7 @@ def plan(config_path: Path) -> PlanResult:
     if settings.migration.strategy != "modify":
         peaks = aws.hourly_write_peaks(clients, settings.source.cluster_id, planning.QUIET_LOOKBACK_DAYS)
     blockers = planning.rename_blockers(source, aws.datashares_of(clients, source.get("ClusterNamespaceArn")))
-    mirror = common.mirror_source(source, settings, restore=settings.migration.strategy == "snapshot-restore")
+    mirror = mirror_source(source, settings, restore=settings.migration.strategy == "snapshot-restore")
     notes = [*blockers, *(f"not copied to the new cluster: {r}" for r in mirror.reported),
              *(f"overridden by the config: {o}" for o in mirror.overridden), *mirror.problems]
     built = planning.build(config, source, placement=mirror.request, tables=tables,
@@ -471,11 +472,12 @@ def plan(config_path: Path) -> PlanResult:
 def probe(config_path: Path) -> ProbeResult:
     """Every statement shape the migration will use, tried on the source on a tiny sample, leaving
     nothing behind (strategies.probe). Never writes the store."""
-    from migrator.strategies import common
+    from migrator.strategies.preflight_checks import probe_source
+    from migrator.strategies.recorded import clients_for
 
     config = load_config(config_path)
     settings = config.settings
-    report = common.probe_source(settings, common.clients_for(settings))
+    report = probe_source(settings, clients_for(settings))
     data = report.to_dict()
     return ProbeResult(settings.migration.name, settings.source.cluster_id, report.route, report.ok, data["catalog"],
                        data["groups"], data["notes"], data["failures"])

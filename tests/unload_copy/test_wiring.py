@@ -12,7 +12,7 @@ import pytest
 
 from migrator.aws.staging import list_objects
 from migrator.config import load_config
-from migrator.strategies.unload_copy import remove_staged_files
+from migrator.strategies.table_steps import remove_staged_files
 from migrator.names import table_key
 from tests.unload_copy.conftest import Migration
 
