@@ -75,7 +75,7 @@ def plan(ctx: "PhaseContext") -> Plan:
     settings = ctx.config.settings
     source, target = settings.source.cluster_id, settings.target.cluster_id
     kept = recorded.remember(ctx, PLAN_KEY, {"source_id": source, "target_id": target,
-                                           "old_name": old_name_for(source)})
+                                             "old_name": old_name_for(source)})
     return Plan(kept["source_id"], kept["target_id"], kept["old_name"])
 
 
@@ -294,7 +294,7 @@ def answered_namespace(ctx: "PhaseContext", p: Plan) -> str:
     """SELECT current_namespace through the production name, logged in as the new cluster's user."""
     settings = ctx.config.settings
     conn = sessions.connect(settings, recorded.clients(ctx), p.source_id, where="target",
-                          conn=sessions.target_connection(settings, p.source_id))
+                            conn=sessions.target_connection(settings, p.source_id))
     try:
         cursor = conn.cursor()
         cursor.execute("select current_namespace")
@@ -403,13 +403,14 @@ def decommission(ctx: "PhaseContext") -> dict[str, Any]:
 def _disable_copy_if_on(ctx: "PhaseContext", key: str, cluster_id: str) -> None:
     """Copy re-enabled on the new cluster at the end of cutover must be off again before it is renamed."""
     client_set = recorded.clients(ctx)
-    if recorded.recorded(ctx, key) is None and aws.snapshot_copy_of(aws.require_cluster(client_set, cluster_id)) is None:
+    if (recorded.recorded(ctx, key) is None
+            and aws.snapshot_copy_of(aws.require_cluster(client_set, cluster_id)) is None):
         return
     recorded.once(ctx, key, {"ClusterIdentifier": cluster_id},
-                send=lambda: (aws.call(f"DisableSnapshotCopy {cluster_id}", lambda: client_set.client("redshift")
-                                       .disable_snapshot_copy(ClusterIdentifier=cluster_id)), {})[1],
-                took_effect=lambda: {} if aws.snapshot_copy_of(aws.require_cluster(client_set, cluster_id)) is None
-                else None)
+                  send=lambda: (aws.call(f"DisableSnapshotCopy {cluster_id}", lambda: client_set.client("redshift")
+                                         .disable_snapshot_copy(ClusterIdentifier=cluster_id)), {})[1],
+                  took_effect=lambda: {} if aws.snapshot_copy_of(aws.require_cluster(client_set, cluster_id)) is None
+                  else None)
 
 
 def rollback_refusal(ctx: "PhaseContext") -> MigratorError:

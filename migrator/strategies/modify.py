@@ -279,7 +279,7 @@ def modify_cluster(ctx: "PhaseContext") -> str:
         # DescribeResize answers the LAST resize, maybe an old one: remember it, so progress and
         # failure are read only from the resize this change starts.
         recorded.remember(ctx, RESIZE_BEFORE_KEY,
-                        {"resize": resize_fingerprint(aws.describe_resize(client_set, want.cluster_id))})
+                          {"resize": resize_fingerprint(aws.describe_resize(client_set, want.cluster_id))})
 
     def send() -> dict[str, Any]:
         answer = aws.call(f"ModifyCluster {want.cluster_id}",

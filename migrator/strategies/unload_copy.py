@@ -89,7 +89,7 @@ def preflight(ctx: "PhaseContext") -> str:
     ctx.facts["detail"] = {"notes": notes}
     copy = aws.snapshot_copy_of(source)
     recorded.remember(ctx, PREFLIGHT_KEY, {"source": recorded.cluster_summary(source),
-                                         "snapshot_copy": copy.to_dict() if copy else None})
+                                           "snapshot_copy": copy.to_dict() if copy else None})
     return "preflight_passed"
 
 
@@ -165,8 +165,7 @@ def provision_target(ctx: "PhaseContext") -> str:
 
     recorded.once(ctx, PROVISION_KEY, secret_free, send, took_effect)
     aws.wait_available(clients, target_id, should_stop=ctx.should_stop)
-    recorded.remember(ctx, "provision-target:logging", mirror_logging(clients, source["ClusterIdentifier"],
-                                                                           target_id))
+    recorded.remember(ctx, "provision-target:logging", mirror_logging(clients, source["ClusterIdentifier"], target_id))
     # Before any data moves: the new cluster must be encrypted exactly as configured.
     encryption.check_new_cluster_encryption(ctx, "after provisioning", target_id)
     return "target_ready"
@@ -236,8 +235,8 @@ def rehearse(ctx: "PhaseContext") -> str:
     # Unload and load take about as long as each other; validation adds a scan of each side.
     estimate = (3 * total_rows / rate / settings.tables.concurrency) if rate else None
     recorded.remember(ctx, REHEARSAL_KEY, {"table": largest.qualified_name, "rows": unloaded.rows,
-                                         "seconds": round(unloaded.seconds, 3), "rows_per_second": rate,
-                                         "estimated_freeze_seconds": estimate})
+                                           "seconds": round(unloaded.seconds, 3), "rows_per_second": rate,
+                                           "estimated_freeze_seconds": estimate})
     common.progress_event(ctx, "migration", {"rehearsal_table": largest.qualified_name,
                                              "rows_per_second": round(rate or 0),
                                              "estimated_freeze_seconds": round(estimate or 0)})
