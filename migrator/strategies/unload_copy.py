@@ -19,6 +19,7 @@ from migrator.config import LoadedConfig
 from migrator.engine import tables as tables_engine
 from migrator.engine.registry import Registry
 from migrator.errors import PreflightFailed, RemoteError, TransientError
+from migrator.names import table_key
 from migrator.store import TableSpec, TableView
 from migrator.strategies import common, cutover, encryption, preflight_checks, recorded, table_steps
 from migrator.strategies.mirror import mirror_logging, mirror_source, rename_notes
@@ -26,7 +27,6 @@ from migrator.strategies.sessions import inventory_of, session, target_section
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo
-from migrator.names import table_key
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from migrator.warehouse.sql import option_literal as quote_literal
 from migrator.names import table_key
+from migrator.warehouse.sql import option_literal as quote_literal
 from migrator.warehouse.sql import qualified, quote_ident
 
 __all__ = ["Baseline", "Difference", "compare", "quote_ident", "quote_literal", "summary", "take"]

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from migrator.errors import ValidationMismatch
+from migrator.names import table_key
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo
-from migrator.names import table_key
 from migrator.warehouse.sql import qualified, quote_ident
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from migrator.warehouse.connection import Session
 from migrator.names import table_key
+from migrator.warehouse.connection import Session
 from migrator.warehouse.sql import qualified, query, quote_ident
 
 _DISTSTYLE_CODES = {0: "EVEN", 1: "KEY", 8: "ALL", 10: "AUTO", 11: "AUTO", 12: "AUTO"}

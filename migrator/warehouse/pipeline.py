@@ -27,11 +27,11 @@ from datetime import datetime
 from typing import Any
 
 from migrator.errors import MigratorError, RemoteError
+from migrator.names import table_key
 from migrator.warehouse.checksum import FLOAT_DIGITS_SQL
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, column_defaults, parse_identity
 from migrator.warehouse.replay import next_identity_seed
-from migrator.names import table_key
 from migrator.warehouse.sql import (
     CSV,
     CSV_NULL_MARKER,
