@@ -194,7 +194,8 @@ def test_no_lower_layer_imports_a_higher_one(graph: dict[str, set[str]]) -> None
             elif rank[imported] == rank[source]:
                 allowed = SAME_LAYER.get(layer_name[source])
                 if allowed is not None and (source, imported) not in allowed:
-                    wrong.append(f"{module} imports {target}: {source} and {imported} stay apart")
+                    wrong.append(f"{module} imports {target}: in the {layer_name[source]} layer {source} may not "
+                                 f"import {imported} (SAME_LAYER)")
     assert not wrong, "\n".join(wrong)
 
 
