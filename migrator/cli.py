@@ -129,7 +129,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the migration from wherever it stands; safe to re-run after any crash."""
-    from migrator.engine.runner import RunOptions
+    from migrator.engine.context import RunOptions
 
     options = RunOptions(approve_cutover=approve_cutover, approve_modify=approve_modify, assume_frozen=assume_frozen)
     if quiet:

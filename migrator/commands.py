@@ -19,7 +19,8 @@ from migrator.config import LoadedConfig, load_config
 from migrator.engine import gates
 from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.tables import RETRY_EVENT
-from migrator.engine.runner import TABLE_MACHINE, RunOptions, Runner, default_registry, ensure_migration
+from migrator.engine.context import RunOptions
+from migrator.engine.runner import TABLE_MACHINE, Runner, default_registry, ensure_migration
 from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
                               InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
@@ -197,8 +198,8 @@ def history(config_path: Path, *, table: str | None = None, limit: int | None = 
 
 def _table_subject(store: Store, migration: MigrationView, table: str) -> str:
     """The events subject of the table named ``table``, spelled as `status --tables` prints it
-    (sql.table_key: ``"a.b".c`` and ``a."b.c"`` are two tables)."""
-    from migrator.warehouse.sql import split_table_key
+    (names.table_key: ``"a.b".c`` and ``a."b.c"`` are two tables)."""
+    from migrator.names import split_table_key
 
     hint = 'name it as schema.table, quoting a part that holds "." or \'"\' as `migrator status --tables` prints it'
     try:
@@ -483,7 +484,7 @@ def plan(config_path: Path) -> PlanResult:
 
 def probe(config_path: Path) -> ProbeResult:
     """Every statement shape the migration will use, tried on the source on a tiny sample, leaving
-    nothing behind (warehouse.probe). Never writes the store."""
+    nothing behind (strategies.probe). Never writes the store."""
     from migrator import strategies
 
     config = load_config(config_path)

@@ -12,7 +12,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from migrator.warehouse.sql import table_key
+from migrator.names import table_key
 
 
 def _plain(value: Any) -> Any:
@@ -401,7 +401,7 @@ class PlanResult(Result):
 
 @dataclass
 class ProbeResult(Result):
-    """`migrator probe`: every statement shape tried on the source (warehouse.probe.ProbeReport)."""
+    """`migrator probe`: every statement shape tried on the source (strategies.probe.ProbeReport)."""
 
     migration: str
     cluster: str

@@ -276,7 +276,7 @@ class Migration:
         (the sandbox's own schema pg_sandbox and the tool's bookkeeping left out)."""
         import psycopg
 
-        from migrator.warehouse.sql import table_key
+        from migrator.names import table_key
 
         out: dict[str, tuple[int, str]] = {}
         with psycopg.connect(self.sb.admin_dsn(cluster_id)) as pg:

@@ -58,32 +58,24 @@ class AwsClients:
 
     def client(self, service: str, region: str | None = None) -> Any:
         """A client for ``service``; the same object for every caller and thread (clients are thread-safe)."""
-        key = (service, region or self.region, self.endpoint_url)
-        with _LOCK:
-            cache = _CLIENTS.setdefault(self.session, {})
-            found = cache.get(key)
-            if found is None:
-                try:
-                    found = self.session.client(service, region_name=key[1], endpoint_url=self.endpoint_url,
-                                                config=RETRIES)
-                except BotoCoreError as exc:
-                    from migrator.aws.errors import aws_error
-
-                    raise aws_error(exc, f"AWS {service} client") from None
-                cache[key] = found
-            return found
+        return self._cached(service, region, RETRIES)
 
     def brief_client(self, service: str, *, timeout: float, attempts: int, region: str | None = None) -> Any:
         """A client for calls that must not hold a run: each try waits at most ``timeout`` seconds
         and ``attempts`` tries in all (an informative lookup, a notification), not the patient
-        retries of the migration's own calls. Made under the same lock as every client."""
-        key = (service, region or self.region, self.endpoint_url, timeout, attempts)
+        retries of the migration's own calls."""
+        config = Config(connect_timeout=timeout, read_timeout=timeout,
+                        retries={"total_max_attempts": attempts, "mode": "standard"})
+        return self._cached(service, region, config, variant=(timeout, attempts))
+
+    def _cached(self, service: str, region: str | None, config: Config, *, variant: tuple[Any, ...] = ()) -> Any:
+        """The one place a client is built: under the lock, once per session, service, region,
+        endpoint and ``variant`` (what sets ``config`` apart from the default)."""
+        key = (service, region or self.region, self.endpoint_url, *variant)
         with _LOCK:
             cache = _CLIENTS.setdefault(self.session, {})
             found = cache.get(key)
             if found is None:
-                config = Config(connect_timeout=timeout, read_timeout=timeout,
-                                retries={"total_max_attempts": attempts, "mode": "standard"})
                 try:
                     found = self.session.client(service, region_name=key[1], endpoint_url=self.endpoint_url,
                                                 config=config)

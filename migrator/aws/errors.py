@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from migrator.aws.failures import Failure, to_error
+from migrator.failures import Failure, to_error
 from migrator.errors import MigratorError
 
 

@@ -8,14 +8,23 @@ KMS, so an alias, a bare key id and an ARN of the same key agree.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from migrator.aws.errors import aws_error
-from migrator.errors import RemoteError, SecurityError, ValidationMismatch
-from migrator.warehouse.sql import split_s3_url
+from migrator.errors import ConfigError, RemoteError, SecurityError, ValidationMismatch
+
+_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.*)$")
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    m = _S3_URL.match(url)
+    if not m:
+        raise ConfigError(f"not an S3 URL: {url!r}", hint="use s3://bucket/prefix/")
+    return m.group(1), m.group(2)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from migrator.errors import ApprovalRequired, GateNotOpen
 
 if TYPE_CHECKING:
     from migrator.engine.definitions import MachineDef
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
     from migrator.store import MigrationView
 
 APPROVED_TRIGGER = "approved"

@@ -12,7 +12,7 @@ from migrator.engine.gates import pass_gate
 from migrator.engine.registry import Registry
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
 BUILTIN_ACTIONS = Registry()
 

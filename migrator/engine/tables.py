@@ -24,7 +24,7 @@ from migrator.retry import Backoff
 from migrator.store import TableView
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
 log = logging.getLogger("migrator.tables")
 R = TypeVar("R")

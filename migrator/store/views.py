@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from migrator.names import table_key
+
 
 @dataclass(frozen=True)
 class MigrationView:
@@ -56,9 +58,7 @@ class TableView:
 
     @property
     def qualified_name(self) -> str:
-        """Reversible text of the pair (warehouse.sql.table_key): ``"a.b".c`` and ``a."b.c"`` differ."""
-        from migrator.warehouse.sql import table_key
-
+        """Reversible text of the pair (names.table_key): ``"a.b".c`` and ``a."b.c"`` differ."""
         return table_key(self.schema_name, self.table_name)
 
     @property

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from migrator.aws.clients import AwsClients
     from migrator.config import LoadedConfig, Settings
     from migrator.store import MigrationView, Store
-    from migrator.strategies.common import Mirror
+    from migrator.strategies.mirror import Mirror
     from migrator.warehouse.connection import Session
-    from migrator.warehouse.probe import ProbeReport
+    from migrator.strategies.probe import ProbeReport
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,14 @@ def _module(strategy: str):  # type: ignore[no-untyped-def]
 
 def clients_for(settings: "Settings") -> "AwsClients":
     """The AWS clients a migration with these settings talks through."""
-    from migrator.strategies.common import clients_for as clients
+    from migrator.strategies.recorded import clients_for as clients
 
     return clients(settings)
 
 
 def source_session(config: "LoadedConfig") -> AbstractContextManager["Session"]:
     """A warehouse session on the source cluster, closed when the block ends."""
-    from migrator.strategies.unload_copy import session
+    from migrator.strategies.sessions import session
 
     return session(config, "source")
 
@@ -100,7 +100,7 @@ def source_session(config: "LoadedConfig") -> AbstractContextManager["Session"]:
 def new_cluster_placement(source: Mapping[str, Any], settings: "Settings") -> "Mirror":
     """How the route's new cluster mirrors ``source``: CreateCluster or RestoreFromClusterSnapshot
     parameters (as the route provisions it), what is not copied and why."""
-    from migrator.strategies.common import mirror_source
+    from migrator.strategies.mirror import mirror_source
 
     return mirror_source(source, settings, restore=settings.route.provisioning == "restore-snapshot")
 
@@ -113,8 +113,8 @@ def renamed_source_name(source_id: str) -> str:
 
 
 def probe_source(settings: "Settings") -> "ProbeReport":
-    """Every statement shape the migration will use, tried on the source (warehouse.probe)."""
-    from migrator.strategies.common import probe_source as probe
+    """Every statement shape the migration will use, tried on the source (strategies.probe)."""
+    from migrator.strategies.preflight_checks import probe_source as probe
 
     return probe(settings, clients_for(settings))
 

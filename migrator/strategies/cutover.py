@@ -24,17 +24,15 @@ from migrator import failpoints, interrupt
 from migrator.aws import clusters as aws
 from migrator.aws import preflight
 from migrator.aws.errors import describe, error_code
-from migrator.config import ConnectionSection, Settings
 from migrator.engine.runner import ROLLBACK_TRIGGER
 from migrator.errors import (MigratorError, PreflightFailed, RemoteError, TransientError, UsageError,
                              ValidationMismatch)
 from migrator.retry import Backoff, wait_until
-from migrator.strategies import common
+from migrator.strategies import common, encryption, recorded, sessions
 from migrator.strategies.swap_record import PLAN_KEY, SwapKeys, swap_keys
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
-    from migrator.store import MigrationView, Store
+    from migrator.engine.context import PhaseContext
 
 log = logging.getLogger("migrator.cutover")
 SWAP_BACKOFF = Backoff(base=0.5, cap=15.0)
@@ -78,21 +76,9 @@ def plan(ctx: "PhaseContext") -> Plan:
     """Names fixed the first time cutover starts, so a resume on another day keeps them."""
     settings = ctx.config.settings
     source, target = settings.source.cluster_id, settings.target.cluster_id
-    kept = common.remember(ctx, PLAN_KEY, {"source_id": source, "target_id": target,
-                                           "old_name": old_name_for(source)})
+    kept = recorded.remember(ctx, PLAN_KEY, {"source_id": source, "target_id": target,
+                                             "old_name": old_name_for(source)})
     return Plan(kept["source_id"], kept["target_id"], kept["old_name"])
-
-
-def target_connection(settings: Settings, cluster_id: str) -> ConnectionSection:
-    """How to log in to the new cluster: its own credentials when configured, else the source's
-    (a restored or mirrored cluster carries the same users)."""
-    t = settings.target
-    if t.password_env or t.secret_arn or t.iam_auth:
-        return ConnectionSection(cluster_id=cluster_id, database=t.database, user=t.user, host=t.host, port=t.port,
-                                 password_env=t.password_env, secret_arn=t.secret_arn, iam_auth=t.iam_auth)
-    s = settings.source
-    return ConnectionSection(cluster_id=cluster_id, database=s.database, user=s.user,
-                             password_env=s.password_env, secret_arn=s.secret_arn, iam_auth=s.iam_auth)
 
 
 # -- waiting with a deadline ----------------------------------------------------------------
@@ -102,7 +88,7 @@ def wait_ready(ctx: "PhaseContext", cluster_id: str, why: str, *, timeout: float
     """Wait until ``cluster_id`` is available (and, with ``nothing_pending``, has no pending
     modified values), saying what it waits for. A status that does not end on its own ends the
     wait at once with one line: paused → resume it (exit 7), being deleted, failed, missing."""
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     region = ctx.config.settings.migration.region
     seen: dict[str, Any] = {}
 
@@ -139,7 +125,7 @@ _RETRIED_RENAME_CODES = frozenset({"InvalidClusterState", "ClusterAlreadyExists"
 def _send_rename(ctx: "PhaseContext", old: str, new: str, deadline: float | None) -> None:
     """ModifyCluster NewClusterIdentifier; with a deadline, a refusal that ends on its own is
     retried (backoff with jitter) until then, and then raised as SwapRefused."""
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     attempt = 0
     while True:
         try:
@@ -164,7 +150,7 @@ def _send_rename(ctx: "PhaseContext", old: str, new: str, deadline: float | None
 
 def _rename(ctx: "PhaseContext", key: str, old: str, new: str, *, wait_after: bool = True,
             retry_until: float | None = None) -> dict[str, Any]:
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
 
     def send() -> dict[str, Any]:
         if retry_until is None:
@@ -180,7 +166,7 @@ def _rename(ctx: "PhaseContext", key: str, old: str, new: str, *, wait_after: bo
         return {"from": old, "to": new} if aws.describe_cluster(client_set, new) is not None \
             and aws.describe_cluster(client_set, old) is None else None
 
-    done = common.once(ctx, key, {"ClusterIdentifier": old, "NewClusterIdentifier": new}, send, took_effect)
+    done = recorded.once(ctx, key, {"ClusterIdentifier": old, "NewClusterIdentifier": new}, send, took_effect)
     if wait_after:
         wait_ready(ctx, new, f"{new} to come back after its rename from {old}")
     return done
@@ -189,7 +175,7 @@ def _rename(ctx: "PhaseContext", key: str, old: str, new: str, *, wait_after: bo
 def _rebooted_since(ctx: "PhaseContext", cluster_id: str, since: datetime) -> bool:
     """Whether DescribeEvents shows a reboot of ``cluster_id`` since ``since`` (the reboot action's
     record): a reboot that already happened is not sent again after a crash."""
-    redshift = common.clients(ctx).client("redshift")
+    redshift = recorded.clients(ctx).client("redshift")
     marker: str | None = None
     try:
         while True:
@@ -207,7 +193,7 @@ def _rebooted_since(ctx: "PhaseContext", cluster_id: str, since: datetime) -> bo
 
 
 def _reboot(ctx: "PhaseContext", key: str, cluster_id: str) -> dict[str, Any]:
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
 
     def send() -> dict[str, Any]:
         wait_ready(ctx, cluster_id, f"reboot of {cluster_id}")
@@ -224,7 +210,7 @@ def _reboot(ctx: "PhaseContext", key: str, cluster_id: str) -> dict[str, Any]:
             return {"cluster_id": cluster_id, "seen_in_events": True}
         return None
 
-    done = common.once(ctx, key, {"ClusterIdentifier": cluster_id}, send, took_effect)
+    done = recorded.once(ctx, key, {"ClusterIdentifier": cluster_id}, send, took_effect)
     wait_ready(ctx, cluster_id, f"{cluster_id} to come back after its reboot")
     return done
 
@@ -259,7 +245,7 @@ def swap(ctx: "PhaseContext", p: Plan, before_rename: Callable[[], None] | None 
     source gets its name back. ``before_rename`` runs last before the first rename is recorded
     (the route's proof that nothing was written since the data was caught up); it raises to stop."""
     keys = swap_keys(ctx.store, ctx.migration)
-    if common.recorded(ctx, keys.rename_target) is not None:
+    if recorded.recorded(ctx, keys.rename_target) is not None:
         return
     if ctx.store.get_action(ctx.migration, keys.rename_source) is None:
         wait_ready(ctx, p.target_id, f"new cluster {p.target_id} must be ready before {p.source_id} is renamed away",
@@ -285,12 +271,12 @@ def cutover(ctx: "PhaseContext", *, before_rename: Callable[[], None] | None = N
             baseline_key: str | None = None) -> dict[str, Any]:
     """Swap the endpoints; every step recorded. Returns what was done. ``baseline_key`` names the
     recorded baseline the production name must show afterwards (default: the route's one baseline)."""
-    common.check_new_cluster_encryption(ctx, "before cutover")
+    encryption.check_new_cluster_encryption(ctx, "before cutover")
     p = plan(ctx)
     settings = ctx.config.settings
     common.disable_snapshot_copy(ctx, p.source_id)
     # The new cluster's namespace, read before the swap (afterwards its own name is gone).
-    expected = common.recorded(ctx, NAMESPACE_KEY) or common.remember(
+    expected = recorded.recorded(ctx, NAMESPACE_KEY) or recorded.remember(
         ctx, NAMESPACE_KEY, {"target_id": p.target_id, "namespace": namespace_of(ctx, p.target_id)})
     swap(ctx, p, before_rename)
     wait_ready(ctx, p.source_id, f"new cluster, now {p.source_id}, to come back after its rename")
@@ -298,12 +284,12 @@ def cutover(ctx: "PhaseContext", *, before_rename: Callable[[], None] | None = N
     # Clients connect by the original name: prove it reaches the new cluster, then check it.
     reached = await_new_cluster_behind_name(ctx, p, str(expected["namespace"]))
     common.check_against_baseline(ctx, p.source_id, "after cutover", baseline_key=baseline_key,
-                                  conn=target_connection(settings, p.source_id),
+                                  conn=sessions.target_connection(settings, p.source_id),
                                   hint="`migrator rollback` swaps the names back")
     copy = common.restore_snapshot_copy(ctx, p.source_id)
     # The evidence: the cluster answering under the production name, as AWS describes it now.
-    answering = aws.require_cluster(common.clients(ctx), p.source_id)
-    common.remember(ctx, PRODUCTION_KEY, {"cluster_id": p.source_id, "encrypted": bool(answering.get("Encrypted")),
+    answering = aws.require_cluster(recorded.clients(ctx), p.source_id)
+    recorded.remember(ctx, PRODUCTION_KEY, {"cluster_id": p.source_id, "encrypted": bool(answering.get("Encrypted")),
                                           "kms_key_id": answering.get("KmsKeyId"), "namespace": reached,
                                           "status": answering.get("ClusterStatus")})
     return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy, "namespace": reached}
@@ -311,7 +297,7 @@ def cutover(ctx: "PhaseContext", *, before_rename: Callable[[], None] | None = N
 
 def namespace_of(ctx: "PhaseContext", cluster_id: str) -> str:
     """The namespace GUID of ``cluster_id`` (the tail of its ClusterNamespaceArn)."""
-    cluster = aws.require_cluster(common.clients(ctx), cluster_id)
+    cluster = aws.require_cluster(recorded.clients(ctx), cluster_id)
     arn = str(cluster.get("ClusterNamespaceArn") or "")
     if not arn:
         raise RemoteError(f"DescribeClusters does not report a ClusterNamespaceArn for {cluster_id}",
@@ -322,8 +308,8 @@ def namespace_of(ctx: "PhaseContext", cluster_id: str) -> str:
 def answered_namespace(ctx: "PhaseContext", p: Plan) -> str:
     """SELECT current_namespace through the production name, logged in as the new cluster's user."""
     settings = ctx.config.settings
-    conn = common.connect(settings, common.clients(ctx), p.source_id, where="target",
-                          conn=target_connection(settings, p.source_id))
+    conn = sessions.connect(settings, recorded.clients(ctx), p.source_id, where="target",
+                            conn=sessions.target_connection(settings, p.source_id))
     try:
         cursor = conn.cursor()
         cursor.execute("select current_namespace")
@@ -370,7 +356,7 @@ def await_new_cluster_behind_name(ctx: "PhaseContext", p: Plan, expected: str) -
 def _retire_source(ctx: "PhaseContext", p: Plan) -> None:
     """Tag the source as retired by this migration before it is renamed away: decommission deletes
     the old cluster only when it carries this tag AND the store recorded the rename (see ownership)."""
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     name = ctx.migration.name
 
     def tagged() -> dict[str, Any] | None:
@@ -381,17 +367,17 @@ def _retire_source(ctx: "PhaseContext", p: Plan) -> None:
         aws.tag_cluster(client_set, p.source_id, {aws.RETIRED_TAG: name})
         return {"cluster_id": p.source_id}
 
-    if common.recorded(ctx, RETIRE_KEY) is None and tagged() is not None:
-        common.remember(ctx, RETIRE_KEY, {"cluster_id": p.source_id, "already_tagged": True})
+    if recorded.recorded(ctx, RETIRE_KEY) is None and tagged() is not None:
+        recorded.remember(ctx, RETIRE_KEY, {"cluster_id": p.source_id, "already_tagged": True})
         return
-    common.once(ctx, RETIRE_KEY, {"ClusterIdentifier": p.source_id, "Tag": {aws.RETIRED_TAG: name}}, send, tagged)
+    recorded.once(ctx, RETIRE_KEY, {"ClusterIdentifier": p.source_id, "Tag": {aws.RETIRED_TAG: name}}, send, tagged)
 
 
 def _retired_record(ctx: "PhaseContext", p: Plan) -> dict[str, Any] | None:
     """The store's proof that this migration retired the cluster now named ``p.old_name``: the
     source was tagged and then renamed to that name, both recorded."""
-    renamed = common.recorded(ctx, swap_keys(ctx.store, ctx.migration).rename_source)
-    if common.recorded(ctx, RETIRE_KEY) is None or renamed is None or renamed.get("to") != p.old_name:
+    renamed = recorded.recorded(ctx, swap_keys(ctx.store, ctx.migration).rename_source)
+    if recorded.recorded(ctx, RETIRE_KEY) is None or renamed is None or renamed.get("to") != p.old_name:
         return None
     return {"cluster_id": p.old_name}
 
@@ -400,7 +386,7 @@ def decommission(ctx: "PhaseContext") -> dict[str, Any]:
     """Final snapshot of the old source, then delete it (the gate made an operator confirm).
     Only a cluster this migration retired (recorded rename AND the retired tag) is ever deleted."""
     p = plan(ctx)
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     name = ctx.migration.name
     request = {"ClusterIdentifier": p.old_name, "SkipFinalClusterSnapshot": False,
                "FinalClusterSnapshotIdentifier": p.final_snapshot}
@@ -421,7 +407,7 @@ def decommission(ctx: "PhaseContext") -> dict[str, Any]:
         # Refuse before anything is recorded: a cluster we did not retire is never touched.
         aws.ownership(client_set, p.old_name, name, recorded=_retired_record(ctx, p),
                       tag_key=aws.RETIRED_TAG).require("delete")
-    done = common.once(ctx, DECOMMISSION_KEY, request, send, took_effect)
+    done = recorded.once(ctx, DECOMMISSION_KEY, request, send, took_effect)
     aws.wait_for_cluster(client_set, p.old_name, lambda c: c is None, what=f"deletion of {p.old_name}",
                          should_stop=ctx.should_stop, timeout=wait_seconds("delete"))
     return done
@@ -431,21 +417,22 @@ def decommission(ctx: "PhaseContext") -> dict[str, Any]:
 
 def _disable_copy_if_on(ctx: "PhaseContext", key: str, cluster_id: str) -> None:
     """Copy re-enabled on the new cluster at the end of cutover must be off again before it is renamed."""
-    client_set = common.clients(ctx)
-    if common.recorded(ctx, key) is None and aws.snapshot_copy_of(aws.require_cluster(client_set, cluster_id)) is None:
+    client_set = recorded.clients(ctx)
+    if (recorded.recorded(ctx, key) is None
+            and aws.snapshot_copy_of(aws.require_cluster(client_set, cluster_id)) is None):
         return
-    common.once(ctx, key, {"ClusterIdentifier": cluster_id},
-                send=lambda: (aws.call(f"DisableSnapshotCopy {cluster_id}", lambda: client_set.client("redshift")
-                                       .disable_snapshot_copy(ClusterIdentifier=cluster_id)), {})[1],
-                took_effect=lambda: {} if aws.snapshot_copy_of(aws.require_cluster(client_set, cluster_id)) is None
-                else None)
+    recorded.once(ctx, key, {"ClusterIdentifier": cluster_id},
+                  send=lambda: (aws.call(f"DisableSnapshotCopy {cluster_id}", lambda: client_set.client("redshift")
+                                         .disable_snapshot_copy(ClusterIdentifier=cluster_id)), {})[1],
+                  took_effect=lambda: {} if aws.snapshot_copy_of(aws.require_cluster(client_set, cluster_id)) is None
+                  else None)
 
 
 def rollback_refusal(ctx: "PhaseContext") -> MigratorError:
     """Why the migration cannot be rolled back from where it stands (the machine has no move)."""
     name, phase = ctx.migration.name, ctx.migration.phase
     if ctx.store.get_action(ctx.migration, DECOMMISSION_KEY) is not None:
-        kept = common.recorded(ctx, PLAN_KEY) or {}
+        kept = recorded.recorded(ctx, PLAN_KEY) or {}
         final = Plan(kept.get("source_id", ""), kept.get("target_id", ""), kept.get("old_name", "?")).final_snapshot
         return UsageError(f"migration {name!r} is {phase!r}: the old source is (being) deleted, so the names "
                           "cannot be swapped back",
@@ -462,9 +449,9 @@ def undo(ctx: "PhaseContext") -> dict[str, Any]:
     re-enable snapshot copy on the source, and (``--delete-target``) delete the new cluster.
     Every step is a recorded action, so a rollback that died half-way resumes where it stopped."""
     settings = ctx.config.settings
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     done: dict[str, Any] = {}
-    if common.recorded(ctx, PLAN_KEY) is not None:
+    if recorded.recorded(ctx, PLAN_KEY) is not None:
         p = plan(ctx)
         old_exists = aws.describe_cluster(client_set, p.old_name) is not None
         if old_exists:
@@ -510,7 +497,7 @@ def _delete_target(ctx: "PhaseContext") -> dict[str, Any]:
     """`rollback --delete-target --confirm`: delete the new cluster, only when this migration
     created it (recorded creation AND its owner tag), with a final snapshot unless told otherwise.
     The delete is recorded before it is sent; a resume re-attaches to a delete that reached AWS."""
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     name = ctx.migration.name
     target = ctx.config.settings.target.cluster_id
     existing = ctx.store.get_action(ctx.migration, DELETE_TARGET_KEY)
@@ -534,4 +521,4 @@ def _delete_target(ctx: "PhaseContext") -> dict[str, Any]:
         cluster = aws.describe_cluster(client_set, target)
         return outcome if cluster is None or cluster.get("ClusterStatus") in _BEING_DELETED else None
 
-    return common.once(ctx, DELETE_TARGET_KEY, request, send, took_effect)
+    return recorded.once(ctx, DELETE_TARGET_KEY, request, send, took_effect)

@@ -16,10 +16,10 @@ from migrator.aws import clusters as aws
 from migrator.engine.gates import pass_gate
 from migrator.engine.registry import Registry
 from migrator.errors import MigratorError, RemoteError, SecurityError, UsageError
-from migrator.strategies import common
+from migrator.strategies import common, preflight_checks, recorded, sessions
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
 PREFLIGHT_KEY = "preflight"
 MODIFY_KEY = "modify_cluster"
@@ -64,7 +64,7 @@ class Wanted:
 
 
 def wanted(ctx: "PhaseContext") -> Wanted:
-    found = common.recorded(ctx, PREFLIGHT_KEY)
+    found = recorded.recorded(ctx, PREFLIGHT_KEY)
     assert found is not None, "preflight result missing"
     return Wanted.from_dict(found)
 
@@ -81,13 +81,13 @@ def matches(cluster: dict[str, Any] | None, want: Wanted) -> bool:
 def check(ctx: "PhaseContext") -> tuple[list[str], Wanted, bool, dict[str, Any] | None]:
     """Read-only checks: (problems, wanted end state, whether the named key is usable, cluster)."""
     settings = ctx.config.settings
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     cluster_id = settings.source.cluster_id
     region = settings.migration.region
     encrypt = settings.target.encryption == "kms"
     key_arn: str | None = None
     key_usable = True
-    cluster, problems = common.source_problems(ctx, cluster_id)
+    cluster, problems = preflight_checks.source_problems(ctx, cluster_id)
     if cluster is not None:
         node_type = str(cluster.get("NodeType", ""))
         if node_type.startswith(RETIRED_NODE_PREFIXES):
@@ -119,17 +119,13 @@ def preflight(ctx: "PhaseContext") -> str:
         how = ("encrypted with " + (want.kms_key_arn or "a KMS key")) if want.encrypted else "not encrypted"
         ctx.facts["detail"] = {"reason": f"cluster {want.cluster_id} is already {how}; nothing to do"}
         return "already_done"
-    common.fail_preflight(problems)
-    common.remember(ctx, PREFLIGHT_KEY, {**want.to_dict(), "before": common.cluster_summary(cluster)})
-    ctx.facts["detail"] = {"cluster": common.cluster_summary(cluster), "kms_key_arn": want.kms_key_arn}
+    preflight_checks.fail_preflight(problems)
+    recorded.remember(ctx, PREFLIGHT_KEY, {**want.to_dict(), "before": recorded.cluster_summary(cluster)})
+    ctx.facts["detail"] = {"cluster": recorded.cluster_summary(cluster), "kms_key_arn": want.kms_key_arn}
     return "preflight_passed"
 
 
-@REGISTRY.action("baseline")
-def baseline(ctx: "PhaseContext") -> str:
-    taken = common.take_baseline(ctx, ctx.config.settings.source.cluster_id)
-    ctx.facts["detail"] = {"user_tables": taken.user_tables, "tables": len(taken.rows)}
-    return "baseline_taken"
+REGISTRY.action("baseline")(common.baseline)
 
 
 @dataclass(frozen=True)
@@ -168,9 +164,9 @@ def make_plan(ctx: "PhaseContext", want: Wanted) -> ModifyPlan:
     from migrator.warehouse.connection import Session
     from migrator.warehouse.inventory import read_inventory
 
-    cluster = aws.require_cluster(common.clients(ctx), want.cluster_id)
+    cluster = aws.require_cluster(recorded.clients(ctx), want.cluster_id)
     nodes = int(cluster.get("NumberOfNodes") or 1)
-    conn = common.connect(ctx.config.settings, common.clients(ctx), want.cluster_id)
+    conn = sessions.connect(ctx.config.settings, recorded.clients(ctx), want.cluster_id)
     try:
         conn.autocommit = True
         data_mb = sum(t.size_mb for t in read_inventory(Session(conn)))
@@ -183,9 +179,9 @@ def make_plan(ctx: "PhaseContext", want: Wanted) -> ModifyPlan:
 @REGISTRY.action("await_modify_approval")
 def await_modify_approval(ctx: "PhaseContext") -> str:
     """The gate before production changes: the plan is fixed once and shown until approved."""
-    kept = common.recorded(ctx, PLAN_KEY)
+    kept = recorded.recorded(ctx, PLAN_KEY)
     plan = ModifyPlan.from_dict(kept) if kept is not None else \
-        ModifyPlan.from_dict(common.remember(ctx, PLAN_KEY, make_plan(ctx, wanted(ctx)).to_dict()))
+        ModifyPlan.from_dict(recorded.remember(ctx, PLAN_KEY, make_plan(ctx, wanted(ctx)).to_dict()))
     return pass_gate(ctx, preview=plan.to_dict(), summary=plan.summary)
 
 
@@ -277,18 +273,18 @@ def resize_outcome(cluster: dict[str, Any] | None, view: ResizeView, want: Wante
 @REGISTRY.action("modify_cluster")
 def modify_cluster(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     request = modify_request(want)
     if ctx.store.get_action(ctx.migration, MODIFY_KEY) is None:
         # DescribeResize answers the LAST resize, maybe an old one: remember it, so progress and
         # failure are read only from the resize this change starts.
-        common.remember(ctx, RESIZE_BEFORE_KEY,
-                        {"resize": resize_fingerprint(aws.describe_resize(client_set, want.cluster_id))})
+        recorded.remember(ctx, RESIZE_BEFORE_KEY,
+                          {"resize": resize_fingerprint(aws.describe_resize(client_set, want.cluster_id))})
 
     def send() -> dict[str, Any]:
         answer = aws.call(f"ModifyCluster {want.cluster_id}",
                           lambda: client_set.client("redshift").modify_cluster(**request))
-        return {"cluster": common.cluster_summary(answer.get("Cluster"))}
+        return {"cluster": recorded.cluster_summary(answer.get("Cluster"))}
 
     def took_effect() -> dict[str, Any] | None:
         # Either the operation is running (resizing) or it already finished: never send it twice.
@@ -296,10 +292,10 @@ def modify_cluster(ctx: "PhaseContext") -> str:
         pending = (cluster or {}).get("PendingModifiedValues") or {}
         if cluster is not None and (cluster.get("ClusterStatus") == "resizing" or "EncryptionType" in pending
                                     or matches(cluster, want)):
-            return {"cluster": common.cluster_summary(cluster)}
+            return {"cluster": recorded.cluster_summary(cluster)}
         return None
 
-    response = common.once(ctx, MODIFY_KEY, request, send, took_effect)
+    response = recorded.once(ctx, MODIFY_KEY, request, send, took_effect)
     ctx.facts["detail"] = {"request": request, "reattached": bool(response.get("reattached"))}
     return "modify_sent"
 
@@ -307,9 +303,9 @@ def modify_cluster(ctx: "PhaseContext") -> str:
 @REGISTRY.action("wait_for_modify")
 def wait_for_modify(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     cluster_id = want.cluster_id
-    before = (common.recorded(ctx, RESIZE_BEFORE_KEY) or {}).get("resize")
+    before = (recorded.recorded(ctx, RESIZE_BEFORE_KEY) or {}).get("resize")
     last: dict[str, Any] = {}
     seen = {"ours": False}
     started = time.monotonic()
@@ -345,14 +341,14 @@ def wait_for_modify(ctx: "PhaseContext") -> str:
 @REGISTRY.action("verify")
 def verify(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
-    cluster = aws.require_cluster(common.clients(ctx), want.cluster_id)
+    cluster = aws.require_cluster(recorded.clients(ctx), want.cluster_id)
     if not matches(cluster, want):
         encrypted, key = aws.encryption_of(cluster)
         raise SecurityError(f"cluster {want.cluster_id} reports Encrypted={encrypted} KmsKeyId={key}, not "
                             f"what was asked (Encrypted={want.encrypted} KmsKeyId={want.kms_key_arn})",
                             hint="check the cluster in the console and `migrator history`")
     found = common.check_against_baseline(ctx, want.cluster_id, "after the encryption change")
-    ctx.facts["detail"] = {"cluster": common.cluster_summary(cluster), "user_tables": found.user_tables}
+    ctx.facts["detail"] = {"cluster": recorded.cluster_summary(cluster), "user_tables": found.user_tables}
     return "verified"
 
 

@@ -15,11 +15,12 @@ from migrator.engine.registry import Registry
 from migrator.engine.gates import pass_gate
 from migrator.errors import PreflightFailed, RemoteError
 from migrator.retry import wait_until
-from migrator.strategies import common, cutover, window
-from migrator.warehouse.sql import table_key
+from migrator.names import table_key
+from migrator.strategies import common, cutover, encryption, preflight_checks, recorded, sessions, window
+from migrator.strategies.mirror import mirror_logging, mirror_source, rename_notes
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
 PREFLIGHT_KEY = "preflight"
 SNAPSHOT_KEY = "create_snapshot"
@@ -60,21 +61,21 @@ class Wanted:
 
 
 def wanted(ctx: "PhaseContext") -> Wanted:
-    found = common.recorded(ctx, PREFLIGHT_KEY)
+    found = recorded.recorded(ctx, PREFLIGHT_KEY)
     assert found is not None, "preflight result missing"
     return Wanted.from_dict(found)
 
 
 def _ours(ctx: "PhaseContext") -> bool:
     """Whether the existing target is the one this migration restored (a resumed run)."""
-    return common.recorded(ctx, RESTORE_KEY) is not None or ctx.store.get_action(ctx.migration, RESTORE_KEY) \
+    return recorded.recorded(ctx, RESTORE_KEY) is not None or ctx.store.get_action(ctx.migration, RESTORE_KEY) \
         is not None
 
 
 @REGISTRY.action("preflight")
 def preflight(ctx: "PhaseContext") -> str:
     settings = ctx.config.settings
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     region = settings.migration.region
     source_id, target_id = settings.source.cluster_id, settings.target.cluster_id
     encrypt = settings.target.encryption == "kms"
@@ -93,7 +94,7 @@ def preflight(ctx: "PhaseContext") -> str:
             key_usable = key is not None and not key_problems
             if key is not None:
                 key_arn_wanted = key.arn
-    source, source_problems = common.source_problems(ctx, source_id)
+    source, source_problems = preflight_checks.source_problems(ctx, source_id)
     if source is not None:
         encrypted, key_arn = aws.encryption_of(source)
         if key_usable and encrypted == encrypt and (not encrypt or key_arn == key_arn_wanted):
@@ -105,15 +106,15 @@ def preflight(ctx: "PhaseContext") -> str:
             problems.append(f"cluster {source_id} uses node type {node_type}: restoring a snapshot into a "
                             "different KMS key works only for RA3 node types; use strategy 'modify' or "
                             "'unload-copy'")
-        source_summary = common.cluster_summary(source)
-        mirror = common.mirror_source(source, settings, restore=True)
+        source_summary = recorded.cluster_summary(source)
+        mirror = mirror_source(source, settings, restore=True)
         problems += list(mirror.problems)
-        notes = list(mirror.overridden) + list(mirror.reported) + common.rename_notes(client_set, source)
+        notes = list(mirror.overridden) + list(mirror.reported) + rename_notes(client_set, source)
     if target_id and aws.describe_cluster(client_set, target_id) is not None and not _ours(ctx):
         problems.append(f"target cluster {target_id} already exists and was not made by this migration")
-    common.fail_preflight(source_problems + problems)
+    preflight_checks.fail_preflight(source_problems + problems)
     want = Wanted(source_id, target_id, encrypt, key_arn_wanted, source_summary)
-    common.remember(ctx, PREFLIGHT_KEY, want.to_dict())
+    recorded.remember(ctx, PREFLIGHT_KEY, want.to_dict())
     ctx.store.add_event(ctx.migration, "migration", "not_mirrored", {"notes": notes}, state=ctx.migration.phase)
     ctx.facts["detail"] = {"kms_key_arn": want.kms_key_arn, "source": want.source, "notes": notes}
     return "preflight_passed"
@@ -125,16 +126,12 @@ def await_write_freeze(ctx: "PhaseContext") -> str:
     return "writes_frozen"
 
 
-@REGISTRY.action("baseline")
-def baseline(ctx: "PhaseContext") -> str:
-    taken = common.take_baseline(ctx, ctx.config.settings.source.cluster_id)
-    ctx.facts["detail"] = {"user_tables": taken.user_tables, "tables": len(taken.rows)}
-    return "baseline_taken"
+REGISTRY.action("baseline")(common.baseline)
 
 
 def _describe_snapshot(ctx: "PhaseContext", snap: str) -> dict[str, Any] | None:
     try:
-        found = common.clients(ctx).client("redshift").describe_cluster_snapshots(SnapshotIdentifier=snap)
+        found = recorded.clients(ctx).client("redshift").describe_cluster_snapshots(SnapshotIdentifier=snap)
     except Exception as exc:  # ClientError; classified below
         if aws.error_code(exc) in ("ClusterSnapshotNotFound", "ClusterSnapshotNotFoundFault"):
             return None
@@ -149,7 +146,7 @@ def take_snapshot(ctx: "PhaseContext") -> str:
     snap = snapshot_id(ctx.migration.name, want.source_id)
     request = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.source_id,
                "Tags": [{"Key": "migrator:migration", "Value": ctx.migration.name}]}
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
 
     def send() -> dict[str, Any]:
         aws.call(f"CreateClusterSnapshot {snap}",
@@ -164,7 +161,7 @@ def take_snapshot(ctx: "PhaseContext") -> str:
             return None
         return {"snapshot_id": snap}
 
-    common.once(ctx, SNAPSHOT_KEY, request, send, took_effect)
+    recorded.once(ctx, SNAPSHOT_KEY, request, send, took_effect)
 
     def ready() -> dict[str, Any] | None:
         found = _describe_snapshot(ctx, snap)
@@ -182,9 +179,9 @@ def take_snapshot(ctx: "PhaseContext") -> str:
 
 
 def restore_request(want: Wanted, source: dict[str, Any], snap: str, settings: Settings) -> dict[str, Any]:
-    """Restore into the target mirroring the source (common.mirror_source; tags and logging after)."""
+    """Restore into the target mirroring the source (mirror_source; tags and logging after)."""
     request: dict[str, Any] = {"SnapshotIdentifier": snap, "ClusterIdentifier": want.target_id,
-                               **common.mirror_source(source, settings, restore=True).request}
+                               **mirror_source(source, settings, restore=True).request}
     if want.encrypted:
         # An unencrypted snapshot restores into KMS only with both (RestoreFromClusterSnapshot
         # Encrypted/KmsKeyId); a key alone is refused.
@@ -211,14 +208,14 @@ def _created_since_recorded(ctx: "PhaseContext", cluster: dict[str, Any], key: s
 @REGISTRY.action("restore_snapshot")
 def restore_snapshot(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
-    client_set = common.clients(ctx)
+    client_set = recorded.clients(ctx)
     snap = snapshot_id(ctx.migration.name, want.source_id)
     target_id = want.target_id
 
     def send() -> dict[str, Any]:
         answer = aws.call(f"RestoreFromClusterSnapshot {snap} → {target_id}",
                           lambda: client_set.client("redshift").restore_from_cluster_snapshot(**request))
-        return {"cluster": common.cluster_summary(answer.get("Cluster"))}
+        return {"cluster": recorded.cluster_summary(answer.get("Cluster"))}
 
     def took_effect() -> dict[str, Any] | None:
         # A restore carries no tags (they follow it): ours is a cluster of that name made after
@@ -229,14 +226,14 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
         if aws.tag_value(cluster, aws.OWNER_TAG) != ctx.migration.name \
                 and not _created_since_recorded(ctx, cluster, RESTORE_KEY):
             return None
-        return {"cluster": common.cluster_summary(cluster)}
+        return {"cluster": recorded.cluster_summary(cluster)}
 
     existing = ctx.store.get_action(ctx.migration, RESTORE_KEY)
     if existing is not None:
         request = dict(existing.request)
     else:
         request = restore_request(want, aws.require_cluster(client_set, want.source_id), snap, ctx.config.settings)
-    common.once(ctx, RESTORE_KEY, request, send, took_effect)
+    recorded.once(ctx, RESTORE_KEY, request, send, took_effect)
     # Restore takes no Tags: mark the new cluster as this migration's (and give it the source's
     # tags) right after; CreateTags overwrites, so a resumed run simply does it again.
     source_tags = (aws.describe_cluster(client_set, want.source_id) or {}).get("Tags") or []
@@ -252,8 +249,8 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     last: dict[str, Any] = {}
     aws.wait_for_cluster(client_set, target_id, aws.is_available, what=f"restore of {target_id}",
                          timeout=WAIT_TIMEOUT_SECONDS, should_stop=ctx.should_stop, on_poll=on_poll)
-    common.remember(ctx, "restore:logging", common.mirror_logging(client_set, want.source_id, target_id))
-    common.check_new_cluster_encryption(ctx, "after the restore", target_id)
+    recorded.remember(ctx, "restore:logging", mirror_logging(client_set, want.source_id, target_id))
+    encryption.check_new_cluster_encryption(ctx, "after the restore", target_id)
     ctx.facts["detail"] = {"target_id": target_id, "snapshot_id": snap}
     return "restored"
 
@@ -262,10 +259,10 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
 def validate(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     settings = ctx.config.settings
-    common.check_new_cluster_encryption(ctx, "before validation", want.target_id)
+    encryption.check_new_cluster_encryption(ctx, "before validation", want.target_id)
     found = common.check_against_baseline(
         ctx, want.target_id, "restored cluster against the baseline",
-        conn=cutover.target_connection(settings, want.target_id),
+        conn=sessions.target_connection(settings, want.target_id),
         hint="writes reached the source after the baseline; roll back and re-run")
     ctx.facts["detail"] = {"user_tables": found.user_tables, "tables": len(found.rows)}
     return "validated"
@@ -281,7 +278,7 @@ def nothing_written_since_snapshot(ctx: "PhaseContext") -> None:
         raise RemoteError("no baseline was recorded before the snapshot", hint="internal order problem")
     settings = ctx.config.settings
     since = taken.started_at - window.CLOCK_SLACK
-    conn = common.connect(settings, common.clients(ctx), settings.source.cluster_id)
+    conn = sessions.connect(settings, recorded.clients(ctx), settings.source.cluster_id)
     try:
         written = window.written_since(Session(conn), since, settings.tables.include, settings.tables.exclude)
     finally:

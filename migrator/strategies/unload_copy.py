@@ -8,75 +8,38 @@ tells it what is already done.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from migrator import failpoints
 from migrator.aws import clusters as aws
 from migrator.aws import staging
-from migrator.config import ConnectionSection, LoadedConfig
+from migrator.config import LoadedConfig
 from migrator.engine import tables as tables_engine
 from migrator.engine.registry import Registry
-from migrator.engine.tables import StepContext, StepResult
-from migrator.errors import MigratorError, OutcomeUnknown, PreflightFailed, RemoteError, TransientError
-from migrator.retry import Backoff, with_retries
+from migrator.errors import PreflightFailed, RemoteError, TransientError
+from migrator.names import table_key
 from migrator.store import TableSpec, TableView
-from migrator.strategies import common, cutover, window
+from migrator.strategies import common, cutover, encryption, preflight_checks, recorded, table_steps, window
+from migrator.strategies.mirror import mirror_logging, mirror_source, rename_notes
+from migrator.strategies.sessions import inventory_of, session, target_section
 from migrator.warehouse import checksum, pipeline
-from migrator.warehouse.connection import Session, end_backend
-from migrator.warehouse.inventory import TableInfo, read_inventory
-from migrator.warehouse.pipeline import StatementHook
-from migrator.warehouse.sql import staging_prefix, table_key
+from migrator.warehouse.connection import Session
+from migrator.warehouse.inventory import TableInfo
 
 if TYPE_CHECKING:
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
-log = logging.getLogger("migrator.unload_copy")
 REGISTRY = Registry()
 PREFLIGHT_KEY = "preflight"
 PROVISION_KEY = "provision-target"
 REHEARSAL_KEY = "rehearsal"
-STEP_BACKOFF = Backoff(base=1.0, cap=20.0, max_attempts=4)
 
 
 def registry() -> Registry:
-    return REGISTRY
-
-
-# -- sessions ---------------------------------------------------------------------------------
-
-def target_section(config: LoadedConfig) -> ConnectionSection:
-    return cutover.target_connection(config.settings, config.settings.target.cluster_id)
-
-
-@contextmanager
-def session(ctx_or_config: "PhaseContext | LoadedConfig", which: str, *, autocommit: bool = True
-            ) -> Iterator[Session]:
-    config = ctx_or_config if isinstance(ctx_or_config, LoadedConfig) else ctx_or_config.config
-    settings = config.settings
-    clients = common.clients_for(settings)
-    if which == "source":
-        conn = common.connect(settings, clients, settings.source.cluster_id)
-    else:
-        section = target_section(config)
-        conn = common.connect(settings, clients, section.cluster_id, where="target", conn=section)
-    conn.autocommit = autocommit
-    try:
-        yield Session(conn)
-    finally:
-        conn.close()
-
-
-def inventory_of(ctx: "PhaseContext", source: Session) -> dict[tuple[str, str], TableInfo]:
-    """The source's tables by their identity, the (schema, table) pair (never a joined text:
-    ``"a.b"."c"`` and ``"a"."b.c"`` are two tables)."""
-    t = ctx.config.settings.tables
-    return {info.pair: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
+    """The phase actions with the table steps of table_steps.py."""
+    return REGISTRY.extended(table_steps.STEPS)
 
 
 # -- preflight --------------------------------------------------------------------------------
@@ -85,9 +48,9 @@ def inventory_of(ctx: "PhaseContext", source: Session) -> dict[tuple[str, str], 
 def preflight(ctx: "PhaseContext") -> str:
     """Read-only: every problem is collected and reported together."""
     settings = ctx.config.settings
-    clients = common.clients(ctx)
+    clients = recorded.clients(ctx)
     region = settings.migration.region
-    source, problems = common.source_problems(ctx, settings.source.cluster_id)
+    source, problems = preflight_checks.source_problems(ctx, settings.source.cluster_id)
     target = aws.describe_cluster(clients, settings.target.cluster_id)
     ours = ctx.store.get_action(ctx.migration, PROVISION_KEY) is not None
     if target is not None and not ours:
@@ -110,23 +73,23 @@ def preflight(ctx: "PhaseContext") -> str:
     if not (section.password_env or section.secret_arn or section.iam_auth):
         problems.append("target: no credential source for the new cluster's master user "
                         "(set target.password_env or target.secret_arn)")
-    problems += common.target_credentials_problems(ctx, section, creates_target=not ours)
+    problems += preflight_checks.target_credentials_problems(ctx, section, creates_target=not ours)
     notes: list[str] = []
     if source is not None:
-        mirror = common.mirror_source(source, settings, restore=False)
+        mirror = mirror_source(source, settings, restore=False)
         problems += list(mirror.problems)
-        notes = list(mirror.overridden) + list(mirror.reported) + common.rename_notes(clients, source)
+        notes = list(mirror.overridden) + list(mirror.reported) + rename_notes(clients, source)
     if source is not None and not problems:
         # Only once everything else holds: the probe writes (and removes) staged files and a
         # temporary table, which needs a reachable source, its role and a sound bucket.
-        problems += common.probe_problems(ctx)
-    common.fail_preflight(problems)
+        problems += preflight_checks.probe_problems(ctx)
+    preflight_checks.fail_preflight(problems)
     assert source is not None  # fail_preflight raised otherwise
     ctx.store.add_event(ctx.migration, "migration", "not_mirrored", {"notes": notes}, state=ctx.migration.phase)
     ctx.facts["detail"] = {"notes": notes}
     copy = aws.snapshot_copy_of(source)
-    common.remember(ctx, PREFLIGHT_KEY, {"source": common.cluster_summary(source),
-                                         "snapshot_copy": copy.to_dict() if copy else None})
+    recorded.remember(ctx, PREFLIGHT_KEY, {"source": recorded.cluster_summary(source),
+                                           "snapshot_copy": copy.to_dict() if copy else None})
     return "preflight_passed"
 
 
@@ -156,7 +119,7 @@ def _bucket_problems(clients: Any, s3_uri: str, region: str) -> list[str]:
         problems.append(f"staging bucket {bucket} is in {location}, the clusters in {region} "
                         "(cross-region staging is slow and costly)")
     # S3 applies the account's and the bucket's public access blocks together.
-    return problems + common.staging_problems(clients, bucket)
+    return problems + preflight_checks.staging_problems(clients, bucket)
 
 
 # -- inventory and baseline -------------------------------------------------------------------
@@ -182,7 +145,7 @@ def inventory(ctx: "PhaseContext") -> str:
 def provision_target(ctx: "PhaseContext") -> str:
     """Create the target mirroring the source; a resumed run describes before it creates."""
     settings = ctx.config.settings
-    clients = common.clients(ctx)
+    clients = recorded.clients(ctx)
     target_id = settings.target.cluster_id
     source = aws.require_cluster(clients, settings.source.cluster_id)
     request = mirror_request(ctx, source)
@@ -191,33 +154,32 @@ def provision_target(ctx: "PhaseContext") -> str:
     def send() -> dict[str, Any]:
         answer = aws.call(f"CreateCluster {target_id}",
                           lambda: clients.client("redshift").create_cluster(**request))
-        return common.cluster_summary(answer.get("Cluster"))
+        return recorded.cluster_summary(answer.get("Cluster"))
 
     def took_effect() -> dict[str, Any] | None:
         # Only a cluster carrying this migration's owner tag (sent with the create) is ours.
         found = aws.describe_cluster(clients, target_id)
         if found is None or aws.tag_value(found, aws.OWNER_TAG) != ctx.migration.name:
             return None
-        return common.cluster_summary(found)
+        return recorded.cluster_summary(found)
 
-    common.once(ctx, PROVISION_KEY, secret_free, send, took_effect)
+    recorded.once(ctx, PROVISION_KEY, secret_free, send, took_effect)
     aws.wait_available(clients, target_id, should_stop=ctx.should_stop)
-    common.remember(ctx, "provision-target:logging", common.mirror_logging(clients, source["ClusterIdentifier"],
-                                                                           target_id))
+    recorded.remember(ctx, "provision-target:logging", mirror_logging(clients, source["ClusterIdentifier"], target_id))
     # Before any data moves: the new cluster must be encrypted exactly as configured.
-    common.check_new_cluster_encryption(ctx, "after provisioning", target_id)
+    encryption.check_new_cluster_encryption(ctx, "after provisioning", target_id)
     return "target_ready"
 
 
 def mirror_request(ctx: "PhaseContext", source: dict[str, Any]) -> dict[str, Any]:
-    """CreateCluster for the new cluster: the source mirrored (common.mirror_source), its tags plus
+    """CreateCluster for the new cluster: the source mirrored (mirror_source), its tags plus
     the owner tag, the master user and the configured encryption."""
     from migrator.credentials import resolve
 
     settings = ctx.config.settings
     section = target_section(ctx.config)
-    creds = resolve(section, "target", common.clients(ctx))
-    mirror = common.mirror_source(source, settings, restore=False)
+    creds = resolve(section, "target", recorded.clients(ctx))
+    mirror = mirror_source(source, settings, restore=False)
     request: dict[str, Any] = {
         "ClusterIdentifier": settings.target.cluster_id, **mirror.request,
         "MasterUsername": source.get("MasterUsername", creds.user), "MasterUserPassword": creds.password,
@@ -254,7 +216,7 @@ def replay_objects(ctx: "PhaseContext") -> str:
 @REGISTRY.action("rehearse")
 def rehearse(ctx: "PhaseContext") -> str:
     """Unload the largest table once to measure throughput and estimate the write freeze."""
-    if common.recorded(ctx, REHEARSAL_KEY) is not None:
+    if recorded.recorded(ctx, REHEARSAL_KEY) is not None:
         return "rehearsed"
     settings = ctx.config.settings
     assert settings.staging is not None
@@ -268,13 +230,13 @@ def rehearse(ctx: "PhaseContext") -> str:
                                          migration=ctx.migration.name, attempt=0,
                                          iam_role_arn=settings.staging.iam_role_arn,
                                          kms_key_id=settings.staging.kms_key_id)
-    staging.cleanup_prefix(common.clients(ctx).client("s3"), unloaded.prefix)
+    staging.cleanup_prefix(recorded.clients(ctx).client("s3"), unloaded.prefix)
     rate = unloaded.rows / unloaded.seconds if unloaded.seconds > 0 and unloaded.rows > 0 else None
     # Unload and load take about as long as each other; validation adds a scan of each side.
     estimate = (3 * total_rows / rate / settings.tables.concurrency) if rate else None
-    common.remember(ctx, REHEARSAL_KEY, {"table": largest.qualified_name, "rows": unloaded.rows,
-                                         "seconds": round(unloaded.seconds, 3), "rows_per_second": rate,
-                                         "estimated_freeze_seconds": estimate})
+    recorded.remember(ctx, REHEARSAL_KEY, {"table": largest.qualified_name, "rows": unloaded.rows,
+                                           "seconds": round(unloaded.seconds, 3), "rows_per_second": rate,
+                                           "estimated_freeze_seconds": estimate})
     common.progress_event(ctx, "migration", {"rehearsal_table": largest.qualified_name,
                                              "rows_per_second": round(rate or 0),
                                              "estimated_freeze_seconds": round(estimate or 0)})
@@ -325,282 +287,6 @@ def _no_logged_writes(ctx: "PhaseContext", quiet_seconds: float) -> None:
 
 # -- copy -------------------------------------------------------------------------------------
 
-class TableWorker:
-    """One copy worker's resources: its own source and target sessions (replaced when a
-    connection is lost), the source inventory, the staging settings and AWS clients."""
-
-    def __init__(self, ctx: "PhaseContext") -> None:
-        self.ctx = ctx
-        settings = ctx.config.settings
-        assert settings.staging is not None
-        self.staging = settings.staging
-        self.clients = common.clients(ctx)
-        self._sessions = _Sessions(ctx)
-        self.tables: dict[tuple[str, str], TableInfo] = {}
-
-    def __enter__(self) -> "TableWorker":
-        self._sessions.__enter__()
-        self.tables = inventory_of(self.ctx, self._sessions.source)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._sessions.__exit__(*exc)
-
-    @property
-    def source(self) -> Session:
-        return self._sessions.source
-
-    @property
-    def target(self) -> Session:
-        return self._sessions.target
-
-    def info(self, task: TableView) -> TableInfo:
-        found = self.tables.get((task.schema_name, task.table_name))
-        if found is None:
-            raise RemoteError(f"{task.qualified_name} no longer exists on the source")
-        return found
-
-    def retried(self, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Retry transient failures; a lost connection is replaced before the next attempt."""
-        def attempt() -> dict[str, Any]:
-            try:
-                return fn()
-            except MigratorError as exc:
-                if exc.retryable:
-                    self._sessions.reconnect()
-                raise
-        return with_retries(attempt, what=what, backoff=STEP_BACKOFF)
-
-    def end_lost_statement(self, which: str, exc: OutcomeUnknown) -> None:
-        """After a connection died with a write in flight: new sessions, then make sure the
-        first statement is over (its server process ended, its transaction rolled back) before
-        anything reads its outcome or runs it again."""
-        self._sessions.reconnect()
-        if exc.backend_pid is not None:
-            ended = end_backend(self.source if which == "source" else self.target, exc.backend_pid)
-            log.info("%s: ended server process %s of the lost connection: %s", which, exc.backend_pid,
-                     "it was still running" if ended else "it had already ended")
-            if not self.target.conn.autocommit:
-                self.target.rollback()
-
-
-Step = StepContext[TableWorker]
-
-
-def _statement_recorder(step: Step) -> StatementHook:
-    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs."""
-    def record(kind: str, sql: str) -> None:
-        step.phase.store.add_event(step.phase.migration, step.task.subject, "statement",
-                                   {"kind": kind, "statement": sql, "attempt": step.task.attempt},
-                                   state=step.phase.migration.phase)
-    return record
-
-
-def _record_failure(step: Step, exc: MigratorError) -> None:
-    """A failed UNLOAD/COPY: its statement and the first rows of stl_load_errors, in history."""
-    statement = getattr(exc, "statement", None)
-    load_errors = getattr(exc, "load_errors", None) or []
-    if statement is None and not load_errors:
-        return
-    step.phase.store.add_event(step.phase.migration, step.task.subject, "statement_failed",
-                               {"statement": statement, "error": exc.one_line(), "attempt": step.task.attempt,
-                                "load_errors": [row.describe() for row in load_errors]},
-                               state=step.phase.migration.phase)
-
-
-def _recording_failures(step: Step, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    def run() -> dict[str, Any]:
-        try:
-            return fn()
-        except MigratorError as exc:
-            _record_failure(step, exc)
-            raise
-    return run
-
-
-def _clean_earlier_attempts(step: Step, info: TableInfo) -> None:
-    """Staged files of this table's failed attempts go before a new attempt (unless staging.keep);
-    the current attempt's prefix is replaced by UNLOAD's CLEANPATH."""
-    worker, task = step.resources, step.task
-    if worker.staging.keep:
-        return
-    s3 = worker.clients.client("s3")
-    for earlier in range(1, task.attempt):  # attempts count from 1
-        prefix = staging_prefix(worker.staging.s3_uri, step.phase.migration.name, info.schema, info.name, earlier)
-        removed = staging.cleanup_prefix(s3, prefix)
-        if removed:
-            log.info("%s: removed %d staged file(s) of failed attempt %d", task.qualified_name, removed, earlier)
-
-
-@REGISTRY.step("unload")
-def unload_step(step: Step) -> StepResult:
-    worker, task = step.resources, step.task
-    info = worker.info(task)
-    _clean_earlier_attempts(step, info)
-    on_statement = _statement_recorder(step)
-
-    def unload() -> dict[str, Any]:
-        started = time.time()
-        try:
-            result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
-                                           staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
-                                           attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
-                                           kms_key_id=worker.staging.kms_key_id, on_statement=on_statement)
-        except OutcomeUnknown as exc:
-            # An UNLOAD only writes staging: once the first is over, running it again (CLEANPATH)
-            # replaces whatever it wrote.
-            worker.end_lost_statement("source", exc)
-            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
-        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
-                                        result.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=result.rows)
-        return {"manifest_url": result.manifest_url, "staging_prefix": result.prefix,
-                "unload_format": result.format.name, "format_reason": result.format.reason,
-                "rows_unloaded": result.rows, "bytes_unloaded": report.bytes,
-                "step_timings": _timing(task, "unload", started)}
-
-    fields = worker.retried(f"unload {task.qualified_name}", _recording_failures(step, unload))
-    failpoints.hit("after_unload")
-    return StepResult(fields)
-
-
-@REGISTRY.step("load")
-def load_step(step: Step) -> StepResult:
-    worker, task = step.resources, step.task
-    info = worker.info(task)
-    on_statement = _statement_recorder(step)
-    migration = step.phase.migration.name
-
-    def load() -> dict[str, Any]:
-        started = time.time()
-        assert task.manifest_url and task.unload_format
-        fmt = pipeline.choose_format(info.columns)
-        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
-                                        task.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=task.rows_unloaded or 0)
-        try:
-            result = pipeline.load_exactly_once(worker.target, info.schema, info.name, manifest_url=task.manifest_url,
-                                                fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
-                                                migration=migration, attempt=task.attempt,
-                                                explicit_ids=bool(info.identity_columns), expected_rows=report.rows,
-                                                on_statement=on_statement, columns=info.columns)
-        except OutcomeUnknown as exc:
-            # The COMMIT's connection died: the load may have committed or may still be running.
-            # End it first, then its marker (written in the load's own transaction) decides.
-            worker.end_lost_statement("target", exc)
-            state = pipeline.reconcile_load(worker.target, migration, info.schema, info.name, task.attempt)
-            step.phase.store.add_event(step.phase.migration, task.subject, "load_reconciled",
-                                       {"attempt": task.attempt, "committed": state.committed,
-                                        "rows": state.rows if state.committed else None},
-                                       state=step.phase.migration.phase)
-            if state.committed:
-                return {"rows_loaded": state.rows, "step_timings": _timing(task, "load", started)}
-            raise TransientError(f"{exc.message}; the load did not commit (no marker), loading again") from None
-        for warning in result.warnings:
-            log.warning("%s", warning)
-        if result.warnings:
-            step.phase.store.add_event(step.phase.migration, task.subject, "load_warnings",
-                                       {"warnings": result.warnings}, state=step.phase.migration.phase)
-        return {"rows_loaded": result.rows, "step_timings": _timing(task, "load", started)}
-
-    fields = worker.retried(f"load {task.qualified_name}", _recording_failures(step, load))
-    failpoints.hit("after_load_commit")
-    return StepResult(fields)
-
-
-@REGISTRY.step("validate")
-def validate_step(step: Step) -> StepResult:
-    worker, task = step.resources, step.task
-    info = worker.info(task)
-
-    def compare() -> dict[str, Any]:
-        started = time.time()
-        result = checksum.compare_table(worker.source, worker.target, info.schema, info.name, info.columns)
-        return {"source_checksum": f"{result.source.rows}:{result.source.checksum}",
-                "target_checksum": f"{result.target.rows}:{result.target.checksum}",
-                "mismatch": result.describe(), "step_timings": _timing(task, "validate", started)}
-
-    fields = worker.retried(f"validate {task.qualified_name}", compare)
-    mismatch = fields.pop("mismatch", None)
-    if fields["source_checksum"] != fields["target_checksum"]:
-        unloaded_at = float(((task.step_timings or {}).get("unload") or {}).get("started") or 0)
-        if unloaded_at and window.table_written_since(worker.source, info.schema, info.name, unloaded_at):
-            # Production wrote to it after the UNLOAD began: a moved source, not a bad copy.
-            live_copies = step.phase.config.settings.tables.live_copies
-            frozen = "frozen" in step.phase.state_def.tags
-            move = "source_moved" if frozen or task.attempt < live_copies else "defer"
-            step.phase.store.add_event(step.phase.migration, task.subject, "source_moved",
-                                       {"attempt": task.attempt, "then": move, "difference": mismatch},
-                                       state=step.phase.migration.phase)
-            return StepResult(fields, move=move)
-        return StepResult(fields, problem=mismatch)
-    if not worker.staging.keep and task.staging_prefix:
-        # Staged files are only cleaned once the table is proven equal; a crash before the move
-        # is recorded re-validates from the clusters, not from staging.
-        staging.cleanup_prefix(worker.clients.client("s3"), task.staging_prefix)
-    return StepResult(fields)
-
-
-def remove_staged_files(config: LoadedConfig) -> int:
-    """For rollback: every staged file of this migration (all tables, all attempts, the
-    rehearsal) is removed unless staging.keep; returns how many. Idempotent."""
-    settings = config.settings
-    if settings.staging is None or settings.staging.keep:
-        return 0
-    s3 = common.clients_for(settings).client("s3")
-    removed = 0
-    for prefix in migration_prefixes(settings.staging.s3_uri, settings.migration.name):
-        removed += staging.cleanup_prefix(s3, prefix)
-    return removed
-
-
-def migration_prefixes(staging_uri: str, migration: str) -> list[str]:
-    """The prefixes this migration stages under: its own (tables) and the rehearsal's."""
-    def migration_part(uri: str) -> str:  # <uri>/<migration>/<schema>.<table>/attempt-0/ -> <uri>/<migration>/
-        return staging_prefix(uri, migration, "s", "t", 0).rstrip("/").rsplit("/", 2)[0] + "/"
-    return [migration_part(staging_uri), migration_part(staging_uri.rstrip("/") + "/_rehearsal")]
-
-
-class _Sessions:
-    """A worker's source (autocommit) and target (transactional) sessions, replaceable when lost."""
-
-    def __init__(self, ctx: "PhaseContext") -> None:
-        self.ctx = ctx
-        self._stack: list[Any] = []
-        self.source: Session
-        self.target: Session
-
-    def __enter__(self) -> "_Sessions":
-        self._open()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._close()
-
-    def _open(self) -> None:
-        source_cm, target_cm = session(self.ctx, "source"), session(self.ctx, "target", autocommit=False)
-        self.source = source_cm.__enter__()
-        self._stack.append(source_cm)
-        self.target = target_cm.__enter__()
-        self._stack.append(target_cm)
-
-    def _close(self) -> None:
-        while self._stack:
-            try:
-                self._stack.pop().__exit__(None, None, None)
-            except Exception:  # a dead connection may refuse to close politely
-                pass
-
-    def reconnect(self) -> None:
-        self._close()
-        self._open()
-
-
-def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
-    timings = dict(task.step_timings or {})
-    timings[step] = {"started": started, "seconds": round(time.time() - started, 3)}
-    return timings
-
 
 @REGISTRY.action("copy_tables")
 def copy_tables(ctx: "PhaseContext") -> str:
@@ -611,7 +297,7 @@ def copy_tables(ctx: "PhaseContext") -> str:
 
 def _walk_tables(ctx: "PhaseContext") -> None:
     """Every table not done, through the table steps; refuses to go on while any needs an operator."""
-    outcomes = tables_engine.walk_all(ctx, REGISTRY.steps, lambda: TableWorker(ctx),
+    outcomes = tables_engine.walk_all(ctx, table_steps.STEPS.steps, lambda: table_steps.TableWorker(ctx),
                                       ctx.config.settings.tables.concurrency)
     if ctx.tables_not_done():
         failed = [o for o in outcomes if not o.done]
@@ -735,7 +421,7 @@ def do_decommission(ctx: "PhaseContext") -> str:
 def undo(ctx: "PhaseContext") -> dict[str, Any]:
     """The shared rollback, then this route's own data: the migration's staged files (9.2.13)."""
     done = cutover.undo(ctx)
-    done["staged_files_removed"] = remove_staged_files(ctx.config)
+    done["staged_files_removed"] = table_steps.remove_staged_files(ctx.config)
     return done
 
 

@@ -20,15 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from migrator.errors import RemoteError, TransientError
 from migrator.store import TableSpec
-from migrator.strategies import common
+from migrator.strategies import common, recorded
 from migrator.warehouse import checksum, replay
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo, matches, read_inventory
-from migrator.warehouse.sql import qualified, query, table_key
+from migrator.names import table_key
+from migrator.warehouse.sql import qualified, query
 
 if TYPE_CHECKING:
     from migrator.engine.definitions import MachineDef
-    from migrator.engine.runner import PhaseContext
+    from migrator.engine.context import PhaseContext
 
 log = logging.getLogger(__name__)
 #: The event that records a pass which found nothing and saw no write: its `started` is what the
@@ -223,8 +224,8 @@ def catch_up(ctx: "PhaseContext", open_session: Any, walk: Any, replay_after_dat
                                  "seconds": round(time.time() - started_at, 3)}, state=ctx.migration.phase)
             continue
         key = f"{common.BASELINE_KEY}:window:{started.isoformat()}"
-        measured = common.measure(settings, common.clients(ctx), settings.source.cluster_id)
-        common.remember(ctx, key, {**measured.to_dict(), "cluster_id": settings.source.cluster_id})
+        measured = common.measure(settings, recorded.clients(ctx), settings.source.cluster_id)
+        recorded.remember(ctx, key, {**measured.to_dict(), "cluster_id": settings.source.cluster_id})
         ctx.store.add_event(ctx.migration, "migration", QUIET_EVENT,
                             {"pass": number, "started": started.isoformat(), "baseline_key": key,
                              "seconds": round(time.time() - started_at, 3)}, state=ctx.migration.phase)

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrator.errors import MigratorError
+from migrator.names import table_key
 from migrator.warehouse.connection import Session
-from migrator.warehouse.sql import query, quote_ident, table_key
+from migrator.warehouse.sql import query, quote_ident
 
 #: Superuser-visible views the tool reads, and what it reads them for.
 SUPERUSER_VIEWS = {

@@ -7,7 +7,7 @@
   counts rows marked deleted until VACUUM (and omits empty tables).
 - checksums: optional; a hook gives a value per table (the data plane has one).
 
-Tables are keyed by sql.table_key(schema, table): ``"a.b".c`` and ``a."b.c"`` are two tables.
+Tables are keyed by names.table_key(schema, table): ``"a.b".c`` and ``a."b.c"`` are two tables.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from migrator.names import table_key
 from migrator.warehouse.sql import option_literal as quote_literal
-from migrator.warehouse.sql import qualified, quote_ident, table_key
+from migrator.warehouse.sql import qualified, quote_ident
 
 __all__ = ["Baseline", "Difference", "compare", "quote_ident", "quote_literal", "summary", "take"]
 

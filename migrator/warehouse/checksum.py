@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from migrator.errors import ValidationMismatch
+from migrator.names import table_key
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo
-from migrator.warehouse.sql import qualified, quote_ident, table_key
+from migrator.warehouse.sql import qualified, quote_ident
 
 
 def _text(col: ColumnInfo) -> str:

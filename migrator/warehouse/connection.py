@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from migrator.config import ConnectionSection, Settings, is_loopback_host
-from migrator.credentials import DbCredentials
+from migrator.credentials import DbCredentials, forget, resolve
 from migrator.errors import ConfigError, MigratorError, SecurityError, TransientError
 from migrator.warehouse.sql import query
 from migrator.warehouse.errors import classify, connection_lost, is_auth_failure, is_missing_column, sqlstate
@@ -120,8 +120,6 @@ def connect_section(settings: Settings, section: ConnectionSection, host: str, p
                     aws: Any = None, autocommit: bool = False) -> Any:
     """connect() for a config section: its credentials (resolved once per run, see credentials.py),
     its database and its TLS mode."""
-    from migrator.credentials import forget, resolve
-
     tls = tls_for(settings, section, host, where=where)
     endpoint = Endpoint(host, port, section.database)
     creds = resolve(section, where, aws)

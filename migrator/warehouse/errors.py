@@ -2,7 +2,7 @@
 
 The facts (SQLSTATE, the server's message and detail, the AWS code and status Redshift quotes
 inside an S3ServiceException, whether the connection died with a statement in flight) go to
-the one table of rules in migrator/aws/failures.py. The SQL text is never included: it may
+the one table of rules in migrator/failures.py. The SQL text is never included: it may
 name paths an operator did not ask to see, and strategies record the statement separately.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from migrator.aws.failures import Failure, aws_facts, to_error
+from migrator.failures import Failure, aws_facts, to_error
 from migrator.errors import MigratorError
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (socket.error, EOFError, ConnectionError, TimeoutError)

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from migrator.names import table_key
 from migrator.warehouse.connection import Session
-from migrator.warehouse.sql import qualified, query, quote_ident, table_key
+from migrator.warehouse.sql import qualified, query, quote_ident
 
 _DISTSTYLE_CODES = {0: "EVEN", 1: "KEY", 8: "ALL", 10: "AUTO", 11: "AUTO", 12: "AUTO"}
 # pg_attrdef.adsrc of an IDENTITY column: "identity"(<oid>, <attnum>, '<seed>,<step>'::text); of a
@@ -78,7 +79,7 @@ class TableInfo:
 
     @property
     def ref(self) -> str:
-        """Unambiguous text of the pair (sql.table_key): ``"a.b".c`` vs ``a."b.c"``."""
+        """Unambiguous text of the pair (names.table_key): ``"a.b".c`` vs ``a."b.c"``."""
         return table_key(self.schema, self.name)
 
     @property

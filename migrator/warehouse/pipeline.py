@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from migrator.errors import MigratorError, RemoteError
+from migrator.names import table_key
 from migrator.warehouse.checksum import FLOAT_DIGITS_SQL
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, column_defaults, parse_identity
@@ -44,7 +45,6 @@ from migrator.warehouse.sql import (
     quote_ident,
     redact,
     staging_prefix,
-    table_key,
     unload_query,
     unload_sql,
 )

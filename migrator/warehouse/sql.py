@@ -13,9 +13,9 @@ from functools import cache
 from importlib import resources
 from urllib.parse import quote
 
+from migrator.aws.staging import split_s3_url
 from migrator.errors import ConfigError
 
-_S3_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(.*)$")
 _ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/\-]+$")
 
 
@@ -42,13 +42,6 @@ def option_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def split_s3_url(url: str) -> tuple[str, str]:
-    m = _S3_URL.match(url)
-    if not m:
-        raise ConfigError(f"not an S3 URL: {url!r}", hint="use s3://bucket/prefix/")
-    return m.group(1), m.group(2)
-
-
 def check_role_arn(arn: str) -> str:
     if not _ARN.match(arn):
         raise ConfigError(f"not an IAM role ARN: {arn!r}", hint="arn:aws:iam::<account>:role/<name>")
@@ -71,53 +64,6 @@ def staging_prefix(staging_uri: str, migration: str, schema: str, table: str, at
         prefix += "/"
     return (f"s3://{bucket}/{prefix}{_path_part(migration)}/{_path_part(schema)}.{_path_part(table)}"
             f"/attempt-{int(attempt)}/")
-
-
-_PLAIN_KEY_PART = re.compile(r'^[^."]+$')
-
-
-def _key_part(name: str) -> str:
-    return name if _PLAIN_KEY_PART.match(name) else quote_ident(name)
-
-
-def table_key(schema: str, table: str) -> str:
-    """One text per table for maps, events and labels: ``schema.table``, with a part put in
-    double quotes (``"`` doubled) when it holds ``.`` or ``"``. So
-    ``"a.b".c`` and ``a."b.c"`` stay two tables, and plain names read as usual."""
-    return f"{_key_part(schema)}.{_key_part(table)}"
-
-
-def split_table_key(key: str) -> tuple[str, str]:
-    """The (schema, table) pair back from :func:`table_key`'s text."""
-    parts: list[str] = []
-    i = 0
-    while i <= len(key):
-        if key.startswith('"', i):
-            j, name = i + 1, ""
-            while True:
-                k = key.find('"', j)
-                if k < 0:
-                    raise ValueError(f"not a table key: {key!r}")
-                if key.startswith('""', k):
-                    name += key[j:k] + '"'
-                    j = k + 2
-                    continue
-                name += key[j:k]
-                i = k + 1
-                break
-        else:
-            k = key.find(".", i)
-            k = len(key) if k < 0 or len(parts) == 1 else k
-            name, i = key[i:k], k
-        parts.append(name)
-        if i == len(key):
-            break
-        if key[i] != "." or len(parts) == 2:
-            raise ValueError(f"not a table key: {key!r}")
-        i += 1
-    if len(parts) != 2 or not all(parts):
-        raise ValueError(f"not a table key: {key!r}")
-    return parts[0], parts[1]
 
 
 _SECRET_OPTIONS = re.compile(

@@ -14,9 +14,9 @@ import pytest
 import redshift_connector
 from botocore import exceptions as boto
 
-from migrator.aws import failures
+from migrator import failures
 from migrator.aws.errors import aws_error
-from migrator.aws.failures import RULES, Verdict, rule_for
+from migrator.failures import RULES, Verdict, rule_for
 from migrator.errors import ConfigError, OutcomeUnknown, RemoteError, SecurityError, TransientError
 from migrator.sandbox.client import SandboxClient
 from migrator.warehouse.connection import Session

@@ -179,7 +179,8 @@ def test_missing_aws_credentials_is_a_config_error(tmp_path: Path) -> None:
 #: What only a run needs: `status`, `history` and `--help` answer without importing any of it
 #: (issue 12 §6: a quick CLI on a store of thousands of tables).
 RUN_ONLY_MODULES = ("boto3", "botocore", "redshift_connector", "alembic", "migrator.strategies.cutover",
-                    "migrator.strategies.common", "migrator.aws.clusters")
+                    "migrator.strategies.common", "migrator.strategies.recorded", "migrator.strategies.table_steps",
+                    "migrator.aws.clusters")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["status"], ["status", "--json"], ["history", "--limit", "5"]])

@@ -5,7 +5,8 @@ actions (the part other issues implement), never the engine or the store."""
 from __future__ import annotations
 
 from migrator.engine.registry import Registry
-from migrator.engine.runner import PhaseContext, default_registry
+from migrator.engine.context import PhaseContext
+from migrator.engine.runner import default_registry
 from migrator.store import TableSpec
 
 TABLES = [TableSpec("public", f"t{i}", size_mb=10 * i, source_rows=100 * i) for i in range(1, 6)]

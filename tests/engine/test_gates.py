@@ -10,7 +10,8 @@ import pytest
 
 from migrator import commands
 from migrator.config import load_config
-from migrator.engine.runner import RunOptions, Runner
+from migrator.engine.context import RunOptions
+from migrator.engine.runner import Runner
 from migrator.errors import ApprovalRequired, GateNotOpen
 from migrator.store import Store, db
 from tests.harness import write_config

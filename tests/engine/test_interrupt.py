@@ -19,7 +19,8 @@ import pytest
 from migrator import commands, interrupt
 from migrator.config import load_config
 from migrator.engine import gates
-from migrator.engine.runner import INTERRUPTED_EVENT, PhaseContext, RunOptions, Runner
+from migrator.engine.context import PhaseContext, RunOptions
+from migrator.engine.runner import INTERRUPTED_EVENT, Runner
 from migrator.errors import EXIT_CODES, ApprovalRequired
 from migrator.procinfo import ProcessIdentity
 from migrator.retry import Backoff, wait_until

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from migrator.engine.runner import PhaseContext, RunOptions, Runner
+from migrator.engine.context import PhaseContext, RunOptions
+from migrator.engine.runner import Runner
 from migrator.errors import ConfigChanged, LeaseHeld, UsageError
 from migrator.store import Store, db, utcnow
 from tests.conftest import make_config

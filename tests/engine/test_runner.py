@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from migrator.engine.runner import RunOptions, Runner
+from migrator.engine.context import RunOptions
+from migrator.engine.runner import Runner
 from migrator.errors import ApprovalRequired, ConfigChanged, LeaseHeld, PreflightFailed
 from migrator.store import Store, TableSpec, db
 from tests.conftest import make_config

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from migrator.engine import tables
-from migrator.engine.runner import PhaseContext, RunOptions, Runner
+from migrator.engine.context import PhaseContext, RunOptions
+from migrator.engine.runner import Runner
 from migrator.errors import ApprovalRequired, RemoteError, TransientError
 from migrator.store import Store, db
 from tests.conftest import make_config

@@ -16,8 +16,9 @@ import psycopg
 import pytest
 
 from migrator.errors import PreflightFailed
+from migrator.names import split_table_key
 from migrator.sandbox.client import SandboxClient
-from migrator.warehouse.sql import probe_prefix, split_table_key
+from migrator.warehouse.sql import probe_prefix
 from tests.cli.test_cli import cli, one_line_error, write
 
 _ids = itertools.count(1)

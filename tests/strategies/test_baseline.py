@@ -5,11 +5,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from migrator.names import table_key
 from migrator.sandbox.client import SandboxClient as Sandbox
 from migrator.strategies.cutover import old_name_for
 from migrator.strategies.snapshot_restore import snapshot_id
 from migrator.warehouse import baseline as bl
-from migrator.warehouse.sql import table_key
 from migrator.warehouse.connection import prepare
 from tests.strategies.support import make_cluster
 

@@ -81,7 +81,7 @@ def test_pending_modify_record_is_reattached_not_resent(sb: Sandbox, tmp_path: P
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash after ModifyCluster reached AWS but before its response was recorded."""
     from migrator import commands
-    from migrator.engine.runner import RunOptions
+    from migrator.engine.context import RunOptions
 
     make_cluster(sb, "mod-pend", tables=1)
     m = migration(sb, tmp_path, "mod-pend")

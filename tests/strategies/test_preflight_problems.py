@@ -12,7 +12,7 @@ from tests.strategies.support import make_cluster, migration, one_line, wait_for
 
 def account_block(sb: Sandbox, on: bool) -> None:
     """Set or remove the account-level public access block (S3 Control, host prefix stripped for the sandbox)."""
-    from migrator.strategies.common import _strip_account_prefix
+    from migrator.strategies.preflight_checks import _strip_account_prefix
 
     client = sb.client("s3control")
     client.meta.events.register("before-sign.s3-control", _strip_account_prefix)
@@ -46,7 +46,7 @@ def test_unload_copy_lists_every_later_failure_once(sb: Sandbox, tmp_path: Path)
 def test_an_account_level_block_covers_a_bucket_without_its_own(sb: Sandbox, monkeypatch: pytest.MonkeyPatch
                                                                  ) -> None:
     from migrator.aws.clients import AwsClients
-    from migrator.strategies.common import staging_problems
+    from migrator.strategies.preflight_checks import staging_problems
 
     sb.client("s3").create_bucket(Bucket="pf-account-covered")
     for key, value in sb.env().items():
@@ -77,7 +77,7 @@ def test_a_paused_source_is_reported_with_what_to_do(sb: Sandbox, tmp_path: Path
 
 
 def test_a_non_superuser_hears_which_grants_it_lacks(sb: Sandbox) -> None:
-    from migrator.strategies.common import access_lines
+    from migrator.strategies.preflight_checks import access_lines
     from migrator.warehouse.connection import Session
 
     make_cluster(sb, "pf-user", tables=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from migrator.sandbox.client import SandboxClient as Sandbox
-from migrator.strategies.common import EncryptionWanted, encryption_mismatch
+from migrator.strategies.encryption import EncryptionWanted, encryption_mismatch
 from tests.strategies.support import make_cluster, migration, wait_for
 
 

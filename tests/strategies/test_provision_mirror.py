@@ -8,7 +8,7 @@ from typing import Any
 
 from migrator.config import Settings
 from migrator.sandbox.client import SandboxClient as Sandbox
-from migrator.strategies.common import mirror_source
+from migrator.strategies.mirror import mirror_source
 from tests.strategies.support import make_cluster, migration, wait_for
 
 MIRRORED = ("NodeType", "NumberOfNodes", "PubliclyAccessible", "EnhancedVpcRouting", "DefaultIamRoleArn",

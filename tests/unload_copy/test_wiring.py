@@ -12,8 +12,8 @@ import pytest
 
 from migrator.aws.staging import list_objects
 from migrator.config import load_config
-from migrator.strategies.unload_copy import remove_staged_files
-from migrator.warehouse.sql import table_key
+from migrator.names import table_key
+from migrator.strategies.table_steps import remove_staged_files
 from tests.unload_copy.conftest import Migration
 
 # Whole migrations through the CLI against the sandbox: minutes, not seconds.

@@ -17,7 +17,7 @@ from migrator.errors import SecurityError
 from migrator.warehouse import checksum, pipeline, replay
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo, read_inventory
-from migrator.warehouse.sql import split_s3_url
+from migrator.aws.staging import split_s3_url
 from tests.warehouse.helpers import load, stage
 
 KEY = "Ops Data.events"

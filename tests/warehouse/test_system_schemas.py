@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from migrator.names import table_key
 from migrator.warehouse import baseline as bl
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import read_inventory
-from migrator.warehouse.sql import query, table_key
+from migrator.warehouse.sql import query
 
 CLUSTER = "sysnames-src"
 #: Names a user may give a schema on Redshift that a tool could mistake for a system one.

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from migrator.names import split_table_key, table_key
 from migrator.warehouse import baseline as bl
 from migrator.warehouse import checksum
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import read_inventory
-from migrator.warehouse.sql import split_table_key, staging_prefix, table_key
+from migrator.warehouse.sql import staging_prefix
 
 CLUSTER = "pairs-src"
 

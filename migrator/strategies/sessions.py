@@ -1,0 +1,90 @@
+"""Connections to the clusters a strategy works on: the endpoint of a cluster, the login for the
+new one, and sessions over them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from migrator.aws import clusters as aws
+from migrator.aws.clients import AwsClients
+from migrator.config import ConnectionSection, LoadedConfig, Settings
+from migrator.errors import RemoteError
+from migrator.strategies.recorded import clients_for
+from migrator.warehouse.connection import Session
+from migrator.warehouse.inventory import TableInfo, read_inventory
+
+if TYPE_CHECKING:
+    from migrator.engine.context import PhaseContext
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+
+def endpoint_of(client_set: AwsClients, cluster_id: str, conn: ConnectionSection | None = None) -> Endpoint:
+    if conn is not None and conn.host and conn.cluster_id == cluster_id:
+        return Endpoint(conn.host, conn.port or 5439)
+    cluster = aws.require_cluster(client_set, cluster_id)
+    endpoint = cluster.get("Endpoint") or {}
+    if not endpoint.get("Address"):
+        raise RemoteError(f"cluster {cluster_id} has no endpoint yet (status {cluster.get('ClusterStatus')})")
+    return Endpoint(str(endpoint["Address"]), int(endpoint.get("Port") or 5439))
+
+
+def connect(settings: Settings, client_set: AwsClients, cluster_id: str, *, where: str = "source",
+            conn: ConnectionSection | None = None) -> Any:
+    """A redshift_connector connection to ``cluster_id`` with the configured credentials: TLS with
+    the section's sslmode (plaintext only for the local sandbox when the config says so), no
+    client-side statement timeout, credentials resolved once per run. Errors are classified by
+    warehouse.connection (a wrong password is not a transient failure)."""
+    from migrator.warehouse.connection import connect_section
+
+    section = conn or settings.source
+    endpoint = endpoint_of(client_set, cluster_id, section)
+    return connect_section(settings, section, endpoint.host, endpoint.port, where=where, aws=client_set)
+
+
+def target_connection(settings: Settings, cluster_id: str) -> ConnectionSection:
+    """How to log in to the new cluster: its own credentials when configured, else the source's
+    (a restored or mirrored cluster carries the same users)."""
+    t = settings.target
+    if t.password_env or t.secret_arn or t.iam_auth:
+        return ConnectionSection(cluster_id=cluster_id, database=t.database, user=t.user, host=t.host, port=t.port,
+                                 password_env=t.password_env, secret_arn=t.secret_arn, iam_auth=t.iam_auth)
+    s = settings.source
+    return ConnectionSection(cluster_id=cluster_id, database=s.database, user=s.user,
+                             password_env=s.password_env, secret_arn=s.secret_arn, iam_auth=s.iam_auth)
+
+
+def target_section(config: LoadedConfig) -> ConnectionSection:
+    return target_connection(config.settings, config.settings.target.cluster_id)
+
+
+@contextmanager
+def session(ctx_or_config: "PhaseContext | LoadedConfig", which: str, *, autocommit: bool = True
+            ) -> Iterator[Session]:
+    config = ctx_or_config if isinstance(ctx_or_config, LoadedConfig) else ctx_or_config.config
+    settings = config.settings
+    clients = clients_for(settings)
+    if which == "source":
+        conn = connect(settings, clients, settings.source.cluster_id)
+    else:
+        section = target_section(config)
+        conn = connect(settings, clients, section.cluster_id, where="target", conn=section)
+    conn.autocommit = autocommit
+    try:
+        yield Session(conn)
+    finally:
+        conn.close()
+
+
+def inventory_of(ctx: "PhaseContext", source: Session) -> dict[tuple[str, str], TableInfo]:
+    """The source's tables by their identity, the (schema, table) pair (never a joined text:
+    ``"a.b"."c"`` and ``"a"."b.c"`` are two tables)."""
+    t = ctx.config.settings.tables
+    return {info.pair: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}

@@ -1,0 +1,315 @@
+"""The table data plane of the unload-copy route: each copy worker's sessions, and the table
+steps the engine's table walker runs (unload, load, validate) with their own step registry.
+Failures are recorded in history before they count; staged files go once a table is proven.
+Table parts and the catch-up add their steps here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from migrator import failpoints
+from migrator.aws import staging
+from migrator.config import LoadedConfig
+from migrator.engine.registry import Registry
+from migrator.engine.tables import StepContext, StepResult
+from migrator.errors import MigratorError, OutcomeUnknown, RemoteError, TransientError
+from migrator.retry import Backoff, with_retries
+from migrator.store import TableView
+from migrator.strategies.recorded import clients, clients_for
+from migrator.strategies import window
+from migrator.strategies.sessions import inventory_of, session
+from migrator.warehouse import checksum, pipeline
+from migrator.warehouse.connection import Session, end_backend
+from migrator.warehouse.inventory import TableInfo
+from migrator.warehouse.pipeline import StatementHook
+from migrator.warehouse.sql import staging_prefix
+
+if TYPE_CHECKING:
+    from migrator.engine.context import PhaseContext
+
+log = logging.getLogger(__name__)
+#: The table steps, registered apart from the route's phase actions (unload_copy.registry joins them).
+STEPS = Registry()
+STEP_BACKOFF = Backoff(base=1.0, cap=20.0, max_attempts=4)
+
+
+class TableWorker:
+    """One copy worker's resources: its own source and target sessions (replaced when a
+    connection is lost), the source inventory, the staging settings and AWS clients."""
+
+    def __init__(self, ctx: "PhaseContext") -> None:
+        self.ctx = ctx
+        settings = ctx.config.settings
+        assert settings.staging is not None
+        self.staging = settings.staging
+        self.clients = clients(ctx)
+        self._sessions = _Sessions(ctx)
+        self.tables: dict[tuple[str, str], TableInfo] = {}
+
+    def __enter__(self) -> "TableWorker":
+        self._sessions.__enter__()
+        self.tables = inventory_of(self.ctx, self._sessions.source)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sessions.__exit__(*exc)
+
+    @property
+    def source(self) -> Session:
+        return self._sessions.source
+
+    @property
+    def target(self) -> Session:
+        return self._sessions.target
+
+    def info(self, task: TableView) -> TableInfo:
+        found = self.tables.get((task.schema_name, task.table_name))
+        if found is None:
+            raise RemoteError(f"{task.qualified_name} no longer exists on the source")
+        return found
+
+    def retried(self, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Retry transient failures; a lost connection is replaced before the next attempt."""
+        def attempt() -> dict[str, Any]:
+            try:
+                return fn()
+            except MigratorError as exc:
+                if exc.retryable:
+                    self._sessions.reconnect()
+                raise
+        return with_retries(attempt, what=what, backoff=STEP_BACKOFF)
+
+    def end_lost_statement(self, which: str, exc: OutcomeUnknown) -> None:
+        """After a connection died with a write in flight: new sessions, then make sure the
+        first statement is over (its server process ended, its transaction rolled back) before
+        anything reads its outcome or runs it again."""
+        self._sessions.reconnect()
+        if exc.backend_pid is not None:
+            ended = end_backend(self.source if which == "source" else self.target, exc.backend_pid)
+            log.info("%s: ended server process %s of the lost connection: %s", which, exc.backend_pid,
+                     "it was still running" if ended else "it had already ended")
+            if not self.target.conn.autocommit:
+                self.target.rollback()
+
+
+class _Sessions:
+    """A worker's source (autocommit) and target (transactional) sessions, replaceable when lost."""
+
+    def __init__(self, ctx: "PhaseContext") -> None:
+        self.ctx = ctx
+        self._stack: list[Any] = []
+        self.source: Session
+        self.target: Session
+
+    def __enter__(self) -> "_Sessions":
+        self._open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+    def _open(self) -> None:
+        source_cm, target_cm = session(self.ctx, "source"), session(self.ctx, "target", autocommit=False)
+        self.source = source_cm.__enter__()
+        self._stack.append(source_cm)
+        self.target = target_cm.__enter__()
+        self._stack.append(target_cm)
+
+    def _close(self) -> None:
+        while self._stack:
+            try:
+                self._stack.pop().__exit__(None, None, None)
+            except Exception:  # a dead connection may refuse to close politely
+                pass
+
+    def reconnect(self) -> None:
+        self._close()
+        self._open()
+Step = StepContext[TableWorker]
+
+
+def _statement_recorder(step: Step) -> StatementHook:
+    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs."""
+    def record(kind: str, sql: str) -> None:
+        step.phase.store.add_event(step.phase.migration, step.task.subject, "statement",
+                                   {"kind": kind, "statement": sql, "attempt": step.task.attempt},
+                                   state=step.phase.migration.phase)
+    return record
+
+
+def _record_failure(step: Step, exc: MigratorError) -> None:
+    """A failed UNLOAD/COPY: its statement and the first rows of stl_load_errors, in history."""
+    statement = getattr(exc, "statement", None)
+    load_errors = getattr(exc, "load_errors", None) or []
+    if statement is None and not load_errors:
+        return
+    step.phase.store.add_event(step.phase.migration, step.task.subject, "statement_failed",
+                               {"statement": statement, "error": exc.one_line(), "attempt": step.task.attempt,
+                                "load_errors": [row.describe() for row in load_errors]},
+                               state=step.phase.migration.phase)
+
+
+def _recording_failures(step: Step, fn: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    def run() -> dict[str, Any]:
+        try:
+            return fn()
+        except MigratorError as exc:
+            _record_failure(step, exc)
+            raise
+    return run
+
+
+def _writing_step(step: Step, what: str, work: Callable[[], dict[str, Any]], *, then: str) -> StepResult:
+    """The tail of a step that writes (UNLOAD, COPY): ``work`` retried with its failures in
+    history, then the failpoint named ``then`` once it has succeeded."""
+    fields = step.resources.retried(f"{what} {step.task.qualified_name}", _recording_failures(step, work))
+    failpoints.hit(then)
+    return StepResult(fields)
+
+
+def _clean_earlier_attempts(step: Step, info: TableInfo) -> None:
+    """Staged files of this table's failed attempts go before a new attempt (unless staging.keep);
+    the current attempt's prefix is replaced by UNLOAD's CLEANPATH."""
+    worker, task = step.resources, step.task
+    if worker.staging.keep:
+        return
+    s3 = worker.clients.client("s3")
+    for earlier in range(1, task.attempt):  # attempts count from 1
+        prefix = staging_prefix(worker.staging.s3_uri, step.phase.migration.name, info.schema, info.name, earlier)
+        removed = staging.cleanup_prefix(s3, prefix)
+        if removed:
+            log.info("%s: removed %d staged file(s) of failed attempt %d", task.qualified_name, removed, earlier)
+
+
+def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
+    timings = dict(task.step_timings or {})
+    timings[step] = {"started": started, "seconds": round(time.time() - started, 3)}
+    return timings
+
+
+@STEPS.step("unload")
+def unload_step(step: Step) -> StepResult:
+    worker, task = step.resources, step.task
+    info = worker.info(task)
+    _clean_earlier_attempts(step, info)
+    on_statement = _statement_recorder(step)
+
+    def unload() -> dict[str, Any]:
+        started = time.time()
+        try:
+            result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
+                                           staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
+                                           attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
+                                           kms_key_id=worker.staging.kms_key_id, on_statement=on_statement)
+        except OutcomeUnknown as exc:
+            # An UNLOAD only writes staging: once the first is over, running it again (CLEANPATH)
+            # replaces whatever it wrote.
+            worker.end_lost_statement("source", exc)
+            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
+        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
+                                        result.manifest_url, kms_key_id=worker.staging.kms_key_id,
+                                        expected_rows=result.rows)
+        return {"manifest_url": result.manifest_url, "staging_prefix": result.prefix,
+                "unload_format": result.format.name, "format_reason": result.format.reason,
+                "rows_unloaded": result.rows, "bytes_unloaded": report.bytes,
+                "step_timings": _timing(task, "unload", started)}
+
+    return _writing_step(step, "unload", unload, then="after_unload")
+
+
+@STEPS.step("load")
+def load_step(step: Step) -> StepResult:
+    worker, task = step.resources, step.task
+    info = worker.info(task)
+    on_statement = _statement_recorder(step)
+    migration = step.phase.migration.name
+
+    def load() -> dict[str, Any]:
+        started = time.time()
+        assert task.manifest_url and task.unload_format
+        fmt = pipeline.choose_format(info.columns)
+        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
+                                        task.manifest_url, kms_key_id=worker.staging.kms_key_id,
+                                        expected_rows=task.rows_unloaded or 0)
+        try:
+            result = pipeline.load_exactly_once(worker.target, info.schema, info.name, manifest_url=task.manifest_url,
+                                                fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
+                                                migration=migration, attempt=task.attempt,
+                                                explicit_ids=bool(info.identity_columns), expected_rows=report.rows,
+                                                on_statement=on_statement, columns=info.columns)
+        except OutcomeUnknown as exc:
+            # The COMMIT's connection died: the load may have committed or may still be running.
+            # End it first, then its marker (written in the load's own transaction) decides.
+            worker.end_lost_statement("target", exc)
+            state = pipeline.reconcile_load(worker.target, migration, info.schema, info.name, task.attempt)
+            step.phase.store.add_event(step.phase.migration, task.subject, "load_reconciled",
+                                       {"attempt": task.attempt, "committed": state.committed,
+                                        "rows": state.rows if state.committed else None},
+                                       state=step.phase.migration.phase)
+            if state.committed:
+                return {"rows_loaded": state.rows, "step_timings": _timing(task, "load", started)}
+            raise TransientError(f"{exc.message}; the load did not commit (no marker), loading again") from None
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        if result.warnings:
+            step.phase.store.add_event(step.phase.migration, task.subject, "load_warnings",
+                                       {"warnings": result.warnings}, state=step.phase.migration.phase)
+        return {"rows_loaded": result.rows, "step_timings": _timing(task, "load", started)}
+
+    return _writing_step(step, "load", load, then="after_load_commit")
+
+
+@STEPS.step("validate")
+def validate_step(step: Step) -> StepResult:
+    worker, task = step.resources, step.task
+    info = worker.info(task)
+
+    def compare() -> dict[str, Any]:
+        started = time.time()
+        result = checksum.compare_table(worker.source, worker.target, info.schema, info.name, info.columns)
+        return {"source_checksum": f"{result.source.rows}:{result.source.checksum}",
+                "target_checksum": f"{result.target.rows}:{result.target.checksum}",
+                "mismatch": result.describe(), "step_timings": _timing(task, "validate", started)}
+
+    fields = worker.retried(f"validate {task.qualified_name}", compare)
+    mismatch = fields.pop("mismatch", None)
+    if fields["source_checksum"] != fields["target_checksum"]:
+        unloaded_at = float(((task.step_timings or {}).get("unload") or {}).get("started") or 0)
+        if unloaded_at and window.table_written_since(worker.source, info.schema, info.name, unloaded_at):
+            # Production wrote to it after the UNLOAD began: a moved source, not a bad copy.
+            live_copies = step.phase.config.settings.tables.live_copies
+            frozen = "frozen" in step.phase.state_def.tags
+            move = "source_moved" if frozen or task.attempt < live_copies else "defer"
+            step.phase.store.add_event(step.phase.migration, task.subject, "source_moved",
+                                       {"attempt": task.attempt, "then": move, "difference": mismatch},
+                                       state=step.phase.migration.phase)
+            return StepResult(fields, move=move)
+        return StepResult(fields, problem=mismatch)
+    if not worker.staging.keep and task.staging_prefix:
+        # Staged files are only cleaned once the table is proven equal; a crash before the move
+        # is recorded re-validates from the clusters, not from staging.
+        staging.cleanup_prefix(worker.clients.client("s3"), task.staging_prefix)
+    return StepResult(fields)
+
+
+def remove_staged_files(config: LoadedConfig) -> int:
+    """For rollback: every staged file of this migration (all tables, all attempts, the
+    rehearsal) is removed unless staging.keep; returns how many. Idempotent."""
+    settings = config.settings
+    if settings.staging is None or settings.staging.keep:
+        return 0
+    s3 = clients_for(settings).client("s3")
+    removed = 0
+    for prefix in migration_prefixes(settings.staging.s3_uri, settings.migration.name):
+        removed += staging.cleanup_prefix(s3, prefix)
+    return removed
+
+
+def migration_prefixes(staging_uri: str, migration: str) -> list[str]:
+    """The prefixes this migration stages under: its own (tables) and the rehearsal's."""
+    def migration_part(uri: str) -> str:  # <uri>/<migration>/<schema>.<table>/attempt-0/ -> <uri>/<migration>/
+        return staging_prefix(uri, migration, "s", "t", 0).rstrip("/").rsplit("/", 2)[0] + "/"
+    return [migration_part(staging_uri), migration_part(staging_uri.rstrip("/") + "/_rehearsal")]
