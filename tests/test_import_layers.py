@@ -39,8 +39,8 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("strategies", frozenset({"strategies"})),
     ("engine", frozenset({"engine"})),
     ("data", frozenset({"store", "warehouse", "credentials", "aws"})),
-    ("models", frozenset({"__init__", "config", "errors", "failures", "failpoints", "names", "notify", "paths",
-                          "procinfo", "results", "retry"})),
+    ("models", frozenset({"__init__", "config", "errors", "failures", "failpoints", "interrupt", "names", "notify",
+                          "paths", "procinfo", "results", "retry", "routes"})),
 ]
 #: Imports allowed between two units of one layer (importer, imported); the cycle test still applies.
 #: Layers not named here allow any import inside themselves.
