@@ -15,6 +15,9 @@ False for work PostgreSQL refuses inside a block (VACUUM).
 ``handles_sql_error_faults`` (default False): the proxy then leaves
 ``sql_error`` faults to the emulation, which can match on the table.
 ``after_statement`` is called for intercepted statements too, after success.
+An interceptor may also offer ``on_session(event, session)``: called (in a worker thread) with
+"initiating session" once a client is in and "disconnecting session" when it leaves
+(STL_CONNECTION_LOG).
 An interceptor may also offer ``rewrite(sql, session) -> str | None``: a text rewrite
 applied to every Parse and Query before anything else (Redshift's settings syntax).
 An intercept raising ConnectionAbortedError makes the proxy drop the client
@@ -295,10 +298,13 @@ class _Session:
 
     async def run(self) -> None:
         peer = self.client_writer.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.info.remote_host, self.info.remote_port = str(peer[0]), int(peer[1])
         try:
             if await self._startup():
                 log.info("cluster %s: session pid=%s user=%s from %s", self.proxy.cluster_id,
                          self.info.pid, self.info.user, peer)
+                await self._session_event("initiating session")
                 await self._serve()
         except _Dropped:
             log.warning("cluster %s: connection pid=%s dropped by fault", self.proxy.cluster_id, self.info.pid)
@@ -311,6 +317,18 @@ class _Session:
             if self._counted:
                 self.proxy.stats.connections_open -= 1
             await self.close()
+            if self._started:
+                await self._session_event("disconnecting session")
+
+    async def _session_event(self, event: str) -> None:
+        """The interceptor's optional connection log (STL_CONNECTION_LOG); its failure ends nothing."""
+        hook = getattr(self.proxy.interceptor, "on_session", None)
+        if hook is None:
+            return
+        try:
+            await asyncio.to_thread(hook, event, self.info)
+        except Exception:
+            log.exception("cluster %s: on_session observer failed", self.proxy.cluster_id)
 
     async def close(self) -> None:
         if self._relay_task is not None and self._relay_task is not asyncio.current_task():

@@ -14,7 +14,7 @@ from migrator.config import Settings
 from migrator.engine.registry import Registry
 from migrator.errors import RemoteError
 from migrator.retry import wait_until
-from migrator.strategies import common, cutover
+from migrator.strategies import common, cutover, stray_writes
 
 if TYPE_CHECKING:
     from migrator.engine.runner import PhaseContext
@@ -273,6 +273,9 @@ def validate(ctx: "PhaseContext") -> str:
 def do_cutover(ctx: "PhaseContext") -> str:
     ctx.facts["detail"] = cutover.cutover(ctx)
     return "cut_over"
+
+
+REGISTRY.action(stray_writes.ACTION)(stray_writes.watch_then_await_approval)
 
 
 @REGISTRY.action("decommission")

@@ -26,7 +26,7 @@ from migrator.engine.tables import StepContext, StepResult
 from migrator.errors import MigratorError, OutcomeUnknown, PreflightFailed, RemoteError, TransientError
 from migrator.retry import Backoff, with_retries
 from migrator.store import TableSpec, TableView
-from migrator.strategies import common, cutover
+from migrator.strategies import common, cutover, stray_writes
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse.connection import Session, end_backend
 from migrator.warehouse.inventory import TableInfo, read_inventory
@@ -675,6 +675,9 @@ def reconciler(config: LoadedConfig) -> Callable[[TableView], dict[str, Any]]:
 def do_cutover(ctx: "PhaseContext") -> str:
     cutover.cutover(ctx)
     return "cut_over"
+
+
+REGISTRY.action(stray_writes.ACTION)(stray_writes.watch_then_await_approval)
 
 
 @REGISTRY.action("decommission")
