@@ -91,7 +91,7 @@ def holes(rename_at: datetime, checks: list[CheckRecord], now: datetime, *, fres
     is a hole whatever its length: nobody will read those logs once the cluster is deleted."""
     covered = rename_at
     found: list[Hole] = []
-    done = sorted((c for c in checks if c.ok), key=lambda c: (c.until, c.since))
+    done = sorted((c for c in checks if c.ok), key=lambda c: (c.since, c.until))
     for c in done:
         if c.since > covered:
             why = "before the first check" if covered == rename_at else "between two checks"

@@ -128,14 +128,14 @@ def check(ctx: "PhaseContext", *, now: Clock = utcnow) -> CheckRecord | None:
         writes = read_writes(ctx.config.settings, cluster, since)
     except MigratorError as exc:
         error = exc.one_line()
-        log.warning("stray-write check of %s failed: %s", cluster, error)
+        log.info("stray-write check of %s failed: %s", cluster, error)
     tables = summarize(writes)
     detail = {"cluster": cluster, "checked_at": iso(checked_at), "since": iso(since), "until": iso(checked_at),
               "ok": error is None, "error": error, "found": len(writes), "tables": tables,
               "writes": writes[-WRITES_KEPT:]}
     ctx.store.add_event(ctx.migration, SUBJECT, CHECK_EVENT, detail, state=ctx.migration.phase)
     if tables:
-        log.warning("stray writes to %s since the rename: %s", cluster, ", ".join(sorted(tables)))
+        log.info("stray writes to %s since the rename: %s", cluster, ", ".join(sorted(tables)))
     return CheckRecord(checked_at, since, checked_at, error is None, tables, writes[-WRITES_KEPT:], error, cluster)
 
 
