@@ -7,7 +7,11 @@ STL_CONNECTION_LOG and log retention the watch relies on, and the hole arithmeti
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -138,13 +142,46 @@ def _exists(sb: Sandbox, cluster_id: str) -> bool:
     return any(c["ClusterIdentifier"] == cluster_id for c in sb.client("redshift").describe_clusters()["Clusters"])
 
 
-def test_a_write_to_the_old_cluster_stops_decommission_until_accepted(sb: Sandbox, tmp_path: Path) -> None:
+class _Inbox(BaseHTTPRequestHandler):
+    messages: list[dict[str, Any]]
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.messages.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    messages: list[dict[str, Any]] = []
+    server = HTTPServer(("127.0.0.1", 0), type("Inbox", (_Inbox,), {"messages": messages}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", messages
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_write_to_the_old_cluster_stops_decommission_until_accepted(
+        sb: Sandbox, tmp_path: Path, inbox: tuple[str, list[dict[str, Any]]]) -> None:
+    url, messages = inbox
     m = _unload_copy(sb, tmp_path, "sw-stray")
+    m.config.write_text(m.config.read_text() + '\n[notify]\nwebhook_url_env = "HOOK_URL"\n')
+    m.env["HOOK_URL"] = url
     old_name = _to_decommission_gate(m)
+    assert "stray_writes" not in [msg["event"] for msg in messages]
     table = _stray_insert(sb, old_name)
 
+    sent = len(messages)
     waiting = m.run()
     assert waiting.returncode == 8, waiting.stderr  # the gate, as before
+    # people are told, first, and once: a run that finds nothing new sends no second one
+    assert [msg["event"] for msg in messages[sent:]] == ["stray_writes", "gate_waiting"]
+    assert table in messages[sent]["summary"] and old_name in messages[sent]["summary"]
+    assert m.run().returncode == 8
+    assert [msg["event"] for msg in messages].count("stray_writes") == 1
     checks = _events(m, stray_record.CHECK_EVENT)
     last = checks[-1].detail
     assert last["ok"] is True and last["cluster"] == old_name
