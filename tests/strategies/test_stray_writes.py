@@ -248,6 +248,23 @@ def test_a_hole_longer_than_the_logs_keep_is_missing_proof(sb: Sandbox, tmp_path
     m = migration(sb, tmp_path, "sw-hole", strategy=strategy, cluster_id="sw-hole-enc")
     m.env["MIGRATOR_FREEZE_QUIET_SECONDS"] = "0"
     old_name = _to_decommission_gate(m)
+
+    # a check that cannot be made proves nothing: the run still stops at the gate, the failure is
+    # recorded and shown, and decommission says the proof since the last good check is missing
+    password = m.env[PW_ENV]
+    m.env[PW_ENV] = "not-the-password"
+    assert m.run().returncode == 8
+    failed = _events(m, stray_record.CHECK_EVENT)[-1].detail
+    assert failed["ok"] is False and failed["error"] and failed["cluster"] == old_name
+    assert "not-the-password" not in json.dumps(failed)
+    status = m.cli("status")
+    assert "the last check failed" in next(x for x in status.stdout.splitlines() if x.strip()), status.stdout
+    refused = m.cli("decommission", "--confirm")
+    assert refused.returncode == 7, refused.stderr + refused.stdout
+    assert "proof" in one_line(refused.stderr) and "no check could be made since" in one_line(refused.stderr)
+    assert _exists(sb, old_name)
+    m.env[PW_ENV] = password
+
     _backdate_rename(m, 10)  # the first check was made 10 days after the rename: 3 days no log reaches
 
     refused = m.cli("decommission", "--confirm")
