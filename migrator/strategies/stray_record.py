@@ -45,8 +45,8 @@ def rename_time(store: "Store", migration: "MigrationView") -> datetime | None:
     """When the cutover started renaming the source away (its recorded action's start: writes sent
     to the old cluster from then on are stray); None before the rename."""
     found = store.get_action(migration, swap_keys(store, migration).rename_source)
-    if found is None or found.status not in ("done", "pending"):
-        return None
+    if found is None or (found.status != "done" and found.finished_at is not None):
+        return None  # never sent, or AWS refused it (a rename still in flight counts: it may have taken effect)
     return parse_time(found.started_at)
 
 
