@@ -88,7 +88,11 @@ def test_sandbox_logs_keep_seven_days(sb: Sandbox) -> None:
         pg.execute("insert into pg_sandbox.stl_insert (userid, query, endtime, rows, tbl) values"
                    " (1, 1, (now() at time zone 'utc') - interval '8 days', 1, 1),"
                    " (1, 2, (now() at time zone 'utc') - interval '6 days', 1, 1)")
-    sb.connect("sw-retain").close()  # a new session: the log past its retention is gone
+    session = sb.connect("sw-retain", autocommit=True)  # a new session: the log past its retention is gone
+    try:
+        session.cursor().execute("select 1")  # served once the session is logged (and the old log purged)
+    finally:
+        session.close()
     with psycopg.connect(sb.admin_dsn("sw-retain"), autocommit=True) as pg:
         kept = pg.execute("select query from pg_sandbox.stl_insert where query in (1, 2)").fetchall()
     assert kept == [(2,)]
