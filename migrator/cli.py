@@ -125,13 +125,17 @@ def run(
                                                  )] = False,
     assume_frozen: Annotated[bool, typer.Option("--assume-frozen",
                                                 help="skip the write-freeze check (recorded)")] = False,
+    accept_stray_writes: Annotated[bool, typer.Option("--accept-stray-writes",
+                                                      help="decommission despite writes to the old cluster after "
+                                                           "the cutover, or a hole in their proof (recorded)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the migration from wherever it stands; safe to re-run after any crash."""
     from migrator.engine.context import RunOptions
 
-    options = RunOptions(approve_cutover=approve_cutover, approve_modify=approve_modify, assume_frozen=assume_frozen)
+    options = RunOptions(approve_cutover=approve_cutover, approve_modify=approve_modify, assume_frozen=assume_frozen,
+                         accept_stray_writes=accept_stray_writes)
     if quiet:
         _log_to_file(config)
     if quiet or as_json or not err.is_terminal:
@@ -224,14 +228,19 @@ def cutover(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = Fa
 def decommission(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
                  confirm: Annotated[bool, typer.Option("--confirm", help="yes: snapshot and delete the old "
                                                        "source cluster")] = False,
+                 accept_stray_writes: Annotated[bool, typer.Option(
+                     "--accept-stray-writes", help="go ahead despite writes to the old cluster after the cutover, "
+                     "or a hole in their proof (recorded with who and when)")] = False,
                  as_json: JsonOpt = False) -> None:
     """Take a final snapshot of the old source cluster, then delete it (needs --confirm)."""
     def go() -> Result:
+        from migrator.engine.context import RunOptions
+
         if not confirm:
             raise UsageError("decommission deletes the old source cluster (after a final snapshot)",
                              hint="add --confirm to go ahead")
         commands.approve(config, "decommission", "migrator decommission --confirm")
-        return commands.run(config)
+        return commands.run(config, RunOptions(accept_stray_writes=accept_stray_writes))
     _call(go, as_json, stoppable=True)
 
 

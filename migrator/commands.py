@@ -97,6 +97,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         progress = store.latest_event(migration, "progress")
         waiting = store.latest_event(migration, gates.WAITING_EVENT)
         alert = _production_alert(store, migration)
+        stray = _stray_alert(store, migration)
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
@@ -119,7 +120,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                 for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
-        alert=alert, run_died=died,
+        alert=alert, run_died=died, stray_writes=stray,
     )
 
 
@@ -137,6 +138,13 @@ def _production_alert(store: Store, migration: MigrationView) -> str | None:
     from migrator import strategies
 
     return strategies.production_gap(store, migration)
+
+
+def _stray_alert(store: Store, migration: MigrationView) -> list[str]:
+    """What `status` says before anything else: writes to the old source after the cutover."""
+    from migrator.strategies import stray_record
+
+    return stray_record.alert(store, migration)
 
 
 def _throughput(started: datetime | None, done: int, total: int,
@@ -362,16 +370,20 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
         to_history = _WarningsToHistory(store, config.settings.migration.name)
         package_log = logging.getLogger("migrator")
         package_log.addHandler(to_history)
+        checked = _stray_mark(store, config)
         try:
             report = runner.run()
         except ApprovalRequired as exc:
+            _notify_stray(config, store, checked)
             _notify(config, store, "gate_waiting", exc.one_line())
             raise
         except MigratorError as exc:
+            _notify_stray(config, store, checked)
             _notify(config, store, "run_failed", exc.one_line())
             raise
         finally:
             package_log.removeHandler(to_history)
+        _notify_stray(config, store, checked)
         final = runner.definition.state(report.end_phase).final
         if final and report.moves:
             _notify(config, store, "migration_ended", f"migration ended in phase {report.end_phase!r}")
@@ -380,6 +392,25 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
         note = str(last[0].detail["reason"]) if final and last and "reason" in last[0].detail else None
     return RunResult(report.migration, report.strategy, report.start_phase, report.end_phase, final, report.moves,
                      report.recovered_tables, report.took_over_from, note)
+
+
+def _stray_mark(store: Store, config: LoadedConfig) -> int:
+    """The newest stray-write check recorded before this run (its event id; 0 for none)."""
+    from migrator.strategies import stray_record
+
+    migration = store.get_migration(config.settings.migration.name)
+    found = store.latest_event(migration, stray_record.CHECK_EVENT) if migration is not None else None
+    return found.id if found is not None else 0
+
+
+def _notify_stray(config: LoadedConfig, store: Store, after_event_id: int) -> None:
+    """A check of this run found stray writes no earlier check had: tell people."""
+    from migrator.strategies import stray_record
+
+    migration = store.get_migration(config.settings.migration.name)
+    news = stray_record.news(store, migration, after_event_id) if migration is not None else None
+    if news:
+        _notify(config, store, "stray_writes", news)
 
 
 def _notify(config: LoadedConfig, store: Store, event: "notify.Event", summary: str) -> None:

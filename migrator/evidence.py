@@ -125,9 +125,27 @@ def _window(events: list[EventView]) -> dict[str, Any]:
             "catch_up_passes": passes}
 
 
+def _stray_writes(store: Store, migration: MigrationView) -> dict[str, Any]:
+    """Writes the old source took after the cutover renamed it away, each check of the watch, and
+    each acceptance (who, when)."""
+    from migrator.strategies import stray_record
+
+    record = stray_record.read(store, migration)
+    through = record.accepted_through
+    tables = [{"table": name, **summary,
+               "accepted": through is not None and stray_record.parse_time(summary["last"]) <= through}
+              for name, summary in sorted(record.tables.items())]
+    checks = [{"checked_at": stray_record.iso(c.checked_at), "cluster": c.cluster, "since": stray_record.iso(c.since),
+               "until": stray_record.iso(c.until), "ok": c.ok, "error": c.error,
+               "tables_found": sorted(c.tables)} for c in record.checks]
+    return {"renamed_at": _iso(record.renamed_at), "tables": tables, "checks": checks,
+            "acceptances": record.acceptances}
+
+
 def collect(store: Store, migration: MigrationView) -> dict[str, Any]:
     events = store.events(migration)
     window = _window(events)
+    stray = _stray_writes(store, migration)
     tables = [_table(t) for t in store.list_tables(migration)]
     fingerprint = migration.config_fingerprint
     validations = [{"at": _iso(e.at), **e.detail} for e in events if e.trigger == "validation"]
@@ -135,6 +153,7 @@ def collect(store: Store, migration: MigrationView) -> dict[str, Any]:
     return {
         "report": {"generated_at": datetime.now(timezone.utc).isoformat(), "tool": "migrator",
                    "tool_version": __version__},
+        "stray_writes": stray,
         "migration": {"name": migration.name, "strategy": migration.strategy, "phase": migration.phase,
                       "started": _iso(migration.created_at),
                       # Done once the production name answers from the new cluster; decommission is cleanup.
@@ -146,7 +165,9 @@ def collect(store: Store, migration: MigrationView) -> dict[str, Any]:
         "summary": {"tables": len(tables), "checksums_matching": sum(1 for t in tables if t["checksums_match"]),
                     "checksums_mismatched": len(mismatched),
                     "rows_source": sum(t["source_rows"] or 0 for t in tables),
-                    "rows_loaded": sum(t["rows_loaded"] or 0 for t in tables)},
+                    "rows_loaded": sum(t["rows_loaded"] or 0 for t in tables),
+                    "stray_write_tables": len(stray["tables"]),
+                    "stray_write_tables_not_accepted": sum(1 for t in stray["tables"] if not t["accepted"])},
         "tables": tables,
         "approvals": _approvals(events),
         "phases": _phases(events, migration),
@@ -187,12 +208,19 @@ def _sections(doc: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[st
     rec_cols = ["at", "subject", "trigger", "reason"]
     pass_cols = ["at", "pass", "changed_tables", "new_tables", "altered_tables", "dropped_tables",
                  "written_during_check", "rows", "seconds"]
+    stray = doc.get("stray_writes") or {"tables": [], "checks": [], "acceptances": []}
+    stray_cols = ["table", "writes", "rows_inserted", "rows_deleted", "first", "last", "users", "hosts", "accepted"]
+    check_cols = ["checked_at", "cluster", "since", "until", "ok", "tables_found", "error"]
+    accept_cols = ["at", "user", "host", "via", "accepted_through", "tables", "holes"]
 
     def rows(items: list[Mapping[str, Any]], cols: list[str]) -> list[list[str]]:
         return [[_cell(item.get(c)) for c in cols] for item in items]
 
     return [
+        ("Stray writes to the old source after the cutover", stray_cols, rows(stray["tables"], stray_cols)),
         ("Overview", ["item", "value"], [[k, _cell(v)] for k, v in overview]),
+        ("Stray-write watch: checks", check_cols, rows(stray["checks"], check_cols)),
+        ("Stray-write watch: acceptances", accept_cols, rows(stray["acceptances"], accept_cols)),
         ("Encryption as AWS described it", enc_cols, rows(doc["encryption_observed"], enc_cols)),
         ("Tables", table_cols, rows(doc["tables"], table_cols)),
         ("Approvals", appr_cols, rows(doc["approvals"], appr_cols)),

@@ -1,4 +1,5 @@
-"""Tell people when a migration needs them: a gate waits, a run failed, it completed.
+"""Tell people when a migration needs them: the old source took stray writes after the cutover, a
+gate waits, a run failed, it completed.
 
 A notification never blocks or fails the migration: every send is bounded by a short
 timeout, every failure is caught and returned as an outcome the caller records in the
@@ -19,8 +20,9 @@ from typing import Any, Literal
 
 log = logging.getLogger("migrator.notify")
 
-Event = Literal["gate_waiting", "run_failed", "migration_ended"]
-EVENTS: tuple[Event, ...] = ("gate_waiting", "run_failed", "migration_ended")
+Event = Literal["stray_writes", "gate_waiting", "run_failed", "migration_ended"]
+#: ``stray_writes``: a check found writes to the old source after the cutover that no earlier check had.
+EVENTS: tuple[Event, ...] = ("stray_writes", "gate_waiting", "run_failed", "migration_ended")
 #: Each try of a delivery waits at most this long (MIGRATOR_NOTIFY_TIMEOUT_SECONDS overrides).
 NOTIFY_TIMEOUT_SECONDS = 5.0
 TIMEOUT_ENV = "MIGRATOR_NOTIFY_TIMEOUT_SECONDS"

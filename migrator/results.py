@@ -111,6 +111,8 @@ class StatusResult(Result):
     alert: str | None = None
     #: The run holding the lease is gone (its process ended, or its heartbeat expired): why.
     run_died: str | None = None
+    #: Said before everything else: writes the old source took after the cutover, not accepted.
+    stray_writes: list[str] = field(default_factory=list)
 
     def render(self) -> RenderableType:
         head = Table.grid(padding=(0, 2))
@@ -143,8 +145,10 @@ class StatusResult(Result):
         if self.last_error:
             _add_row(head, "last error", Text(self.last_error, style="red"))
         _add_row(head, "next", self.next_step)
-        parts: list[RenderableType] = [Text(self.alert, style="bold red", no_wrap=True,
-                                            overflow="ignore")] if self.alert else []
+        parts: list[RenderableType] = [Text(line, style="bold red", no_wrap=True, overflow="ignore")
+                                       for line in self.stray_writes]
+        if self.alert:
+            parts.append(Text(self.alert, style="bold red", no_wrap=True, overflow="ignore"))
         parts.append(head)
         if self.tables:
             grid = Table(show_edge=False, header_style="bold")

@@ -26,6 +26,8 @@ class RunOptions:
     delete_target: bool = False
     #: With ``delete_target``: delete without a final snapshot (`--skip-final-snapshot`).
     skip_final_snapshot: bool = False
+    #: `--accept-stray-writes`: decommission goes ahead despite stray writes or a hole in their proof (recorded).
+    accept_stray_writes: bool = False
     #: Stop after this many phase moves (tests and `--step`); None runs to the end or a gate.
     max_steps: int | None = None
 

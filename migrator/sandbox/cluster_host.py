@@ -38,9 +38,11 @@ log = logging.getLogger("migrator.sandbox")
 class ClusterInterceptor:
     """UNLOAD/COPY first, then the DDL dialect; every completed statement goes to the system log."""
 
-    def __init__(self, data: RedshiftDataStatements, dialect: RedshiftDialect) -> None:
+    def __init__(self, data: RedshiftDataStatements, dialect: RedshiftDialect,
+                 on_connection: Callable[[str, SessionInfo], object] | None = None) -> None:
         self.data = data
         self.dialect = dialect
+        self.on_connection = on_connection
 
     def classify(self, sql_text: str, session: SessionInfo) -> Intercept | None:
         return self.data.classify(sql_text, session) or self.dialect.classify(sql_text, session)
@@ -55,6 +57,10 @@ class ClusterInterceptor:
 
     def after_statement(self, sql_text: str, tag: str, session: SessionInfo) -> None:
         self.dialect.after_statement(sql_text, tag, session)
+
+    def on_session(self, event: str, session: SessionInfo) -> None:
+        if self.on_connection is not None:
+            self.on_connection(event, session)
 
 
 @dataclass
@@ -211,7 +217,8 @@ class LocalClusterHost:
             data = RedshiftDataStatements(self._s3, self._kms, self.faults, self._iam_roles(),
                                           on_unload=syslog.on_unload, on_load_commit=syslog.on_load_commit,
                                           on_load_error=syslog.on_load_error, region=self.region)
-            interceptor = ClusterInterceptor(data, RedshiftDialect(observer=syslog.after_statement))
+            interceptor = ClusterInterceptor(data, RedshiftDialect(observer=syslog.after_statement),
+                                             on_connection=syslog.on_connection)
             proxy = RedshiftProxy(cluster_id, "127.0.0.1", pg.port, database, SUPERUSER, pg.password,
                                   users={master_user: master_password}, interceptor=interceptor,
                                   faults=self.faults, database=database)

@@ -66,6 +66,9 @@ class SessionInfo:
     database: str
     user: str
     pid: int  # the backend's pid, stable for the session
+    #: The client's address as the proxy's socket saw it (STL_CONNECTION_LOG remotehost/remoteport).
+    remote_host: str = ""
+    remote_port: int = 0
     #: enable_case_sensitive_identifier as the session set it (Redshift's default: false):
     #: the value in effect now, the one the open transaction keeps if it commits (a SET LOCAL
     #: changes only the first), and the one the last committed transaction left.

@@ -28,7 +28,7 @@ from migrator.engine.runner import ROLLBACK_TRIGGER
 from migrator.errors import (MigratorError, PreflightFailed, RemoteError, TransientError, UsageError,
                              ValidationMismatch)
 from migrator.retry import Backoff, wait_until
-from migrator.strategies import common, encryption, recorded, sessions
+from migrator.strategies import common, encryption, recorded, sessions, stray_writes
 from migrator.strategies.swap_record import PLAN_KEY, SwapKeys, swap_keys
 
 if TYPE_CHECKING:
@@ -407,6 +407,8 @@ def decommission(ctx: "PhaseContext") -> dict[str, Any]:
         # Refuse before anything is recorded: a cluster we did not retire is never touched.
         aws.ownership(client_set, p.old_name, name, recorded=_retired_record(ctx, p),
                       tag_key=aws.RETIRED_TAG).require("delete")
+        # One last stray-write check just before the delete: refused (exit 7) unless accepted.
+        stray_writes.last_check(ctx)
     done = recorded.once(ctx, DECOMMISSION_KEY, request, send, took_effect)
     aws.wait_for_cluster(client_set, p.old_name, lambda c: c is None, what=f"deletion of {p.old_name}",
                          should_stop=ctx.should_stop, timeout=wait_seconds("delete"))

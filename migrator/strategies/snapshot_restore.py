@@ -16,7 +16,7 @@ from migrator.engine.gates import pass_gate
 from migrator.errors import PreflightFailed, RemoteError
 from migrator.retry import wait_until
 from migrator.names import table_key
-from migrator.strategies import common, cutover, encryption, preflight_checks, recorded, sessions, window
+from migrator.strategies import common, cutover, encryption, preflight_checks, recorded, sessions, stray_writes, window
 from migrator.strategies.mirror import mirror_logging, mirror_source, rename_notes
 
 if TYPE_CHECKING:
@@ -304,6 +304,9 @@ def await_cutover_approval(ctx: "PhaseContext") -> str:
 def do_cutover(ctx: "PhaseContext") -> str:
     ctx.facts["detail"] = cutover.cutover(ctx, before_rename=lambda: nothing_written_since_snapshot(ctx))
     return "cut_over"
+
+
+REGISTRY.action(stray_writes.ACTION)(stray_writes.watch_then_await_approval)
 
 
 @REGISTRY.action("decommission")

@@ -21,7 +21,8 @@ from migrator.engine.registry import Registry
 from migrator.errors import PreflightFailed, RemoteError, TransientError
 from migrator.names import table_key
 from migrator.store import TableSpec, TableView
-from migrator.strategies import common, cutover, encryption, preflight_checks, recorded, table_steps, window
+from migrator.strategies import (common, cutover, encryption, preflight_checks, recorded, stray_writes, table_steps,
+                                 window)
 from migrator.strategies.mirror import mirror_logging, mirror_source, rename_notes
 from migrator.strategies.sessions import inventory_of, session, target_section
 from migrator.warehouse import checksum, pipeline
@@ -408,6 +409,9 @@ def do_cutover(ctx: "PhaseContext") -> str:
                             state=ctx.migration.phase)
         return "source_changed"
     return "cut_over"
+
+
+REGISTRY.action(stray_writes.ACTION)(stray_writes.watch_then_await_approval)
 
 
 @REGISTRY.action("decommission")

@@ -4,6 +4,7 @@ actions (the part other issues implement), never the engine or the store."""
 
 from __future__ import annotations
 
+from migrator.engine.phases import BUILTIN_ACTIONS
 from migrator.engine.registry import Registry
 from migrator.engine.context import PhaseContext
 from migrator.engine.runner import default_registry
@@ -19,6 +20,8 @@ def scripted_registry(fail_table: str | None = None) -> Registry:
               "cutover": "cut_over", "decommission": "decommissioned"}
     for action, trigger in simple.items():
         reg.actions[action] = (lambda t: (lambda ctx: t))(trigger)
+    # The decommission gate's stray-write watch (strategies/stray_writes.py) reads AWS: here only its gate.
+    reg.actions["watch_stray_writes"] = BUILTIN_ACTIONS.actions["await_approval"]
 
     @reg.action("inventory")
     def inventory(ctx: PhaseContext) -> str:

@@ -15,6 +15,9 @@ False for work PostgreSQL refuses inside a block (VACUUM).
 ``handles_sql_error_faults`` (default False): the proxy then leaves
 ``sql_error`` faults to the emulation, which can match on the table.
 ``after_statement`` is called for intercepted statements too, after success.
+An interceptor may also offer ``on_session(event, session)``: called (in a worker thread) with
+"initiating session" once a client is in and "disconnecting session" when it leaves
+(STL_CONNECTION_LOG).
 An interceptor may also offer ``rewrite(sql, session) -> str | None``: a text rewrite
 applied to every Parse and Query before anything else (Redshift's settings syntax).
 An intercept raising ConnectionAbortedError makes the proxy drop the client

@@ -30,10 +30,13 @@ class SessionStartup(BackendRelay):
 
     async def run(self) -> None:
         peer = self.client_writer.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.info.remote_host, self.info.remote_port = str(peer[0]), int(peer[1])
         try:
             if await self._startup():
                 log.info("cluster %s: session pid=%s user=%s from %s", self.proxy.cluster_id,
                          self.info.pid, self.info.user, peer)
+                await self._session_event("initiating session")
                 await self._serve()
         except Dropped:
             log.warning("cluster %s: connection pid=%s dropped by fault", self.proxy.cluster_id, self.info.pid)
@@ -46,6 +49,18 @@ class SessionStartup(BackendRelay):
             if self._counted:
                 self.proxy.stats.connections_open -= 1
             await self.close()
+            if self._started:
+                await self._session_event("disconnecting session")
+
+    async def _session_event(self, event: str) -> None:
+        """The interceptor's optional connection log (STL_CONNECTION_LOG); its failure ends nothing."""
+        hook = getattr(self.proxy.interceptor, "on_session", None)
+        if hook is None:
+            return
+        try:
+            await asyncio.to_thread(hook, event, self.info)
+        except Exception:
+            log.exception("cluster %s: on_session observer failed", self.proxy.cluster_id)
 
     async def close(self) -> None:
         if self._relay_task is not None and self._relay_task is not asyncio.current_task():

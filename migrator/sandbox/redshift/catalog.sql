@@ -91,6 +91,15 @@ create table if not exists pg_sandbox.stl_unload_log (
     start_time timestamp, end_time timestamp, line_count bigint, transfer_size bigint,
     file_format char(10)
 );
+-- "STL_CONNECTION_LOG": authentication attempts, connections and disconnections; visible only
+-- to superusers (the policy below). Written by syslog.py from the proxy's session events.
+create table if not exists pg_sandbox.stl_connection_log (
+    event char(50), recordtime timestamp, remotehost char(45), remoteport char(32), pid int,
+    dbname char(50), username char(50), authmethod char(32), duration int, sslversion char(50),
+    sslcipher char(128), mtu int, sslcompression char(64), sslexpansion char(64), iamauthguid char(36),
+    application_name char(250), os_version char(64), driver_version char(64), plugin_name char(32),
+    protocol_version int, sessionid char(36), compression char(128)
+);
 grant select on all tables in schema pg_sandbox to public;
 
 -- ---------------------------------------------------------------- visibility
@@ -115,6 +124,11 @@ begin
             execute format('create policy own_queries on pg_sandbox.%I for select using (pg_sandbox.sees_user(userid))', t);
         end if;
     end loop;
+    alter table pg_sandbox.stl_connection_log enable row level security;
+    if not exists (select 1 from pg_policy where polrelid = 'pg_sandbox.stl_connection_log'::regclass
+                   and polname = 'superusers_only') then
+        create policy superusers_only on pg_sandbox.stl_connection_log for select using (pg_sandbox.is_superuser());
+    end if;
 end $$;
 
 -- ---------------------------------------------------------------- deleted rows (until VACUUM)

@@ -1,5 +1,9 @@
 """System-log emulation: fills pg_sandbox.query_log (svl_qlog, stv_recents, stl_query),
-stl_scan, stl_insert, stl_delete, stl_load_commits, stl_load_errors and stl_unload_log.
+stl_scan, stl_insert, stl_delete, stl_load_commits, stl_load_errors, stl_unload_log and
+stl_connection_log (from the proxy's session events: who connected from which address).
+
+Like Redshift's STL views ("STL views for logging": about seven days of log history), rows
+older than RETENTION are dropped: each new session purges them before it is logged.
 
 Writes go through the observer's own autocommit connection, because Redshift's system
 logs are not transactional: a rolled-back INSERT still leaves its stl_insert row.
@@ -20,6 +24,12 @@ from sqlglot import exp
 from migrator.sandbox.interfaces import SessionInfo
 
 _SCAN_TYPE_PERMANENT = 2
+#: How long the STL tables keep a row ("STL views for logging": "approximately seven days").
+RETENTION_DAYS = 7
+#: Each log table and the column that dates its rows.
+_DATED = {"query_log": "endtime", "stl_scan": "endtime", "stl_insert": "endtime", "stl_delete": "endtime",
+          "stl_load_commits": "curtime", "stl_load_errors": "starttime", "stl_unload_log": "end_time",
+          "stl_connection_log": "recordtime"}
 
 
 def referenced_tables(sql: str) -> tuple[list[str], list[str]]:
@@ -131,6 +141,38 @@ class SystemLog:
             " from pg_class c where c.oid = to_regclass(%s)",
             (userid, query, rows, name),
         )
+
+    # ------------------------------------------------------------------ connections
+    def on_connection(self, event: str, session: SessionInfo) -> None:
+        """STL_CONNECTION_LOG rows for a session: "authenticated" and "initiating session" when it
+        starts (the older log rows past retention go first), "disconnecting session" when it ends."""
+        with self._lock:
+            conn = self._c()
+            if event == "initiating session":
+                self._purge(conn)
+                events = ["authenticated", "initiating session"]
+            else:
+                events = [event]
+            for name in events:
+                conn.execute(
+                    "insert into pg_sandbox.stl_connection_log (event, recordtime, remotehost, remoteport, pid, dbname,"
+                    " username, authmethod, duration, sslversion, sslcipher, mtu, sslcompression, sslexpansion,"
+                    " iamauthguid, application_name, os_version, driver_version, plugin_name, protocol_version,"
+                    " sessionid, compression)"
+                    " values (%s, clock_timestamp() at time zone 'utc', %s, %s, %s, %s, %s, 'password',"
+                    " case when %s = 'disconnecting session' then coalesce((select extract(epoch from"
+                    "   clock_timestamp() at time zone 'utc' - max(recordtime)) * 1000000 from pg_sandbox.stl_connection_log"
+                    "   where pid = %s and event = 'initiating session'), 0)::int else 0 end,"
+                    " '', '', 0, '', '', '', '', '', '', '', 0, '', '')",
+                    (name, session.remote_host[:45], str(session.remote_port or ""), session.pid,
+                     session.database[:50], session.user[:50], name, session.pid),
+                )
+
+    @staticmethod
+    def _purge(conn: psycopg.Connection) -> None:
+        for table, column in _DATED.items():
+            conn.execute(f"delete from pg_sandbox.{table} where {column} < (now() at time zone 'utc')"
+                         f" - make_interval(days => %s)", (RETENTION_DAYS,))
 
     # ------------------------------------------------------------------ UNLOAD / COPY engine hooks
     def on_unload(self, session: SessionInfo, query_text: str, path: str, rows: int, bytes: int,
