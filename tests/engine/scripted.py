@@ -16,7 +16,8 @@ TABLES = [TableSpec("public", f"t{i}", size_mb=10 * i, source_rows=100 * i) for 
 def scripted_registry(fail_table: str | None = None) -> Registry:
     reg = Registry()
     simple = {"preflight": "preflight_passed", "provision_target": "target_ready",
-              "replay_objects": "objects_replayed", "rehearse": "rehearsed", "await_write_freeze": "writes_frozen", "catch_up": "caught_up",
+              "replay_objects": "objects_replayed", "rehearse": "rehearsed", "await_write_freeze": "writes_frozen",
+              "catch_up": "caught_up",
               "cutover": "cut_over", "decommission": "decommissioned"}
     for action, trigger in simple.items():
         reg.actions[action] = (lambda t: (lambda ctx: t))(trigger)
