@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from migrator import notify, routes
-from migrator.config import LoadedConfig, load_config
+from migrator.config import LoadedConfig, Settings, load_config
 from migrator.engine import gates
 from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.tables import RETRY_EVENT
@@ -26,7 +26,7 @@ from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, Ia
                               InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
                               StatusResult, TableRow)
 from migrator.store import MigrationView, Store, TableView, db, utcnow
-from migrator.store.views import EventView
+from migrator.store.views import EventView, StateCount
 from migrator.store.db import redact
 from migrator.store.store import lease_dead_reason
 
@@ -98,6 +98,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         waiting = store.latest_event(migration, gates.WAITING_EVENT)
         alert = _production_alert(store, migration)
         stray = _stray_alert(store, migration)
+        downtime = _write_downtime(store, migration, config.settings, by_state_of(counts))
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
@@ -120,8 +121,39 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                 for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
-        alert=alert, run_died=died, stray_writes=stray,
+        alert=alert, run_died=died, stray_writes=stray, write_downtime=downtime,
     )
+
+
+def by_state_of(counts: list[StateCount]) -> dict[str, StateCount]:
+    return {c.state: c for c in counts}
+
+
+def _write_downtime(store: Store, migration: MigrationView, settings: Settings,
+                    counts: dict[str, StateCount]) -> str | None:
+    """What the write downtime is made of (before the window) or was (once the production name
+    answered from the new cluster), from the store alone."""
+    route = settings.route
+    if not route.new_cluster:
+        return None
+    from migrator import strategies
+
+    answered_at = strategies.production_answered_at(store, migration)
+    if not route.stages_in_s3:
+        return route.freeze_window.format(span="restore time")
+    approved = store.first_event_time(migration, "approved")
+    if answered_at is not None and approved is not None:
+        return (f"{(answered_at - approved).total_seconds():.0f} s, from the cutover approval "
+                f"({approved:%Y-%m-%d %H:%M:%S}) to the production name answering from the new cluster")
+    quiet = settings.freeze.quiet_seconds
+    left_for_window = {t.dest for t in _displayed(TABLE_MACHINE).transitions if t.trigger == "defer"}
+    deferred = next((counts[state] for state in left_for_window if state in counts), None)
+    left = (f"{deferred.tables} table(s) left for the window ({deferred.rows:,} rows)" if deferred
+            else "no table left for the window so far")
+    tables = sum(c.tables for c in counts.values())
+    return (f"expected: production stays writable until `migrator cutover`; then the freeze check "
+            f"(at least {quiet:.0f} s without writes), one comparison pass over {tables} table(s), the copy of "
+            f"what changed ({left}, plus any table written since its copy) and the swap (two renames)")
 
 
 def _after_death(died: str | None, config_path: Path, next_step: str) -> str:

@@ -113,6 +113,8 @@ class StatusResult(Result):
     run_died: str | None = None
     #: Said before everything else: writes the old source took after the cutover, not accepted.
     stray_writes: list[str] = field(default_factory=list)
+    #: The write downtime: what it will be made of before the window, what it was once the name answered.
+    write_downtime: str | None = None
 
     def render(self) -> RenderableType:
         head = Table.grid(padding=(0, 2))
@@ -140,6 +142,8 @@ class StatusResult(Result):
             figures = ", ".join(f"{k}={v}" for k, v in self.progress.items())
             when = f" (at {self.progress_at:%H:%M:%S})" if self.progress_at else ""
             _add_row(head, "progress", figures + when)
+        if self.write_downtime:
+            _add_row(head, "write downtime", self.write_downtime)
         if self.approvals:
             _add_row(head, "approved", ", ".join(self.approvals))
         if self.last_error:

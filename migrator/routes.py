@@ -112,7 +112,8 @@ _CUTOVER_GATES = MappingProxyType({
 UNLOAD_COPY = Route(
     name="unload-copy", module="unload_copy", provisioning="create", reaches=frozenset({"kms", "hsm", "none"}),
     stages_in_s3=True,
-    freeze_window="writes stop from the baseline until cutover: the copy ({span}) plus validation",
+    freeze_window="production stays writable during the copy ({span}); writes stop only for the cutover window: "
+                  "the freeze check, one comparison pass over every table, the copy of what changed, the swap",
     suggestions=(Suggestion(1, "HSM can only be reached by copying the data into a new HSM-encrypted cluster",
                             encryption="hsm"),),
     gates=_CUTOVER_GATES,

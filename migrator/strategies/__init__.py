@@ -25,6 +25,8 @@ from migrator.errors import DefinitionError, UsageError
 from migrator.routes import Route
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from migrator.aws.clients import AwsClients
     from migrator.config import LoadedConfig, Settings
     from migrator.store import MigrationView, Store
@@ -117,6 +119,14 @@ def probe_source(settings: "Settings") -> "ProbeReport":
     from migrator.strategies.preflight_checks import probe_source as probe
 
     return probe(settings, clients_for(settings))
+
+
+def production_answered_at(store: "Store", migration: "MigrationView") -> "datetime | None":
+    """When the cutover saw the production name answer from the new cluster (None before). Reads only the store."""
+    from migrator.strategies.swap_record import PRODUCTION_ANSWERS_KEY
+
+    found = store.get_action(migration, PRODUCTION_ANSWERS_KEY)
+    return found.finished_at if found is not None else None
 
 
 def production_gap(store: "Store", migration: "MigrationView") -> str | None:

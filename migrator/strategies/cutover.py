@@ -47,7 +47,6 @@ _BEING_DELETED = frozenset({"final-snapshot", "deleting"})
 #: overridable by environment for rehearsals: MIGRATOR_WAIT_<NAME>_SECONDS).
 WAIT_SECONDS = {"ready": 6 * 3600.0, "swap": 900.0, "delete": 6 * 3600.0, "dns": 1800.0}
 NAMESPACE_KEY = "cutover:target_namespace"
-PRODUCTION_KEY = "cutover:production_name_answers"
 
 
 def wait_seconds(name: str) -> float:
@@ -289,7 +288,7 @@ def cutover(ctx: "PhaseContext", *, before_rename: Callable[[], None] | None = N
     copy = common.restore_snapshot_copy(ctx, p.source_id)
     # The evidence: the cluster answering under the production name, as AWS describes it now.
     answering = aws.require_cluster(recorded.clients(ctx), p.source_id)
-    recorded.remember(ctx, PRODUCTION_KEY, {"cluster_id": p.source_id, "encrypted": bool(answering.get("Encrypted")),
+    recorded.remember(ctx, PRODUCTION_ANSWERS_KEY, {"cluster_id": p.source_id, "encrypted": bool(answering.get("Encrypted")),
                                           "kms_key_id": answering.get("KmsKeyId"), "namespace": reached,
                                           "status": answering.get("ClusterStatus")})
     return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy, "namespace": reached}

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from migrator.store import MigrationView, Store
 
 PLAN_KEY = "cutover:plan"
+#: The cluster answering under the production name after the swap, as AWS describes it (the evidence).
+PRODUCTION_ANSWERS_KEY = "cutover:production_name_answers"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ the sandbox, rows checked with our own queries on the production name."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from typing import Any
@@ -89,6 +90,8 @@ def test_writes_during_copy_and_gate_arrive_after_cutover(migration: Migration) 
     assert gate.returncode == 8 and "cutover" in gate.stderr, gate.stderr
     assert writer.writes > 20, "the writer barely ran during the copy"
     assert m.phase() == "awaiting_cutover"
+    expected_downtime = json.loads(m.cli("status", "--json").stdout)["write_downtime"]
+    assert expected_downtime.startswith("expected: production stays writable"), expected_downtime
 
     # While the gate waits: an insert, a delete, an update, a new table and a new column.
     _execute(m, m.source,
@@ -108,6 +111,14 @@ def test_writes_during_copy_and_gate_arrive_after_cutover(migration: Migration) 
         assert _rows(m, m.source, table) == rows, table  # on the production name, now the new cluster
     assert m.table_digests(m.source) == seeded
     assert m.describe(m.source)["Encrypted"] is True
+    downtime = json.loads(m.cli("status", "--json").stdout)["write_downtime"]
+    assert "from the cutover approval" in downtime and "answering from the new cluster" in downtime, downtime
+    report = json.loads(m.cli("report", "--format", "json").stdout)
+    window = report["cutover_window"]
+    assert window["write_downtime_seconds"] > 0 and window["copy_seconds_while_writable"] > 0, window
+    assert report["migration"]["finished"] is not None
+    answering = [e for e in report["encryption_observed"] if e["recorded_by"] == "cutover:production_name_answers"]
+    assert answering and answering[0]["encrypted"] is True and answering[0]["cluster_id"] == m.source, answering
     with m.store() as store:
         migration_row = store.require_migration(m.name)
         passes = [e.detail for e in store.events(migration_row) if e.trigger == "catch_up_pass"]
