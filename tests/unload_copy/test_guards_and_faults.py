@@ -73,6 +73,9 @@ def test_writes_during_freeze_fail_the_guard_then_pass_once_quiet(migration: Mig
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
+    # The writer never stops while this run waits: a few seconds of waiting show it as well as the
+    # fixture's 30 (the guard gives up at its timeout either way).
+    m.env["MIGRATOR_FREEZE_TIMEOUT_SECONDS"] = "5"
     try:
         blocked = m.cli("run", timeout=120)
         _one_line(blocked, 7, "write freeze not reached", "WriteIOPS up to")
