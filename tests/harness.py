@@ -179,6 +179,21 @@ def run_migrator(args: list[str], *, cwd: Path, env: Mapping[str, str],
     return _in_process(args, cwd=cwd, env=env)
 
 
+def _forget_process_caches() -> None:
+    """What a new process would not have: the product's per-process caches of AWS sessions and
+    clients (chosen from the environment when first made) and of resolved database credentials."""
+    from migrator import credentials
+    from migrator.aws import clients
+    from migrator.strategies import common
+
+    common._clients.cache_clear()
+    with clients._LOCK:
+        clients._SHARED_SESSIONS.clear()
+        clients._CLIENTS.clear()
+    with credentials._LOCK:
+        credentials._CACHE.clear()
+
+
 def _in_process(args: list[str], *, cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
     import logging
     import traceback
@@ -198,6 +213,7 @@ def _in_process(args: list[str], *, cwd: Path, env: Mapping[str, str]) -> subpro
     root.setLevel(logging.WARNING)
     here = os.getcwd()
     os.chdir(cwd)
+    _forget_process_caches()
     try:
         result = CliRunner().invoke(app, args, env=overrides, prog_name="python -m migrator")
     finally:
