@@ -198,6 +198,9 @@ def _in_process(args: list[str], *, cwd: Path, env: Mapping[str, str]) -> subpro
     import logging
     import traceback
 
+    # Modules that keep the sys.stdout they saw when first imported (alembic's Config defaults its
+    # stdout at import): imported here first, they keep the real one, not a runner's closed stream.
+    import alembic.config  # noqa: F401
     from typer.testing import CliRunner
 
     from migrator.cli import app

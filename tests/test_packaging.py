@@ -23,6 +23,9 @@ def test_wheel_in_fresh_virtualenv(tmp_path: Path) -> None:
                    capture_output=True, timeout=300)
     wheel = next(dist.glob("migrator-*.whl"))
     env_dir = tmp_path / "venv"
+    # Nothing of this checkout on the fresh environment's path (a PYTHONPATH pointing here would
+    # hide whether the wheel carries everything).
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     venv.EnvBuilder(with_pip=True).create(env_dir)
     pip = subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
                          capture_output=True, text=True, timeout=600, env=clean)
@@ -31,9 +34,6 @@ def test_wheel_in_fresh_virtualenv(tmp_path: Path) -> None:
     work.mkdir()
     (work / "migrator.toml").write_text(CONFIG_TOML.format(store="sqlite:///state/store.db"))
     exe = str(env_dir / "bin" / "migrator")
-    # Nothing of this checkout on the fresh environment's path (a PYTHONPATH pointing here would
-    # hide whether the wheel carries everything).
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
     def run(*args: str) -> str:
         proc = subprocess.run([exe, *args], cwd=work, capture_output=True, text=True, timeout=120, env=clean)
