@@ -3,7 +3,18 @@ for both supported backends."""
 
 from __future__ import annotations
 
-import itertools
+import os
+
+# Polls of the sandbox's control plane (operations of seconds here, not minutes) at most every
+# second, in this process and in the `migrator` processes the tests start. Set before the product's
+# modules are imported: the pause is read once.
+os.environ.setdefault("MIGRATOR_AWS_POLL_CAP_SECONDS", "1")
+# A table that failed transiently is retried after a backoff of 30 s on base (with jitter); the
+# sandbox's faults clear at once, so the end-to-end runs retry on a 1 s base (same attempts, same
+# events; tests/engine/test_tables.py checks the backoff itself).
+os.environ.setdefault("MIGRATOR_TABLE_RETRY_BASE_SECONDS", "1")
+
+import itertools  # noqa: E402
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any

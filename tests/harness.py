@@ -160,11 +160,85 @@ def migrator_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "migrator", *args]
 
 
+#: ``subprocess`` runs every `migrator` command of the harness in a child process again (to compare,
+#: or to debug an in-process difference); unset, only the commands that must die for real do.
+CLI_MODE_ENV = "MIGRATOR_TEST_CLI"
+#: A run with a failpoint armed SIGKILLs itself: it must be a process of its own.
+_MUST_BE_A_PROCESS = ("MIGRATOR_FAILPOINT",)
+
+
+def run_migrator(args: list[str], *, cwd: Path, env: Mapping[str, str],
+                 timeout: float) -> subprocess.CompletedProcess[str]:
+    """`migrator ARGS` with exactly ``env`` as its environment, in ``cwd``: as `python -m migrator`
+    (exit code, stdout, stderr), run in this process through click's runner (saves starting Python
+    and importing boto3 and SQLAlchemy for each command), or in a child process when the command
+    is to kill itself (a failpoint) or ``MIGRATOR_TEST_CLI=subprocess`` asks for it."""
+    if os.environ.get(CLI_MODE_ENV) == "subprocess" or any(env.get(k) for k in _MUST_BE_A_PROCESS):
+        return subprocess.run(migrator_command(*args), cwd=cwd, capture_output=True, text=True,
+                              env=dict(env), timeout=timeout)
+    return _in_process(args, cwd=cwd, env=env)
+
+
+def _forget_process_caches() -> None:
+    """What a new process would not have: the product's per-process caches of AWS sessions and
+    clients (chosen from the environment when first made) and of resolved database credentials."""
+    from migrator import credentials
+    from migrator.aws import clients
+    from migrator.strategies import common
+
+    common._clients.cache_clear()
+    with clients._LOCK:
+        clients._SHARED_SESSIONS.clear()
+        clients._CLIENTS.clear()
+    with credentials._LOCK:
+        credentials._CACHE.clear()
+
+
+def _in_process(args: list[str], *, cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    import logging
+    import traceback
+
+    # Modules that keep the sys.stdout they saw when first imported (alembic's Config defaults its
+    # stdout at import): imported here first, they keep the real one, not a runner's closed stream.
+    import alembic.config  # noqa: F401
+    from typer.testing import CliRunner
+
+    from migrator.cli import app
+
+    # The environment the child would get: its variables set, every other one of ours unset.
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+    overrides.update(env)
+    # A fresh process starts with an unconfigured root logger (the CLI's basicConfig and --quiet's
+    # file handler apply to it); ours is given back afterwards, with pytest's capture handlers.
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    root.handlers = []
+    root.setLevel(logging.WARNING)
+    here = os.getcwd()
+    os.chdir(cwd)
+    _forget_process_caches()
+    try:
+        result = CliRunner().invoke(app, args, env=overrides, prog_name="python -m migrator")
+    finally:
+        os.chdir(here)
+        for handler in root.handlers:
+            handler.close()
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+    stderr = result.stderr
+    code = result.exit_code
+    exc = result.exception
+    if exc is not None and not isinstance(exc, SystemExit):
+        # What Python prints for an uncaught exception, and its exit code.
+        stderr += "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        code = 1
+    return subprocess.CompletedProcess(migrator_command(*args), code, result.stdout, stderr)
+
+
 def cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`migrator ARGS` in a subprocess, as a user types it (environment on top of this one)."""
-    return subprocess.run(migrator_command(*args), cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    """`migrator ARGS` as a user types it (environment on top of this one); see `run_migrator`."""
+    return run_migrator(list(args), cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def one_line(text: str) -> str:
@@ -224,9 +298,8 @@ class Migration:
         return list(args) if given else [*args, "-c", str(self.config)]
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """`migrator ARGS` in a subprocess, exactly as an operator runs it."""
-        return subprocess.run(migrator_command(*self._args(args)), cwd=self.directory, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        """`migrator ARGS` as an operator runs it: exit code, stdout and stderr (`run_migrator`)."""
+        return run_migrator(self._args(args), cwd=self.directory, env=self.env, timeout=timeout)
 
     def run(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.cli("run", *extra)

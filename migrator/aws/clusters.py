@@ -6,6 +6,7 @@ Nothing here touches the checkpoint store; strategies record what these return.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,8 +21,10 @@ from migrator.aws.clients import AwsClients
 from migrator.errors import PreflightFailed, RemoteError
 from migrator.retry import Backoff, wait_until
 
-#: Pauses between polls of a long control-plane operation: quick at first, then every 15 s at most.
-POLL = Backoff(base=0.25, cap=15.0)
+#: Pauses between polls of a long control-plane operation: quick at first, then every 15 s at most
+#: (rehearsals against the sandbox, whose operations take seconds, lower the cap through this variable).
+POLL_CAP_ENV = "MIGRATOR_AWS_POLL_CAP_SECONDS"
+POLL = Backoff(base=0.25, cap=float(os.environ.get(POLL_CAP_ENV) or 15.0))
 RA3_PREFIX = "ra3."
 
 

@@ -92,6 +92,8 @@ class LocalClusterHost:
         self._registry_lock = threading.Lock()
         self._clusters: dict[str, ClusterRuntime] = {}
         self._serial = 0
+        self._template_lock = threading.Lock()
+        self._template: PostgresServer | None = None
 
     # -- ClusterHost -------------------------------------------------------------------------
 
@@ -198,21 +200,65 @@ class LocalClusterHost:
         # by one their shutdown outlasts what a caller waits for.
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-close") as pool:
             list(pool.map(self.deprovision, [runtime.cluster_id for runtime in self.runtimes()]))
+        with self._template_lock:
+            if self._template is not None:
+                self._template.destroy()
+                shutil.rmtree(self._template.base_dir, ignore_errors=True)
+                self._template = None
+
+    _TEMPLATE_DATABASE = "sandbox_template_db"
+
+    def _template_server(self) -> PostgresServer:
+        """A stopped server made once per host: initdb done, the catalog installed in a database of
+        its own. Every cluster starts from a copy of its files (a fraction of initdb's time); what
+        differs per cluster (database name, master user, cluster id) is set on the copy."""
+        with self._template_lock:
+            if self._template is None:
+                template = PostgresServer(self.directory / "template").start()
+                try:
+                    template.create_database(self._TEMPLATE_DATABASE)
+                    catalog.install(template.dsn(self._TEMPLATE_DATABASE), "template")
+                finally:
+                    template.stop()
+                self._template = template
+            return self._template
+
+    def _new_server(self, key: str, cluster_id: str, database: str, install: bool) -> PostgresServer:
+        """A running server with ``database`` (the catalog installed for ``cluster_id`` when ``install``)."""
+        if not install or database in ("postgres", "template0", "template1", self._TEMPLATE_DATABASE):
+            pg = PostgresServer(self.directory / key).start()
+            try:
+                pg.create_database(database)
+                if install:
+                    catalog.install(pg.dsn(database), cluster_id)
+            except BaseException:
+                pg.destroy()
+                raise
+            return pg
+        pg = PostgresServer(self.directory / key)
+        try:
+            pg.start_copy_of(self._template_server())
+            with psycopg.connect(pg.dsn("postgres"), autocommit=True) as conn:
+                # Settings made with ALTER DATABASE (search_path, isolation) follow the rename.
+                conn.execute(sql.SQL("alter database {} rename to {}").format(
+                    sql.Identifier(self._TEMPLATE_DATABASE), sql.Identifier(database)))
+            catalog.set_cluster(pg.dsn(database), cluster_id)
+        except BaseException:
+            pg.destroy()
+            raise
+        return pg
 
     def _start_cluster(self, cluster_id: str, database: str, master_user: str, master_password: str,
                        install: bool = True) -> ClusterRuntime:
         with self._lock:
             self._serial += 1
             key = f"cluster-{self._serial:03d}"
-        pg = PostgresServer(self.directory / key).start()
+        pg = self._new_server(key, cluster_id, database, install)
         try:
-            pg.create_database(database)
             with psycopg.connect(pg.dsn(database), autocommit=True) as conn:
                 # The master user is a superuser on Redshift too.
                 conn.execute(sql.SQL("create role {} login superuser password {}").format(
                     sql.Identifier(master_user), sql.Literal(master_password)))
-            if install:
-                catalog.install(pg.dsn(database), cluster_id)
             syslog = SystemLog(pg.dsn(database))
             data = RedshiftDataStatements(self._s3, self._kms, self.faults, self._iam_roles(),
                                           on_unload=syslog.on_unload, on_load_commit=syslog.on_load_commit,

@@ -8,7 +8,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from migrator.names import split_table_key
 from migrator.sandbox.client import SandboxClient
 from migrator.warehouse.sql import probe_prefix
 from tests.cli.test_cli import cli, one_line_error, write
+from tests.harness import run_migrator
 
 _ids = itertools.count(1)
 ALL_SHAPES = ["UNLOAD", "staging check", "CREATE TEMP TABLE", "COPY", "checksum"]
@@ -35,8 +35,8 @@ class Source:
     env: dict[str, str]
 
     def run(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "migrator", *args, "-c", str(config or self.config)],
-                              cwd=self.directory, env=self.env, capture_output=True, text=True, timeout=300)
+        return run_migrator([*args, "-c", str(config or self.config)], cwd=self.directory, env=self.env,
+                            timeout=300)
 
     def probe(self, config: Path | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
         proc = self.run("probe", "--json", config=config)
@@ -255,8 +255,7 @@ def test_routes_without_a_data_path_probe_their_catalog_queries_only(source: Sou
 
 @pytest.mark.slow
 def test_preflight_fails_with_the_probes_lines(source: Source) -> None:
-    init = subprocess.run([sys.executable, "-m", "migrator", "init", str(source.config)], cwd=source.directory,
-                          env=source.env, capture_output=True, text=True, timeout=120)
+    init = run_migrator(["init", str(source.config)], cwd=source.directory, env=source.env, timeout=120)
     assert init.returncode == 0, init.stderr
     before = source.relations()
     source.sb.faults.add("sql_error", times=-1, match={"statement": "copy"},

@@ -38,7 +38,9 @@ def test_end_to_end_with_observed_write_freeze(sb: Sandbox, tmp_path: Path, monk
 
     make_cluster(sb, "sr-e2e")
     m = migration(sb, tmp_path, "sr-e2e", strategy="snapshot-restore", cluster_id="sr-e2e-enc")
-    m.env["MIGRATOR_FREEZE_QUIET_SECONDS"] = "60"
+    # The seeding's writes must leave the look-back window before the guard passes; a window of a few
+    # seconds (several of the sandbox's half-second datapoints) is observed the same way as a minute.
+    m.env["MIGRATOR_FREEZE_QUIET_SECONDS"] = "4"
     m.init()
     first = m.run()
     assert first.returncode == 8, first.stderr + first.stdout

@@ -75,6 +75,9 @@ def test_writes_do_not_stop_the_copy_but_hold_the_cutover_window_until_quiet(mig
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
+    # The writer never stops while this run waits: a few seconds of waiting show it as well as the
+    # fixture's 30 (the guard gives up at its timeout either way).
+    m.env["MIGRATOR_FREEZE_TIMEOUT_SECONDS"] = "5"
     try:
         gate = m.cli("run", timeout=300)
         assert gate.returncode == 8 and "cutover" in gate.stderr, gate.stderr

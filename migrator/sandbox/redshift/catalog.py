@@ -43,11 +43,7 @@ def _install(conn: psycopg.Connection, cluster_id: str, slices: int) -> None:
         # with) ours, and catalog queries that skip pg_* skip it, as they skip Redshift's own.
         conn.execute("set local allow_system_table_mods = on")
         conn.execute(install_script())
-        conn.execute(
-            "insert into pg_sandbox.cluster_info (cluster_id, slices) values (%s, %s)"
-            " on conflict (singleton) do update set cluster_id = excluded.cluster_id, slices = excluded.slices",
-            (cluster_id, slices),
-        )
+        _set_cluster(conn, cluster_id, slices)
         dbname = conn.execute("select current_database()").fetchone()[0]  # type: ignore[index]
         conn.execute(
             sql.SQL("alter database {} set search_path = " + SEARCH_PATH).format(sql.Identifier(dbname))
@@ -57,6 +53,25 @@ def _install(conn: psycopg.Connection, cluster_id: str, slices: int) -> None:
     # The session that installed keeps its old path; give it the new one too.
     conn.execute(sql.SQL("set search_path = " + SEARCH_PATH))
     conn.execute("set extra_float_digits = 0")
+
+
+def _set_cluster(conn: psycopg.Connection, cluster_id: str, slices: int) -> None:
+    conn.execute(
+        "insert into pg_sandbox.cluster_info (cluster_id, slices) values (%s, %s)"
+        " on conflict (singleton) do update set cluster_id = excluded.cluster_id, slices = excluded.slices",
+        (cluster_id, slices),
+    )
+
+
+def set_cluster(dsn_or_conn: ConnLike, cluster_id: str, *, slices: int = 2) -> None:
+    """The per-cluster part of ``install``, for a database copied from one where the catalog was
+    installed under another cluster's name (the search_path and other database settings travel
+    with the copy, and with a rename of the database)."""
+    if isinstance(dsn_or_conn, str):
+        with psycopg.connect(dsn_or_conn, autocommit=True) as conn:
+            _set_cluster(conn, cluster_id, slices)
+    else:
+        _set_cluster(dsn_or_conn, cluster_id, slices)
 
 
 def is_installed(conn: psycopg.Connection) -> bool:
