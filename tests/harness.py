@@ -184,9 +184,9 @@ def _forget_process_caches() -> None:
     clients (chosen from the environment when first made) and of resolved database credentials."""
     from migrator import credentials
     from migrator.aws import clients
-    from migrator.strategies import common
+    from migrator.strategies import recorded
 
-    common._clients.cache_clear()
+    recorded._clients.cache_clear()
     with clients._LOCK:
         clients._SHARED_SESSIONS.clear()
         clients._CLIENTS.clear()
