@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.import_graph import cycles
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "migrator"
 
 #: Top layer first. A unit may import units of lower layers; see SAME_LAYER for its own.
@@ -108,41 +110,6 @@ def _unit(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def _cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one node (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for succ in sorted(graph.get(node, ())):
-            if succ not in index:
-                visit(succ)
-                low[node] = min(low[node], low[succ])
-            elif succ in on_stack:
-                low[node] = min(low[node], index[succ])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
-
-
 def _edges_between(graph: Mapping[str, set[str]], units: set[str]) -> list[str]:
     return sorted(f"{module} -> {target}" for module, targets in graph.items() for target in targets
                   if _unit(module) in units and _unit(target) in units and _unit(module) != _unit(target))
@@ -168,15 +135,15 @@ def test_every_unit_has_a_layer(graph: dict[str, set[str]]) -> None:
 
 
 def test_no_cycle_between_units(graph: dict[str, set[str]]) -> None:
-    cycles = _cycles(_unit_graph(graph))
-    assert not cycles, "import cycles between packages:\n" + "\n".join(
-        f"{cycle}:\n  " + "\n  ".join(_edges_between(graph, set(cycle))) for cycle in cycles)
+    found = cycles(_unit_graph(graph))
+    assert not found, "import cycles between packages:\n" + "\n".join(
+        f"{cycle}:\n  " + "\n  ".join(_edges_between(graph, set(cycle))) for cycle in found)
 
 
 def test_no_cycle_inside_the_engine(graph: dict[str, set[str]]) -> None:
     engine = {module: {target for target in targets if _unit(target) == "engine"}
               for module, targets in graph.items() if _unit(module) == "engine"}
-    assert not _cycles(engine), f"import cycles inside migrator/engine: {_cycles(engine)}"
+    assert not cycles(engine), f"import cycles inside migrator/engine: {cycles(engine)}"
 
 
 def test_no_lower_layer_imports_a_higher_one(graph: dict[str, set[str]]) -> None:

@@ -4,37 +4,20 @@ fails, and `migrator report` gives the evidence an auditor asks for."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.inbox import serving
 from tests.unload_copy.conftest import Migration, migration  # noqa: F401 (fixture)
-
-
-class _Inbox(BaseHTTPRequestHandler):
-    messages: list[dict[str, Any]]
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        self.messages.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    messages: list[dict[str, Any]] = []
-    server = HTTPServer(("127.0.0.1", 0), type("Inbox", (_Inbox,), {"messages": messages}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook/s3cr3t-token", messages
-    server.shutdown()
-    server.server_close()
+    with serving("/hook/s3cr3t-token") as found:
+        yield found
 
 
 @pytest.mark.slow

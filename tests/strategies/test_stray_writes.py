@@ -8,10 +8,8 @@ STL_CONNECTION_LOG and log retention the watch relies on, and the hole arithmeti
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from migrator.sandbox.client import SandboxClient as Sandbox
 from migrator.store.models import RemoteAction
 from migrator.strategies import stray_record
 from migrator.strategies.stray_record import CheckRecord, holes
+from tests.inbox import serving
 from tests.strategies.support import PW_ENV, Migration, make_cluster, migration, one_line
 
 TARGET_PW_ENV = "TGT_PW"
@@ -146,26 +145,10 @@ def _exists(sb: Sandbox, cluster_id: str) -> bool:
     return any(c["ClusterIdentifier"] == cluster_id for c in sb.client("redshift").describe_clusters()["Clusters"])
 
 
-class _Inbox(BaseHTTPRequestHandler):
-    messages: list[dict[str, Any]]
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        self.messages.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    messages: list[dict[str, Any]] = []
-    server = HTTPServer(("127.0.0.1", 0), type("Inbox", (_Inbox,), {"messages": messages}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", messages
-    server.shutdown()
-    server.server_close()
+    with serving("/hook") as found:
+        yield found
 
 
 def test_a_write_to_the_old_cluster_stops_decommission_until_accepted(
