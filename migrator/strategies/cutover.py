@@ -29,7 +29,7 @@ from migrator.errors import (MigratorError, PreflightFailed, RemoteError, Transi
                              ValidationMismatch)
 from migrator.retry import Backoff, wait_until
 from migrator.strategies import common, encryption, recorded, sessions, stray_writes
-from migrator.strategies.swap_record import PLAN_KEY, SwapKeys, swap_keys
+from migrator.strategies.swap_record import PLAN_KEY, PRODUCTION_ANSWERS_KEY, SwapKeys, swap_keys
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
