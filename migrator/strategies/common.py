@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from migrator.aws import clusters as aws
 from migrator.aws.clients import AwsClients
 from migrator.config import ConnectionSection, Settings
+from migrator.engine.registry import Registry
 from migrator.errors import PreflightFailed, TransientError, ValidationMismatch
 from migrator.strategies.recorded import clients, once, recorded, remember
 from migrator.strategies.sessions import connect
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
 
 BASELINE_KEY = "baseline"
+#: The phase actions routes share by name (a route whose YAML names them extends its registry with this).
+SHARED_PHASES = Registry()
 PROGRESS_TRIGGER = "progress"
 #: Environment overrides of the [freeze] settings, for rehearsals that cannot wait five minutes.
 _FREEZE_ENV = {"max_write_iops": "MIGRATOR_FREEZE_MAX_WRITE_IOPS", "quiet_seconds": "MIGRATOR_FREEZE_QUIET_SECONDS",
@@ -56,6 +59,7 @@ def take_baseline(ctx: "PhaseContext", cluster_id: str, checksum: bl.Checksum | 
     return bl.Baseline.from_dict(remember(ctx, BASELINE_KEY, {**measured.to_dict(), "cluster_id": cluster_id}))
 
 
+@SHARED_PHASES.action("baseline")
 def baseline(ctx: "PhaseContext") -> str:
     """The `baseline` phase of the routes that name it: the source measured once, before anything changes."""
     taken = take_baseline(ctx, ctx.config.settings.source.cluster_id)

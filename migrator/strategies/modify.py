@@ -41,7 +41,8 @@ REGISTRY = Registry()
 
 
 def registry() -> Registry:
-    return REGISTRY
+    """This route's phase actions, with the shared baseline its YAML names."""
+    return common.SHARED_PHASES.extended(REGISTRY)
 
 
 # -- what was asked for ---------------------------------------------------------------------
@@ -123,9 +124,6 @@ def preflight(ctx: "PhaseContext") -> str:
     recorded.remember(ctx, PREFLIGHT_KEY, {**want.to_dict(), "before": recorded.cluster_summary(cluster)})
     ctx.facts["detail"] = {"cluster": recorded.cluster_summary(cluster), "kms_key_arn": want.kms_key_arn}
     return "preflight_passed"
-
-
-REGISTRY.action("baseline")(common.baseline)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ REGISTRY = Registry()
 
 
 def registry() -> Registry:
-    return REGISTRY
+    """This route's phase actions, with the shared baseline its YAML names."""
+    return common.SHARED_PHASES.extended(REGISTRY)
 
 
 def snapshot_id(migration_name: str, cluster_id: str) -> str:
@@ -124,9 +125,6 @@ def preflight(ctx: "PhaseContext") -> str:
 def await_write_freeze(ctx: "PhaseContext") -> str:
     ctx.facts["detail"] = common.await_write_freeze(ctx, ctx.config.settings.source.cluster_id)
     return "writes_frozen"
-
-
-REGISTRY.action("baseline")(common.baseline)
 
 
 def _describe_snapshot(ctx: "PhaseContext", snap: str) -> dict[str, Any] | None:
