@@ -1,6 +1,7 @@
 """Write downtime against copy time for an unload-copy migration whose source keeps taking writes.
 
     python bench/cutover.py [--tables 40] [--rows 20000] [--workers 4] [--quiet-seconds 5]
+                            [--statement-seconds 3]
 
 A seeded sandbox cluster; while `migrator run` copies and validates it (production writable), a
 writer keeps inserting into a tenth of its tables. Once the run waits at the cutover gate the
@@ -8,7 +9,9 @@ writer stops (as an operator stops ETL for the window) and `migrator cutover` fr
 and swaps. Prints the copy time (writable), the write downtime (approval -> the production name
 answering from the new cluster) and their ratio (goal: <= 10%), from the report's own figures,
 and what the window spent its time on. The freeze's quiet period (`--quiet-seconds`, 300 s by
-default on a real cluster) is part of the downtime and is printed apart.
+default on a real cluster) is part of the downtime and is printed apart. `--statement-seconds`
+holds every UNLOAD and COPY that long (the sandbox's latency fault), standing in for a real
+cluster where each takes seconds to hours; the comparison passes' checksums are not held.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--quiet-seconds", type=float, default=5.0)
+    parser.add_argument("--statement-seconds", type=float, default=3.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -87,6 +91,9 @@ def main() -> None:
             env = {**os.environ, **sb.env(), "MIGRATOR_FREEZE_QUIET_SECONDS": str(args.quiet_seconds)}
             config = write_config(sb, root / "run", "bench-window", "bench-window-enc", args.workers)
             _cli(["init", str(config)], env, config.parent).check_returncode()
+            if args.statement_seconds > 0:
+                for statement in ("unload", "copy"):
+                    sb.faults.add("latency", times=-1, match={"statement": statement}, seconds=args.statement_seconds)
             tables = _tables(sb, "analytics")
             changing = tables[::10]
             writer = Writer(sb, "analytics", changing)
@@ -111,7 +118,8 @@ def main() -> None:
     phases = {p["phase"]: p["seconds"] for p in doc["phases"] if p.get("seconds") is not None}
     copy, downtime = window["copy_seconds_while_writable"], window["write_downtime_seconds"]
     print(f"tables: {len(tables)} ({len(changing)} written during the copy, {writer.writes} inserts), "
-          f"rows per table: {args.rows}, workers: {args.workers}")
+          f"rows per table: {args.rows}, workers: {args.workers}, each UNLOAD and COPY held "
+          f"{args.statement_seconds:g} s")
     print(f"copy while writable: {copy:.1f}s; tables left for the window: {len(window['left_for_window'])}")
     print(f"write downtime: {downtime:.1f}s, of which the freeze check {phases.get('freezing', 0):.1f}s "
           f"(quiet period {args.quiet_seconds:.0f}s), catch-up {phases.get('catching_up', 0):.1f}s, "

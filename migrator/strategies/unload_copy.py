@@ -260,9 +260,10 @@ def await_write_freeze(ctx: "PhaseContext") -> str:
 @REGISTRY.action("catch_up")
 def catch_up(ctx: "PhaseContext") -> str:
     """Copy again what production changed during the copy and while the gate waited (see window)."""
-    # The new cluster must be up: a paused or deleted one ends the window here with one line.
+    # The new cluster must be up, with nothing pending (the swap needs that too): a paused, deleted
+    # or busy one ends the window here with one line, before anything is copied or renamed.
     cutover.wait_ready(ctx, ctx.config.settings.target.cluster_id,
-                       "the cutover window copies what changed into the new cluster")
+                       "the cutover window copies what changed into the new cluster", nothing_pending=True)
     with session(ctx, "target") as target:
         # Dropped at the end of a window; a window entered again (a write seen before the first
         # rename) loads through the markers once more.

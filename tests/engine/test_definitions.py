@@ -88,7 +88,8 @@ def test_a_misspelt_registration_fails_when_loaded(monkeypatch: pytest.MonkeyPat
     from migrator.engine.registry import Registry
     from migrator.strategies import modify
 
-    misspelt = Registry(dict(modify.REGISTRY.guards), {**modify.REGISTRY.actions, "verfy": lambda ctx: "verified"})
+    named = modify.registry()  # the route's own actions with the shared ones its YAML names
+    misspelt = Registry(dict(named.guards), {**named.actions, "verfy": lambda ctx: "verified"})
     monkeypatch.setattr(modify, "registry", lambda: misspelt)
     with pytest.raises(DefinitionError, match="never names: verfy"):
         registry_for("modify")
