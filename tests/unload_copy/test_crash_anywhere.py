@@ -124,3 +124,24 @@ def test_kill_anywhere_then_resume(migration: Migration) -> None:
                and c.get("cluster_id") in (m.source, m.target)]
     assert sorted((c["cluster_id"], c["params"]["NewClusterIdentifier"]) for c in renames) == sorted(
         [(m.source, old_name), (m.target, m.source)])
+
+    # The stray-write watch and the decommission, killed at random points too: each run at the
+    # gate records a check; the decommission, resumed by running it again, deletes the old cluster once.
+    for _ in range(3):
+        proc = m.popen("run")
+        time.sleep(rng.uniform(0.0, 0.8))  # the randomised kill point inside the watch's check
+        if proc.poll() is None:
+            os.kill(proc.pid, rng.choice([signal.SIGKILL, signal.SIGTERM]))
+        proc.wait()
+    proc = m.popen("decommission", "--confirm")
+    time.sleep(rng.uniform(0.0, 1.5))  # the randomised kill point inside the decommission
+    if proc.poll() is None:
+        os.kill(proc.pid, rng.choice([signal.SIGKILL, signal.SIGTERM]))
+    proc.wait()
+    done = m.cli("run") if m.phase() == "decommissioning" else m.cli("decommission", "--confirm")
+    assert done.returncode == 0, done.stderr
+    assert m.phase() == "completed"
+    assert old_name not in m.sb.cluster_ids()
+    deletes = [c for c in m.sb.calls("DeleteCluster") if c.get("cluster_id") == old_name]
+    assert len(deletes) == 1, deletes
+    assert m.table_digests(m.source) == before
