@@ -13,7 +13,9 @@ written since.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -101,14 +103,16 @@ def _shape(info: TableInfo) -> list[tuple[str, str]]:
     return [(c.name, str(c.type)) for c in info.columns]
 
 
-def find_differences(ctx: "PhaseContext", source: Session, target: Session) -> Findings:
-    """One pass's comparison of everything the patterns select, measured on both sides now."""
+def find_differences(ctx: "PhaseContext", source: Session, target: Session, open_session: Any) -> Findings:
+    """One pass's comparison of everything the patterns select, measured on both sides now (the
+    checksums on `tables.concurrency` session pairs at once: on a real cluster they are the pass's cost)."""
     t = ctx.config.settings.tables
     on_source = {info.pair: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
     on_target = {info.pair: info for info in read_inventory(target, include=t.include, exclude=t.exclude)}
     done_states = set(ctx.table_definition.tagged("done"))
     dropped = dropped_state(ctx.table_definition)
     found = Findings()
+    to_compare: list[TableInfo] = []
     for task in ctx.store.list_tables(ctx.migration):
         info = on_source.get(task.pair)
         if info is None:
@@ -124,15 +128,41 @@ def find_differences(ctx: "PhaseContext", source: Session, target: Session) -> F
         if task.state not in done_states:
             found.changed.append(task.pair)
             continue
-        a = checksum.fingerprint(source, info.schema, info.name, info.columns)
-        b = checksum.fingerprint(target, info.schema, info.name, info.columns)
-        if not target.conn.autocommit:
-            target.rollback()
-        if (a.rows, a.checksum) != (b.rows, b.checksum):
-            found.changed.append(task.pair)
+        to_compare.append(info)
+    found.changed += _differing(ctx, open_session, to_compare)
     known = {task.pair for task in ctx.store.list_tables(ctx.migration)}
     found.created += [info for pair, info in on_source.items() if pair not in known]
     return found
+
+
+def _differing(ctx: "PhaseContext", open_session: Any, infos: list[TableInfo]) -> list[Pair]:
+    """The tables whose rows or checksum differ between the clusters, compared by several session
+    pairs at once; a failure of any comparison fails the pass."""
+    pending = list(infos)
+    lock = threading.Lock()
+    differing: list[Pair] = []
+
+    def compare_some() -> None:
+        with open_session(ctx, "source") as source, open_session(ctx, "target") as target:
+            while not ctx.should_stop():
+                with lock:
+                    if not pending:
+                        return
+                    info = pending.pop()
+                a = checksum.fingerprint(source, info.schema, info.name, info.columns)
+                b = checksum.fingerprint(target, info.schema, info.name, info.columns)
+                if (a.rows, a.checksum) != (b.rows, b.checksum):
+                    with lock:
+                        differing.append(info.pair)
+
+    workers = max(1, min(ctx.config.settings.tables.concurrency, len(pending)))
+    if pending:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catch-up") as pool:
+            for done in [pool.submit(compare_some) for _ in range(workers)]:
+                done.result()
+    if pending:
+        raise TransientError(f"stopped with {len(pending)} table(s) of the catch-up pass not compared")
+    return sorted(differing)
 
 
 def apply(ctx: "PhaseContext", source: Session, target: Session, found: Findings) -> None:
@@ -203,7 +233,7 @@ def catch_up(ctx: "PhaseContext", open_session: Any, walk: Any, replay_after_dat
         # held while the table workers load (a pass interrupted half-way is completed by the next).
         with open_session(ctx, "source") as source, open_session(ctx, "target") as target:
             started = source_clock(source)
-            found = find_differences(ctx, source, target)
+            found = find_differences(ctx, source, target, open_session)
             if found:
                 apply(ctx, source, target, found)
         if found:
