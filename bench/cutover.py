@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +48,33 @@ def _quoted(schema: str, table: str) -> str:
 
 
 class Writer(threading.Thread):
-    """Copies one existing row of each chosen table back into it, round after round, until stopped."""
+    """Deletes one row of each chosen table, round after round, until stopped (a table whose rows a
+    key protects is left alone); the errors met are kept to be printed."""
 
     def __init__(self, sb: SandboxClient, cluster: str, tables: list[tuple[str, str]]) -> None:
         super().__init__(daemon=True)
         self.sb, self.cluster, self.tables = sb, cluster, list(tables)
         self.stop = threading.Event()
         self.writes = 0
+        self.refused: list[str] = []
 
     def run(self) -> None:
         conn = self.sb.connect(self.cluster, autocommit=True)
         cur = conn.cursor()
+        first: dict[tuple[str, str], str] = {}
+        for schema, table in self.tables:
+            cur.execute("select column_name from information_schema.columns where table_schema = %s "
+                        "and table_name = %s order by ordinal_position limit 1", (schema, table))
+            first[(schema, table)] = str(cur.fetchone()[0])
         while not self.stop.is_set() and self.tables:
             for table in list(self.tables):
+                column = '"' + first[table].replace('"', '""') + '"'
                 try:
-                    cur.execute(f"insert into {_quoted(*table)} (select * from {_quoted(*table)} limit 1)")
+                    cur.execute(f"delete from {_quoted(*table)} where {column} in "
+                                f"(select {column} from {_quoted(*table)} limit 1)")
                     self.writes += 1
-                except Exception:  # a key or an identity refuses the copy: leave that table alone
+                except Exception as exc:  # a key refuses the delete: leave that table alone
+                    self.refused.append(f"{table}: {exc}"[:200])
                     self.tables.remove(table)
             self.stop.wait(0.2)  # the writer's pace, not synchronisation
         conn.close()
@@ -117,9 +126,11 @@ def main() -> None:
     window = doc["cutover_window"]
     phases = {p["phase"]: p["seconds"] for p in doc["phases"] if p.get("seconds") is not None}
     copy, downtime = window["copy_seconds_while_writable"], window["write_downtime_seconds"]
-    print(f"tables: {len(tables)} ({len(changing)} written during the copy, {writer.writes} inserts), "
+    print(f"tables: {len(tables)} ({len(writer.tables)} written during the copy, {writer.writes} deletes), "
           f"rows per table: {args.rows}, workers: {args.workers}, each UNLOAD and COPY held "
           f"{args.statement_seconds:g} s")
+    for line in writer.refused:
+        print(f"  left alone: {line}")
     print(f"copy while writable: {copy:.1f}s; tables left for the window: {len(window['left_for_window'])}")
     print(f"write downtime: {downtime:.1f}s, of which the freeze check {phases.get('freezing', 0):.1f}s "
           f"(quiet period {args.quiet_seconds:.0f}s), catch-up {phases.get('catching_up', 0):.1f}s, "
