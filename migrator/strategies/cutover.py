@@ -288,9 +288,9 @@ def cutover(ctx: "PhaseContext", *, before_rename: Callable[[], None] | None = N
     copy = common.restore_snapshot_copy(ctx, p.source_id)
     # The evidence: the cluster answering under the production name, as AWS describes it now.
     answering = aws.require_cluster(recorded.clients(ctx), p.source_id)
-    recorded.remember(ctx, PRODUCTION_ANSWERS_KEY, {"cluster_id": p.source_id, "encrypted": bool(answering.get("Encrypted")),
-                                          "kms_key_id": answering.get("KmsKeyId"), "namespace": reached,
-                                          "status": answering.get("ClusterStatus")})
+    recorded.remember(ctx, PRODUCTION_ANSWERS_KEY, {
+        "cluster_id": p.source_id, "encrypted": bool(answering.get("Encrypted")),
+        "kms_key_id": answering.get("KmsKeyId"), "namespace": reached, "status": answering.get("ClusterStatus")})
     return {"old_name": p.old_name, "new_cluster": p.source_id, "snapshot_copy": copy, "namespace": reached}
 
 
