@@ -58,3 +58,26 @@ def split_table_key(key: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"not a table key: {key!r}")
     return parts[0], parts[1]
+
+
+# -- the renamed-away source cluster -------------------------------------------------------------
+
+#: Cutover renames the source `<source>-unencrypted-<yyyymmdd>` (a cluster identifier: at most 63
+#: characters, no trailing or doubled hyphen), cutting the source's name so the whole fits.
+RENAMED_INFIX = "-unencrypted-"
+_CLUSTER_ID_MAX = 63
+_STAMP_LENGTH = 8
+
+
+def renamed_away_prefix(source_id: str) -> str:
+    """Everything of the renamed-away name before its date: the IAM policy's pattern is this plus `*`,
+    so the name cutover picks and the resource the policy grants cannot disagree."""
+    kept = source_id[:_CLUSTER_ID_MAX - len(RENAMED_INFIX) - _STAMP_LENGTH].rstrip("-")
+    return kept + RENAMED_INFIX
+
+
+def renamed_away_name(source_id: str, stamp: str) -> str:
+    """`<source>-unencrypted-<yyyymmdd>`; ``stamp`` is the date as yyyymmdd."""
+    if len(stamp) != _STAMP_LENGTH or not stamp.isdigit():
+        raise ValueError(f"not a yyyymmdd date: {stamp!r}")
+    return renamed_away_prefix(source_id) + stamp

@@ -27,6 +27,7 @@ from migrator.aws.errors import describe, error_code
 from migrator.engine.runner import ROLLBACK_TRIGGER
 from migrator.errors import (MigratorError, PreflightFailed, RemoteError, TransientError, UsageError,
                              ValidationMismatch)
+from migrator.names import renamed_away_name
 from migrator.retry import Backoff, wait_until
 from migrator.strategies import common, encryption, recorded, sessions, stray_writes
 from migrator.strategies.swap_record import PLAN_KEY, PRODUCTION_ANSWERS_KEY, SwapKeys, swap_keys
@@ -66,9 +67,7 @@ class Plan:
 
 
 def old_name_for(source_id: str, when: datetime | None = None) -> str:
-    stamp = (when or datetime.now(UTC)).strftime("%Y%m%d")
-    suffix = f"-unencrypted-{stamp}"
-    return source_id[:63 - len(suffix)].rstrip("-") + suffix
+    return renamed_away_name(source_id, (when or datetime.now(UTC)).strftime("%Y%m%d"))
 
 
 def plan(ctx: "PhaseContext") -> Plan:
