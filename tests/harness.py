@@ -318,6 +318,7 @@ class Migration:
 
         from migrator.cli import app
 
+        _forget_process_caches()  # this migration's keys, not the clients an earlier run made
         return CliRunner().invoke(app, self._args(args), env=self.env)
 
     def init(self) -> None:
@@ -384,6 +385,12 @@ def sandbox_migration(sb: SandboxClient, directory: Path, *, name: str, strategy
     if password_env:
         run_env[password_env] = (sb.cluster_info(source_id).password if source_id in sb.cluster_ids()
                                  else NO_CLUSTER_PASSWORD)
+    # The runs act as an IAM user limited to `migrator iam-policy --for operator` of this config,
+    # so every run proves the policy (a config the model rejects keeps the ready-made keys).
+    try:
+        run_env.update(sb.operator_env(config, name=name))
+    except ConfigError:
+        pass
     run_env.update(env or {})
     target = data.get("target", {}).get("cluster_id")
     return Migration(sb, config, run_env, name, source_id, target)

@@ -26,14 +26,20 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from migrator.sandbox.controlplane import Clock, Durations, RedshiftControlPlane, Reply, wall_clock
+from migrator.sandbox.controlplane import iam as iam_model
 from migrator.sandbox.endpoints import NameEndpoints
 from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import ClusterHost
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+#: The account owner's keys (no policy limits them): what tests and the sandbox use to set up cases.
 ACCESS_KEY_ID = "AKIASANDBOXTESTING01"
 SECRET_ACCESS_KEY = "sandbox-secret-access-key-not-real"
+#: The keys the sandbox acts with for UNLOAD/COPY: the cluster's role (its policies decide).
+ROLE_ACCESS_KEY_ID = "ASIASANDBOXCLUSTERROLE"
+ROLE_SECRET_ACCESS_KEY = "sandbox-role-secret-not-real"
+_ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
 SANDBOX_KEY_ALIAS = "alias/migrator-sandbox"
 UNLOAD_ROLE_NAME = "RedshiftUnloadCopy"
 
@@ -57,8 +63,12 @@ class AwsSandbox:
                  pause_seconds: float = 1.0, resume_seconds: float = 1.0, dns_seconds: float = 2.0,
                  name_endpoints: bool = True, time_scale: float = 1.0, clock: Clock | None = None,
                  tables: Callable[[str], Sequence[str]] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, enforce_iam: bool = True) -> None:
         self.region = region
+        #: Who may do what: the administrator anything, moto's IAM users and the cluster's role
+        #: what their policies allow (controlplane/iam.py).
+        self.iam = iam_model.IamAuthority(ACCESS_KEY_ID, enforce=enforce_iam)
+        self.iam.act_as_role(ROLE_ACCESS_KEY_ID, UNLOAD_ROLE_NAME)
         self.faults = faults
         self.log_dir = Path(log_dir) if log_dir else (faults.directory if faults else None)
         self.durations = Durations(create=create_seconds, modify=modify_seconds, rename=rename_seconds,
@@ -87,7 +97,7 @@ class AwsSandbox:
         server.start()
         wsgi = server._server  # the werkzeug server moto made; its app is looked up per request
         assert wsgi is not None
-        wsgi.app = _Gateway(wsgi.app, self.control_plane, self.faults, self._sleep)
+        wsgi.app = _Gateway(wsgi.app, self.control_plane, self.faults, self._sleep, self.iam)
         wsgi.RequestHandlerClass = _quiet(wsgi.RequestHandlerClass)
         self._server = server
         self._port = server.get_host_and_port()[1]
@@ -119,12 +129,41 @@ class AwsSandbox:
         return {"aws_access_key_id": ACCESS_KEY_ID, "aws_secret_access_key": SECRET_ACCESS_KEY}
 
     def client(self, service: str, region: str | None = None, *, max_attempts: int | None = None) -> Any:
-        """A boto3 client for ``service`` pointed at the sandbox; ``max_attempts`` counts the first try."""
+        """A boto3 client for ``service`` pointed at the sandbox, as the account owner;
+        ``max_attempts`` counts the first try."""
         config = (Config(retries={"total_max_attempts": max_attempts, "mode": "standard"})
                   if max_attempts else None)
         with self._session_lock:
             return self._session.client(service, endpoint_url=self.endpoint_url,
                                         region_name=region or self.region, config=config)
+
+    def role_client(self, service: str, region: str | None = None) -> Any:
+        """A boto3 client acting as the clusters' UNLOAD/COPY role (what its policies allow)."""
+        with self._session_lock:
+            return self._session.client(service, endpoint_url=self.endpoint_url, region_name=region or self.region,
+                                        aws_access_key_id=ROLE_ACCESS_KEY_ID,
+                                        aws_secret_access_key=ROLE_SECRET_ACCESS_KEY)
+
+    def create_user(self, name: str, policies: dict[str, dict[str, Any]]) -> tuple[str, str]:
+        """An IAM user whose only permissions are ``policies`` (name → document), each a customer
+        managed policy attached to it, as an account owner would make one (an inline user policy
+        holds at most 2,048 characters, a managed one 6,144): its (access key, secret key)."""
+        iam = self.client("iam")
+        try:
+            iam.create_user(UserName=name)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "EntityAlreadyExists":
+                raise
+        for policy_name, document in policies.items():
+            made = iam.create_policy(PolicyName=f"{name}-{policy_name}"[:128], PolicyDocument=json.dumps(document))
+            iam.attach_user_policy(UserName=name, PolicyArn=made["Policy"]["Arn"])
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+
+    def put_role_policy(self, name: str, policy: dict[str, Any]) -> None:
+        """Add ``policy`` to the clusters' UNLOAD/COPY role under ``name``."""
+        self.client("iam").put_role_policy(RoleName=UNLOAD_ROLE_NAME, PolicyName=name,
+                                           PolicyDocument=json.dumps(policy))
 
     def calls(self, action: str | None = None) -> list[dict[str, Any]]:
         """Mutating Redshift calls made so far (what ``aws-calls.log`` holds)."""
@@ -235,11 +274,12 @@ class _Gateway:
     """WSGI middleware in front of moto: faults first, then Redshift to the control plane."""
 
     def __init__(self, app: WsgiApp, control_plane: RedshiftControlPlane, faults: FaultPlan | None,
-                 sleep: Callable[[float], None]) -> None:
+                 sleep: Callable[[float], None], iam: iam_model.IamAuthority | None = None) -> None:
         self.app = app
         self.control_plane = control_plane
         self.faults = faults
         self.sleep = sleep
+        self.iam = iam
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         region, service = _scope(environ)
@@ -247,7 +287,9 @@ class _Gateway:
             latency = self.faults.take("latency", service=service, operation=_operation(service, environ))
             if latency is not None:
                 self.sleep(float(latency.params.get("seconds", 1.0)))
-        reply: Reply | None = None
+        reply: Reply | None = self._authorize(environ, region, service) if self.iam is not None and service else None
+        if reply is not None:
+            return _send(reply, start_response)
         if service == "s3":
             reply = self._s3_fault(environ)
         elif service == "kms":
@@ -259,6 +301,61 @@ class _Gateway:
         if reply is None:
             return self.app(environ, start_response)
         return _send(reply, start_response)
+
+    # ------------------------------------------------------------------- IAM
+
+    def _authorize(self, environ: dict[str, Any], region: str, service: str) -> Reply | None:
+        """None when the caller may make this request; else AWS's refusal in the service's format."""
+        assert self.iam is not None
+        auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+        found = _ACCESS_KEY.search(auth)
+        access_key = found.group(1) if found else dict(parse_qsl(environ.get("QUERY_STRING", ""))).get(
+            "X-Amz-Credential", "").split("/")[0]
+        identity = self.iam.identity(access_key)
+        if identity is None:
+            _read_body(environ)
+            return _refusal(service, environ, "InvalidClientTokenId" if service != "s3" else "InvalidAccessKeyId",
+                            "The security token included in the request is invalid." if service != "s3" else
+                            "The AWS Access Key Id you provided does not exist in our records.")
+        if identity.policies is None or not self.iam.enforce:
+            return None
+        try:
+            self.iam.authorize(identity, self._checks(environ, region, service))
+        except iam_model.Denied as denied:
+            return _refusal(service, environ, "AccessDenied", str(denied))
+        return None
+
+    def _checks(self, environ: dict[str, Any], region: str, service: str) -> list[iam_model.Check]:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if service == "s3":
+            if str(environ.get("PATH_INFO", "")).startswith("/v20180820/"):  # S3 Control (account level)
+                return [iam_model.Check("s3:GetAccountPublicAccessBlock", "*")]
+            bucket, key = _s3_target(environ)
+            query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+            operation = _s3_operation(environ, bucket, key)
+            # Only a multi-object delete names its objects in the body (an upload's body stays unread).
+            body = _read_body(environ) if operation == "DeleteObjects" else b""
+            return iam_model.s3_checks(region, operation, bucket, key, query, body, environ)
+        body = _read_body(environ)
+        if target:
+            try:
+                payload = json.loads(body or b"{}")
+            except ValueError:
+                payload = {}
+            return iam_model.json_checks(service, region, target.rsplit(".", 1)[-1], payload)
+        params = iam_model.form_params(environ, body)
+        if service == "redshift":
+            return iam_model.redshift_checks(region, params, self._snapshot_cluster)
+        return iam_model.query_checks(service, region, params)
+
+    def _snapshot_cluster(self, region: str, snapshot_id: str) -> str | None:
+        try:
+            snapshot = self.control_plane._backend(region).snapshots.get(snapshot_id)
+        except Exception:  # noqa: BLE001 - unknown: the call itself answers
+            return None
+        if snapshot is None:
+            return None
+        return getattr(snapshot, "cluster_identifier", None) or getattr(snapshot.cluster, "cluster_identifier", None)
 
     # ---------------------------------------------------------------- faults
 
@@ -323,6 +420,26 @@ class _Gateway:
 
 
 # ------------------------------------------------------------------ helpers
+
+def _refusal(service: str, environ: dict[str, Any], code: str, message: str) -> Reply:
+    """An authorization failure as each protocol answers it (S3 REST XML, JSON, query XML)."""
+    request_id = f"SANDBOX{int(time.time() * 1000) % 10**10:010d}"
+    if service == "s3":
+        body = b"" if environ.get("REQUEST_METHOD") == "HEAD" else (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{_xml(message)}</Message><RequestId>{request_id}</RequestId>"
+            "<HostId>sandbox</HostId></Error>").encode()
+        return 403, [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)], body
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        kind = {"AccessDenied": "AccessDeniedException", "InvalidClientTokenId": "UnrecognizedClientException"}[code]
+        return 400, [("Content-Type", "application/x-amz-json-1.1")], json.dumps(
+            {"__type": kind, "message": message}).encode()
+    if service == "sns" and code == "AccessDenied":
+        code = "AuthorizationError"  # SNS's own name for it (its service model)
+    body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{_xml(message)}</Message>"
+            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>").encode()
+    return 403, [("Content-Type", "text/xml")], body
+
 
 def _serverless(environ: dict[str, Any]) -> Reply:
     """The sandbox has no Redshift Serverless (moto does not model it): GetWorkgroup finds no

@@ -50,7 +50,9 @@ class SandboxClient:
         if key not in self._clients:
             self._clients[key] = boto3.session.Session().client(
                 service, region_name=key[1], endpoint_url=self.info.endpoint_url,
-                aws_access_key_id=self.info.access_key, aws_secret_access_key=self.info.secret_key,
+                # the account owner's keys: tests set up cases as an account owner would
+                aws_access_key_id=self.info.admin_access_key or self.info.access_key,
+                aws_secret_access_key=self.info.admin_secret_key or self.info.secret_key,
                 config=Config(retries={"max_attempts": max_attempts, "mode": "standard"},
                               # The sandbox provisions a cluster's server inside CreateCluster; on a
                               # loaded machine that outlasts botocore's 60 s read timeout, and the
@@ -67,7 +69,38 @@ class SandboxClient:
         return [e for e in entries if action is None or e.get("action") == action]
 
     def env(self) -> dict[str, str]:
+        """The environment a migration of the ready-made configs runs with (the limited keys)."""
         return self.info.env()
+
+    def admin_env(self) -> dict[str, str]:
+        """As :meth:`env`, with the account owner's keys (for setting up cases)."""
+        return self.info.admin_env()
+
+    def operator_env(self, config: Path, *, name: str) -> dict[str, str]:
+        """AWS keys of a new IAM user whose only permissions are `migrator iam-policy --for operator`
+        of ``config`` (the roles it may pass read from the source, as `--roles-from-source` does)."""
+        import uuid
+
+        from migrator.config import load_config
+        from migrator.iam_policy import operator_policy
+
+        settings = load_config(config).settings
+        roles: list[str] = []
+        try:
+            source = self.client("redshift").describe_clusters(
+                ClusterIdentifier=settings.source.cluster_id)["Clusters"][0]
+            roles = [r["IamRoleArn"] for r in source.get("IamRoles") or []]
+            roles += [source["DefaultIamRoleArn"]] if source.get("DefaultIamRoleArn") else []
+        except Exception:  # noqa: BLE001 - no source: the run itself says so
+            pass
+        document = operator_policy(settings, passed_roles=roles)
+        user = f"operator-{name}-{uuid.uuid4().hex[:8]}"[:64]
+        iam = self.client("iam")
+        iam.create_user(UserName=user)
+        arn = iam.create_policy(PolicyName=user, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+        iam.attach_user_policy(UserName=user, PolicyArn=arn)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
     def set_durations(self, timeout: float = 10.0, **seconds: float) -> None:
         """Change how long control-plane transitions take (create, modify, rename, reboot, delete,

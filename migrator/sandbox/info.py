@@ -49,6 +49,10 @@ class SandboxInfo:
     source_cluster_id: str
     #: Master password the sandbox's ready-made configs give a target cluster the tool creates.
     target_password: str = ""
+    #: The account owner's keys (no policy limits them), for setting up cases; ``access_key`` /
+    #: ``secret_key`` belong to an IAM user limited to the ready-made configs' operator policies.
+    admin_access_key: str = ""
+    admin_secret_key: str = ""
     clusters: dict[str, ClusterInfo] = field(default_factory=dict)
 
     @classmethod
@@ -56,6 +60,11 @@ class SandboxInfo:
         data = json.loads((directory / INFO_FILE).read_text())
         data["clusters"] = {k: ClusterInfo(**v) for k, v in data["clusters"].items()}
         return cls(**data)
+
+    def admin_env(self) -> dict[str, str]:
+        """As :meth:`env`, with the account owner's keys."""
+        return {**self.env(), "AWS_ACCESS_KEY_ID": self.admin_access_key or self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.admin_secret_key or self.secret_key}
 
     def env(self) -> dict[str, str]:
         """Environment for a process that should talk to this sandbox's AWS."""

@@ -23,6 +23,14 @@ log = logging.getLogger("migrator.sandbox")
 
 SOURCE_CLUSTER = "analytics"
 BUCKET = "migrator-sandbox-staging"
+#: The configs `sandbox up` writes (DIR/<name>.toml); the operator's keys may do what each needs.
+READY_MADE_CONFIGS = ("unload-copy", "modify", "snapshot-restore")
+
+
+def _settings(data: dict[str, Any]) -> Any:
+    from migrator.config import parse_config
+
+    return parse_config(data, Path("sandbox.toml")).settings
 
 
 class Sandbox:
@@ -59,18 +67,21 @@ class Sandbox:
         started = time.monotonic()
         self.proxies = ProxyThread()
         self.host = LocalClusterHost(self.directory / "clusters", self.proxies, self.faults,
-                                     s3_client=lambda: self.aws.client("s3"),
-                                     kms_client=lambda: self.aws.client("kms"),
+                                     # UNLOAD/COPY act as the cluster's role: what its policies allow.
+                                     s3_client=lambda: self.aws.role_client("s3"),
+                                     kms_client=lambda: self.aws.role_client("kms"),
                                      iam_roles=lambda: {self._boot["iam_role_arn"]}, region=self.region)
         try:
             self.aws = AwsSandbox(self.host, self.faults, region=self.region, log_dir=self.directory,
                                   **self.durations)
             self.aws.start()
             self._boot = self.aws.bootstrap(BUCKET)
+            self._limit_the_role()
             self.create_cluster(SOURCE_CLUSTER, encrypted=False)
             self._seed()
             self._write_info()
             self._write_configs()
+            self._make_operator()
             self._metrics = threading.Thread(target=self._publish_metrics, name="sandbox-metrics", daemon=True)
             self._metrics.start()
             self._control = threading.Thread(target=self._watch_control, name="sandbox-control", daemon=True)
@@ -170,6 +181,9 @@ class Sandbox:
             other_region_kms_key_arn=boot["other_region_kms_key_arn"], iam_role_arn=boot["iam_role_arn"],
             source_cluster_id=SOURCE_CLUSTER, target_password=master_password(),
             clusters={r.cluster_id: self.cluster_info(r.cluster_id) for r in self.host.runtimes()})
+        self._save_info()
+
+    def _save_info(self) -> None:
         path = self.directory / INFO_FILE
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
@@ -192,8 +206,43 @@ class Sandbox:
         modify = ('[migration]\nname = "sandbox-modify"\nstrategy = "modify"\n'
                   + common.replace("{name}", "modify")
                   + f'[target]\nencryption = "kms"\nkms_key_id = "{info.kms_alias}"\n')
+        # A restored cluster keeps the snapshot's master user and password: the source's.
+        restore = ('[migration]\nname = "sandbox-snapshot-restore"\nstrategy = "snapshot-restore"\n'
+                   + common.replace("{name}", "snapshot-restore")
+                   + f'[target]\ncluster_id = "{SOURCE_CLUSTER}-restored"\nencryption = "kms"\n'
+                   f'kms_key_id = "{info.kms_alias}"\npassword_env = "MIGRATOR_SANDBOX_PASSWORD"\n')
         (self.directory / "unload-copy.toml").write_text(unload_copy)
         (self.directory / "modify.toml").write_text(modify)
+        (self.directory / "snapshot-restore.toml").write_text(restore)
+
+    def _limit_the_role(self) -> None:
+        """The cluster role gets exactly `migrator iam-policy --for cluster-role` for a migration
+        staging anywhere in the sandbox's bucket (tests stage under many prefixes of it)."""
+        from migrator.iam_policy import cluster_role_policy
+
+        settings = _settings({"migration": {"name": "sandbox", "strategy": "unload-copy", "region": self.region},
+                              "source": {"cluster_id": SOURCE_CLUSTER, "password_env": "P"},
+                              "target": {"cluster_id": "t", "kms_key_id": self._boot["kms_key_alias"]},
+                              "staging": {"s3_uri": f"s3://{self._boot['bucket']}/",
+                                          "iam_role_arn": self._boot["iam_role_arn"],
+                                          "kms_key_id": self._boot["kms_key_alias"]}})
+        self.aws.put_role_policy(f"staging-{self._boot['bucket']}", cluster_role_policy(settings))
+
+    def _make_operator(self) -> None:
+        """The ready-made configs' credentials: an IAM user whose only permissions are
+        `migrator iam-policy --for operator` of each ready-made config; the administrator's keys
+        are kept apart (admin_access_key) for setting up cases as an account owner would."""
+        from migrator.config import load_config
+        from migrator.iam_policy import operator_policy
+
+        policies = {}
+        for name in READY_MADE_CONFIGS:
+            settings = load_config(self.directory / f"{name}.toml").settings
+            policies[name] = operator_policy(settings, passed_roles=[self.info.iam_role_arn])
+        access, secret = self.aws.create_user("migrator-operator", policies)
+        self.info.admin_access_key, self.info.admin_secret_key = self.info.access_key, self.info.secret_key
+        self.info.access_key, self.info.secret_key = access, secret
+        self._save_info()
 
     def _watch_control(self) -> None:
         """Apply control-plane durations another process asked for (DIR/control.json), then
