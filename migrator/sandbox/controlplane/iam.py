@@ -224,8 +224,8 @@ def _arn(service: str, region: str, resource: str) -> str:
 
 
 def _members(params: Mapping[str, str], name: str) -> list[str]:
-    """A query-protocol list (`Name.member.N` or `Name.Member.N`)."""
-    found = [(k, v) for k, v in params.items() if re.fullmatch(rf"{re.escape(name)}\.[Mm]ember\.\d+", k)]
+    """A query-protocol list (`Name.<member name>.N`: Redshift's IamRoles are `IamRoles.IamRoleArn.N`)."""
+    found = [(k, v) for k, v in params.items() if re.fullmatch(rf"{re.escape(name)}\.\w+\.\d+", k)]
     return [v for _, v in sorted(found, key=lambda kv: int(kv[0].rsplit(".", 1)[1]))]
 
 
