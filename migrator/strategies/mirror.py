@@ -39,7 +39,8 @@ def mirror_source(source: Mapping[str, Any], settings: Settings, *, restore: boo
     """CreateCluster (``restore=False``) or RestoreFromClusterSnapshot parameters copying the source:
     node type and count, port, parameter/subnet/security groups, IAM roles and the default one,
     placement, public access, enhanced VPC routing, Multi-AZ, retention, maintenance track and window,
-    snapshot schedule. Tags (CreateCluster) and logging (EnableLogging) are applied separately."""
+    snapshot schedule, version upgrades, IP address type, AZ relocation, a Secrets-Manager-managed
+    admin password (and its key). Tags (CreateCluster) and logging (EnableLogging) are applied separately."""
     target = settings.target
     source_id = str(source.get("ClusterIdentifier"))
     request: dict[str, Any] = {}
@@ -96,8 +97,35 @@ def mirror_source(source: Mapping[str, Any], settings: Settings, *, restore: boo
               if g.get("ParameterGroupName")]
     if params:
         request["ClusterParameterGroupName"] = params[0]
+    if "AllowVersionUpgrade" in source:
+        request["AllowVersionUpgrade"] = bool(source["AllowVersionUpgrade"])
+    if source.get("IpAddressType"):
+        request["IpAddressType"] = source["IpAddressType"]
+    relocation = str(source.get("AvailabilityZoneRelocationStatus") or "").lower()
+    if relocation:
+        request["AvailabilityZoneRelocation"] = relocation in ("enabled", "pending_enabling")
+    if source.get("MasterPasswordSecretArn"):
+        secret_key = source.get("MasterPasswordSecretKmsKeyId")
+        if restore:
+            # The restored cluster would keep the snapshot's managed password (known to no one): it
+            # manages its own, as the source does, with the source's key; the tool logs in with
+            # GetClusterCredentials.
+            request["ManageMasterPassword"] = True
+            if secret_key:
+                request["MasterPasswordSecretKmsKeyId"] = secret_key
+            if not target.iam_auth:
+                problems.append(f"source {source_id} keeps its admin password in Secrets Manager "
+                                "(ManageMasterPassword), and so will the restored cluster: no configured password "
+                                "can log in to it; set target.iam_auth = true")
+        else:
+            # CreateCluster gets the configured password (the tool must log in with it to load data).
+            key = f" --master-password-secret-kms-key-id {secret_key}" if secret_key else ""
+            overridden.append(f"admin password: the configured one instead of Secrets Manager "
+                              f"(ManageMasterPassword on {source_id}); after cutover run `aws redshift modify-cluster "
+                              f"--cluster-identifier {source_id} --manage-master-password{key}`")
     if request.get("AvailabilityZone") and request.get("MultiAZ"):
         del request["AvailabilityZone"]  # Multi-AZ places the nodes itself
+
     eip = (source.get("ElasticIpStatus") or {}).get("ElasticIp")
     if eip:
         reported.append(f"Elastic IP {eip} stays with {source_id} (an address belongs to one cluster): move it to "

@@ -69,3 +69,44 @@ def test_restored_cluster_mirrors_the_source_attributes_tags_and_logging(sb: San
     with m.store() as store:
         notes = [e.detail for e in store.events(store.require_migration(m.name)) if e.trigger == "not_mirrored"]
     assert notes and any("namespace" in n for n in notes[0]["notes"])
+
+
+def test_version_upgrades_ip_type_relocation_and_managed_password_are_carried() -> None:
+    source = {"ClusterIdentifier": "src", "NodeType": "ra3.xlplus", "NumberOfNodes": 2,
+              "AllowVersionUpgrade": False, "IpAddressType": "dualstack",
+              "AvailabilityZoneRelocationStatus": "enabled",
+              "MasterPasswordSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:redshift!src-admin-x",
+              "MasterPasswordSecretKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/secret-key"}
+    restored = mirror_source(source, settings(iam_auth=True, password_env=None), restore=True)
+    assert restored.problems == ()
+    assert restored.request["AllowVersionUpgrade"] is False
+    assert restored.request["IpAddressType"] == "dualstack"
+    assert restored.request["AvailabilityZoneRelocation"] is True
+    assert restored.request["ManageMasterPassword"] is True
+    assert restored.request["MasterPasswordSecretKmsKeyId"].endswith("key/secret-key")
+    # A restored cluster with a managed password cannot be reached with a configured password.
+    with_password = mirror_source(source, settings(), restore=True)
+    assert any("target.iam_auth" in p for p in with_password.problems)
+    # CreateCluster gets the configured password (the tool loads data with it) and says how to go back.
+    created = mirror_source(source, settings(), restore=False)
+    assert "ManageMasterPassword" not in created.request and created.request["AllowVersionUpgrade"] is False
+    assert any("--manage-master-password" in o and "secret-key" in o for o in created.overridden)
+
+
+def test_restored_cluster_keeps_the_version_upgrade_and_relocation_settings(sb: Sandbox, tmp_path: Path) -> None:
+    """Tried through the CLI before the fix: a source with AllowVersionUpgrade=false got a new
+    cluster with true."""
+    make_cluster(sb, "mir-avu", tables=1)
+    rs = sb.client("redshift")
+    rs.modify_cluster(ClusterIdentifier="mir-avu", AllowVersionUpgrade=False, AvailabilityZoneRelocation=True)
+    wait_for(lambda: rs.describe_clusters(ClusterIdentifier="mir-avu")["Clusters"][0]["ClusterStatus"]
+             == "available", "the modify")
+    source = rs.describe_clusters(ClusterIdentifier="mir-avu")["Clusters"][0]
+    assert source["AllowVersionUpgrade"] is False and source["AvailabilityZoneRelocationStatus"] == "enabled"
+    m = migration(sb, tmp_path, "mir-avu", strategy="snapshot-restore", cluster_id="mir-avu-enc")
+    m.init()
+    result = m.run("--assume-frozen")
+    assert result.returncode == 8, result.stderr + result.stdout
+    new = m.describe("mir-avu-enc")
+    for key in ("AllowVersionUpgrade", "AvailabilityZoneRelocationStatus", "IpAddressType"):
+        assert new.get(key) == source.get(key), key

@@ -105,6 +105,25 @@ class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObje
             attrs["MultiAZ"] = "Enabled" if as_bool(params["MultiAZ"]) else "Disabled"
         if params.get("DefaultIamRoleArn"):
             attrs["DefaultIamRoleArn"] = params["DefaultIamRoleArn"]
+        # CreateCluster / RestoreFromClusterSnapshot / ModifyCluster members the Cluster shape
+        # describes back (botocore's model; defaults as its documentation gives them).
+        if new:
+            attrs.setdefault("AllowVersionUpgrade", True)
+            attrs.setdefault("IpAddressType", "ipv4")
+            attrs.setdefault("AvailabilityZoneRelocationStatus", "disabled")
+        if params.get("AllowVersionUpgrade") is not None:
+            attrs["AllowVersionUpgrade"] = as_bool(params["AllowVersionUpgrade"])
+            cluster.allow_version_upgrade = attrs["AllowVersionUpgrade"]
+        if params.get("IpAddressType"):
+            attrs["IpAddressType"] = params["IpAddressType"]
+        if params.get("AvailabilityZoneRelocation") is not None:
+            attrs["AvailabilityZoneRelocationStatus"] = (
+                "enabled" if as_bool(params["AvailabilityZoneRelocation"]) else "disabled")
+        if as_bool(params.get("ManageMasterPassword")) is True:
+            suffix = uuid.uuid4().hex[:6]
+            attrs["MasterPasswordSecretArn"] = (f"arn:aws:secretsmanager:{region}:{self.account_id}:secret:"
+                                                f"redshift!{cluster.cluster_identifier}-admin-{suffix}")
+            attrs["MasterPasswordSecretKmsKeyId"] = params.get("MasterPasswordSecretKmsKeyId") or "aws/secretsmanager"
         if params.get("ElasticIp"):
             attrs["ElasticIpStatus"] = {"ElasticIp": params["ElasticIp"], "Status": "active"}
         schedule = params.get("SnapshotScheduleIdentifier")

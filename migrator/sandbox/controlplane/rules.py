@@ -49,6 +49,17 @@ class ValidationRules(ControlPlaneCore):
             raise ApiError("InvalidParameterValue",
                            f"Invalid node type '{node_type}'; valid node types: {', '.join(sorted(_NODE_TYPES))}.")
         self._check_nodes(params, creating=creating)
+        # botocore's model: IpAddressType "ipv4 | dualstack"; MasterPasswordSecretKmsKeyId "only if
+        # ManageMasterPassword is true"; AvailabilityZoneRelocation only for RA3.
+        if params.get("IpAddressType") and params["IpAddressType"] not in ("ipv4", "dualstack"):
+            raise ApiError("InvalidParameterValue", f"Invalid IpAddressType '{params['IpAddressType']}': use ipv4 or "
+                                                    "dualstack.")
+        if params.get("MasterPasswordSecretKmsKeyId") and as_bool(params.get("ManageMasterPassword")) is not True:
+            raise ApiError("InvalidParameterCombination",
+                           "MasterPasswordSecretKmsKeyId can only be given when ManageMasterPassword is true.")
+        if as_bool(params.get("AvailabilityZoneRelocation")) is True and node_type and not node_type.startswith("ra3."):
+            raise ApiError("InvalidParameterCombination",
+                           "Availability Zone relocation is supported only for RA3 node types.")
         if params.get("Port"):
             self._check_port(int(params["Port"]), node_type or "")
         if creating:
