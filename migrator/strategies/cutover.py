@@ -1,7 +1,9 @@
 """The one cutover, rollback and decommission shared by `unload-copy` and `snapshot-restore`.
 
 Cutover swaps endpoints by renaming: source → `<id>-unencrypted-<yyyymmdd>`, target →
-`<id>`, then reboots the target and checks it through the original name. A KMS cluster
+`<id>`, and checks the target through the original name. No reboot is sent: a rename itself
+reboots the cluster and drops its connections (Management Guide, "Renaming clusters"), so one
+more would be a second outage for nothing. A KMS cluster
 with cross-region snapshot copy on cannot be renamed, so copy is disabled first (its
 settings recorded) and re-enabled on the new cluster at the end, with a snapshot-copy grant.
 Every remote step is a recorded action: a crash anywhere (between the two renames too)
@@ -170,51 +172,6 @@ def _rename(ctx: "PhaseContext", key: str, old: str, new: str, *, wait_after: bo
     return done
 
 
-def _rebooted_since(ctx: "PhaseContext", cluster_id: str, since: datetime) -> bool:
-    """Whether DescribeEvents shows a reboot of ``cluster_id`` since ``since`` (the reboot action's
-    record): a reboot that already happened is not sent again after a crash."""
-    redshift = recorded.clients(ctx).client("redshift")
-    marker: str | None = None
-    try:
-        while True:
-            page = redshift.describe_events(SourceIdentifier=cluster_id, SourceType="cluster",
-                                            StartTime=since, **({"Marker": marker} if marker else {}))
-            if any("reboot" in str(e.get("Message", "")).lower() for e in page.get("Events") or []):
-                return True
-            marker = page.get("Marker")
-            if not marker:
-                return False
-    except (ClientError, BotoCoreError) as exc:
-        # Without events the reboot cannot be proven; a second reboot is a momentary outage, not harm.
-        log.warning("DescribeEvents %s failed (%s); the reboot may be sent again", cluster_id, exc)
-        return False
-
-
-def _reboot(ctx: "PhaseContext", key: str, cluster_id: str) -> dict[str, Any]:
-    client_set = recorded.clients(ctx)
-
-    def send() -> dict[str, Any]:
-        wait_ready(ctx, cluster_id, f"reboot of {cluster_id}")
-        aws.call(f"RebootCluster {cluster_id}",
-                 lambda: client_set.client("redshift").reboot_cluster(ClusterIdentifier=cluster_id))
-        return {"cluster_id": cluster_id}
-
-    def took_effect() -> dict[str, Any] | None:
-        cluster = aws.describe_cluster(client_set, cluster_id)
-        if cluster and cluster.get("ClusterStatus") == "rebooting":
-            return {"cluster_id": cluster_id}
-        found = ctx.store.get_action(ctx.migration, key)
-        if found is not None and _rebooted_since(ctx, cluster_id, found.started_at):
-            return {"cluster_id": cluster_id, "seen_in_events": True}
-        return None
-
-    done = recorded.once(ctx, key, {"ClusterIdentifier": cluster_id}, send, took_effect)
-    wait_ready(ctx, cluster_id, f"{cluster_id} to come back after its reboot")
-    return done
-
-
-# -- the swap -------------------------------------------------------------------------------
-
 def _give_back(ctx: "PhaseContext", p: Plan, keys: SwapKeys, reason: str) -> None:
     """The new cluster would not take the production name: give it back to the source, say so."""
     settings = ctx.config.settings
@@ -277,8 +234,8 @@ def cutover(ctx: "PhaseContext", *, before_rename: Callable[[], None] | None = N
     expected = recorded.recorded(ctx, NAMESPACE_KEY) or recorded.remember(
         ctx, NAMESPACE_KEY, {"target_id": p.target_id, "namespace": namespace_of(ctx, p.target_id)})
     swap(ctx, p, before_rename)
+    # The rename restarts the cluster (renaming, then rebooting): it is back once available.
     wait_ready(ctx, p.source_id, f"new cluster, now {p.source_id}, to come back after its rename")
-    _reboot(ctx, "cutover:reboot_target", p.source_id)
     # Clients connect by the original name: prove it reaches the new cluster, then check it.
     reached = await_new_cluster_behind_name(ctx, p, str(expected["namespace"]))
     common.check_against_baseline(ctx, p.source_id, "after cutover", baseline_key=baseline_key,
@@ -462,8 +419,8 @@ def undo(ctx: "PhaseContext") -> dict[str, Any]:
                     _disable_copy_if_on(ctx, "rollback:disable_copy", p.source_id)
                     _rename(ctx, "rollback:rename_target_back", p.source_id, p.target_id)
                 _rename(ctx, "rollback:rename_source_back", p.old_name, p.source_id, wait_after=False)
+            # The rename back restarts it: no reboot of its own.
             wait_ready(ctx, p.source_id, f"{p.source_id} to come back after its rename from {p.old_name}")
-            _reboot(ctx, "rollback:reboot_source", p.source_id)
             done["names_swapped_back"] = True
         restored = common.restore_snapshot_copy(ctx, p.source_id, action="enable-after-rollback")
         done["snapshot_copy"] = restored

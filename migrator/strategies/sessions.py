@@ -50,15 +50,20 @@ def connect(settings: Settings, client_set: AwsClients, cluster_id: str, *, wher
 
 
 def target_connection(settings: Settings, cluster_id: str) -> ConnectionSection:
-    """How to log in to the new cluster: its own credentials when configured, else the source's
-    (a restored or mirrored cluster carries the same users)."""
-    t = settings.target
+    """How to log in to the new cluster under ``cluster_id``: its own credentials when configured,
+    else the source's (a restored or mirrored cluster carries the same users), with that section's
+    sslmode. A configured host belongs to a name: target.host to the new cluster's own name, and
+    once cutover gave it the source's name, source.host (what clients use) or the name's endpoint."""
+    t, s = settings.target, settings.source
+    host, port = (t.host, t.port) if cluster_id == t.cluster_id else \
+        (s.host, s.port) if cluster_id == s.cluster_id else (None, None)
     if t.password_env or t.secret_arn or t.iam_auth:
-        return ConnectionSection(cluster_id=cluster_id, database=t.database, user=t.user, host=t.host, port=t.port,
-                                 password_env=t.password_env, secret_arn=t.secret_arn, iam_auth=t.iam_auth)
-    s = settings.source
-    return ConnectionSection(cluster_id=cluster_id, database=s.database, user=s.user,
-                             password_env=s.password_env, secret_arn=s.secret_arn, iam_auth=s.iam_auth)
+        return ConnectionSection(cluster_id=cluster_id, database=t.database, user=t.user, host=host, port=port,
+                                 password_env=t.password_env, secret_arn=t.secret_arn, iam_auth=t.iam_auth,
+                                 sslmode=t.sslmode)
+    return ConnectionSection(cluster_id=cluster_id, database=s.database, user=s.user, host=host, port=port,
+                             password_env=s.password_env, secret_arn=s.secret_arn, iam_auth=s.iam_auth,
+                             sslmode=t.sslmode if "sslmode" in t.model_fields_set else s.sslmode)
 
 
 def target_section(config: LoadedConfig) -> ConnectionSection:

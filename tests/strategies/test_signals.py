@@ -95,7 +95,7 @@ def test_cutover_stopped_after_the_swap_continues_when_run_again(sb: Sandbox, tm
     source = f"sig-cut-{code}"
     m, target, old = ready_for_cutover(sb, tmp_path, source)
     before = m.table_digests(source)
-    durations.reboot = 1.5  # the new cluster's reboot: the command waits for it
+    durations.reboot = 1.5  # the reboot the rename implies: the command waits for it
     proc = m.start("cutover", "-c", str(m.config))
     wait_for(lambda: status_of("source", "rebooting")(m, source, target, old), "the new cluster to reboot",
              timeout=120, proc=proc)
@@ -107,7 +107,8 @@ def test_cutover_stopped_after_the_swap_continues_when_run_again(sb: Sandbox, tm
     again = m.cli("cutover", "-c", str(m.config))
     assert again.returncode == 8 and m.phase() == "awaiting_decommission", again.stderr
     assert renames(sb, source, target, old) == [(source, old), (target, source)]
-    assert len([c for c in sb.calls("RebootCluster") if c["cluster_id"] == source and not c["error"]]) == 1
+    # The renames restart the clusters themselves: no reboot of ours on top.
+    assert [c for c in sb.calls("RebootCluster") if c["cluster_id"] in (source, old)] == []
     assert m.table_digests(source) == before
 
 
