@@ -123,6 +123,9 @@ def operator_policy(settings: Settings, *, passed_roles: list[str] | None = None
     snapshots = [scope.arn("redshift", f"snapshot:{source}/*"),
                  scope.arn("redshift", f"snapshot:{renamed}/*")]
     if route.new_cluster:
+        # Usage limits stay with the source through the rename: the same ones on the new cluster.
+        statements.append(_statement("CopyUsageLimits", ["redshift:CreateUsageLimit"], [
+            scope.arn("redshift", f"cluster:{target}"), scope.arn("redshift", "usagelimit:*")]))
         statements.append(_statement("CreateAndRetireClusters", [
             "redshift:CreateCluster", "redshift:DeleteCluster", "redshift:CreateClusterSnapshot",
             "redshift:RestoreFromClusterSnapshot"], clusters + snapshots))

@@ -154,7 +154,55 @@ def rename_notes(client_set: AwsClients, source: Mapping[str, Any]) -> list[str]
                          "them by hand; they stay with the old namespace")
     notes.append(f"anything bound to {source_id}'s namespace (datashares, Redshift-managed VPC endpoints, "
                  "zero-ETL integrations) stays with the old cluster")
+    notes += scheduled_action_notes(client_set, source_id)
     return notes
+
+
+def scheduled_action_notes(client_set: AwsClients, source_id: str) -> list[str]:
+    """Scheduled actions name their cluster by identifier (TargetAction), so after cutover they act
+    on the new cluster, which then holds that name: said, not copied (copying would double them)."""
+    try:
+        pages = client_set.brief_client("redshift", timeout=10, attempts=2).get_paginator(
+            "describe_scheduled_actions").paginate(Filters=[{"Name": "cluster-identifier", "Values": [source_id]}])
+        actions = [a for page in pages for a in page.get("ScheduledActions") or []]
+    except Exception as exc:  # noqa: BLE001 - not knowing is itself the note
+        return [f"scheduled actions of {source_id} could not be listed ({type(exc).__name__}): check them by hand; "
+                f"after cutover those naming {source_id} act on the new cluster"]
+    if not actions:
+        return []
+    names = ", ".join(f"{a.get('ScheduledActionName')} ({next(iter(a.get('TargetAction') or {'?': 0}))})"
+                      for a in actions)
+    return [f"scheduled actions {names} name {source_id}: after cutover they act on the new cluster (which then "
+            f"holds that name), none on the renamed-away source"]
+
+
+def mirror_usage_limits(client_set: AwsClients, source_id: str, target_id: str) -> dict[str, Any]:
+    """Usage limits belong to the cluster they were made for and stay with the source through the
+    rename: the same limits on the new cluster (one per feature, limit type and period, so a
+    resumed run makes none twice)."""
+    redshift = client_set.client("redshift")
+
+    def limits_of(cluster_id: str) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            pages = redshift.get_paginator("describe_usage_limits").paginate(ClusterIdentifier=cluster_id)
+            return [u for page in pages for u in page.get("UsageLimits") or []]
+        found: list[dict[str, Any]] = aws.call(f"DescribeUsageLimits {cluster_id}", read)
+        return found
+
+    def key(limit: Mapping[str, Any]) -> tuple[str, str, str]:
+        return str(limit.get("FeatureType")), str(limit.get("LimitType")), str(limit.get("Period") or "monthly")
+
+    have = {key(u) for u in limits_of(target_id)}
+    copied = []
+    for limit in limits_of(source_id):
+        wanted = {"ClusterIdentifier": target_id, "FeatureType": limit["FeatureType"], "LimitType": limit["LimitType"],
+                  "Amount": int(limit["Amount"]), "Period": limit.get("Period") or "monthly",
+                  "BreachAction": limit.get("BreachAction") or "log"}
+        if key(limit) not in have:
+            aws.call(f"CreateUsageLimit {target_id} {limit['FeatureType']}",
+                     lambda w=wanted: redshift.create_usage_limit(**w))  # type: ignore[misc]
+        copied.append({k: v for k, v in wanted.items() if k != "ClusterIdentifier"})
+    return {"usage_limits": copied}
 
 
 def mirror_logging(client_set: AwsClients, source_id: str, target_id: str) -> dict[str, Any]:

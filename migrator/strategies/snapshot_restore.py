@@ -17,7 +17,7 @@ from migrator.errors import PreflightFailed, RemoteError
 from migrator.retry import wait_until
 from migrator.names import table_key
 from migrator.strategies import common, cutover, encryption, preflight_checks, recorded, sessions, stray_writes, window
-from migrator.strategies.mirror import mirror_logging, mirror_source, rename_notes
+from migrator.strategies.mirror import mirror_logging, mirror_source, mirror_usage_limits, rename_notes
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -248,6 +248,7 @@ def restore_snapshot(ctx: "PhaseContext") -> str:
     aws.wait_for_cluster(client_set, target_id, aws.is_available, what=f"restore of {target_id}",
                          timeout=WAIT_TIMEOUT_SECONDS, should_stop=ctx.should_stop, on_poll=on_poll)
     recorded.remember(ctx, "restore:logging", mirror_logging(client_set, want.source_id, target_id))
+    recorded.remember(ctx, "restore:usage_limits", mirror_usage_limits(client_set, want.source_id, target_id))
     encryption.check_new_cluster_encryption(ctx, "after the restore", target_id)
     ctx.facts["detail"] = {"target_id": target_id, "snapshot_id": snap}
     return "restored"

@@ -23,7 +23,7 @@ from migrator.names import table_key
 from migrator.store import TableSpec, TableView
 from migrator.strategies import (common, cutover, encryption, preflight_checks, recorded, stray_writes, table_steps,
                                  window)
-from migrator.strategies.mirror import mirror_logging, mirror_source, rename_notes
+from migrator.strategies.mirror import mirror_logging, mirror_source, mirror_usage_limits, rename_notes
 from migrator.strategies.sessions import inventory_of, session, target_section
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse.connection import Session
@@ -167,6 +167,7 @@ def provision_target(ctx: "PhaseContext") -> str:
     recorded.once(ctx, PROVISION_KEY, secret_free, send, took_effect)
     aws.wait_available(clients, target_id, should_stop=ctx.should_stop)
     recorded.remember(ctx, "provision-target:logging", mirror_logging(clients, source["ClusterIdentifier"], target_id))
+    recorded.remember(ctx, "provision-target:usage_limits", mirror_usage_limits(clients, source["ClusterIdentifier"], target_id))
     # Before any data moves: the new cluster must be encrypted exactly as configured.
     encryption.check_new_cluster_encryption(ctx, "after provisioning", target_id)
     return "target_ready"

@@ -103,6 +103,11 @@ def test_restored_cluster_keeps_the_version_upgrade_and_relocation_settings(sb: 
              == "available", "the modify")
     source = rs.describe_clusters(ClusterIdentifier="mir-avu")["Clusters"][0]
     assert source["AllowVersionUpgrade"] is False and source["AvailabilityZoneRelocationStatus"] == "enabled"
+    rs.create_usage_limit(ClusterIdentifier="mir-avu", FeatureType="concurrency-scaling", LimitType="time",
+                          Amount=60, Period="daily", BreachAction="emit-metric")
+    rs.create_scheduled_action(ScheduledActionName="mir-avu-nightly-pause", Schedule="cron(0 22 * * ? *)",
+                               TargetAction={"PauseCluster": {"ClusterIdentifier": "mir-avu"}},
+                               IamRole=sb.info.iam_role_arn)
     m = migration(sb, tmp_path, "mir-avu", strategy="snapshot-restore", cluster_id="mir-avu-enc")
     m.init()
     result = m.run("--assume-frozen")
@@ -110,3 +115,13 @@ def test_restored_cluster_keeps_the_version_upgrade_and_relocation_settings(sb: 
     new = m.describe("mir-avu-enc")
     for key in ("AllowVersionUpgrade", "AvailabilityZoneRelocationStatus", "IpAddressType"):
         assert new.get(key) == source.get(key), key
+    # Usage limits stay with the source through the rename: the new cluster gets the same ones.
+    limits = rs.describe_usage_limits(ClusterIdentifier="mir-avu-enc")["UsageLimits"]
+    assert [(u["FeatureType"], u["LimitType"], u["Amount"], u["Period"], u["BreachAction"]) for u in limits] == \
+        [("concurrency-scaling", "time", 60, "daily", "emit-metric")]
+    # Scheduled actions follow the name: reported, not copied.
+    assert rs.describe_scheduled_actions(
+        Filters=[{"Name": "cluster-identifier", "Values": ["mir-avu-enc"]}])["ScheduledActions"] == []
+    with m.store() as store:
+        notes = [e.detail for e in store.events(store.require_migration(m.name)) if e.trigger == "not_mirrored"]
+    assert any("mir-avu-nightly-pause (PauseCluster)" in n and "act on the new cluster" in n for n in notes[0]["notes"])

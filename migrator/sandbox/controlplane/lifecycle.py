@@ -16,10 +16,11 @@ from migrator.sandbox.controlplane.params import as_bool, member_list, tag_list
 from migrator.sandbox.controlplane.resize import EncryptionResize
 from migrator.sandbox.controlplane.rules import MAINTENANCE_TRACKS, check_cluster_id
 from migrator.sandbox.controlplane.snapshots import SnapshotCalls
+from migrator.sandbox.controlplane.usage import UsageAndSchedules
 from migrator.sandbox.info import LEGACY_UNENCRYPTED_TAG
 
 
-class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObjects):
+class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObjects, UsageAndSchedules):
     """The cluster calls that create, change and end clusters."""
 
     def _do_CreateCluster(self, region: str, params: dict[str, str], forward: Forward) -> Reply:
