@@ -21,3 +21,16 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     assert command in README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
     assert command in ci
+
+
+def test_the_mirror_table_names_every_attribute_describe_clusters_has() -> None:
+    """Each member of botocore's Cluster shape is mirrored, overridden, reported or n.a. (issue 20)."""
+    import re
+
+    import botocore.session
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## What the new cluster mirrors", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([A-Za-z]+)`", section))
+    members = set(botocore.session.get_session().get_service_model("redshift").shape_for("Cluster").members)
+    assert sorted(members - named) == []

@@ -97,6 +97,14 @@ def mirror_source(source: Mapping[str, Any], settings: Settings, *, restore: boo
               if g.get("ParameterGroupName")]
     if params:
         request["ClusterParameterGroupName"] = params[0]
+    extra = str(source.get("ExtraComputeForAutomaticOptimization") or "").lower()
+    if extra in ("true", "false"):
+        if restore:  # RestoreFromClusterSnapshot has no such parameter
+            if extra == "true":
+                reported.append(f"{source_id} allocates extra compute for automatic optimization: turn it on for the "
+                                "new cluster after cutover (modify-cluster --extra-compute-for-automatic-optimization)")
+        else:
+            request["ExtraComputeForAutomaticOptimization"] = extra == "true"
     if "AllowVersionUpgrade" in source:
         request["AllowVersionUpgrade"] = bool(source["AllowVersionUpgrade"])
     if source.get("IpAddressType"):

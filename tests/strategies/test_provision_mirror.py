@@ -74,7 +74,7 @@ def test_restored_cluster_mirrors_the_source_attributes_tags_and_logging(sb: San
 def test_version_upgrades_ip_type_relocation_and_managed_password_are_carried() -> None:
     source = {"ClusterIdentifier": "src", "NodeType": "ra3.xlplus", "NumberOfNodes": 2,
               "AllowVersionUpgrade": False, "IpAddressType": "dualstack",
-              "AvailabilityZoneRelocationStatus": "enabled",
+              "AvailabilityZoneRelocationStatus": "enabled", "ExtraComputeForAutomaticOptimization": "true",
               "MasterPasswordSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:redshift!src-admin-x",
               "MasterPasswordSecretKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/secret-key"}
     restored = mirror_source(source, settings(iam_auth=True, password_env=None), restore=True)
@@ -90,6 +90,9 @@ def test_version_upgrades_ip_type_relocation_and_managed_password_are_carried() 
     # CreateCluster gets the configured password (the tool loads data with it) and says how to go back.
     created = mirror_source(source, settings(), restore=False)
     assert "ManageMasterPassword" not in created.request and created.request["AllowVersionUpgrade"] is False
+    assert created.request["ExtraComputeForAutomaticOptimization"] is True
+    assert "ExtraComputeForAutomaticOptimization" not in restored.request  # not a restore parameter: reported
+    assert any("extra compute" in r for r in restored.reported)
     assert any("--manage-master-password" in o and "secret-key" in o for o in created.overridden)
 
 

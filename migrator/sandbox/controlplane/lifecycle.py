@@ -117,6 +117,10 @@ class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObje
             cluster.allow_version_upgrade = attrs["AllowVersionUpgrade"]
         if params.get("IpAddressType"):
             attrs["IpAddressType"] = params["IpAddressType"]
+        if params.get("ExtraComputeForAutomaticOptimization") is not None:
+            # The Cluster shape describes it as a string ("true"/"false").
+            attrs["ExtraComputeForAutomaticOptimization"] = str(
+                as_bool(params["ExtraComputeForAutomaticOptimization"])).lower()
         if params.get("AvailabilityZoneRelocation") is not None:
             attrs["AvailabilityZoneRelocationStatus"] = (
                 "enabled" if as_bool(params["AvailabilityZoneRelocation"]) else "disabled")
