@@ -34,3 +34,17 @@ def test_the_mirror_table_names_every_attribute_describe_clusters_has() -> None:
     named = set(re.findall(r"`([A-Za-z]+)`", section))
     members = set(botocore.session.get_session().get_service_model("redshift").shape_for("Cluster").members)
     assert sorted(members - named) == []
+
+
+def test_ci_installs_the_pinned_versions_and_the_connector_floor_holds() -> None:
+    """redshift-connector before 2.1.5 lacks fixes the tool relies on; CI installs the constraints."""
+    import tomllib
+
+    root = README.parent
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "redshift-connector>=2.1.5" in deps
+    assert 'export PIP_CONSTRAINT="$PWD/constraints.txt"' in (root / ".ci" / "run").read_text()
+    pins = dict(line.split("==", 1) for line in (root / "constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    major, minor, patch = (int(p) for p in pins["redshift_connector"].split(".")[:3])
+    assert (major, minor, patch) >= (2, 1, 5)
