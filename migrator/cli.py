@@ -33,6 +33,19 @@ class _Commands:
 
 commands = _Commands()
 
+def _no_type_for_flags() -> None:
+    """A flag takes no value, so its help shows no `<bool>` (this typer shows one for every bool)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_type_for_flags()
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Resumable, verifiable migration of Amazon Redshift clusters to KMS or HSM encryption.")
 db_app = typer.Typer(no_args_is_help=True, help="Manage the checkpoint store's own schema.")
