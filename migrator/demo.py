@@ -71,6 +71,9 @@ def _finish(proc: subprocess.Popen[bytes], allowed: tuple[int, ...]) -> int:
 
 
 def run_demo(directory: Path | None, *, keep: bool, tables: int, rows: int, say: Say) -> DemoResult:
+    from migrator.sandbox import require_extra
+
+    require_extra()
     from migrator.sandbox.client import SandboxClient
 
     started = time.monotonic()

@@ -22,7 +22,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClusterInfo", "Sandbox", "SandboxInfo"]
+__all__ = ["ClusterInfo", "Sandbox", "SandboxInfo", "require_extra"]
+
+#: What the `sandbox` extra installs that the sandbox imports.
+EXTRA_MODULES = ("moto", "psycopg", "pyarrow", "sqlglot")
+
+
+def require_extra() -> None:
+    """Refuse in one line, before anything starts, when the `sandbox` extra is not installed."""
+    import importlib.util
+
+    from migrator.errors import UsageError
+
+    missing = [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"the sandbox needs the `sandbox` extra ({', '.join(missing)} not installed)",
+                         hint="pip install 'migrator[sandbox]'")
 
 
 def __getattr__(name: str) -> Any:

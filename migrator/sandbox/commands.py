@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,18 +15,29 @@ from migrator.sandbox.info import SandboxInfo
 
 
 def _result(directory: Path, info: SandboxInfo, message: str, brief: bool = False) -> SandboxResult:
-    configs = [str(directory / name) for name in ("unload-copy.toml", "modify.toml") if (directory / name).exists()]
+    configs = [str(directory / name) for name in ("unload-copy.toml", "modify.toml", "snapshot-restore.toml")
+               if (directory / name).exists()]
     return SandboxResult(str(directory), True, info.endpoint_url,
                          {cid: asdict(c) for cid, c in info.clusters.items()}, configs, message, brief)
 
 
+#: Where the sandbox keeps its clusters' databases (every cluster's data): gone with `down`.
+DATA_DIRECTORY = "clusters"
+
+
 def up(directory: Path, tables: int = 6, rows: int = 1000, seed: int = 0) -> SandboxResult:
+    from migrator.sandbox import require_extra
+
+    require_extra()
     info = daemon.up(directory, tables=tables, rows=rows, seed=seed)
-    return _result(directory.resolve(), info, f"sandbox up in {directory.resolve()} (pid {info.pid})")
+    return _result(directory.resolve(), info, f"sandbox up in {directory.resolve()} (pid {info.pid}); "
+                                              f"next: eval \"$(migrator sandbox env --dir {directory})\"")
 
 
 def down(directory: Path) -> SandboxResult:
     stopped = daemon.down(directory)
+    # The clusters' data goes with the sandbox (the configs and logs stay to read).
+    shutil.rmtree(directory.resolve() / DATA_DIRECTORY, ignore_errors=True)
     return SandboxResult(str(directory.resolve()), False,
                          message="sandbox stopped" if stopped else f"no sandbox running in {directory}")
 
