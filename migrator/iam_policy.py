@@ -129,16 +129,6 @@ def operator_policy(settings: Settings, *, passed_roles: list[str] | None = None
         statements.append(_statement("CreateAndRetireClusters", [
             "redshift:CreateCluster", "redshift:DeleteCluster", "redshift:CreateClusterSnapshot",
             "redshift:RestoreFromClusterSnapshot"], clusters + snapshots))
-        # The grant lives in the snapshot-copy destination region, which only the source's
-        # ClusterSnapshotCopyStatus names (read at run time): any region of this account.
-        statements.append(_statement("SnapshotCopyGrants", ["redshift:CreateSnapshotCopyGrant"], [
-            scope.arn("redshift", "snapshotcopygrant:*").replace(f":{scope.region}:", ":*:", 1)]))
-        # A grant made without a key uses the destination region's AWS managed key for Redshift,
-        # on which CreateSnapshotCopyGrant creates a KMS grant as the caller.
-        statements.append(_statement("CopyGrantOnTheDestinationsRedshiftKey", [
-            "kms:CreateGrant", "kms:DescribeKey"],
-            [f"arn:{scope.partition}:kms:*:{scope.account}:key/*"],
-            {"ForAnyValue:StringEquals": {"kms:ResourceAliases": ["alias/aws/redshift"]}}))
         # The new cluster gets the source's roles (and default role): CreateCluster and
         # RestoreFromClusterSnapshot pass each of them, and the staging role.
         roles = sorted({*(passed_roles or []), *([settings.staging.iam_role_arn] if settings.staging else [])})
@@ -149,6 +139,17 @@ def operator_policy(settings: Settings, *, passed_roles: list[str] | None = None
     elif settings.staging is not None:
         statements.append(_statement("PassRolesToTheNewCluster", ["iam:PassRole"], [settings.staging.iam_role_arn],
                                      {"StringEquals": {"iam:PassedToService": "redshift.amazonaws.com"}}))
+    if settings.target.handle_snapshot_copy:
+        # The grant lives in the snapshot-copy destination region, which only the source's
+        # ClusterSnapshotCopyStatus names (read at run time): any region of this account.
+        statements.append(_statement("SnapshotCopyGrants", ["redshift:CreateSnapshotCopyGrant"], [
+            scope.arn("redshift", "snapshotcopygrant:*").replace(f":{scope.region}:", ":*:", 1)]))
+        # A grant made without a key uses the destination region's AWS managed key for Redshift,
+        # on which CreateSnapshotCopyGrant creates a KMS grant as the caller.
+        statements.append(_statement("CopyGrantOnTheDestinationsRedshiftKey", [
+            "kms:CreateGrant", "kms:DescribeKey"],
+            [f"arn:{scope.partition}:kms:*:{scope.account}:key/*"],
+            {"ForAnyValue:StringEquals": {"kms:ResourceAliases": ["alias/aws/redshift"]}}))
     if settings.source.iam_auth or settings.target.iam_auth:
         statements.append(_statement("TemporaryDatabaseCredentials", ["redshift:GetClusterCredentials"],
                                      _credential_resources(settings, scope)))

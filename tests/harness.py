@@ -284,10 +284,27 @@ class Migration:
     name: str
     source: str
     target: str | None = None
+    #: The operator policy this migration's AWS keys hold (None: the keys given, left alone).
+    policy: dict[str, Any] | None = None
+    limited: bool = False
 
     @property
     def cluster_id(self) -> str:
         return self.source
+
+    def limited_env(self) -> dict[str, str]:
+        """The environment with AWS keys of an IAM user limited to `iam-policy --for operator` of the
+        config as it is now (and the source's roles as they are now): a test that edits the config or
+        the source gets keys for what it runs, as an operator would regenerate the policy."""
+        if self.limited:
+            try:
+                policy = self.sb.operator_policy(self.config)
+            except ConfigError:
+                return self.env  # a config the model rejects: the run itself says so
+            if policy != self.policy:
+                self.env.update(self.sb.operator_env(self.config, name=self.name, policy=policy))
+                self.policy = policy
+        return self.env
 
     @property
     def directory(self) -> Path:
@@ -299,7 +316,7 @@ class Migration:
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """`migrator ARGS` as an operator runs it: exit code, stdout and stderr (`run_migrator`)."""
-        return run_migrator(self._args(args), cwd=self.directory, env=self.env, timeout=timeout)
+        return run_migrator(self._args(args), cwd=self.directory, env=self.limited_env(), timeout=timeout)
 
     def run(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.cli("run", *extra)
@@ -307,7 +324,7 @@ class Migration:
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """`migrator ARGS` started in a subprocess (to be killed or waited for); stderr is kept.
         stdout is discarded so a full pipe can never stall the run."""
-        return subprocess.Popen(migrator_command(*self._args(args)), cwd=self.directory, env=self.env,
+        return subprocess.Popen(migrator_command(*self._args(args)), cwd=self.directory, env=self.limited_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     start = popen  # the name the strategy tests use
@@ -319,7 +336,7 @@ class Migration:
         from migrator.cli import app
 
         _forget_process_caches()  # this migration's keys, not the clients an earlier run made
-        return CliRunner().invoke(app, self._args(args), env=self.env)
+        return CliRunner().invoke(app, self._args(args), env=self.limited_env())
 
     def init(self) -> None:
         """`migrator init` in-process (validates the config, creates the store, registers the
@@ -385,15 +402,12 @@ def sandbox_migration(sb: SandboxClient, directory: Path, *, name: str, strategy
     if password_env:
         run_env[password_env] = (sb.cluster_info(source_id).password if source_id in sb.cluster_ids()
                                  else NO_CLUSTER_PASSWORD)
-    # The runs act as an IAM user limited to `migrator iam-policy --for operator` of this config,
-    # so every run proves the policy (a config the model rejects keeps the ready-made keys).
-    try:
-        run_env.update(sb.operator_env(config, name=name))
-    except ConfigError:
-        pass
     run_env.update(env or {})
     target = data.get("target", {}).get("cluster_id")
-    return Migration(sb, config, run_env, name, source_id, target)
+    # The runs act as an IAM user limited to `migrator iam-policy --for operator` of this config,
+    # so every run proves the policy (unless the test gives its own keys).
+    limited = not (env and "AWS_ACCESS_KEY_ID" in env)
+    return Migration(sb, config, run_env, name, source_id, target, limited=limited)
 
 
 def make_cluster(sb: SandboxClient, cluster_id: str, *, tables: int = 3, rows: int = 60, encrypted: bool = False,

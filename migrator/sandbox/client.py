@@ -76,11 +76,9 @@ class SandboxClient:
         """As :meth:`env`, with the account owner's keys (for setting up cases)."""
         return self.info.admin_env()
 
-    def operator_env(self, config: Path, *, name: str) -> dict[str, str]:
-        """AWS keys of a new IAM user whose only permissions are `migrator iam-policy --for operator`
-        of ``config`` (the roles it may pass read from the source, as `--roles-from-source` does)."""
-        import uuid
-
+    def operator_policy(self, config: Path) -> dict[str, Any]:
+        """`migrator iam-policy --for operator` of ``config``, with the roles the new cluster would
+        receive read from the source (its IamRoles and DefaultIamRoleArn) as an account owner would."""
         from migrator.config import load_config
         from migrator.iam_policy import operator_policy
 
@@ -93,7 +91,14 @@ class SandboxClient:
             roles += [source["DefaultIamRoleArn"]] if source.get("DefaultIamRoleArn") else []
         except Exception:  # noqa: BLE001 - no source: the run itself says so
             pass
-        document = operator_policy(settings, passed_roles=roles)
+        return operator_policy(settings, passed_roles=roles)
+
+    def operator_env(self, config: Path, *, name: str, policy: dict[str, Any] | None = None) -> dict[str, str]:
+        """AWS keys of a new IAM user whose only permissions are ``policy`` (default:
+        :meth:`operator_policy` of ``config``)."""
+        import uuid
+
+        document = policy if policy is not None else self.operator_policy(config)
         user = f"operator-{name}-{uuid.uuid4().hex[:8]}"[:64]
         iam = self.client("iam")
         iam.create_user(UserName=user)

@@ -20,7 +20,10 @@ from migrator.sandbox.client import SandboxClient
 
 @pytest.fixture
 def aws(sandbox: SandboxClient) -> AwsClients:
-    session = boto3.Session(aws_access_key_id=sandbox.info.access_key, aws_secret_access_key=sandbox.info.secret_key)
+    # The account owner's keys: these tests make secrets and call GetClusterCredentials on clusters
+    # of their own, outside any migration's policy.
+    session = boto3.Session(aws_access_key_id=sandbox.info.admin_access_key,
+                            aws_secret_access_key=sandbox.info.admin_secret_key)
     return AwsClients(sandbox.info.region, endpoint_url=sandbox.info.endpoint_url, session=session)
 
 

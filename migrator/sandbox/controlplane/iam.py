@@ -253,9 +253,9 @@ def _kms_checks(region: str, actions: Iterable[str], ref: str, extra: Mapping[st
                 ) -> list[Check]:
     found = kms_key(region, ref)
     if found is None:
-        resource, aliases = (ref if ref.startswith("arn:") else _arn("kms", region, f"key/{ref}")), ()
-    else:
-        resource, aliases = found
+        # No such key: KMS answers NotFoundException (there is no key policy to evaluate).
+        return []
+    resource, aliases = found
     context = {"kms:ResourceAliases": aliases, **(extra or {})}
     return [Check(a, resource, context) for a in actions]
 
