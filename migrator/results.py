@@ -400,7 +400,8 @@ class PlanResult(Result):
             for col in ("table", "MB", "rows"):
                 grid.add_column(col, justify="left" if col == "table" else "right")
             for t in self.tables:
-                grid.add_row(Text(f"{t['schema']}.{t['table']}"), str(t["size_mb"]), f"{t['rows']:,}")
+                # One text per table (names.table_key): `"a.b".c` and `a."b.c"` stay two tables.
+                grid.add_row(Text(table_key(t["schema"], t["table"])), str(t["size_mb"]), f"{t['rows']:,}")
             parts.append(grid)
         for warning in self.warnings:
             parts.append(Text(f"warning: {warning}", style="yellow"))

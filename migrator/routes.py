@@ -131,8 +131,9 @@ SNAPSHOT_RESTORE = Route(
     reaches=frozenset({"kms", "none"}),
     freeze_window="writes stop from the snapshot until cutover (restore time plus validation)",
     suggestions=(Suggestion(3, "{node_type} can restore an unencrypted snapshot straight into a KMS-encrypted "
-                               "cluster while the source stays writable until cutover; `modify` is the "
-                               "alternative if a read-only window is acceptable", node_type_prefix="ra3"),),
+                               "cluster; writes to the source stop from the snapshot until cutover (what is "
+                               "written after the snapshot would be lost); `modify` is the in-place "
+                               "alternative (read-only while it resizes)", node_type_prefix="ra3"),),
     gates=_CUTOVER_GATES,
 )
 
