@@ -117,7 +117,8 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                        state, migration.approvals, config_path,
                        waiting.detail if waiting and waiting.from_state == migration.phase else None))),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
-                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None and not died))
+                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None and not died),
+                         schema=t.schema_name, name=t.table_name)
                 for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,

@@ -81,6 +81,9 @@ class TableRow:
     last_error: str | None
     #: An in-run retry scheduled after a transient failure: attempt, wait and when.
     retry: str | None = None
+    #: The table's schema and name as stored (``table`` is the display text, names.table_key).
+    schema: str = ""
+    name: str = ""
 
 
 @dataclass

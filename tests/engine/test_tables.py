@@ -148,6 +148,10 @@ def test_status_shows_the_scheduled_retry_while_the_run_waits(tmp_path: Path, st
         with pytest.raises(ApprovalRequired):
             Runner(load_config(path), store, steps.registry()).run()
     row = next(r for r in seen[0].tables if r.table == "public.t4")
+    # A script reads schema and name apart, never by parsing the display text (issue 20).
+    assert (row.schema, row.name) == ("public", "t4")
+    assert {"schema": "public", "name": "t4"}.items() <= seen[0].asdict()["tables"][
+        [t.table for t in seen[0].tables].index("public.t4")].items()
     # Seen from inside the retried attempt: the previous failure and the retry it scheduled.
     assert row.retry is not None and row.retry.startswith("attempt 2/3 in progress") and "SlowDown" in row.retry
     history = commands.history(path, table="public.t4")
