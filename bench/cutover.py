@@ -97,8 +97,10 @@ def main() -> None:
         root = Path(tmp)
         sb = SandboxClient.start(root / "sb", tables=args.tables, rows=args.rows)
         try:
-            env = {**os.environ, **sb.env(), "MIGRATOR_FREEZE_QUIET_SECONDS": str(args.quiet_seconds)}
             config = write_config(sb, root / "run", "bench-window", "bench-window-enc", args.workers)
+            # As an operator limited to this config's `iam-policy --for operator`.
+            env = {**os.environ, **sb.env(), **sb.operator_env(config, name="bench-window"),
+                   "MIGRATOR_FREEZE_QUIET_SECONDS": str(args.quiet_seconds)}
             _cli(["init", str(config)], env, config.parent).check_returncode()
             if args.statement_seconds > 0:
                 for statement in ("unload", "copy"):

@@ -140,8 +140,9 @@ def main() -> None:
         sb = SandboxClient.start(root / "sb", tables=args.tables, rows=args.rows)
         print(f"sandbox with {args.tables} seeded tables up in {time.perf_counter() - t0:.1f}s")
         try:
-            env = {**os.environ, **sb.env()}
             config = write_config(sb, root / "run", "bench-run", "bench-run-enc", args.workers)
+            # As an operator limited to this config's `iam-policy --for operator`.
+            env = {**os.environ, **sb.env(), **sb.operator_env(config, name="bench-run")}
             subprocess.run([sys.executable, "-m", "migrator", "init", str(config)], env=env, cwd=config.parent,
                            check=True, capture_output=True)
             t0 = time.perf_counter()

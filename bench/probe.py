@@ -29,7 +29,7 @@ def probe_once(sb: SandboxClient, root: Path, source: str, sessions: int) -> str
     directory = root / f"s{sessions}"
     config = write_config(sb, directory, f"probe-s{sessions}", f"probe-s{sessions}-enc", workers=sessions,
                           source=source)
-    env = {**os.environ, **sb.env(), "MIGRATOR_SANDBOX_PASSWORD": sb.cluster_info(source).password}
+    env = {**os.environ, **sb.env(), **sb.operator_env(config, name=f"probe-s{sessions}"), "MIGRATOR_SANDBOX_PASSWORD": sb.cluster_info(source).password}
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "migrator", "probe", "--json", "-c", str(config)], env=env,
                           cwd=directory, capture_output=True, text=True, timeout=3600)

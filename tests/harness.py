@@ -272,6 +272,22 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60.0,
         time.sleep(0.05)  # polling observable state, not synchronising by time
 
 
+_OPERATOR_KEYS: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def operator_keys(sb: SandboxClient, config: Path, name: str) -> dict[str, str]:
+    """AWS keys of an IAM user limited to `migrator iam-policy --for operator` of ``config`` as it
+    is now (one user per sandbox and policy); none for a config the model rejects (the run says so)."""
+    try:
+        policy = sb.operator_policy(config)
+    except ConfigError:
+        return {}
+    key = (str(sb.directory), json.dumps(policy, sort_keys=True))
+    if key not in _OPERATOR_KEYS:
+        _OPERATOR_KEYS[key] = sb.operator_env(config, name=name, policy=policy)
+    return _OPERATOR_KEYS[key]
+
+
 @dataclass
 class Migration:
     """One migration against the sandbox: its config file, the environment its runs get, and

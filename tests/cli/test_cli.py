@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from migrator.store import db
 from tests.conftest import CONFIG_TOML
-from tests.harness import cli, one_line_error, write_config
+from tests.harness import cli, one_line_error, operator_keys, write_config
 
 __all__ = ["cli", "good_config", "one_line_error", "write"]
 
@@ -124,7 +124,7 @@ def test_store_from_newer_version(tmp_path: Path) -> None:
 def test_preflight_failure_exit_code_and_nothing_written(tmp_path: Path, sandbox) -> None:  # type: ignore[no-untyped-def]
     """A run whose preflight fails (the source does not exist) says so in one line and stays resumable."""
     good_config(tmp_path, migration={"aws_endpoint_url": sandbox.info.endpoint_url, "sandbox_plaintext": True})
-    env = sandbox.env()
+    env = {**sandbox.env(), **operator_keys(sandbox, tmp_path / "migrator.toml", "cli")}
     env["SRC_PW"] = env["MIGRATOR_SANDBOX_PASSWORD"]  # preflight logs in to check the user's grants
     assert cli("init", "migrator.toml", cwd=tmp_path, env=env).returncode == 0
     before = len(sandbox.calls())

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from migrator.sandbox.client import SandboxClient
-from tests.harness import cli, one_line_error, write_config
+from tests.harness import cli, one_line_error, operator_keys, write_config
 
 #: An unload-copy migration no AWS is asked about (iam-policy and report read only the file).
 UNLOAD_COPY: dict[str, dict[str, object]] = {
@@ -97,7 +97,7 @@ def sandbox_config(sandbox: SandboxClient, strategy: str, tmp_path: Path, source
 
 def test_plan_is_read_only_and_leaves_secrets_out(sandbox: SandboxClient, tmp_path: Path) -> None:
     config = sandbox_config(sandbox, "unload-copy", tmp_path)
-    env = sandbox.env()
+    env = {**sandbox.env(), **operator_keys(sandbox, config, "plan")}
     mutating_before = len(sandbox.calls())
     proc = cli("plan", "-c", str(config), "--json", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -122,7 +122,8 @@ def test_plan_is_read_only_and_leaves_secrets_out(sandbox: SandboxClient, tmp_pa
 
 def test_plan_for_modify_shows_the_one_modify(sandbox: SandboxClient, tmp_path: Path) -> None:
     config = sandbox_config(sandbox, "modify", tmp_path)
-    proc = cli("plan", "-c", str(config), "--json", cwd=tmp_path, env=sandbox.env())
+    proc = cli("plan", "-c", str(config), "--json", cwd=tmp_path,
+               env={**sandbox.env(), **operator_keys(sandbox, config, "plan")})
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     [modify] = [r for r in plan["requests"] if r["api"] == "ModifyCluster"]
@@ -133,6 +134,6 @@ def test_plan_for_modify_shows_the_one_modify(sandbox: SandboxClient, tmp_path: 
 
 def test_plan_with_an_unknown_source_is_one_line(sandbox: SandboxClient, tmp_path: Path) -> None:
     config = sandbox_config(sandbox, "modify", tmp_path, source="no-such-cluster")
-    proc = cli("plan", "-c", str(config), cwd=tmp_path, env=sandbox.env())
+    proc = cli("plan", "-c", str(config), cwd=tmp_path, env={**sandbox.env(), **operator_keys(sandbox, config, "plan")})
     assert proc.returncode in (7, 10), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "no-such-cluster" in proc.stderr

@@ -19,7 +19,7 @@ from migrator.names import split_table_key
 from migrator.sandbox.client import SandboxClient
 from migrator.warehouse.sql import probe_prefix
 from tests.cli.test_cli import cli, one_line_error, write
-from tests.harness import run_migrator
+from tests.harness import operator_keys, run_migrator
 
 _ids = itertools.count(1)
 ALL_SHAPES = ["UNLOAD", "staging check", "CREATE TEMP TABLE", "COPY", "checksum"]
@@ -35,8 +35,9 @@ class Source:
     env: dict[str, str]
 
     def run(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return run_migrator([*args, "-c", str(config or self.config)], cwd=self.directory, env=self.env,
-                            timeout=300)
+        # As an operator limited to that config's `iam-policy --for operator`.
+        env = {**self.env, **operator_keys(self.sb, config or self.config, self.name)}
+        return run_migrator([*args, "-c", str(config or self.config)], cwd=self.directory, env=env, timeout=300)
 
     def probe(self, config: Path | None = None) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
         proc = self.run("probe", "--json", config=config)

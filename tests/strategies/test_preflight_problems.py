@@ -49,7 +49,7 @@ def test_an_account_level_block_covers_a_bucket_without_its_own(sb: Sandbox, mon
     from migrator.strategies.preflight_checks import staging_problems
 
     sb.client("s3").create_bucket(Bucket="pf-account-covered")
-    for key, value in sb.env().items():
+    for key, value in sb.admin_env().items():  # the check itself, not a migration's policy
         monkeypatch.setenv(key, value)
     client_set = AwsClients(sb.info.region, sb.info.endpoint_url)
     assert staging_problems(client_set, "pf-account-covered")

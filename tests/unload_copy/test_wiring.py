@@ -101,9 +101,9 @@ def test_failed_copy_shows_load_errors_and_rollback_removes_staged_files(migrati
 def test_staged_files_are_kept_on_rollback_with_staging_keep(migration: Migration,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     m = migration
-    for name, value in m.sb.env().items():
-        monkeypatch.setenv(name, value)
     m.config.write_text(m.config.read_text().replace("[tables]", "keep = true\n\n[tables]"))
+    for name, value in m.limited_env().items():
+        monkeypatch.setenv(name, value)
     config = load_config(m.config)
     prefix = f"{m.config.read_text().split(f's3://{m.sb.info.bucket}/')[1].split(chr(34))[0]}"
     key = f"{prefix}{config.settings.migration.name}/public.t/attempt-1/0000_part_00"
