@@ -86,7 +86,8 @@ def run_one(sb: SandboxClient, root: Path, number: int, scenario: Scenario, vict
     info = sb.info
     # A table's in-run retries wait 30 s, 60 s, ... by default; 1 s keeps the bench short.
     env = {**os.environ, **sb.env(), **sb.operator_env(config, name="bench-faults"),  # limited to its policy
-           "MIGRATOR_SANDBOX_PASSWORD": sb.cluster_info(source).password, "MIGRATOR_FREEZE_QUIET_SECONDS": "0", "MIGRATOR_TABLE_RETRY_BASE_SECONDS": "1"}
+           "MIGRATOR_SANDBOX_PASSWORD": sb.cluster_info(source).password, "MIGRATOR_FREEZE_QUIET_SECONDS": "0",
+           "MIGRATOR_TABLE_RETRY_BASE_SECONDS": "1"}
     subprocess.run([sys.executable, "-m", "migrator", "init", str(config)], env=env, cwd=directory, check=True,
                    capture_output=True)
     sb.faults.clear()
