@@ -77,6 +77,10 @@ class ClusterRuntime:
         return self.pg.dsn(self.database)
 
 
+def _pg_env(password: str) -> dict[str, str]:
+    return {**os.environ, "PGPASSWORD": password}
+
+
 class LocalClusterHost:
     def __init__(self, directory: Path, proxies: ProxyThread, faults: FaultPlan | None,
                  s3_client: Callable[[], Any], kms_client: Callable[[], Any], iam_roles: Callable[[], set[str]],
@@ -112,10 +116,13 @@ class LocalClusterHost:
         bin_dir = find_pg_bin()
         self._copy_roles(bin_dir, source, runtime)
         # pg_dump leaves out pg_* schemas, the emulation's included: only user objects travel.
-        dump = subprocess.run([str(bin_dir / "pg_dump"), "--format=custom", "--dbname", source.admin_dsn()],
-                              capture_output=True, check=True)
-        subprocess.run([str(bin_dir / "pg_restore"), "--no-owner", "--dbname", runtime.admin_dsn()],
-                       input=dump.stdout, capture_output=True, check=False)
+        # Passwords reach the tools in PGPASSWORD, never in argv (any user can read a process's argv).
+        dump = subprocess.run([str(bin_dir / "pg_dump"), "--format=custom", "--dbname",
+                               source.pg.dsn(source.database, password=False)],
+                              env=_pg_env(source.pg.password), capture_output=True, check=True)
+        subprocess.run([str(bin_dir / "pg_restore"), "--no-owner", "--dbname",
+                        runtime.pg.dsn(runtime.database, password=False)],
+                       env=_pg_env(runtime.pg.password), input=dump.stdout, capture_output=True, check=False)
         with psycopg.connect(source.admin_dsn(), autocommit=True) as src, \
                 psycopg.connect(runtime.admin_dsn(), autocommit=True) as dst:
             catalog.copy_metadata(src, dst)
@@ -126,7 +133,8 @@ class LocalClusterHost:
     def _copy_roles(bin_dir: Path, source: ClusterRuntime, target: ClusterRuntime) -> None:
         """Users and groups live in the cluster (the server here): a restore brings them along."""
         roles = subprocess.run([str(bin_dir / "pg_dumpall"), "--roles-only", "--no-role-passwords",
-                                "--dbname", source.pg.dsn("postgres")], capture_output=True, text=True, check=True)
+                                "--dbname", source.pg.dsn("postgres", password=False)],
+                               env=_pg_env(source.pg.password), capture_output=True, text=True, check=True)
         with psycopg.connect(target.pg.dsn(target.database), autocommit=True) as conn:
             for statement in roles.stdout.split(";\n"):
                 statement = statement.strip()

@@ -170,8 +170,11 @@ class PostgresServer:
             self._chown(elsewhere)
             (self.base_dir / "server-dir").write_text(str(elsewhere))
 
-    def dsn(self, dbname: str = "postgres") -> str:
-        return f"host=127.0.0.1 port={self.port} user={SUPERUSER} password={self.password} dbname={dbname}"
+    def dsn(self, dbname: str = "postgres", *, password: bool = True) -> str:
+        """libpq connection string; ``password=False`` leaves the password out (for a tool's argv:
+        pass it in PGPASSWORD)."""
+        secret = f" password={self.password}" if password else ""
+        return f"host=127.0.0.1 port={self.port} user={SUPERUSER}{secret} dbname={dbname}"
 
     def url(self, dbname: str = "postgres", driver: str = "postgresql+psycopg") -> str:
         return f"{driver}://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{dbname}"

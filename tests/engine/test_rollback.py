@@ -3,6 +3,7 @@ duration, checks the config like a run does, and races a `run` in neither direct
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -30,7 +31,8 @@ RUN_ONCE = textwrap.dedent("""
     from migrator.store import Store
     from tests.conftest import make_config
     from tests.engine.scripted import scripted_registry
-    url, tmp = sys.argv[1], Path(sys.argv[2])
+    import os
+    url, tmp = os.environ["TEST_STORE_URL"], Path(sys.argv[1])  # the URL may hold a password: not in argv
     with Store.open(url) as store:
         try:
             report = Runner(make_config(tmp, url), store, scripted_registry()).run()
@@ -68,7 +70,8 @@ def test_a_run_started_during_a_rollback_is_refused_even_past_the_lease_ttl(conf
             _poll(lambda: utcnow() > first_expiry, "the first lease term to pass")
             renewed = store.get_run_lease(ctx.migration)
             assert renewed is not None and renewed.token == lease.token and renewed.expires_at > first_expiry
-            racer = subprocess.run([sys.executable, "-c", RUN_ONCE, store_url, str(tmp_path)], cwd=ROOT,
+            racer = subprocess.run([sys.executable, "-c", RUN_ONCE, str(tmp_path)], cwd=ROOT,
+                                   env={**os.environ, "TEST_STORE_URL": store_url},
                                    capture_output=True, text=True, timeout=120)
             outcome["racer"] = racer.stdout.strip() or racer.stderr
             return {"undone": True}
@@ -81,7 +84,8 @@ def test_a_run_started_during_a_rollback_is_refused_even_past_the_lease_ttl(conf
         move = [e for e in store.events(m, subject="migration") if e.trigger == "rolled_back"]
         assert move[0].detail == {"undone": True}
         # A run afterwards finds nothing to do: the machine ended.
-        after = subprocess.run([sys.executable, "-c", RUN_ONCE, store_url, str(tmp_path)], cwd=ROOT,
+        after = subprocess.run([sys.executable, "-c", RUN_ONCE, str(tmp_path)], cwd=ROOT,
+                               env={**os.environ, "TEST_STORE_URL": store_url},
                                capture_output=True, text=True, timeout=120)
         assert after.stdout.strip() == "RAN rolled_back", after.stderr
 

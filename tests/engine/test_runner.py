@@ -94,7 +94,8 @@ HOLDER = textwrap.dedent("""
     from tests.conftest import make_config
     from tests.engine.scripted import scripted_registry
     from pathlib import Path
-    url, tmp = sys.argv[1], Path(sys.argv[2])
+    import os
+    url, tmp = os.environ["TEST_STORE_URL"], Path(sys.argv[1])  # the URL may hold a password: not in argv
     config = make_config(tmp, url)
     store = Store.open(url)
     runner = Runner(config, store, scripted_registry())
@@ -114,7 +115,8 @@ HOLDER = textwrap.dedent("""
 
 
 def _start_holder(store_url: str, tmp_path: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, store_url, str(tmp_path)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdin=subprocess.PIPE,
+                            env={**os.environ, "TEST_STORE_URL": store_url},
                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "READY"

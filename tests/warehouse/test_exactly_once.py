@@ -128,7 +128,7 @@ import redshift_connector
 from migrator.warehouse import pipeline
 from migrator.warehouse.connection import Session
 from migrator.warehouse.sql import DataFormat
-a = json.loads(sys.argv[1])
+a = json.loads(sys.stdin.readline())  # the password travels on stdin, never in argv
 conn = redshift_connector.connect(host=a["host"], port=a["port"], database="dev", user=a["user"],
                                   password=a["password"], ssl=False)
 conn.autocommit = False
@@ -150,8 +150,11 @@ def test_sigkill_mid_copy_then_rerun_loads_exactly_once(sb: Any, src: Session, t
     args = json.dumps({"host": info.host, "port": info.port, "user": info.user, "password": info.password,
                        "schema": t.schema, "table": t.name, "manifest": u.manifest_url, "fmt": u.format.name,
                        "role": sb.info.iam_role_arn, "rows": t.rows})
-    child = subprocess.Popen([sys.executable, "-c", CHILD, args], stdout=subprocess.PIPE, text=True,
+    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                              env={**os.environ, **sb.env()})
+    assert child.stdin is not None
+    child.stdin.write(args + "\n")
+    child.stdin.flush()
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "loading"
         # Wait until the COPY is being held by the fault (it fired), then kill the loader for real.

@@ -194,8 +194,8 @@ def wait_gone(admin: psycopg.Connection, pid: int, timeout: float = 10.0) -> boo
 
 def psql(proxy: RedshiftProxy, *args: str, stdin: str | None = None, user: str = "awsuser") -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PGPASSWORD=USERS[user])
-    dsn = f"host=127.0.0.1 port={proxy.port} dbname={DATABASE} user={user} sslmode=disable"
-    return subprocess.run([PSQL, dsn, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", *args], env=env,
+    conninfo = f"host=127.0.0.1 port={proxy.port} dbname={DATABASE} user={user} sslmode=disable"  # PGPASSWORD
+    return subprocess.run([PSQL, conninfo, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", *args], env=env,
                           input=stdin, capture_output=True, text=True, timeout=30)
 
 

@@ -127,8 +127,8 @@ def test_refused_copy_options_in_simple_query(tmp_path_factory: pytest.TempPathF
 
     psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
     env = dict(os.environ, PGPASSWORD=USERS["awsuser"])
-    dsn = f"host=127.0.0.1 port={proxy.port} dbname={DATABASE} user=awsuser sslmode=disable"
-    out = subprocess.run([psql, dsn, "-X", "-A", "-t", "-c", BAD_COPY, "-c", "select 41 + 1"], env=env,
+    conninfo = f"host=127.0.0.1 port={proxy.port} dbname={DATABASE} user=awsuser sslmode=disable"  # PGPASSWORD
+    out = subprocess.run([psql, conninfo, "-X", "-A", "-t", "-c", BAD_COPY, "-c", "select 41 + 1"], env=env,
                          capture_output=True, text=True, timeout=30)
     assert "COMPUPDATE argument is not supported" in out.stderr
     assert out.stdout.strip() == "42"
