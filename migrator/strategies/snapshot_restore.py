@@ -13,10 +13,11 @@ from migrator.aws import clusters as aws
 from migrator.config import Settings
 from migrator.engine.registry import Registry
 from migrator.engine.gates import pass_gate
-from migrator.errors import PreflightFailed, RemoteError
+from migrator.errors import ConfigError, MigratorError, PreflightFailed, RemoteError
 from migrator.retry import wait_until
 from migrator.names import table_key
 from migrator.strategies import common, cutover, encryption, preflight_checks, recorded, sessions, stray_writes, window
+from migrator.warehouse.errors import is_auth_failure
 from migrator.strategies.mirror import mirror_logging, mirror_source, mirror_usage_limits, rename_notes
 
 if TYPE_CHECKING:
@@ -259,10 +260,20 @@ def validate(ctx: "PhaseContext") -> str:
     want = wanted(ctx)
     settings = ctx.config.settings
     encryption.check_new_cluster_encryption(ctx, "before validation", want.target_id)
-    found = common.check_against_baseline(
-        ctx, want.target_id, "restored cluster against the baseline",
-        conn=sessions.target_connection(settings, want.target_id),
-        hint="writes reached the source after the baseline; roll back and re-run")
+    try:
+        found = common.check_against_baseline(
+            ctx, want.target_id, "restored cluster against the baseline",
+            conn=sessions.target_connection(settings, want.target_id),
+            hint="writes reached the source after the baseline; roll back and re-run")
+    except MigratorError as exc:
+        if not is_auth_failure(exc):
+            raise
+        # Said before anything else: the restored cluster is not the one the password was made for.
+        raise ConfigError(f"target: the restored cluster {want.target_id} refused the login ({exc.one_line()}); a "
+                          "cluster restored from a snapshot keeps the snapshot's master user and password, i.e. the "
+                          f"source's ({settings.source.cluster_id})",
+                          hint="give target.password_env (or secret_arn) the source's master password, or leave the "
+                               "target's credentials out to log in as the source's user") from None
     ctx.facts["detail"] = {"user_tables": found.user_tables, "tables": len(found.rows)}
     return "validated"
 

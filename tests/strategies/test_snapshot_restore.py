@@ -249,3 +249,19 @@ def test_a_write_after_the_snapshot_refuses_the_cutover_and_renames_nothing(sb: 
     assert "cutover refused" in line and "late_writes" in line and "written after the snapshot" in line
     assert [c for c in sb.calls("ModifyCluster") if "NewClusterIdentifier" in c.get("params", {})] == before
     assert m.phase() == "awaiting_cutover"
+
+
+def test_a_restored_cluster_refusing_the_target_password_says_it_keeps_the_sources(sb: Sandbox,
+                                                                                   tmp_path: Path) -> None:
+    """Tried as a new user would (issue 20): a copy of unload-copy.toml with the strategy changed
+    failed with a bare "password authentication failed"."""
+    make_cluster(sb, "sr-pw", tables=1)
+    m = migration(sb, tmp_path, "sr-pw", strategy="snapshot-restore", cluster_id="sr-pw-enc",
+                  password_env="SR_TARGET_PASSWORD")
+    m.env["SR_TARGET_PASSWORD"] = "NotTheSourcesPassw0rd"
+    m.init()
+    failed = m.run("--assume-frozen")
+    assert failed.returncode == 2, failed.stderr + failed.stdout
+    line = one_line(failed.stderr)
+    assert "keeps the snapshot's master user and password" in line and "sr-pw" in line
+    assert "target.password_env" in line
