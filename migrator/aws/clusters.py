@@ -173,6 +173,14 @@ class KmsKey:
     region: str
 
 
+def bucket_region(location_constraint: str | None) -> str:
+    """The region a bucket is in, from GetBucketLocation's LocationConstraint: none for us-east-1,
+    the legacy "EU" for eu-west-1 (API GetBucketLocation), else the region's own name."""
+    if not location_constraint:
+        return "us-east-1"
+    return {"EU": "eu-west-1"}.get(location_constraint, location_constraint)
+
+
 def arn_region(ref: str) -> str | None:
     parts = ref.split(":")
     return parts[3] if ref.startswith("arn:") and len(parts) >= 6 else None

@@ -112,7 +112,7 @@ def _bucket_problems(clients: Any, s3_uri: str, region: str) -> list[str]:
     bucket = s3_uri[len("s3://"):].split("/", 1)[0]
     s3 = clients.client("s3")
     try:
-        location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+        location = aws.bucket_region(s3.get_bucket_location(Bucket=bucket).get("LocationConstraint"))
     except (ClientError, BotoCoreError) as exc:
         return [f"staging bucket {bucket} is not reachable: {aws.describe(exc)}"]
     problems = []
