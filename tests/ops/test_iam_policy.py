@@ -202,7 +202,7 @@ def test_temporary_credentials_reach_every_name_each_cluster_goes_by() -> None:
     policy = operator_policy(full_settings())
     arn = f"arn:aws:redshift:eu-west-1:{ACCOUNT}:"
     renamed = old_name_for("analytics")
-    for resource in (f"dbuser:analytics/etl", f"dbuser:{renamed}/etl",  # the source, then renamed away
+    for resource in ("dbuser:analytics/etl", f"dbuser:{renamed}/etl",  # the source, then renamed away
                      "dbuser:analytics-enc/admin", "dbuser:analytics/admin",  # the new one, then under the old name
                      "dbname:analytics/dev", f"dbname:{renamed}/dev", "dbname:analytics-enc/dev"):
         assert allowed(policy, "redshift:GetClusterCredentials", arn + resource), resource

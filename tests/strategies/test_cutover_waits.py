@@ -3,14 +3,12 @@ CLI against the sandbox."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
 from migrator.sandbox.client import SandboxClient as Sandbox
-from tests.strategies.support import one_line, wait_for
+from tests.strategies.support import one_line
 from tests.strategies.test_cutover_swap import faults, ready_for_cutover, renames  # noqa: F401 (fixture)
-from tests.strategies.test_rollback_ownership import action
 
 
 def test_a_target_paused_by_its_schedule_ends_the_wait_with_one_line(
