@@ -28,7 +28,7 @@ from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import Intercept, SessionInfo
 from migrator.sandbox.postgres import SUPERUSER, PostgresServer, find_pg_bin
 from migrator.sandbox.proxy import ProxyThread, RedshiftProxy
-from migrator.sandbox.redshift import catalog, identifiers, namespace, query_group, settings
+from migrator.sandbox.redshift import catalog, identifiers, namespace, query_group, settings, wlm
 from migrator.sandbox.redshift.dialect import RedshiftDialect
 from migrator.sandbox.redshift.statements import RedshiftDataStatements
 from migrator.sandbox.redshift.syslog import SystemLog
@@ -213,6 +213,12 @@ class LocalClusterHost:
         with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
             conn.execute(namespace.define_sql(namespace_id))  # type: ignore[arg-type]
 
+    def apply_wlm(self, cluster_id: str, configuration: str, node_type: str) -> None:
+        """A reboot applied the parameter group's wlm_json_configuration: the WLM tables show it."""
+        runtime = self.runtime(cluster_id)
+        with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
+            wlm.apply(conn, configuration, node_type)
+
     def reboot(self, cluster_id: str) -> None:
         self.proxies.drop_sessions(cluster_id)
 
@@ -280,6 +286,7 @@ class LocalClusterHost:
                 # The master user is a superuser on Redshift too.
                 conn.execute(sql.SQL("create role {} login superuser password {}").format(
                     sql.Identifier(master_user), sql.Literal(master_password)))
+                wlm.apply(conn, wlm.DEFAULT_WLM)  # the default parameter group's, until a reboot applies another
             syslog = SystemLog(pg.dsn(database))
             data = RedshiftDataStatements(self._s3, self._kms, self.faults, self._iam_roles(),
                                           on_unload=syslog.on_unload, on_load_commit=syslog.on_load_commit,

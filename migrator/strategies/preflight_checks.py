@@ -4,6 +4,7 @@ reported together by fail_preflight."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Mapping
@@ -15,6 +16,8 @@ from migrator.config import ConnectionSection, Settings
 from migrator.errors import PreflightFailed
 from migrator.strategies.recorded import clients
 from migrator.strategies.sessions import connect
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -70,9 +73,27 @@ def login_problems(settings: Settings, client_set: AwsClients, cluster_id: str, 
     conn = connect(settings, client_set, cluster_id, where=where, conn=section)
     try:
         conn.autocommit = True
-        return access_lines(Session(conn), where)
+        return access_lines(Session(conn), where) + query_group_lines(Session(conn), where, section.query_group)
     finally:
         conn.close()
+
+
+def query_group_lines(session: Any, where: str, group: str | None) -> list[str]:
+    """The configured query group must reach a queue of its own; the queue's slots and memory are
+    logged (the default queue would run the migration at production's slots)."""
+    from migrator.warehouse.wlm import route_of
+
+    if not group:
+        return []
+    route = route_of(session, group)
+    if not route.readable:
+        return [f"{where}.query_group {group!r}: the login cannot read the WLM configuration "
+                "(STV_WLM_* show rows to superusers only); log in as a superuser or remove query_group"]
+    if route.queue is None:
+        return [f"{where}.query_group {group!r} is routed to no WLM queue: add it to a queue's query groups in "
+                "the cluster's parameter group (wlm_json_configuration) and reboot, or remove query_group"]
+    log.info("%s: query group %s runs in %s", where, group, route.queue.describe())
+    return []
 
 
 def access_lines(session: Any, where: str) -> list[str]:
