@@ -182,6 +182,16 @@ def clients(config_path: Path) -> ClientsResult:
                          found.not_moved, found.notes)
 
 
+def _clients_for_report(config_path: Path) -> dict[str, object]:
+    """The report's clients section: `migrator clients` as it answers now, or why it could not."""
+    try:
+        found = clients(config_path)
+    except MigratorError as exc:
+        return {"note": f"clients not listed: {exc.one_line()}", "clients": []}
+    return {"window": found.window, "clients": found.clients, "renamed_at": found.renamed_at,
+            "old_cluster": found.old_cluster, "not_moved": found.not_moved}
+
+
 def _cutover_facts(config: LoadedConfig) -> tuple[datetime | None, str | None, list[tuple[str | None, str | None, str]]]:
     """From the store (read-only, if there is one): when the source was renamed away, its name
     since, and who the stray-write watch saw writing to it."""
@@ -543,6 +553,7 @@ def report(config_path: Path, fmt: str = "md", output: Path | None = None) -> Re
     with _open_read_only(config) as store:
         migration = store.require_migration(config.settings.migration.name)
         doc = evidence.collect(store, migration)
+    doc["clients"] = _clients_for_report(config_path)
     text = evidence.render(doc, fmt)  # type: ignore[arg-type]
     if output is not None:
         try:

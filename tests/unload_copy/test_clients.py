@@ -84,3 +84,8 @@ def test_clients_before_and_after_cutover(migration: Migration) -> None:
     assert "have not moved to the new cluster" in status["clients_not_moved"]
     assert "bi_user@127.0.0.1 (dashboards)" in status["clients_not_moved"]
     assert "etl_user" not in status["clients_not_moved"]
+    reported = m.cli("report", "--format", "json")
+    assert reported.returncode == 0, reported.stderr
+    in_report = _by_user(json.loads(reported.stdout)["clients"]["clients"])
+    assert in_report["bi_user"]["still_on_old"] is True and in_report["etl_user"]["moved"] is True
+    assert "| bi_user |" in m.cli("report").stdout
