@@ -34,11 +34,10 @@ def _authorization_edit(s: list[Token], session: SessionInfo) -> Edit | None:
         return None
     words = [t.upper for t in s[:4]]
     verb = words[0] if words else ""
-    changes_user = (
-        (verb in ("SET", "RESET") and words[1:3] == ["SESSION", "AUTHORIZATION"])
-        or (verb == "SET" and words[1:4] == ["SESSION", "SESSION", "AUTHORIZATION"])
-        or (verb == "SET" and len(words) > 2 and words[1] in ("SESSION", "LOCAL") and words[2] == "ROLE")
-        or (verb in ("SET", "RESET") and len(words) > 1 and words[1] == "ROLE"))
+    # SET [SESSION|LOCAL] SESSION AUTHORIZATION ..., RESET SESSION AUTHORIZATION, SET [SESSION|LOCAL] ROLE, RESET ROLE
+    rest = words[2:] if len(words) > 1 and words[1] in ("SESSION", "LOCAL") and verb == "SET" else words[1:]
+    changes_user = verb in ("SET", "RESET") and any(
+        r[:2] == ["SESSION", "AUTHORIZATION"] or r[:1] == ["ROLE"] for r in (rest, words[1:]))
     if not changes_user:
         return None
     return Edit(s[0].start, s[-1].end, _raise("42501", "permission denied to set session authorization"))

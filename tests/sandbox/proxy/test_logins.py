@@ -50,6 +50,13 @@ def test_created_user_logs_in_and_acts_as_itself(sandbox: SandboxClient, cluster
     # A regular user sees only its own queries in the system log, and none of the connection log.
     assert _one(etl, "select count(distinct userid) from stl_query") == 1
     assert _one(etl, "select count(*) from stl_connection_log") == 0
+    # The proxy logs in as PostgreSQL's superuser and acts as the user: the user cannot change back.
+    for escape in ("reset session authorization", "set session authorization default",
+                   f"set local session authorization {info.user}", "set role none", "reset role"):
+        with pytest.raises(redshift_connector.ProgrammingError, match="permission denied to set session authorization"):
+            etl.cursor().execute(escape)
+        etl.rollback()
+    assert _one(etl, "select current_user") == "etl_user"
     etl.close()
     admin.cursor().execute("alter user etl_user password 'New-Pass-5678'")
     with pytest.raises(redshift_connector.ProgrammingError, match="password authentication failed"):
