@@ -121,6 +121,9 @@ def test_every_unload_and_copy_runs_in_the_query_group(sandbox: SandboxClient, t
         copies = pg.execute("select trim(label) from pg_sandbox.query_log where querytxt ilike 'copy%'").fetchall()
     assert len(unloads) >= 3 and len(copies) >= 3
     assert {r[0] for r in unloads} == {"data_migrate"} and {r[0] for r in copies} == {"data_migrate"}
+    history = json.loads(m.cli("history", "--json").stdout)["events"]
+    queue = next(e for e in history if e["trigger"] == "wlm_queue")["detail"]
+    assert (queue["queue"], queue["slots"]) == ("data_migrate", 4) and queue["memory_mb_per_slot"] > 0
 
 
 def target_id(m: Migration) -> str:
