@@ -79,8 +79,14 @@ def login_problems(settings: Settings, client_set: AwsClients, cluster_id: str, 
     conn = connect(settings, client_set, cluster_id, where=where, conn=section)
     try:
         conn.autocommit = True
-        return access_lines(Session(conn), where) + query_group_lines(Session(conn), where, section.query_group,
-                                                                      on_queue)
+        session = Session(conn)
+        lines = access_lines(session, where) + query_group_lines(session, where, section.query_group, on_queue)
+        target_group = settings.target.query_group
+        if where == "source" and target_group and settings.route.new_cluster:
+            # The new cluster gets the source's parameter group (strategies.mirror), so the source's
+            # WLM is the one the new cluster will run with.
+            lines += query_group_lines(session, "target", target_group, on_queue)
+        return lines
     finally:
         conn.close()
 

@@ -38,15 +38,16 @@ def give_migration_queue(sb: SandboxClient, cluster_id: str) -> None:
     wait_for(lambda: _status(sb, cluster_id) == "available", "reboot")
 
 
-def _migration(sb: SandboxClient, tmp_path: Path, group: str) -> Migration:
+def _migration(sb: SandboxClient, tmp_path: Path, group: str | None, target_group: str | None = "") -> Migration:
     n = uuid.uuid4().hex[:5]
     source, target = f"qg{n}-src", f"qg{n}-enc"
     info = sb.create_seeded_cluster(source, tables=3, rows=50, seed=7)
     return sandbox_migration(
         sb, tmp_path, name=f"qg{n}", strategy="unload-copy",
         source={"cluster_id": source, "user": info.user, "password_env": "QG_SOURCE_PASSWORD",
-                "query_group": group},
-        target={"cluster_id": target, "password_env": "QG_TARGET_PASSWORD", "query_group": group},
+                **({"query_group": group} if group else {})},
+        target={"cluster_id": target, "password_env": "QG_TARGET_PASSWORD",
+                "query_group": group if target_group == "" else target_group},
         env={"QG_SOURCE_PASSWORD": info.password, "QG_TARGET_PASSWORD": "TargetPassw0rd",
              "MIGRATOR_FREEZE_QUIET_SECONDS": "2", "MIGRATOR_FREEZE_TIMEOUT_SECONDS": "30"})
 
@@ -106,6 +107,16 @@ def test_unknown_query_group_is_refused_in_preflight(sandbox: SandboxClient, tmp
     assert refused.returncode == 7, refused.stderr
     assert "source.query_group 'no_such_group' is routed to no WLM queue" in refused.stderr
     assert not m.sb.calls("CreateCluster") or all(c.get("cluster_id") != m.target for c in m.sb.calls("CreateCluster"))
+
+
+def test_a_target_group_the_mirrored_parameter_group_lacks_is_refused(sandbox: SandboxClient, tmp_path: Path) -> None:
+    m = _migration(sandbox, tmp_path, None, target_group="nightly_copy")
+    give_migration_queue(sandbox, m.source)
+    m.init()
+    refused = m.cli("run")
+    assert refused.returncode == 7, refused.stderr
+    assert "target.query_group 'nightly_copy' is routed to no WLM queue" in refused.stderr
+    assert "source.query_group" not in refused.stderr
 
 
 def test_every_unload_and_copy_runs_in_the_query_group(sandbox: SandboxClient, tmp_path: Path) -> None:
