@@ -140,3 +140,14 @@ def test_every_unload_and_copy_runs_in_the_query_group(sandbox: SandboxClient, t
 def target_id(m: Migration) -> str:
     assert m.target is not None
     return m.target
+
+
+def test_a_malformed_query_group_is_one_config_line(tmp_path: Path) -> None:
+    from tests.harness import cli, one_line_error, write_config
+
+    config = write_config(tmp_path / "migrator.toml", complete=False, migration={"name": "qg-bad"},
+                          source={"cluster_id": "prod", "query_group": "data_migrate"})
+    config.write_text(config.read_text().replace('query_group = "data_migrate"',
+                                                 'query_group = "data\'; drop table x"'))
+    one_line_error(cli("init", str(config), cwd=tmp_path), 2, "source.query_group", "a WLM query group name")
+    assert not (tmp_path / ".migrator").exists()
