@@ -80,6 +80,8 @@ def test_clients_before_and_after_cutover(migration: Migration) -> None:
     assert seen["etl_user"]["moved"] is True and seen["etl_user"]["still_on_old"] is False
     assert seen["bi_user"]["moved"] is False and seen["bi_user"]["still_on_old"] is True
     assert after["not_moved"] >= 1
+    people = m.cli("clients")
+    assert people.returncode == 0 and "not moved" in people.stdout and "dashboards" in people.stdout
     status = json.loads(m.cli("status", "--json").stdout)
     assert "have not moved to the new cluster" in status["clients_not_moved"]
     assert "bi_user@127.0.0.1 (dashboards)" in status["clients_not_moved"]

@@ -151,3 +151,40 @@ def test_a_malformed_query_group_is_one_config_line(tmp_path: Path) -> None:
                                                  'query_group = "data\'; drop table x"'))
     one_line_error(cli("init", str(config), cwd=tmp_path), 2, "source.query_group", "a WLM query group name")
     assert not (tmp_path / ".migrator").exists()
+
+
+def test_route_of_reads_rules_in_order_with_wildcards(sandbox: SandboxClient) -> None:
+    from migrator.warehouse.connection import Session
+    from migrator.warehouse.wlm import route_of
+
+    cluster_id = f"wild-{uuid.uuid4().hex[:6]}"
+    sandbox.create_cluster(cluster_id)
+    rs = sandbox.client("redshift")
+    group = f"wild-{uuid.uuid4().hex[:8]}"
+    rs.create_cluster_parameter_group(ParameterGroupName=group, ParameterGroupFamily="redshift-1.0", Description="w")
+    rs.modify_cluster_parameter_group(ParameterGroupName=group, Parameters=[{
+        "ParameterName": "wlm_json_configuration", "ParameterValue": json.dumps([
+            {"query_group": ["etl"], "query_concurrency": 2, "memory_percent_to_use": 20},
+            {"query_group": ["data_*"], "query_group_wild_card": 1, "query_concurrency": 4,
+             "memory_percent_to_use": 70, "name": "migration"},
+            {"query_concurrency": 5, "memory_percent_to_use": 10}])}])
+    rs.modify_cluster(ClusterIdentifier=cluster_id, ClusterParameterGroupName=group)
+    wait_for(lambda: _status(sandbox, cluster_id) == "available", "modify")
+    rs.reboot_cluster(ClusterIdentifier=cluster_id)
+    wait_for(lambda: _status(sandbox, cluster_id) == "available", "reboot")
+    info = sandbox.cluster_info(cluster_id)
+    conn = redshift_connector.connect(host=info.host, port=info.port, database=info.database, user=info.user,
+                                      password=info.password, ssl=False, timeout=60)
+    conn.autocommit = True
+    session = Session(conn)
+    found = route_of(session, "data_migrate")
+    assert found.queue is not None and (found.queue.name, found.queue.slots) == ("migration", 4)
+    assert route_of(session, "etl").queue.slots == 2  # type: ignore[union-attr]
+    assert route_of(session, "datamigrate").queue is None and route_of(session, "superuser").queue is None
+    conn.cursor().execute("create user plain_user password 'Plain-Pass-123'")
+    conn.close()
+    plain = redshift_connector.connect(host=info.host, port=info.port, database=info.database, user="plain_user",
+                                       password="Plain-Pass-123", ssl=False, timeout=60)
+    plain.autocommit = True
+    assert route_of(Session(plain), "data_migrate").readable is False  # STV_WLM_* are for superusers
+    plain.close()
