@@ -60,10 +60,12 @@ def target_connection(settings: Settings, cluster_id: str) -> ConnectionSection:
     if t.password_env or t.secret_arn or t.iam_auth:
         return ConnectionSection(cluster_id=cluster_id, database=t.database, user=t.user, host=host, port=port,
                                  password_env=t.password_env, secret_arn=t.secret_arn, iam_auth=t.iam_auth,
-                                 sslmode=t.sslmode)
+                                 sslmode=t.sslmode, query_group=t.query_group)
+    # The login may be the source's; the queue is the new cluster's own (target.query_group).
     return ConnectionSection(cluster_id=cluster_id, database=s.database, user=s.user, host=host, port=port,
                              password_env=s.password_env, secret_arn=s.secret_arn, iam_auth=s.iam_auth,
-                             sslmode=t.sslmode if "sslmode" in t.model_fields_set else s.sslmode)
+                             sslmode=t.sslmode if "sslmode" in t.model_fields_set else s.sslmode,
+                             query_group=t.query_group)
 
 
 def target_section(config: LoadedConfig) -> ConnectionSection:
