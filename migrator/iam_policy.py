@@ -134,8 +134,9 @@ def operator_policy(settings: Settings, *, passed_roles: list[str] | None = None
         roles = sorted({*(passed_roles or []), *([settings.staging.iam_role_arn] if settings.staging else [])})
         if passed_roles is None:
             roles = [f"arn:{scope.partition}:iam::{scope.account}:role/*"]
-        statements.append(_statement("PassRolesToTheNewCluster", ["iam:PassRole"], roles,
-                                     {"StringEquals": {"iam:PassedToService": "redshift.amazonaws.com"}}))
+        if roles:  # IAM refuses a statement without resources; no role passed, nothing to grant
+            statements.append(_statement("PassRolesToTheNewCluster", ["iam:PassRole"], roles,
+                                         {"StringEquals": {"iam:PassedToService": "redshift.amazonaws.com"}}))
     elif settings.staging is not None:
         statements.append(_statement("PassRolesToTheNewCluster", ["iam:PassRole"], [settings.staging.iam_role_arn],
                                      {"StringEquals": {"iam:PassedToService": "redshift.amazonaws.com"}}))

@@ -225,3 +225,14 @@ def test_renamed_away_name_matches_the_policys_pattern(source_id: str) -> None:
     policy = operator_policy(parse_config(data, Path("m.toml")).settings)
     assert allowed(policy, "redshift:DeleteCluster", f"arn:aws:redshift:eu-west-1:*:cluster:{name}")
     assert allowed(policy, "redshift:ModifyCluster", f"arn:aws:redshift:eu-west-1:*:cluster:{name}")
+
+
+@pytest.mark.parametrize("strategy", ["unload-copy", "modify", "snapshot-restore"])
+@pytest.mark.parametrize("roles", [None, [], [f"arn:aws:iam::{ACCOUNT}:role/SourceRole"]])
+def test_every_statement_names_resources(strategy: str, roles: list[str] | None) -> None:
+    """IAM refuses a statement without resources (MalformedPolicyDocument): a source with no roles
+    gets no PassRole statement rather than an empty one."""
+    policy = operator_policy(full_settings(strategy, handle_snapshot_copy=True), passed_roles=roles)
+    assert all(statement["Resource"] for statement in policy["Statement"])
+    if strategy == "snapshot-restore" and roles == []:
+        assert not allowed(policy, "iam:PassRole")
