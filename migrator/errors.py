@@ -7,7 +7,26 @@ the same action may succeed. The exit codes are part of the public interface
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
+
+#: A URL's userinfo (``scheme://user:password@``): masked wherever a URL may be shown.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")
+#: The longest message one error line carries (a 250,000-key config must not print 9 MB).
+MAX_LINE = 2000
+
+
+def mask_userinfo(text: str) -> str:
+    """``text`` with the user and password of every URL in it masked: ``http://***@host``."""
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters (a path or key to name, not to echo)."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 3) // 2
+    return f"{text[:keep]}...{text[-keep:]}"
 
 
 class MigratorError(Exception):
@@ -22,7 +41,10 @@ class MigratorError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        """What the CLI prints: one line, URLs' userinfo masked, at most MAX_LINE characters."""
+        text = f"{self.message} ({self.hint})" if self.hint else self.message
+        text = mask_userinfo(re.sub(r"\s*[\r\n]+\s*", " ", text))
+        return text if len(text) <= MAX_LINE else text[:MAX_LINE - 40] + f"... ({len(text) - MAX_LINE + 40} more characters)"
 
 
 class ConfigError(MigratorError):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError
 from migrator.procinfo import ProcessIdentity, me, pid_alive
@@ -85,16 +85,18 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except OperationalError as exc:
-            raise StoreError(f"checkpoint store error: {db._first_line(exc)}") from None
+        except IntegrityError:
+            raise  # a lost compare-and-set race: the caller says what it means
+        except DatabaseError as exc:  # unreachable, locked, read-only or damaged: one line, exit 3
+            raise db.store_failure(exc, self.engine) from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except OperationalError as exc:
-            raise StoreError(f"checkpoint store error: {db._first_line(exc)}") from None
+        except DatabaseError as exc:
+            raise db.store_failure(exc, self.engine) from None
 
     def _event(self, conn: Connection, migration_id: int, subject: str, trigger: str,
                from_state: str | None, to_state: str | None, detail: Mapping[str, Any] | None = None) -> None:
