@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click import Context  # typer's own click (typer >= 0.29 vendors it)
+from typer._click import exceptions as click_exc
 from typer.core import TyperGroup
 
 from migrator import interrupt, routes
@@ -53,34 +54,34 @@ class _Guarded(TyperGroup):
     line (a bug: the suite proves no input of issue 24's families gets there). Tracebacks only
     with --traceback. New commands and options need nothing from here."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None,
+                     **extra: Any) -> Context:
         _safe_streams()
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.exceptions.NoArgsIsHelpError:
-            raise
-        except click.UsageError as exc:
-            _usage(exc)
+        return _guarded(lambda: super(_Guarded, self).make_context(info_name, args, parent=parent, **extra))
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
+    def invoke(self, ctx: Context) -> Any:
+        def checked_then_run() -> Any:
             from migrator.config import check_environment
 
             check_environment()  # the timing overrides, checked like the keys they override
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.exceptions.NoArgsIsHelpError, typer.Exit,
-                typer.Abort, SystemExit):
-            raise
-        except click.UsageError as exc:
-            _usage(exc)
-        except MigratorError as exc:
-            _fail(exc)
-        except Exception as exc:  # noqa: BLE001 (the top of the CLI: nothing passes here unseen)
-            known = _known_failure(exc)
-            if known is not None:
-                _fail(known, cause=exc)
-            _internal(exc)
+            return super(_Guarded, self).invoke(ctx)
+        return _guarded(checked_then_run)
+
+
+def _guarded(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (click_exc.NoArgsIsHelpError, typer.Exit, typer.Abort, SystemExit):
+        raise
+    except click_exc.UsageError as exc:
+        _usage(exc)
+    except MigratorError as exc:
+        _fail(exc)
+    except Exception as exc:  # noqa: BLE001 (the top of the CLI: nothing passes here unseen)
+        known = _known_failure(exc)
+        if known is not None:
+            _fail(known, cause=exc)
+        _internal(exc)
 
 
 def _safe_streams() -> None:
@@ -94,7 +95,7 @@ def _safe_streams() -> None:
                 pass
 
 
-def _usage(exc: click.UsageError) -> NoReturn:
+def _usage(exc: click_exc.UsageError) -> NoReturn:
     """A mistake on the command line: one line, exit 2 (click's own box has three or more)."""
     where = exc.ctx.command_path if exc.ctx is not None else "migrator"
     line = shorten(mask_userinfo(" ".join(exc.format_message().split())), 500)

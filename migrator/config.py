@@ -133,7 +133,7 @@ def store_url_problem(url: str) -> str | None:
         parsed = make_url(url)
         port = parsed.port
     except ArgumentError:
-        return "is not a valid store URL (e.g. sqlite:///.migrator/state.db or postgresql+psycopg://user@host/db)"
+        return "is not a valid store URL (e.g. sqlite:///.migrator/state.db or postgresql+psycopg://HOST/DB)"
     except ValueError:
         return "has a port that is not a number"
     if port is not None and not 1 <= port <= 65535:

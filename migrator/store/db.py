@@ -53,7 +53,7 @@ def create_store_engine(url: str, *, read_only: bool = False, create: bool = Fal
     problem = store_url_problem(url)
     if problem and "backend" not in problem:
         raise StoreError(f"store URL {redact(url)} {problem}",
-                         hint="e.g. sqlite:///.migrator/state.db or postgresql+psycopg://user@host/db")
+                         hint="e.g. sqlite:///.migrator/state.db or postgresql+psycopg://HOST/DB")
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
