@@ -161,9 +161,12 @@ class DefinitionError(MigratorError):
 
 EXIT_CODES: list[tuple[int, str]] = [
     (0, "success (or nothing to do)"),
-    (1, "unexpected internal error (a bug: please report it with --traceback output)"),
-    (2, "bad configuration or command-line usage"),
-    (3, "checkpoint store missing, unreachable, or of another schema version"),
+    (1, "unexpected internal error: a bug (the one line says so and where to report it, with the output of the "
+        "same command run with --traceback); no input a user can give should end here"),
+    (2, "bad configuration, environment override or command-line usage (including a destructive command "
+        "without --confirm)"),
+    (3, "checkpoint store missing, unreachable, damaged, read-only, not creatable at its path, or of another "
+        "schema version"),
     (4, "another process advanced the same item first; nothing was written"),
     (5, "another live `migrator run` holds this migration"),
     (6, "config changed in a way that would alter finished work"),
@@ -174,7 +177,8 @@ EXIT_CODES: list[tuple[int, str]] = [
     (10, "remote operation failed"),
     (11, "security check failed (e.g. staged data not encrypted with the configured key)"),
     (12, "validation mismatch between source and target"),
-    (13, "local environment problem (missing binaries, ports)"),
+    (13, "local environment problem (missing binaries, ports, output that cannot be written: a full disk, a "
+        "closed pipe)"),
     (14, "invalid state-machine definition"),
     (129, "stopped by SIGHUP at the next safe point; run lease released, state consistent: re-run the same "
           "command to continue"),
