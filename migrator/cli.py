@@ -405,7 +405,7 @@ def status(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
 @app.command()
 def history(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
             table: Annotated[str | None, typer.Option("--table", help="only this schema.table")] = None,
-            limit: Annotated[int | None, typer.Option("--limit", min=1, help="newest N events")] = None,
+            limit: Annotated[int | None, typer.Option("--limit", min=1, max=1_000_000_000, help="newest N events")] = None,
             as_json: JsonOpt = False) -> None:
     """Show the audit log of moves, takeovers, approvals and remote actions."""
     _call(lambda: commands.history(config, table=table, limit=limit), as_json)
