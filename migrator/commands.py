@@ -106,6 +106,8 @@ def _held_by(engine: "db.Engine") -> str | None:
                      for t in ("table_task", "event", "remote_action") if t in tables}
     except DatabaseError as exc:
         raise db.store_failure(exc, engine) from None
+    except UnicodeDecodeError as exc:
+        raise db.damaged(exc, engine) from None
     shown = ", ".join(f"{name!r} in phase {phase}" for name, phase in rows[:5])
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
     return (f"{len(rows)} migration(s) ({shown}{more}), {count.get('table_task', 0)} table task(s), "

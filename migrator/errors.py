@@ -11,7 +11,7 @@ import re
 from typing import ClassVar
 
 #: A URL's userinfo (``scheme://user:password@``): masked wherever a URL may be shown.
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*:/+)(?P<userinfo>[^/?#@\s]*)@")
 #: The longest message one error line carries (a 250,000-key config must not print 9 MB).
 MAX_LINE = 2000
 

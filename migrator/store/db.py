@@ -38,7 +38,8 @@ def redact(url: str) -> str:
 
 
 #: What a damaged store file is said to be, and what to do about it.
-DAMAGED_HINT = "the file may be damaged: restore it from a backup (`migrator db downgrade` writes one) or re-init"
+DAMAGED_HINT = ("the file may be damaged: restore it from a backup (e.g. a state.db.backup-* copy beside it) or "
+                "move it away and run `migrator init` again")
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -184,6 +185,15 @@ def current_revision(engine: Engine) -> str | None:
             return str(row[0]) if row else None
     except DatabaseError as exc:
         raise store_failure(exc, engine) from None
+    except UnicodeDecodeError as exc:  # a damaged schema page: its SQL text is no UTF-8
+        raise damaged(exc, engine) from None
+
+
+def damaged(exc: ValueError, engine: Engine) -> StoreError:
+    """A value in the store that cannot be decoded (text that is no UTF-8, JSON that is no JSON)."""
+    where = redact(engine.url.render_as_string(hide_password=False))
+    return StoreError(f"the checkpoint store {where} holds a value that cannot be read ({type(exc).__name__})",
+                      hint=DAMAGED_HINT)
 
 
 def store_failure(exc: DatabaseError, engine: Engine | None = None) -> StoreError:
@@ -228,6 +238,8 @@ def upgrade(url: str, revision: str = "head") -> str:
 
             command.upgrade(cfg, revision)
         return current_revision(engine) or "base"
+    except UnicodeDecodeError as exc:
+        raise damaged(exc, engine) from None
     except SQLAlchemyError as exc:
         raise StoreError(f"schema upgrade of {redact(url)} failed: {_first_line(exc)}",
                          hint=DAMAGED_HINT if "not a database" in str(exc) or "malformed" in str(exc) else None
@@ -248,6 +260,8 @@ def downgrade(url: str, revision: str = "base") -> str:
 
             command.downgrade(cfg, revision)
         return current_revision(engine) or "base"
+    except UnicodeDecodeError as exc:
+        raise damaged(exc, engine) from None
     except SQLAlchemyError as exc:
         raise StoreError(f"schema downgrade of {redact(url)} failed: {_first_line(exc)}",
                          hint="nothing was changed; check the store is writable") from None

@@ -7,6 +7,7 @@ nothing. The state change and its event row commit together or not at all.
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import lru_cache
 from collections.abc import Iterator, Mapping, Sequence
@@ -89,6 +90,8 @@ class Store:
             raise  # a lost compare-and-set race: the caller says what it means
         except DatabaseError as exc:  # unreachable, locked, read-only or damaged: one line, exit 3
             raise db.store_failure(exc, self.engine) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # a damaged page inside a text or JSON value
+            raise db.damaged(exc, self.engine) from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -97,6 +100,8 @@ class Store:
                 yield conn
         except DatabaseError as exc:
             raise db.store_failure(exc, self.engine) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise db.damaged(exc, self.engine) from None
 
     def _event(self, conn: Connection, migration_id: int, subject: str, trigger: str,
                from_state: str | None, to_state: str | None, detail: Mapping[str, Any] | None = None) -> None:

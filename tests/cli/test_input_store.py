@@ -160,6 +160,9 @@ def _damage(path: Path, how: str) -> None:
     data = bytearray(path.read_bytes())
     if how == "header":
         data[0:100] = b"\xff" * 100
+    elif how == "schema_text":  # found by the property test: the schema's SQL text is no UTF-8
+        at = data.index(b"CREATE TABLE") + 3
+        data[at] = 0x80
     elif how == "third":
         data = data[: len(data) // 3]
     else:
@@ -169,7 +172,7 @@ def _damage(path: Path, how: str) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("how", ["header", "4096", "20000", "third"])
+@pytest.mark.parametrize("how", ["header", "4096", "20000", "third", "schema_text"])
 def test_damaged_store_is_one_line_exit_3_for_every_command(tmp_path: Path, how: str) -> None:
     store = _initialised(tmp_path)
     _damage(store, how)
@@ -184,7 +187,7 @@ def test_damaged_store_is_one_line_exit_3_for_every_command(tmp_path: Path, how:
         if argv[0] in ("status", "history"):
             assert _digest(store) == damaged
     # a damaged header can never be read
-    if how in ("header", "4096", "third"):
+    if how in ("header", "4096", "third", "schema_text"):
         one_line_error(cli("status", cwd=tmp_path), 3, "may be damaged")
 
 
