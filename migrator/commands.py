@@ -21,6 +21,7 @@ from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.tables import RETRY_EVENT
 from migrator.engine.context import RunOptions
 from migrator.engine.runner import TABLE_MACHINE, Runner, default_registry, ensure_migration
+from migrator.errors import masked
 from migrator.errors import ApprovalRequired, ConcurrentUpdate, ConfigError, MigratorError, PreflightFailed, UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
                               InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
@@ -157,7 +158,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     return StatusResult(
         migration=migration.name, strategy=migration.strategy, phase=migration.phase,
         phase_tags=sorted(state.tags) if state else [], updated_at=migration.updated_at,
-        finished_at=migration.finished_at, last_error=migration.last_error,
+        finished_at=migration.finished_at, last_error=masked(migration.last_error),
         run_holder=f"pid {lease.pid} on {lease.host}" if lease and not died else None,
         run_heartbeat_at=lease.heartbeat_at if lease else None,
         tables_total=sum(by_state.values()), tables_by_state=by_state, rows_total=rows_total, rows_done=rows_done,
@@ -167,7 +168,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                        state, migration.approvals, config_path,
                        waiting.detail if waiting and waiting.from_state == migration.phase else None))),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
-                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None and not died))
+                         masked(t.last_error), _retry_line(retries.get(t.subject), t, lease is not None and not died))
                 for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
@@ -282,8 +283,9 @@ def history(config_path: Path, *, table: str | None = None, limit: int | None = 
         events = store.events(migration, subject=subject, limit=limit, newest_first=limit is not None)
     if limit is not None:
         events.reverse()
-    return HistoryResult(migration.name, [EventRow(e.at, e.subject, e.trigger, e.from_state, e.to_state, e.detail,
-                                                   e.host, e.pid) for e in events])
+    # masked again on the way out: a store written by an older migrator may hold a URL's password
+    return HistoryResult(migration.name, [EventRow(e.at, e.subject, e.trigger, e.from_state, e.to_state,
+                                                   masked(e.detail), e.host, e.pid) for e in events])
 
 
 def _table_subject(store: Store, migration: MigrationView, table: str) -> str:

@@ -8,7 +8,9 @@ the same action may succeed. The exit codes are part of the public interface
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from typing import ClassVar, TypeVar, cast
+
+T = TypeVar("T")
 
 #: A URL's userinfo (``scheme://user:password@``): masked wherever a URL may be shown.
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*:/+)(?P<userinfo>[^/?#@\s]*)@")
@@ -19,6 +21,18 @@ MAX_LINE = 2000
 def mask_userinfo(text: str) -> str:
     """``text`` with the user and password of every URL in it masked: ``http://***@host``."""
     return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
+def masked(value: T) -> T:
+    """``value`` (a string, or JSON-like data) with every URL's userinfo masked: what the store
+    records and the history shows."""
+    if isinstance(value, str):
+        return cast(T, mask_userinfo(value)) if "@" in value else value
+    if isinstance(value, dict):
+        return cast(T, {k: masked(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return cast(T, [masked(v) for v in value])
+    return value
 
 
 def shorten(text: str, limit: int = 120) -> str:

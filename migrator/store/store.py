@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
-from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError
+from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError, masked
 from migrator.procinfo import ProcessIdentity, me, pid_alive
 from migrator.store import db
 from migrator.store.models import Event, Migration, RemoteAction, RunLease, TableTask
@@ -109,7 +109,7 @@ class Store:
         # A constant statement with parameters hits SQLAlchemy's compiled cache: events are the hot path.
         conn.execute(_INSERT_EVENT, {
             "migration_id": migration_id, "at": utcnow(), "subject": subject, "from_state": from_state,
-            "to_state": to_state, "trigger": trigger, "detail": dict(detail or {}), "host": ident.host,
+            "to_state": to_state, "trigger": trigger, "detail": masked(dict(detail or {})), "host": ident.host,
             "pid": ident.pid})
 
     # -- migration ---------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class Store:
             result = conn.execute(update(Migration).where(
                 Migration.id == migration.id, Migration.phase == migration.phase,
                 Migration.version == migration.version,
-            ).values(phase=to_phase, version=Migration.version + 1, updated_at=now, last_error=error,
+            ).values(phase=to_phase, version=Migration.version + 1, updated_at=now, last_error=masked(error),
                      finished_at=now if finished else None, approvals={}))
             if result.rowcount != 1:
                 raise ConcurrentUpdate(
@@ -186,7 +186,7 @@ class Store:
     def record_migration_error(self, migration: MigrationView, error: str, detail: Mapping[str, Any]) -> None:
         with self._tx() as conn:
             conn.execute(update(Migration).where(Migration.id == migration.id)
-                         .values(last_error=error, updated_at=utcnow()))
+                         .values(last_error=masked(error), updated_at=utcnow()))
             self._event(conn, migration.id, "migration", "error", migration.phase, migration.phase,
                         {"error": error, **detail})
 
@@ -306,7 +306,7 @@ class Store:
 
     def fail_table(self, task: TableView, error: str, to_state: str, trigger: str,
                    detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> TableView:
-        return self.move_table(task, trigger, to_state, fields={**(fields or {}), "last_error": error},
+        return self.move_table(task, trigger, to_state, fields={**(fields or {}), "last_error": masked(error)},
                                detail={"error": error, **(detail or {})}, release_lease=True)
 
     def renew_table_leases(self, lease_seconds: float) -> int:

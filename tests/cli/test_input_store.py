@@ -154,6 +154,36 @@ def test_read_only_store_errors_name_the_users_url(tmp_path: Path) -> None:
     assert "mode=ro" not in proc.stderr and "file%3A" not in proc.stderr
 
 
+# -- secrets in what the store shows ---------------------------------------------------------------
+
+def test_status_and_history_mask_urls_with_a_password(tmp_path: Path) -> None:
+    """Through the store's moves (masked on write) and a row an older migrator wrote unmasked
+    (masked on the way out)."""
+    import json
+
+    store_path = _initialised(tmp_path)
+    url = "http://admin:Secr3tPW@127.0.0.1:9/x"
+    with Store.open(f"sqlite:///{store_path}") as store:
+        migration = store.require_migration("m1")
+        store.record_migration_error(migration, f"could not reach {url}", {"endpoint": url})
+    conn = sqlite3.connect(store_path)
+    conn.execute("insert into event (migration_id, at, subject, trigger, detail, host, pid) "
+                 "select id, updated_at, 'migration', 'warning', ?, 'h', 1 from migration",
+                 (json.dumps({"message": f"old row {url}"}),))
+    conn.execute("update table_task set last_error = ?", (f"old {url}",))
+    conn.commit()
+    conn.close()
+    for argv in (["status"], ["status", "--json", "--tables"], ["history"], ["history", "--json"]):
+        proc = cli(*argv, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "Secr3tPW" not in proc.stdout + proc.stderr, argv
+        assert "http://***@127.0.0.1:9/x" in proc.stdout, argv
+    conn = sqlite3.connect(store_path)
+    stored = conn.execute("select last_error from migration").fetchone()[0]
+    conn.close()
+    assert "Secr3tPW" not in stored
+
+
 # -- damaged stores ------------------------------------------------------------------------------
 
 def _damage(path: Path, how: str) -> None:
