@@ -47,6 +47,7 @@ _HOST_LABELS = re.compile(r"\A((?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)*((?!-)[A-Za-z0-9
 MAX_CONFIG_BYTES = 1 << 20
 #: At most this many problems are listed in the one error line (the count says how many in all).
 MAX_PROBLEMS = 10
+_QUERY_GROUP = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 #: The TLS modes redshift_connector implements; both verify the server's certificate chain.
 SSL_MODES = ("verify-ca", "verify-full")
 
@@ -225,6 +226,16 @@ class ConnectionSection(_Section):
     #: TLS verification: verify-full (certificate chain and host name) or verify-ca (chain only,
     #: e.g. when `host` is an address the certificate does not name). TLS itself is always on.
     sslmode: str = "verify-full"
+    #: The WLM query group every session of the tool sets (SET query_group), so its UNLOAD, COPY and
+    #: checksums run in the queue WLM routes that group to; preflight checks the route exists.
+    query_group: str | None = None
+
+    @field_validator("query_group")
+    @classmethod
+    def _query_group(cls, value: str | None) -> str | None:
+        if value is not None and not _QUERY_GROUP.match(value):
+            raise ValueError("must be 1-64 letters, digits, underscores, hyphens or dots (a WLM query group name)")
+        return value
 
     @field_validator("sslmode")
     @classmethod

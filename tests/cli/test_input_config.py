@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from migrator.config import ENV_OVERRIDES, ENV_SECONDS, Settings
+from migrator.config import Settings
 from tests.cli.test_cli import good_config, write
 from tests.harness import OFFLINE, _toml_value, cli, one_line_error
 
@@ -173,6 +173,8 @@ def test_environment_overrides_are_validated_like_the_file(tmp_path: Path, var: 
 
 
 def test_every_environment_override_names_a_key_of_the_config() -> None:
+    from migrator.config import ENV_OVERRIDES, ENV_SECONDS
+
     for var, key in ENV_OVERRIDES.items():
         section, field = key.split(".")
         assert field in Settings.model_fields[section].annotation.model_fields, var  # type: ignore[union-attr]
