@@ -30,7 +30,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       field_validator, model_validator)
 
 from migrator import routes
-from migrator.errors import ConfigError, mask_userinfo, shorten
+from migrator.errors import ConfigError, shorten
 from migrator.paths import DEFAULT_CONFIG_NAME  # noqa: F401 (re-exported)
 
 #: The strategy names a config may give (each a route in migrator.routes).
