@@ -184,8 +184,18 @@ def test_every_environment_override_names_a_key_of_the_config() -> None:
 # -- files that are no config --------------------------------------------------------------------
 
 def test_a_fifo_as_config_is_refused_at_once(tmp_path: Path) -> None:
+    """In a process of its own: reading a FIFO that nobody writes would hang this one."""
+    import subprocess
+
+    from tests.harness import migrator_command
+
     os.mkfifo(tmp_path / "migrator.toml")
-    one_line_error(cli("init", "migrator.toml", cwd=tmp_path, timeout=30), 2, "not a regular file")
+    try:
+        proc = subprocess.run(migrator_command("init", "migrator.toml"), cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("init hung on a FIFO")
+    one_line_error(proc, 2, "not a regular file")
 
 
 def test_a_symlink_loop_is_called_a_loop(tmp_path: Path) -> None:
