@@ -41,8 +41,6 @@ class _Commands:
 
 commands = _Commands()
 
-#: Where a bug is reported (the line printed for anything no command turned into a MigratorError).
-REPORT_URL = "https://github.com/migrator-dev/migrator/issues"
 #: errno values that mean the output (stdout or stderr) cannot be written.
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EBADF})
 
@@ -141,7 +139,7 @@ def _internal(exc: BaseException) -> NoReturn:
         err.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
     what = shorten(mask_userinfo(" ".join(str(exc).split())), 300)
     err.print(f"[red]error:[/red] internal error ({escape(type(exc).__name__)}: {escape(what)}); this is a bug: "
-              f"please report it at {REPORT_URL} with the output of the same command run with --traceback",
+              "please report it to migrator's maintainers with the output of the same command run with --traceback",
               markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
