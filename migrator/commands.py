@@ -21,7 +21,8 @@ from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.tables import RETRY_EVENT
 from migrator.engine.context import RunOptions
 from migrator.engine.runner import TABLE_MACHINE, Runner, default_registry, ensure_migration
-from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageError
+from migrator.errors import masked
+from migrator.errors import ApprovalRequired, ConcurrentUpdate, ConfigError, MigratorError, PreflightFailed, UsageError
 from migrator.results import (ClientsResult, DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
                               InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
                               StatusResult, TableRow)
@@ -38,10 +39,20 @@ def init(config_path: Path) -> InitResult:
     url = config.store_url
     revision = db.upgrade(url)
     strategy = strategies.build(config.settings.migration.strategy)
+    settings = config.settings
     with Store.open(url) as store:
-        existed = store.get_migration(config.settings.migration.name) is not None
+        created = False
+        if store.get_migration(settings.migration.name) is None:
+            # "created" is said by the one process whose insert won, never by one that merely looked
+            # first (three `init` at once: one creates, two find it).
+            try:
+                store.create_migration(settings.migration.name, settings.migration.strategy, config.config_hash(),
+                                       config.work_fingerprint(), strategy.definition.initial)
+                created = True
+            except ConcurrentUpdate:
+                pass
         migration = ensure_migration(store, config, strategy.definition, strategy.table_definition.initial)
-    return InitResult(migration.name, migration.strategy, redact(url), migration.phase, not existed, revision)
+    return InitResult(migration.name, migration.strategy, redact(url), migration.phase, created, revision)
 
 
 def db_upgrade(config_path: Path | None = None, url: str | None = None) -> DbResult:
@@ -55,14 +66,54 @@ def db_upgrade(config_path: Path | None = None, url: str | None = None) -> DbRes
     return DbResult(redact(url), before, after)
 
 
-def db_downgrade(revision: str, config_path: Path | None = None, url: str | None = None) -> DbResult:
+def db_downgrade(revision: str, config_path: Path | None = None, url: str | None = None, *,
+                 confirm: bool = False) -> DbResult:
+    """Take the store's schema back to ``revision``. Tables dropped by it take their rows along, so
+    while the store holds a migration this needs ``confirm`` (the refusal says what would be lost),
+    and a SQLite store is copied next to itself before anything is dropped."""
     url = _store_url(config_path, url)
     engine = db.create_store_engine(url)
     try:
         before = db.current_revision(engine)
+        target = db.downgrade_target(before, revision)
+        if target == before:
+            return DbResult(redact(url), before, before)
+        held = _held_by(engine)
     finally:
         engine.dispose()
-    return DbResult(redact(url), before, db.downgrade(url, revision))
+    if held and not confirm:
+        raise UsageError(f"downgrading {redact(url)} from schema {before} to {target} drops its tables: "
+                         f"{held} would be lost", hint="add --confirm to go ahead (a SQLite store is copied "
+                         "first), or leave the store as it is")
+    backup = db.backup_sqlite(url)
+    after = db.downgrade(url, target)
+    return DbResult(redact(url), before, after, backup=str(backup) if backup else None)
+
+
+def _held_by(engine: "db.Engine") -> str | None:
+    """What the store holds (migrations with their phases, table tasks, history events), or None."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DatabaseError
+
+    try:
+        with engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            if "migration" not in tables:
+                return None
+            rows = conn.execute(text("select name, phase from migration order by id")).all()
+            if not rows:
+                return None
+            count = {t: int(conn.execute(text(f'select count(*) from "{t}"')).scalar_one())  # fixed names
+                     for t in ("table_task", "event", "remote_action") if t in tables}
+    except DatabaseError as exc:
+        raise db.store_failure(exc, engine) from None
+    except UnicodeDecodeError as exc:
+        raise db.damaged(exc, engine) from None
+    shown = ", ".join(f"{name!r} in phase {phase}" for name, phase in rows[:5])
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return (f"{len(rows)} migration(s) ({shown}{more}), {count.get('table_task', 0)} table task(s), "
+            f"{count.get('remote_action', 0)} ownership record(s) of remote actions and "
+            f"{count.get('event', 0)} history event(s)")
 
 
 def _store_url(config_path: Path | None, url: str | None) -> str:
@@ -107,7 +158,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     return StatusResult(
         migration=migration.name, strategy=migration.strategy, phase=migration.phase,
         phase_tags=sorted(state.tags) if state else [], updated_at=migration.updated_at,
-        finished_at=migration.finished_at, last_error=migration.last_error,
+        finished_at=migration.finished_at, last_error=masked(migration.last_error),
         run_holder=f"pid {lease.pid} on {lease.host}" if lease and not died else None,
         run_heartbeat_at=lease.heartbeat_at if lease else None,
         tables_total=sum(by_state.values()), tables_by_state=by_state, rows_total=rows_total, rows_done=rows_done,
@@ -117,7 +168,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                        state, migration.approvals, config_path,
                        waiting.detail if waiting and waiting.from_state == migration.phase else None))),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
-                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None and not died),
+                         masked(t.last_error), _retry_line(retries.get(t.subject), t, lease is not None and not died),
                          schema=t.schema_name, name=t.table_name)
                 for t in tables],
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
@@ -306,8 +357,9 @@ def history(config_path: Path, *, table: str | None = None, limit: int | None = 
         events = store.events(migration, subject=subject, limit=limit, newest_first=limit is not None)
     if limit is not None:
         events.reverse()
-    return HistoryResult(migration.name, [EventRow(e.at, e.subject, e.trigger, e.from_state, e.to_state, e.detail,
-                                                   e.host, e.pid) for e in events])
+    # masked again on the way out: a store written by an older migrator may hold a URL's password
+    return HistoryResult(migration.name, [EventRow(e.at, e.subject, e.trigger, e.from_state, e.to_state,
+                                                   masked(e.detail), e.host, e.pid) for e in events])
 
 
 def _table_subject(store: Store, migration: MigrationView, table: str) -> str:
@@ -470,6 +522,7 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
     from migrator import strategies
 
     config = load_config(config_path)
+    _check_approvals(config.settings, options)
     with Store.open(config.store_url) as store:
         strategy = strategies.build(config.settings.migration.strategy, config)
         runner = Runner(config, store, strategy.registry, options, reconciler=strategy.reconciler)
@@ -498,6 +551,19 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
         note = str(last[0].detail["reason"]) if final and last and "reason" in last[0].detail else None
     return RunResult(report.migration, report.strategy, report.start_phase, report.end_phase, final, report.moves,
                      report.recovered_tables, report.took_over_from, note)
+
+
+def _check_approvals(settings: Settings, options: RunOptions | None) -> None:
+    """An approval flag for a gate this route does not have is a mistake, not a no-op: the
+    operator believes they approved something."""
+    if options is None:
+        return
+    route = settings.route
+    for gate, flag in (("modify", "--approve-modify"), ("cutover", "--approve-cutover")):
+        if options.approves(gate) and gate not in route.gates:
+            have = ", ".join(route.gates) or "none"
+            raise UsageError(f"{flag}: the {route.name} strategy has no {gate} gate (its gates: {have})",
+                             hint=f"leave {flag} out")
 
 
 def _stray_mark(store: Store, config: LoadedConfig) -> int:
@@ -606,6 +672,7 @@ def plan(config_path: Path) -> PlanResult:
             tables = inventory(config_path).tables
         except MigratorError as exc:
             table_error = exc.one_line()
+    unmatched = _unmatched_includes(settings, tables)
     rehearsal = _recorded_fact(config, "rehearsal")
     peaks = None
     if route.new_cluster:
@@ -631,7 +698,25 @@ def plan(config_path: Path) -> PlanResult:
                            old_name=strategies.renamed_source_name(settings.source.cluster_id), rename_blockers=notes,
                            hourly=hourly, metrics_error=metrics_error, clients=found_clients,
                            clients_note=clients_note)
+    built.warnings.extend(unmatched)
     return built
+
+
+def _unmatched_includes(settings: Settings, tables: list[dict[str, object]] | None) -> list[str]:
+    """`plan` says what `run` would refuse: no table selected (exit 7, as run's preflight), and
+    warns of each include pattern that selects nothing (a typo hides a table from the copy)."""
+    if tables is None:
+        return []
+    include, exclude = settings.tables.include, settings.tables.exclude
+    if not tables:
+        raise PreflightFailed(f"no source table matches [tables] include {include} / exclude {exclude}",
+                              hint="fix the patterns (schema.table globs, case-sensitive); `migrator inventory` "
+                                   "lists the tables")
+    import fnmatch
+
+    keys = [f"{t['schema']}.{t['table']}" for t in tables]
+    return [f"[tables] include pattern {p!r} matches no table" for p in include
+            if not any(fnmatch.fnmatchcase(k, p) for k in keys)]
 
 
 def probe(config_path: Path) -> ProbeResult:

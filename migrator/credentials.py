@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from migrator.aws.clients import AwsClients
 from migrator.aws.errors import aws_error
-from migrator.config import ConnectionSection
+from migrator.config import ENV_NAME, ConnectionSection
 from migrator.errors import ConfigError
 
 #: How long a secret read from Secrets Manager is reused.
@@ -49,10 +49,18 @@ class DbCredentials:
 
 def resolve(conn: ConnectionSection, where: str, aws: AwsClients | None = None) -> DbCredentials:
     if conn.password_env:
+        # The name passed the config's shape check; this keeps a hand-built section honest too
+        # (a password written where its variable's name belongs is never echoed).
+        if not ENV_NAME.match(conn.password_env):
+            raise ConfigError(f"{where}.password_env: not an environment variable name (value not shown)",
+                              hint="write the NAME of the variable that holds the password")
         value = os.environ.get(conn.password_env)
-        if not value:
+        if value is None:
             raise ConfigError(f"{where}.password_env: environment variable {conn.password_env} is not set",
                               hint=f"export {conn.password_env}=... before running")
+        if not value:
+            raise ConfigError(f"{where}.password_env: environment variable {conn.password_env} is set but empty",
+                              hint=f"export {conn.password_env}=<the password> before running")
         return DbCredentials(conn.user, value, f"${conn.password_env}")
     if conn.secret_arn:
         clients = _need(aws, where)

@@ -7,7 +7,40 @@ the same action may succeed. The exit codes are part of the public interface
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from typing import ClassVar, TypeVar, cast
+
+T = TypeVar("T")
+
+#: A URL's userinfo (``scheme://user:password@``): masked wherever a URL may be shown.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*:/+)(?P<userinfo>[^/?#@\s]*)@")
+#: The longest message one error line carries (a 250,000-key config must not print 9 MB).
+MAX_LINE = 2000
+
+
+def mask_userinfo(text: str) -> str:
+    """``text`` with the user and password of every URL in it masked: ``http://***@host``."""
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text)
+
+
+def masked(value: T) -> T:
+    """``value`` (a string, or JSON-like data) with every URL's userinfo masked: what the store
+    records and the history shows."""
+    if isinstance(value, str):
+        return cast(T, mask_userinfo(value)) if "@" in value else value
+    if isinstance(value, dict):
+        return cast(T, {k: masked(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return cast(T, [masked(v) for v in value])
+    return value
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """``text`` cut in the middle to at most ``limit`` characters (a path or key to name, not to echo)."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 3) // 2
+    return f"{text[:keep]}...{text[-keep:]}"
 
 
 class MigratorError(Exception):
@@ -22,7 +55,10 @@ class MigratorError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        """What the CLI prints: one line, URLs' userinfo masked, at most MAX_LINE characters."""
+        text = f"{self.message} ({self.hint})" if self.hint else self.message
+        text = mask_userinfo(re.sub(r"\s*[\r\n]+\s*", " ", text))
+        return text if len(text) <= MAX_LINE else text[:MAX_LINE - 40] + f"... ({len(text) - MAX_LINE + 40} more characters)"
 
 
 class ConfigError(MigratorError):
@@ -139,9 +175,12 @@ class DefinitionError(MigratorError):
 
 EXIT_CODES: list[tuple[int, str]] = [
     (0, "success (or nothing to do)"),
-    (1, "unexpected internal error (a bug: please report it with --traceback output)"),
-    (2, "bad configuration or command-line usage"),
-    (3, "checkpoint store missing, unreachable, or of another schema version"),
+    (1, "unexpected internal error: a bug (the one line says so and where to report it, with the output of the "
+        "same command run with --traceback); no input a user can give should end here"),
+    (2, "bad configuration, environment override or command-line usage (including a destructive command "
+        "without --confirm)"),
+    (3, "checkpoint store missing, unreachable, damaged, read-only, not creatable at its path, or of another "
+        "schema version"),
     (4, "another process advanced the same item first; nothing was written"),
     (5, "another live `migrator run` holds this migration"),
     (6, "config changed in a way that would alter finished work"),
@@ -152,7 +191,8 @@ EXIT_CODES: list[tuple[int, str]] = [
     (10, "remote operation failed"),
     (11, "security check failed (e.g. staged data not encrypted with the configured key)"),
     (12, "validation mismatch between source and target"),
-    (13, "local environment problem (missing binaries, ports)"),
+    (13, "local environment problem (missing binaries, ports, output that cannot be written: a full disk, a "
+        "closed pipe)"),
     (14, "invalid state-machine definition"),
     (129, "stopped by SIGHUP at the next safe point; run lease released, state consistent: re-run the same "
           "command to continue"),

@@ -62,11 +62,14 @@ class DbResult(Result):
     store: str
     from_revision: str | None
     to_revision: str | None
+    #: The copy written before a downgrade dropped tables (SQLite stores).
+    backup: str | None = None
 
     def render(self) -> RenderableType:
         if self.from_revision == self.to_revision:
             return Text(f"store {self.store} already at schema {self.to_revision}")
-        return Text(f"store {self.store}: schema {self.from_revision or 'empty'} -> {self.to_revision}")
+        saved = f" (copy of the store before: {self.backup})" if self.backup else ""
+        return Text(f"store {self.store}: schema {self.from_revision or 'empty'} -> {self.to_revision}{saved}")
 
 
 @dataclass

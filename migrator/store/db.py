@@ -6,17 +6,21 @@ opening a store checks its revision against the ones this code knows.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import sqlite3
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
 
-from migrator.errors import SchemaVersionError, StoreError, StoreNotFound
+from migrator.config import store_url_problem
+from migrator.errors import SchemaVersionError, StoreError, StoreNotFound, UsageError, mask_userinfo, shorten
 from migrator.paths import data_root, migrations_dir
 
 if TYPE_CHECKING:
@@ -28,9 +32,14 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 def redact(url: str) -> str:
     """The URL with any password masked: safe for messages and logs."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable store URL>"
+        return mask_userinfo(make_url(url).render_as_string(hide_password=True))
+    except (ArgumentError, ValueError):
+        return shorten(mask_userinfo(url), 200)
+
+
+#: What a damaged store file is said to be, and what to do about it.
+DAMAGED_HINT = ("the file may be damaged: restore it from a backup (e.g. a state.db.backup-* copy beside it) or "
+                "move it away and run `migrator init` again")
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -42,11 +51,11 @@ def _sqlite_path(url: str) -> Path | None:
 
 def create_store_engine(url: str, *, read_only: bool = False, create: bool = False) -> Engine:
     """An engine for the store. ``read_only`` engines cannot write, by construction."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"store URL {url!r} is not a valid SQLAlchemy URL",
-                         hint="e.g. sqlite:///.migrator/state.db or postgresql+psycopg://user@host/db") from None
+    problem = store_url_problem(url)
+    if problem and "backend" not in problem:
+        raise StoreError(f"store URL {redact(url)} {problem}",
+                         hint="e.g. sqlite:///.migrator/state.db or postgresql+psycopg://HOST/DB")
+    parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         return _sqlite_engine(url, read_only=read_only, create=create)
@@ -67,16 +76,11 @@ def create_store_engine(url: str, *, read_only: bool = False, create: bool = Fal
 def _sqlite_engine(url: str, *, read_only: bool, create: bool) -> Engine:
     path = _sqlite_path(url)
     if path is not None:
-        if not path.exists():
-            if not create:
-                raise StoreNotFound(f"no checkpoint store at {path}",
-                                    hint="run `migrator init CONFIG` first, or check [migration] store")
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # The store names clusters, buckets and keys: keep it private from the start.
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+        _sqlite_file(path, create=create)
     if read_only and path is not None:
-        engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+        # The user's URL stays the engine's (messages name it); the connection opens the file read-only.
+        uri = f"{path.absolute().as_uri()}?mode=ro"
+        engine = create_engine(url, creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
     else:
         engine = create_engine(url)
 
@@ -98,6 +102,39 @@ def _sqlite_engine(url: str, *, read_only: bool, create: bool) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sqlite_file(path: Path, *, create: bool) -> None:
+    """The store file exists (created private when ``create``), or a StoreError says why not."""
+    shown = shorten(str(path))
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise StoreError(f"checkpoint store {shown}: {_os_reason(exc)}",
+                         hint="check [migration] store (or --url)") from None
+    if info is not None:
+        if not path.is_file():
+            raise StoreError(f"checkpoint store {shown} is not a regular file", hint="check [migration] store")
+        return
+    if not create:
+        raise StoreNotFound(f"no checkpoint store at {shown}",
+                            hint="run `migrator init CONFIG` first, or check [migration] store")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The store names clusters, buckets and keys: keep it private from the start.
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        raise StoreError(f"cannot create the checkpoint store {shown}: {_os_reason(exc)}",
+                         hint="choose a writable place in [migration] store") from None
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a part of its path is a file, not a directory"
+    return os.strerror(exc.errno) if exc.errno else type(exc).__name__
 
 
 def alembic_config(url: str) -> "AlembicConfig":
@@ -146,9 +183,28 @@ def current_revision(engine: Engine) -> str | None:
                 return None
             row = conn.execute(text("select version_num from alembic_version")).first()
             return str(row[0]) if row else None
-    except OperationalError as exc:
-        raise StoreError(f"cannot reach the checkpoint store {redact(str(engine.url))}: "
-                         f"{_first_line(exc)}") from None
+    except DatabaseError as exc:
+        raise store_failure(exc, engine) from None
+    except UnicodeDecodeError as exc:  # a damaged schema page: its SQL text is no UTF-8
+        raise damaged(exc, engine) from None
+
+
+def damaged(exc: ValueError, engine: Engine) -> StoreError:
+    """A value in the store that cannot be decoded (text that is no UTF-8, JSON that is no JSON)."""
+    where = redact(engine.url.render_as_string(hide_password=False))
+    return StoreError(f"the checkpoint store {where} holds a value that cannot be read ({type(exc).__name__})",
+                      hint=DAMAGED_HINT)
+
+
+def store_failure(exc: DatabaseError, engine: Engine | None = None) -> StoreError:
+    """A database error as the one line a user sees: which store, what, and what to do."""
+    where = redact(engine.url.render_as_string(hide_password=False)) if engine is not None else "the checkpoint store"
+    reason = _first_line(exc)
+    damaged = isinstance(getattr(exc, "orig", None), sqlite3.DatabaseError) and not isinstance(
+        getattr(exc, "orig", None), sqlite3.OperationalError) or "malformed" in reason
+    if damaged:
+        return StoreError(f"the checkpoint store {where} cannot be read: {reason}", hint=DAMAGED_HINT)
+    return StoreError(f"cannot reach the checkpoint store {where}: {reason}")
 
 
 def check_schema(engine: Engine) -> str:
@@ -182,13 +238,19 @@ def upgrade(url: str, revision: str = "head") -> str:
 
             command.upgrade(cfg, revision)
         return current_revision(engine) or "base"
+    except UnicodeDecodeError as exc:
+        raise damaged(exc, engine) from None
     except SQLAlchemyError as exc:
-        raise StoreError(f"schema upgrade of {redact(url)} failed: {_first_line(exc)}") from None
+        raise StoreError(f"schema upgrade of {redact(url)} failed: {_first_line(exc)}",
+                         hint=DAMAGED_HINT if "not a database" in str(exc) or "malformed" in str(exc) else None
+                         ) from None
     finally:
         engine.dispose()
 
 
 def downgrade(url: str, revision: str = "base") -> str:
+    """Take the schema back to ``revision`` (callers check the revision and the data first:
+    `commands.db_downgrade`)."""
     engine = create_store_engine(url)
     try:
         cfg = alembic_config(url)
@@ -198,8 +260,63 @@ def downgrade(url: str, revision: str = "base") -> str:
 
             command.downgrade(cfg, revision)
         return current_revision(engine) or "base"
+    except UnicodeDecodeError as exc:
+        raise damaged(exc, engine) from None
+    except SQLAlchemyError as exc:
+        raise StoreError(f"schema downgrade of {redact(url)} failed: {_first_line(exc)}",
+                         hint="nothing was changed; check the store is writable") from None
     finally:
         engine.dispose()
+
+
+def downgrade_target(current: str | None, revision: str) -> str:
+    """``revision`` checked as a downgrade from ``current``: "base" or a known revision below it
+    (relative and partial names are refused: a typo must not pick a revision)."""
+    graph = _revision_graph()
+    if current is not None and current not in graph:
+        raise SchemaVersionError(f"the checkpoint store is at schema revision {shorten(current, 40)!r}, "
+                                 "which this migrator does not know", hint="upgrade migrator; never downgrade a "
+                                 "store written by a newer one")
+    below: list[str] = []
+    rev = graph.get(current) if current else None
+    while rev:
+        below.append(rev)
+        rev = graph.get(rev)
+    allowed = ["base", *below]
+    if revision == current:
+        return revision
+    if revision not in allowed:
+        known = ", ".join(allowed) if current else "nothing (the store has no schema)"
+        raise UsageError(f"cannot downgrade to {shorten(revision, 40)!r}: not a revision below the store's "
+                         f"({current or 'none'})", hint=f"choose one of: {known}")
+    return revision
+
+
+def backup_sqlite(url: str) -> Path | None:
+    """A consistent copy of a SQLite store next to it (the online backup API: safe while a reader
+    holds it); None for other backends."""
+    path = _sqlite_path(url)
+    if path is None:
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.backup-{stamp}")
+    try:
+        source = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+            copy = sqlite3.connect(target)
+            try:
+                source.backup(copy)
+            finally:
+                copy.close()
+        finally:
+            source.close()
+    except (OSError, sqlite3.Error) as exc:
+        target.unlink(missing_ok=True)
+        raise StoreError(f"cannot write a backup of {shorten(str(path))} before the downgrade: {exc}",
+                         hint="nothing was changed; make its directory writable") from None
+    return target
 
 
 def has_tables(engine: Engine) -> bool:

@@ -7,6 +7,7 @@ nothing. The state change and its event row commit together or not at all.
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import lru_cache
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 
-from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError
+from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError, masked
 from migrator.procinfo import ProcessIdentity, me, pid_alive
 from migrator.store import db
 from migrator.store.models import Event, Migration, RemoteAction, RunLease, TableTask
@@ -85,16 +86,22 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except OperationalError as exc:
-            raise StoreError(f"checkpoint store error: {db._first_line(exc)}") from None
+        except IntegrityError:
+            raise  # a lost compare-and-set race: the caller says what it means
+        except DatabaseError as exc:  # unreachable, locked, read-only or damaged: one line, exit 3
+            raise db.store_failure(exc, self.engine) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:  # a damaged page inside a text or JSON value
+            raise db.damaged(exc, self.engine) from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except OperationalError as exc:
-            raise StoreError(f"checkpoint store error: {db._first_line(exc)}") from None
+        except DatabaseError as exc:
+            raise db.store_failure(exc, self.engine) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise db.damaged(exc, self.engine) from None
 
     def _event(self, conn: Connection, migration_id: int, subject: str, trigger: str,
                from_state: str | None, to_state: str | None, detail: Mapping[str, Any] | None = None) -> None:
@@ -102,7 +109,7 @@ class Store:
         # A constant statement with parameters hits SQLAlchemy's compiled cache: events are the hot path.
         conn.execute(_INSERT_EVENT, {
             "migration_id": migration_id, "at": utcnow(), "subject": subject, "from_state": from_state,
-            "to_state": to_state, "trigger": trigger, "detail": dict(detail or {}), "host": ident.host,
+            "to_state": to_state, "trigger": trigger, "detail": masked(dict(detail or {})), "host": ident.host,
             "pid": ident.pid})
 
     # -- migration ---------------------------------------------------------------------------
@@ -167,7 +174,7 @@ class Store:
             result = conn.execute(update(Migration).where(
                 Migration.id == migration.id, Migration.phase == migration.phase,
                 Migration.version == migration.version,
-            ).values(phase=to_phase, version=Migration.version + 1, updated_at=now, last_error=error,
+            ).values(phase=to_phase, version=Migration.version + 1, updated_at=now, last_error=masked(error),
                      finished_at=now if finished else None, approvals={}))
             if result.rowcount != 1:
                 raise ConcurrentUpdate(
@@ -179,7 +186,7 @@ class Store:
     def record_migration_error(self, migration: MigrationView, error: str, detail: Mapping[str, Any]) -> None:
         with self._tx() as conn:
             conn.execute(update(Migration).where(Migration.id == migration.id)
-                         .values(last_error=error, updated_at=utcnow()))
+                         .values(last_error=masked(error), updated_at=utcnow()))
             self._event(conn, migration.id, "migration", "error", migration.phase, migration.phase,
                         {"error": error, **detail})
 
@@ -299,7 +306,7 @@ class Store:
 
     def fail_table(self, task: TableView, error: str, to_state: str, trigger: str,
                    detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> TableView:
-        return self.move_table(task, trigger, to_state, fields={**(fields or {}), "last_error": error},
+        return self.move_table(task, trigger, to_state, fields={**(fields or {}), "last_error": masked(error)},
                                detail={"error": error, **(detail or {})}, release_lease=True)
 
     def renew_table_leases(self, lease_seconds: float) -> int:

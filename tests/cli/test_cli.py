@@ -85,7 +85,9 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     proc = cli("init", "migrator.toml", cwd=tmp_path)
     write(tmp_path, body)
     proc = cli("init", "migrator.toml", cwd=tmp_path)
-    one_line_error(proc, 2, "3 problems", "migration.strategy", "source.pasword_env", "tables.concurency")
+    # store = "x" is no store URL: the fourth problem
+    one_line_error(proc, 2, "4 problems", "migration.store", "migration.strategy", "source.pasword_env",
+                   "tables.concurency")
 
 
 def test_missing_config(tmp_path: Path) -> None:
