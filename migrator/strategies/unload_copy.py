@@ -302,8 +302,11 @@ def copy_tables(ctx: "PhaseContext") -> str:
 
 def _walk_tables(ctx: "PhaseContext") -> None:
     """Every table not done, through the table steps; refuses to go on while any needs an operator."""
+    parted = table_steps.any_parted(ctx)
     outcomes = tables_engine.walk_all(ctx, table_steps.STEPS.steps, lambda: table_steps.TableWorker(ctx),
-                                      ctx.config.settings.tables.concurrency)
+                                      ctx.config.settings.tables.concurrency,
+                                      part_steps=table_steps.PART_STEPS if parted else None,
+                                      reconcile_part=table_steps.reconcile_part if parted else None)
     if ctx.tables_not_done():
         failed = [o for o in outcomes if not o.done]
         listed = "; ".join(f"{o.table}: {o.error}" for o in failed[:5]) or "tables need an operator"

@@ -815,3 +815,10 @@ begin
         (case when hi >= 9223372036854775808 then hi - 18446744073709551616 else hi end)::bigint, 8,
         pg_sandbox.fnv_int((case when lo >= 9223372036854775808 then lo - 18446744073709551616 else lo end)::bigint, 8, seed));
 end $$;
+
+-- STV_SLICES: one row per slice of the cluster ("STV_SLICES": node, slice, localslice, type).
+-- UNLOAD (PARALLEL ON) writes at least one file per slice of this count.
+drop view if exists pg_sandbox.stv_slices;
+create view pg_sandbox.stv_slices as
+select (s.slice / 2)::int as node, s.slice::int as slice, (s.slice % 2)::int as localslice, 'D'::char(1) as type
+from pg_sandbox.cluster_info i, generate_series(0, i.slices - 1) as s(slice);
