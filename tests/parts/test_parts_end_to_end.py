@@ -39,3 +39,17 @@ def test_parted_tables_copy_identical_each_part_loaded_once(parted: Migration) -
     statements = [e["detail"]["statement"] for e in events if e["trigger"] == "statement"
                   and "part" in e["detail"] and e["detail"]["kind"] == "unload"]
     assert statements and all("PARALLEL ON" in s and "GZIP" not in s for s in statements)
+
+
+def test_status_shows_parts_done_of_total(parted: Migration) -> None:
+    m = parted
+    m.init()
+    assert m.cli("run", "--assume-frozen").returncode == 8
+    data = json.loads(m.cli("status", "--json", "--tables").stdout)
+    with_parts = [t for t in data["tables"] if t["parts_total"]]
+    assert with_parts and all(t["parts_done"] == t["parts_total"] >= 2 for t in with_parts)
+    assert {t["table"]: {"parts_total": t["parts_total"], "parts_done": t["parts_done"]}
+            for t in with_parts} == data["parts"]
+    shown = m.cli("status", "--tables").stdout
+    total = with_parts[0]["parts_total"]
+    assert f"{total}/{total}" in shown
