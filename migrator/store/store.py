@@ -400,6 +400,17 @@ class Store:
                             {"part": part.part_no, **(event_detail or {})})
         return _view(PartView, row)
 
+    def drop_parts(self, task: TableView, reason: str) -> int:
+        """Forget a table's parts (the table was made again, so a new copy plans new boundaries)."""
+        from sqlalchemy import delete
+
+        with self._tx() as conn:
+            result = conn.execute(delete(TablePart).where(TablePart.table_id == task.id))
+            if result.rowcount:
+                self._event(conn, task.migration_id, task.subject, "parts_dropped", task.state, task.state,
+                            {"parts": int(result.rowcount), "reason": reason})
+        return int(result.rowcount)
+
     def renew_part_leases(self, lease_seconds: float) -> int:
         with self._tx() as conn:
             result = conn.execute(update(TablePart).where(TablePart.owner == self.owner_label())

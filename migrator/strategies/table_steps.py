@@ -23,6 +23,7 @@ from migrator.retry import Backoff, with_retries
 from migrator.store import PartSpec, PartView, TableView
 from migrator.strategies.recorded import clients, clients_for
 from migrator.strategies import window
+from migrator.strategies.part_plan import PARTS_CHECKED, done_ranges, part_range, recopy_differing
 from migrator.strategies.sessions import inventory_of, session
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse import parts as wparts
@@ -355,12 +356,7 @@ def _load_lock(table_id: int) -> threading.Lock:
 
 
 def _range(part: PartView, info: TableInfo) -> wparts.PartRange:
-    column = next((c for c in info.columns if c.name == part.part_column), None)
-    if column is None:
-        raise RemoteError(f"{info.ref}: part column {part.part_column!r} is no longer in the table",
-                          hint="the table's shape changed during the copy; re-copy it whole (tables.part_size = \"0\")")
-    return wparts.PartRange(part.part_no, part.parts_total, column.name, column.type, part.lower_bound,
-                            part.upper_bound, part.est_rows)
+    return part_range(part, info)
 
 
 def wants_parts(config: LoadedConfig, task: TableView) -> int:
@@ -400,32 +396,23 @@ def _split(step: Step, info: TableInfo) -> StepResult | None:
     else:
         _recheck_parts(step, info, existing)
     prefix = wparts.part_prefix(worker.staging.s3_uri, step.phase.migration.name, info.schema, info.name, 0, 0)
-    return StepResult({"staging_prefix": prefix.rsplit("/part-", 1)[0] + "/",
-                       "step_timings": _timing(task, "unload", started)}, move="split")
+    timings = _timing(task, "unload", started)
+    timings.pop(PARTS_CHECKED, None)
+    return StepResult({"staging_prefix": prefix.rsplit("/part-", 1)[0] + "/", "step_timings": timings}, move="split")
 
 
 def _recheck_parts(step: Step, info: TableInfo, parts: list[PartView]) -> None:
-    """The table is copied again (its source moved, the cutover window found it changed, or a
-    retry): parts already done are compared now, both sides, and only those whose rows or
-    checksum differ go back to be copied; parts not done resume from their checkpoint."""
+    """The table is copied again (its source moved, or a retry): parts already done are compared
+    now, both sides in one pass each, and only those whose rows or checksum differ go back to be
+    copied; parts not done resume from their checkpoint. The cutover window compares by part
+    itself (window.find_differences) and says so on the table (PARTS_CHECKED): no second pass."""
     worker, task = step.resources, step.task
-    done = set(parts_engine.done_states())
-    differing: set[int] = set()
-    for part in parts:
-        if part.state not in done:
-            continue
-        r = _range(part, info)
-        pair = worker.retried(f"compare part {part.label} of {task.qualified_name}", lambda: {
-            "source": wparts.part_fingerprint(worker.source, info, r),
-            "target": wparts.part_fingerprint(worker.target, info, r)})
-        if pair["source"] != pair["target"]:
-            differing.add(part.id)
-    moved = parts_engine.recopy_parts(step.phase, task, lambda p: p.id in differing,
-                                      "rows or checksum differ from the source")
-    step.phase.store.add_event(step.phase.migration, task.subject, "parts_rechecked",
-                               {"parts": len(parts), "recopied": moved,
-                                "recopied_parts": sorted(p.part_no for p in parts if p.id in differing)},
-                               state=step.phase.migration.phase)
+    if (task.step_timings or {}).get(PARTS_CHECKED):
+        return
+    ranges = done_ranges(parts, info)
+    differing = worker.retried(f"compare parts of {task.qualified_name}", lambda: {
+        "parts": wparts.differing_parts(worker.source, worker.target, info, ranges)})["parts"]
+    recopy_differing(step.phase, task, differing, "rows or checksum differ from the source")
 
 
 PartStep = PartStepContext[TableWorker]
