@@ -129,7 +129,7 @@ def recopy_seconds(run: Run) -> float:
 
 
 def pass_seconds(run: Run) -> float:
-    passes = [e for e in run.events() if e.trigger == "catch_up_pass" and e.detail.get("changed")]
+    passes = [e for e in run.events() if e.trigger == "catch_up_pass" and e.detail.get("changed_tables")]
     return float(passes[0].detail["seconds"]) if passes else float("nan")
 
 

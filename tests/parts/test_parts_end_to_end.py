@@ -28,7 +28,13 @@ def test_parted_tables_copy_identical_each_part_loaded_once(parted: Migration) -
         migration = store.require_migration(m.name)
         parts = store.migration_parts(migration)
         tables = {t.id: t for t in store.list_tables(migration)}
+        rehearsal = store.get_action(migration, "rehearsal")
     per_table = Counter(p.table_id for p in parts)
+    # The rehearsal sampled one part of the largest table, not all of it, and scaled by its size.
+    assert rehearsal is not None and rehearsal.response is not None
+    sample = rehearsal.response
+    assert sample["parts"] >= 2 and 0 < sample["rows"] < sample["table_rows"]
+    assert sample["estimated_freeze_seconds"] > 0
     assert per_table and max(per_table.values()) >= 8, per_table
     events = _events(m)
     loaded = Counter((e["subject"], e["detail"]["part"]) for e in events if e["trigger"] == "part_loaded")
