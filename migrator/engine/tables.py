@@ -204,12 +204,33 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
 
     def queue_parts(task: TableView) -> None:
         """(under cond) The table's parts still to walk, or the table itself when none is left."""
+        if task.id in failed_tables:
+            return  # it needs an operator: a re-run takes its parts on, not this run
         pending = parts_engine.open_parts(ctx.store, task, limit)
         if pending:
             queue.extend(_part_item(task, p) for p in pending if not any(
                 q.part is not None and q.part.id == p.id for q in queue))
-        elif not any(q.part is not None and q.task.id == task.id for q in queue) and active_parts.get(task.id, 0) == 0:
+        elif any(q.task.id == task.id for q in queue) or active_parts.get(task.id, 0):
+            return
+        elif parts_engine.parts_all_done(ctx.store, task):
             queue.append(_table_item(ctx.store.get_table(task.id)))
+        else:
+            # Parts that need an operator and have no attempt left: the table needs one too.
+            fail_table(task, "a part needs an operator (no attempt left)")
+
+    def fail_table(task: TableView, error: str) -> None:
+        """(under cond) The table into its needs-operator state, once, with its outcome."""
+        current = ctx.store.get_table(task.id)
+        flow = ctx.table_flow(current)
+        failure = flow.definition.leading_to(current.state, "needs_operator")
+        if failure is not None:
+            try:
+                flow.fire(failure.trigger, error=error)
+            except ConcurrentUpdate:
+                pass
+        if task.id not in failed_tables:
+            failed_tables.add(task.id)
+            outcomes.append(TableOutcome(task.qualified_name, False, error, False, current.attempt))
 
     def settle_part(item: _Queued, done: bool, error: str | None, retryable: bool) -> None:
         nonlocal active
@@ -227,21 +248,10 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
                                     {"part": part.part_no, "attempt": part.attempt, "max_attempts": limit,
                                      "reason": error, "wait_seconds": round(wait, 1)})
                 queue.append(_part_item(item.task, part, time.monotonic() + wait))
-            elif not ctx.should_stop():
-                # A part that needs an operator fails its table (once): the table's retry takes
-                # the parts not done from where they are.
-                task = ctx.store.get_table(item.task.id)
-                flow = ctx.table_flow(task)
-                failure = flow.definition.leading_to(task.state, "needs_operator")
-                if failure is not None and task.state not in failed_tables:
-                    try:
-                        flow.fire(failure.trigger, error=f"part {part.label}: {error}")
-                    except ConcurrentUpdate:
-                        pass
-                if item.task.id not in failed_tables:
-                    failed_tables.add(item.task.id)
-                    outcomes.append(TableOutcome(item.task.qualified_name, False, f"part {part.label}: {error}",
-                                                 False, task.attempt))
+            elif not ctx.should_stop() and item.task.id not in failed_tables:
+                # A part that needs an operator fails its table (once): the table's retry (a
+                # re-run) takes the parts not done from where they are.
+                fail_table(item.task, f"part {part.label}: {error}")
             cond.notify_all()
 
     def settle(item: _Queued, outcome: TableOutcome) -> None:

@@ -407,6 +407,9 @@ def _recheck_parts(step: Step, info: TableInfo, parts: list[PartView]) -> None:
     copied; parts not done resume from their checkpoint. The cutover window compares by part
     itself (window.find_differences) and says so on the table (PARTS_CHECKED): no second pass."""
     worker, task = step.resources, step.task
+    # The table's retry is the operator's retry of its parts too: parts that needed an operator start again.
+    needs_operator = set(parts_engine.part_definition().tagged("needs_operator"))
+    parts_engine.recopy_parts(step.phase, task, lambda p: p.state in needs_operator, "the table is retried")
     if (task.step_timings or {}).get(PARTS_CHECKED):
         return
     ranges = done_ranges(parts, info)

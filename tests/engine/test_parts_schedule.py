@@ -154,3 +154,34 @@ def test_a_part_in_flight_of_a_dead_worker_is_reconciled_from_its_marker(config:
         assert lost == [(0, "loaded"), (1, "unloaded")]
         starts = [e.detail["part"] for e in events if e.trigger == "start_load"]
         assert starts.count(0) == 1 and starts.count(1) == 2
+
+
+class BrokenPartSteps(PartedSteps):
+    """Part 2 fails permanently (not transiently) on its first attempt."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(1)
+
+    def part_load(self, ctx: parts_engine.PartStepContext[None]) -> parts_engine.PartResult:
+        if ctx.part.part_no == 2 and ctx.part.attempt == 1:
+            raise RemoteError("COPY failed: Invalid digit")
+        return super().part_load(ctx)
+
+
+def test_a_part_needing_an_operator_fails_its_table_and_a_rerun_takes_it_on(config: Any, store_url: str) -> None:
+    steps = BrokenPartSteps()
+    with Store.open(store_url) as store:
+        with pytest.raises(RemoteError, match="1 table"):
+            Runner(config, store, steps.registry()).run()
+        m = store.require_migration("m1")
+        t5 = store.find_table(m, "public", "t5")
+        assert t5 is not None and t5.state == "failed" and "part 3/8" in (t5.last_error or "")
+        parts = {p.part_no: p for p in store.list_parts(t5.id)}
+        assert parts[2].state == "failed" and {p.state for n, p in parts.items() if n != 2} == {"validated"}
+        with pytest.raises(ApprovalRequired):
+            Runner(config, store, steps.registry()).run()
+        assert store.find_table(m, "public", "t5").state == "validated"  # type: ignore[union-attr]
+        again = {p.part_no: p for p in store.list_parts(t5.id)}
+        # Only the failed part ran again.
+        assert again[2].attempt == 2 and all(again[n].attempt == 1 for n in again if n != 2)
