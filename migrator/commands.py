@@ -99,6 +99,8 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         alert = _production_alert(store, migration)
         stray = _stray_alert(store, migration)
         downtime = _write_downtime(store, migration, config.settings, by_state_of(counts))
+        part_counts = store.part_counts(migration, _displayed("part").tagged("done"))
+        names = {t.id: t.qualified_name for t in (tables or store.list_tables(migration))} if part_counts else {}
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
@@ -117,8 +119,10 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                        state, migration.approvals, config_path,
                        waiting.detail if waiting and waiting.from_state == migration.phase else None))),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
-                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None and not died))
+                         t.last_error, _retry_line(retries.get(t.subject), t, lease is not None and not died),
+                         *part_counts.get(t.id, (0, 0)))
                 for t in tables],
+        parts={names[i]: {"parts_total": n, "parts_done": d} for i, (n, d) in part_counts.items()},
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
         alert=alert, run_died=died, stray_writes=stray, write_downtime=downtime,

@@ -81,6 +81,9 @@ class TableRow:
     last_error: str | None
     #: An in-run retry scheduled after a transient failure: attempt, wait and when.
     retry: str | None = None
+    #: A table split into parts: how many, and how many are done (0/0: copied whole).
+    parts_total: int = 0
+    parts_done: int = 0
 
 
 @dataclass
@@ -101,6 +104,8 @@ class StatusResult(Result):
     approvals: list[str]
     next_step: str
     tables: list[TableRow] = field(default_factory=list)
+    #: Tables split into parts: {table: {"parts_total": n, "parts_done": m}} (with or without --tables).
+    parts: dict[str, dict[str, int]] = field(default_factory=dict)
     bytes_done: int = 0
     rows_per_second: float | None = None
     eta_seconds: float | None = None
@@ -160,11 +165,13 @@ class StatusResult(Result):
         parts.append(head)
         if self.tables:
             grid = Table(show_edge=False, header_style="bold")
-            for col in ("table", "state", "attempt", "rows", "loaded", "MB", "error", "retry"):
-                grid.add_column(col, justify="right" if col in ("attempt", "rows", "loaded", "MB") else "left")
+            for col in ("table", "state", "attempt", "rows", "loaded", "MB", "parts", "error", "retry"):
+                grid.add_column(col, justify="right" if col in ("attempt", "rows", "loaded", "MB", "parts")
+                                else "left")
             for row in self.tables:
                 _add_row(grid, row.table, row.state, str(row.attempt), f"{row.source_rows:,}",
                              "" if row.rows_loaded is None else f"{row.rows_loaded:,}", str(row.size_mb),
+                             f"{row.parts_done}/{row.parts_total}" if row.parts_total else "",
                              row.last_error or "", row.retry or "")
             parts.append(grid)
         return Group(*parts)

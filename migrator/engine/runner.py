@@ -114,6 +114,7 @@ class _Heartbeat(threading.Thread):
             try:
                 self.store.renew_run_lease(self.lease, self.ttl)
                 self.store.renew_table_leases(self.ttl * 2)
+                self.store.renew_part_leases(self.ttl * 2)
             except LeaseHeld as exc:
                 self.lost = exc.message
                 return

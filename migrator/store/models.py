@@ -129,3 +129,44 @@ class RemoteAction(Base):
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TablePart(Base):
+    """One part of a big table: a range of its part column (or a group of its staged files),
+    with its own checkpoint, load marker and rows + checksum on both sides. Boundaries are
+    written once, before the first part starts, and never change for that copy."""
+
+    __tablename__ = "table_part"
+    __table_args__ = (
+        UniqueConstraint("table_id", "part_no"),
+        Index("ix_table_part_migration_state", "migration_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migration.id", ondelete="CASCADE"))
+    table_id: Mapped[int] = mapped_column(ForeignKey("table_task.id", ondelete="CASCADE"))
+    part_no: Mapped[int] = mapped_column(Integer)
+    parts_total: Mapped[int] = mapped_column(Integer)
+    #: The column whose ranges the parts are (None: the parts are groups of one UNLOAD's files).
+    part_column: Mapped[str | None] = mapped_column(String(128))
+    #: Range bounds as text (the column's own text form, bound as parameters): lower inclusive,
+    #: upper exclusive; None is open. The first part also holds the column's NULLs.
+    lower_bound: Mapped[str | None] = mapped_column(Text)
+    upper_bound: Mapped[str | None] = mapped_column(Text)
+    est_rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    est_mb: Mapped[int] = mapped_column(BigInteger, default=0)
+    state: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    staging_prefix: Mapped[str | None] = mapped_column(Text)
+    manifest_url: Mapped[str | None] = mapped_column(Text)
+    rows_unloaded: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_unloaded: Mapped[int | None] = mapped_column(BigInteger)
+    files_unloaded: Mapped[int | None] = mapped_column(Integer)
+    rows_loaded: Mapped[int | None] = mapped_column(BigInteger)
+    source_checksum: Mapped[str | None] = mapped_column(String(64))
+    target_checksum: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

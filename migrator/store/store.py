@@ -15,15 +15,15 @@ from dataclasses import fields as dc_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError
 from migrator.procinfo import ProcessIdentity, me, pid_alive
 from migrator.store import db
-from migrator.store.models import Event, Migration, RemoteAction, RunLease, TableTask
-from migrator.store.views import (EventView, LeaseView, MigrationView, RemoteActionView, StateCount, TableSpec,
-                                  TableView)
+from migrator.store.models import Event, Migration, RemoteAction, RunLease, TablePart, TableTask
+from migrator.store.views import (EventView, LeaseView, MigrationView, PartSpec, PartView, RemoteActionView,
+                                  StateCount, TableSpec, TableView)
 
 V = TypeVar("V")
 _INSERT_EVENT = insert(Event)
@@ -323,6 +323,108 @@ class Store:
     def owner_label(self) -> str:
         ident = self.identity
         return f"{ident.host}:{ident.pid}:{ident.started or '-'}"
+
+    # -- table parts -------------------------------------------------------------------------
+
+    def add_parts(self, task: TableView, specs: Sequence[PartSpec], initial_state: str) -> list[PartView]:
+        """Record a table's parts (boundaries) once, before the first part starts: a table that has
+        parts keeps them (the compare-and-set is "no part recorded yet"); returns the stored parts."""
+        now = utcnow()
+        with self._tx() as conn:
+            known = conn.execute(select(func.count()).select_from(TablePart)
+                                 .where(TablePart.table_id == task.id)).scalar_one()
+            if not known and specs:
+                conn.execute(insert(TablePart), [{
+                    "migration_id": task.migration_id, "table_id": task.id, "part_no": s.part_no,
+                    "parts_total": s.parts_total, "part_column": s.part_column, "lower_bound": s.lower_bound,
+                    "upper_bound": s.upper_bound, "est_rows": s.est_rows, "est_mb": s.est_mb,
+                    "state": initial_state, "version": 1, "attempt": 0, "updated_at": now} for s in specs])
+                self._event(conn, task.migration_id, task.subject, "parts_planned", task.state, task.state,
+                            {"parts": len(specs), "column": specs[0].part_column,
+                             "bounds": [[s.lower_bound, s.upper_bound] for s in specs][:64]})
+        return self.list_parts(task.id)
+
+    def list_parts(self, table_id: int) -> list[PartView]:
+        query = select(TablePart.__table__).where(TablePart.table_id == table_id).order_by(TablePart.part_no)
+        with self._read() as conn:
+            return [_view(PartView, r) for r in conn.execute(query).all()]
+
+    def migration_parts(self, migration: MigrationView) -> list[PartView]:
+        query = (select(TablePart.__table__).where(TablePart.migration_id == migration.id)
+                 .order_by(TablePart.table_id, TablePart.part_no))
+        with self._read() as conn:
+            return [_view(PartView, r) for r in conn.execute(query).all()]
+
+    def get_part(self, part_id: int) -> PartView:
+        with self._read() as conn:
+            row = conn.execute(select(TablePart.__table__).where(TablePart.id == part_id)).first()
+        if row is None:
+            raise UsageError(f"no table part with id {part_id}")
+        return _view(PartView, row)
+
+    def part_counts(self, migration: MigrationView, done_states: Sequence[str]) -> dict[int, tuple[int, int]]:
+        """table id -> (parts total, parts in one of ``done_states``): for status (read-only)."""
+        done = func.sum(func.cast(TablePart.state.in_(list(done_states)), Integer)) if done_states else None
+        query = (select(TablePart.table_id, func.count(), func.coalesce(done, 0))
+                 .where(TablePart.migration_id == migration.id).group_by(TablePart.table_id))
+        with self._read() as conn:
+            return {int(t): (int(n), int(d)) for t, n, d in conn.execute(query)}
+
+    def move_part(self, part: PartView, subject: str, trigger: str, to_state: str, *,
+                  fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None,
+                  take_lease_seconds: float | None = None, release_lease: bool = False,
+                  new_attempt: bool = False, event: str | None = None,
+                  event_detail: Mapping[str, Any] | None = None) -> PartView:
+        """The one compare-and-set every part move goes through (state and version). ``event``
+        adds a second event row in the same transaction (e.g. `part_loaded`)."""
+        values: dict[str, Any] = dict(fields or {})
+        now = utcnow()
+        values.update(state=to_state, updated_at=now, version=TablePart.version + 1)
+        if take_lease_seconds is not None:
+            values.update(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=take_lease_seconds))
+        elif release_lease:
+            values.update(owner=None, lease_expires_at=None)
+        if new_attempt:
+            values["attempt"] = TablePart.attempt + 1
+        with self._tx() as conn:
+            row = conn.execute(update(TablePart).where(
+                TablePart.id == part.id, TablePart.state == part.state, TablePart.version == part.version,
+            ).values(**values).returning(*TablePart.__table__.c)).first()
+            if row is None:
+                raise ConcurrentUpdate(f"part {part.label} of {subject} is no longer {part.state!r} "
+                                       f"(version {part.version}): another worker moved it; nothing was written")
+            self._event(conn, part.migration_id, subject, trigger, part.state, to_state,
+                        {"part": part.part_no, **(detail or {})})
+            if event is not None:
+                self._event(conn, part.migration_id, subject, event, to_state, to_state,
+                            {"part": part.part_no, **(event_detail or {})})
+        return _view(PartView, row)
+
+    def drop_parts(self, task: TableView, reason: str) -> int:
+        """Forget a table's parts (the table was made again, so a new copy plans new boundaries)."""
+        from sqlalchemy import delete
+
+        with self._tx() as conn:
+            result = conn.execute(delete(TablePart).where(TablePart.table_id == task.id))
+            if result.rowcount:
+                self._event(conn, task.migration_id, task.subject, "parts_dropped", task.state, task.state,
+                            {"parts": int(result.rowcount), "reason": reason})
+        return int(result.rowcount)
+
+    def renew_part_leases(self, lease_seconds: float) -> int:
+        with self._tx() as conn:
+            result = conn.execute(update(TablePart).where(TablePart.owner == self.owner_label())
+                                  .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+        return int(result.rowcount)
+
+    def part_orphaned(self, part: PartView) -> bool:
+        """An in-flight part whose owner is provably gone (dead pid here, or lease expired)."""
+        if part.owner is None:
+            return True
+        if part.owner == self.owner_label():
+            return False
+        return owner_is_dead(part.owner, self.identity.host) or bool(
+            part.lease_expires_at and part.lease_expires_at < utcnow())
 
     # -- events ------------------------------------------------------------------------------
 

@@ -118,3 +118,49 @@ class StateCount:
     tables: int
     rows: int
     size_mb: int
+
+
+@dataclass(frozen=True)
+class PartView:
+    id: int
+    migration_id: int
+    table_id: int
+    part_no: int
+    parts_total: int
+    part_column: str | None
+    lower_bound: str | None
+    upper_bound: str | None
+    est_rows: int
+    est_mb: int
+    state: str
+    version: int
+    attempt: int
+    owner: str | None
+    lease_expires_at: datetime | None
+    staging_prefix: str | None
+    manifest_url: str | None
+    rows_unloaded: int | None
+    bytes_unloaded: int | None
+    files_unloaded: int | None
+    rows_loaded: int | None
+    source_checksum: str | None
+    target_checksum: str | None
+    last_error: str | None
+    updated_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.part_no + 1}/{self.parts_total}"
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """A part as planned: its range (text bounds, None open) and its estimated share of the table."""
+
+    part_no: int
+    parts_total: int
+    part_column: str | None
+    lower_bound: str | None
+    upper_bound: str | None
+    est_rows: int
+    est_mb: int

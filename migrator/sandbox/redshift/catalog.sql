@@ -837,3 +837,10 @@ drop view if exists pg_sandbox.stv_wlm_classification_config;
 create view pg_sandbox.stv_wlm_classification_config as
 select * from pg_sandbox.wlm_classification where pg_sandbox.is_superuser();
 grant select on pg_sandbox.stv_wlm_service_class_config, pg_sandbox.stv_wlm_classification_config to public;
+
+-- STV_SLICES: one row per slice of the cluster ("STV_SLICES": node, slice, localslice, type).
+-- UNLOAD (PARALLEL ON) writes at least one file per slice of this count.
+drop view if exists pg_sandbox.stv_slices;
+create view pg_sandbox.stv_slices as
+select (s.slice / 2)::int as node, s.slice::int as slice, (s.slice % 2)::int as localslice, 'D'::char(1) as type
+from pg_sandbox.cluster_info i, generate_series(0, i.slices - 1) as s(slice);
