@@ -129,10 +129,21 @@ def run(
                                                       help="decommission despite writes to the old cluster after "
                                                            "the cutover, or a hole in their proof (recorded)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")] = False,
+    worker: Annotated[bool, typer.Option("--worker", help="join the migration a `migrator run` leads and work on "
+                                                          "its tables only (PostgreSQL store)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the migration from wherever it stands; safe to re-run after any crash."""
     from migrator.engine.context import RunOptions
+
+    if worker:
+        if approve_cutover or approve_modify or assume_frozen or accept_stray_writes:
+            _fail(UsageError("--worker works on tables only; gates and the write freeze are the leader's",
+                             hint="pass those options to the leading `migrator run`"))
+        _call(lambda: commands.run_worker(config, say=lambda line: err.print(line, markup=False, highlight=False,
+                                                                             soft_wrap=True)),
+              as_json, stoppable=True)
+        return
 
     options = RunOptions(approve_cutover=approve_cutover, approve_modify=approve_modify, assume_frozen=assume_frozen,
                          accept_stray_writes=accept_stray_writes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from migrator.engine.context import RunOptions
 from migrator.engine.runner import TABLE_MACHINE, Runner, default_registry, ensure_migration
 from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageError
 from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
-                              InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
+                              InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult, WorkResult,
                               StatusResult, TableRow)
 from migrator.store import MigrationView, Store, TableView, db, utcnow
 from migrator.store.views import EventView, StateCount
@@ -424,6 +425,19 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
         note = str(last[0].detail["reason"]) if final and last and "reason" in last[0].detail else None
     return RunResult(report.migration, report.strategy, report.start_phase, report.end_phase, final, report.moves,
                      report.recovered_tables, report.took_over_from, note)
+
+
+def run_worker(config_path: Path, say: Callable[[str], None] | None = None) -> WorkResult:
+    """`migrator run --worker`: join the migration a `migrator run` leads and share its tables."""
+    from migrator import strategies
+
+    config = load_config(config_path)
+    with Store.open(config.store_url) as store:
+        strategy = strategies.build(config.settings.migration.strategy, config)
+        runner = Runner(config, store, strategy.registry, reconciler=strategy.reconciler)
+        report = runner.work(say or logging.getLogger("migrator.worker").info)
+    return WorkResult(report.migration, report.phase, report.waited_for, report.tables_done,
+                      report.recovered_tables, report.note)
 
 
 def _stray_mark(store: Store, config: LoadedConfig) -> int:

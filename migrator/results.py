@@ -455,3 +455,25 @@ class ProbeResult(Result):
         from migrator.errors import PreflightFailed
 
         return 0 if self.ok else PreflightFailed.exit_code
+
+
+@dataclass
+class WorkResult(Result):
+    """`migrator run --worker`: what this worker waited for and did."""
+
+    migration: str
+    phase: str
+    waited_for: list[str]
+    tables_done: int
+    recovered_tables: list[str]
+    note: str
+
+    def render(self) -> RenderableType:
+        lines = [f"worker on migration {self.migration!r} (phase {self.phase}): {self.note}",
+                 f"tables finished by the pass while this worker worked: {self.tables_done}"]
+        if self.waited_for:
+            lines.append("waited for the leader in phase(s): " + ", ".join(self.waited_for))
+        if self.recovered_tables:
+            lines.append(f"handed back {len(self.recovered_tables)} table(s) of a dead worker: "
+                         + ", ".join(self.recovered_tables[:10]))
+        return Text("\n".join(lines))

@@ -48,6 +48,12 @@ class PhaseContext:
     options: RunOptions
     should_stop: Callable[[], bool]
     facts: dict[str, Any] = field(default_factory=dict)
+    #: Hands back tables whose owner died (the runner's recovery); the table driver calls it while
+    #: it waits for tables other workers hold.
+    recover: Callable[[], list[str]] = field(default=lambda: [])
+    #: "leader" (`migrator run`: control-plane phases and the pass's bookkeeping) or "worker"
+    #: (`migrator run --worker`: tables only).
+    role: str = "leader"
 
     @property
     def migration(self) -> MigrationView:

@@ -17,7 +17,8 @@ import yaml
 from migrator.errors import DefinitionError
 from migrator.paths import states_dir
 
-KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator", "frozen"})
+KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator", "frozen",
+                        "table_work"})
 KINDS = ("migration", "table")
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from migrator.engine.definitions import MachineDef, StateDef
+from migrator.engine.flows import DEFAULT_TABLE_LEASE_SECONDS as DEFAULT_LEASE_SECONDS
 from migrator.errors import InternalError, MigratorError, RemoteError
 from migrator.retry import Backoff
 from migrator.store import TableView
@@ -95,9 +96,11 @@ def work_queue(ctx: "PhaseContext") -> list[TableView]:
 
 
 def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
-         resources: R) -> TableOutcome:
-    """Walk one table to its done state, or into the state needing an operator."""
+         resources: R, keep_owner: bool = False) -> TableOutcome:
+    """Walk one table to its done state, or into the state needing an operator. With
+    ``keep_owner`` (a picked table) the reservation lasts until the walk ends."""
     flow = ctx.table_flow(task)
+    flow.keep_owner = keep_owner
     definition = flow.definition
     try:
         while True:
@@ -119,7 +122,9 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
                 flow.fire(result.move or completing_trigger(definition, state), fields=result.fields)
                 continue
             if ctx.should_stop():
-                # A resting state is a safe point: the next run takes the table from here.
+                # A resting state is a safe point: the next run (or another worker) takes the table from here.
+                if keep_owner:
+                    ctx.store.release_table(flow.task)
                 return TableOutcome(task.qualified_name, False, "stopped before its next step")
             if state.next is None:
                 raise InternalError(f"internal error: table state {state.name!r} names no `next` trigger")
@@ -134,55 +139,90 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
         return TableOutcome(task.qualified_name, False, exc.one_line(), exc.retryable, flow.task.attempt)
 
 
-@dataclass(order=True)
-class _Queued:
-    ready_at: float
-    rank: int
-    task: TableView = field(compare=False)
+@dataclass(frozen=True)
+class _Picking:
+    """What a pick asks the store for, worked out once per pass from the table machine's tags:
+    resting states not done (tables further along first), the failed ones to retry, and every
+    state a pass still waits for."""
+
+    states: tuple[str, ...]
+    retry_states: tuple[str, ...]
+    not_done: tuple[str, ...]
+    max_attempts: int
+
+    @classmethod
+    def of(cls, ctx: "PhaseContext") -> "_Picking":
+        definition = ctx.table_definition
+        done = set(definition.tagged("done"))
+        in_flight = set(definition.tagged("in_flight"))
+        needs_operator = set(definition.tagged("needs_operator"))
+        order = list(definition.states)
+        resting = [s for s in order if s not in done | in_flight | needs_operator]
+        # Further along first: a table half-way holds staged files; finishing it frees them.
+        return cls(tuple(reversed(resting)), tuple(s for s in order if s in needs_operator),
+                   tuple(s for s in order if s not in done), ctx.config.settings.tables.max_attempts)
+
+
+def pick(ctx: "PhaseContext", picking: _Picking, lease_seconds: float) -> TableView | None:
+    return ctx.store.pick_table(ctx.migration, picking.states, picking.retry_states, picking.max_attempts,
+                                lease_seconds)
 
 
 def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
              open_resources: Callable[[], AbstractContextManager[R]], concurrency: int) -> list[TableOutcome]:
-    """Walk every table of the work queue with ``concurrency`` workers, each with its own resources
-    (connections); one table's failure does not stop the others. A table that failed transiently
-    is retried in this run after a jittered backoff, up to `tables.max_attempts`, while the other
-    tables go on; each scheduled retry is recorded (attempt, reason, wait) for status and history."""
-    limit = ctx.config.settings.tables.max_attempts
+    """Walk every table not done with ``concurrency`` threads, each with its own resources
+    (connections); one table's failure does not stop the others.
+
+    Tables come from the store one pick at a time (`Store.pick_table`: an index probe, with
+    SKIP LOCKED on PostgreSQL), so any number of processes (`migrator run --worker`) share the
+    pass: each table is reserved by one worker from its first step to its last. A table that
+    failed transiently gets a retry time in the store (attempt, reason, wait recorded) and any
+    worker picks it again then, up to `tables.max_attempts`. The pass ends when nothing is left
+    to pick, nothing runs here and nothing is held elsewhere; while others hold tables this
+    waits, handing back the tables of workers that died (`ctx.recover`)."""
+    picking = _Picking.of(ctx)
     backoff = retry_backoff()
-    queue = [_Queued(0.0, rank, task) for rank, task in enumerate(work_queue(ctx))]
+    lease_seconds = DEFAULT_LEASE_SECONDS
+    if ctx.role == "leader":
+        # A new pass gives every failed table with attempts left one more go (as a re-run always did).
+        ctx.store.arm_retries(ctx.migration, picking.retry_states, picking.max_attempts)
+    _recover(ctx)
     cond = threading.Condition()
     outcomes: list[TableOutcome] = []
     crashed: list[BaseException] = []
     active = 0
+    finished = False
 
-    def next_task() -> _Queued | None:
-        nonlocal active
+    def next_task() -> TableView | None:
+        nonlocal active, finished
         with cond:
-            while not ctx.should_stop() and not crashed:
-                now = time.monotonic()
-                ready = sorted(q for q in queue if q.ready_at <= now)
-                if ready:
-                    queue.remove(ready[0])
+            while not ctx.should_stop() and not crashed and not finished:
+                task = pick(ctx, picking, lease_seconds)
+                if task is not None:
                     active += 1
-                    return ready[0]
-                if not queue and active == 0:
+                    return task
+                if active == 0 and not ctx.store.work_elsewhere(ctx.migration, picking.not_done,
+                                                                picking.retry_states, picking.max_attempts):
+                    finished = True
+                    cond.notify_all()
                     return None
-                soonest = min((q.ready_at for q in queue), default=now + _IDLE_CHECK_SECONDS)
-                cond.wait(timeout=min(max(soonest - now, 0.0), _IDLE_CHECK_SECONDS))
+                cond.wait(timeout=_IDLE_CHECK_SECONDS)
+                if active == 0:
+                    _recover(ctx)  # a worker that died hands its tables back here
             return None
 
-    def settle(item: _Queued, outcome: TableOutcome) -> None:
+    def settle(task: TableView, outcome: TableOutcome) -> None:
         nonlocal active
         with cond:
             active -= 1
+            limit = picking.max_attempts
             if not outcome.done and outcome.retryable and outcome.attempt < limit and not ctx.should_stop():
                 wait = backoff.delay(outcome.attempt)
-                ctx.store.add_event(ctx.migration, item.task.subject, RETRY_EVENT,
-                                    {"attempt": outcome.attempt, "max_attempts": limit, "reason": outcome.error,
-                                     "wait_seconds": round(wait, 1)})
+                ctx.store.schedule_retry(task, wait, RETRY_EVENT,
+                                         {"attempt": outcome.attempt, "max_attempts": limit,
+                                          "reason": outcome.error, "wait_seconds": round(wait, 1)})
                 log.info("%s: retry %d/%d in %.1fs (%s)", outcome.table, outcome.attempt + 1, limit, wait,
                          outcome.error)
-                queue.append(_Queued(time.monotonic() + wait, item.rank, item.task))
             else:
                 outcomes.append(outcome)
             cond.notify_all()
@@ -190,20 +230,19 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
     def worker() -> None:
         try:
             with open_resources() as resources:
-                while (item := next_task()) is not None:
+                while (task := next_task()) is not None:
                     try:
-                        outcome = walk(ctx, ctx.store.get_table(item.task.id), steps, resources)
+                        outcome = walk(ctx, task, steps, resources, keep_owner=True)
                     except BaseException:
-                        settle(item, TableOutcome(item.task.qualified_name, False, "worker crashed"))
+                        settle(task, TableOutcome(task.qualified_name, False, "worker crashed"))
                         raise
-                    settle(item, outcome)
+                    settle(task, outcome)
         except BaseException as exc:  # surfaced below, after every worker stopped
             with cond:
                 crashed.append(exc)
                 cond.notify_all()
 
-    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True)
-               for i in range(min(concurrency, max(1, len(queue))))]
+    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True) for i in range(max(1, concurrency))]
     for w in workers:
         w.start()
     for w in workers:
@@ -212,3 +251,13 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
         first = crashed[0]
         raise first if isinstance(first, MigratorError) else RemoteError(f"table worker failed: {first}")
     return outcomes
+
+
+def _recover(ctx: "PhaseContext") -> None:
+    try:
+        recovered = ctx.recover()
+    except MigratorError as exc:  # another worker recovered it first, or a store hiccup: the next wait retries
+        log.info("recovering tables of a dead worker: %s", exc.one_line())
+        return
+    if recovered:
+        log.info("handed back %d table(s) whose worker died: %s", len(recovered), ", ".join(recovered[:5]))

@@ -48,6 +48,10 @@ class TableTask(Base):
     __table_args__ = (
         UniqueConstraint("migration_id", "schema_name", "table_name"),
         Index("ix_table_task_migration_state", "migration_id", "state"),
+        # The next table to work on: one index probe per state, largest first (store.pick_table).
+        Index("ix_table_task_pick", "migration_id", "state", "size_mb", "id"),
+        # Claimed tables (orphan recovery, lease renewal) without a scan of every table.
+        Index("ix_table_task_owner", "migration_id", "owner"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -74,13 +78,17 @@ class TableTask(Base):
     #: Per-step wall times, e.g. {"unload": {"started": ..., "finished": ..., "seconds": ...}}.
     step_timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: A table that failed transiently may be picked again from this time on (None: not in this pass).
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Base):
     """Append-only audit log: every move, takeover, approval and remote action."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_migration_subject", "migration_id", "subject"),)
+    __table_args__ = (Index("ix_event_migration_subject", "migration_id", "subject"),
+                      # status reads the newest event of a kind (progress, gate waiting, stray writes).
+                      Index("ix_event_migration_trigger", "migration_id", "trigger", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     migration_id: Mapped[int] = mapped_column(ForeignKey("migration.id", ondelete="CASCADE"))
@@ -109,6 +117,25 @@ class RunLease(Base):
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RunWorker(Base):
+    """A process working on a migration's tables (`migrator run --worker`, or the leader's own
+    table workers), with its own heartbeat; the row stays after it stops (for the fleet view)."""
+
+    __tablename__ = "run_worker"
+    __table_args__ = (UniqueConstraint("migration_id", "holder"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    migration_id: Mapped[int] = mapped_column(ForeignKey("migration.id", ondelete="CASCADE"))
+    holder: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # leader | worker
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RemoteAction(Base):

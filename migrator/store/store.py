@@ -15,15 +15,15 @@ from dataclasses import fields as dc_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError
 from migrator.procinfo import ProcessIdentity, me, pid_alive
 from migrator.store import db
-from migrator.store.models import Event, Migration, RemoteAction, RunLease, TableTask
+from migrator.store.models import Event, Migration, RemoteAction, RunLease, RunWorker, TableTask
 from migrator.store.views import (EventView, LeaseView, MigrationView, RemoteActionView, StateCount, TableSpec,
-                                  TableView)
+                                  TableView, WorkerView)
 
 V = TypeVar("V")
 _INSERT_EVENT = insert(Event)
@@ -299,26 +299,156 @@ class Store:
 
     def fail_table(self, task: TableView, error: str, to_state: str, trigger: str,
                    detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> TableView:
-        return self.move_table(task, trigger, to_state, fields={**(fields or {}), "last_error": error},
+        # A failed table waits for the next pass unless the worker schedules a retry (schedule_retry).
+        return self.move_table(task, trigger, to_state,
+                               fields={**(fields or {}), "last_error": error, "ready_at": None},
                                detail={"error": error, **(detail or {})}, release_lease=True)
 
-    def renew_table_leases(self, lease_seconds: float) -> int:
+    def renew_table_leases(self, lease_seconds: float, migration_id: int | None = None) -> int:
+        query = update(TableTask).where(TableTask.owner == self.owner_label())
+        if migration_id is not None:  # served by ix_table_task_owner
+            query = query.where(TableTask.migration_id == migration_id)
         with self._tx() as conn:
-            result = conn.execute(update(TableTask).where(TableTask.owner == self.owner_label())
-                                  .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+            result = conn.execute(query.values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
         return int(result.rowcount)
 
+    def claimed_tables(self, migration: MigrationView) -> list[TableView]:
+        """Tables some process holds (owner set): read through ix_table_task_owner, never a scan."""
+        query = select(TableTask.__table__).where(TableTask.migration_id == migration.id,
+                                                  TableTask.owner.is_not(None)).order_by(TableTask.id)
+        with self._read() as conn:
+            return [_view(TableView, r) for r in conn.execute(query).all()]
+
     def orphaned_tables(self, migration: MigrationView) -> list[TableView]:
-        """In-flight tables whose owner is provably gone (dead pid here, or lease expired)."""
+        """Claimed tables whose owner is provably gone (dead pid here, or lease expired)."""
         now = utcnow()
         mine = self.owner_label()
         orphans = []
-        for task in self.list_tables(migration):
+        for task in self.claimed_tables(migration):
             if task.owner is None or task.owner == mine:
                 continue
             if owner_is_dead(task.owner, self.identity.host) or (task.lease_expires_at and task.lease_expires_at < now):
                 orphans.append(task)
         return orphans
+
+    # -- picking work (several workers) ------------------------------------------------------
+
+    def pick_table(self, migration: MigrationView, states: Sequence[str], retry_states: Sequence[str],
+                   max_attempts: int, lease_seconds: float) -> TableView | None:
+        """Reserve the next table to work on for this process, or None when none is free now.
+
+        ``states`` are tried in order (tables further along first), then ``retry_states`` (failed
+        tables whose retry time has come, attempts left). Within a state the largest table goes
+        first. Each state costs one probe of ix_table_task_pick (O(log n), not a scan); on
+        PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets concurrent pickers pass over each other's rows
+        instead of queueing on them. The reservation (owner + lease) is the compare-and-set: a row
+        someone holds under a live lease is never picked; one whose lease ran out is."""
+        now = utcnow()
+        free = or_(TableTask.owner.is_(None), TableTask.lease_expires_at < now)
+        probes = [(state, None) for state in states] + [(state, max_attempts) for state in retry_states]
+        with self._tx() as conn:
+            for state, attempts in probes:
+                query = select(TableTask.id, TableTask.version).where(
+                    TableTask.migration_id == migration.id, TableTask.state == state, free)
+                if attempts is not None:
+                    query = query.where(TableTask.attempt < attempts, TableTask.ready_at.is_not(None),
+                                        TableTask.ready_at <= now)
+                # size_mb DESC, id DESC: one backward walk of the index (mixed directions would sort).
+                query = (query.order_by(TableTask.size_mb.desc(), TableTask.id.desc()).limit(1)
+                         .with_for_update(skip_locked=True))
+                found = conn.execute(query).first()
+                if found is None:
+                    continue
+                row = conn.execute(update(TableTask).where(
+                    TableTask.id == found.id, TableTask.version == found.version,
+                ).values(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=lease_seconds),
+                         ready_at=None, version=TableTask.version + 1).returning(*TableTask.__table__.c)).first()
+                if row is not None:
+                    return _view(TableView, row)
+        return None
+
+    def release_table(self, task: TableView) -> bool:
+        """Give back a table this process reserved (or whose owner is provably dead) in a resting
+        state: the compare-and-set on version and owner leaves it alone if anybody moved it."""
+        with self._tx() as conn:
+            result = conn.execute(update(TableTask).where(
+                TableTask.id == task.id, TableTask.version == task.version, TableTask.owner == task.owner,
+            ).values(owner=None, lease_expires_at=None, version=TableTask.version + 1))
+        return result.rowcount == 1
+
+    def arm_retries(self, migration: MigrationView, retry_states: Sequence[str], max_attempts: int) -> int:
+        """A new pass: failed tables with attempts left may be picked again from now on."""
+        with self._tx() as conn:
+            result = conn.execute(update(TableTask).where(
+                TableTask.migration_id == migration.id, TableTask.state.in_(list(retry_states)),
+                TableTask.attempt < max_attempts, TableTask.owner.is_(None),
+            ).values(ready_at=utcnow()))
+        return int(result.rowcount)
+
+    def schedule_retry(self, task: TableView, wait_seconds: float, trigger: str,
+                       detail: Mapping[str, Any]) -> None:
+        """A table that failed transiently is picked again after ``wait_seconds`` (by any worker);
+        the scheduled retry and its event commit together."""
+        with self._tx() as conn:
+            conn.execute(update(TableTask).where(TableTask.id == task.id, TableTask.owner.is_(None))
+                         .values(ready_at=utcnow() + timedelta(seconds=wait_seconds)))
+            self._event(conn, task.migration_id, task.subject, trigger, None, None, detail)
+
+    def work_elsewhere(self, migration: MigrationView, not_done_states: Sequence[str],
+                       retry_states: Sequence[str], max_attempts: int) -> int:
+        """Tables not done that this process cannot pick now but a pass must wait for: held by
+        another process, or failed with a retry scheduled. Both read through the indexes."""
+        mine = self.owner_label()
+        held = select(func.count()).where(
+            TableTask.migration_id == migration.id, TableTask.owner.is_not(None), TableTask.owner != mine,
+            TableTask.state.in_(list(not_done_states)))
+        waiting = select(func.count()).where(
+            TableTask.migration_id == migration.id, TableTask.state.in_(list(retry_states)),
+            TableTask.ready_at.is_not(None), TableTask.attempt < max_attempts, TableTask.owner.is_(None))
+        with self._read() as conn:
+            return int(conn.execute(held).scalar_one()) + int(conn.execute(waiting).scalar_one())
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def register_worker(self, migration: MigrationView, role: str, ttl_seconds: float) -> WorkerView:
+        """This process works on ``migration``'s tables (a row per process, kept after it stops)."""
+        ident = self.identity
+        now = utcnow()
+        holder = self.owner_label()
+        values = dict(role=role, host=ident.host, pid=ident.pid, started_at=now, heartbeat_at=now,
+                      expires_at=now + timedelta(seconds=ttl_seconds), stopped_at=None)
+        with self._tx() as conn:
+            result = conn.execute(update(RunWorker).where(
+                RunWorker.migration_id == migration.id, RunWorker.holder == holder).values(**values))
+            if result.rowcount == 0:
+                conn.execute(insert(RunWorker).values(migration_id=migration.id, holder=holder, **values))
+            if role != "leader":
+                self._event(conn, migration.id, "run", "worker_joined", None, None, {"holder": holder, "role": role})
+        return WorkerView(migration.id, holder, **values)  # type: ignore[arg-type]
+
+    def renew_worker(self, migration_id: int, ttl_seconds: float) -> None:
+        now = utcnow()
+        with self._tx() as conn:
+            conn.execute(update(RunWorker).where(
+                RunWorker.migration_id == migration_id, RunWorker.holder == self.owner_label(),
+            ).values(heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
+
+    def stop_worker(self, migration_id: int, reason: str) -> None:
+        now = utcnow()
+        with self._tx() as conn:
+            result = conn.execute(update(RunWorker).where(
+                RunWorker.migration_id == migration_id, RunWorker.holder == self.owner_label(),
+                RunWorker.stopped_at.is_(None)).values(stopped_at=now, heartbeat_at=now))
+            if result.rowcount == 1:
+                self._event(conn, migration_id, "run", "worker_left", None, None,
+                            {"holder": self.owner_label(), "reason": reason})
+
+    def list_workers(self, migration: MigrationView | None = None) -> list[WorkerView]:
+        query = select(RunWorker.__table__).order_by(RunWorker.migration_id, RunWorker.id)
+        if migration is not None:
+            query = query.where(RunWorker.migration_id == migration.id)
+        with self._read() as conn:
+            return [_view(WorkerView, r) for r in conn.execute(query).all()]
 
     def owner_label(self) -> str:
         ident = self.identity
