@@ -280,17 +280,30 @@ def inventory(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = 
 def status(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
            tables: Annotated[bool, typer.Option("--tables", help="per-table detail")] = False,
            watch: Annotated[bool, typer.Option("--watch", help="refresh every 2 s until Ctrl-C")] = False,
+           every: Annotated[bool, typer.Option("--all", help="every migration in the store, one line each")] = False,
+           store: Annotated[str | None, typer.Option("--store", envvar="MIGRATOR_STORE",
+                                                     help="store URL for --all (default: the config's store)")
+                            ] = None,
            as_json: JsonOpt = False) -> None:
     """Show where the migration stands (reads the store, never writes it)."""
+    def read() -> Result:
+        if every:
+            from migrator import fleet
+
+            return fleet.status_all(None if store else config, store)
+        if store is not None:
+            raise UsageError("--store names the store for `status --all`", hint="add --all, or use -c CONFIG")
+        return commands.status(config, with_tables=tables)
+
     if not watch:
-        _call(lambda: commands.status(config, with_tables=tables), as_json)
+        _call(read, as_json)
         return
     from rich.live import Live
 
     try:
         with Live(console=Console(), refresh_per_second=2) as live:
             while True:
-                live.update(commands.status(config, with_tables=tables).render())
+                live.update(read().render())
                 time.sleep(2.0)  # the display's refresh interval
     except MigratorError as exc:
         _fail(exc)
