@@ -243,10 +243,14 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
                 cond.notify_all()
 
     workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True) for i in range(max(1, concurrency))]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    ctx.pass_cache = {}  # what this pass reads once for all its workers (ctx.shared)
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        ctx.pass_cache = None
     if crashed:
         first = crashed[0]
         raise first if isinstance(first, MigratorError) else RemoteError(f"table worker failed: {first}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -60,6 +60,8 @@ class Keepalive:
 
 
 KEEPALIVE = Keepalive()
+#: How many of its latest statements a session remembers (for messages and tests).
+STATEMENT_MEMORY = 256
 #: Limit for establishing a connection (TCP, TLS and authentication), never for statements.
 CONNECT_TIMEOUT = 30
 #: Statement kinds that only read: a connection lost while one runs leaves nothing to reconcile.
@@ -177,11 +179,14 @@ def close_quietly(conn: Any) -> None:
 
 @dataclass
 class Session:
-    """One connection plus timing. ``statements`` lists every statement this session ran."""
+    """One connection plus timing. ``statements`` holds the last STATEMENT_MEMORY statements this
+    session ran (a worker's session runs for the whole pass: tens of thousands of tables must not
+    grow it without bound); ``ran`` counts them all."""
 
     conn: Any
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    statements: list[str] = field(default_factory=list)
+    statements: deque[str] = field(default_factory=lambda: deque(maxlen=STATEMENT_MEMORY))
+    ran: int = 0
     #: Set once the connection died: nothing more is sent on it.
     lost: bool = False
 
@@ -222,6 +227,7 @@ class Session:
             except Exception:  # a dead connection cannot close its cursor; the error above matters
                 pass
         self.statements.append(sql)
+        self.ran += 1
         return rows
 
     def _refuse_if_lost(self, what: str) -> None:
