@@ -196,12 +196,17 @@ class _live_status:
     def _loop(self) -> None:
         from rich.live import Live
 
-        with Live(console=err, transient=True, refresh_per_second=4) as live:
-            while not self.stop.wait(self.interval):
-                try:
-                    live.update(commands.status(self.config).render())
-                except MigratorError:
-                    continue  # the store may not exist yet on the very first beat
+        watch = commands.StatusWatch(self.config)  # reads the status again only when something happened
+        try:
+            with Live(console=err, transient=True, refresh_per_second=4) as live:
+                while not self.stop.wait(self.interval):
+                    try:
+                        live.update(watch.read().render())
+                    except MigratorError:
+                        watch.close()
+                        continue  # the store may not exist yet on the very first beat
+        finally:
+            watch.close()
 
     def __enter__(self) -> "_live_status":
         self.thread.start()

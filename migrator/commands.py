@@ -80,26 +80,66 @@ def _open_read_only(config: LoadedConfig) -> Store:
 
 def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     config = load_config(config_path)
+    with _open_read_only(config) as store:
+        return _status(store, config, config_path, with_tables=with_tables)
+
+
+class StatusWatch:
+    """What the live progress panel reads each beat: the store stays open, and the status is read
+    again only when the migration's history grew (one index probe for its newest event) or
+    ``refresh_seconds`` passed (for the ETA's clock); otherwise the last one is shown again."""
+
+    def __init__(self, config_path: Path, refresh_seconds: float = 10.0) -> None:
+        self.config_path, self.refresh_seconds = config_path, refresh_seconds
+        self._store: Store | None = None
+        self._config: LoadedConfig | None = None
+        self._seen: int | None = None
+        self._at = 0.0
+        self.last: StatusResult | None = None
+        self.reads = 0
+
+    def read(self) -> StatusResult:
+        import time
+
+        if self._store is None:
+            self._config = load_config(self.config_path)
+            self._store = _open_read_only(self._config)
+        assert self._config is not None
+        migration = self._store.get_migration(self._config.settings.migration.name)
+        newest = self._store.newest_event_id(migration) if migration is not None else None
+        now = time.monotonic()
+        if self.last is None or newest != self._seen or now - self._at >= self.refresh_seconds:
+            self.last = _status(self._store, self._config, self.config_path)
+            self._seen, self._at = newest, now
+            self.reads += 1
+        return self.last
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _status(store: Store, config: LoadedConfig, config_path: Path, *, with_tables: bool = False) -> StatusResult:
     name = config.settings.migration.name
     definition = _displayed(config.settings.route.machine)
     done_states = set(_displayed(TABLE_MACHINE).tagged("done"))
-    with _open_read_only(config) as store:
-        migration = store.get_migration(name)
-        if migration is None:
-            raise UsageError(f"migration {name!r} has not been initialised in {redact(config.store_url)}",
-                             hint=f"run `migrator init {config_path}`")
-        lease = store.get_run_lease(migration)
-        died = lease_dead_reason(lease, store.identity.host, utcnow()) if lease else None
-        counts = store.count_by_state(migration)
-        tables = store.list_tables(migration, order_by_size=True) if with_tables else []
-        retries = store.latest_by_subject(migration, RETRY_EVENT) if with_tables else {}
-        copy_started = store.first_event_time(migration, "start_unload")
-        bytes_done = store.bytes_moved(migration)
-        progress = store.latest_event(migration, "progress")
-        waiting = store.latest_event(migration, gates.WAITING_EVENT)
-        alert = _production_alert(store, migration)
-        stray = _stray_alert(store, migration)
-        downtime = _write_downtime(store, migration, config.settings, by_state_of(counts))
+    migration = store.get_migration(name)
+    if migration is None:
+        raise UsageError(f"migration {name!r} has not been initialised in {redact(config.store_url)}",
+                         hint=f"run `migrator init {config_path}`")
+    lease = store.get_run_lease(migration)
+    died = lease_dead_reason(lease, store.identity.host, utcnow()) if lease else None
+    counts = store.count_by_state(migration)
+    tables = store.list_tables(migration, order_by_size=True) if with_tables else []
+    retries = store.latest_by_subject(migration, RETRY_EVENT) if with_tables else {}
+    copy_started = store.first_event_time(migration, "start_unload")
+    bytes_done = store.bytes_moved(migration)
+    progress = store.latest_event(migration, "progress")
+    waiting = store.latest_event(migration, gates.WAITING_EVENT)
+    alert = _production_alert(store, migration)
+    stray = _stray_alert(store, migration)
+    downtime = _write_downtime(store, migration, config.settings, by_state_of(counts))
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)

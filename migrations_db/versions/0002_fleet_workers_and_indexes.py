@@ -10,7 +10,8 @@ Create Date: 2026-12-06 06:00:00
   (the pick reads it; before, a retry queue lived in one process's memory).
 - `ix_table_task_pick` (migration_id, state, size_mb, id): the next table is one index probe per
   state, not a scan of every table; `ix_table_task_owner` finds claimed tables without a scan.
-- `ix_event_migration_trigger` (migration_id, trigger, id): status's newest-event-of-a-kind reads.
+- `ix_event_migration_trigger` (migration_id, trigger, id): status's newest-event-of-a-kind reads;
+  `ix_event_migration_id` (migration_id, id): the live panel's "anything new since I looked?".
 """
 from typing import Sequence, Union
 
@@ -46,10 +47,12 @@ def upgrade() -> None:
         batch_op.create_index('ix_table_task_owner', ['migration_id', 'owner'], unique=False)
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.create_index('ix_event_migration_trigger', ['migration_id', 'trigger', 'id'], unique=False)
+        batch_op.create_index('ix_event_migration_id', ['migration_id', 'id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('event', schema=None) as batch_op:
+        batch_op.drop_index('ix_event_migration_id')
         batch_op.drop_index('ix_event_migration_trigger')
     with op.batch_alter_table('table_task', schema=None) as batch_op:
         batch_op.drop_index('ix_table_task_owner')

@@ -88,7 +88,9 @@ class Event(Base):
     __tablename__ = "event"
     __table_args__ = (Index("ix_event_migration_subject", "migration_id", "subject"),
                       # status reads the newest event of a kind (progress, gate waiting, stray writes).
-                      Index("ix_event_migration_trigger", "migration_id", "trigger", "id"))
+                      Index("ix_event_migration_trigger", "migration_id", "trigger", "id"),
+                      # the live panel's "anything new?" (the newest event of a migration).
+                      Index("ix_event_migration_id", "migration_id", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     migration_id: Mapped[int] = mapped_column(ForeignKey("migration.id", ondelete="CASCADE"))

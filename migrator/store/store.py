@@ -482,9 +482,19 @@ class Store:
             return {row.subject: _view(EventView, row) for row in conn.execute(query).all()}
 
     def first_event_time(self, migration: MigrationView, trigger: str) -> datetime | None:
-        query = select(func.min(Event.at)).where(Event.migration_id == migration.id, Event.trigger == trigger)
+        # The first one written (lowest id): one probe of ix_event_migration_trigger, where min(at)
+        # read every such event (one per table).
+        query = (select(Event.at).where(Event.migration_id == migration.id, Event.trigger == trigger)
+                 .order_by(Event.id).limit(1))
         with self._read() as conn:
             return _utc(conn.execute(query).scalar())
+
+    def newest_event_id(self, migration: MigrationView) -> int | None:
+        """The id of the migration's newest event: whether anything happened since a reader looked."""
+        query = select(func.max(Event.id)).where(Event.migration_id == migration.id)
+        with self._read() as conn:
+            found = conn.execute(query).scalar()
+        return int(found) if found is not None else None
 
     def bytes_moved(self, migration: MigrationView) -> int:
         # Bytes of tables whose load is recorded: the store reads columns, the machine owns state names.

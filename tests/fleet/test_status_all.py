@@ -68,3 +68,24 @@ def test_status_all_reads_the_store_of_the_config(tmp_path: Path) -> None:
 def test_store_without_all_is_refused_with_one_line(tmp_path: Path) -> None:
     proc = run_migrator(["status", "--store", "sqlite:///x.db"], cwd=tmp_path, env={}, timeout=60)
     one_line_error(proc, 2, "--store", "--all")
+
+
+def test_the_live_panel_reads_the_status_again_only_when_something_happened(tmp_path: Path) -> None:
+    from migrator import commands
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    db.upgrade(url)
+    (tmp_path / "migrator.toml").write_text(CONFIG_TOML.replace("{store}", url))
+    name = commands.load_config(tmp_path / "migrator.toml").settings.migration.name
+    with Store.open(url) as store:
+        m = store.create_migration(name, "unload-copy", "0" * 64, {}, "copying")
+        store.add_tables(m, [TableSpec("s", "t", source_rows=5)], "pending")
+    watch = commands.StatusWatch(tmp_path / "migrator.toml", refresh_seconds=3600)
+    try:
+        first = watch.read()
+        assert watch.read() is first and watch.reads == 1  # nothing new: nothing read but one probe
+        with Store.open(url) as store:
+            store.add_event(store.require_migration(name), "migration", "progress", {"tables_done": 1})
+        assert watch.read().progress == {"tables_done": 1} and watch.reads == 2
+    finally:
+        watch.close()
