@@ -9,7 +9,8 @@ Create Date: 2026-12-06 06:00:00
 - `table_task.ready_at`: when a table that failed transiently may be tried again in this pass
   (the pick reads it; before, a retry queue lived in one process's memory).
 - `ix_table_task_pick` (migration_id, state, size_mb, id): the next table is one index probe per
-  state, not a scan of every table; `ix_table_task_owner` finds claimed tables without a scan.
+  state, not a scan of every table (it replaces ix_table_task_migration_state, its prefix);
+  `ix_table_task_owner` finds claimed tables without a scan.
 - `ix_event_migration_trigger` (migration_id, trigger, id): status's newest-event-of-a-kind reads;
   `ix_event_migration_id` (migration_id, id): the live panel's "anything new since I looked?".
 """
@@ -45,6 +46,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('ready_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index('ix_table_task_pick', ['migration_id', 'state', 'size_mb', 'id'], unique=False)
         batch_op.create_index('ix_table_task_owner', ['migration_id', 'owner'], unique=False)
+        # Its prefix (migration_id, state) is the pick index's: without statistics (a catalogue
+        # just added) PostgreSQL chose it and sorted every table a pick.
+        batch_op.drop_index('ix_table_task_migration_state')
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.create_index('ix_event_migration_trigger', ['migration_id', 'trigger', 'id'], unique=False)
         batch_op.create_index('ix_event_migration_id', ['migration_id', 'id'], unique=False)
@@ -55,6 +59,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_event_migration_id')
         batch_op.drop_index('ix_event_migration_trigger')
     with op.batch_alter_table('table_task', schema=None) as batch_op:
+        batch_op.create_index('ix_table_task_migration_state', ['migration_id', 'state'], unique=False)
         batch_op.drop_index('ix_table_task_owner')
         batch_op.drop_index('ix_table_task_pick')
         batch_op.drop_column('ready_at')

@@ -47,8 +47,10 @@ class TableTask(Base):
     __tablename__ = "table_task"
     __table_args__ = (
         UniqueConstraint("migration_id", "schema_name", "table_name"),
-        Index("ix_table_task_migration_state", "migration_id", "state"),
-        # The next table to work on: one index probe per state, largest first (store.pick_table).
+        # The next table to work on: one index probe per state, largest first (store.pick_table);
+        # its (migration_id, state) prefix serves the counts by state too. The former index on that
+        # prefix alone is gone: PostgreSQL, with no statistics yet on a freshly added catalogue,
+        # picked it and sorted every table a pick (120 ms at 100k tables instead of 0.05 ms).
         Index("ix_table_task_pick", "migration_id", "state", "size_mb", "id"),
         # Claimed tables (orphan recovery, lease renewal) without a scan of every table.
         Index("ix_table_task_owner", "migration_id", "owner"),

@@ -60,6 +60,11 @@ class Keepalive:
 
 
 KEEPALIVE = Keepalive()
+#: The settings every session of the tool runs with, each made once when the connection opens
+#: (sql/<name>.sql), outside any transaction.
+SESSION_SETTINGS = ("session_setup", "exact_float_text")
+#: What prepare() set on each connection: a statement repeating one of them is not sent again.
+_IN_EFFECT: "weakref.WeakKeyDictionary[Any, frozenset[str]]" = weakref.WeakKeyDictionary()
 #: How many of its latest statements a session remembers (for messages and tests).
 STATEMENT_MEMORY = 256
 #: Limit for establishing a connection (TCP, TLS and authentication), never for statements.
@@ -147,10 +152,12 @@ def prepare(conn: Any) -> Any:
     conn.autocommit = True
     cur = conn.cursor()
     try:
-        cur.execute(query("session_setup"))
+        for name in SESSION_SETTINGS:
+            cur.execute(query(name))
     finally:
         cur.close()
         conn.autocommit = autocommit
+    _IN_EFFECT[conn] = frozenset(query(name) for name in SESSION_SETTINGS)
     return conn
 
 
@@ -187,6 +194,8 @@ class Session:
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     statements: deque[str] = field(default_factory=lambda: deque(maxlen=STATEMENT_MEMORY))
     ran: int = 0
+    #: Statements not sent because prepare() already made them for the whole session.
+    settled: int = 0
     #: Set once the connection died: nothing more is sent on it.
     lost: bool = False
 
@@ -210,6 +219,11 @@ class Session:
         otherwise (a read, or a statement inside a transaction, which the server rolls back
         because no COMMIT can reach it any more). A session whose connection was lost sends
         nothing more: its next statements fail at once with TransientError ("not sent")."""
+        if sql in _IN_EFFECT.get(self.conn, ()):
+            # A session setting prepare() made for the whole session (e.g. exact float text): the
+            # SET a step sends before each use would be one more round trip per table for nothing.
+            self.settled += 1
+            return []
         self._refuse_if_lost(what or kind)
         started = time.perf_counter()
         cur = self.conn.cursor()
