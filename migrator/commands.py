@@ -407,7 +407,14 @@ def inventory(config_path: Path) -> InventoryResult:
     tables = config.settings.tables
     with strategies.source_session(config) as source:
         found = read_inventory(source, include=tables.include, exclude=tables.exclude)
-    return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found])
+        if found and found[0].usage is not None:
+            window = found[0].usage
+        else:  # no table: the window is still stated
+            from migrator.warehouse.inventory import read_usage
+
+            window = read_usage(source)[2]
+    return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found], window.describe(),
+                           window.days, window.source)
 
 
 class _WarningsToHistory(logging.Handler):

@@ -295,9 +295,14 @@ class RollbackResult(Result):
 class InventoryResult(Result):
     cluster: str
     tables: list[dict[str, Any]]
+    #: Over what time and from which logs scans, last writes and "unused" were read.
+    usage_window: str = ""
+    usage_days: int = 0
+    usage_source: str = ""
 
     def render(self) -> RenderableType:
-        grid = Table(show_edge=False, header_style="bold", title=Text(f"user tables on {self.cluster}, largest first"))
+        title = f"user tables on {self.cluster}, largest first" + (f"; {self.usage_window}" if self.usage_window else "")
+        grid = Table(show_edge=False, header_style="bold", title=Text(title))
         for col in ("table", "MB", "rows", "dist", "sort", "identity", "scans", "last write", "unused"):
             grid.add_column(col, justify="right" if col in ("MB", "rows", "scans") else "left")
         for t in self.tables:

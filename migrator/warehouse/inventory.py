@@ -66,6 +66,8 @@ class TableInfo:
     scans: int = 0
     last_write: datetime | None = None
     unused: bool = False
+    #: The window scans, last_write and unused were read over (one object shared by every table).
+    usage: UsageWindow | None = None
 
     @property
     def key(self) -> str:
@@ -194,8 +196,46 @@ def _names_array(value: Any) -> list[str]:
     return out
 
 
+#: The usage window: what the logs it is read from keep. STL views "retain seven days of log
+#: history" ("STL views for logging"); a window longer than that called tables unused that were
+#: read eight days ago. The SYS views may keep longer, but the window is one promise for both.
+USAGE_WINDOW_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class UsageWindow:
+    """Where scans and writes were read from and over how long: stated with the inventory."""
+
+    days: int
+    source: str
+    concurrency_scaling: bool
+
+    def describe(self) -> str:
+        scaling = ("queries on concurrency-scaling clusters counted" if self.concurrency_scaling
+                   else "queries on concurrency-scaling clusters NOT counted (the STL step logs are the main "
+                        "cluster's)")
+        return f"scans and writes over the last {self.days} days, from {self.source} ({scaling})"
+
+
+def read_usage(session: Session, days: int = USAGE_WINDOW_DAYS, now: datetime | None = None
+               ) -> tuple[dict[int, int], dict[int, Any], UsageWindow]:
+    """Scans per table id over ``days`` and each table's newest write: from SYS_QUERY_DETAIL where
+    the cluster has it (main and concurrency-scaling clusters), else from STL_SCAN/STL_INSERT/
+    STL_DELETE."""
+    cutoff = (now or datetime.now(timezone.utc)).replace(tzinfo=None) - timedelta(days=days)
+    rows = session.try_run(query("scans_since_sys"), [cutoff])
+    if rows is not None:
+        writes = session.run(query("last_writes_sys"), kind="catalog")
+        window = UsageWindow(days, "sys_query_detail", True)
+    else:
+        rows = session.run(query("scans_since"), [cutoff], kind="catalog")
+        writes = session.run(query("last_writes"), kind="catalog")
+        window = UsageWindow(days, "stl_scan, stl_insert, stl_delete", False)
+    return ({int(tbl): int(n) for tbl, n in rows}, {int(tbl): ts for tbl, ts in writes}, window)
+
+
 def read_inventory(session: Session, *, include: list[str] | None = None, exclude: list[str] | None = None,
-                   unused_days: int = 30, now: datetime | None = None) -> list[TableInfo]:
+                   unused_days: int = USAGE_WINDOW_DAYS, now: datetime | None = None) -> list[TableInfo]:
     """Every user table matching the patterns, largest first. ``session`` must be autocommit."""
     include = include or ["*.*"]
     exclude = exclude or []
@@ -208,9 +248,7 @@ def read_inventory(session: Session, *, include: list[str] | None = None, exclud
     backups = {int(i): bool(b) for i, b in (session.try_run(query("backup_flags")) or [])}
     columns = table_columns(session)
     defaults = column_defaults(session)
-    cutoff = (now or datetime.now(timezone.utc)).replace(tzinfo=None) - timedelta(days=unused_days)
-    scans = {int(tbl): int(n) for tbl, n in session.run(query("scans_since"), [cutoff], kind="catalog")}
-    writes = {int(tbl): ts for tbl, ts in session.run(query("last_writes"), kind="catalog")}
+    scans, writes, window = read_usage(session, unused_days, now)
     result = []
     for schema, name, oid in tables:
         cols = [_column(r, defaults.get((schema, name, r[0]))) for r in columns.get((schema, name), [])]
@@ -229,7 +267,7 @@ def read_inventory(session: Session, *, include: list[str] | None = None, exclud
             rows=int(row[4]) if row else 0, diststyle=diststyle, distkey=distkey if diststyle == "KEY" else None,
             sortkey_kind=kind, sortkeys=[c.name for c in sortcols] if kind != "AUTO" else [],
             encode_auto=encode_auto, backup=backups.get(oid), columns=cols, scans=scans.get(oid, 0),
-            last_write=writes.get(oid), unused=scans.get(oid, 0) == 0))
+            last_write=writes.get(oid), unused=scans.get(oid, 0) == 0, usage=window))
     result.sort(key=lambda t: (-t.size_mb, -t.rows, t.pair))
     return result
 
