@@ -136,7 +136,6 @@ class WorkReport:
     phase: str
     waited_for: list[str]
     tables_done: int
-    tables_failed: list[str]
     recovered_tables: list[str]
     note: str
 
@@ -307,9 +306,11 @@ class Runner:
             phase = migration.phase if migration else None
             if migration is not None and phase == work_state:
                 return self._work_tables(migration, waited)
-            if migration is not None and depth.get(migration.phase, -1) > depth[work_state] or \
-                    (migration is not None and self.definition.state(migration.phase).final):
-                return WorkReport(name, migration.phase, waited, 0, [], [],
+            past = migration is not None and (depth.get(migration.phase, -1) > depth[work_state]
+                                              or self.definition.state(migration.phase).final)
+            if past:
+                assert migration is not None
+                return WorkReport(name, migration.phase, waited, 0, [],
                                   f"no table work left: the migration is in phase {migration.phase!r}, past "
                                   f"{work_state!r}")
             where = phase or "(not initialised)"
@@ -320,8 +321,6 @@ class Runner:
             interrupt.sleep(poll_seconds)
 
     def _work_tables(self, migration: MigrationView, waited: list[str]) -> WorkReport:
-        from migrator.engine import tables as table_driver
-
         self.store.register_worker(migration, "worker", self.lease_ttl)
         heartbeat = _Heartbeat(self.store, None, self.lease_ttl, migration.id)
         heartbeat.start()
@@ -334,7 +333,6 @@ class Runner:
             recovered = self.recover_tables(migration)
             state = self.definition.state(migration.phase)
             assert state.action is not None
-            failed: list[str] = []
             done_before = self.store.count_by_state(migration)
             try:
                 # The phase's own action walks the tables; only the leader fires the move out of it.
@@ -349,7 +347,7 @@ class Runner:
             done = set(self.table_definition.tagged("done"))
             moved = sum(c.tables for c in done_after if c.state in done) - \
                 sum(c.tables for c in done_before if c.state in done)
-            return WorkReport(migration.name, migration.phase, waited, moved, failed, recovered,
+            return WorkReport(migration.name, migration.phase, waited, moved, recovered,
                               "no tables left in this pass; the leader moves the migration on")
         finally:
             heartbeat.stopped.set()
