@@ -306,9 +306,14 @@ class RollbackResult(Result):
 class InventoryResult(Result):
     cluster: str
     tables: list[dict[str, Any]]
+    #: Over what time and from which logs scans, last writes and "unused" were read.
+    usage_window: str = ""
+    usage_days: int = 0
+    usage_source: str = ""
 
     def render(self) -> RenderableType:
-        grid = Table(show_edge=False, header_style="bold", title=Text(f"user tables on {self.cluster}, largest first"))
+        title = f"user tables on {self.cluster}, largest first" + (f"; {self.usage_window}" if self.usage_window else "")
+        grid = Table(show_edge=False, header_style="bold", title=Text(title))
         for col in ("table", "MB", "rows", "dist", "sort", "identity", "scans", "last write", "unused"):
             grid.add_column(col, justify="right" if col in ("MB", "rows", "scans") else "left")
         for t in self.tables:
@@ -520,3 +525,25 @@ class ProbeResult(Result):
         from migrator.errors import PreflightFailed
 
         return 0 if self.ok else PreflightFailed.exit_code
+
+
+@dataclass
+class WorkResult(Result):
+    """`migrator run --worker`: what this worker waited for and did."""
+
+    migration: str
+    phase: str
+    waited_for: list[str]
+    tables_done: int
+    recovered_tables: list[str]
+    note: str
+
+    def render(self) -> RenderableType:
+        lines = [f"worker on migration {self.migration!r} (phase {self.phase}): {self.note}",
+                 f"tables finished by the pass while this worker worked: {self.tables_done}"]
+        if self.waited_for:
+            lines.append("waited for the leader in phase(s): " + ", ".join(self.waited_for))
+        if self.recovered_tables:
+            lines.append(f"handed back {len(self.recovered_tables)} table(s) of a dead worker: "
+                         + ", ".join(self.recovered_tables[:10]))
+        return Text("\n".join(lines))

@@ -18,7 +18,7 @@ from migrator.errors import DefinitionError
 from migrator.paths import states_dir
 
 KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator", "frozen",
-                        "parted"})
+                        "parted", "table_work"})
 KINDS = ("migration", "table", "part")
 
 

@@ -2,8 +2,9 @@
 
 A big table is split into parts (the strategy plans them and records their boundaries before
 the first part starts). The table then rests in its `parted`-tagged state while its parts are
-walked, each on whichever table worker is free, largest first across all parts of all tables
-(engine/tables.py schedules them). A part is walked exactly as a table is: `next` from a
+walked, each on whichever table worker of whichever process is free, largest first across all
+parts of all tables: parts are picked from the store like tables (store.pick_work, from
+engine/tables.py), each reserved for its worker under a lease its heartbeat renews. A part is walked exactly as a table is: `next` from a
 resting state, the state's `step` (strategy-supplied) in flight, the completing move with the
 step's findings. An in-flight part whose owner is gone goes back through its `lost` trigger,
 with the facts the strategy's reconciler reads (e.g. the part's load marker).
@@ -68,6 +69,9 @@ class PartFlow(PersistedMachine):
         self.store = store
         self.task = task
         self.lease_seconds = lease_seconds
+        #: Set for a picked part: its reservation outlives the resting states between steps, so no
+        #: other worker takes the part half-way (store.pick_work); done or failed gives it back.
+        self.keep_owner = False
         definition = part_definition()
         super().__init__(definition, registry or BUILTIN, part, part.state, self._persist, settings)
 
@@ -86,8 +90,9 @@ class PartFlow(PersistedMachine):
             return self.store.move_part(part, self.task.subject, trigger, dest, fields=fields, detail=detail,
                                         take_lease_seconds=self.lease_seconds,
                                         new_attempt=part.state == self.definition.initial)
+        keep = self.keep_owner and not ({"done", "needs_operator"} & dest_def.tags)
         return self.store.move_part(part, self.task.subject, trigger, dest, fields=fields, detail=detail,
-                                    release_lease=True, event=event, event_detail=event_detail)
+                                    release_lease=not keep, event=event, event_detail=event_detail)
 
     @property
     def part(self) -> PartView:
@@ -114,9 +119,12 @@ def open_parts(store: Store, task: TableView, max_attempts: int) -> list[PartVie
 
 
 def walk_part(ctx: "PhaseContext", task: TableView, part: PartView, steps: Mapping[str, PartStep[R]],
-              reconcile: PartReconciler[R] | None, resources: R) -> tuple[bool, str | None, bool]:
-    """Walk one part to a done state. Returns (done, error, retryable)."""
+              reconcile: PartReconciler[R] | None, resources: R, picked: bool = False) -> tuple[bool, str | None, bool]:
+    """Walk one part to a done state. Returns (done, error, retryable). A ``picked`` part
+    (store.pick_work) is reserved for this walk; one picked in flight was its dead owner's."""
     flow = PartFlow(ctx.store, task, part, ctx.registry, ctx.config.settings)
+    flow.keep_owner = picked
+    orphan = picked and "in_flight" in flow.definition.state(part.state).tags
     definition = flow.definition
     limit = ctx.config.settings.tables.max_attempts
     try:
@@ -124,9 +132,10 @@ def walk_part(ctx: "PhaseContext", task: TableView, part: PartView, steps: Mappi
             state = definition.state(flow.state)
             if "done" in state.tags:
                 return True, None, False
-            if "in_flight" in state.tags and flow.part.owner != ctx.store.owner_label():
-                # Left in flight by a worker that is gone (the queue only hands out parts nobody
+            if "in_flight" in state.tags and (orphan or flow.part.owner != ctx.store.owner_label()):
+                # Left in flight by a worker that is gone (a pick only hands out parts nobody
                 # alive holds): back through the state's `lost` move, with what the target says.
+                orphan = False
                 assert state.lost is not None
                 facts = dict(reconcile(PartStepContext(ctx, task, flow.part, resources))) if reconcile else {}
                 flow.fire(state.lost, detail={"reason": "owner gone", "previous_owner": flow.part.owner}, **facts)
@@ -147,6 +156,9 @@ def walk_part(ctx: "PhaseContext", task: TableView, part: PartView, steps: Mappi
             if "needs_operator" in state.tags and flow.part.attempt >= limit:
                 return False, flow.part.last_error or "part needs an operator", False
             if ctx.should_stop():
+                # A resting state is a safe point: any worker takes the part on from here.
+                if picked:
+                    ctx.store.release_part(flow.part)
                 return False, "stopped before its next step", False
             if state.next is None:
                 raise InternalError(f"internal error: part state {state.name!r} names no `next` trigger")

@@ -50,6 +50,7 @@ class TableView:
     last_error: str | None
     step_timings: dict[str, Any] = field(default_factory=dict)
     updated_at: datetime | None = None
+    ready_at: datetime | None = None
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -90,6 +91,19 @@ class LeaseView:
     acquired_at: datetime
     heartbeat_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    migration_id: int
+    holder: str
+    role: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+    stopped_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,7 @@ class PartView:
     target_checksum: str | None
     last_error: str | None
     updated_at: datetime | None = None
+    ready_at: datetime | None = None
 
     @property
     def label(self) -> str:
