@@ -138,7 +138,8 @@ def walk_part(ctx: "PhaseContext", task: TableView, part: PartView, steps: Mappi
                 orphan = False
                 assert state.lost is not None
                 facts = dict(reconcile(PartStepContext(ctx, task, flow.part, resources))) if reconcile else {}
-                flow.fire(state.lost, detail={"reason": "owner gone", "previous_owner": flow.part.owner}, **facts)
+                previous = part.taken_from if picked else flow.part.owner
+                flow.fire(state.lost, detail={"reason": "owner gone", "previous_owner": previous}, **facts)
                 continue
             if "in_flight" in state.tags:
                 assert state.step is not None

@@ -11,7 +11,7 @@ import secrets
 from functools import lru_cache
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, replace
 from dataclasses import fields as dc_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -45,6 +45,8 @@ def _view(cls: type[V], row: Any) -> V:
     mapping = row._mapping if hasattr(row, "_mapping") else row
     kwargs = {}
     for f in dc_fields(cls):  # type: ignore[arg-type]
+        if f.name not in mapping and f.default is not MISSING:
+            continue  # not a column (e.g. PartView.taken_from): its default
         value = mapping[f.name]
         kwargs[f.name] = _utc(value) if isinstance(value, datetime) else value
     return cls(**kwargs)
@@ -398,7 +400,8 @@ class Store:
                     ).values(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=lease_seconds),
                              ready_at=None, version=TablePart.version + 1).returning(*TablePart.__table__.c)).first()
                     if row is not None:
-                        return _view(PartView, row)
+                        # Who held it before (a dead worker, for a part picked in flight): its walk says so.
+                        return replace(_view(PartView, row), taken_from=found.owner)
                     continue
                 found = self._probe_table(conn, migration, probe, part_done_states, now)
                 if found is None:
@@ -433,7 +436,7 @@ class Store:
     @staticmethod
     def _probe_part(conn: Connection, migration: MigrationView, probe: "Probe", now: datetime) -> Any:
         free = or_(TablePart.owner.is_(None), TablePart.lease_expires_at < now)
-        query = select(TablePart.id, TablePart.version).join(
+        query = select(TablePart.id, TablePart.version, TablePart.owner).join(
             TableTask.__table__, TableTask.id == TablePart.table_id).where(
             TablePart.migration_id == migration.id, TablePart.state == probe.state, free,
             TableTask.state.in_(list(probe.table_states)))

@@ -162,6 +162,8 @@ class PartView:
     last_error: str | None
     updated_at: datetime | None = None
     ready_at: datetime | None = None
+    #: Not a column: set by a pick, the owner the part had before (a dead worker's, when picked in flight).
+    taken_from: str | None = None
 
     @property
     def label(self) -> str:
