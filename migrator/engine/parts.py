@@ -109,15 +109,6 @@ def parts_all_done(store: Store, task: TableView) -> bool:
     return bool(parts) and all(p.state in done for p in parts)
 
 
-def open_parts(store: Store, task: TableView, max_attempts: int) -> list[PartView]:
-    """Parts still to walk: not done, and (when needing an operator) with attempts left."""
-    definition = part_definition()
-    done = set(definition.tagged("done"))
-    needs_operator = set(definition.tagged("needs_operator"))
-    return [p for p in store.list_parts(task.id)
-            if p.state not in done and (p.state not in needs_operator or p.attempt < max_attempts)]
-
-
 def walk_part(ctx: "PhaseContext", task: TableView, part: PartView, steps: Mapping[str, PartStep[R]],
               reconcile: PartReconciler[R] | None, resources: R, picked: bool = False) -> tuple[bool, str | None, bool]:
     """Walk one part to a done state. Returns (done, error, retryable). A ``picked`` part

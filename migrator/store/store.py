@@ -689,15 +689,6 @@ class Store:
                 expired.append(part)
         return expired
 
-    def part_orphaned(self, part: PartView) -> bool:
-        """An in-flight part whose owner is provably gone (dead pid here, or lease expired)."""
-        if part.owner is None:
-            return True
-        if part.owner == self.owner_label():
-            return False
-        return owner_is_dead(part.owner, self.identity.host) or bool(
-            part.lease_expires_at and part.lease_expires_at < utcnow())
-
     # -- events ------------------------------------------------------------------------------
 
     def events(self, migration: MigrationView, subject: str | None = None, limit: int | None = None,
