@@ -166,7 +166,7 @@ class _Picking:
     part_retry_states: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, ctx: "PhaseContext") -> "_Picking":
+    def of(cls, ctx: "PhaseContext", with_parts: bool = True) -> "_Picking":
         definition = ctx.table_definition
         limit = ctx.config.settings.tables.max_attempts
         done = set(definition.tagged("done"))
@@ -185,7 +185,7 @@ class _Picking:
         # A part goes on while its table is parted, and also once the table failed for another
         # part (work done is kept); a failed part is retried only while its table is parted.
         with_table = parted + retry_states
-        part_probes = ([Probe("part", s, table_states=with_table) for s in p_in_flight]  # a dead owner's
+        part_probes = [] if not with_parts else ([Probe("part", s, table_states=with_table) for s in p_in_flight]  # a dead owner's
                        + [Probe("part", s, table_states=with_table) for s in reversed(p_resting)]
                        + [Probe("part", s, limit, table_states=parted) for s in p_needs_operator])
         # Further along first: a table half-way holds staged files; finishing it frees them. Parts
@@ -226,7 +226,9 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
     fails its table. The pass ends when nothing is left to pick, nothing runs here and nothing
     is held elsewhere; while others hold work this waits, handing back the tables and parts of
     workers that died (`ctx.recover`)."""
-    picking = _Picking.of(ctx)
+    # A process without the strategy's part steps never picks a part (every process of a
+    # migration decides the same from its config: table_steps.any_parted).
+    picking = _Picking.of(ctx, with_parts=part_steps is not None)
     backoff = retry_backoff()
     lease_seconds = DEFAULT_LEASE_SECONDS
     if ctx.role == "leader":
@@ -345,7 +347,13 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
                 crashed.append(exc)
                 cond.notify_all()
 
-    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True) for i in range(max(1, concurrency))]
+    # Parts multiply the work: once a table is split every worker may find something to do. Without
+    # parts, no more workers (each with its own sessions) than tables left to walk.
+    count = max(1, concurrency)
+    if part_steps is None:
+        left = sum(c.tables for c in ctx.store.count_by_state(ctx.migration) if c.state in picking.not_done)
+        count = min(count, max(1, left))
+    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True) for i in range(count)]
     ctx.pass_cache = {}  # what this pass reads once for all its workers (ctx.shared)
     try:
         for w in workers:

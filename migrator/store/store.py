@@ -580,6 +580,12 @@ class Store:
         with self._read() as conn:
             return [_view(PartView, r) for r in conn.execute(query).all()]
 
+    def has_parts(self, migration: MigrationView) -> bool:
+        """Whether any table of the migration has parts (one probe of ix_table_part_pick)."""
+        query = select(TablePart.id).where(TablePart.migration_id == migration.id).limit(1)
+        with self._read() as conn:
+            return conn.execute(query).first() is not None
+
     def get_part(self, part_id: int) -> PartView:
         with self._read() as conn:
             row = conn.execute(select(TablePart.__table__).where(TablePart.id == part_id)).first()

@@ -281,7 +281,7 @@ def load_step(step: Step) -> StepResult:
 def validate_step(step: Step) -> StepResult:
     worker, task = step.resources, step.task
     info = worker.info(task)
-    parts = step.phase.store.list_parts(task.id)
+    parts = step.phase.store.list_parts(task.id) if may_have_parts(step.phase, task) else []
 
     def compare() -> dict[str, Any]:
         if parts:
@@ -369,15 +369,23 @@ def wants_parts(config: LoadedConfig, task: TableView) -> int:
 
 def any_parted(ctx: "PhaseContext") -> bool:
     """Whether this copy needs the part steps at all (a table has parts, or is big enough for them)."""
-    return bool(ctx.store.migration_parts(ctx.migration)) or any(
+    return ctx.store.has_parts(ctx.migration) or any(
         wants_parts(ctx.config, t) > 1 for t in ctx.store.list_tables(ctx.migration))
+
+
+def may_have_parts(ctx: "PhaseContext", task: TableView) -> bool:
+    """Whether the table can have parts: big enough to be split, or the migration had parts when
+    this pass began (parts made since are only those of tables big enough). Saves a small table's
+    steps a store read each (read once per pass, shared by the pass's workers)."""
+    return wants_parts(ctx.config, task) > 1 or bool(
+        ctx.shared("migration_has_parts", lambda: ctx.store.has_parts(ctx.migration)))
 
 
 def _split(step: Step, info: TableInfo) -> StepResult | None:
     """Plan the parts of a big table (or, when it has them, send back the differing ones) and rest
     the table in its `parted` state; None when the table is copied whole."""
     worker, task, store = step.resources, step.task, step.phase.store
-    existing = store.list_parts(task.id)
+    existing = store.list_parts(task.id) if may_have_parts(step.phase, task) else []
     started = time.time()
     if not existing:
         wanted = wants_parts(step.phase.config, task)
