@@ -266,6 +266,12 @@ def inventory(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = 
 
 
 @app.command()
+def clients(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = False) -> None:
+    """List the systems that connect to the source, from its logs; after cutover, who moved (read-only)."""
+    _call(lambda: commands.clients(config), as_json)
+
+
+@app.command()
 def status(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
            tables: Annotated[bool, typer.Option("--tables", help="per-table detail")] = False,
            watch: Annotated[bool, typer.Option("--watch", help="refresh every 2 s until Ctrl-C")] = False,

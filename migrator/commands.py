@@ -22,7 +22,7 @@ from migrator.engine.tables import RETRY_EVENT
 from migrator.engine.context import RunOptions
 from migrator.engine.runner import TABLE_MACHINE, Runner, default_registry, ensure_migration
 from migrator.errors import ApprovalRequired, ConfigError, MigratorError, UsageError
-from migrator.results import (DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
+from migrator.results import (ClientsResult, DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
                               InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
                               StatusResult, TableRow)
 from migrator.store import MigrationView, Store, TableView, db, utcnow
@@ -126,6 +126,7 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
         alert=alert, run_died=died, stray_writes=stray, write_downtime=downtime,
+        clients_not_moved=_clients_not_moved(config, migration),
     )
 
 
@@ -167,6 +168,78 @@ def _after_death(died: str | None, config_path: Path, next_step: str) -> str:
         return next_step
     said = f"the last run died ({died}); the next `migrator run -c {config_path}` takes over its lease"
     return f"{said} and continues from here" if next_step.startswith("`migrator run") else f"{said}; {next_step}"
+
+
+def clients(config_path: Path) -> ClientsResult:
+    """The systems that connect to the source, from its logs (read-only); after the cutover, for
+    each, whether it moved to the new cluster and whether it still reaches the old one."""
+    from migrator import strategies
+
+    config = load_config(config_path)
+    renamed_at, old_cluster, writers = _cutover_facts(config)
+    found = strategies.clients_census(config, renamed_at=renamed_at, old_cluster=old_cluster, stray_writers=writers)
+    window = (f"sessions started {found.window_start:%Y-%m-%d %H:%M} to {found.window_end:%Y-%m-%d %H:%M} UTC, "
+              "as far back as STL_CONNECTION_LOG and STL_QUERY keep (about 7 days)")
+    return ClientsResult(found.cluster, found.window_start.isoformat(timespec="seconds"),
+                         found.window_end.isoformat(timespec="seconds"), window, found.clients,
+                         renamed_at.isoformat(timespec="seconds") if renamed_at else None, found.old_cluster,
+                         found.not_moved, found.notes)
+
+
+def _clients_for_report(config_path: Path) -> dict[str, object]:
+    """The report's clients section: `migrator clients` as it answers now, or why it could not."""
+    try:
+        found = clients(config_path)
+    except MigratorError as exc:
+        return {"note": f"clients not listed: {exc.one_line()}", "clients": []}
+    return {"window": found.window, "clients": found.clients, "renamed_at": found.renamed_at,
+            "old_cluster": found.old_cluster, "not_moved": found.not_moved}
+
+
+def _cutover_facts(config: LoadedConfig) -> tuple[datetime | None, str | None, list[tuple[str | None, str | None, str]]]:
+    """From the store (read-only, if there is one): when the source was renamed away, its name
+    since, and who the stray-write watch saw writing to it."""
+    from migrator.strategies import stray_record
+    from migrator.strategies.swap_record import PLAN_KEY
+
+    try:
+        store = _open_read_only(config)
+    except MigratorError:
+        return None, None, []
+    with store:
+        migration = store.get_migration(config.settings.migration.name)
+        if migration is None:
+            return None, None, []
+        renamed = stray_record.rename_time(store, migration)
+        plan = store.get_action(migration, PLAN_KEY)
+        old = (plan.response or {}).get("old_name") if plan is not None else None
+        record = stray_record.read(store, migration)
+    writers = [(w.get("user"), w.get("host"), str(w.get("table"))) for check in record.checks for w in check.writes]
+    return renamed, str(old) if old else None, writers
+
+
+def _clients_not_moved(config: LoadedConfig, migration: MigrationView) -> str | None:
+    """For `status` after the cutover: how many clients of the old cluster have not moved (this
+    reads the clusters' logs; a failure is said, never raised)."""
+    if migration.finished_at is not None:
+        return None
+    renamed_at, old_cluster, writers = _cutover_facts(config)
+    if renamed_at is None:
+        return None
+    from migrator import strategies
+
+    try:
+        found = strategies.clients_census(config, renamed_at=renamed_at, old_cluster=old_cluster,
+                                         stray_writers=writers)
+    except MigratorError as exc:
+        return f"cannot tell which clients moved: {exc.one_line()}"
+    stuck = [c for c in found.clients if not c.get("moved")]
+    if not stuck:
+        return f"all {len(found.clients)} clients of the old cluster have connected to the new one"
+    names = ", ".join(sorted({f"{c.get('user')}@{c.get('host')}" + (f" ({c['application']})" if c.get("application")
+                                                                     else "") for c in stuck}))
+    return (f"{len(stuck)} of {len(found.clients)} clients have not moved to the new cluster: {names} "
+            "(`migrator clients` for details)")
 
 
 def _production_alert(store: Store, migration: MigrationView) -> str | None:
@@ -484,6 +557,7 @@ def report(config_path: Path, fmt: str = "md", output: Path | None = None) -> Re
     with _open_read_only(config) as store:
         migration = store.require_migration(config.settings.migration.name)
         doc = evidence.collect(store, migration)
+    doc["clients"] = _clients_for_report(config_path)
     text = evidence.render(doc, fmt)  # type: ignore[arg-type]
     if output is not None:
         try:
@@ -543,9 +617,23 @@ def plan(config_path: Path) -> PlanResult:
     mirror = strategies.new_cluster_placement(source, settings)
     notes = [*blockers, *(f"not copied to the new cluster: {r}" for r in mirror.reported),
              *(f"overridden by the config: {o}" for o in mirror.overridden), *mirror.problems]
+    from migrator.aws.metrics import hourly_metrics
+
+    hourly, metrics_error = None, None
+    try:
+        hourly = hourly_metrics(clients, settings.source.cluster_id, planning.WINDOW_LOOKBACK_DAYS)
+    except MigratorError as exc:
+        metrics_error = exc.one_line()
+    found_clients, clients_note = None, None
+    try:
+        found_clients = strategies.clients_census(config, renamed_at=None, old_cluster=None).clients
+    except MigratorError as exc:
+        clients_note = f"not listed: {exc.one_line()}"
     built = planning.build(config, source, placement=mirror.request, tables=tables,
                            table_error=table_error, rehearsal=rehearsal, hourly_write_peaks=peaks,
-                           old_name=strategies.renamed_source_name(settings.source.cluster_id), rename_blockers=notes)
+                           old_name=strategies.renamed_source_name(settings.source.cluster_id), rename_blockers=notes,
+                           hourly=hourly, metrics_error=metrics_error, clients=found_clients,
+                           clients_note=clients_note)
     return built
 
 

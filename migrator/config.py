@@ -27,6 +27,7 @@ DEFAULT_STORE = "sqlite:///.migrator/state.db"
 
 _SECRET_KEY = re.compile(r"(password|secret_access_key|secret|token)$", re.IGNORECASE)
 _IDENT = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_QUERY_GROUP = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 #: The TLS modes redshift_connector implements; both verify the server's certificate chain.
 SSL_MODES = ("verify-ca", "verify-full")
 
@@ -100,6 +101,16 @@ class ConnectionSection(_Section):
     #: TLS verification: verify-full (certificate chain and host name) or verify-ca (chain only,
     #: e.g. when `host` is an address the certificate does not name). TLS itself is always on.
     sslmode: str = "verify-full"
+    #: The WLM query group every session of the tool sets (SET query_group), so its UNLOAD, COPY and
+    #: checksums run in the queue WLM routes that group to; preflight checks the route exists.
+    query_group: str | None = None
+
+    @field_validator("query_group")
+    @classmethod
+    def _query_group(cls, value: str | None) -> str | None:
+        if value is not None and not _QUERY_GROUP.match(value):
+            raise ValueError("must be 1-64 letters, digits, underscores, hyphens or dots (a WLM query group name)")
+        return value
 
     @field_validator("sslmode")
     @classmethod

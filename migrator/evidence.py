@@ -212,6 +212,8 @@ def _sections(doc: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[st
     stray_cols = ["table", "writes", "rows_inserted", "rows_deleted", "first", "last", "users", "hosts", "accepted"]
     check_cols = ["checked_at", "cluster", "since", "until", "ok", "tables_found", "error"]
     accept_cols = ["at", "user", "host", "via", "accepted_through", "tables", "holes"]
+    client_cols = ["user", "host", "application", "first_seen", "last_seen", "sessions", "statements", "writes",
+                   "moved", "still_on_old"]
 
     def rows(items: list[Mapping[str, Any]], cols: list[str]) -> list[list[str]]:
         return [[_cell(item.get(c)) for c in cols] for item in items]
@@ -228,6 +230,8 @@ def _sections(doc: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[st
         ("Retries and faults survived", rec_cols, rows(doc["recoveries"]["events"], rec_cols)),
         ("Cutover window: catch-up passes", pass_cols,
          rows(doc.get("cutover_window", {}).get("catch_up_passes", []), pass_cols)),
+        *([(f"Clients ({doc['clients'].get('window') or doc['clients'].get('note') or ''})", client_cols,
+            rows(doc["clients"].get("clients") or [], client_cols))] if doc.get("clients") else []),
     ]
 
 

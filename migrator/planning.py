@@ -153,7 +153,9 @@ def _human(seconds: float) -> str:
 def build(config: LoadedConfig, source: Mapping[str, Any], *, placement: Mapping[str, Any],
           tables: list[dict[str, Any]] | None, table_error: str | None, rehearsal: Mapping[str, Any] | None,
           hourly_write_peaks: list[float] | None, old_name: str,
-          rename_blockers: list[str]) -> PlanResult:
+          rename_blockers: list[str], hourly: Mapping[str, Mapping[Any, float]] | None = None,
+          metrics_error: str | None = None, clients: list[dict[str, Any]] | None = None,
+          clients_note: str | None = None, now: Any = None) -> PlanResult:
     settings = config.settings
     suggested, why = suggest_route(settings, source)
     nodes = int(source.get("NumberOfNodes") or 1)
@@ -179,10 +181,17 @@ def build(config: LoadedConfig, source: Mapping[str, Any], *, placement: Mapping
         quiet = quiet_window_warning(hourly_write_peaks, settings.freeze.max_write_iops, settings.freeze.quiet_seconds)
         if quiet:
             warnings.append(quiet)
+    from datetime import UTC, datetime
+
+    windows = suggest_windows(hourly, seconds, now or datetime.now(UTC))
+    if metrics_error:
+        windows["too_little_data"] = f"CloudWatch figures not read: {metrics_error}"
+    if windows["too_little_data"]:
+        warnings.append(windows["too_little_data"])
     return PlanResult(settings.migration.name, settings.migration.strategy, suggested, why,
                 requests_for(settings, source, placement, old_name), side_by_side(settings, source, placement),
                 listed, total_mb if route.stages_in_s3 else 0, seconds, basis,
-                freeze_window(route, seconds), warnings)
+                freeze_window(route, seconds), warnings, windows=windows, clients=clients, clients_note=clients_note)
 
 
 def rename_blockers(source: Mapping[str, Any], datashares: list[dict[str, Any]] | None) -> list[str]:
@@ -198,3 +207,100 @@ def rename_blockers(source: Mapping[str, Any], datashares: list[dict[str, Any]] 
         found.append("datashares could not be listed: check DescribeDataShares for the source namespace; datashares "
                      "do not follow a rename")
     return found
+
+
+# -- when to migrate ---------------------------------------------------------------------------
+
+#: How far back the suggested windows look (two weeks: each hour of the week seen twice).
+WINDOW_LOOKBACK_DAYS = 14
+#: Less than one full week of hours with all three figures is too little to judge an hour of the week.
+MIN_WINDOW_DAYS = 7
+#: The cutover window: the last catch-up pass, two renames and the reboot. Assumed, and stated.
+ASSUMED_CUTOVER_SECONDS = 3600.0
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _profile(hourly: Mapping[str, Mapping[Any, float]]) -> tuple[dict[int, dict[str, float]], int]:
+    """Per hour of the week (0 = Monday 00:00 UTC): mean CPU and connections, highest WriteIOPS;
+    and how many hours had all three figures."""
+    cpu, conns, iops = (hourly.get(k, {}) for k in ("cpu", "connections", "write_iops"))
+    complete = [h for h in cpu if h in conns and h in iops]
+    slots: dict[int, dict[str, list[float]]] = {}
+    for hour in complete:
+        slot = slots.setdefault(hour.weekday() * 24 + hour.hour, {"cpu": [], "connections": [], "write_iops": []})
+        slot["cpu"].append(cpu[hour])
+        slot["connections"].append(conns[hour])
+        slot["write_iops"].append(iops[hour])
+    profile = {s: {"cpu": sum(v["cpu"]) / len(v["cpu"]), "connections": sum(v["connections"]) / len(v["connections"]),
+                   "write_iops": max(v["write_iops"])} for s, v in slots.items()}
+    return profile, len(complete)
+
+
+def _best_start(scores: Mapping[int, float], hours: int) -> int:
+    """The hour of the week whose next ``hours`` hours add up to the least (the week wraps)."""
+    return min(range(168), key=lambda s: (sum(scores[(s + i) % 168] for i in range(hours)), s))
+
+
+def _window(profile: Mapping[int, Mapping[str, float]], start: int, hours: int, after: Any, basis: str) -> dict[str, Any]:
+    from datetime import timedelta
+
+    span = [profile[(start + i) % 168] for i in range(hours)]
+    base = after.replace(minute=0, second=0, microsecond=0)
+    offset = (start - (base.weekday() * 24 + base.hour)) % 168
+    begins = base + timedelta(hours=offset)
+    if begins < after:  # this hour has begun: the next week's
+        begins += timedelta(hours=168)
+    return {"starts": f"{_WEEKDAYS[start // 24]} {start % 24:02d}:00 UTC", "weekday": _WEEKDAYS[start // 24],
+            "hour_utc": start % 24, "hours": hours,
+            "next_start": begins.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "figures": {"cpu_percent_avg": round(sum(s["cpu"] for s in span) / hours, 2),
+                        "connections_avg": round(sum(s["connections"] for s in span) / hours, 2),
+                        "write_iops_max": round(max(s["write_iops"] for s in span), 2)},
+            "basis": basis}
+
+
+def suggest_windows(hourly: Mapping[str, Mapping[Any, float]] | None, copy_seconds: float | None,
+                    now: Any) -> dict[str, Any]:
+    """When to start the copy and when to cut over: the quietest run of hours of the week for each
+    (CPU, connections and writes for the copy; connections and writes first for the cutover, whose
+    clients notice it), from the last WINDOW_LOOKBACK_DAYS of hourly CloudWatch figures."""
+    import math
+    from datetime import timedelta
+
+    profile, complete = _profile(hourly or {})
+    counts = {k: len((hourly or {}).get(k, {})) for k in ("cpu", "connections", "write_iops")}
+    data = {"lookback_days": WINDOW_LOOKBACK_DAYS, "hours_with_data": counts, "complete_hours": complete,
+            "metrics": "CPUUtilization (average), DatabaseConnections (average), WriteIOPS (maximum), hourly, UTC"}
+    missing = 168 - len(profile)
+    if complete < MIN_WINDOW_DAYS * 24 or missing:
+        return {"copy_start": None, "cutover": None, "data": data,
+                "too_little_data": (f"too little data to suggest windows: {complete} hours with CPUUtilization, "
+                                    f"DatabaseConnections and WriteIOPS in the last {WINDOW_LOOKBACK_DAYS} days "
+                                    f"({missing} hours of the week never seen); at least {MIN_WINDOW_DAYS * 24} "
+                                    "hours covering every hour of the week are needed")}
+    top = {k: max(p[k] for p in profile.values()) or 1.0 for k in ("cpu", "connections", "write_iops")}
+    norm = {s: {k: p[k] / top[k] for k in top} for s, p in profile.items()}
+    copy_scores = {s: n["cpu"] + n["connections"] + n["write_iops"] for s, n in norm.items()}
+    cut_scores = {s: n["cpu"] + 2 * n["connections"] + 2 * n["write_iops"] for s, n in norm.items()}
+    copy_hours = max(1, math.ceil((copy_seconds or 0) / 3600))
+    longer = copy_hours > 168
+    copy_hours = min(copy_hours, 168)
+    cut_hours = max(1, math.ceil(ASSUMED_CUTOVER_SECONDS / 3600))
+    copy_start = _best_start(copy_scores, copy_hours)
+    copy = _window(profile, copy_start, copy_hours, now,
+                   f"the {copy_hours} quietest consecutive hour(s) of the week by CPU, connections and writes, for "
+                   "the estimated copy duration" + ("; the copy takes longer than a week, so no window covers it"
+                                                     if longer else ""))
+    copy_end = datetime_of(copy["next_start"]) + timedelta(hours=copy_hours)
+    cut_start = _best_start(cut_scores, cut_hours)
+    cut = _window(profile, cut_start, cut_hours, copy_end,
+                  f"the quietest {cut_hours} hour(s) of the week by connections and writes (weighted double) and "
+                  f"CPU, after the copy ends; assumed {ASSUMED_CUTOVER_SECONDS / 60:.0f} min for the last catch-up, "
+                  "the renames and the reboot")
+    return {"copy_start": copy, "cutover": cut, "data": data, "too_little_data": None}
+
+
+def datetime_of(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -120,6 +120,8 @@ class StatusResult(Result):
     stray_writes: list[str] = field(default_factory=list)
     #: The write downtime: what it will be made of before the window, what it was once the name answered.
     write_downtime: str | None = None
+    #: After the cutover: the clients of the old cluster that have not connected to the new one yet.
+    clients_not_moved: str | None = None
 
     def render(self) -> RenderableType:
         head = Table.grid(padding=(0, 2))
@@ -149,6 +151,8 @@ class StatusResult(Result):
             _add_row(head, "progress", figures + when)
         if self.write_downtime:
             _add_row(head, "write downtime", self.write_downtime)
+        if self.clients_not_moved:
+            _add_row(head, "clients", self.clients_not_moved)
         if self.approvals:
             _add_row(head, "approved", ", ".join(self.approvals))
         if self.last_error:
@@ -317,6 +321,42 @@ class InventoryResult(Result):
 
 
 @dataclass
+class ClientsResult(Result):
+    """Who connects to the cluster (`migrator clients`); after the cutover, who has moved."""
+
+    cluster: str
+    window_start: str
+    window_end: str
+    window: str
+    clients: list[dict[str, Any]]
+    renamed_at: str | None = None
+    old_cluster: str | None = None
+    not_moved: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def render(self) -> RenderableType:
+        after = self.renamed_at is not None
+        title = (f"clients of {self.cluster} ({self.window})" if not after else
+                 f"clients of {self.old_cluster} (renamed away at {self.renamed_at}): {self.not_moved} not moved")
+        grid = Table(show_edge=False, header_style="bold", title=Text(title))
+        cols = ["user", "host", "application", "first seen", "last seen", "sessions", "statements", "writes"]
+        if after:
+            cols += ["moved", "still on old"]
+        for col in cols:
+            grid.add_column(col, justify="right" if col in ("sessions", "statements", "writes") else "left")
+        for c in self.clients:
+            cells = [c.get("user") or "", c.get("host") or "", c.get("application") or "",
+                     (c.get("first_seen") or "")[:19], (c.get("last_seen") or "")[:19], str(c.get("sessions", 0)),
+                     str(c.get("statements", 0)), str(c.get("writes", 0))]
+            if after:
+                cells += ["yes" if c.get("moved") else "NO", "YES" if c.get("still_on_old") else "no"]
+            _add_row(grid, *cells)
+        if not self.notes:
+            return grid
+        return Group(grid, *(Text(n) for n in self.notes))
+
+
+@dataclass
 class ReportResult(Result):
     migration: str
     format: str
@@ -379,6 +419,11 @@ class PlanResult(Result):
     estimate_basis: str
     freeze_window: str
     warnings: list[str] = field(default_factory=list)
+    #: When to start the copy and when to cut over, with the figures they rest on (planning.suggest_windows).
+    windows: dict[str, Any] = field(default_factory=dict)
+    #: Who connects to the source (`migrator clients`), or why that could not be read.
+    clients: list[dict[str, Any]] | None = None
+    clients_note: str | None = None
 
     def render(self) -> RenderableType:
         import json
@@ -391,6 +436,19 @@ class PlanResult(Result):
         head.append(f"\nwrite freeze: {self.freeze_window}")
         if self.staging_mb:
             head.append(f"\nstaging volume: about {self.staging_mb:,} MB (compressed files are smaller)")
+        for key, label in (("copy_start", "start the copy"), ("cutover", "cut over")):
+            w = (self.windows or {}).get(key)
+            if w:
+                f = w["figures"]
+                head.append(f"\n{label}: {w['starts']} for {w['hours']} h (next {w['next_start']}; CPU "
+                            f"{f['cpu_percent_avg']:g} %, {f['connections_avg']:g} connections, WriteIOPS up to "
+                            f"{f['write_iops_max']:g}; {w['basis']})")
+        if self.clients is not None:
+            writers = sum(1 for c in self.clients if c.get("writes"))
+            head.append(f"\nclients: {len(self.clients)} connect to the source ({writers} write); "
+                        "`migrator clients` lists them")
+        elif self.clients_note:
+            head.append(f"\nclients: {self.clients_note}")
         requests = Table(title="AWS requests it will send (secrets left out)", show_edge=False, header_style="bold")
         for col in ("when", "API", "parameters"):
             requests.add_column(col)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -27,12 +28,27 @@ from migrator.sandbox.faults import FaultPlan
 from migrator.sandbox.interfaces import Intercept, SessionInfo
 from migrator.sandbox.postgres import SUPERUSER, PostgresServer, find_pg_bin
 from migrator.sandbox.proxy import ProxyThread, RedshiftProxy
-from migrator.sandbox.redshift import catalog, identifiers, namespace, settings
+from migrator.sandbox.redshift import catalog, identifiers, namespace, query_group, settings, wlm
 from migrator.sandbox.redshift.dialect import RedshiftDialect
 from migrator.sandbox.redshift.statements import RedshiftDataStatements
 from migrator.sandbox.redshift.syslog import SystemLog
 
 log = logging.getLogger("migrator.sandbox")
+_ROLE_STATEMENT = re.compile(r'^(?:CREATE|ALTER) ROLE ("?)((?:[^"]|"")+?)\1(?:\s|;|$)', re.M)
+
+
+def _password_lookup(dsn: str) -> Callable[[str], str | None]:
+    """What the proxy checks a non-master login against: the user's stored md5 password, if the
+    user may log in now (a LOGIN role, a password set, VALID UNTIL not passed)."""
+
+    def stored_password(user: str) -> str | None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "select rolpassword from pg_authid where rolname = %s and rolcanlogin"
+                " and (rolvaliduntil is null or rolvaliduntil > now())", (user,)).fetchone()
+        return str(row[0]) if row and row[0] else None
+
+    return stored_password
 
 
 class ClusterInterceptor:
@@ -49,7 +65,8 @@ class ClusterInterceptor:
 
     def rewrite(self, sql_text: str, session: SessionInfo) -> str | None:
         current = sql_text
-        for step in (settings.rewrite, namespace.rewrite, lambda text: identifiers.rewrite(text, session)):
+        for step in (settings.rewrite, namespace.rewrite, lambda text: identifiers.rewrite(text, session),
+                     lambda text: query_group.rewrite(text, session)):
             rewritten = step(current)
             if rewritten is not None:
                 current = rewritten
@@ -125,13 +142,17 @@ class LocalClusterHost:
     @staticmethod
     def _copy_roles(bin_dir: Path, source: ClusterRuntime, target: ClusterRuntime) -> None:
         """Users and groups live in the cluster (the server here): a restore brings them along."""
-        roles = subprocess.run([str(bin_dir / "pg_dumpall"), "--roles-only", "--no-role-passwords",
+        # With their passwords: a restored cluster's users log in as they did on the source.
+        roles = subprocess.run([str(bin_dir / "pg_dumpall"), "--roles-only",
                                 "--dbname", source.pg.dsn("postgres")], capture_output=True, text=True, check=True)
         with psycopg.connect(target.pg.dsn(target.database), autocommit=True) as conn:
             for statement in roles.stdout.split(";\n"):
                 statement = statement.strip()
                 if not statement or statement.startswith("--") and "\n" not in statement:
                     continue
+                named = _ROLE_STATEMENT.search(statement)
+                if named and named.group(2).replace('""', '"') in (SUPERUSER, target.master_user):
+                    continue  # the server's admin and the new cluster's master keep their own passwords
                 try:
                     conn.execute(statement)  # type: ignore[call-overload]
                 except psycopg.Error:
@@ -191,6 +212,12 @@ class LocalClusterHost:
         runtime = self.runtime(cluster_id)
         with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
             conn.execute(namespace.define_sql(namespace_id))  # type: ignore[arg-type]
+
+    def apply_wlm(self, cluster_id: str, configuration: str, node_type: str) -> None:
+        """A reboot applied the parameter group's wlm_json_configuration: the WLM tables show it."""
+        runtime = self.runtime(cluster_id)
+        with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
+            wlm.apply(conn, configuration, node_type)
 
     def reboot(self, cluster_id: str) -> None:
         self.proxies.drop_sessions(cluster_id)
@@ -259,6 +286,7 @@ class LocalClusterHost:
                 # The master user is a superuser on Redshift too.
                 conn.execute(sql.SQL("create role {} login superuser password {}").format(
                     sql.Identifier(master_user), sql.Literal(master_password)))
+                wlm.apply(conn, wlm.DEFAULT_WLM)  # the default parameter group's, until a reboot applies another
             syslog = SystemLog(pg.dsn(database))
             data = RedshiftDataStatements(self._s3, self._kms, self.faults, self._iam_roles(),
                                           on_unload=syslog.on_unload, on_load_commit=syslog.on_load_commit,
@@ -267,7 +295,8 @@ class LocalClusterHost:
                                              on_connection=syslog.on_connection)
             proxy = RedshiftProxy(cluster_id, "127.0.0.1", pg.port, database, SUPERUSER, pg.password,
                                   users={master_user: master_password}, interceptor=interceptor,
-                                  faults=self.faults, database=database)
+                                  faults=self.faults, database=database,
+                                  stored_password=_password_lookup(pg.dsn(database)))
             self.proxies.add(proxy)
         except BaseException:
             pg.destroy()

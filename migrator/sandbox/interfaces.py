@@ -69,6 +69,15 @@ class SessionInfo:
     #: The client's address as the proxy's socket saw it (STL_CONNECTION_LOG remotehost/remoteport).
     remote_host: str = ""
     remote_port: int = 0
+    #: The startup packet's application_name (STL_CONNECTION_LOG application_name).
+    application_name: str = ""
+    #: Whether the user the session acts as is a superuser (the master user is).
+    superuser: bool = True
+    #: SET query_group's label for this session's queries (STL_QUERY label): now, what the open
+    #: transaction keeps if it commits, and what the last committed transaction left.
+    query_group: str = ""
+    query_group_on_commit: str = ""
+    query_group_committed: str = ""
     #: enable_case_sensitive_identifier as the session set it (Redshift's default: false):
     #: the value in effect now, the one the open transaction keeps if it commits (a SET LOCAL
     #: changes only the first), and the one the last committed transaction left.
@@ -81,7 +90,9 @@ class SessionInfo:
         effect only if it commits, SET LOCAL ends with it."""
         if committed:
             self.case_sensitive_committed = self.case_sensitive_on_commit
+            self.query_group_committed = self.query_group_on_commit
         self.case_sensitive = self.case_sensitive_on_commit = self.case_sensitive_committed
+        self.query_group = self.query_group_on_commit = self.query_group_committed
 
 
 class Intercept(Protocol):

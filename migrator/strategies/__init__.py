@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from migrator.aws.clients import AwsClients
     from migrator.config import LoadedConfig, Settings
     from migrator.store import MigrationView, Store
+    from migrator.strategies.client_census import Census
     from migrator.strategies.mirror import Mirror
     from migrator.warehouse.connection import Session
     from migrator.strategies.probe import ProbeReport
@@ -105,6 +106,13 @@ def new_cluster_placement(source: Mapping[str, Any], settings: "Settings") -> "M
     from migrator.strategies.mirror import mirror_source
 
     return mirror_source(source, settings, restore=settings.route.provisioning == "restore-snapshot")
+
+
+def clients_census(config: "LoadedConfig", **kwargs: Any) -> "Census":
+    """Who connects to the source; after the cutover, who moved (strategies.client_census)."""
+    from migrator.strategies.client_census import census
+
+    return census(config, **kwargs)
 
 
 def renamed_source_name(source_id: str) -> str:

@@ -4,9 +4,10 @@ reported together by fail_preflight."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from migrator.aws import clusters as aws
@@ -15,6 +16,8 @@ from migrator.config import ConnectionSection, Settings
 from migrator.errors import PreflightFailed
 from migrator.strategies.recorded import clients
 from migrator.strategies.sessions import connect
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -58,21 +61,57 @@ def source_problems(ctx: "PhaseContext", cluster_id: str) -> tuple[dict[str, Any
     if copy_problem:
         problems.append(copy_problem)
     if condition.readiness == checks.Readiness.READY:
-        problems += login_problems(settings, client_set, cluster_id, "source", settings.source)
+        def queue_found(detail: dict[str, Any]) -> None:
+            ctx.store.add_event(ctx.migration, "migration", "wlm_queue", detail, state=ctx.migration.phase)
+
+        problems += login_problems(settings, client_set, cluster_id, "source", settings.source,
+                                   on_queue=queue_found)
     return cluster, problems
 
 
 def login_problems(settings: Settings, client_set: AwsClients, cluster_id: str, where: str,
-                   section: ConnectionSection) -> list[str]:
-    """What the configured login lacks to read the system views truthfully (a non-superuser)."""
+                   section: ConnectionSection, on_queue: Callable[[dict[str, Any]], None] | None = None
+                   ) -> list[str]:
+    """What the configured login lacks to read the system views truthfully (a non-superuser), and
+    whether the configured query group reaches a WLM queue (``on_queue`` hears which)."""
     from migrator.warehouse.connection import Session
 
     conn = connect(settings, client_set, cluster_id, where=where, conn=section)
     try:
         conn.autocommit = True
-        return access_lines(Session(conn), where)
+        session = Session(conn)
+        lines = access_lines(session, where) + query_group_lines(session, where, section.query_group, on_queue)
+        target_group = settings.target.query_group
+        if where == "source" and target_group and settings.route.new_cluster:
+            # The new cluster gets the source's parameter group (strategies.mirror), so the source's
+            # WLM is the one the new cluster will run with.
+            lines += query_group_lines(session, "target", target_group, on_queue)
+        return lines
     finally:
         conn.close()
+
+
+def query_group_lines(session: Any, where: str, group: str | None,
+                      on_queue: Callable[[dict[str, Any]], None] | None = None) -> list[str]:
+    """The configured query group must reach a queue of its own; the queue's slots and memory are
+    logged and recorded in the history (the default queue would run the migration at production's slots)."""
+    from migrator.warehouse.wlm import route_of
+
+    if not group:
+        return []
+    route = route_of(session, group)
+    if not route.readable:
+        return [f"{where}.query_group {group!r}: the login cannot read the WLM configuration "
+                "(STV_WLM_* show rows to superusers only); log in as a superuser or remove query_group"]
+    if route.queue is None:
+        return [f"{where}.query_group {group!r} is routed to no WLM queue: add it to a queue's query groups in "
+                "the cluster's parameter group (wlm_json_configuration) and reboot, or remove query_group"]
+    log.info("%s: query group %s runs in %s", where, group, route.queue.describe())
+    if on_queue is not None:
+        q = route.queue
+        on_queue({"where": where, "query_group": group, "service_class": q.service_class, "queue": q.name,
+                  "slots": q.slots, "memory_mb_per_slot": q.memory_mb, "described": q.describe()})
+    return []
 
 
 def access_lines(session: Any, where: str) -> list[str]:

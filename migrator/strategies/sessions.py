@@ -55,10 +55,13 @@ def target_connection(settings: Settings, cluster_id: str) -> ConnectionSection:
     t = settings.target
     if t.password_env or t.secret_arn or t.iam_auth:
         return ConnectionSection(cluster_id=cluster_id, database=t.database, user=t.user, host=t.host, port=t.port,
-                                 password_env=t.password_env, secret_arn=t.secret_arn, iam_auth=t.iam_auth)
+                                 password_env=t.password_env, secret_arn=t.secret_arn, iam_auth=t.iam_auth,
+                                 query_group=t.query_group)
     s = settings.source
+    # The login may be the source's; the queue is the new cluster's own (target.query_group).
     return ConnectionSection(cluster_id=cluster_id, database=s.database, user=s.user,
-                             password_env=s.password_env, secret_arn=s.secret_arn, iam_auth=s.iam_auth)
+                             password_env=s.password_env, secret_arn=s.secret_arn, iam_auth=s.iam_auth,
+                             query_group=t.query_group)
 
 
 def target_section(config: LoadedConfig) -> ConnectionSection:

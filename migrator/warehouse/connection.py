@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from migrator.config import ConnectionSection, Settings, is_loopback_host
 from migrator.credentials import DbCredentials, forget, resolve
 from migrator.errors import ConfigError, MigratorError, SecurityError, TransientError
-from migrator.warehouse.sql import query
+from migrator.warehouse.sql import query, set_query_group
 from migrator.warehouse.errors import classify, connection_lost, is_auth_failure, is_missing_column, sqlstate
 
 log = logging.getLogger("migrator.warehouse")
@@ -124,7 +124,7 @@ def connect_section(settings: Settings, section: ConnectionSection, host: str, p
     endpoint = Endpoint(host, port, section.database)
     creds = resolve(section, where, aws)
     try:
-        return connect(endpoint, creds, tls=tls, autocommit=autocommit)
+        return in_query_group(connect(endpoint, creds, tls=tls, autocommit=autocommit), section.query_group)
     except ConfigError as exc:
         # A cached secret may have been rotated since it was read: read it once more, and retry
         # only if it changed (a wrong password stays one clear error, not a retry loop).
@@ -135,7 +135,26 @@ def connect_section(settings: Settings, section: ConnectionSection, host: str, p
         if fresh.password == creds.password and fresh.user == creds.user:
             raise
         log.info("%s: the database refused the cached credentials; connecting with the re-read ones", where)
-        return connect(endpoint, fresh, tls=tls, autocommit=autocommit)
+        return in_query_group(connect(endpoint, fresh, tls=tls, autocommit=autocommit), section.query_group)
+
+
+def in_query_group(conn: Any, group: str | None) -> Any:
+    """SET query_group for the whole session (outside any transaction, so no ROLLBACK undoes it):
+    WLM then routes every statement of the tool to that group's queue, and STL_QUERY labels them."""
+    if not group:
+        return conn
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    cur = conn.cursor()
+    try:
+        cur.execute(set_query_group(group))
+    except Exception as exc:
+        close_quietly(conn)
+        raise classify(exc, f"set query_group to {group}") from None
+    finally:
+        cur.close()
+    conn.autocommit = autocommit
+    return conn
 
 
 def prepare(conn: Any) -> Any:

@@ -42,6 +42,16 @@ def option_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+_QUERY_GROUP = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+def set_query_group(group: str) -> str:
+    """SET takes no bind parameters: the name is checked (config's rule) before it is quoted."""
+    if not _QUERY_GROUP.match(group):
+        raise ValueError(f"{group!r} is not a query group name")
+    return f"set query_group to '{group}'"
+
+
 def check_role_arn(arn: str) -> str:
     if not _ARN.match(arn):
         raise ConfigError(f"not an IAM role ARN: {arn!r}", hint="arn:aws:iam::<account>:role/<name>")

@@ -13,6 +13,7 @@ from moto.redshift.models import Cluster as MotoCluster
 from moto.redshift.responses import RedshiftResponse
 
 from migrator.sandbox.controlplane.lifecycle import ClusterLifecycle
+from migrator.sandbox.controlplane.parameter_groups import ParameterGroups
 from migrator.sandbox.controlplane.model import REACHABLE, REACHABLE_CACHED, ApiError, Forward, Reply, cluster_state
 from migrator.sandbox.controlplane.rendering import error_code, render_error
 
@@ -27,7 +28,7 @@ _NEEDS_EXISTING_CLUSTER = frozenset({
 _MOTO_ACTIONS = frozenset(name for name in dir(RedshiftResponse) if not name.startswith("_"))
 
 
-class RedshiftControlPlane(ClusterLifecycle):
+class RedshiftControlPlane(ClusterLifecycle, ParameterGroups):
     """The part of Redshift's API moto lacks; thread-safe (one lock around every call)."""
 
     def calls(self, action: str | None = None) -> list[dict[str, Any]]:

@@ -65,6 +65,11 @@ class Transitions(ControlPlaneCore):
         cid = cluster.cluster_identifier
         now = done_at
         state = cluster_state(cluster)
+        if op.status in ("creating", "rebooting"):
+            # The parameter group's static parameters (WLM) take effect when the cluster (re)starts.
+            apply_group = getattr(self, "_apply_parameter_group", None)
+            if callable(apply_group):
+                apply_group(region, cluster)
         if op.status == "creating":
             self._event(cid, f"Amazon Redshift cluster '{cid}' has been created and is ready for use.",
                         "management", at=done_at)

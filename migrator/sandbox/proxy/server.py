@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from migrator.sandbox import wire
 from migrator.sandbox.faults import FaultPlan
@@ -53,8 +53,12 @@ class RedshiftProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         database: str | None = None,
+        stored_password: Callable[[str], str | None] | None = None,
     ) -> None:
-        """``database``: the name clients must ask for (None: any name reaches ``pg_database``)."""
+        """``database``: the name clients must ask for (None: any name reaches ``pg_database``).
+        ``stored_password``: for users other than those in ``users``, the md5 form of the password
+        the cluster keeps for a user who may log in now (None: no such user, no password, cannot
+        log in, or expired); blocking, called from a worker thread."""
         if auth not in ("md5", "cleartext"):
             raise ValueError(f"unsupported auth method {auth!r}")
         self.cluster_id = cluster_id
@@ -65,6 +69,7 @@ class RedshiftProxy:
         self.pg_password = pg_password
         self.users = dict(users)  # mutable: the emulation may add users or change passwords
         self.interceptor = interceptor
+        self.stored_password = stored_password
         self.faults = faults
         self.auth = auth
         self.database = database

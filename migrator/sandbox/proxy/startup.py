@@ -5,6 +5,7 @@ PostgreSQL accepts, SCRAM), acting as the client's role, and closing."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import secrets
@@ -92,6 +93,7 @@ class SessionStartup(BackendRelay):
         user = params.get("user", "")
         self.info.user = user
         self.info.database = params.get("database") or user
+        self.info.application_name = params.get("application_name", "")
         if not await self._authenticate(user):
             return False
         expected_db = self.proxy.database
@@ -119,6 +121,10 @@ class SessionStartup(BackendRelay):
 
     async def _authenticate(self, user: str) -> bool:
         expected = self.proxy.users.get(user)
+        stored: str | None = None  # md5 + md5(password + user), as the cluster keeps it
+        if expected is None and self.proxy.stored_password is not None and user:
+            stored = await asyncio.to_thread(self.proxy.stored_password, user)
+        salt = b""
         if self.proxy.auth == "md5":
             salt = secrets.token_bytes(4)
             self.client_writer.write(wire.auth_request(wire.AUTH_MD5, salt))
@@ -127,7 +133,9 @@ class SessionStartup(BackendRelay):
         await self.client_writer.drain()
         kind, payload = await self.client.read()
         supplied = payload.rstrip(b"\x00").decode("utf-8", "replace")
-        if expected is None or kind != b"p":
+        if stored is not None and kind == b"p":
+            ok = _matches_stored(self.proxy.auth, supplied, user, stored, salt if self.proxy.auth == "md5" else b"")
+        elif expected is None or kind != b"p":
             ok = False
         elif self.proxy.auth == "md5":
             ok = hmac.compare_digest(supplied.encode("utf-8"), wire.md5_password(user, expected, salt).encode("ascii"))
@@ -197,9 +205,23 @@ class SessionStartup(BackendRelay):
         """current_user is the client's when PostgreSQL knows that role, else the superuser's."""
         async with self._owning_backend():
             found = await self.roundtrip(
-                f"select 1 from pg_catalog.pg_roles where rolname = {quote_literal(self.info.user)}")
+                f"select rolsuper from pg_catalog.pg_roles where rolname = {quote_literal(self.info.user)}")
             if found.rows:
+                self.info.superuser = found.rows[0][0] == "t"
                 result = await self.roundtrip(f"SET SESSION AUTHORIZATION {quote_ident(self.info.user)}")
                 if result.error is not None:
                     log.warning("cluster %s: cannot act as role %r: %s", self.proxy.cluster_id,
                                 self.info.user, result.error.message)
+
+
+def _matches_stored(auth: str, supplied: str, user: str, stored: str, salt: bytes) -> bool:
+    """Whether the client's answer proves the password whose md5 form the cluster stores."""
+    if not stored.startswith("md5"):
+        return False
+    if auth == "md5":
+        want = "md5" + hashlib.md5(stored[3:].encode("ascii") + salt).hexdigest()
+    else:
+        want = "md5" + hashlib.md5((supplied + user).encode("utf-8")).hexdigest()
+        supplied = stored
+        return hmac.compare_digest(want.encode("ascii"), supplied.encode("utf-8"))
+    return hmac.compare_digest(supplied.encode("utf-8"), want.encode("ascii"))

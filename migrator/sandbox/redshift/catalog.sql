@@ -816,6 +816,28 @@ begin
         pg_sandbox.fnv_int((case when lo >= 9223372036854775808 then lo - 18446744073709551616 else lo end)::bigint, 8, seed));
 end $$;
 
+-- ---------------------------------------------------------------- WLM (workload management)
+-- STV_WLM_SERVICE_CLASS_CONFIG and STV_WLM_CLASSIFICATION_CONFIG: the queues and the rules that
+-- route queries to them, as the cluster's parameter group (wlm_json_configuration) set them at
+-- its last reboot (migrator/sandbox/redshift/wlm.py fills them). STV tables: superusers only.
+create table if not exists pg_sandbox.wlm_service_class (
+    service_class int primary key, queueing_strategy char(32), num_query_tasks int,
+    target_num_query_tasks int, evictable char(8), eviction_threshold bigint, query_working_mem int,
+    target_query_working_mem int, min_step_mem int, name char(64), max_execution_time bigint,
+    user_group_wild_card boolean, query_group_wild_card boolean, concurrency_scaling char(20),
+    query_priority char(20), user_role_wild_card boolean
+);
+create table if not exists pg_sandbox.wlm_classification (
+    id int primary key, condition char(128), action_seq int, action char(64), action_service_class int
+);
+drop view if exists pg_sandbox.stv_wlm_service_class_config;
+create view pg_sandbox.stv_wlm_service_class_config as
+select * from pg_sandbox.wlm_service_class where pg_sandbox.is_superuser();
+drop view if exists pg_sandbox.stv_wlm_classification_config;
+create view pg_sandbox.stv_wlm_classification_config as
+select * from pg_sandbox.wlm_classification where pg_sandbox.is_superuser();
+grant select on pg_sandbox.stv_wlm_service_class_config, pg_sandbox.stv_wlm_classification_config to public;
+
 -- STV_SLICES: one row per slice of the cluster ("STV_SLICES": node, slice, localslice, type).
 -- UNLOAD (PARALLEL ON) writes at least one file per slice of this count.
 drop view if exists pg_sandbox.stv_slices;

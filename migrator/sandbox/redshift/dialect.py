@@ -31,6 +31,7 @@ Everything else passes through unchanged (classify returns None).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -437,6 +438,14 @@ _PW_FORBIDDEN = set("'\"\\/@ ")
 _MD5 = re.compile(r"^md5[0-9a-f]{32}$")
 
 
+def md5_stored(user: str, password: str) -> str:
+    """The md5 form Redshift stores ('md5' + md5(password + user)); a hash given as such stays.
+    A 'sha256|...' hash is not modelled: it is kept as given and no login can match it."""
+    if _MD5.match(password) or password.startswith("sha256|"):
+        return password
+    return "md5" + hashlib.md5((password + user).encode("utf-8")).hexdigest()
+
+
 def check_password(pw: str) -> None:
     """Redshift's rules for a clear-text password (hashes are taken as they are)."""
     if _MD5.match(pw) or pw.startswith("sha256|"):
@@ -473,8 +482,12 @@ def _user_statement(tokens: list[Token], *, create: bool) -> Intercept:
                 opts.append("password null")
                 redshift_only = True
             elif nxt.kind == "string":
-                check_password(nxt.text[1:-1].replace("''", "'"))
-                opts.append("password " + nxt.text)
+                clear = nxt.text[1:-1].replace("''", "'")
+                check_password(clear)
+                # Stored as Redshift keeps it (md5 of password + user name), the form the
+                # sandbox's login checks; a rename clears it, as Redshift asks for a new one then.
+                opts.append("password " + literal(md5_stored(name, clear)))
+                redshift_only = True
             else:
                 raise syntax_error(f'syntax error at or near "{nxt.text}"')
             i += 2
@@ -525,4 +538,4 @@ def _user_statement(tokens: list[Token], *, create: bool) -> Intercept:
     return StatementsIntercept([stmt], tag=tag)
 
 
-__all__ = ["RedshiftDialect", "StatementsIntercept", "TruncateIntercept", "check_password", "in_transaction"]
+__all__ = ["RedshiftDialect", "StatementsIntercept", "TruncateIntercept", "check_password", "in_transaction", "md5_stored"]

@@ -93,10 +93,12 @@ class SystemLog:
 
     def _new_query(self, conn: psycopg.Connection, session: SessionInfo, text: str, aborted: bool = False) -> int:
         row = conn.execute(
-            "insert into pg_sandbox.query_log (query, userid, user_name, db_name, pid, starttime, endtime, aborted, querytxt)"
+            "insert into pg_sandbox.query_log (query, userid, user_name, db_name, pid, starttime, endtime, aborted,"
+            " querytxt, label)"
             " select nextval('pg_sandbox.query_seq'), %s, %s, %s, %s, now() at time zone 'utc',"
-            " clock_timestamp() at time zone 'utc', %s, %s returning query",
-            (self._userid(conn, session.user), session.user, session.database, session.pid, int(aborted), text),
+            " clock_timestamp() at time zone 'utc', %s, %s, %s returning query",
+            (self._userid(conn, session.user), session.user, session.database, session.pid, int(aborted), text,
+             (session.query_group or "default")[:320]),
         ).fetchone()
         assert row is not None
         return int(row[0])
@@ -163,9 +165,9 @@ class SystemLog:
                     " case when %s = 'disconnecting session' then coalesce((select extract(epoch from"
                     "   clock_timestamp() at time zone 'utc' - max(recordtime)) * 1000000 from pg_sandbox.stl_connection_log"
                     "   where pid = %s and event = 'initiating session'), 0)::int else 0 end,"
-                    " '', '', 0, '', '', '', '', '', '', '', 0, '', '')",
+                    " '', '', 0, '', '', '', %s, '', '', '', 0, '', '')",
                     (name, session.remote_host[:45], str(session.remote_port or ""), session.pid,
-                     session.database[:50], session.user[:50], name, session.pid),
+                     session.database[:50], session.user[:50], name, session.pid, session.application_name[:250]),
                 )
 
     @staticmethod

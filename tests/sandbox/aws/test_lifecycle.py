@@ -159,4 +159,5 @@ def test_unmodelled_actions_fail_honestly(rs: Any, clock: FakeClock) -> None:
     with pytest.raises(ClientError) as exc:
         rs.modify_cluster_parameter_group(ParameterGroupName="default.redshift-1.0", Parameters=[
             {"ParameterName": "require_ssl", "ParameterValue": "true"}])
-    assert _code(exc) == "UnsupportedOperation"
+    # Modelled since (custom groups' values, WLM at reboot): a default group cannot be changed.
+    assert _code(exc) == "InvalidClusterParameterGroupState"
