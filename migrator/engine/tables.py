@@ -298,8 +298,10 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
                 crashed.append(exc)
                 cond.notify_all()
 
-    # Parts multiply the work: every worker may find something to do once a table is split.
-    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True) for i in range(max(1, concurrency))]
+    # Parts multiply the work: once a table is split every worker may find something to do. Without
+    # parts, no more workers (each with its own sessions) than tables to walk.
+    count = max(1, concurrency) if part_steps is not None else min(concurrency, max(1, len(queue)))
+    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True) for i in range(count)]
     for w in workers:
         w.start()
     for w in workers:
