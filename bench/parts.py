@@ -1,9 +1,9 @@
 """Table parts on the sandbox: makespan, rows redone after a kill, and the window's catch-up.
 
-    python bench/parts.py [--rows 150000] [--workers 4] [--parts 16] [--seed N]
+    python bench/parts.py [--rows 300000] [--workers 4] [--parts 16] [--seed N]
 
 One big table (a fact table: BIGINT key as its sort key, a timestamp, a decimal and a text
-column) is copied by unload-copy with `tables.concurrency = --workers`:
+column; 300,000 rows load whole in about a minute on the sandbox) is copied by unload-copy with `tables.concurrency = --workers`:
 
 1. makespan of the copy phase with parts (`tables.part_size` = rows / --parts) vs without ("0");
 2. a run with parts SIGKILLed at a random point of its loads, then resumed: rows loaded again
@@ -14,6 +14,13 @@ column) is copied by unload-copy with `tables.concurrency = --workers`:
    catch-up pass (which also compares the table on both sides first).
 
 Every figure comes from the store's own events. The seed is printed (--seed replays it).
+
+Measured (2-core machine, seed 59040847, 300,000 rows, 16 parts, 4 workers): makespan 53.0 s
+whole vs 35.2 s in parts (0.66); after a SIGKILL 18,750 rows loaded again = 1/16 of the table
+(one part: a table's part loads take turns), none unloaded again; catch-up after a 1% append
+re-copied part 16 only: 4.2 s vs 35.7 s for the whole table (0.119). The whole catch-up pass,
+comparison included, was 36.2 s vs 50.4 s: the grouped per-part comparison costs the sandbox
+about twice a table checksum (on Redshift both are one scan of each side).
 """
 
 from __future__ import annotations
@@ -135,7 +142,7 @@ def pass_seconds(run: Run) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=150000)
+    parser.add_argument("--rows", type=int, default=300000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--parts", type=int, default=16)
     parser.add_argument("--seed", type=int, default=None)

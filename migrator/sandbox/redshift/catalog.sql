@@ -861,3 +861,4 @@ drop view if exists pg_sandbox.stv_slices;
 create view pg_sandbox.stv_slices as
 select (s.slice / 2)::int as node, s.slice::int as slice, (s.slice % 2)::int as localslice, 'D'::char(1) as type
 from pg_sandbox.cluster_info i, generate_series(0, i.slices - 1) as s(slice);
+grant select on pg_sandbox.stv_slices to public;
