@@ -185,9 +185,11 @@ class _Picking:
         # A part goes on while its table is parted, and also once the table failed for another
         # part (work done is kept); a failed part is retried only while its table is parted.
         with_table = parted + retry_states
-        part_probes = [] if not with_parts else ([Probe("part", s, table_states=with_table) for s in p_in_flight]  # a dead owner's
-                       + [Probe("part", s, table_states=with_table) for s in reversed(p_resting)]
-                       + [Probe("part", s, limit, table_states=parted) for s in p_needs_operator])
+        part_probes: list[Probe] = []
+        if with_parts:
+            part_probes += [Probe("part", s, table_states=with_table) for s in p_in_flight]  # a dead owner's
+            part_probes += [Probe("part", s, table_states=with_table) for s in reversed(p_resting)]
+            part_probes += [Probe("part", s, limit, table_states=parted) for s in p_needs_operator]
         # Further along first: a table half-way holds staged files; finishing it frees them. Parts
         # come before tables not started (their table is half-way), largest first across tables.
         probes: list[Probe] = []
