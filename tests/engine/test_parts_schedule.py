@@ -185,3 +185,39 @@ def test_a_part_needing_an_operator_fails_its_table_and_a_rerun_takes_it_on(conf
         again = {p.part_no: p for p in store.list_parts(t5.id)}
         # Only the failed part ran again.
         assert again[2].attempt == 2 and all(again[n].attempt == 1 for n in again if n != 2)
+
+
+def test_a_parted_table_with_no_part_left_to_pick_fails_at_the_end_of_the_pass(config: Any, store_url: str) -> None:
+    """A table resting in its parted state whose last part needs an operator with no attempt left
+    (e.g. the process died between the part's failure and its table's): nothing can be picked, so
+    the pass fails the table (a re-run retries it) instead of leaving it parted for ever."""
+    steps = PartedSteps()
+    with Store.open(store_url) as store:
+        runner = Runner(config, store, steps.registry())
+        migration = runner.ensure_migration()
+        from migrator.store import TableSpec
+
+        store.add_tables(migration, [TableSpec("public", "big", 100, 80)], "pending")
+        task = store.find_table(migration, "public", "big")
+        assert task is not None
+        specs = [PartSpec(i, 2, "id", None if i == 0 else "5", "5" if i == 0 else None, 40, 50) for i in range(2)]
+        store.add_parts(task, specs, "pending")
+        with store.engine.begin() as conn:
+            from sqlalchemy import text
+
+            conn.execute(text("update table_task set state = 'parted' where id = :i"), {"i": task.id})
+            conn.execute(text("update table_part set state = 'validated' where table_id = :i and part_no = 0"),
+                         {"i": task.id})
+            conn.execute(text("update table_part set state = 'failed', attempt = 3, last_error = 'bad' "
+                              "where table_id = :i and part_no = 1"), {"i": task.id})
+        ctx = PhaseContext(config, store, None, runner.table_definition, runner.registry,  # type: ignore[arg-type]
+                           None, lambda: False)  # type: ignore[arg-type]
+        ctx.flow = type("F", (), {"migration": migration})()  # type: ignore[assignment]
+        part_steps = {"part_unload": steps.part_unload, "part_load": steps.part_load,
+                      "part_validate": steps.part_validate}
+        steps_ = {"unload": steps.unload, "load": steps.load, "validate": steps.validate}
+        outcomes = tables.walk_all(ctx, steps_, lambda: nullcontext(None), 2, part_steps=part_steps)
+        assert [(o.table, o.done) for o in outcomes] == [("public.big", False)]
+        after = store.get_table(task.id)
+        assert after.state == "failed" and "part needs an operator" in (after.last_error or "")
+        assert after.owner is None and all(p.owner is None for p in store.list_parts(task.id))
