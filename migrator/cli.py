@@ -256,10 +256,21 @@ def run(
                                                       help="decommission despite writes to the old cluster after "
                                                            "the cutover, or a hole in their proof (recorded)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no live progress display")] = False,
+    worker: Annotated[bool, typer.Option("--worker", help="join the migration a `migrator run` leads and work on "
+                                                          "its tables only (PostgreSQL store)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the migration from wherever it stands; safe to re-run after any crash."""
     from migrator.engine.context import RunOptions
+
+    if worker:
+        if approve_cutover or approve_modify or assume_frozen or accept_stray_writes:
+            _fail(UsageError("--worker works on tables only; gates and the write freeze are the leader's",
+                             hint="pass those options to the leading `migrator run`"))
+        _call(lambda: commands.run_worker(config, say=lambda line: err.print(line, markup=False, highlight=False,
+                                                                             soft_wrap=True)),
+              as_json, stoppable=True)
+        return
 
     options = RunOptions(approve_cutover=approve_cutover, approve_modify=approve_modify, assume_frozen=assume_frozen,
                          accept_stray_writes=accept_stray_writes)
@@ -312,12 +323,17 @@ class _live_status:
     def _loop(self) -> None:
         from rich.live import Live
 
-        with Live(console=err, transient=True, refresh_per_second=4) as live:
-            while not self.stop.wait(self.interval):
-                try:
-                    live.update(commands.status(self.config).render())
-                except MigratorError:
-                    continue  # the store may not exist yet on the very first beat
+        watch = commands.StatusWatch(self.config)  # reads the status again only when something happened
+        try:
+            with Live(console=err, transient=True, refresh_per_second=4) as live:
+                while not self.stop.wait(self.interval):
+                    try:
+                        live.update(watch.read().render())
+                    except MigratorError:
+                        watch.close()
+                        continue  # the store may not exist yet on the very first beat
+        finally:
+            watch.close()
 
     def __enter__(self) -> "_live_status":
         self.thread.start()
@@ -403,17 +419,30 @@ def clients(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME), as_json: JsonOpt = Fa
 def status(config: ConfigOpt = Path(DEFAULT_CONFIG_NAME),
            tables: Annotated[bool, typer.Option("--tables", help="per-table detail")] = False,
            watch: Annotated[bool, typer.Option("--watch", help="refresh every 2 s until Ctrl-C")] = False,
+           every: Annotated[bool, typer.Option("--all", help="every migration in the store, one line each")] = False,
+           store: Annotated[str | None, typer.Option("--store", envvar="MIGRATOR_STORE",
+                                                     help="store URL for --all (default: the config's store)")
+                            ] = None,
            as_json: JsonOpt = False) -> None:
     """Show where the migration stands (reads the store, never writes it)."""
+    def read() -> Result:
+        if every:
+            from migrator import fleet
+
+            return fleet.status_all(None if store else config, store)
+        if store is not None:
+            raise UsageError("--store names the store for `status --all`", hint="add --all, or use -c CONFIG")
+        return commands.status(config, with_tables=tables)
+
     if not watch:
-        _call(lambda: commands.status(config, with_tables=tables), as_json)
+        _call(read, as_json)
         return
     from rich.live import Live
 
     try:
         with Live(console=Console(), refresh_per_second=2) as live:
             while True:
-                live.update(commands.status(config, with_tables=tables).render())
+                live.update(read().render())
                 time.sleep(2.0)  # the display's refresh interval
     except MigratorError as exc:
         _fail(exc)

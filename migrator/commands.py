@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,10 +22,10 @@ from migrator.engine.definitions import MachineDef, StateDef, load_definition
 from migrator.engine.tables import RETRY_EVENT
 from migrator.engine.context import RunOptions
 from migrator.engine.runner import TABLE_MACHINE, Runner, default_registry, ensure_migration
-from migrator.errors import masked
-from migrator.errors import ApprovalRequired, ConcurrentUpdate, ConfigError, MigratorError, PreflightFailed, UsageError
+from migrator.errors import (ApprovalRequired, ConcurrentUpdate, ConfigError, MigratorError, PreflightFailed, UsageError,
+                             masked)
 from migrator.results import (ClientsResult, DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
-                              InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult,
+                              InventoryResult, PlanResult, ProbeResult, ReportResult, RollbackResult, RunResult, SandboxEnvResult, WorkResult,
                               StatusResult, TableRow)
 from migrator.store import MigrationView, Store, TableView, db, utcnow
 from migrator.store.views import EventView, StateCount
@@ -130,26 +131,68 @@ def _open_read_only(config: LoadedConfig) -> Store:
 
 def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
     config = load_config(config_path)
+    with _open_read_only(config) as store:
+        return _status(store, config, config_path, with_tables=with_tables)
+
+
+class StatusWatch:
+    """What the live progress panel reads each beat: the store stays open, and the status is read
+    again only when the migration's history grew (one index probe for its newest event) or
+    ``refresh_seconds`` passed (for the ETA's clock); otherwise the last one is shown again."""
+
+    def __init__(self, config_path: Path, refresh_seconds: float = 10.0) -> None:
+        self.config_path, self.refresh_seconds = config_path, refresh_seconds
+        self._store: Store | None = None
+        self._config: LoadedConfig | None = None
+        self._seen: int | None = None
+        self._at = 0.0
+        self.last: StatusResult | None = None
+        self.reads = 0
+
+    def read(self) -> StatusResult:
+        import time
+
+        if self._store is None:
+            self._config = load_config(self.config_path)
+            self._store = _open_read_only(self._config)
+        assert self._config is not None
+        migration = self._store.get_migration(self._config.settings.migration.name)
+        newest = self._store.newest_event_id(migration) if migration is not None else None
+        now = time.monotonic()
+        if self.last is None or newest != self._seen or now - self._at >= self.refresh_seconds:
+            self.last = _status(self._store, self._config, self.config_path)
+            self._seen, self._at = newest, now
+            self.reads += 1
+        return self.last
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _status(store: Store, config: LoadedConfig, config_path: Path, *, with_tables: bool = False) -> StatusResult:
     name = config.settings.migration.name
     definition = _displayed(config.settings.route.machine)
     done_states = set(_displayed(TABLE_MACHINE).tagged("done"))
-    with _open_read_only(config) as store:
-        migration = store.get_migration(name)
-        if migration is None:
-            raise UsageError(f"migration {name!r} has not been initialised in {redact(config.store_url)}",
-                             hint=f"run `migrator init {config_path}`")
-        lease = store.get_run_lease(migration)
-        died = lease_dead_reason(lease, store.identity.host, utcnow()) if lease else None
-        counts = store.count_by_state(migration)
-        tables = store.list_tables(migration, order_by_size=True) if with_tables else []
-        retries = store.latest_by_subject(migration, RETRY_EVENT) if with_tables else {}
-        copy_started = store.first_event_time(migration, "start_unload")
-        bytes_done = store.bytes_moved(migration)
-        progress = store.latest_event(migration, "progress")
-        waiting = store.latest_event(migration, gates.WAITING_EVENT)
-        alert = _production_alert(store, migration)
-        stray = _stray_alert(store, migration)
-        downtime = _write_downtime(store, migration, config.settings, by_state_of(counts))
+    migration = store.get_migration(name)
+    if migration is None:
+        raise UsageError(f"migration {name!r} has not been initialised in {redact(config.store_url)}",
+                         hint=f"run `migrator init {config_path}`")
+    lease = store.get_run_lease(migration)
+    died = lease_dead_reason(lease, store.identity.host, utcnow()) if lease else None
+    counts = store.count_by_state(migration)
+    tables = store.list_tables(migration, order_by_size=True) if with_tables else []
+    retries = store.latest_by_subject(migration, RETRY_EVENT) if with_tables else {}
+    copy_started = store.first_event_time(migration, "start_unload")
+    bytes_done = store.bytes_moved(migration)
+    progress = store.latest_event(migration, "progress")
+    waiting = store.latest_event(migration, gates.WAITING_EVENT)
+    alert = _production_alert(store, migration)
+    stray = _stray_alert(store, migration)
+    downtime = _write_downtime(store, migration, config.settings, by_state_of(counts))
+    part_counts = store.part_counts(migration, _displayed("part").tagged("done"))
+    names = {t.id: t.qualified_name for t in (tables or store.list_tables(migration))} if part_counts else {}
     state = definition.state(migration.phase) if migration.phase in definition.states else None
     by_state = {c.state: c.tables for c in counts}
     rows_total = sum(c.rows for c in counts)
@@ -169,8 +212,9 @@ def status(config_path: Path, *, with_tables: bool = False) -> StatusResult:
                        waiting.detail if waiting and waiting.from_state == migration.phase else None))),
         tables=[TableRow(t.qualified_name, t.state, t.attempt, t.source_rows, t.rows_loaded, t.size_mb, t.owner,
                          masked(t.last_error), _retry_line(retries.get(t.subject), t, lease is not None and not died),
-                         schema=t.schema_name, name=t.table_name)
+                         *part_counts.get(t.id, (0, 0)), schema=t.schema_name, name=t.table_name)
                 for t in tables],
+        parts={names[i]: {"parts_total": n, "parts_done": d} for i, (n, d) in part_counts.items()},
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
         alert=alert, run_died=died, stray_writes=stray, write_downtime=downtime,
@@ -492,7 +536,14 @@ def inventory(config_path: Path) -> InventoryResult:
     tables = config.settings.tables
     with strategies.source_session(config) as source:
         found = read_inventory(source, include=tables.include, exclude=tables.exclude)
-    return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found])
+        if found and found[0].usage is not None:
+            window = found[0].usage
+        else:  # no table: the window is still stated
+            from migrator.warehouse.inventory import read_usage
+
+            window = read_usage(source)[2]
+    return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found], window.describe(),
+                           window.days, window.source)
 
 
 class _WarningsToHistory(logging.Handler):
@@ -564,6 +615,19 @@ def _check_approvals(settings: Settings, options: RunOptions | None) -> None:
             have = ", ".join(route.gates) or "none"
             raise UsageError(f"{flag}: the {route.name} strategy has no {gate} gate (its gates: {have})",
                              hint=f"leave {flag} out")
+
+
+def run_worker(config_path: Path, say: Callable[[str], None] | None = None) -> WorkResult:
+    """`migrator run --worker`: join the migration a `migrator run` leads and share its tables."""
+    from migrator import strategies
+
+    config = load_config(config_path)
+    with Store.open(config.store_url) as store:
+        strategy = strategies.build(config.settings.migration.strategy, config)
+        runner = Runner(config, store, strategy.registry, reconciler=strategy.reconciler)
+        report = runner.work(say or logging.getLogger("migrator.worker").info)
+    return WorkResult(report.migration, report.phase, report.waited_for, report.tables_done,
+                      report.recovered_tables, report.note)
 
 
 def _stray_mark(store: Store, config: LoadedConfig) -> int:

@@ -297,6 +297,47 @@ class StagingSection(_Section):
     format: Literal["auto", "parquet", "csv"] = "auto"
 
 
+#: 2 GB of a table (svv_table_info.size, 1 MB blocks): at a COPY rate of tens of MB/s per slice on
+#: a few-node cluster that is a part of a minute or two, so a crash redoes about that much, while a
+#: 2 TB table stays at ~1000 parts (a few thousand statements). Tables of the test suite stay whole.
+DEFAULT_PART_SIZE = "2GB"
+_PART_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(kb|mb|gb|tb|rows?)?\s*$", re.IGNORECASE)
+_UNITS_MB = {"kb": 1 / 1024, "mb": 1.0, "gb": 1024.0, "tb": 1024.0 * 1024}
+
+
+class PartThreshold(BaseModel):
+    """`tables.part_size` parsed: a table is split when it holds more than ``mb`` megabytes (as the
+    catalogue counts them) or more than ``rows`` rows (exactly one of the two is set)."""
+
+    mb: float | None = None
+    rows: int | None = None
+
+    def parts_for(self, size_mb: float, rows: int) -> int:
+        """How many parts a table of this size gets (1: not split)."""
+        import math
+
+        if self.rows:
+            return max(1, math.ceil(rows / self.rows))
+        assert self.mb
+        return max(1, math.ceil(size_mb / self.mb))
+
+
+def parse_part_size(value: str) -> PartThreshold | None:
+    """"2GB" / "500MB" / "500000 rows" / "0" (off); ValueError names the accepted forms."""
+    m = _PART_SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"tables.part_size {value!r}: give a size such as \"2GB\" or \"500MB\", a row count "
+                         "such as \"500000 rows\", or \"0\" to turn parts off")
+    number, unit = float(m.group(1)), (m.group(2) or "").lower()
+    if number == 0:
+        return None
+    if unit.startswith("row"):
+        return PartThreshold(rows=int(number))
+    if not unit:
+        raise ValueError(f"tables.part_size {value!r}: name the unit (MB, GB, TB or rows), or \"0\" for no parts")
+    return PartThreshold(mb=number * _UNITS_MB[unit])
+
+
 class TablesSection(_Section):
     include: list[Text] = Field(default_factory=lambda: ["*.*"], min_length=1, max_length=10_000)
     exclude: list[Text] = Field(default_factory=list, max_length=10_000)
@@ -305,6 +346,18 @@ class TablesSection(_Section):
     #: How many times a table is copied while production keeps writing to it before it is left for
     #: the cutover window (which copies it once more with writes frozen).
     live_copies: int = Field(default=3, ge=1, le=100)
+    #: Tables larger than this are split into parts (ranges of a column): a size of the table as the
+    #: catalogue reports it ("2GB", "500MB", "1TB") or a row count ("500000 rows"); "0" turns parts off.
+    part_size: str = DEFAULT_PART_SIZE
+
+    @field_validator("part_size")
+    @classmethod
+    def _part_size(cls, value: str) -> str:
+        parse_part_size(value)
+        return value
+
+    def part_threshold(self) -> "PartThreshold | None":
+        return parse_part_size(self.part_size)
 
 
 class FreezeSection(_Section):

@@ -14,6 +14,8 @@ import signal
 POINTS = frozenset({
     "after_unload",         # UNLOAD finished and staging verified; the store not yet told
     "after_load_commit",    # target transaction committed; the store not yet told
+    "after_part_unload",    # a table part's UNLOAD finished and its staging verified; the store not yet told
+    "after_part_load_commit",  # a table part's load transaction committed; the store not yet told
     "after_remote_call",    # a recorded remote action answered; its response not yet stored
     "before_first_rename",  # the cutover window caught up; its last write check not yet made, nothing renamed
     "between_renames",      # cutover renamed the source away and recorded it; the target not yet renamed in

@@ -84,6 +84,9 @@ class TableRow:
     last_error: str | None
     #: An in-run retry scheduled after a transient failure: attempt, wait and when.
     retry: str | None = None
+    #: A table split into parts: how many, and how many are done (0/0: copied whole).
+    parts_total: int = 0
+    parts_done: int = 0
     #: The table's schema and name as stored (``table`` is the display text, names.table_key).
     schema: str = ""
     name: str = ""
@@ -107,6 +110,8 @@ class StatusResult(Result):
     approvals: list[str]
     next_step: str
     tables: list[TableRow] = field(default_factory=list)
+    #: Tables split into parts: {table: {"parts_total": n, "parts_done": m}} (with or without --tables).
+    parts: dict[str, dict[str, int]] = field(default_factory=dict)
     bytes_done: int = 0
     rows_per_second: float | None = None
     eta_seconds: float | None = None
@@ -166,11 +171,13 @@ class StatusResult(Result):
         parts.append(head)
         if self.tables:
             grid = Table(show_edge=False, header_style="bold")
-            for col in ("table", "state", "attempt", "rows", "loaded", "MB", "error", "retry"):
-                grid.add_column(col, justify="right" if col in ("attempt", "rows", "loaded", "MB") else "left")
+            for col in ("table", "state", "attempt", "rows", "loaded", "MB", "parts", "error", "retry"):
+                grid.add_column(col, justify="right" if col in ("attempt", "rows", "loaded", "MB", "parts")
+                                else "left")
             for row in self.tables:
                 _add_row(grid, row.table, row.state, str(row.attempt), f"{row.source_rows:,}",
                              "" if row.rows_loaded is None else f"{row.rows_loaded:,}", str(row.size_mb),
+                             f"{row.parts_done}/{row.parts_total}" if row.parts_total else "",
                              row.last_error or "", row.retry or "")
             parts.append(grid)
         return Group(*parts)
@@ -305,9 +312,14 @@ class RollbackResult(Result):
 class InventoryResult(Result):
     cluster: str
     tables: list[dict[str, Any]]
+    #: Over what time and from which logs scans, last writes and "unused" were read.
+    usage_window: str = ""
+    usage_days: int = 0
+    usage_source: str = ""
 
     def render(self) -> RenderableType:
-        grid = Table(show_edge=False, header_style="bold", title=Text(f"user tables on {self.cluster}, largest first"))
+        title = f"user tables on {self.cluster}, largest first" + (f"; {self.usage_window}" if self.usage_window else "")
+        grid = Table(show_edge=False, header_style="bold", title=Text(title))
         for col in ("table", "MB", "rows", "dist", "sort", "identity", "scans", "last write", "unused"):
             grid.add_column(col, justify="right" if col in ("MB", "rows", "scans") else "left")
         for t in self.tables:
@@ -520,3 +532,25 @@ class ProbeResult(Result):
         from migrator.errors import PreflightFailed
 
         return 0 if self.ok else PreflightFailed.exit_code
+
+
+@dataclass
+class WorkResult(Result):
+    """`migrator run --worker`: what this worker waited for and did."""
+
+    migration: str
+    phase: str
+    waited_for: list[str]
+    tables_done: int
+    recovered_tables: list[str]
+    note: str
+
+    def render(self) -> RenderableType:
+        lines = [f"worker on migration {self.migration!r} (phase {self.phase}): {self.note}",
+                 f"tables finished by the pass while this worker worked: {self.tables_done}"]
+        if self.waited_for:
+            lines.append("waited for the leader in phase(s): " + ", ".join(self.waited_for))
+        if self.recovered_tables:
+            lines.append(f"handed back {len(self.recovered_tables)} table(s) of a dead worker: "
+                         + ", ".join(self.recovered_tables[:10]))
+        return Text("\n".join(lines))

@@ -37,7 +37,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "migrator"
 #: Top layer first. A unit may import units of lower layers; see SAME_LAYER for its own.
 LAYERS: list[tuple[str, frozenset[str]]] = [
     ("entry points", frozenset({"__main__", "cli", "demo"})),
-    ("commands", frozenset({"commands", "planning", "evidence", "iam_policy"})),
+    ("commands", frozenset({"commands", "planning", "evidence", "iam_policy", "fleet"})),
     ("strategies", frozenset({"strategies"})),
     ("engine", frozenset({"engine"})),
     ("data", frozenset({"store", "warehouse", "credentials", "aws"})),

@@ -6,6 +6,7 @@ strategy name PhaseContext, and the runner imports all of them.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,25 @@ class PhaseContext:
     options: RunOptions
     should_stop: Callable[[], bool]
     facts: dict[str, Any] = field(default_factory=dict)
+    #: Hands back tables whose owner died (the runner's recovery); the table driver calls it while
+    #: it waits for tables other workers hold.
+    recover: Callable[[], list[str]] = field(default=lambda: [])
+    #: "leader" (`migrator run`: control-plane phases and the pass's bookkeeping) or "worker"
+    #: (`migrator run --worker`: tables only).
+    role: str = "leader"
+    #: What a pass over the tables reads once and its workers share (the source inventory): set
+    #: by the table driver for the length of one pass, None outside a pass.
+    pass_cache: dict[str, Any] | None = None
+    pass_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def shared(self, key: str, read: Callable[[], Any]) -> Any:
+        """``read()`` once per pass and shared by the pass's workers; outside a pass, every call reads."""
+        if self.pass_cache is None:
+            return read()
+        with self.pass_lock:  # the other workers wait for the one read rather than repeat it
+            if key not in self.pass_cache:
+                self.pass_cache[key] = read()
+            return self.pass_cache[key]
 
     @property
     def migration(self) -> MigrationView:

@@ -17,8 +17,9 @@ import yaml
 from migrator.errors import DefinitionError
 from migrator.paths import states_dir
 
-KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator", "frozen"})
-KINDS = ("migration", "table")
+KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator", "frozen",
+                        "parted", "table_work"})
+KINDS = ("migration", "table", "part")
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def parse_definition(raw: Any, *, guards: Collection[str] | None, actions: Colle
             problems.append(f"state {state.name!r}: lost-lease trigger {state.lost!r} is not defined")
         if "in_flight" in state.tags and not state.lost:
             problems.append(f"state {state.name!r}: in_flight states must name a `lost` trigger")
-        if "in_flight" in state.tags and not state.step and kind == "table":
+        if "in_flight" in state.tags and not state.step and kind in ("table", "part"):
             problems.append(f"state {state.name!r}: in_flight states must name their `step`")
         for move in state.moves:
             if not any(state.name in t.sources and t.trigger == move for t in transitions):

@@ -38,6 +38,9 @@ class TableFlow(PersistedMachine):
                  settings: Any = None, lease_seconds: float = DEFAULT_TABLE_LEASE_SECONDS) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
+        #: Set by the table worker walking this table: its reservation outlives the resting states
+        #: between steps, so no other worker can take the table half-way (store.pick_table).
+        self.keep_owner = False
         super().__init__(definition, registry, task, task.state, self._persist_move, settings)
 
     def _persist_move(self, trigger: str, dest: str, facts: Mapping[str, Any]) -> TableView:
@@ -52,7 +55,10 @@ class TableFlow(PersistedMachine):
             new_attempt = task.state == self.definition.initial
             return self.store.claim_table(task, trigger, dest, self.lease_seconds, fields=fields,
                                           new_attempt=new_attempt)
-        return self.store.move_table(task, trigger, dest, fields=fields, detail=detail, release_lease=True)
+        # Into its `parted` state the table is given back: its parts are picked one by one, and the
+        # table itself is picked again (join_parts) once they are all done.
+        keep = self.keep_owner and not ({"done", "needs_operator", "parted"} & self.definition.state(dest).tags)
+        return self.store.move_table(task, trigger, dest, fields=fields, detail=detail, release_lease=not keep)
 
     @property
     def task(self) -> TableView:

@@ -26,6 +26,12 @@ def checksums_match(ctx: GuardContext) -> bool:
     return source is not None and source == target
 
 
+@BUILTIN.guard("parts_done")
+def parts_done(ctx: GuardContext) -> bool:
+    """Set by the table worker from the store: every part of the table is in a done state."""
+    return ctx.facts.get("parts_done") is True
+
+
 @BUILTIN.guard("attempts_left")
 def attempts_left(ctx: GuardContext) -> bool:
     limit = ctx.facts.get("max_attempts")

@@ -18,13 +18,17 @@ from migrator.engine.guards import BUILTIN
 from migrator.engine.phases import BUILTIN_ACTIONS
 from migrator.engine.context import PhaseContext, RunOptions
 from migrator.engine.registry import Registry
-from migrator.errors import (ApprovalRequired, ConfigChanged, LeaseHeld, MigratorError, RemoteError, TransientError,
-                             UsageError)
+from migrator.errors import (ApprovalRequired, ConcurrentUpdate, ConfigChanged, LeaseHeld, MigratorError, RemoteError,
+                             TransientError, UsageError)
 from migrator.store import LeaseView, MigrationView, Store, TableView
 
 log = logging.getLogger("migrator.engine")
 
 RUN_LEASE_TTL_SECONDS = 60.0
+#: How often a worker waiting for the leader looks at the migration's phase again.
+WORKER_POLL_SECONDS = 1.0
+#: The tag of the phase whose tables workers (`migrator run --worker`) share.
+TABLE_WORK_TAG = "table_work"
 TABLE_MACHINE = "table"
 
 
@@ -101,24 +105,40 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 class _Heartbeat(threading.Thread):
-    """Renews the run lease and our table leases; flags a lost lease so the run stops writing."""
+    """Renews this process's leases: the run lease (the leader's), its worker row and the tables it
+    holds; flags a lost run lease so the run stops writing."""
 
-    def __init__(self, store: Store, lease: LeaseView, ttl: float) -> None:
+    def __init__(self, store: Store, lease: LeaseView | None, ttl: float, migration_id: int) -> None:
         super().__init__(name="migrator-heartbeat", daemon=True)
-        self.store, self.lease, self.ttl = store, lease, ttl
+        self.store, self.lease, self.ttl, self.migration_id = store, lease, ttl, migration_id
         self.stopped = threading.Event()
         self.lost: str | None = None
 
     def run(self) -> None:
         while not self.stopped.wait(self.ttl / 3):
             try:
-                self.store.renew_run_lease(self.lease, self.ttl)
-                self.store.renew_table_leases(self.ttl * 2)
+                if self.lease is not None:
+                    self.store.renew_run_lease(self.lease, self.ttl)
+                self.store.renew_worker(self.migration_id, self.ttl)
+                self.store.renew_table_leases(self.ttl * 2, self.migration_id)
+                self.store.renew_part_leases(self.ttl * 2, self.migration_id)
             except LeaseHeld as exc:
                 self.lost = exc.message
                 return
             except Exception as exc:  # a store hiccup must not kill the run; the next beat retries
                 log.warning("lease heartbeat failed: %s", exc)
+
+
+@dataclass
+class WorkReport:
+    """What `migrator run --worker` did: how long it waited for the leader and what it worked on."""
+
+    migration: str
+    phase: str
+    waited_for: list[str]
+    tables_done: int
+    recovered_tables: list[str]
+    note: str
 
 
 @dataclass
@@ -153,7 +173,8 @@ class Runner:
         previous = self.store.get_run_lease(migration)
         lease = self.store.acquire_run_lease(migration, self.lease_ttl)
         took_over = previous.holder if previous and previous.token != lease.token else None
-        heartbeat = _Heartbeat(self.store, lease, self.lease_ttl)
+        self.store.register_worker(migration, "leader", self.lease_ttl)
+        heartbeat = _Heartbeat(self.store, lease, self.lease_ttl, migration.id)
         heartbeat.start()
         try:
             yield heartbeat, took_over
@@ -161,6 +182,7 @@ class Runner:
             heartbeat.stopped.set()
             heartbeat.join()
             if heartbeat.lost is None:
+                self.store.stop_worker(migration.id, "run ended")
                 self.store.release_run_lease(lease)
 
     def run(self) -> RunReport:
@@ -201,16 +223,27 @@ class Runner:
             return RollbackReport(migration.name, start, flow.state, done)
 
     def recover_tables(self, migration: MigrationView) -> list[str]:
-        """Hand back tables whose worker died, through each state's `lost` trigger."""
+        """Hand back tables whose worker died: an in-flight one through its state's `lost` trigger,
+        one reserved between steps by releasing the reservation. Another process recovering the
+        same table first is no error (the compare-and-set lets one of them do it)."""
         recovered = []
         for task in self.store.orphaned_tables(migration):
             state = self.table_definition.state(task.state)
             if not state.lost:
+                if "in_flight" not in state.tags and self.store.release_table(task):
+                    recovered.append(task.qualified_name)
                 continue
             flow = TableFlow(self.table_definition, self.registry, self.store, task, self.config.settings)
             facts = self.reconcile_facts(task)
-            flow.fire(state.lost, detail={"reason": "owner gone", "previous_owner": task.owner}, **facts)
+            try:
+                flow.fire(state.lost, detail={"reason": "owner gone", "previous_owner": task.owner}, **facts)
+            except ConcurrentUpdate:
+                continue
             recovered.append(task.qualified_name)
+        # A dead worker's parts: their leases end now and the next pick takes them on; the walk
+        # of one picked in flight reconciles it (its load marker) through the state's `lost` move.
+        for part in self.store.expire_dead_part_leases(migration):
+            recovered.append(f"{self.store.get_table(part.table_id).qualified_name} part {part.label}")
         return recovered
 
     def reconcile_facts(self, task: TableView) -> dict[str, Any]:
@@ -223,7 +256,7 @@ class Runner:
         start = flow.state
         moves: list[str] = []
         ctx = PhaseContext(self.config, self.store, flow, self.table_definition, self.registry, self.options,
-                           should_stop=_stop_check(heartbeat))
+                           should_stop=_stop_check(heartbeat), recover=lambda: self.recover_tables(migration))
         while not self.definition.state(flow.state).final:
             if heartbeat.lost:
                 raise LeaseHeld(heartbeat.lost)
@@ -252,6 +285,80 @@ class Runner:
             log.info("%s: %s -%s-> %s", migration.name, before, trigger, flow.state)
         return RunReport(migration.name, migration.strategy, start, flow.state, moves, recovered, took_over)
 
+    # -- workers ---------------------------------------------------------------------------
+
+    def work(self, say: Callable[[str], None] = log.info, poll_seconds: float = WORKER_POLL_SECONDS) -> WorkReport:
+        """`migrator run --worker`: join the migration a `migrator run` leads and work on its tables.
+
+        The leader alone runs the control plane (provisioning, gates, cutover); a worker only
+        walks tables, in the phase tagged `table_work`, sharing the pass through the store's picks.
+        Started before the leader reaches that phase it waits (saying so); it works while any table
+        is left and returns once none is (the leader moves the phase on)."""
+        settings = self.config.settings
+        if self.store.engine.dialect.name != "postgresql":
+            raise UsageError(
+                f"--worker needs a PostgreSQL store; {settings.migration.name!r} uses "
+                f"{self.store.engine.dialect.name}, which lets one process write at a time, so workers "
+                "cannot share its tables", hint="run a single `migrator run`, or move the store to PostgreSQL")
+        work_state = _table_work_state(self.definition)
+        depth = _depths(self.definition)
+        waited: list[str] = []
+        name = settings.migration.name
+        while True:
+            if interrupt.requested():
+                raise interrupt.Interrupted.by(interrupt.stop_signal() or 2, "while waiting for table work")
+            migration = self.store.get_migration(name)
+            phase = migration.phase if migration else None
+            if migration is not None and phase == work_state:
+                return self._work_tables(migration, waited)
+            past = migration is not None and (depth.get(migration.phase, -1) > depth[work_state]
+                                              or self.definition.state(migration.phase).final)
+            if past:
+                assert migration is not None
+                return WorkReport(name, migration.phase, waited, 0, [],
+                                  f"no table work left: the migration is in phase {migration.phase!r}, past "
+                                  f"{work_state!r}")
+            where = phase or "(not initialised)"
+            if where not in waited:
+                waited.append(where)
+                say(f"waiting: migration {name!r} is in phase {where!r}; tables are copied in phase "
+                    f"{work_state!r}, which the leader (`migrator run`) has not reached yet")
+            interrupt.sleep(poll_seconds)
+
+    def _work_tables(self, migration: MigrationView, waited: list[str]) -> WorkReport:
+        self.store.register_worker(migration, "worker", self.lease_ttl)
+        heartbeat = _Heartbeat(self.store, None, self.lease_ttl, migration.id)
+        heartbeat.start()
+        reason = "no tables left"
+        try:
+            flow = MigrationFlow(self.definition, self.registry, self.store, migration, self.config.settings)
+            ctx = PhaseContext(self.config, self.store, flow, self.table_definition, self.registry, self.options,
+                               should_stop=_stop_check(heartbeat), recover=lambda: self.recover_tables(migration),
+                               role="worker")
+            recovered = self.recover_tables(migration)
+            state = self.definition.state(migration.phase)
+            assert state.action is not None
+            done_before = self.store.count_by_state(migration)
+            try:
+                # The phase's own action walks the tables; only the leader fires the move out of it.
+                self.registry.actions[state.action](ctx)
+            except MigratorError as exc:
+                if interrupt.requested() and isinstance(exc, _STOP_ERRORS):
+                    reason = "stopped"
+                    raise interrupt.Interrupted.by(interrupt.stop_signal() or 2, "while working on tables") from exc
+                reason = exc.one_line()
+                raise
+            done_after = self.store.count_by_state(migration)
+            done = set(self.table_definition.tagged("done"))
+            moved = sum(c.tables for c in done_after if c.state in done) - \
+                sum(c.tables for c in done_before if c.state in done)
+            return WorkReport(migration.name, migration.phase, waited, moved, recovered,
+                              "no tables left in this pass; the leader moves the migration on")
+        finally:
+            heartbeat.stopped.set()
+            heartbeat.join()
+            self.store.stop_worker(migration.id, reason)
+
     def _interrupted(self, flow: MigrationFlow, where: str) -> interrupt.Interrupted:
         """The stop a signal asked for, recorded in the history (not as an error: nothing failed)."""
         signum = interrupt.stop_signal()
@@ -264,3 +371,27 @@ class Runner:
 def _stop_check(heartbeat: _Heartbeat) -> Callable[[], bool]:
     """A phase's `should_stop`: the run lost its lease, or a signal asked it to stop."""
     return lambda: heartbeat.lost is not None or interrupt.requested()
+
+
+def _table_work_state(definition: MachineDef) -> str:
+    found = definition.tagged(TABLE_WORK_TAG)
+    if len(found) != 1:
+        raise UsageError(f"route {definition.name!r} has no phase that copies tables, so there is nothing for a "
+                         "worker to do", hint="run `migrator run` alone for this route")
+    return found[0]
+
+
+def _depths(definition: MachineDef) -> dict[str, int]:
+    """Each phase's distance from the initial one: a phase nearer than the table work comes before it
+    (the leader will reach it), a farther one after it (a loop back to copying is the leader's)."""
+    depth = {definition.initial: 0}
+    frontier = [definition.initial]
+    while frontier:
+        following = []
+        for state in frontier:
+            for t in definition.transitions_from(state):
+                if t.dest not in depth:
+                    depth[t.dest] = depth[state] + 1
+                    following.append(t.dest)
+        frontier = following
+    return depth

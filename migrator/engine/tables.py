@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from migrator.engine import parts as parts_engine
 from migrator.engine.definitions import MachineDef, StateDef
-from migrator.errors import InternalError, MigratorError, RemoteError
+from migrator.engine.flows import DEFAULT_TABLE_LEASE_SECONDS as DEFAULT_LEASE_SECONDS
+from migrator.errors import ConcurrentUpdate, InternalError, MigratorError, RemoteError
 from migrator.retry import Backoff
-from migrator.store import TableView
+from migrator.store import PartView, Probe, TableView
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -70,6 +71,8 @@ class TableOutcome:
     #: The failure may pass on another attempt (a transient error), so the run retries it itself.
     retryable: bool = False
     attempt: int = 0
+    #: The table rests in its `parted` state: its parts are to be walked (by any worker).
+    parted: bool = False
 
 
 def completing_trigger(definition: MachineDef, state: StateDef) -> str:
@@ -95,15 +98,25 @@ def work_queue(ctx: "PhaseContext") -> list[TableView]:
 
 
 def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
-         resources: R) -> TableOutcome:
-    """Walk one table to its done state, or into the state needing an operator."""
+         resources: R, keep_owner: bool = False) -> TableOutcome:
+    """Walk one table to its done state, or into the state needing an operator. With
+    ``keep_owner`` (a picked table) the reservation lasts until the walk ends."""
     flow = ctx.table_flow(task)
+    flow.keep_owner = keep_owner
     definition = flow.definition
     try:
         while True:
             state = definition.state(flow.state)
             if "done" in state.tags:
                 return TableOutcome(task.qualified_name, True)
+            if "parted" in state.tags:
+                # Its parts are picked one by one by whichever worker is free (store.pick_work);
+                # the table goes on (its `next` move, guarded by parts_done) once every part is done.
+                if not parts_engine.parts_all_done(ctx.store, flow.task):
+                    return TableOutcome(task.qualified_name, False, "parts in progress", parted=True)
+                assert state.next is not None
+                flow.fire(state.next, parts_done=True)
+                continue
             if "in_flight" in state.tags:
                 assert state.step is not None
                 result = steps[state.step](StepContext(ctx, flow.task, resources))
@@ -119,7 +132,9 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
                 flow.fire(result.move or completing_trigger(definition, state), fields=result.fields)
                 continue
             if ctx.should_stop():
-                # A resting state is a safe point: the next run takes the table from here.
+                # A resting state is a safe point: the next run (or another worker) takes the table from here.
+                if keep_owner:
+                    ctx.store.release_table(flow.task)
                 return TableOutcome(task.qualified_name, False, "stopped before its next step")
             if state.next is None:
                 raise InternalError(f"internal error: table state {state.name!r} names no `next` trigger")
@@ -134,81 +149,255 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
         return TableOutcome(task.qualified_name, False, exc.one_line(), exc.retryable, flow.task.attempt)
 
 
-@dataclass(order=True)
-class _Queued:
-    ready_at: float
-    rank: int
-    task: TableView = field(compare=False)
+@dataclass(frozen=True)
+class _Picking:
+    """What a pick asks the store for, worked out once per pass from the table and part machines'
+    tags: one ordered list of probes (tables and parts further along first), the failed ones to
+    retry, and every state a pass still waits for."""
+
+    states: tuple[str, ...]
+    retry_states: tuple[str, ...]
+    not_done: tuple[str, ...]
+    max_attempts: int
+    probes: tuple[Probe, ...] = ()
+    parted: tuple[str, ...] = ()
+    part_done: tuple[str, ...] = ()
+    part_not_done: tuple[str, ...] = ()
+    part_retry_states: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, ctx: "PhaseContext", with_parts: bool = True) -> "_Picking":
+        definition = ctx.table_definition
+        limit = ctx.config.settings.tables.max_attempts
+        done = set(definition.tagged("done"))
+        in_flight = set(definition.tagged("in_flight"))
+        needs_operator = set(definition.tagged("needs_operator"))
+        parted = tuple(definition.tagged("parted"))
+        order = list(definition.states)
+        resting = [s for s in order if s not in done | in_flight | needs_operator]
+        retry_states = tuple(s for s in order if s in needs_operator)
+        part_def = parts_engine.part_definition()
+        p_order = list(part_def.states)
+        p_done = set(part_def.tagged("done"))
+        p_in_flight = [s for s in p_order if s in set(part_def.tagged("in_flight"))]
+        p_needs_operator = [s for s in p_order if s in set(part_def.tagged("needs_operator"))]
+        p_resting = [s for s in p_order if s not in p_done | set(p_in_flight) | set(p_needs_operator)]
+        # A part goes on while its table is parted, and also once the table failed for another
+        # part (work done is kept); a failed part is retried only while its table is parted.
+        with_table = parted + retry_states
+        part_probes: list[Probe] = []
+        if with_parts:
+            part_probes += [Probe("part", s, table_states=with_table) for s in p_in_flight]  # a dead owner's
+            part_probes += [Probe("part", s, table_states=with_table) for s in reversed(p_resting)]
+            part_probes += [Probe("part", s, limit, table_states=parted) for s in p_needs_operator]
+        # Further along first: a table half-way holds staged files; finishing it frees them. Parts
+        # come before tables not started (their table is half-way), largest first across tables.
+        probes: list[Probe] = []
+        for state in reversed(resting):
+            if state == definition.initial:
+                probes.extend(part_probes)
+            probes.append(Probe("table", state, joinable=state in parted))
+        if definition.initial not in resting:
+            probes.extend(part_probes)
+        probes.extend(Probe("table", s, limit) for s in retry_states)
+        return cls(tuple(reversed(resting)), retry_states, tuple(s for s in order if s not in done), limit,
+                   tuple(probes), parted, tuple(sorted(p_done)), tuple(s for s in p_order if s not in p_done),
+                   tuple(p_needs_operator))
+
+
+def pick(ctx: "PhaseContext", picking: _Picking, lease_seconds: float) -> TableView | PartView | None:
+    """The next table or part for this worker, reserved for it (one store transaction)."""
+    return ctx.store.pick_work(ctx.migration, picking.probes, lease_seconds, part_done_states=picking.part_done)
 
 
 def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
-             open_resources: Callable[[], AbstractContextManager[R]], concurrency: int) -> list[TableOutcome]:
-    """Walk every table of the work queue with ``concurrency`` workers, each with its own resources
-    (connections); one table's failure does not stop the others. A table that failed transiently
-    is retried in this run after a jittered backoff, up to `tables.max_attempts`, while the other
-    tables go on; each scheduled retry is recorded (attempt, reason, wait) for status and history."""
-    limit = ctx.config.settings.tables.max_attempts
+             open_resources: Callable[[], AbstractContextManager[R]], concurrency: int,
+             part_steps: Mapping[str, "parts_engine.PartStep[R]"] | None = None,
+             reconcile_part: "parts_engine.PartReconciler[R] | None" = None) -> list[TableOutcome]:
+    """Walk every table not done with ``concurrency`` threads, each with its own resources
+    (connections); one table's failure does not stop the others.
+
+    Tables and parts come from the store one pick at a time (`Store.pick_work`: index probes,
+    with SKIP LOCKED on PostgreSQL), so any number of processes (`migrator run --worker`) share
+    the pass: each table or part is reserved by one worker from its first step to its last. A
+    table split into parts rests in its `parted` state while its parts are picked, largest first
+    across all parts of all tables, so one table's parts run on several workers and processes at
+    once; once they are all done the table is picked again and goes on (join_parts). A table or
+    part that failed transiently gets a retry time in the store (attempt, reason, wait recorded)
+    and any worker picks it again then, up to `tables.max_attempts`; a part needing an operator
+    fails its table. The pass ends when nothing is left to pick, nothing runs here and nothing
+    is held elsewhere; while others hold work this waits, handing back the tables and parts of
+    workers that died (`ctx.recover`)."""
+    # A process without the strategy's part steps never picks a part (every process of a
+    # migration decides the same from its config: table_steps.any_parted).
+    picking = _Picking.of(ctx, with_parts=part_steps is not None)
     backoff = retry_backoff()
-    queue = [_Queued(0.0, rank, task) for rank, task in enumerate(work_queue(ctx))]
+    lease_seconds = DEFAULT_LEASE_SECONDS
+    if ctx.role == "leader":
+        # A new pass gives every failed table and part with attempts left one more go (as a re-run always did).
+        ctx.store.arm_retries(ctx.migration, picking.retry_states, picking.max_attempts)
+        ctx.store.arm_part_retries(ctx.migration, picking.part_retry_states, picking.max_attempts)
+    _recover(ctx)
+    failed_tables: set[int] = set()
     cond = threading.Condition()
     outcomes: list[TableOutcome] = []
     crashed: list[BaseException] = []
     active = 0
+    finished = False
 
-    def next_task() -> _Queued | None:
-        nonlocal active
+    def next_task() -> TableView | PartView | None:
+        nonlocal active, finished
         with cond:
-            while not ctx.should_stop() and not crashed:
-                now = time.monotonic()
-                ready = sorted(q for q in queue if q.ready_at <= now)
-                if ready:
-                    queue.remove(ready[0])
+            while not ctx.should_stop() and not crashed and not finished:
+                task = pick(ctx, picking, lease_seconds)
+                if task is not None:
                     active += 1
-                    return ready[0]
-                if not queue and active == 0:
+                    return task
+                if active == 0 and not ctx.store.work_elsewhere(
+                        ctx.migration, picking.not_done, picking.retry_states, picking.max_attempts,
+                        part_not_done=picking.part_not_done, part_retry_states=picking.part_retry_states,
+                        parted_states=picking.parted):
+                    _fail_stuck_parted(ctx, picking, outcomes, failed_tables)
+                    finished = True
+                    cond.notify_all()
                     return None
-                soonest = min((q.ready_at for q in queue), default=now + _IDLE_CHECK_SECONDS)
-                cond.wait(timeout=min(max(soonest - now, 0.0), _IDLE_CHECK_SECONDS))
+                cond.wait(timeout=_IDLE_CHECK_SECONDS)
+                if active == 0:
+                    _recover(ctx)  # a worker that died hands its tables back here
             return None
 
-    def settle(item: _Queued, outcome: TableOutcome) -> None:
+    def settle(task: TableView, outcome: TableOutcome) -> None:
         nonlocal active
         with cond:
             active -= 1
-            if not outcome.done and outcome.retryable and outcome.attempt < limit and not ctx.should_stop():
+            limit = picking.max_attempts
+            if outcome.parted:
+                pass  # its parts are picked now; the table again once they are done
+            elif not outcome.done and outcome.retryable and outcome.attempt < limit and not ctx.should_stop():
                 wait = backoff.delay(outcome.attempt)
-                ctx.store.add_event(ctx.migration, item.task.subject, RETRY_EVENT,
-                                    {"attempt": outcome.attempt, "max_attempts": limit, "reason": outcome.error,
-                                     "wait_seconds": round(wait, 1)})
+                ctx.store.schedule_retry(task, wait, RETRY_EVENT,
+                                         {"attempt": outcome.attempt, "max_attempts": limit,
+                                          "reason": outcome.error, "wait_seconds": round(wait, 1)})
                 log.info("%s: retry %d/%d in %.1fs (%s)", outcome.table, outcome.attempt + 1, limit, wait,
                          outcome.error)
-                queue.append(_Queued(time.monotonic() + wait, item.rank, item.task))
             else:
                 outcomes.append(outcome)
             cond.notify_all()
 
+    def fail_table(table_id: int, error: str) -> None:
+        """(under cond) A part needs an operator: its table into its needs-operator state, once."""
+        current = ctx.store.get_table(table_id)
+        flow = ctx.table_flow(current)
+        failure = flow.definition.leading_to(current.state, "needs_operator")
+        if failure is not None and "parted" in flow.definition.state(current.state).tags:
+            try:
+                flow.fire(failure.trigger, error=error)
+            except ConcurrentUpdate:
+                pass  # another worker failed (or moved) it first
+        if table_id not in failed_tables:
+            failed_tables.add(table_id)
+            outcomes.append(TableOutcome(current.qualified_name, False, error, False, current.attempt))
+
+    def settle_part(part: PartView, done: bool, error: str | None, retryable: bool) -> None:
+        nonlocal active
+        with cond:
+            active -= 1
+            now = ctx.store.get_part(part.id)
+            task = ctx.store.get_table(part.table_id)
+            limit = picking.max_attempts
+            if done:
+                pass  # the table is picked again (join_parts) once its last part is done
+            elif retryable and now.attempt < limit and not ctx.should_stop():
+                wait = backoff.delay(now.attempt)
+                ctx.store.schedule_part_retry(now, task.subject, wait, RETRY_EVENT,
+                                              {"attempt": now.attempt, "max_attempts": limit, "reason": error,
+                                               "wait_seconds": round(wait, 1)})
+                log.info("%s part %s: retry %d/%d in %.1fs (%s)", task.qualified_name, now.label, now.attempt + 1,
+                         limit, wait, error)
+            elif not ctx.should_stop():
+                # A part that needs an operator fails its table (once): the table's retry (a re-run)
+                # takes the parts not done from where they are.
+                fail_table(task.id, f"part {now.label}: {error}")
+            cond.notify_all()
+
+    def walk_picked_part(part: PartView, resources: R) -> None:
+        if part_steps is None:
+            raise InternalError(f"internal error: part {part.label} picked, but the strategy gave no part steps")
+        try:
+            result = parts_engine.walk_part(ctx, ctx.store.get_table(part.table_id), part, part_steps,
+                                            reconcile_part, resources, picked=True)
+        except BaseException:
+            settle_part(part, False, "worker crashed", False)
+            raise
+        settle_part(part, *result)
+
     def worker() -> None:
         try:
             with open_resources() as resources:
-                while (item := next_task()) is not None:
+                while (task := next_task()) is not None:
+                    if isinstance(task, PartView):
+                        walk_picked_part(task, resources)
+                        continue
                     try:
-                        outcome = walk(ctx, ctx.store.get_table(item.task.id), steps, resources)
+                        outcome = walk(ctx, task, steps, resources, keep_owner=True)
                     except BaseException:
-                        settle(item, TableOutcome(item.task.qualified_name, False, "worker crashed"))
+                        settle(task, TableOutcome(task.qualified_name, False, "worker crashed"))
                         raise
-                    settle(item, outcome)
+                    settle(task, outcome)
         except BaseException as exc:  # surfaced below, after every worker stopped
             with cond:
                 crashed.append(exc)
                 cond.notify_all()
 
-    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True)
-               for i in range(min(concurrency, max(1, len(queue))))]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    # Parts multiply the work: once a table is split every worker may find something to do. Without
+    # parts, no more workers (each with its own sessions) than tables left to walk.
+    count = max(1, concurrency)
+    if part_steps is None:
+        left = sum(c.tables for c in ctx.store.count_by_state(ctx.migration) if c.state in picking.not_done)
+        count = min(count, max(1, left))
+    workers = [threading.Thread(target=worker, name=f"table-{i}", daemon=True) for i in range(count)]
+    ctx.pass_cache = {}  # what this pass reads once for all its workers (ctx.shared)
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        ctx.pass_cache = None
     if crashed:
         first = crashed[0]
         raise first if isinstance(first, MigratorError) else RemoteError(f"table worker failed: {first}")
     return outcomes
+
+
+def _fail_stuck_parted(ctx: "PhaseContext", picking: _Picking, outcomes: list[TableOutcome],
+                       failed_tables: set[int]) -> None:
+    """At the end of a pass: a table still parted while none of its parts is left to pick (a part
+    needs an operator, with no attempt or retry left) needs an operator too, so a re-run retries
+    it instead of leaving it parted for ever."""
+    if not picking.parted:
+        return
+    for task in ctx.store.list_tables(ctx.migration, states=list(picking.parted)):
+        if parts_engine.parts_all_done(ctx.store, task):
+            continue  # joinable: picked by the next pick (it raced this check)
+        flow = ctx.table_flow(task)
+        failure = flow.definition.leading_to(task.state, "needs_operator")
+        if failure is None:
+            continue
+        try:
+            flow.fire(failure.trigger, error="a part needs an operator (no attempt left)")
+        except ConcurrentUpdate:
+            continue
+        if task.id not in failed_tables:
+            failed_tables.add(task.id)
+            outcomes.append(TableOutcome(task.qualified_name, False, "a part needs an operator", False, task.attempt))
+
+
+def _recover(ctx: "PhaseContext") -> None:
+    try:
+        recovered = ctx.recover()
+    except MigratorError as exc:  # another worker recovered it first, or a store hiccup: the next wait retries
+        log.info("recovering tables of a dead worker: %s", exc.one_line())
+        return
+    if recovered:
+        log.info("handed back %d table(s) whose worker died: %s", len(recovered), ", ".join(recovered[:5]))

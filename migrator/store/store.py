@@ -12,19 +12,20 @@ import secrets
 from functools import lru_cache
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import MISSING, dataclass, replace
 from dataclasses import fields as dc_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DatabaseError, IntegrityError
 
 from migrator.errors import ConcurrentUpdate, LeaseHeld, StoreError, UsageError, masked
 from migrator.procinfo import ProcessIdentity, me, pid_alive
 from migrator.store import db
-from migrator.store.models import Event, Migration, RemoteAction, RunLease, TableTask
-from migrator.store.views import (EventView, LeaseView, MigrationView, RemoteActionView, StateCount, TableSpec,
-                                  TableView)
+from migrator.store.models import Event, Migration, RemoteAction, RunLease, RunWorker, TablePart, TableTask
+from migrator.store.views import (EventView, LeaseView, MigrationView, PartSpec, PartView, RemoteActionView,
+                                  StateCount, TableSpec, TableView, WorkerView)
 
 V = TypeVar("V")
 _INSERT_EVENT = insert(Event)
@@ -45,9 +46,27 @@ def _view(cls: type[V], row: Any) -> V:
     mapping = row._mapping if hasattr(row, "_mapping") else row
     kwargs = {}
     for f in dc_fields(cls):  # type: ignore[arg-type]
+        if f.name not in mapping and f.default is not MISSING:
+            continue  # not a column (e.g. PartView.taken_from): its default
         value = mapping[f.name]
         kwargs[f.name] = _utc(value) if isinstance(value, datetime) else value
     return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe of a pick (`Store.pick_work`): a table or part state to take work from.
+
+    ``max_attempts`` set: failed ones whose retry time has come and with attempts left.
+    ``joinable`` (tables): only a table none of whose parts is left to do.
+    ``table_states`` (parts): only a part whose table rests in one of these states."""
+
+    kind: str  # "table" | "part"
+    state: str
+    max_attempts: int | None = None
+    joinable: bool = False
+    #: (parts) the states their table may rest in for the part to be picked.
+    table_states: tuple[str, ...] = ()
 
 
 class Store:
@@ -306,30 +325,382 @@ class Store:
 
     def fail_table(self, task: TableView, error: str, to_state: str, trigger: str,
                    detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> TableView:
-        return self.move_table(task, trigger, to_state, fields={**(fields or {}), "last_error": masked(error)},
+        # A failed table waits for the next pass unless the worker schedules a retry (schedule_retry).
+        return self.move_table(task, trigger, to_state,
+                               fields={**(fields or {}), "last_error": masked(error), "ready_at": None},
                                detail={"error": error, **(detail or {})}, release_lease=True)
 
-    def renew_table_leases(self, lease_seconds: float) -> int:
+    def renew_table_leases(self, lease_seconds: float, migration_id: int | None = None) -> int:
+        query = update(TableTask).where(TableTask.owner == self.owner_label())
+        if migration_id is not None:  # served by ix_table_task_owner
+            query = query.where(TableTask.migration_id == migration_id)
         with self._tx() as conn:
-            result = conn.execute(update(TableTask).where(TableTask.owner == self.owner_label())
-                                  .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+            result = conn.execute(query.values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
         return int(result.rowcount)
 
+    def claimed_tables(self, migration: MigrationView) -> list[TableView]:
+        """Tables some process holds (owner set): read through ix_table_task_owner, never a scan."""
+        query = select(TableTask.__table__).where(TableTask.migration_id == migration.id,
+                                                  TableTask.owner.is_not(None)).order_by(TableTask.id)
+        with self._read() as conn:
+            return [_view(TableView, r) for r in conn.execute(query).all()]
+
     def orphaned_tables(self, migration: MigrationView) -> list[TableView]:
-        """In-flight tables whose owner is provably gone (dead pid here, or lease expired)."""
+        """Claimed tables whose owner is provably gone (dead pid here, or lease expired)."""
         now = utcnow()
         mine = self.owner_label()
         orphans = []
-        for task in self.list_tables(migration):
+        for task in self.claimed_tables(migration):
             if task.owner is None or task.owner == mine:
                 continue
             if owner_is_dead(task.owner, self.identity.host) or (task.lease_expires_at and task.lease_expires_at < now):
                 orphans.append(task)
         return orphans
 
+    # -- picking work (several workers) ------------------------------------------------------
+
+    def pick_table(self, migration: MigrationView, states: Sequence[str], retry_states: Sequence[str],
+                   max_attempts: int, lease_seconds: float) -> TableView | None:
+        """Reserve the next table (no parts): `pick_work` with table probes only."""
+        probes = [Probe("table", s) for s in states] + [Probe("table", s, max_attempts) for s in retry_states]
+        found = self.pick_work(migration, probes, lease_seconds)
+        assert found is None or isinstance(found, TableView)
+        return found
+
+    def pick_part(self, migration: MigrationView, states: Sequence[str], retry_states: Sequence[str],
+                  max_attempts: int, lease_seconds: float, parted_states: Sequence[str]) -> PartView | None:
+        """Reserve the next part (of a table resting in one of ``parted_states``): `pick_work`."""
+        within = tuple(parted_states)
+        probes = [Probe("part", s, table_states=within) for s in states] + [
+            Probe("part", s, max_attempts, table_states=within) for s in retry_states]
+        found = self.pick_work(migration, probes, lease_seconds)
+        assert found is None or isinstance(found, PartView)
+        return found
+
+    def pick_work(self, migration: MigrationView, probes: Sequence["Probe"], lease_seconds: float, *,
+                  part_done_states: Sequence[str] = ()) -> TableView | PartView | None:
+        """Reserve the next table or part to work on for this process, or None when none is free now.
+
+        The store is the one queue of a pass, for tables and parts alike. ``probes`` are tried in
+        order (the caller puts work further along first); a probe names a table state or a part
+        state, and with ``max_attempts`` it asks for failed ones whose retry time has come. Within
+        a probe the largest goes first: tables by size, parts by their estimated share, across all
+        parts of all tables. Each probe is one walk of an index (ix_table_task_pick /
+        ix_table_part_pick; O(log n), not a scan); on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets
+        concurrent pickers pass over each other's rows instead of queueing on them. The reservation
+        (owner + lease) is the compare-and-set: a row someone holds under a live lease is never
+        picked; one whose lease ran out is (an in-flight part so picked is its dead owner's, which
+        the walk reconciles through the state's `lost` move).
+
+        A part is picked only while its table rests in one of the probe's ``table_states``; a table probe with
+        ``joinable`` set takes a table only when none of its parts is outside ``part_done_states``
+        (a table in its `parted` state goes on once its parts are done)."""
+        now = utcnow()
+        with self._tx() as conn:
+            for probe in probes:
+                if probe.kind == "part":
+                    found = self._probe_part(conn, migration, probe, now)
+                    if found is None:
+                        continue
+                    row = conn.execute(update(TablePart).where(
+                        TablePart.id == found.id, TablePart.version == found.version,
+                    ).values(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=lease_seconds),
+                             ready_at=None, version=TablePart.version + 1).returning(*TablePart.__table__.c)).first()
+                    if row is not None:
+                        # Who held it before (a dead worker, for a part picked in flight): its walk says so.
+                        return replace(_view(PartView, row), taken_from=found.owner)
+                    continue
+                found = self._probe_table(conn, migration, probe, part_done_states, now)
+                if found is None:
+                    continue
+                row = conn.execute(update(TableTask).where(
+                    TableTask.id == found.id, TableTask.version == found.version,
+                ).values(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=lease_seconds),
+                         ready_at=None, version=TableTask.version + 1).returning(*TableTask.__table__.c)).first()
+                if row is not None:
+                    return _view(TableView, row)
+        return None
+
+    @staticmethod
+    def _probe_table(conn: Connection, migration: MigrationView, probe: "Probe", part_done_states: Sequence[str],
+                     now: datetime) -> Any:
+        free = or_(TableTask.owner.is_(None), TableTask.lease_expires_at < now)
+        query = select(TableTask.id, TableTask.version).where(
+            TableTask.migration_id == migration.id, TableTask.state == probe.state, free)
+        if probe.max_attempts is not None:
+            query = query.where(TableTask.attempt < probe.max_attempts, TableTask.ready_at.is_not(None),
+                                TableTask.ready_at <= now)
+        if probe.joinable:
+            # Every part done (one probe of uq_table_part per candidate; parted tables are few).
+            open_part = select(TablePart.id).where(TablePart.table_id == TableTask.id,
+                                                   TablePart.state.not_in(list(part_done_states)))
+            query = query.where(~open_part.exists())
+        # size_mb DESC, id DESC: one backward walk of the index (mixed directions would sort).
+        query = (query.order_by(TableTask.size_mb.desc(), TableTask.id.desc()).limit(1)
+                 .with_for_update(skip_locked=True, of=TableTask.__table__))
+        return conn.execute(query).first()
+
+    @staticmethod
+    def _probe_part(conn: Connection, migration: MigrationView, probe: "Probe", now: datetime) -> Any:
+        free = or_(TablePart.owner.is_(None), TablePart.lease_expires_at < now)
+        query = select(TablePart.id, TablePart.version, TablePart.owner).join(
+            TableTask.__table__, TableTask.id == TablePart.table_id).where(
+            TablePart.migration_id == migration.id, TablePart.state == probe.state, free,
+            TableTask.state.in_(list(probe.table_states)))
+        if probe.max_attempts is not None:
+            query = query.where(TablePart.attempt < probe.max_attempts, TablePart.ready_at.is_not(None),
+                                TablePart.ready_at <= now)
+        # est_mb DESC, id DESC: largest first across all parts of all tables, one index walk;
+        # only the part's row is locked (the table's row is shared by its parts' pickers).
+        query = (query.order_by(TablePart.est_mb.desc(), TablePart.id.desc()).limit(1)
+                 .with_for_update(skip_locked=True, of=TablePart.__table__))
+        return conn.execute(query).first()
+
+    def release_table(self, task: TableView) -> bool:
+        """Give back a table this process reserved (or whose owner is provably dead) in a resting
+        state: the compare-and-set on version and owner leaves it alone if anybody moved it."""
+        with self._tx() as conn:
+            result = conn.execute(update(TableTask).where(
+                TableTask.id == task.id, TableTask.version == task.version, TableTask.owner == task.owner,
+            ).values(owner=None, lease_expires_at=None, version=TableTask.version + 1))
+        return result.rowcount == 1
+
+    def arm_retries(self, migration: MigrationView, retry_states: Sequence[str], max_attempts: int) -> int:
+        """A new pass: failed tables with attempts left may be picked again from now on."""
+        with self._tx() as conn:
+            result = conn.execute(update(TableTask).where(
+                TableTask.migration_id == migration.id, TableTask.state.in_(list(retry_states)),
+                TableTask.attempt < max_attempts, TableTask.owner.is_(None),
+            ).values(ready_at=utcnow()))
+        return int(result.rowcount)
+
+    def schedule_retry(self, task: TableView, wait_seconds: float, trigger: str,
+                       detail: Mapping[str, Any]) -> None:
+        """A table that failed transiently is picked again after ``wait_seconds`` (by any worker);
+        the scheduled retry and its event commit together."""
+        with self._tx() as conn:
+            conn.execute(update(TableTask).where(TableTask.id == task.id, TableTask.owner.is_(None))
+                         .values(ready_at=utcnow() + timedelta(seconds=wait_seconds)))
+            self._event(conn, task.migration_id, task.subject, trigger, None, None, detail)
+
+    def work_elsewhere(self, migration: MigrationView, not_done_states: Sequence[str],
+                       retry_states: Sequence[str], max_attempts: int, *,
+                       part_not_done: Sequence[str] = (), part_retry_states: Sequence[str] = (),
+                       parted_states: Sequence[str] = ()) -> int:
+        """Tables and parts not done that this process cannot pick now but a pass must wait for:
+        held by another process, or failed with a retry scheduled. All read through the indexes."""
+        mine = self.owner_label()
+        held = select(func.count()).where(
+            TableTask.migration_id == migration.id, TableTask.owner.is_not(None), TableTask.owner != mine,
+            TableTask.state.in_(list(not_done_states)))
+        waiting = select(func.count()).where(
+            TableTask.migration_id == migration.id, TableTask.state.in_(list(retry_states)),
+            TableTask.ready_at.is_not(None), TableTask.attempt < max_attempts, TableTask.owner.is_(None))
+        queries = [held, waiting]
+        if part_not_done:
+            queries.append(select(func.count()).where(
+                TablePart.migration_id == migration.id, TablePart.owner.is_not(None), TablePart.owner != mine,
+                TablePart.state.in_(list(part_not_done))))
+        if part_retry_states:  # only parts a pick can take: their table rests in its parted state
+            queries.append(select(func.count()).select_from(TablePart.__table__).join(
+                TableTask.__table__, TableTask.id == TablePart.table_id).where(
+                TablePart.migration_id == migration.id, TablePart.state.in_(list(part_retry_states)),
+                TablePart.ready_at.is_not(None), TablePart.attempt < max_attempts, TablePart.owner.is_(None),
+                TableTask.state.in_(list(parted_states))))
+        with self._read() as conn:
+            return sum(int(conn.execute(q).scalar_one()) for q in queries)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def register_worker(self, migration: MigrationView, role: str, ttl_seconds: float) -> WorkerView:
+        """This process works on ``migration``'s tables (a row per process, kept after it stops)."""
+        ident = self.identity
+        now = utcnow()
+        holder = self.owner_label()
+        values = dict(role=role, host=ident.host, pid=ident.pid, started_at=now, heartbeat_at=now,
+                      expires_at=now + timedelta(seconds=ttl_seconds), stopped_at=None)
+        with self._tx() as conn:
+            result = conn.execute(update(RunWorker).where(
+                RunWorker.migration_id == migration.id, RunWorker.holder == holder).values(**values))
+            if result.rowcount == 0:
+                conn.execute(insert(RunWorker).values(migration_id=migration.id, holder=holder, **values))
+            if role != "leader":
+                self._event(conn, migration.id, "run", "worker_joined", None, None, {"holder": holder, "role": role})
+        return WorkerView(migration.id, holder, **values)  # type: ignore[arg-type]
+
+    def renew_worker(self, migration_id: int, ttl_seconds: float) -> None:
+        now = utcnow()
+        with self._tx() as conn:
+            conn.execute(update(RunWorker).where(
+                RunWorker.migration_id == migration_id, RunWorker.holder == self.owner_label(),
+            ).values(heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
+
+    def stop_worker(self, migration_id: int, reason: str) -> None:
+        now = utcnow()
+        with self._tx() as conn:
+            result = conn.execute(update(RunWorker).where(
+                RunWorker.migration_id == migration_id, RunWorker.holder == self.owner_label(),
+                RunWorker.stopped_at.is_(None)).values(stopped_at=now, heartbeat_at=now))
+            if result.rowcount == 1:
+                self._event(conn, migration_id, "run", "worker_left", None, None,
+                            {"holder": self.owner_label(), "reason": reason})
+
+    def list_workers(self, migration: MigrationView | None = None) -> list[WorkerView]:
+        query = select(RunWorker.__table__).order_by(RunWorker.migration_id, RunWorker.id)
+        if migration is not None:
+            query = query.where(RunWorker.migration_id == migration.id)
+        with self._read() as conn:
+            return [_view(WorkerView, r) for r in conn.execute(query).all()]
+
     def owner_label(self) -> str:
         ident = self.identity
         return f"{ident.host}:{ident.pid}:{ident.started or '-'}"
+
+    # -- table parts -------------------------------------------------------------------------
+
+    def add_parts(self, task: TableView, specs: Sequence[PartSpec], initial_state: str) -> list[PartView]:
+        """Record a table's parts (boundaries) once, before the first part starts: a table that has
+        parts keeps them (the compare-and-set is "no part recorded yet"); returns the stored parts."""
+        now = utcnow()
+        with self._tx() as conn:
+            known = conn.execute(select(func.count()).select_from(TablePart)
+                                 .where(TablePart.table_id == task.id)).scalar_one()
+            if not known and specs:
+                conn.execute(insert(TablePart), [{
+                    "migration_id": task.migration_id, "table_id": task.id, "part_no": s.part_no,
+                    "parts_total": s.parts_total, "part_column": s.part_column, "lower_bound": s.lower_bound,
+                    "upper_bound": s.upper_bound, "est_rows": s.est_rows, "est_mb": s.est_mb,
+                    "state": initial_state, "version": 1, "attempt": 0, "updated_at": now} for s in specs])
+                self._event(conn, task.migration_id, task.subject, "parts_planned", task.state, task.state,
+                            {"parts": len(specs), "column": specs[0].part_column,
+                             "bounds": [[s.lower_bound, s.upper_bound] for s in specs][:64]})
+        return self.list_parts(task.id)
+
+    def list_parts(self, table_id: int) -> list[PartView]:
+        query = select(TablePart.__table__).where(TablePart.table_id == table_id).order_by(TablePart.part_no)
+        with self._read() as conn:
+            return [_view(PartView, r) for r in conn.execute(query).all()]
+
+    def migration_parts(self, migration: MigrationView) -> list[PartView]:
+        query = (select(TablePart.__table__).where(TablePart.migration_id == migration.id)
+                 .order_by(TablePart.table_id, TablePart.part_no))
+        with self._read() as conn:
+            return [_view(PartView, r) for r in conn.execute(query).all()]
+
+    def has_parts(self, migration: MigrationView) -> bool:
+        """Whether any table of the migration has parts (one probe of ix_table_part_pick)."""
+        query = select(TablePart.id).where(TablePart.migration_id == migration.id).limit(1)
+        with self._read() as conn:
+            return conn.execute(query).first() is not None
+
+    def get_part(self, part_id: int) -> PartView:
+        with self._read() as conn:
+            row = conn.execute(select(TablePart.__table__).where(TablePart.id == part_id)).first()
+        if row is None:
+            raise UsageError(f"no table part with id {part_id}")
+        return _view(PartView, row)
+
+    def part_counts(self, migration: MigrationView, done_states: Sequence[str]) -> dict[int, tuple[int, int]]:
+        """table id -> (parts total, parts in one of ``done_states``): for status (read-only)."""
+        done = func.sum(func.cast(TablePart.state.in_(list(done_states)), Integer)) if done_states else None
+        query = (select(TablePart.table_id, func.count(), func.coalesce(done, 0))
+                 .where(TablePart.migration_id == migration.id).group_by(TablePart.table_id))
+        with self._read() as conn:
+            return {int(t): (int(n), int(d)) for t, n, d in conn.execute(query)}
+
+    def move_part(self, part: PartView, subject: str, trigger: str, to_state: str, *,
+                  fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None,
+                  take_lease_seconds: float | None = None, release_lease: bool = False,
+                  new_attempt: bool = False, event: str | None = None,
+                  event_detail: Mapping[str, Any] | None = None) -> PartView:
+        """The one compare-and-set every part move goes through (state and version). ``event``
+        adds a second event row in the same transaction (e.g. `part_loaded`)."""
+        values: dict[str, Any] = dict(fields or {})
+        now = utcnow()
+        values.update(state=to_state, updated_at=now, version=TablePart.version + 1)
+        if take_lease_seconds is not None:
+            values.update(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=take_lease_seconds))
+        elif release_lease:
+            values.update(owner=None, lease_expires_at=None)
+        if new_attempt:
+            values["attempt"] = TablePart.attempt + 1
+        with self._tx() as conn:
+            row = conn.execute(update(TablePart).where(
+                TablePart.id == part.id, TablePart.state == part.state, TablePart.version == part.version,
+            ).values(**values).returning(*TablePart.__table__.c)).first()
+            if row is None:
+                raise ConcurrentUpdate(f"part {part.label} of {subject} is no longer {part.state!r} "
+                                       f"(version {part.version}): another worker moved it; nothing was written")
+            self._event(conn, part.migration_id, subject, trigger, part.state, to_state,
+                        {"part": part.part_no, **(detail or {})})
+            if event is not None:
+                self._event(conn, part.migration_id, subject, event, to_state, to_state,
+                            {"part": part.part_no, **(event_detail or {})})
+        return _view(PartView, row)
+
+    def drop_parts(self, task: TableView, reason: str) -> int:
+        """Forget a table's parts (the table was made again, so a new copy plans new boundaries)."""
+        from sqlalchemy import delete
+
+        with self._tx() as conn:
+            result = conn.execute(delete(TablePart).where(TablePart.table_id == task.id))
+            if result.rowcount:
+                self._event(conn, task.migration_id, task.subject, "parts_dropped", task.state, task.state,
+                            {"parts": int(result.rowcount), "reason": reason})
+        return int(result.rowcount)
+
+    def renew_part_leases(self, lease_seconds: float, migration_id: int | None = None) -> int:
+        query = update(TablePart).where(TablePart.owner == self.owner_label())
+        if migration_id is not None:  # served by ix_table_part_owner
+            query = query.where(TablePart.migration_id == migration_id)
+        with self._tx() as conn:
+            result = conn.execute(query.values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+        return int(result.rowcount)
+
+    def release_part(self, part: PartView) -> bool:
+        """Give back a part this process reserved, in a resting state (compare-and-set on version and owner)."""
+        with self._tx() as conn:
+            result = conn.execute(update(TablePart).where(
+                TablePart.id == part.id, TablePart.version == part.version, TablePart.owner == part.owner,
+            ).values(owner=None, lease_expires_at=None, version=TablePart.version + 1))
+        return result.rowcount == 1
+
+    def arm_part_retries(self, migration: MigrationView, retry_states: Sequence[str], max_attempts: int) -> int:
+        """A new pass: failed parts with attempts left may be picked again (once their table is parted)."""
+        with self._tx() as conn:
+            result = conn.execute(update(TablePart).where(
+                TablePart.migration_id == migration.id, TablePart.state.in_(list(retry_states)),
+                TablePart.attempt < max_attempts, TablePart.owner.is_(None),
+            ).values(ready_at=utcnow()))
+        return int(result.rowcount)
+
+    def schedule_part_retry(self, part: PartView, subject: str, wait_seconds: float, trigger: str,
+                            detail: Mapping[str, Any]) -> None:
+        """A part that failed transiently is picked again after ``wait_seconds`` (by any worker);
+        the scheduled retry and its event commit together."""
+        with self._tx() as conn:
+            conn.execute(update(TablePart).where(TablePart.id == part.id, TablePart.owner.is_(None))
+                         .values(ready_at=utcnow() + timedelta(seconds=wait_seconds)))
+            self._event(conn, part.migration_id, subject, trigger, None, None, {"part": part.part_no, **detail})
+
+    def expire_dead_part_leases(self, migration: MigrationView) -> list[PartView]:
+        """Parts held by a process provably gone (its pid is dead on this host): their leases end
+        now, so the next pick takes them on (a lease that ran out anywhere is already free)."""
+        mine = self.owner_label()
+        query = select(TablePart.__table__).where(TablePart.migration_id == migration.id,
+                                                  TablePart.owner.is_not(None), TablePart.owner != mine)
+        with self._read() as conn:
+            held = [_view(PartView, r) for r in conn.execute(query).all()]
+        dead = [p for p in held if p.owner and owner_is_dead(p.owner, self.identity.host)]
+        expired = []
+        for part in dead:
+            with self._tx() as conn:
+                result = conn.execute(update(TablePart).where(
+                    TablePart.id == part.id, TablePart.version == part.version, TablePart.owner == part.owner,
+                ).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+            if result.rowcount == 1:
+                expired.append(part)
+        return expired
 
     # -- events ------------------------------------------------------------------------------
 
@@ -359,9 +730,19 @@ class Store:
             return {row.subject: _view(EventView, row) for row in conn.execute(query).all()}
 
     def first_event_time(self, migration: MigrationView, trigger: str) -> datetime | None:
-        query = select(func.min(Event.at)).where(Event.migration_id == migration.id, Event.trigger == trigger)
+        # The first one written (lowest id): one probe of ix_event_migration_trigger, where min(at)
+        # read every such event (one per table).
+        query = (select(Event.at).where(Event.migration_id == migration.id, Event.trigger == trigger)
+                 .order_by(Event.id).limit(1))
         with self._read() as conn:
             return _utc(conn.execute(query).scalar())
+
+    def newest_event_id(self, migration: MigrationView) -> int | None:
+        """The id of the migration's newest event: whether anything happened since a reader looked."""
+        query = select(func.max(Event.id)).where(Event.migration_id == migration.id)
+        with self._read() as conn:
+            found = conn.execute(query).scalar()
+        return int(found) if found is not None else None
 
     def bytes_moved(self, migration: MigrationView) -> int:
         # Bytes of tables whose load is recorded: the store reads columns, the machine owns state names.

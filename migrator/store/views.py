@@ -50,6 +50,7 @@ class TableView:
     last_error: str | None
     step_timings: dict[str, Any] = field(default_factory=dict)
     updated_at: datetime | None = None
+    ready_at: datetime | None = None
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -93,6 +94,19 @@ class LeaseView:
 
 
 @dataclass(frozen=True)
+class WorkerView:
+    migration_id: int
+    holder: str
+    role: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+    stopped_at: datetime | None
+
+
+@dataclass(frozen=True)
 class RemoteActionView:
     action_key: str
     status: str
@@ -118,3 +132,52 @@ class StateCount:
     tables: int
     rows: int
     size_mb: int
+
+
+@dataclass(frozen=True)
+class PartView:
+    id: int
+    migration_id: int
+    table_id: int
+    part_no: int
+    parts_total: int
+    part_column: str | None
+    lower_bound: str | None
+    upper_bound: str | None
+    est_rows: int
+    est_mb: int
+    state: str
+    version: int
+    attempt: int
+    owner: str | None
+    lease_expires_at: datetime | None
+    staging_prefix: str | None
+    manifest_url: str | None
+    rows_unloaded: int | None
+    bytes_unloaded: int | None
+    files_unloaded: int | None
+    rows_loaded: int | None
+    source_checksum: str | None
+    target_checksum: str | None
+    last_error: str | None
+    updated_at: datetime | None = None
+    ready_at: datetime | None = None
+    #: Not a column: set by a pick, the owner the part had before (a dead worker's, when picked in flight).
+    taken_from: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.part_no + 1}/{self.parts_total}"
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """A part as planned: its range (text bounds, None open) and its estimated share of the table."""
+
+    part_no: int
+    parts_total: int
+    part_column: str | None
+    lower_bound: str | None
+    upper_bound: str | None
+    est_rows: int
+    est_mb: int

@@ -94,4 +94,10 @@ def inventory_of(ctx: "PhaseContext", source: Session) -> dict[tuple[str, str], 
     """The source's tables by their identity, the (schema, table) pair (never a joined text:
     ``"a.b"."c"`` and ``"a"."b.c"`` are two tables)."""
     t = ctx.config.settings.tables
-    return {info.pair: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
+
+    def read() -> dict[tuple[str, str], TableInfo]:
+        return {info.pair: info for info in read_inventory(source, include=t.include, exclude=t.exclude)}
+
+    # Inside a pass over the tables, read once and shared by every worker of this process (it
+    # was read again by each of them: 6 + concurrency catalog reads of every table per pass).
+    return ctx.shared("source_inventory", read)  # type: ignore[no-any-return]

@@ -25,6 +25,7 @@ from migrator.strategies import (common, cutover, encryption, preflight_checks, 
                                  window)
 from migrator.strategies.mirror import mirror_logging, mirror_source, mirror_usage_limits, rename_notes
 from migrator.strategies.sessions import inventory_of, session, target_section
+from migrator.warehouse import parts as wparts
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo
@@ -217,7 +218,9 @@ def replay_objects(ctx: "PhaseContext") -> str:
 
 @REGISTRY.action("rehearse")
 def rehearse(ctx: "PhaseContext") -> str:
-    """Unload the largest table once to measure throughput and estimate the write freeze."""
+    """Unload the largest table once to measure throughput and estimate the write freeze; a table
+    big enough for parts (tables.part_size) is sampled: one part is unloaded and the rate scaled
+    to the whole table, instead of unloading all of it."""
     if recorded.recorded(ctx, REHEARSAL_KEY) is not None:
         return "rehearsed"
     settings = ctx.config.settings
@@ -225,23 +228,36 @@ def rehearse(ctx: "PhaseContext") -> str:
     tasks = ctx.store.list_tables(ctx.migration, order_by_size=True)
     total_rows = sum(t.source_rows for t in tasks)
     largest = tasks[0]
+    staging_uri = settings.staging.s3_uri.rstrip("/") + "/_rehearsal"
+    sampled: dict[str, Any] = {}
     with session(ctx, "source") as source:
         info = inventory_of(ctx, source)[largest.pair]
-        unloaded = pipeline.unload_table(source, info.schema, info.name, info.columns,
-                                         staging_uri=settings.staging.s3_uri.rstrip("/") + "/_rehearsal",
-                                         migration=ctx.migration.name, attempt=0,
-                                         iam_role_arn=settings.staging.iam_role_arn,
-                                         kms_key_id=settings.staging.kms_key_id)
+        wanted = table_steps.wants_parts(ctx.config, largest)
+        ranges = wparts.plan_ranges(source, info, wanted) if wanted > 1 else []
+        if len(ranges) > 1:
+            part = max(ranges, key=lambda r: r.rows)  # the largest part: the least overhead per row
+            slices = wparts.slice_count(source)
+            unloaded = wparts.unload_part(source, info, part, staging_uri=staging_uri, migration=ctx.migration.name,
+                                          attempt=0, iam_role_arn=settings.staging.iam_role_arn,
+                                          kms_key_id=settings.staging.kms_key_id,
+                                          estimated_bytes=largest.size_mb * 1024 * 1024 * 2 // len(ranges),
+                                          source_slices=slices, target_slices=slices)
+            sampled = {"sampled_part": part.part_no, "parts": len(ranges), "table_rows": sum(r.rows for r in ranges)}
+        else:
+            unloaded = pipeline.unload_table(source, info.schema, info.name, info.columns, staging_uri=staging_uri,
+                                             migration=ctx.migration.name, attempt=0,
+                                             iam_role_arn=settings.staging.iam_role_arn,
+                                             kms_key_id=settings.staging.kms_key_id)
     staging.cleanup_prefix(recorded.clients(ctx).client("s3"), unloaded.prefix)
     rate = unloaded.rows / unloaded.seconds if unloaded.seconds > 0 and unloaded.rows > 0 else None
     # Unload and load take about as long as each other; validation adds a scan of each side.
     estimate = (3 * total_rows / rate / settings.tables.concurrency) if rate else None
     recorded.remember(ctx, REHEARSAL_KEY, {"table": largest.qualified_name, "rows": unloaded.rows,
                                            "seconds": round(unloaded.seconds, 3), "rows_per_second": rate,
-                                           "estimated_freeze_seconds": estimate})
+                                           "estimated_freeze_seconds": estimate, **sampled})
     common.progress_event(ctx, "migration", {"rehearsal_table": largest.qualified_name,
                                              "rows_per_second": round(rate or 0),
-                                             "estimated_freeze_seconds": round(estimate or 0)})
+                                             "estimated_freeze_seconds": round(estimate or 0), **sampled})
     return "rehearsed"
 
 
@@ -303,8 +319,11 @@ def copy_tables(ctx: "PhaseContext") -> str:
 
 def _walk_tables(ctx: "PhaseContext") -> None:
     """Every table not done, through the table steps; refuses to go on while any needs an operator."""
+    parted = table_steps.any_parted(ctx)
     outcomes = tables_engine.walk_all(ctx, table_steps.STEPS.steps, lambda: table_steps.TableWorker(ctx),
-                                      ctx.config.settings.tables.concurrency)
+                                      ctx.config.settings.tables.concurrency,
+                                      part_steps=table_steps.PART_STEPS if parted else None,
+                                      reconcile_part=table_steps.reconcile_part if parted else None)
     if ctx.tables_not_done():
         failed = [o for o in outcomes if not o.done]
         listed = "; ".join(f"{o.table}: {o.error}" for o in failed[:5]) or "tables need an operator"

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from migrator.errors import RemoteError, TransientError
 from migrator.store import TableSpec
 from migrator.strategies import common, recorded
+from migrator.strategies.part_plan import PARTS_CHECKED, done_ranges, recopy_differing
 from migrator.warehouse import checksum, replay
+from migrator.warehouse import parts as wparts
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo, matches, read_inventory
 from migrator.names import table_key
@@ -60,6 +62,8 @@ class Findings:
     dropped: list[Pair] = field(default_factory=list)
     altered: list[TableInfo] = field(default_factory=list)
     changed: list[Pair] = field(default_factory=list)
+    #: Tables copied in parts: the numbers of the parts that differ (only those are copied again).
+    parts: dict[Pair, list[int]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.created or self.dropped or self.altered or self.changed)
@@ -112,7 +116,7 @@ def find_differences(ctx: "PhaseContext", source: Session, target: Session, open
     done_states = set(ctx.table_definition.tagged("done"))
     dropped = dropped_state(ctx.table_definition)
     found = Findings()
-    to_compare: list[TableInfo] = []
+    to_compare: list[tuple[TableInfo, list[wparts.PartRange] | None]] = []
     for task in ctx.store.list_tables(ctx.migration):
         info = on_source.get(task.pair)
         if info is None:
@@ -128,16 +132,20 @@ def find_differences(ctx: "PhaseContext", source: Session, target: Session, open
         if task.state not in done_states:
             found.changed.append(task.pair)
             continue
-        to_compare.append(info)
-    found.changed += _differing(ctx, open_session, to_compare)
+        parts = ctx.store.list_parts(task.id)
+        to_compare.append((info, done_ranges(parts, info) if parts and len(done_ranges(parts, info)) == len(parts)
+                           else None))
+    found.changed += _differing(ctx, open_session, to_compare, found.parts)
     known = {task.pair for task in ctx.store.list_tables(ctx.migration)}
     found.created += [info for pair, info in on_source.items() if pair not in known]
     return found
 
 
-def _differing(ctx: "PhaseContext", open_session: Any, infos: list[TableInfo]) -> list[Pair]:
+def _differing(ctx: "PhaseContext", open_session: Any, infos: list[tuple[TableInfo, list[wparts.PartRange] | None]],
+               parts: dict[Pair, list[int]]) -> list[Pair]:
     """The tables whose rows or checksum differ between the clusters, compared by several session
-    pairs at once; a failure of any comparison fails the pass."""
+    pairs at once; a failure of any comparison fails the pass. A table copied in parts is compared
+    part by part (one grouped pass per side), and its differing parts are noted in ``parts``."""
     pending = list(infos)
     lock = threading.Lock()
     differing: list[Pair] = []
@@ -148,7 +156,14 @@ def _differing(ctx: "PhaseContext", open_session: Any, infos: list[TableInfo]) -
                 with lock:
                     if not pending:
                         return
-                    info = pending.pop()
+                    info, ranges = pending.pop()
+                if ranges:
+                    differ = wparts.differing_parts(source, target, info, ranges)
+                    if differ:
+                        with lock:
+                            differing.append(info.pair)
+                            parts[info.pair] = differ
+                    continue
                 a = checksum.fingerprint(source, info.schema, info.name, info.columns)
                 b = checksum.fingerprint(target, info.schema, info.name, info.columns)
                 if (a.rows, a.checksum) != (b.rows, b.checksum):
@@ -189,12 +204,22 @@ def apply(ctx: "PhaseContext", source: Session, target: Session, found: Findings
         ctx.store.add_tables(ctx.migration, [TableSpec(i.schema, i.name, i.size_mb, i.rows) for i in new],
                              ctx.table_definition.initial)
     recopy += [info.pair for info in rebuilt if info not in new]
+    for info in rebuilt:
+        # A table made again: its parts (and their boundaries) belonged to the old one.
+        task = ctx.store.find_table(ctx.migration, info.schema, info.name)
+        if task is not None:
+            ctx.store.drop_parts(task, "the table was made again in the cutover window")
     pending = ctx.table_definition.initial
     for pair in recopy:
         task = ctx.store.find_table(ctx.migration, *pair)
         if task is not None and task.state != pending and any(
                 t.trigger == "recopy" for t in ctx.table_definition.transitions_from(task.state)):
-            ctx.table_flow(task).fire("recopy", detail={"reason": "differs from the source in the cutover window"})
+            fields = {}
+            if pair in found.parts:
+                recopy_differing(ctx, task, found.parts[pair], "differs from the source in the cutover window")
+                fields = {"step_timings": {**(task.step_timings or {}), PARTS_CHECKED: True}}
+            ctx.table_flow(task).fire("recopy", detail={"reason": "differs from the source in the cutover window"},
+                                      fields=fields)
 
 
 def confirm_quiet(ctx: "PhaseContext", source: Session) -> None:

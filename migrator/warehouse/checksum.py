@@ -19,7 +19,7 @@ from migrator.errors import ValidationMismatch
 from migrator.names import table_key
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo
-from migrator.warehouse.sql import qualified, quote_ident
+from migrator.warehouse.sql import qualified, query, quote_ident
 
 
 def _text(col: ColumnInfo) -> str:
@@ -94,7 +94,7 @@ class Comparison:
 
 #: Redshift prints floats with DBL_DIG/FLT_DIG + extra_float_digits digits; its default 0 gives
 #: 15 for a DOUBLE, which hides a one-ulp difference. 2 is its maximum (17 digits: exact).
-FLOAT_DIGITS_SQL = "SET extra_float_digits TO 2"
+FLOAT_DIGITS_SQL = query("exact_float_text")
 
 
 def exact_float_text(session: Session) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -60,6 +60,13 @@ class Keepalive:
 
 
 KEEPALIVE = Keepalive()
+#: The settings every session of the tool runs with, each made once when the connection opens
+#: (sql/<name>.sql), outside any transaction.
+SESSION_SETTINGS = ("session_setup", "exact_float_text")
+#: What prepare() set on each connection: a statement repeating one of them is not sent again.
+_IN_EFFECT: "weakref.WeakKeyDictionary[Any, frozenset[str]]" = weakref.WeakKeyDictionary()
+#: How many of its latest statements a session remembers (for messages and tests).
+STATEMENT_MEMORY = 256
 #: Limit for establishing a connection (TCP, TLS and authentication), never for statements.
 CONNECT_TIMEOUT = 30
 #: Statement kinds that only read: a connection lost while one runs leaves nothing to reconcile.
@@ -164,10 +171,12 @@ def prepare(conn: Any) -> Any:
     conn.autocommit = True
     cur = conn.cursor()
     try:
-        cur.execute(query("session_setup"))
+        for name in SESSION_SETTINGS:
+            cur.execute(query(name))
     finally:
         cur.close()
         conn.autocommit = autocommit
+    _IN_EFFECT[conn] = frozenset(query(name) for name in SESSION_SETTINGS)
     return conn
 
 
@@ -196,11 +205,16 @@ def close_quietly(conn: Any) -> None:
 
 @dataclass
 class Session:
-    """One connection plus timing. ``statements`` lists every statement this session ran."""
+    """One connection plus timing. ``statements`` holds the last STATEMENT_MEMORY statements this
+    session ran (a worker's session runs for the whole pass: tens of thousands of tables must not
+    grow it without bound); ``ran`` counts them all."""
 
     conn: Any
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    statements: list[str] = field(default_factory=list)
+    statements: deque[str] = field(default_factory=lambda: deque(maxlen=STATEMENT_MEMORY))
+    ran: int = 0
+    #: Statements not sent because prepare() already made them for the whole session.
+    settled: int = 0
     #: Set once the connection died: nothing more is sent on it.
     lost: bool = False
 
@@ -224,6 +238,11 @@ class Session:
         otherwise (a read, or a statement inside a transaction, which the server rolls back
         because no COMMIT can reach it any more). A session whose connection was lost sends
         nothing more: its next statements fail at once with TransientError ("not sent")."""
+        if sql in _IN_EFFECT.get(self.conn, ()):
+            # A session setting prepare() made for the whole session (e.g. exact float text): the
+            # SET a step sends before each use would be one more round trip per table for nothing.
+            self.settled += 1
+            return []
         self._refuse_if_lost(what or kind)
         started = time.perf_counter()
         cur = self.conn.cursor()
@@ -241,6 +260,7 @@ class Session:
             except Exception:  # a dead connection cannot close its cursor; the error above matters
                 pass
         self.statements.append(sql)
+        self.ran += 1
         return rows
 
     def _refuse_if_lost(self, what: str) -> None:

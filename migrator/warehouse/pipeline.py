@@ -40,6 +40,7 @@ from migrator.warehouse.sql import (
     DataFormat,
     copy_sql,
     csv_marker_check,
+    delete_where_sql,
     qualified,
     query,
     quote_ident,
@@ -177,25 +178,27 @@ def _refuse_csv_marker_in_data(session: Session, schema: str, table: str, column
                           hint="change those values, or exclude the table and copy it by hand")
 
 
-def marker_name(migration: str, schema: str, table: str) -> str:
+def marker_name(migration: str, schema: str, table: str, part: int | None = None) -> str:
     """The marker table of one load target: a digest of the (migration, schema, table) triple,
-    so any names fit in 127 bytes and two targets never share a marker table."""
-    digest = hashlib.sha256("\x00".join((migration, schema, table)).encode("utf-8")).hexdigest()[:32]
+    so any names fit in 127 bytes and two targets never share a marker table. A table part is
+    a load target of its own (its digest also covers the part number)."""
+    key = (migration, schema, table) if part is None else (migration, schema, table, "part", str(int(part)))
+    digest = hashlib.sha256("\x00".join(key).encode("utf-8")).hexdigest()[:32]
     return f"load_marker_{digest}"
 
 
-def marker_sql(name: str, migration: str, schema: str, table: str) -> str:
+def marker_sql(name: str, migration: str, schema: str, table: str, part: int | None = None) -> str:
     """A named marker query (bookkeeping, marker_delete/insert/read) for this load target."""
-    return query(name).format(marker=qualified(BOOKKEEPING_SCHEMA, marker_name(migration, schema, table)))
+    return query(name).format(marker=qualified(BOOKKEEPING_SCHEMA, marker_name(migration, schema, table, part)))
 
 
 def marker_writes(migration: str, schema: str, table: str, attempt: int, manifest_url: str,
-                  rows: int) -> list[tuple[str, list[Any]]]:
+                  rows: int, part: int | None = None) -> list[tuple[str, list[Any]]]:
     """The statements that record a load, run inside the load's own transaction. They touch
     only this target's marker table: concurrent loads of other tables write other tables."""
     key = [migration, schema, table]
-    return [(marker_sql("marker_delete", *key), key),
-            (marker_sql("marker_insert", *key), key + [attempt, manifest_url, rows])]
+    return [(marker_sql("marker_delete", *key, part=part), key),
+            (marker_sql("marker_insert", *key, part=part), key + [attempt, manifest_url, rows])]
 
 
 def ensure_bookkeeping(session: Session) -> list[str]:
@@ -209,10 +212,10 @@ def ensure_bookkeeping(session: Session) -> list[str]:
     return [statement]
 
 
-def ensure_marker(session: Session, migration: str, schema: str, table: str) -> str:
+def ensure_marker(session: Session, migration: str, schema: str, table: str, part: int | None = None) -> str:
     """Create this target's marker table if missing, committed on its own before the load's
     transaction (so the load transaction writes only the target and its marker)."""
-    statement = marker_sql("bookkeeping", migration, schema, table)
+    statement = marker_sql("bookkeeping", migration, schema, table, part)
     session.run(statement, kind="bookkeeping")
     if not session.conn.autocommit:
         session.commit()
@@ -266,12 +269,15 @@ def stage_statements(into: str, columns: list[ColumnInfo]) -> tuple[str, str, st
 def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url: str, fmt: DataFormat,
                       iam_role_arn: str, migration: str, attempt: int, explicit_ids: bool,
                       expected_rows: int, columns: list[ColumnInfo],
-                      on_statement: StatementHook | None = None) -> LoadResult:
+                      on_statement: StatementHook | None = None, part: int | None = None,
+                      where: tuple[str, list[Any]] | None = None) -> LoadResult:
     """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, check the count,
     write the marker, COMMIT. Any failure rolls the whole thing back; the table is then as
     before and the load can simply run again. ``session`` must not be in autocommit; the
     marker table is created (and committed) first if missing. ``columns`` (the table's, in
-    order) decide whether a CSV load of VARBYTE goes through a temporary table (binary_stage)."""
+    order) decide whether a CSV load of VARBYTE goes through a temporary table (binary_stage).
+    A table part (``part`` with its range ``where``): the DELETE takes only the part's range and
+    the marker is the part's own, so parts load (and reload) one by one, each exactly once."""
     if session.conn.autocommit:
         raise ValueError("load_exactly_once needs a transactional (autocommit off) session")
     staged = binary_stage(fmt, columns)
@@ -282,10 +288,12 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
     else:
         copy = copy_sql(schema, table, manifest_url, iam_role_arn=iam_role_arn, fmt=fmt.name,
                         explicit_ids=explicit_ids)
-    statements = [ensure_marker(session, migration, schema, table), f"DELETE FROM {qualified(schema, table)}", copy]
+    delete = f"DELETE FROM {qualified(schema, table)}" if where is None else delete_where_sql(schema, table, where[0])
+    statements = [ensure_marker(session, migration, schema, table, part), delete, copy]
     started = time.perf_counter()
     try:
-        session.run(statements[1], kind="load", what=f"DELETE FROM {table_key(schema, table)}")
+        session.run(statements[1], list(where[1]) if where else None, kind="load",
+                    what=f"DELETE FROM {table_key(schema, table)}")
         if staged is not None:
             session.run(create_stage, kind="load", what=f"stage {table_key(schema, table)}")
         try:
@@ -302,7 +310,7 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
             session.run(insert_from_stage, kind="load", what=f"INSERT {table_key(schema, table)} from stage")
             session.run(drop_stage, kind="load", what="drop stage")
             statements += [create_stage, insert_from_stage, drop_stage]
-        for sql, params in marker_writes(migration, schema, table, attempt, manifest_url, loaded):
+        for sql, params in marker_writes(migration, schema, table, attempt, manifest_url, loaded, part):
             session.run(sql, params, kind="load")
             statements.append(sql)
         session.commit()
@@ -315,12 +323,12 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
 
 
 def reconcile_load(session: Session, migration: str, schema: str, table: str,
-                   attempt: int | None = None) -> MarkerState:
+                   attempt: int | None = None, part: int | None = None) -> MarkerState:
     """After a crash with the table 'loading': did the load commit? The marker is written in the
     load's own transaction, so it exists exactly when the rows do."""
-    name = marker_name(migration, schema, table)
+    name = marker_name(migration, schema, table, part)
     exists = int(session.run(query("bookkeeping_exists"), [name], kind="bookkeeping")[0][0])
-    rows = session.run(marker_sql("marker_read", migration, schema, table), [migration, schema, table],
+    rows = session.run(marker_sql("marker_read", migration, schema, table, part), [migration, schema, table],
                        kind="bookkeeping") if exists else []
     if not session.conn.autocommit:
         session.rollback()  # end the read-only transaction the driver opened

@@ -98,7 +98,7 @@ def query(name: str) -> str:
 # --------------------------------------------------------------------------- UNLOAD / COPY
 
 PARQUET = "PARQUET"
-TEXT = "TEXT"  # pipe-delimited, ESCAPE and NULL AS '\N' on both sides, gzip (no ADDQUOTES: see text_options)
+TEXT = "TEXT"  # pipe-delimited, ESCAPE and NULL AS '\N' on both sides, uncompressed (no ADDQUOTES: see text_options)
 #: For tables with VARBYTE, which COPY loads from CSV (hex), Parquet or ORC only, and UNLOAD
 #: writes to text or CSV only ("Loading a column of the VARBYTE data type").
 CSV = "CSV"
@@ -149,14 +149,17 @@ def text_options() -> str:
     """Delimited text, the same on UNLOAD and COPY. ESCAPE makes every delimiter, newline and
     backslash in the data unambiguous, so ADDQUOTES/REMOVEQUOTES are not needed (and VARBYTE
     refuses them); a backslash is escaped, so a string ``\\N`` never reads as the NULL marker,
-    and an empty string stays an empty field, apart from NULL."""
-    return f"DELIMITER AS '|' ESCAPE NULL AS {option_literal(NULL_MARKER)} GZIP"
+    and an empty string stays an empty field, apart from NULL. Uncompressed: COPY splits a large
+    uncompressed delimited file into scan ranges across the slices, while a GZIP (or ZSTD) file
+    loads on one slice ("Loading data files": only uncompressed CSV and columnar files split)."""
+    return f"DELIMITER AS '|' ESCAPE NULL AS {option_literal(NULL_MARKER)}"
 
 
 def csv_options() -> str:
     """CSV, the same on UNLOAD and COPY: fields holding the delimiter, quotes or line breaks are
-    quoted; VARBYTE is hex; NULL is CSV_NULL_MARKER (see there)."""
-    return f"FORMAT AS CSV NULL AS {option_literal(CSV_NULL_MARKER)} GZIP"
+    quoted; VARBYTE is hex; NULL is CSV_NULL_MARKER (see there). Uncompressed, so COPY can split
+    it (see text_options)."""
+    return f"FORMAT AS CSV NULL AS {option_literal(CSV_NULL_MARKER)}"
 
 
 def csv_marker_check(schema: str, table: str, text_columns: list[str]) -> str | None:
@@ -177,10 +180,45 @@ PARQUET_UNLOAD_FORBIDDEN = ("DELIMITER", "FIXEDWIDTH", "ADDQUOTES", "ESCAPE", "N
                             "BZIP2", "ZSTD")
 
 
-def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_id: str, fmt: str) -> str:
+#: UNLOAD's MAXFILESIZE bounds ("UNLOAD": 5 MB to 6.2 GB).
+MIN_FILE_BYTES = 5 * 1024 ** 2
+MAX_FILE_BYTES = int(6.2 * 1024 ** 3)
+
+
+def files_per_slice(source_slices: int, target_slices: int) -> int:
+    """Files each source slice should write so the UNLOAD's file count (source slices x this) is a
+    multiple of the target's slices: COPY then spreads the files evenly over every target slice."""
+    from math import gcd
+
+    s, t = max(1, source_slices), max(1, target_slices)
+    return t // gcd(s, t)
+
+
+def max_file_size(estimated_bytes: int, source_slices: int, target_slices: int) -> int | None:
+    """MAXFILESIZE (bytes) for an UNLOAD of about ``estimated_bytes``: each of the source's slices
+    writes files_per_slice() files, so the count is a multiple of the target's slices; None when
+    the data is too small for 5 MB files to give that many (then one file per slice)."""
+    per_slice = max(0, estimated_bytes) / max(1, source_slices)
+    k = files_per_slice(source_slices, target_slices)
+    # Any size in [share/k, share/(k-1)) gives a slice exactly k files; aim for the middle, so a
+    # slice holding a little more or less than its share still writes k (one file: 25% headroom).
+    size = int(per_slice / (k - 0.5)) if k > 1 else int(per_slice * 1.25)
+    if size < MIN_FILE_BYTES:
+        return None
+    return min(size, MAX_FILE_BYTES)
+
+
+def size_option(size_bytes: int) -> str:
+    """MAXFILESIZE's value in MB (the unit Redshift documents, an integer here)."""
+    return f"MAXFILESIZE {max(5, -(-size_bytes // 1024 ** 2))} MB"
+
+
+def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_id: str, fmt: str,
+               max_file_bytes: int | None = None) -> str:
     """UNLOAD with SSE-KMS under the given key, a verbose manifest, and CLEANPATH so a rerun
     of the same attempt replaces what a crashed run left. IAM role only: no access keys.
-    Parquet carries no text options (it refuses them); text carries text_options()."""
+    Parquet carries no text options (it refuses them); text carries text_options().
+    PARALLEL ON (every slice writes its own files), and MAXFILESIZE when given (max_file_size)."""
     split_s3_url(prefix_url)
     parts = [f"UNLOAD ({option_literal(query_text)})", f"TO {option_literal(prefix_url)}",
              f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}"]
@@ -192,7 +230,9 @@ def unload_sql(query_text: str, prefix_url: str, *, iam_role_arn: str, kms_key_i
         parts.append(csv_options())
     else:
         raise ValueError(f"unknown format {fmt}")
-    parts += ["MANIFEST VERBOSE", f"ENCRYPTED KMS_KEY_ID {option_literal(kms_key_id)}", "CLEANPATH"]
+    parts += ["MANIFEST VERBOSE", f"ENCRYPTED KMS_KEY_ID {option_literal(kms_key_id)}", "CLEANPATH", "PARALLEL ON"]
+    if max_file_bytes is not None:
+        parts.append(size_option(max_file_bytes))
     return " ".join(parts)
 
 
@@ -216,6 +256,98 @@ def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, f
         parts.append("EXPLICIT_IDS")
     parts += ["COMPUPDATE OFF", "STATUPDATE OFF"]
     return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- table parts (ranges)
+
+#: Column types whose ranges are cheap to cut and to read (zone maps on a sort key skip the rest).
+RANGE_TYPES = ("smallint", "int2", "integer", "int4", "int", "bigint", "int8", "numeric", "decimal", "date",
+               "timestamp")
+
+
+def rangeable(type_name: str) -> bool:
+    t = type_name.strip().lower()
+    return t.startswith(RANGE_TYPES) and not t.startswith(("timestamp with time zone", "timestamptz"))
+
+
+def _bound_cast(type_name: str) -> str:
+    t = type_name.strip().lower()
+    if t.startswith(("numeric", "decimal")):
+        return type_name  # keep its precision and scale
+    if t.startswith("date"):
+        return "DATE"
+    if t.startswith("timestamp"):
+        return "TIMESTAMP"
+    return "BIGINT"
+
+
+def range_predicate(column: str, type_name: str, lower: str | None, upper: str | None,
+                    first: bool) -> tuple[str, list[str]]:
+    """A part's WHERE text with its bounds as parameters: lower <= col < upper (None open);
+    the first part also holds the column's NULLs, so the parts cover every row exactly once."""
+    col, cast = quote_ident(column), _bound_cast(type_name)
+    terms, params = [], []
+    if lower is not None:
+        terms.append(f"{col} >= CAST(%s AS {cast})")
+        params.append(lower)
+    if upper is not None:
+        terms.append(f"{col} < CAST(%s AS {cast})")
+        params.append(upper)
+    where = " AND ".join(terms) or "TRUE"
+    if first:
+        where = f"({where} OR {col} IS NULL)"
+    return where, params
+
+
+def inline_predicate(column: str, type_name: str, lower: str | None, upper: str | None, first: bool) -> str:
+    """range_predicate with its bounds written as literals: UNLOAD's query is itself a literal and
+    takes no parameters. The bounds are our own text of numbers and dates, escaped all the same."""
+    where, params = range_predicate(column, type_name, lower, upper, first)
+    for value in params:
+        if "\x00" in value:
+            raise ValueError("a NUL character cannot appear in a bound")
+        where = where.replace("%s", "'" + value.replace("'", "''") + "'", 1)
+    return where
+
+
+def unload_part_query(schema: str, table: str, columns: list[tuple[str, str]], fmt: str, where: str) -> str:
+    """The SELECT of one part's UNLOAD (unload_query with the part's inline predicate)."""
+    return f"{unload_query(schema, table, columns, fmt)} WHERE {where}"
+
+
+def part_prefix(staging_uri: str, migration: str, schema: str, table: str, part_no: int, attempt: int) -> str:
+    """``<table prefix>/part-<nnnnn>/attempt-<n>/``: under the table's own prefix, so the table's
+    cleanup and the rollback's cover it; a part's attempts never share a prefix."""
+    table_prefix = staging_prefix(staging_uri, migration, schema, table, 0).rstrip("/").rsplit("/", 1)[0]
+    return f"{table_prefix}/part-{int(part_no):05d}/attempt-{int(attempt)}/"
+
+
+def part_bounds_sql(schema: str, table: str, column: str) -> str:
+    """min, max and rows of the part column: cheap on a sort key (zone maps), one column otherwise."""
+    col = quote_ident(column)
+    return f"SELECT MIN({col}), MAX({col}), COUNT(*) FROM {qualified(schema, table)}"
+
+
+def part_counts_sql(schema: str, table: str, predicates: list[str]) -> str:
+    """Rows in each part, in one pass over the one column (each predicate's parameters in order)."""
+    items = ", ".join(f"SUM(CASE WHEN {p} THEN 1 ELSE 0 END)" for p in predicates)
+    return f"SELECT {items} FROM {qualified(schema, table)}"
+
+
+def delete_where_sql(schema: str, table: str, where: str) -> str:
+    return f"DELETE FROM {qualified(schema, table)} WHERE {where}"
+
+
+def analyze_sql(schema: str, table: str) -> str:
+    return f"ANALYZE {qualified(schema, table)}"
+
+
+def vacuum_sort_sql(schema: str, table: str) -> str:
+    return f"VACUUM SORT ONLY {qualified(schema, table)}"
+
+
+def count_sql(schema: str, table: str) -> str:
+    return f"SELECT COUNT(*) FROM {qualified(schema, table)}"
 
 
 # --------------------------------------------------------------------------- probe (one sampled row)

@@ -118,9 +118,9 @@ def test_a_lost_session_sends_nothing_more(sandbox: SandboxClient, session: Sess
     sandbox.faults.add("drop_connection", match={"statement": "select", "cluster": sandbox.info.source_cluster_id})
     with pytest.raises(OutcomeUnknown):
         session.run("select 1", kind="load", what="DELETE FROM public.a")
-    sent = list(session.statements)
+    sent, ran = list(session.statements), session.ran
     with pytest.raises(TransientError, match="DELETE FROM public.b: not sent"):
         session.run("select 2", kind="load", what="DELETE FROM public.b")
     with pytest.raises(TransientError, match="commit: not sent"):
         session.commit()
-    assert session.statements == sent
+    assert list(session.statements) == sent and session.ran == ran

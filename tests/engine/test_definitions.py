@@ -26,7 +26,7 @@ def test_every_shipped_definition_loads_with_its_own_registry(name: str) -> None
 
 
 def test_shipped_files_are_exactly_the_known_machines() -> None:
-    assert sorted(p.stem for p in states_dir().glob("*.yaml")) == ["modify", "snapshot-restore", "table",
+    assert sorted(p.stem for p in states_dir().glob("*.yaml")) == ["modify", "part", "snapshot-restore", "table",
                                                                    "unload-copy"]
 
 

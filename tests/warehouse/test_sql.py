@@ -77,9 +77,12 @@ def test_unload_sql_golden() -> None:
     assert tree.find(exp.Table).name == HOSTILE  # type: ignore[union-attr]
     assert [c.name for c in tree.expressions] == ["id", "it's"]
     assert m.group(2) == (f"IAM_ROLE '{ROLE}' FORMAT AS PARQUET MANIFEST VERBOSE ENCRYPTED KMS_KEY_ID 'alias/k' "
-                          "CLEANPATH")
-    text = unload_sql(query, "s3://bucket/p/", iam_role_arn=ROLE, kms_key_id="alias/k", fmt=TEXT)
-    assert "DELIMITER AS '|' ESCAPE NULL AS '\\\\N' GZIP" in text and "ADDQUOTES" not in text
+                          "CLEANPATH PARALLEL ON")
+    text = unload_sql(query, "s3://bucket/p/", iam_role_arn=ROLE, kms_key_id="alias/k", fmt=TEXT,
+                      max_file_bytes=64 * 1024 ** 2)
+    # Never one unsplittable GZIP stream: uncompressed text, every slice writing files of at most MAXFILESIZE.
+    assert "DELIMITER AS '|' ESCAPE NULL AS '\\\\N' MANIFEST" in text and "ADDQUOTES" not in text
+    assert "GZIP" not in text and text.endswith("PARALLEL ON MAXFILESIZE 64 MB")
     for forbidden in ("ACCESS_KEY", "SECRET", "CREDENTIALS", "TOKEN"):
         assert forbidden not in sql.upper() and forbidden not in text.upper()
 
@@ -89,7 +92,7 @@ def test_copy_sql_golden_parses() -> None:
     tree = sqlglot.parse_one(sql, read="redshift")
     assert isinstance(tree, exp.Copy)
     assert tree.this.name == HOSTILE and tree.this.db == "Ops Data"
-    assert sql.endswith("MANIFEST DELIMITER AS '|' ESCAPE NULL AS '\\\\N' GZIP EXPLICIT_IDS "
+    assert sql.endswith("MANIFEST DELIMITER AS '|' ESCAPE NULL AS '\\\\N' EXPLICIT_IDS "
                         "COMPUPDATE OFF STATUPDATE OFF")
     assert " ENCRYPTED" not in sql  # SSE-KMS files: ENCRYPTED would mean client-side encryption
     parquet = copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=False)
@@ -230,3 +233,28 @@ def test_redshift_acl_letters_map_to_redshift_privileges() -> None:
     from migrator.warehouse.replay.acl import _TABLE_PRIVS
 
     assert _TABLE_PRIVS["D"] == "DROP" and _TABLE_PRIVS["x"] == "REFERENCES"
+
+
+def test_max_file_size_makes_the_file_count_a_multiple_of_the_target_slices() -> None:
+    from migrator.warehouse.sql import MIN_FILE_BYTES, files_per_slice, max_file_size
+
+    assert files_per_slice(4, 2) == 1 and files_per_slice(2, 4) == 2 and files_per_slice(6, 4) == 2
+    gb = 1024 ** 3
+    size = max_file_size(2 * gb, source_slices=2, target_slices=16)
+    assert size is not None
+    per_slice = gb  # 2 GB over 2 slices, each writing ceil(1 GB / size) files
+    files = 2 * -(-per_slice // size)
+    assert files % 16 == 0, files
+    assert max_file_size(10 * 1024 ** 2, 2, 4) is None  # too small for 5 MB files: one per slice
+    assert max_file_size(10 ** 13, 2, 2) == int(6.2 * gb)
+    assert max_file_size(200 * 1024 ** 2, 2, 2) >= MIN_FILE_BYTES
+
+
+def test_range_predicates_cover_every_row_once_and_bind_their_bounds() -> None:
+    from migrator.warehouse.sql import inline_predicate, range_predicate
+
+    first = range_predicate("id", "bigint", None, "100", True)
+    assert first == ('("id" < CAST(%s AS BIGINT) OR "id" IS NULL)', ["100"])
+    assert range_predicate("id", "bigint", "100", None, False) == ('"id" >= CAST(%s AS BIGINT)', ["100"])
+    assert range_predicate("d", "date", "2024-01-01", "2024-02-01", False)[1] == ["2024-01-01", "2024-02-01"]
+    assert inline_predicate("x", "date", "it's", None, False) == '"x" >= CAST(\'it\'\'s\' AS DATE)'

@@ -460,6 +460,23 @@ select userid, query, xid, pid, starttime, endtime,
        0 as from_sp_call
 from pg_sandbox.query_log where pg_sandbox.sees_user(userid);
 
+-- SYS_QUERY_DETAIL ("SYS_QUERY_DETAIL": one row per step of a query; step_name scan/insert/delete
+-- with the permanent table's table_id and table_name), the columns the tool reads, from the same
+-- step logs as stl_scan/stl_insert/stl_delete: so it keeps what they keep (seven days here; a
+-- stricter window than Redshift's SYS retention can only make usage look older). A regular user
+-- sees only their own rows, as in the STL views.
+drop view if exists pg_sandbox.sys_query_detail;
+create view pg_sandbox.sys_query_detail as
+select userid as user_id, query::bigint as query_id, 'scan'::text as step_name, tbl as table_id,
+       perm_table_name as table_name, starttime as start_time, endtime as end_time
+from pg_sandbox.stl_scan where pg_sandbox.sees_user(userid) and type = 2
+union all
+select userid, query::bigint, 'insert'::text, tbl, null::char(136), starttime, endtime
+from pg_sandbox.stl_insert where pg_sandbox.sees_user(userid)
+union all
+select userid, query::bigint, 'delete'::text, tbl, null::char(136), starttime, endtime
+from pg_sandbox.stl_delete where pg_sandbox.sees_user(userid);
+
 drop view if exists pg_sandbox.stl_query;
 create view pg_sandbox.stl_query as
 select userid, query, label::char(320) as label, xid, pid, db_name::char(32) as database,
@@ -837,3 +854,11 @@ drop view if exists pg_sandbox.stv_wlm_classification_config;
 create view pg_sandbox.stv_wlm_classification_config as
 select * from pg_sandbox.wlm_classification where pg_sandbox.is_superuser();
 grant select on pg_sandbox.stv_wlm_service_class_config, pg_sandbox.stv_wlm_classification_config to public;
+
+-- STV_SLICES: one row per slice of the cluster ("STV_SLICES": node, slice, localslice, type).
+-- UNLOAD (PARALLEL ON) writes at least one file per slice of this count.
+drop view if exists pg_sandbox.stv_slices;
+create view pg_sandbox.stv_slices as
+select (s.slice / 2)::int as node, s.slice::int as slice, (s.slice % 2)::int as localslice, 'D'::char(1) as type
+from pg_sandbox.cluster_info i, generate_series(0, i.slices - 1) as s(slice);
+grant select on pg_sandbox.stv_slices to public;

@@ -155,6 +155,10 @@ class CopyIntercept:
         schema, relname = self._resolve(backend)
         check_fault(self.ctx, "copy", f"{schema}.{relname}", session)
         check_role(self.ctx, o.auth, session)
+        if backend.transaction_status == "T":
+            # Concurrent COPYs into one table are a serialised load ("Use a single COPY command"):
+            # the second waits until the first's transaction ends.
+            backend.query(f"lock table {self.qualified} in share row exclusive mode")
         columns = self._target_columns(backend, relname)
         self._check_varbyte(columns)
         s3 = self.ctx.s3_client_factory()

@@ -138,6 +138,7 @@ class UnloadIntercept:
             raise BackendError("0A000", "VARBYTE columns can only be unloaded to text or CSV format")
         self._prepare_destination(s3, bucket, prefix)
         rows = self._query_rows(backend, query, columns)
+        self._slice_count = self._cluster_slices(backend)
         files = self._render(bucket, prefix, columns, rows)
         total_bytes = 0
         for f in files:
@@ -232,8 +233,18 @@ class UnloadIntercept:
             ext += comp
         return ext
 
+    def _cluster_slices(self, backend: Backend) -> int:
+        """The cluster's own slice count (pg_sandbox.cluster_info, what STV_SLICES shows), so a
+        2-slice and a 4-slice cluster write different numbers of files; the context's default
+        where the catalogue has none."""
+        try:
+            found = backend.query("select slices from pg_sandbox.cluster_info limit 1").rows
+        except Exception:  # noqa: BLE001 - a bare PostgreSQL without the catalogue
+            found = []
+        return int(found[0][0]) if found and found[0][0] else self.ctx.slices
+
     def _slices(self, rows: list[Row]) -> list[list[Row]]:
-        count = max(1, self.ctx.slices) if self.opts.parallel else 1
+        count = max(1, getattr(self, "_slice_count", self.ctx.slices)) if self.opts.parallel else 1
         size = math.ceil(len(rows) / count) if rows else 0
         return [rows[i * size:(i + 1) * size] for i in range(count)]
 
