@@ -45,7 +45,7 @@ def test_leader_and_worker_share_a_tables_parts_and_finish_the_part_a_killed_wor
     # Each COPY takes a while, so both processes hold parts of the same tables at once.
     m.sb.faults.add("latency", times=-1, match={"statement": "copy", "cluster": m.target}, seconds=0.3)
     doomed = subprocess.Popen(migrator_command("run", "--worker", "-c", str(m.config)), cwd=m.directory,
-                              env={**m.env, "MIGRATOR_FAILPOINT": "after_part_load_commit"},
+                              env={**m.limited_env(), "MIGRATOR_FAILPOINT": "after_part_load_commit"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         run = m.cli("run")

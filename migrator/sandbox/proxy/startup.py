@@ -37,7 +37,6 @@ class SessionStartup(BackendRelay):
             if await self._startup():
                 log.info("cluster %s: session pid=%s user=%s from %s", self.proxy.cluster_id,
                          self.info.pid, self.info.user, peer)
-                await self._session_event("initiating session")
                 await self._serve()
         except Dropped:
             log.warning("cluster %s: connection pid=%s dropped by fault", self.proxy.cluster_id, self.info.pid)
@@ -107,6 +106,9 @@ class SessionStartup(BackendRelay):
         self._counted = True
         self.proxy.stats.connections_total += 1
         self.proxy.stats.connections_open += 1
+        # Logged before the client hears it is in: a session it can use is already in
+        # STL_CONNECTION_LOG, so a query right after a connect (or a close) finds its row.
+        await self._session_event("initiating session")
         out = [wire.auth_request(wire.AUTH_OK)]
         out += [wire.parameter_status(k, v) for k, v in self._startup_params.items()]
         out.append(wire.message(b"K", struct.pack("!Ii", *self.backend_key)))
