@@ -15,7 +15,7 @@ from transitions import EventData, Machine, MachineError
 
 from migrator.engine.definitions import MachineDef
 from migrator.engine.registry import GuardContext, Registry
-from migrator.errors import InternalError, PreflightFailed
+from migrator.errors import InternalError, MigratorError, PreflightFailed
 
 Persist = Callable[[str, str, Mapping[str, Any]], Any]
 
@@ -103,3 +103,17 @@ class PersistedMachine:
             raise PreflightFailed(f"{self.definition.name}: {trigger!r} from {self.state!r} refused by guard(s) "
                                   f"{', '.join(dict.fromkeys(self.model.failed_guards))}")
         return self.model.subject
+
+    def fail_for_operator(self, problem: str, fields: Mapping[str, Any]) -> None:
+        """A step found a problem only an operator can fix: take this state's failure move."""
+        failure = self.definition.leading_to(self.state, "needs_operator")
+        if failure is None:
+            raise InternalError(f"internal error: {self.definition.name} state {self.state!r} has no failure move")
+        self.fire(failure.trigger, error=problem, fields=fields)
+
+    def fail_on_error(self, exc: MigratorError) -> None:
+        """A step raised: record it through the failure move, unless the subject is already done
+        (a failure after the last move changes nothing) or this state has none."""
+        failure = self.definition.leading_to(self.state, "needs_operator")
+        if failure is not None and "done" not in self.definition.state(self.state).tags:
+            self.fire(failure.trigger, error=exc.one_line(), detail={"retryable": exc.retryable})

@@ -136,10 +136,7 @@ def walk_part(ctx: "PhaseContext", task: TableView, part: PartView, steps: Mappi
                 assert state.step is not None
                 result = steps[state.step](PartStepContext(ctx, task, flow.part, resources))
                 if result.problem is not None:
-                    failure = definition.leading_to(state.name, "needs_operator")
-                    if failure is None:
-                        raise InternalError(f"internal error: part state {state.name!r} has no failure move")
-                    flow.fire(failure.trigger, error=result.problem, fields=result.fields)
+                    flow.fail_for_operator(result.problem, result.fields)
                     return False, result.problem, False
                 if result.move is not None and result.move not in state.moves:
                     raise InternalError(f"internal error: step {state.step!r} asked for move {result.move!r}")
@@ -158,10 +155,7 @@ def walk_part(ctx: "PhaseContext", task: TableView, part: PartView, steps: Mappi
     except InternalError:
         raise
     except MigratorError as exc:
-        state = definition.state(flow.state)
-        failure = definition.leading_to(state.name, "needs_operator")
-        if failure is not None and "done" not in state.tags:
-            flow.fire(failure.trigger, error=exc.one_line(), detail={"retryable": exc.retryable})
+        flow.fail_on_error(exc)
         return False, exc.one_line(), exc.retryable and flow.part.attempt < limit
 
 

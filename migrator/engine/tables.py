@@ -121,10 +121,7 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
                 assert state.step is not None
                 result = steps[state.step](StepContext(ctx, flow.task, resources))
                 if result.problem is not None:
-                    failure = definition.leading_to(state.name, "needs_operator")
-                    if failure is None:
-                        raise InternalError(f"internal error: table state {state.name!r} has no failure move")
-                    flow.fire(failure.trigger, error=result.problem, fields=result.fields)
+                    flow.fail_for_operator(result.problem, result.fields)
                     return TableOutcome(task.qualified_name, False, result.problem)
                 if result.move is not None and result.move not in state.moves:
                     raise InternalError(f"internal error: step {state.step!r} asked for move {result.move!r}, "
@@ -142,10 +139,7 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
     except InternalError:
         raise
     except MigratorError as exc:
-        state = definition.state(flow.state)
-        failure = definition.leading_to(state.name, "needs_operator")
-        if failure is not None and "done" not in state.tags:
-            flow.fire(failure.trigger, error=exc.one_line(), detail={"retryable": exc.retryable})
+        flow.fail_on_error(exc)
         return TableOutcome(task.qualified_name, False, exc.one_line(), exc.retryable, flow.task.attempt)
 
 
