@@ -64,8 +64,8 @@ _TEXT_ROUTE = "delimited text with ESCAPE and NULL AS '\\N' on both sides"
 
 
 def choose_format(columns: list[ColumnInfo]) -> DataFormat:
-    """Parquet unless a column's type cannot go through it, or the table has an IDENTITY
-    column (its values need COPY EXPLICIT_IDS, which COPY from Parquet does not take)."""
+    """Parquet unless a column's type cannot go through it. An IDENTITY column does not stop it:
+    COPY from Parquet takes EXPLICIT_IDS ("COPY from columnar data formats")."""
     binary = [f"{c.name} ({c.type})" for c in columns if c.type.lower().startswith(_BINARY)]
     if binary:
         return DataFormat(CSV, "COPY loads " + ", ".join(binary) + " from CSV, Parquet or ORC only, and UNLOAD "
@@ -74,10 +74,6 @@ def choose_format(columns: list[ColumnInfo]) -> DataFormat:
     blocking = [f"{c.name} ({c.type})" for c in columns if c.type.lower().startswith(_NOT_PARQUET)]
     if blocking:
         return DataFormat(TEXT, "Parquet cannot carry " + ", ".join(blocking) + "; using " + _TEXT_ROUTE)
-    identity = [c.name for c in columns if c.identity]
-    if identity:
-        return DataFormat(TEXT, f"IDENTITY column {', '.join(identity)} needs COPY EXPLICIT_IDS, which COPY "
-                          "from Parquet does not accept; using " + _TEXT_ROUTE)
     return DataFormat(PARQUET, "every column type maps to Parquet")
 
 

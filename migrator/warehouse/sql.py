@@ -172,9 +172,10 @@ def csv_marker_check(schema: str, table: str, text_columns: list[str]) -> str | 
 
 
 #: The only parameters "COPY from columnar data formats" lists (besides FORMAT AS): FROM,
-#: IAM_ROLE/CREDENTIALS, STATUPDATE, MANIFEST, ACCEPTINVCHARS. No COMPUPDATE, no EXPLICIT_IDS.
+#: IAM_ROLE/CREDENTIALS (or access keys), STATUPDATE, MANIFEST, ACCEPTINVCHARS, FILLRECORD and
+#: EXPLICIT_IDS. No COMPUPDATE.
 COLUMNAR_COPY_PARAMETERS = ("FROM", "IAM_ROLE", "CREDENTIALS", "STATUPDATE", "MANIFEST", "ACCEPTINVCHARS",
-                            "FORMAT")
+                            "FILLRECORD", "EXPLICIT_IDS", "FORMAT")
 #: UNLOAD ... FORMAT PARQUET refuses these.
 PARQUET_UNLOAD_FORBIDDEN = ("DELIMITER", "FIXEDWIDTH", "ADDQUOTES", "ESCAPE", "NULL AS", "HEADER", "GZIP",
                             "BZIP2", "ZSTD")
@@ -240,15 +241,14 @@ def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, f
              explicit_ids: bool, temporary: bool = False) -> str:
     """COPY from the manifest. Never ``ENCRYPTED`` (that means client-side encryption; the
     staged files are SSE-KMS and S3 decrypts them for the role). Parquet: only the parameters
-    the columnar list names (so no EXPLICIT_IDS: IDENTITY tables take the text route)."""
+    the columnar list names, EXPLICIT_IDS among them ("COPY from columnar data formats"), so an
+    IDENTITY table keeps its ids on the Parquet route too."""
     split_s3_url(manifest_url)
     into = quote_ident(table) if temporary else qualified(schema, table)  # a temp table has no schema to name
     parts = [f"COPY {into}", f"FROM {option_literal(manifest_url)}",
              f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}", "MANIFEST"]
     if fmt == PARQUET:
-        if explicit_ids:
-            raise ValueError("COPY from Parquet takes no EXPLICIT_IDS; IDENTITY tables go by the text route")
-        return " ".join(parts + ["FORMAT AS PARQUET", "STATUPDATE OFF"])
+        return " ".join(parts + ["FORMAT AS PARQUET"] + (["EXPLICIT_IDS"] if explicit_ids else []) + ["STATUPDATE OFF"])
     if fmt not in (TEXT, CSV):
         raise ValueError(f"unknown format {fmt}")
     parts.append(text_options() if fmt == TEXT else csv_options())

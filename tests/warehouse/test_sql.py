@@ -98,8 +98,9 @@ def test_copy_sql_golden_parses() -> None:
     parquet = copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=False)
     assert isinstance(sqlglot.parse_one(parquet, read="redshift"), exp.Copy)
     assert "EXPLICIT_IDS" not in parquet
-    with pytest.raises(ValueError, match="EXPLICIT_IDS"):
-        copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=True)
+    ids = copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=True)
+    assert ids.endswith("FORMAT AS PARQUET EXPLICIT_IDS STATUPDATE OFF")
+    assert set(_options(ids)) <= set(COLUMNAR_COPY_PARAMETERS) | {"PARQUET"}, ids
 
 
 def _options(sql: str) -> list[str]:
@@ -174,8 +175,8 @@ def test_create_table_sql_golden() -> None:
 def test_format_choice_names_the_reason() -> None:
     fmt = choose_format(_table().columns)
     assert fmt.name == TEXT and "t (time without time zone)" in fmt.reason
-    identity = choose_format(_table().columns[:2])
-    assert identity.name == TEXT and "EXPLICIT_IDS" in identity.reason
+    identity = choose_format(_table().columns[:2])  # COPY from Parquet takes EXPLICIT_IDS
+    assert _table().columns[0].identity and identity.name == PARQUET
     assert choose_format(_table().columns[1:2]).name == PARQUET
     for type_name in ("super", "geometry"):
         assert choose_format([ColumnInfo("x", type_name, "none", False, False, 0)]).name == TEXT
