@@ -23,7 +23,8 @@ from migrator.names import table_key
 from migrator.warehouse.checksum import FLOAT_DIGITS_SQL, row_hash
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, TableInfo
-from migrator.warehouse.pipeline import StatementHook, UnloadResult, choose_format, refuse_csv_marker_in_data, run_recorded
+from migrator.warehouse.pipeline import (StatementHook, UnloadResult, choose_format, refuse_csv_marker_in_data, run_recorded,
+                                        staged_route)
 from migrator.warehouse.sql import (CSV, DataFormat, inline_predicate, max_file_size, part_bounds_sql,
                                     part_counts_sql, part_prefix, qualified, range_predicate, rangeable,
                                     unload_part_query, unload_sql)
@@ -138,7 +139,7 @@ def unload_part(session: Session, info: TableInfo, part: PartRange, *, staging_u
     fmt = fmt or choose_format(info.columns)
     prefix = part_prefix(staging_uri, migration, info.schema, info.name, part.part_no, attempt)
     select = unload_part_query(info.schema, info.name, [(c.name, c.type) for c in info.columns], fmt.name,
-                               part.inline())
+                               part.inline(), staged_route(fmt, info.columns))
     statement = unload_sql(select, prefix, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name,
                            max_file_bytes=max_file_size(estimated_bytes, source_slices, target_slices))
     started = time.perf_counter()

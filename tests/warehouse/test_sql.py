@@ -130,11 +130,20 @@ def test_parquet_option_sets_are_exactly_the_documented_ones() -> None:
 def test_unload_query_widens_real_and_serializes_super_on_text_only() -> None:
     cols = [("r", "real"), ("d", "double precision"), ("j", "super"), ("b", "varbyte(16)")]
     text = unload_query("s", "t", cols, TEXT)
-    assert text == ('SELECT CAST("r" AS DOUBLE PRECISION) AS "r", "d", JSON_SERIALIZE("j") AS "j", "b" '
-                    'FROM "s"."t"')
+    # JSON_SERIALIZE(NULL) is the text 'null' on Redshift: SQL NULL stays NULL (the NULL AS marker).
+    assert text == ('SELECT CAST("r" AS DOUBLE PRECISION) AS "r", "d", '
+                    'CASE WHEN "j" IS NULL THEN NULL ELSE JSON_SERIALIZE("j") END AS "j", "b" FROM "s"."t"')
     assert unload_query("s", "t", cols, PARQUET) == 'SELECT "r", "d", "j", "b" FROM "s"."t"'
     tree = sqlglot.parse_one(text, read="redshift")
     assert [e.alias_or_name for e in tree.expressions] == ["r", "d", "j", "b"]
+    # Through the load's stage: SUPER and VARBYTE go out as themselves (no VARCHAR limit), each
+    # with its flag (SQL NULL for SUPER, empty for VARBYTE on CSV).
+    staged = unload_query("s", "t", cols, CSV, staged=True)
+    tree = sqlglot.parse_one(staged, read="redshift")
+    names = [e.alias_or_name for e in tree.expressions]
+    assert names[:4] == ["r", "d", "j", names[3]] and names[3].startswith("migrator_flag_")
+    assert names[4] == "b" and names[5].startswith("migrator_flag_") and len(set(names)) == 6
+    assert "JSON_SERIALIZE" not in staged and "OCTET_LENGTH(\"b\") = 0" in staged and '"j" IS NULL' in staged
 
 
 def test_bad_paths_and_roles_are_config_errors() -> None:

@@ -692,12 +692,30 @@ end $$;
 
 create or replace function pg_sandbox.from_hex(t text) returns pg_sandbox.varbyte
 language sql immutable strict as $$ select decode(t, 'hex')::pg_sandbox.varbyte $$;
+-- TO_HEX and JSON_SERIALIZE return VARCHAR, whose limit is 65535 bytes ("Character types"):
+-- a longer result is an error ("JSON_SERIALIZE": "returns an error when the JSON format exceeds
+-- the VARCHAR limit of the system"), so 32768 bytes of VARBYTE or 64 KB of JSON cannot pass
+-- through them. JSON_SERIALIZE_TO_VARBYTE has no such limit (it returns VARBYTE).
+create or replace function pg_sandbox.varchar_limit(fn text, r text) returns text
+language plpgsql immutable strict as $$
+begin
+    if octet_length(r) > 65535 then
+        raise exception '%: result of % bytes exceeds the VARCHAR limit of 65535 bytes', fn, octet_length(r)
+            using errcode = '22001';
+    end if;
+    return r;
+end $$;
 create or replace function pg_sandbox.to_hex(b bytea) returns text
-language sql immutable strict as $$ select encode(b, 'hex') $$;
+language sql immutable strict as $$ select pg_sandbox.varchar_limit('TO_HEX', encode(b, 'hex')) $$;
 create or replace function pg_sandbox.json_parse(t text) returns pg_sandbox.super
 language sql immutable strict as $$ select t::jsonb::pg_sandbox.super $$;
+-- "JSON_SERIALIZE": "If super_expression is NULL, JSON_SERIALIZE returns the JSON string 'null'".
 create or replace function pg_sandbox.json_serialize(s jsonb) returns text
-language sql immutable strict as $$ select s::text $$;
+language sql immutable as $$ select pg_sandbox.varchar_limit('JSON_SERIALIZE', coalesce(s::text, 'null')) $$;
+create or replace function pg_sandbox.json_serialize_to_varbyte(s jsonb) returns pg_sandbox.varbyte
+language sql immutable strict as $$ select convert_to(s::text, 'UTF8')::pg_sandbox.varbyte $$;
+create or replace function pg_sandbox.json_size(s jsonb) returns integer
+language sql immutable strict as $$ select octet_length(s::text) $$;
 
 -- ---------------------------------------------------------------- functions
 -- search_path as Redshift reports it (SHOW / current_setting, rewritten by settings.py):

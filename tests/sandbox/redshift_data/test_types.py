@@ -46,6 +46,24 @@ def test_catalog_names_and_functions(typed: Env) -> None:
     assert env.scalar("select json_serialize(s) from h where id = 2") == "null"
 
 
+def test_varchar_results_stop_at_65535_bytes(typed: Env) -> None:
+    """TO_HEX and JSON_SERIALIZE return VARCHAR (65535 bytes at most, "Character types"):
+    JSON_SERIALIZE "returns an error when the JSON format exceeds the VARCHAR limit"; 32768 bytes
+    of VARBYTE are 65536 hex characters. JSON_SERIALIZE_TO_VARBYTE has no such limit, and
+    JSON_SERIALIZE of SQL NULL is the text 'null' ("JSON_SERIALIZE", return type)."""
+    env = typed
+    assert env.scalar("select octet_length(to_hex(decode(repeat('ab', 32767), 'hex')))") == "65534"
+    with pytest.raises(BackendError) as err:
+        env.scalar("select to_hex(decode(repeat('ab', 32768), 'hex'))")
+    assert "65535" in err.value.message
+    big = "json_parse('\"' || repeat('x', 70000) || '\"')"
+    with pytest.raises(BackendError) as err:
+        env.scalar(f"select json_serialize({big})")
+    assert "JSON_SERIALIZE" in err.value.message and "65535" in err.value.message
+    assert env.scalar(f"select octet_length(json_serialize_to_varbyte({big}))") == "70002"
+    assert env.scalar("select json_serialize(s) from h where id = 3") == "null"  # SQL NULL
+
+
 def test_varbyte_unloads_as_hex_and_only_to_text_or_csv(typed: Env) -> None:
     env = typed
     env.run(f"unload ('select id, b from h order by id') to '{env.url('vb_')}' iam_role '{ROLE}' parallel off csv")
