@@ -53,13 +53,18 @@ def _text(col: ColumnInfo) -> str:
 def _binary(col: ColumnInfo) -> tuple[str, int] | None:
     """(a VARBYTE expression of the value, the bytes to hash) for the types whose text can pass the
     VARCHAR limit: VARBYTE itself, SUPER as JSON_SERIALIZE_TO_VARBYTE (JSON_SERIALIZE fails past
-    65535 bytes, and returns 'null' for SQL NULL), GEOMETRY/GEOGRAPHY as ST_AsEWKB; else None."""
+    65535 bytes, and returns 'null' for SQL NULL), GEOMETRY as ST_AsEWKB (up to 1,048,447 bytes a
+    value), GEOGRAPHY as ST_AsEWKB of it cast to GEOMETRY; else None."""
     c = quote_ident(col.name)
     t = col.type.lower()
     if t.startswith("super"):
         return f"json_serialize_to_varbyte({c})", BINARY_HASHED_BYTES
-    if t.startswith(("geometry", "geography")):
+    if t.startswith("geometry"):
         return f"st_asewkb({c})", BINARY_HASHED_BYTES
+    if t.startswith("geography"):
+        # ST_AsEWKB takes GEOMETRY only ("ST_AsEWKB": geom is a GEOMETRY); the cast copies the
+        # coordinates and the SRID unchanged ("Querying spatial data": a simple cast between the two).
+        return f"st_asewkb(cast({c} as geometry))", BINARY_HASHED_BYTES
     if t.startswith(_BINARY):
         declared = _LENGTH.search(t)
         return c, min(int(declared.group(1)), BINARY_HASHED_BYTES) if declared else DEFAULT_VARBYTE_BYTES

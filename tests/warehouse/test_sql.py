@@ -194,6 +194,23 @@ def test_format_choice_names_the_reason() -> None:
     assert binary.name == CSV and "NULL AS marker" in binary.reason
 
 
+def test_checksum_hashes_binary_values_in_chunks_under_the_varchar_limit() -> None:
+    """No VARCHAR in a checksum holds more than 64000 characters: VARBYTE, SUPER and spatial values
+    go through TO_HEX 32000 bytes at a time; GEOGRAPHY is cast to GEOMETRY for ST_AsEWKB (which
+    takes GEOMETRY only)."""
+    cols = [ColumnInfo("b", "varbyte(100000)", "none", False, False, 0),
+            ColumnInfo("j", "super", "none", False, False, 0),
+            ColumnInfo("g", "geography", "none", False, False, 0),
+            ColumnInfo("m", "geometry", "none", False, False, 0)]
+    sql = checksum.checksum_sql("s", "t", cols)
+    assert sqlglot.parse_one(checksum.checksum_sql("s", "t", cols[:1]), read="redshift") is not None
+    assert "st_asewkb(cast(\"g\" as geometry))" in sql and "st_asewkb(\"m\")" in sql
+    assert "json_serialize(" not in sql and "json_serialize_to_varbyte(\"j\")" in sql
+    assert sql.count('substring("b", ') == 4  # ceil(100000 / 32000)
+    assert 'substring("b", 96001, 32000)' in sql
+    assert not re.search(r"varchar\(65535\)\)? *\|\|", sql)
+
+
 def test_checksum_sql_parses_and_quotes() -> None:
     sql = checksum.checksum_sql("Ops Data", HOSTILE, _table().columns)
     tree = sqlglot.parse_one(sql, read="redshift")
