@@ -693,6 +693,32 @@ begin
     end if;
 end $$;
 
+-- GEOMETRY and GEOGRAPHY ("Querying spatial data"): domains over bytea holding the value's EWKB,
+-- at most 1,048,447 bytes. Only what the migration needs: ST_GeomFromEWKB / ST_GeogFromWKB in,
+-- ST_AsEWKB out (GEOMETRY only, as documented), and the cast between the two that copies the
+-- coordinates ("a simple cast ... only copies the coordinates"). No spatial operation is emulated.
+do $$
+begin
+    if to_regtype('pg_sandbox.geometry') is null then
+        create domain pg_sandbox.geometry as bytea check (octet_length(value) between 5 and 1048447);
+    end if;
+    if to_regtype('pg_sandbox.geography') is null then
+        create domain pg_sandbox.geography as bytea check (octet_length(value) between 5 and 1048447);
+    end if;
+end $$;
+create or replace function pg_sandbox.st_geomfromewkb(b bytea) returns pg_sandbox.geometry
+language sql immutable strict as $$ select b::pg_sandbox.geometry $$;
+create or replace function pg_sandbox.st_geogfromwkb(b bytea) returns pg_sandbox.geography
+language sql immutable strict as $$ select b::pg_sandbox.geography $$;
+create or replace function pg_sandbox.st_asewkb(g pg_sandbox.geometry) returns pg_sandbox.varbyte
+language sql immutable strict as $$ select g::bytea::pg_sandbox.varbyte $$;
+create or replace function pg_sandbox.st_asewkb(g pg_sandbox.geography) returns pg_sandbox.varbyte
+language plpgsql immutable strict as $$
+begin
+    raise exception 'function st_asewkb(geography) does not exist' using errcode = '42883',
+        hint = 'ST_AsEWKB takes GEOMETRY: cast the value (::geometry)';
+end $$;
+
 create or replace function pg_sandbox.from_hex(t text) returns pg_sandbox.varbyte
 language sql immutable strict as $$ select decode(t, 'hex')::pg_sandbox.varbyte $$;
 -- TO_HEX and JSON_SERIALIZE return VARCHAR, whose limit is 65535 bytes ("Character types"):
