@@ -7,7 +7,14 @@ own validation does (totals of its parts, then ANALYZE / VACUUM SORT ONLY). The 
 A table above `tables.part_size` is split into parts (warehouse/parts.py says how boundaries
 are chosen); each part is walked through states/part.yaml by whichever worker is free. The
 table's own `unload` step only plans the parts (recorded before the first starts), or, when the
-table is copied again, sends back only the parts whose rows or checksum differ."""
+table is copied again, sends back only the parts whose rows or checksum differ.
+
+A big table with no column that makes ranges cheap is unloaded once (here, at planning) and its
+files are loaded in groups (warehouse/parts.py): a group's `part_unload` writes the group's own
+manifest, its load is its own COPY with its own marker, and it is compared by rows only (no cheap
+predicate picks its rows on either side); the table is then compared whole (rows and checksum).
+Such a table copied again (its source moved) cannot know which group differs: its target rows are
+cleared (recorded first) and it is unloaded and grouped anew."""
 
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from migrator import failpoints
-from migrator.aws import staging
+from migrator.aws import manifests, staging
 from migrator.config import LoadedConfig
 from migrator.engine import parts as parts_engine
 from migrator.engine.parts import PartResult
@@ -27,10 +34,10 @@ from migrator.errors import OutcomeUnknown, TransientError
 from migrator.store import PartSpec, PartView, TableView
 from migrator.strategies.part_plan import PARTS_CHECKED, done_ranges, part_range, recopy_differing
 from migrator.strategies.step_records import recording_failures, statement_recorder, timing
-from migrator.warehouse import pipeline
+from migrator.warehouse import checksum, pipeline
 from migrator.warehouse import parts as wparts
 from migrator.warehouse.inventory import TableInfo
-from migrator.warehouse.sql import analyze_sql, vacuum_sort_sql
+from migrator.warehouse.sql import analyze_sql, delete_where_sql, vacuum_sort_sql
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -59,6 +66,16 @@ def _load_lock(table_id: int) -> threading.Lock:
 
 def _range(part: PartView, info: TableInfo) -> wparts.PartRange:
     return part_range(part, info)
+
+
+def file_groups(parts: list[PartView]) -> bool:
+    """Whether these parts are file groups of one UNLOAD (no part column), not ranges."""
+    return bool(parts) and parts[0].part_column is None
+
+
+#: A file group owns no range of rows: its load deletes nothing first (a reload follows a load that
+#: rolled back, which left nothing; a table copied again is cleared whole before it is regrouped).
+_NOTHING = ("FALSE", [])
 
 
 def wants_parts(config: LoadedConfig, task: TableView) -> int:
@@ -96,19 +113,94 @@ def split(step: Step, info: TableInfo) -> StepResult | None:
         ranges = worker.retried(f"plan parts {task.qualified_name}", lambda: {
             "ranges": wparts.plan_ranges(worker.source, info, wanted)})["ranges"]
         if len(ranges) < 2:
-            log.info("%s: no column to cut into ranges (number or date); copied whole", task.qualified_name)
-            return None
+            return _split_in_file_groups(step, info, wanted, started)
         total_rows = max(1, sum(r.rows for r in ranges))
         specs = [PartSpec(r.part_no, r.parts_total, r.column, r.lower, r.upper, r.rows,
                           max(1, round(task.size_mb * r.rows / total_rows))) for r in ranges]
         existing = store.add_parts(task, specs, parts_engine.part_definition().initial)
         log.info("%s: split into %d parts by %s", task.qualified_name, len(existing), ranges[0].column)
+    elif file_groups(existing):
+        done = set(parts_engine.done_states())
+        if task.manifest_url is None or all(p.state in done for p in existing):
+            # Copied again (every group was done: the table's validation or the cutover window
+            # found it differ), or planned by a run that died before the table recorded its
+            # UNLOAD: no group can be compared alone, so the table is grouped anew.
+            _clear_for_regrouping(step, info, len(existing))
+            return _split_in_file_groups(step, info, wants_parts(step.phase.config, task), started)
+        # A retry of the same copy: groups that needed an operator start again, the rest stand.
+        needs_operator = set(parts_engine.part_definition().tagged("needs_operator"))
+        parts_engine.recopy_parts(step.phase, task, lambda p: p.state in needs_operator, "the table is retried")
     else:
         _recheck_parts(step, info, existing)
-    prefix = wparts.part_prefix(worker.staging.s3_uri, step.phase.migration.name, info.schema, info.name, 0, 0)
-    timings = timing(task, "unload", started)
+    return _parted(step, info, started, {})
+
+
+def _parted(step: Step, info: TableInfo, started: float, fields: dict[str, Any]) -> StepResult:
+    """The table rests `parted` with its parts' staging root (its cleanup covers every part)."""
+    prefix = wparts.part_prefix(step.resources.staging.s3_uri, step.phase.migration.name, info.schema, info.name,
+                                0, 0)
+    timings = timing(step.task, "unload", started)
     timings.pop(PARTS_CHECKED, None)
-    return StepResult({"staging_prefix": prefix.rsplit("/part-", 1)[0] + "/", "step_timings": timings}, move="split")
+    return StepResult({**fields, "staging_prefix": prefix.rsplit("/part-", 1)[0] + "/", "step_timings": timings},
+                      move="split")
+
+
+def _split_in_file_groups(step: Step, info: TableInfo, wanted: int, started: float) -> StepResult | None:
+    """A big table with no column to cut into ranges: ONE UNLOAD of it (its manifest recorded on
+    the table), then parts = runs of that manifest's files; None (copied whole) when the UNLOAD
+    gave fewer than two files."""
+    worker, task, store = step.resources, step.task, step.phase.store
+    log.info("%s: no column to cut into ranges (number or date); unloaded once, loaded in file groups",
+             task.qualified_name)
+
+    def unload() -> dict[str, Any]:
+        source_slices, target_slices = worker.slices()
+        try:
+            result = wparts.unload_for_groups(
+                worker.source, info, staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
+                attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
+                kms_key_id=worker.staging.kms_key_id, estimated_bytes=int(task.size_mb * 1024 * 1024 * 2),
+                source_slices=source_slices, target_slices=target_slices, groups=wanted,
+                fmt=pipeline.choose_format(info.columns), on_statement=statement_recorder(step))
+        except OutcomeUnknown as exc:
+            worker.end_lost_statement("source", exc)
+            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
+        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
+                                        result.manifest_url, kms_key_id=worker.staging.kms_key_id,
+                                        expected_rows=result.rows)
+        return {"manifest_url": result.manifest_url, "unload_format": result.format.name,
+                "format_reason": result.format.reason, "rows_unloaded": result.rows,
+                "bytes_unloaded": report.bytes, "files": [(f.content_length, f.record_count) for f in report.files]}
+
+    fields = worker.retried(f"unload {task.qualified_name} for file groups", recording_failures(step, unload))
+    groups = wparts.plan_file_groups(fields.pop("files"), wanted)
+    if not groups:
+        log.info("%s: its UNLOAD wrote fewer than two files; copied whole", task.qualified_name)
+        return None
+    total_rows = max(1, sum(g.rows for g in groups))
+    specs = [PartSpec(g.part_no, g.parts_total, None, str(g.first), str(g.end), g.rows,
+                      max(1, round(task.size_mb * g.rows / total_rows))) for g in groups]
+    store.add_parts(task, specs, parts_engine.part_definition().initial)
+    log.info("%s: %d files loaded in %d groups", task.qualified_name, groups[-1].end, len(groups))
+    return _parted(step, info, started, fields)
+
+
+def _clear_for_regrouping(step: Step, info: TableInfo, groups: int) -> None:
+    """Before a table loaded in file groups is grouped anew: its old groups are forgotten and its
+    target rows deleted (the table is this migration's copy; recorded before it is sent)."""
+    worker, task, store = step.resources, step.task, step.phase.store
+    statement = delete_where_sql(info.schema, info.name, "TRUE")
+    store.add_event(step.phase.migration, task.subject, "file_groups_cleared",
+                    {"groups": groups, "statement": statement, "attempt": task.attempt},
+                    state=step.phase.migration.phase)
+
+    def clear() -> dict[str, Any]:
+        worker.target.run(statement, kind="load", what=f"clear {task.qualified_name} to group it anew")
+        worker.target.commit()
+        return {}
+
+    worker.retried(f"clear {task.qualified_name}", clear)
+    store.drop_parts(task, "the table is copied again in new file groups")
 
 
 def _recheck_parts(step: Step, info: TableInfo, parts: list[PartView]) -> None:
@@ -130,6 +222,8 @@ def _recheck_parts(step: Step, info: TableInfo, parts: list[PartView]) -> None:
 
 def part_unload(step: PartStep) -> PartResult:
     worker, task, part = step.resources, step.task, step.part
+    if part.part_column is None:
+        return _group_manifest(step)
     info = worker.info(task)
     r = _range(part, info)
 
@@ -158,10 +252,42 @@ def part_unload(step: PartStep) -> PartResult:
     return PartResult(fields)
 
 
+def _group_manifest(step: PartStep) -> PartResult:
+    """A file group's `unload`: its own manifest (its runs of the table's UNLOAD files) written
+    beside them and checked like any staged output (encrypted, lengths, rows)."""
+    worker, task, part = step.resources, step.task, step.part
+    if task.manifest_url is None or part.lower_bound is None or part.upper_bound is None:
+        raise TransientError(f"{task.qualified_name} part {part.label}: its table's UNLOAD is not recorded",
+                             hint="the table is grouped anew when it is copied again")
+    table_manifest = task.manifest_url
+    first, end = int(part.lower_bound), int(part.upper_bound)
+
+    def write() -> dict[str, Any]:
+        s3 = worker.clients.client("s3")
+        url = wparts.group_manifest_url(table_manifest, part.part_no, part.attempt)
+        manifests.write_group_manifest(s3, url, manifests.read_manifest(s3, table_manifest), first, end,
+                                       kms_key_id=worker.staging.kms_key_id)
+        report = staging.verify_staging(s3, worker.clients.client("kms"), url,
+                                        kms_key_id=worker.staging.kms_key_id, expected_rows=part.est_rows)
+        return {"manifest_url": url, "staging_prefix": url.rsplit("/", 1)[0] + "/", "rows_unloaded": report.rows,
+                "bytes_unloaded": report.bytes, "files_unloaded": len(report.files)}
+
+    fields = worker.retried(f"write the manifest of part {part.label} of {task.qualified_name}",
+                            recording_failures(step, write))
+    failpoints.hit("after_part_unload")
+    return PartResult(fields)
+
+
+def _committed(state: pipeline.MarkerState, part: PartView) -> bool:
+    """A part's marker is its load's: for a file group, also of this attempt's manifest (a table
+    grouped anew numbers its parts and attempts from the start again)."""
+    return state.committed and (part.part_column is not None or state.manifest == part.manifest_url)
+
+
 def part_load(step: PartStep) -> PartResult:
     worker, task, part = step.resources, step.task, step.part
     info = worker.info(task)
-    r = _range(part, info)
+    where = _NOTHING if part.part_column is None else _range(part, info).where()
     migration = step.phase.migration.name
 
     def load() -> dict[str, Any]:
@@ -176,12 +302,12 @@ def part_load(step: PartStep) -> PartResult:
                     worker.target, info.schema, info.name, manifest_url=part.manifest_url, fmt=fmt,
                     iam_role_arn=worker.staging.iam_role_arn, migration=migration, attempt=part.attempt,
                     explicit_ids=bool(info.identity_columns), expected_rows=report.rows,
-                    on_statement=statement_recorder(step), columns=info.columns, part=part.part_no, where=r.where())
+                    on_statement=statement_recorder(step), columns=info.columns, part=part.part_no, where=where)
             except OutcomeUnknown as exc:
                 worker.end_lost_statement("target", exc)
                 state = pipeline.reconcile_load(worker.target, migration, info.schema, info.name, part.attempt,
                                                 part=part.part_no)
-                if state.committed:
+                if _committed(state, part):
                     return {"rows_loaded": state.rows}
                 raise TransientError(f"{exc.message}; the part's load did not commit (no marker), "
                                      "loading again") from None
@@ -196,6 +322,11 @@ def part_load(step: PartStep) -> PartResult:
 
 def part_validate(step: PartStep) -> PartResult:
     worker, task, part = step.resources, step.task, step.part
+    if part.part_column is None:
+        # No predicate picks a file group's rows on either cluster: the group is compared by the
+        # rows its files hold and its COPY loaded; its table is compared whole (parts_totals).
+        fields = {"source_checksum": f"{part.rows_unloaded}:files", "target_checksum": f"{part.rows_loaded}:files"}
+        return PartResult(fields, move=None if fields["source_checksum"] == fields["target_checksum"] else "differ")
     info = worker.info(task)
     r = _range(part, info)
 
@@ -220,7 +351,8 @@ def reconcile_part(step: PartStep) -> Mapping[str, Any]:
                                         step.part.attempt, part=step.part.part_no)
     except TransientError:
         return {"load_committed": False}
-    return {"load_committed": state.committed, "fields": {"rows_loaded": state.rows} if state.committed else {}}
+    committed = _committed(state, step.part)
+    return {"load_committed": committed, "fields": {"rows_loaded": state.rows} if committed else {}}
 
 
 PART_STEPS: dict[str, Callable[[PartStep], PartResult]] = {
@@ -233,6 +365,8 @@ def parts_totals(step: Step, info: TableInfo, parts: list[PartView]) -> dict[str
     worker, task = step.resources, step.task
     started = time.time()
     done_ok = all(p.source_checksum and p.source_checksum == p.target_checksum for p in parts)
+    if file_groups(parts):
+        return _groups_totals(step, info, parts, done_ok, started)
 
     def total(which: str) -> tuple[int, int]:
         rows, sums = 0, 0
@@ -252,6 +386,26 @@ def parts_totals(step: Step, info: TableInfo, parts: list[PartView]) -> dict[str
         differing = [p.label for p in parts if p.source_checksum != p.target_checksum]
         mismatch = (f"{task.qualified_name}: source rows={src_rows}, target rows={tgt_rows}; parts differing: "
                     f"{', '.join(differing) or 'none'}")
+        if source_checksum == target_checksum:
+            target_checksum += "!"
+    return {"source_checksum": source_checksum, "target_checksum": target_checksum, "mismatch": mismatch,
+            "step_timings": timing(task, "validate", started)}
+
+
+def _groups_totals(step: Step, info: TableInfo, parts: list[PartView], done_ok: bool,
+                   started: float) -> dict[str, Any]:
+    """A table loaded in file groups is compared whole: rows and checksum of both tables, and the
+    rows its groups loaded add up to the target's (no row outside every group)."""
+    worker, task = step.resources, step.task
+    result = checksum.compare_table(worker.source, worker.target, info.schema, info.name, info.columns)
+    source_checksum = f"{result.source.rows}:{result.source.checksum}"
+    target_checksum = f"{result.target.rows}:{result.target.checksum}"
+    loaded = sum(p.rows_loaded or 0 for p in parts)
+    mismatch = result.describe()
+    if not done_ok or loaded != result.target.rows:
+        differing = [p.label for p in parts if p.source_checksum != p.target_checksum]
+        mismatch = (f"{task.qualified_name}: the file groups loaded {loaded} rows, the target has "
+                    f"{result.target.rows}; groups differing: {', '.join(differing) or 'none'}")
         if source_checksum == target_checksum:
             target_checksum += "!"
     return {"source_checksum": source_checksum, "target_checksum": target_checksum, "mismatch": mismatch,
