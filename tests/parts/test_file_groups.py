@@ -66,3 +66,39 @@ def test_text_only_table_loads_in_file_groups_and_survives_a_sigkill(sandbox: Sa
     assert task.source_checksum == task.target_checksum and task.source_checksum.startswith(f"{ROWS}:")
     history = json.loads(m.cli("history", "--json").stdout)["events"]
     assert any(e["trigger"] == "parts_planned" and e["detail"]["column"] is None for e in history)
+
+
+def test_a_file_grouped_table_changed_in_the_window_is_cleared_and_grouped_anew(sandbox: SandboxClient,
+                                                                                 tmp_path: Path) -> None:
+    import psycopg
+
+    m = text_only_migration(sandbox, tmp_path, rows=200, part_size="50 rows")
+    m.init()
+    assert m.cli("run", "--assume-frozen").returncode == 8
+    with m.store() as store:
+        task = store.find_table(store.require_migration(m.name), "public", TEXT_ONLY_TABLE)
+        assert task is not None
+        first = store.list_parts(task.id)
+    assert len(first) == 4 and all(p.part_column is None for p in first)
+    with psycopg.connect(sandbox.admin_dsn(m.source), autocommit=True) as pg:
+        pg.execute("insert into public.notes (code, body, flag) values ('late-1', 'appended', true), "
+                   "('late-2', null, false)")
+    m.env["MIGRATOR_FAILPOINT"] = "before_first_rename"  # stop once the window has caught up
+    assert m.cli("run", "--approve-cutover", "--assume-frozen").returncode == -9
+    assert m.table_digests(m.target)["public.notes"] == m.table_digests(m.source)["public.notes"]
+    with m.store() as store:
+        migration = store.require_migration(m.name)
+        again = store.find_table(migration, "public", TEXT_ONLY_TABLE)
+        assert again is not None
+        parts = store.list_parts(again.id)
+        events = store.events(migration, subject=task.subject)
+    triggers = [e.trigger for e in events]
+    # No group can be compared alone: the copy's rows were deleted (recorded before the DELETE
+    # was sent), the old groups forgotten, the table unloaded once more and grouped anew.
+    cleared = triggers.index("file_groups_cleared")
+    assert "parts_dropped" in triggers[cleared:] and triggers[cleared:].count("parts_planned") == 1
+    assert again.manifest_url != task.manifest_url and "/attempt-" in (again.manifest_url or "")
+    assert len(parts) >= 4 and sum(p.rows_loaded or 0 for p in parts) == 202
+    loaded_after = Counter(e.detail["part"] for e in events[cleared:] if e.trigger == "part_loaded")
+    assert loaded_after == Counter({p.part_no: 1 for p in parts})
+    assert again.source_checksum == again.target_checksum and again.source_checksum.startswith("202:")
