@@ -38,3 +38,24 @@ def test_each_group_and_attempt_has_its_own_manifest_beside_the_unload() -> None
     table = "s3://bucket/stage/m/public.notes/attempt-3/manifest"
     assert group_manifest_url(table, 2, 1) == "s3://bucket/stage/m/public.notes/attempt-3/groups/part-00002/attempt-1/manifest"
     assert group_manifest_url(table, 2, 2) != group_manifest_url(table, 2, 1)
+
+
+def test_the_operator_may_write_group_manifests_under_the_staging_prefix_only_while_parts_are_on() -> None:
+    from pathlib import Path
+
+    from migrator.config import parse_config
+    from migrator.iam_policy import operator_policy
+
+    def policy(part_size: str) -> list[dict]:  # type: ignore[type-arg]
+        data = {"migration": {"name": "m", "strategy": "unload-copy", "region": "eu-west-1"},
+                "source": {"cluster_id": "analytics", "password_env": "SRC_PW"},
+                "target": {"cluster_id": "analytics-enc", "kms_key_id": "alias/prod"},
+                "staging": {"s3_uri": "s3://stage-bucket/migrator/", "kms_key_id": "alias/staging",
+                            "iam_role_arn": "arn:aws:iam::123456789012:role/RedshiftCopy"},
+                "tables": {"part_size": part_size}}
+        return list(operator_policy(parse_config(data, Path("m.toml")).settings)["Statement"])
+
+    puts = [s for s in policy("2GB") if "s3:PutObject" in s["Action"]]
+    assert [s["Resource"] for s in puts] == [["arn:aws:s3:::stage-bucket/migrator/*"]]
+    assert any("kms:GenerateDataKey" in s["Action"] for s in policy("2GB"))
+    assert not [s for s in policy("0") if "s3:PutObject" in s["Action"] or "kms:GenerateDataKey" in s["Action"]]
