@@ -126,7 +126,8 @@ def split(step: Step, info: TableInfo) -> StepResult | None:
             # found it differ), or planned by a run that died before the table recorded its
             # UNLOAD: no group can be compared alone, so the table is grouped anew.
             _clear_for_regrouping(step, info, len(existing))
-            return _split_in_file_groups(step, info, wants_parts(step.phase.config, task), started)
+            wanted = wants_parts(step.phase.config, task)
+            return _split_in_file_groups(step, info, wanted, started) if wanted > 1 else None
         # A retry of the same copy: groups that needed an operator start again, the rest stand.
         needs_operator = set(parts_engine.part_definition().tagged("needs_operator"))
         parts_engine.recopy_parts(step.phase, task, lambda p: p.state in needs_operator, "the table is retried")
