@@ -96,8 +96,12 @@ def may_have_parts(ctx: "PhaseContext", task: TableView) -> bool:
     """Whether the table can have parts: big enough to be split, or the migration had parts when
     this pass began (parts made since are only those of tables big enough). Saves a small table's
     steps a store read each (read once per pass, shared by the pass's workers)."""
-    return wants_parts(ctx.config, task) > 1 or bool(
-        ctx.shared("migration_has_parts", lambda: ctx.store.has_parts(ctx.migration)))
+    return wants_parts(ctx.config, task) > 1 or migration_has_parts(ctx)
+
+
+def migration_has_parts(ctx: "PhaseContext") -> bool:
+    """Whether the migration had parts when this pass began (read once per pass, shared)."""
+    return bool(ctx.shared("migration_has_parts", lambda: ctx.store.has_parts(ctx.migration)))
 
 
 def split(step: Step, info: TableInfo) -> StepResult | None:
@@ -422,11 +426,12 @@ def after_last_part(step: Step, info: TableInfo, parts: int) -> None:
     if parts > 1 and info.sortkeys and info.sortkey_kind not in ("INTERLEAVED", "AUTO"):
         statements.append(vacuum_sort_sql(info.schema, info.name))
     target.rollback()
+    was = bool(target.conn.autocommit)  # whatever mode the worker's target session is in, it is given back
     target.conn.autocommit = True
     try:
         for sql in statements:
             target.run(sql, kind="maintenance")
     finally:
-        target.conn.autocommit = False
+        target.conn.autocommit = was
     step.phase.store.add_event(step.phase.migration, step.task.subject, "table_maintained",
                                {"statements": statements}, state=step.phase.migration.phase)

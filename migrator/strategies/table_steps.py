@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from migrator import failpoints
@@ -17,7 +17,7 @@ from migrator.engine.registry import Registry
 from migrator.engine.tables import StepContext, StepResult
 from migrator.errors import MigratorError, OutcomeUnknown, RemoteError, TransientError
 from migrator.retry import Backoff, with_retries
-from migrator.store import TableView
+from migrator.store import PartSpec, PartView, TableView
 from migrator.strategies.recorded import clients, clients_for
 from migrator.strategies import window
 from migrator.strategies.part_steps import after_last_part as _after_last_part
@@ -26,12 +26,11 @@ from migrator.strategies.part_steps import parts_totals as _parts_totals
 from migrator.strategies.part_steps import split as _split
 from migrator.strategies.sessions import inventory_of, session
 from migrator.strategies.step_records import recording_failures as _recording_failures
-from migrator.strategies.step_records import statement_recorder as _statement_recorder
-from migrator.strategies.step_records import timing as _timing
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse import parts as wparts
 from migrator.warehouse.connection import Session, end_backend
 from migrator.warehouse.inventory import TableInfo
+from migrator.warehouse.pipeline import StatementHook
 from migrator.warehouse.sql import staging_prefix
 
 if TYPE_CHECKING:
@@ -145,6 +144,15 @@ class _Sessions:
 Step = StepContext[TableWorker]
 
 
+def _statement_recorder(step: Step) -> StatementHook:
+    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs."""
+    def record(kind: str, sql: str) -> None:
+        step.phase.store.add_event(step.phase.migration, step.task.subject, "statement",
+                                   {"kind": kind, "statement": sql, "attempt": step.task.attempt},
+                                   state=step.phase.migration.phase)
+    return record
+
+
 def _writing_step(step: Step, what: str, work: Callable[[], dict[str, Any]], *, then: str) -> StepResult:
     """The tail of a step that writes (UNLOAD, COPY): ``work`` retried with its failures in
     history, then the failpoint named ``then`` once it has succeeded."""
@@ -165,6 +173,12 @@ def _clean_earlier_attempts(step: Step, info: TableInfo) -> None:
         removed = staging.cleanup_prefix(s3, prefix)
         if removed:
             log.info("%s: removed %d staged file(s) of failed attempt %d", task.qualified_name, removed, earlier)
+
+
+def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
+    timings = dict(task.step_timings or {})
+    timings[step] = {"started": started, "seconds": round(time.time() - started, 3)}
+    return timings
 
 
 @STEPS.step("unload")
