@@ -1,7 +1,9 @@
-"""What a table step or a part step leaves in history, shared by both (table_steps.py,
-part_steps.py): every UNLOAD/COPY before it runs, a failed statement with the first rows of
-stl_load_errors, and a step's timings. A part step's records also name its part and count its
-own attempt (a part is retried on its own, not with its table)."""
+"""What a step leaves in history: every UNLOAD/COPY before it runs, a failed statement with the
+first rows of stl_load_errors, and a step's timings. Written for table steps and part steps alike
+(a part step's records also name its part and count its own attempt: a part is retried on its
+own, not with its table). The part steps use all of it; the table steps share the failure
+recorder, and keep their own statement recorder (it also skips statements announced with the
+move that started the step) and timings for now."""
 
 from __future__ import annotations
 
