@@ -29,7 +29,8 @@ from migrator.names import table_key
 from migrator.warehouse.checksum import FLOAT_DIGITS_SQL, row_hash
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, TableInfo
-from migrator.warehouse.pipeline import StatementHook, UnloadResult, choose_format, refuse_csv_marker_in_data, run_recorded
+from migrator.warehouse.pipeline import (StatementHook, UnloadResult, choose_format, refuse_csv_marker_in_data, run_recorded,
+                                        staged_route)
 from migrator.warehouse.sql import (CSV, DataFormat, inline_predicate, max_file_size, part_bounds_sql,
                                     part_counts_sql, part_prefix, qualified, range_predicate, rangeable,
                                     staging_prefix, unload_part_query, unload_query, unload_sql)
@@ -144,7 +145,7 @@ def unload_part(session: Session, info: TableInfo, part: PartRange, *, staging_u
     fmt = fmt or choose_format(info.columns)
     prefix = part_prefix(staging_uri, migration, info.schema, info.name, part.part_no, attempt)
     select = unload_part_query(info.schema, info.name, [(c.name, c.type) for c in info.columns], fmt.name,
-                               part.inline())
+                               part.inline(), staged_route(fmt, info.columns))
     return _unload(session, info, select, prefix, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt,
                    max_file_bytes=max_file_size(estimated_bytes, source_slices, target_slices),
                    check_csv=part.part_no == 0, on_statement=on_statement,
@@ -160,7 +161,8 @@ def unload_for_groups(session: Session, info: TableInfo, *, staging_uri: str, mi
     slices (each group then a multiple of the target's slices) when the table is big enough."""
     fmt = fmt or choose_format(info.columns)
     prefix = staging_prefix(staging_uri, migration, info.schema, info.name, attempt)
-    select = unload_query(info.schema, info.name, [(c.name, c.type) for c in info.columns], fmt.name)
+    select = unload_query(info.schema, info.name, [(c.name, c.type) for c in info.columns], fmt.name,
+                          staged_route(fmt, info.columns))
     return _unload(session, info, select, prefix, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt,
                    max_file_bytes=max_file_size(estimated_bytes, source_slices, max(1, groups) * target_slices),
                    check_csv=True, on_statement=on_statement, what="for file groups")
