@@ -46,13 +46,20 @@ def serve(directory: Path, tables: int, rows: int, seed: int, durations: dict[st
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    # The kernel hands a process-directed signal to any thread that does not block it; pause()
+    # in the main thread then sleeps on while a proxy or moto thread took the SIGTERM (a stop
+    # that hung for minutes). Every caught signal writes a byte to the wakeup pipe whichever
+    # thread took it, so waiting on the pipe wakes the main thread and runs the handler.
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
     with Sandbox(directory, seed_tables=tables, seed_rows=rows, seed=seed, durations=durations) as sb:
         (directory / PID_FILE).write_text(str(os.getpid()))
         print(f"ready {sb.info.endpoint_url}", flush=True)
         if owner_pid is not None:
             threading.Thread(target=_stop_when_gone, args=(owner_pid,), name="sandbox-owner", daemon=True).start()
         while not stop:
-            signal.pause()
+            os.read(wake_read, 64)
     (directory / PID_FILE).unlink(missing_ok=True)
     (directory / INFO_FILE).unlink(missing_ok=True)
 
