@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--tables", type=int, default=10_000)
     parser.add_argument("--restart-tables", type=int, default=30, help="0: skip the restart-to-work figure")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the restarted run to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -67,10 +68,10 @@ def main() -> None:
     ratio = figures[f"migrator status ({args.tables} tables)"] / figures["import sqlalchemy"]
     print(f"{'status / import sqlalchemy':<36} {ratio:8.2f} x   (goal <= 1.5)")
     if args.restart_tables:
-        restart_to_work(args.restart_tables)
+        restart_to_work(args.restart_tables, args.profile)
 
 
-def restart_to_work(tables: int) -> None:
+def restart_to_work(tables: int, profile: Path | None = None) -> None:
     """SIGKILL a sandbox run mid-copy, start it again, and time its first new table move."""
     import os
     import signal
@@ -84,22 +85,28 @@ def restart_to_work(tables: int) -> None:
         root = Path(name)
         sb = SandboxClient.start(root / "sb", tables=tables, rows=2000)
         try:
-            env = {**os.environ, **sb.env()}
             config = write_config(sb, root / "crash", "bench-restart", "bench-restart-enc", 2)
+            # As an operator limited to this config's `iam-policy --for operator`.
+            env = {**os.environ, **sb.env(), **sb.operator_env(config, name="bench-restart")}
             subprocess.run([sys.executable, "-m", "migrator", "init", str(config)], env=env, cwd=config.parent,
                            check=True, capture_output=True)
             url = f"sqlite:///{config.parent / '.migrator' / 'state.db'}"
             argv = [sys.executable, "-m", "migrator", "run", "-c", str(config), "--assume-frozen", "--quiet"]
-            victim = subprocess.Popen(argv, env=env, cwd=config.parent, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+            with open(root / "victim.err", "wb") as victim_err:
+                victim = subprocess.Popen(argv, env=env, cwd=config.parent, stdout=subprocess.DEVNULL,
+                                          stderr=victim_err)
             while not _validated(url, max(1, tables // 3)):
+                if victim.poll() is not None:
+                    raise SystemExit(f"the run to kill ended first (exit {victim.returncode}): "
+                                     f"{(root / 'victim.err').read_text()[-2000:]}")
                 time.sleep(0.02)  # watching the victim's progress through its store
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait()
             with Store.open(url, read_only=True) as store:
                 last = store.events(store.require_migration("bench-restart"), limit=1, newest_first=True)[0].id
-            started = time.perf_counter()
-            survivor = subprocess.Popen(argv, env=env, cwd=config.parent, stdout=subprocess.DEVNULL,
+            started, wall = time.perf_counter(), time.time()
+            profiled = [sys.executable, "-m", "cProfile", "-o", str(profile.resolve()), *argv[1:]] if profile else argv
+            survivor = subprocess.Popen(profiled, env=env, cwd=config.parent, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
             first = None
             while first is None and survivor.poll() is None:
@@ -113,6 +120,8 @@ def restart_to_work(tables: int) -> None:
                                  "migrator.strategies.table_steps"], 3, root)
             print(f"{'restart to first new work':<36} {waited * 1000:8.0f} ms   (goal <= 1000; first move: "
                   f"{first or 'none'}; the imports a run needs alone: {imports:.0f} ms)")
+            for at, what in _timeline(url, last, survivor.pid, wall):
+                print(f"    {at * 1000:8.0f} ms  {what}")
         finally:
             sb.stop()
 
@@ -124,6 +133,18 @@ def _validated(url: str, enough: int) -> bool:
             return bool(m) and sum(c.tables for c in store.count_by_state(m) if c.state == "validated") >= enough
     except Exception:  # the store may be mid-creation on the first looks
         return False
+
+
+def _timeline(url: str, after: int, pid: int, wall: float) -> list[tuple[float, str]]:
+    """The restarted run's history up to its first new work, in ms from its start (where the rest goes)."""
+    out = []
+    with Store.open(url, read_only=True) as store:
+        for e in store.events(store.require_migration("bench-restart"), limit=200, newest_first=True)[::-1]:
+            if e.id > after and e.pid == pid:
+                out.append((e.at.timestamp() - wall, f"{e.trigger} {e.subject} {e.from_state or ''}->{e.to_state or ''}"))
+                if e.subject.startswith("table:") and e.trigger.startswith("start_") and e.to_state != e.from_state:
+                    break
+    return out
 
 
 def _first_work(url: str, after: int, pid: int) -> str | None:
