@@ -22,6 +22,9 @@ from migrator.paths import states_dir
 KNOWN_TAGS = frozenset({"final", "done", "resumable", "in_flight", "needs_approval", "needs_operator", "frozen",
                         "parted", "table_work"})
 KINDS = ("migration", "table", "part")
+#: The machines every data-moving route shares (states/table.yaml, states/part.yaml).
+TABLE_MACHINE = "table"
+PART_MACHINE = "part"
 
 
 @dataclass(frozen=True)
