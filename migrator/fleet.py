@@ -1,9 +1,9 @@
 """`migrator status --all`: every migration in one store, one line each (reads, never writes).
 
 A team migrating a fleet of clusters keeps their migrations in one PostgreSQL store; this is the
-view of all of them: phase, tables, parts (of tables split into parts) and rows done, ETA, the gate waiting, the workers alive and
-their last heartbeat, what needs an operator, and stray writes. The store URL's password is never
-shown (db.redact)."""
+view of all of them: phase, tables, parts (of tables split into parts) and rows done, ETA, the
+gate waiting, the workers alive and their last heartbeat, what needs an operator, and stray
+writes. The store URL's password is never shown (db.redact)."""
 
 from __future__ import annotations
 
