@@ -4,11 +4,11 @@ before it works again, for this checkout and (with --before REF) the code at a g
     python bench/startup.py [--runs 7] [--tables 10000] [--restart-tables 30] [--restart-runs 3]
                             [--before REF] [--profile FILE]
 
-Prints, per tree, the median wall time and the median CPU time (user + system, which a loaded
-machine disturbs less) of whole processes: the bare interpreter and `import sqlalchemy` (the
-floor for any command that reads the store), `migrator --help`, `migrator status` and `migrator
-status --all` on a store of --tables tables, and status against its goal (1.5x the import of
-SQLAlchemy). Both trees run with their bytecode compiled first, as an installed package has it
+Prints the median wall time and the least CPU time (user + system, which a loaded machine
+disturbs less) of whole processes, all commands taking turns: the bare interpreter and `import
+sqlalchemy` (the floor for any command that reads the store), then per tree `migrator --help`,
+`migrator status` and `migrator status --all` on a store of --tables tables, and status against
+its goal (1.5x the import of SQLAlchemy). Both trees run with their bytecode compiled first, as an installed package has it
 (this machine's PYTHONDONTWRITEBYTECODE would otherwise make every process compile the package).
 
 With --restart-tables N (0: skipped) it starts the sandbox and, --restart-runs times per tree,
@@ -46,16 +46,20 @@ class Figure:
     cpu_ms: float
 
 
-def measure(argv: list[str], runs: int, cwd: Path, env: dict[str, str]) -> Figure:
-    walls, cpus = [], []
+def measure(commands: dict[str, tuple[list[str], dict[str, str]]], runs: int, cwd: Path) -> dict[str, Figure]:
+    """Each command ``runs`` times, taking turns (a load that comes and goes falls on all of them
+    alike): the median wall time and the least CPU time (what the process itself costs)."""
+    walls: dict[str, list[float]] = {what: [] for what in commands}
+    cpus: dict[str, list[float]] = {what: [] for what in commands}
     for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True, cwd=cwd, env=env)
-        walls.append(time.perf_counter() - t0)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return Figure(statistics.median(walls) * 1000, statistics.median(cpus) * 1000)
+        for what, (argv, env) in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True, cwd=cwd, env=env)
+            walls[what].append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[what].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return {what: Figure(statistics.median(walls[what]) * 1000, min(cpus[what]) * 1000) for what in commands}
 
 
 def tree_of(ref: str | None, into: Path) -> Path:
@@ -98,28 +102,27 @@ def main() -> None:
             store.add_tables(m, [TableSpec("s", f"t{i:06d}", i % 97, i) for i in range(args.tables)], "pending")
         (tmp / "migrator.toml").write_text(CONFIG)
         py = sys.executable
-        base = env_for(CHECKOUT)
-        floor = {"python -c pass": measure([py, "-c", "pass"], args.runs, tmp, base),
-                 "import sqlalchemy": measure([py, "-c", "import sqlalchemy"], args.runs, tmp, base)}
-        figures: dict[str, dict[str, Figure]] = {}
         status = f"migrator status ({args.tables} tables)"
+        commands = {"python -c pass": ([py, "-c", "pass"], env_for(CHECKOUT)),
+                    "import sqlalchemy": ([py, "-c", "import sqlalchemy"], env_for(CHECKOUT))}
         for label, tree in trees.items():
             env = env_for(tree)
-            figures[label] = {
-                "migrator --help": measure([py, "-m", "migrator", "--help"], args.runs, tmp, env),
-                status: measure([py, "-m", "migrator", "status"], args.runs, tmp, env),
-                "migrator status --all": measure([py, "-m", "migrator", "status", "--all"], args.runs, tmp, env),
-                "import migrator.commands": measure([py, "-c", "import migrator.commands"], args.runs, tmp, env),
-            }
-    print(f"{'':<34} {'wall ms':>9} {'cpu ms':>9}")
-    for what, f in floor.items():
-        print(f"{what:<34} {f.wall_ms:9.0f} {f.cpu_ms:9.0f}")
-    for label, rows in figures.items():
-        for what, f in rows.items():
-            print(f"{what + ' [' + label + ']':<34} {f.wall_ms:9.0f} {f.cpu_ms:9.0f}")
-        s, sa = rows[status], floor["import sqlalchemy"]
-        print(f"{'status / import sqlalchemy [' + label + ']':<34} {s.wall_ms / sa.wall_ms:8.2f}x "
-              f"{s.cpu_ms / sa.cpu_ms:8.2f}x   (goal <= 1.5)")
+            commands.update({
+                f"migrator --help [{label}]": ([py, "-m", "migrator", "--help"], env),
+                f"{status} [{label}]": ([py, "-m", "migrator", "status"], env),
+                f"migrator status --all [{label}]": ([py, "-m", "migrator", "status", "--all"], env),
+                f"import migrator.commands [{label}]": ([py, "-c", "import migrator.commands"], env),
+            })
+        figures = measure(commands, args.runs, tmp)
+    width = max(len(what) for what in figures) + 2
+    print(f"{'':<{width}} {'wall ms':>9} {'cpu ms':>9}   (median wall time; least CPU time, user + system)")
+    for what, f in figures.items():
+        print(f"{what:<{width}} {f.wall_ms:9.0f} {f.cpu_ms:9.0f}")
+    floor = figures["import sqlalchemy"]
+    for label in trees:
+        s = figures[f"{status} [{label}]"]
+        print(f"{'status / import sqlalchemy [' + label + ']':<{width}} {s.wall_ms / floor.wall_ms:8.2f}x "
+              f"{s.cpu_ms / floor.cpu_ms:8.2f}x   (goal <= 1.5)")
     sys.stdout.flush()
     if args.restart_tables:
         restart_to_work(args.restart_tables, args.restart_runs, args.before, args.profile)
@@ -139,19 +142,23 @@ def restart_to_work(tables: int, runs: int, before: str | None, profile: Path | 
             trees = {"before": tree_of(before, root), **trees}
         sb = SandboxClient.start(root / "sb", tables=tables, rows=2000)
         try:
-            for label, tree in trees.items():
-                waits, timeline = [], []
-                for i in range(runs):
-                    last = label == "after" and i == runs - 1
+            waits: dict[str, list[float]] = {label: [] for label in trees}
+            last: dict[str, tuple[str | None, list[tuple[float, str]]]] = {}
+            for i in range(runs):  # the trees take turns: a load that comes and goes falls on both alike
+                for label, tree in trees.items():
+                    final = label == "after" and i == runs - 1
                     waited, first, timeline = _one_restart(sb, root / f"{label}-{i}", f"bench-{label}-{i}", tree,
-                                                           tables, write_config, profile if last else None)
-                    waits.append(waited)
-                print(f"{'restart to first new work [' + label + ']':<34} {statistics.median(waits) * 1000:9.0f} ms"
-                      f"   (goal <= 1000; runs: {', '.join(f'{w * 1000:.0f}' for w in waits)}; last first move: "
-                      f"{first or 'none'})")
+                                                           tables, write_config, profile if final else None)
+                    waits[label].append(waited)
+                    last[label] = (first, timeline)
+            for label in trees:
+                first, timeline = last[label]
+                print(f"{'restart to first new work [' + label + ']':<34} "
+                      f"{statistics.median(waits[label]) * 1000:9.0f} ms   (goal <= 1000; runs: "
+                      f"{', '.join(f'{w * 1000:.0f}' for w in waits[label])}; last first move: {first or 'none'})")
                 for at, what in timeline:
                     print(f"    {at * 1000:8.0f} ms  {what}")
-                sys.stdout.flush()
+            sys.stdout.flush()
         finally:
             sb.stop()
 
