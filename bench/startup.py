@@ -226,7 +226,7 @@ def _timeline(url: str, name: str, after: int, pid: int, wall: float) -> list[tu
 def _first_work(url: str, name: str, after: int, pid: int) -> str | None:
     with Store.open(url, read_only=True) as store:
         m = store.require_migration(name)
-        for e in store.events(m, limit=50, newest_first=True):
+        for e in store.events(m, limit=50, newest_first=True)[::-1]:  # the oldest new move first
             if e.id > after and e.pid == pid and _is_work(e.trigger, e.subject, e.from_state, e.to_state):
                 return f"{e.trigger} {e.subject}"
     return None
