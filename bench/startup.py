@@ -8,8 +8,9 @@ Prints the median wall time and the least CPU time (user + system, which a loade
 disturbs less) of whole processes, all commands taking turns: the bare interpreter and `import
 sqlalchemy` (the floor for any command that reads the store), then per tree `migrator --help`,
 `migrator status` and `migrator status --all` on a store of --tables tables, and status against
-its goal (1.5x the import of SQLAlchemy). Both trees run with their bytecode compiled first, as an installed package has it
-(this machine's PYTHONDONTWRITEBYTECODE would otherwise make every process compile the package).
+its goal (1.5x the import of SQLAlchemy). Both trees run with their bytecode compiled first, as
+an installed package has it (this machine's PYTHONDONTWRITEBYTECODE would otherwise make every
+process compile the package).
 
 With --restart-tables N (0: skipped) it starts the sandbox and, --restart-runs times per tree,
 SIGKILLs a `migrator run` of N tables mid-copy and times restart-to-work: from starting `migrator
@@ -217,7 +218,8 @@ def _timeline(url: str, name: str, after: int, pid: int, wall: float) -> list[tu
     with Store.open(url, read_only=True) as store:
         for e in store.events(store.require_migration(name), limit=200, newest_first=True)[::-1]:
             if e.id > after and e.pid == pid:
-                out.append((e.at.timestamp() - wall, f"{e.trigger} {e.subject} {e.from_state or ''}->{e.to_state or ''}"))
+                move = f"{e.from_state or ''}->{e.to_state or ''}"
+                out.append((e.at.timestamp() - wall, f"{e.trigger} {e.subject} {move}"))
                 if _is_work(e.trigger, e.subject, e.from_state, e.to_state):
                     break
     return out
