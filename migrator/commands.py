@@ -14,14 +14,12 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from migrator import notify, routes
+from migrator import routes
 from migrator.config import LoadedConfig, Settings, load_config
 from migrator.engine import gates
-from migrator.engine.definitions import MachineDef, StateDef, load_definition
-from migrator.engine.tables import RETRY_EVENT
-from migrator.engine.context import RunOptions
-from migrator.engine.runner import TABLE_MACHINE, Runner, default_registry, ensure_migration
+from migrator.engine.definitions import TABLE_MACHINE, MachineDef, StateDef, load_definition
 from migrator.errors import (ApprovalRequired, ConcurrentUpdate, ConfigError, MigratorError, PreflightFailed, UsageError,
                              masked)
 from migrator.results import (ClientsResult, DbResult, EventRow, GraphResult, HistoryResult, IamPolicyResult, InitResult,
@@ -32,9 +30,19 @@ from migrator.store.views import EventView, StateCount
 from migrator.store.db import redact
 from migrator.store.store import lease_dead_reason
 
+if TYPE_CHECKING:
+    from migrator import notify
+    from migrator.engine.context import RunOptions
+
+# The engine's runner, its table walker (and through them the state-machine library), the
+# strategies, boto3 and the warehouse driver are imported by the commands that run something:
+# `status`, `history` and `graph` start without them (bench/startup.py; tests/cli/test_cli.py
+# checks what a reading command imports).
+
 
 def init(config_path: Path) -> InitResult:
     from migrator import strategies
+    from migrator.engine.runner import ensure_migration
 
     config = load_config(config_path)
     url = config.store_url
@@ -183,7 +191,7 @@ def _status(store: Store, config: LoadedConfig, config_path: Path, *, with_table
     died = lease_dead_reason(lease, store.identity.host, utcnow()) if lease else None
     counts = store.count_by_state(migration)
     tables = store.list_tables(migration, order_by_size=True) if with_tables else []
-    retries = store.latest_by_subject(migration, RETRY_EVENT) if with_tables else {}
+    retries = store.latest_by_subject(migration, _retry_event()) if with_tables else {}
     copy_started = store.first_event_time(migration, "start_unload")
     bytes_done = store.bytes_moved(migration)
     progress = store.latest_event(migration, "progress")
@@ -218,8 +226,14 @@ def _status(store: Store, config: LoadedConfig, config_path: Path, *, with_table
         bytes_done=bytes_done, rows_per_second=rate, eta_seconds=eta,
         progress=dict(progress.detail) if progress else {}, progress_at=progress.at if progress else None,
         alert=alert, run_died=died, stray_writes=stray, write_downtime=downtime,
-        clients_not_moved=_clients_not_moved(config, migration),
+        clients_not_moved=_clients_not_moved(config, migration, store),
     )
+
+
+def _retry_event() -> str:
+    from migrator.engine.tables import RETRY_EVENT
+
+    return RETRY_EVENT
 
 
 def by_state_of(counts: list[StateCount]) -> dict[str, StateCount]:
@@ -288,34 +302,37 @@ def _clients_for_report(config_path: Path) -> dict[str, object]:
             "old_cluster": found.old_cluster, "not_moved": found.not_moved}
 
 
-def _cutover_facts(config: LoadedConfig) -> tuple[datetime | None, str | None, list[tuple[str | None, str | None, str]]]:
-    """From the store (read-only, if there is one): when the source was renamed away, its name
-    since, and who the stray-write watch saw writing to it."""
+def _cutover_facts(config: LoadedConfig, store: Store | None = None
+                   ) -> tuple[datetime | None, str | None, list[tuple[str | None, str | None, str]]]:
+    """From the store (read-only, if there is one; ``store`` when the caller has it open): when
+    the source was renamed away, its name since, and who the stray-write watch saw writing to it."""
+    if store is None:
+        try:
+            opened = _open_read_only(config)
+        except MigratorError:
+            return None, None, []
+        with opened:
+            return _cutover_facts(config, opened)
     from migrator.strategies import stray_record
     from migrator.strategies.swap_record import PLAN_KEY
 
-    try:
-        store = _open_read_only(config)
-    except MigratorError:
+    migration = store.get_migration(config.settings.migration.name)
+    if migration is None:
         return None, None, []
-    with store:
-        migration = store.get_migration(config.settings.migration.name)
-        if migration is None:
-            return None, None, []
-        renamed = stray_record.rename_time(store, migration)
-        plan = store.get_action(migration, PLAN_KEY)
-        old = (plan.response or {}).get("old_name") if plan is not None else None
-        record = stray_record.read(store, migration)
+    renamed = stray_record.rename_time(store, migration)
+    plan = store.get_action(migration, PLAN_KEY)
+    old = (plan.response or {}).get("old_name") if plan is not None else None
+    record = stray_record.read(store, migration)
     writers = [(w.get("user"), w.get("host"), str(w.get("table"))) for check in record.checks for w in check.writes]
     return renamed, str(old) if old else None, writers
 
 
-def _clients_not_moved(config: LoadedConfig, migration: MigrationView) -> str | None:
+def _clients_not_moved(config: LoadedConfig, migration: MigrationView, store: Store) -> str | None:
     """For `status` after the cutover: how many clients of the old cluster have not moved (this
-    reads the clusters' logs; a failure is said, never raised)."""
+    reads the clusters' logs, only once the source was renamed away; a failure is said, never raised)."""
     if migration.finished_at is not None:
         return None
-    renamed_at, old_cluster, writers = _cutover_facts(config)
+    renamed_at, old_cluster, writers = _cutover_facts(config, store)
     if renamed_at is None:
         return None
     from migrator import strategies
@@ -427,6 +444,8 @@ def _definition(name: str) -> MachineDef:
     from migrator import strategies
 
     if name == TABLE_MACHINE:
+        from migrator.engine.runner import default_registry
+
         registry = default_registry()
         return load_definition(name, guards=registry.guards.keys(), actions=registry.actions.keys())
     return strategies.build(name).definition
@@ -517,6 +536,9 @@ def rollback(config_path: Path, *, delete_target: bool = False, confirm: bool = 
 
     strategy = strategies.build(config.settings.migration.strategy, config)
     with Store.open(config.store_url) as store:
+        from migrator.engine.context import RunOptions
+        from migrator.engine.runner import Runner
+
         options = RunOptions(delete_target=delete_target, skip_final_snapshot=skip_final_snapshot)
         runner = Runner(config, store, strategy.registry, options, reconciler=strategy.reconciler)
         report = runner.rollback(strategy.undo or _no_undo, strategy.rollback_refusal)
@@ -569,8 +591,9 @@ class _WarningsToHistory(logging.Handler):
             self._inside.busy = False
 
 
-def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
+def run(config_path: Path, options: "RunOptions | None" = None) -> RunResult:
     from migrator import strategies
+    from migrator.engine.runner import Runner
 
     config = load_config(config_path)
     _check_approvals(config.settings, options)
@@ -604,7 +627,7 @@ def run(config_path: Path, options: RunOptions | None = None) -> RunResult:
                      report.recovered_tables, report.took_over_from, note)
 
 
-def _check_approvals(settings: Settings, options: RunOptions | None) -> None:
+def _check_approvals(settings: Settings, options: "RunOptions | None") -> None:
     """An approval flag for a gate this route does not have is a mistake, not a no-op: the
     operator believes they approved something."""
     if options is None:
@@ -620,6 +643,7 @@ def _check_approvals(settings: Settings, options: RunOptions | None) -> None:
 def run_worker(config_path: Path, say: Callable[[str], None] | None = None) -> WorkResult:
     """`migrator run --worker`: join the migration a `migrator run` leads and share its tables."""
     from migrator import strategies
+    from migrator.engine.runner import Runner
 
     config = load_config(config_path)
     with Store.open(config.store_url) as store:
@@ -650,6 +674,7 @@ def _notify_stray(config: LoadedConfig, store: Store, after_event_id: int) -> No
 
 
 def _notify(config: LoadedConfig, store: Store, event: "notify.Event", summary: str) -> None:
+    from migrator import notify
     """Tell the configured channels; each delivery is recorded in the history. Never raises."""
     channels = notify.Channels(config.settings.notify.sns_topic_arn, config.settings.notify.webhook_url())
     if not channels.any:

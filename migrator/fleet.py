@@ -1,9 +1,9 @@
 """`migrator status --all`: every migration in one store, one line each (reads, never writes).
 
 A team migrating a fleet of clusters keeps their migrations in one PostgreSQL store; this is the
-view of all of them: phase, tables and rows done, ETA, the gate waiting, the workers alive and
-their last heartbeat, what needs an operator, and stray writes. The store URL's password is never
-shown (db.redact)."""
+view of all of them: phase, tables, parts (of tables split into parts) and rows done, ETA, the
+gate waiting, the workers alive and their last heartbeat, what needs an operator, and stray
+writes. The store URL's password is never shown (db.redact)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,12 @@ from rich.text import Text
 
 from migrator import routes
 from migrator.config import load_config
-from migrator.engine.definitions import MachineDef, load_definition
+from migrator.engine.definitions import PART_MACHINE, TABLE_MACHINE, MachineDef, load_definition
 from migrator.errors import DefinitionError, UsageError
 from migrator.results import Result
 from migrator.store import MigrationView, Store, utcnow
 from migrator.store.db import redact
 from migrator.store.store import lease_dead_reason, pid_alive
-
-TABLE_MACHINE = "table"
 
 
 @dataclass
@@ -52,6 +50,9 @@ class FleetRow:
     last_error: str | None
     stray_writes: list[str] = field(default_factory=list)
     finished_at: datetime | None = None
+    #: Over the migration's tables split into parts (0/0: none is): parts done and planned.
+    parts_done: int = 0
+    parts_total: int = 0
 
 
 @dataclass
@@ -62,12 +63,13 @@ class FleetResult(Result):
 
     def render(self) -> RenderableType:
         grid = Table(title=f"migrations in {self.store}", title_justify="left")
-        for col in ("migration", "phase", "tables", "rows", "ETA", "gate", "workers", "heartbeat", "operator",
-                    "stray writes"):
+        for col in ("migration", "phase", "tables", "parts", "rows", "ETA", "gate", "workers", "heartbeat",
+                    "operator", "stray writes"):
             grid.add_column(col)
         for r in self.migrations:
             grid.add_row(*(Text(cell) for cell in (
-                r.migration, r.phase, f"{r.tables_done}/{r.tables_total}", f"{r.rows_done}/{r.rows_total}",
+                r.migration, r.phase, f"{r.tables_done}/{r.tables_total}",
+                f"{r.parts_done}/{r.parts_total}" if r.parts_total else "-", f"{r.rows_done}/{r.rows_total}",
                 _duration(r.eta_seconds) if r.finished_at is None else "done",
                 r.gate_waiting or "",
                 ", ".join(f"{w.role} {w.pid}@{w.host}" for w in r.workers_alive) or "none",
@@ -106,10 +108,12 @@ def status_all(config_path: Path | None = None, url: str | None = None) -> Fleet
     table = load_definition(TABLE_MACHINE, guards=None, actions=None)
     done_states = set(table.tagged("done"))
     operator_states = set(table.tagged("needs_operator"))
+    part_done = load_definition(PART_MACHINE, guards=None, actions=None).tagged("done")
     machines: dict[str, MachineDef | None] = {}
     with Store.open(store_url, read_only=True) as store:
         now = utcnow()
-        rows = [_row(store, m, machines, done_states, operator_states, now) for m in store.list_migrations()]
+        rows = [_row(store, m, machines, done_states, operator_states, part_done, now)
+                for m in store.list_migrations()]
     return FleetResult(redact(store_url), rows, now)
 
 
@@ -123,8 +127,9 @@ def _machine(strategy: str, cache: dict[str, MachineDef | None]) -> MachineDef |
 
 
 def _row(store: Store, m: MigrationView, machines: dict[str, MachineDef | None], done_states: set[str],
-         operator_states: set[str], now: datetime) -> FleetRow:
+         operator_states: set[str], part_done: list[str], now: datetime) -> FleetRow:
     counts = store.count_by_state(m)
+    parts = store.part_counts(m, part_done).values()
     tables_total = sum(c.tables for c in counts)
     tables_done = sum(c.tables for c in counts if c.state in done_states)
     rows_total = sum(c.rows for c in counts)
@@ -159,4 +164,5 @@ def _row(store: Store, m: MigrationView, machines: dict[str, MachineDef | None],
         rows_done=rows_done, rows_total=rows_total, eta_seconds=eta, gate_waiting=gate, workers_alive=alive,
         last_heartbeat_at=max(beats) if beats else None,
         needs_operator=sum(c.tables for c in counts if c.state in operator_states), last_error=m.last_error,
-        stray_writes=stray_record.alert(store, m), finished_at=m.finished_at)
+        stray_writes=stray_record.alert(store, m), finished_at=m.finished_at,
+        parts_done=sum(d for _, d in parts), parts_total=sum(n for n, _ in parts))

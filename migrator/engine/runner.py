@@ -12,7 +12,7 @@ from typing import Any
 
 from migrator import interrupt
 from migrator.config import LoadedConfig
-from migrator.engine.definitions import MachineDef, load_definition
+from migrator.engine.definitions import TABLE_MACHINE, MachineDef, load_definition
 from migrator.engine.flows import MigrationFlow, TableFlow
 from migrator.engine.guards import BUILTIN
 from migrator.engine.phases import BUILTIN_ACTIONS
@@ -29,7 +29,6 @@ RUN_LEASE_TTL_SECONDS = 60.0
 WORKER_POLL_SECONDS = 1.0
 #: The tag of the phase whose tables workers (`migrator run --worker`) share.
 TABLE_WORK_TAG = "table_work"
-TABLE_MACHINE = "table"
 
 
 def default_registry() -> Registry:
@@ -234,7 +233,9 @@ class Runner:
                     recovered.append(task.qualified_name)
                 continue
             flow = TableFlow(self.table_definition, self.registry, self.store, task, self.config.settings)
-            facts = self.reconcile_facts(task)
+            # Only a lost move that guards decide (a load that may have committed) asks the
+            # clusters; `requeue` from unloading or validating starts nothing remote.
+            facts = self.reconcile_facts(task) if self._guarded_move(task.state, state.lost) else {}
             try:
                 flow.fire(state.lost, detail={"reason": "owner gone", "previous_owner": task.owner}, **facts)
             except ConcurrentUpdate:
@@ -245,6 +246,9 @@ class Runner:
         for part in self.store.expire_dead_part_leases(migration):
             recovered.append(f"{self.store.get_table(part.table_id).qualified_name} part {part.label}")
         return recovered
+
+    def _guarded_move(self, state: str, trigger: str) -> bool:
+        return any(t.conditions or t.unless for t in self.table_definition.transitions_from(state, trigger))
 
     def reconcile_facts(self, task: TableView) -> dict[str, Any]:
         """Facts the lost-lease guards need (e.g. whether a load committed), from the strategy's reconciler."""

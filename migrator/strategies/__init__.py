@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 from migrator import routes
 from migrator.engine.definitions import MachineDef
 from migrator.engine.registry import Registry
-from migrator.engine.runner import Reconciler, RollbackRefusal, Undo, default_registry, load_machines
 from migrator.errors import DefinitionError, UsageError
 from migrator.routes import Route
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+    # The runner (and through it the state-machine library) is imported by build(), not by
+    # the readers of the store records below (`status` imports swap_record and stray_record).
+    from migrator.engine.runner import Reconciler, RollbackRefusal, Undo
 
     from migrator.aws.clients import AwsClients
     from migrator.config import LoadedConfig, Settings
@@ -53,6 +56,8 @@ class Strategy:
 def registry_for(strategy: str) -> Registry:
     """The engine's guards and actions extended with the strategy's own, checked against its YAML:
     every action (and table step) the YAML names is registered, every registered one is named."""
+    from migrator.engine.runner import default_registry, load_machines
+
     module = _module(strategy)
     own: Registry = module.registry()
     route = routes.route(strategy)
@@ -68,6 +73,8 @@ def registry_for(strategy: str) -> Registry:
 
 
 def build(strategy: str, config: "LoadedConfig | None" = None) -> Strategy:
+    from migrator.engine.runner import load_machines
+
     module = _module(strategy)
     route = routes.route(strategy)
     registry = registry_for(strategy)

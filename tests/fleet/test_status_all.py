@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from sqlalchemy import text
 
 from migrator.procinfo import ProcessIdentity
 from migrator.sandbox.postgres import PostgresServer
-from migrator.store import Store, TableSpec, db
+from migrator.store import PartSpec, Store, TableSpec, db
 from tests.conftest import CONFIG_TOML
 from tests.harness import one_line_error, run_migrator
 
@@ -25,6 +26,14 @@ def _fill(url: str) -> None:
             conn.execute(text("update table_task set state = 'validated' where migration_id = :b"), {"b": b.id})
             conn.execute(text("update table_task set state = 'validated' where table_name in ('t0', 't1')"))
             conn.execute(text("update table_task set state = 'failed', attempt = 3 where table_name = 't2'"))
+        # Two of alpha's tables split into parts (4 + 3): 3 parts done of 7, over both.
+        for name, total in (("t3", 4), ("t1", 3)):
+            task = store.find_table(a, "s", name)
+            assert task is not None
+            store.add_parts(task, [PartSpec(i, total, "id", None, None, 10, 1) for i in range(total)], "pending")
+        conn_done = "update table_part set state = 'validated' where part_no = 0 or (part_no = 1 and parts_total = 4)"
+        with store.engine.begin() as conn:
+            conn.execute(text(conn_done))
     # A worker of this process (alive) on alpha, and one of a pid that no longer runs.
     with Store(db.create_store_engine(url)) as live:
         live.register_worker(live.require_migration("alpha"), "worker", 60)
@@ -46,12 +55,19 @@ def test_status_all_lists_every_migration_of_a_postgresql_store_given_by_url(
     alpha, beta = rows["alpha"], rows["beta"]
     assert (alpha["phase"], alpha["tables_done"], alpha["tables_total"]) == ("copying", 2, 4)
     assert (alpha["rows_done"], alpha["rows_total"], alpha["needs_operator"]) == (200, 400, 1)
+    assert (alpha["parts_done"], alpha["parts_total"]) == (3, 7)  # summed over its parted tables
+    assert (beta["parts_done"], beta["parts_total"]) == (0, 0)
     assert [w["role"] for w in alpha["workers_alive"]] == ["worker"]  # the dead pid's row is not alive
     assert alpha["last_heartbeat_at"] is not None and alpha["gate_waiting"] is None
     assert (beta["tables_done"], beta["tables_total"], beta["gate_waiting"]) == (1, 1, "cutover")
     assert beta["workers_alive"] == []
-    people = run_migrator(["status", "--all"], cwd=tmp_path, env={"MIGRATOR_STORE": url}, timeout=60)
+    people = run_migrator(["status", "--all"], cwd=tmp_path, env={"MIGRATOR_STORE": url, "COLUMNS": "300"},
+                          timeout=60)
     assert people.returncode == 0 and "alpha" in people.stdout and "beta" in people.stdout
+    header = next(line for line in people.stdout.splitlines() if "migration" in line and "parts" in line)
+    alpha_line = next(line for line in people.stdout.splitlines() if "alpha" in line)
+    columns, cells = ([c.strip() for c in re.split("[│┃]", line)[1:-1]] for line in (header, alpha_line))
+    assert cells[columns.index("tables")] == "2/4" and cells[columns.index("parts")] == "3/7"
     assert pg_server.password not in people.stdout
 
 
