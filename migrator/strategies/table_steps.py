@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from migrator.strategies.sessions import inventory_of, session
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse import parts as wparts
 from migrator.warehouse.connection import Session, end_backend
-from migrator.warehouse.inventory import TableInfo
+from migrator.warehouse.inventory import TableInfo, column_defaults
 from migrator.warehouse.pipeline import StatementHook
 from migrator.warehouse.sql import staging_prefix
 
@@ -54,6 +55,8 @@ class TableWorker:
         self._sessions = _Sessions(ctx)
         self.tables: dict[tuple[str, str], TableInfo] = {}
         self._slices: tuple[int, int] | None = None
+        self._marker: str | None = None
+        self._defaults: dict[tuple[str, str, str], str] | None = None
 
     def __enter__(self) -> "TableWorker":
         self._sessions.__enter__()
@@ -76,6 +79,21 @@ class TableWorker:
     @property
     def target(self) -> Session:
         return self._sessions.target
+
+    def marker(self) -> str:
+        """This worker's load marker table (pipeline.ensure_worker_marker), created before its
+        first load: one CREATE per worker instead of one per table."""
+        if self._marker is None:
+            worker = f"{self.ctx.store.owner_label()}/{uuid.uuid4().hex}"
+            self._marker = pipeline.ensure_worker_marker(self.target, self.ctx.migration.name, worker)
+        return self._marker
+
+    def identity_defaults(self, schema: str, table: str) -> dict[tuple[str, str, str], str]:
+        """The target's column defaults (IDENTITY seeds), read once per worker and again only when
+        a table is not in them (created since), instead of once per loaded table."""
+        if self._defaults is None or not any((s, t) == (schema, table) for s, t, _c in self._defaults):
+            self._defaults = column_defaults(self.target)
+        return self._defaults
 
     def info(self, task: TableView) -> TableInfo:
         found = self.tables.get((task.schema_name, task.table_name))
@@ -108,7 +126,9 @@ class TableWorker:
 
 
 class _Sessions:
-    """A worker's source (autocommit) and target (transactional) sessions, replaceable when lost."""
+    """A worker's source and target sessions, replaceable when lost. Both in autocommit: reads
+    (checksums, catalogue) then open no transaction (no BEGIN and ROLLBACK around each); a load
+    runs in a transaction of its own all the same (pipeline.load_exactly_once)."""
 
     def __init__(self, ctx: "PhaseContext") -> None:
         self.ctx = ctx
@@ -124,7 +144,7 @@ class _Sessions:
         self._close()
 
     def _open(self) -> None:
-        source_cm, target_cm = session(self.ctx, "source"), session(self.ctx, "target", autocommit=False)
+        source_cm, target_cm = session(self.ctx, "source"), session(self.ctx, "target")
         self.source = source_cm.__enter__()
         self._stack.append(source_cm)
         self.target = target_cm.__enter__()
@@ -218,18 +238,21 @@ def unload_step(step: Step) -> StepResult:
             result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
                                            staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
                                            attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
-                                           kms_key_id=worker.staging.kms_key_id, on_statement=on_statement)
+                                           kms_key_id=worker.staging.kms_key_id, on_statement=on_statement,
+                                           count_rows=False)
         except OutcomeUnknown as exc:
             # An UNLOAD only writes staging: once the first is over, running it again (CLEANPATH)
             # replaces whatever it wrote.
             worker.end_lost_statement("source", exc)
             raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
+        # The rows unloaded: the manifest's count (no pg_last_unload_count() round trip), which
+        # the files' own counts must add up to; the load checks COPY's count against it.
         report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
                                         result.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=result.rows)
+                                        expected_rows=None)
         return {"manifest_url": result.manifest_url, "staging_prefix": result.prefix,
                 "unload_format": result.format.name, "format_reason": result.format.reason,
-                "rows_unloaded": result.rows, "bytes_unloaded": report.bytes,
+                "rows_unloaded": report.rows, "bytes_unloaded": report.bytes,
                 "step_timings": _timing(task, "unload", started)}
 
     return _writing_step(step, "unload", unload, then="after_unload")
@@ -254,7 +277,10 @@ def load_step(step: Step) -> StepResult:
                                                 fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
                                                 migration=migration, attempt=task.attempt,
                                                 explicit_ids=bool(info.identity_columns), expected_rows=report.rows,
-                                                on_statement=on_statement, columns=info.columns)
+                                                on_statement=on_statement, columns=info.columns,
+                                                marker=worker.marker(), known_empty=task.attempt == 1,
+                                                identity_defaults=worker.identity_defaults(info.schema, info.name)
+                                                if info.identity_columns else None)
         except OutcomeUnknown as exc:
             # The COMMIT's connection died: the load may have committed or may still be running.
             # End it first, then its marker (written in the load's own transaction) decides.
@@ -588,11 +614,12 @@ def _after_last_part(step: Step, info: TableInfo, parts: int) -> None:
     if parts > 1 and info.sortkeys and info.sortkey_kind not in ("INTERLEAVED", "AUTO"):
         statements.append(vacuum_sort_sql(info.schema, info.name))
     target.rollback()
+    was = bool(target.conn.autocommit)  # the worker's target is in autocommit already
     target.conn.autocommit = True
     try:
         for sql in statements:
             target.run(sql, kind="maintenance")
     finally:
-        target.conn.autocommit = False
+        target.conn.autocommit = was
     step.phase.store.add_event(step.phase.migration, step.task.subject, "table_maintained",
                                {"statements": statements}, state=step.phase.migration.phase)

@@ -77,7 +77,11 @@ def _migrate(sb: SandboxClient, pg_server: PostgresServer, tmp_path: Path, table
         counted = sum(c.tables for c in store.count_by_state(migration))
         events = Counter(e.trigger for e in store.events(migration))
     for side, cluster in (("source", source), ("target", target)):
-        (tmp_path / f"statements-{tables}-{side}.txt").write_text("\n".join(_statements(sb, cluster)))
+        (tmp_path / f"statements-{tables}-{side}.txt").write_text("\n;;\n".join(_statements(sb, cluster)))
+    with psycopg.connect(pg_server.url(store_db).replace("postgresql+psycopg", "postgresql")) as pg:
+        writes = pg.execute("select relname, n_tup_ins, n_tup_upd, n_tup_del from pg_stat_user_tables "
+                            "order by relname").fetchall()
+    (tmp_path / f"store-{tables}.txt").write_text("\n".join(" ".join(map(str, w)) for w in writes))
     return {"tables": counted, "source": _statements(sb, source, seeded), "target": _statements(sb, target),
             "store": after - before, "events": events}
 
