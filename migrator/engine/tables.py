@@ -22,7 +22,7 @@ from migrator.engine.definitions import MachineDef, StateDef
 from migrator.engine.flows import DEFAULT_TABLE_LEASE_SECONDS as DEFAULT_LEASE_SECONDS
 from migrator.errors import ConcurrentUpdate, InternalError, MigratorError, RemoteError
 from migrator.retry import Backoff
-from migrator.store import PartView, Probe, TableView
+from migrator.store import ExtraEvent, PartView, Probe, TableView
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -103,6 +103,7 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
     ``keep_owner`` (a picked table) the reservation lasts until the walk ends."""
     flow = ctx.table_flow(task)
     flow.keep_owner = keep_owner
+    flow.announce = _announcer(ctx, steps, resources)
     definition = flow.definition
     try:
         while True:
@@ -126,10 +127,12 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
                 if result.move is not None and result.move not in state.moves:
                     raise InternalError(f"internal error: step {state.step!r} asked for move {result.move!r}, "
                                         f"which table state {state.name!r} does not offer")
-                flow.fire(result.move or completing_trigger(definition, state), fields=result.fields)
+                # Held back (defer) when it rests the table and the walk goes on: written with the next move.
+                flow.fire(result.move or completing_trigger(definition, state), fields=result.fields, defer=True)
                 continue
             if ctx.should_stop():
                 # A resting state is a safe point: the next run (or another worker) takes the table from here.
+                flow.flush()
                 if keep_owner:
                     ctx.store.release_table(flow.task)
                 return TableOutcome(task.qualified_name, False, "stopped before its next step")
@@ -141,6 +144,20 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
     except MigratorError as exc:
         flow.fail_on_error(exc)
         return TableOutcome(task.qualified_name, False, exc.one_line(), exc.retryable, flow.task.attempt)
+
+
+#: A step may name what it records first (its ``announce``: events for the table as it will be
+#: when the step starts, e.g. the statement it is about to run), written with the move into the
+#: step's state instead of in a transaction of its own.
+Announce = Callable[[StepContext[R]], list[ExtraEvent]]
+
+
+def _announcer(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
+               resources: R) -> Callable[[str, TableView], list[ExtraEvent]]:
+    def announce(step: str, task: TableView) -> list[ExtraEvent]:
+        fn: Announce[R] | None = getattr(steps.get(step), "announce", None)
+        return list(fn(StepContext(ctx, task, resources))) if fn is not None else []
+    return announce
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,25 @@ class Probe:
     table_states: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class EarlierMove:
+    """A table move taken in memory and written with the next one (`Store.move_table` ``earlier``)."""
+
+    trigger: str
+    to_state: str
+    fields: Mapping[str, Any]
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ExtraEvent:
+    """One more event written with a table move (`Store.move_table` ``events``)."""
+
+    trigger: str
+    detail: Mapping[str, Any]
+    state: str | None = None
+
+
 class Store:
     """Checkpoint store access. Create with :meth:`open`; ``read_only`` stores cannot write."""
 
@@ -288,9 +307,18 @@ class Store:
     def move_table(self, task: TableView, trigger: str, to_state: str, *,
                    fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None,
                    take_lease_seconds: float | None = None, release_lease: bool = False,
-                   new_attempt: bool = False) -> TableView:
-        """The one compare-and-set every table move goes through."""
-        values: dict[str, Any] = dict(fields or {})
+                   new_attempt: bool = False, earlier: Sequence[EarlierMove] = (),
+                   events: Sequence[ExtraEvent] = ()) -> TableView:
+        """The one compare-and-set every table move goes through. ``earlier``: moves the caller
+        took in memory since ``task`` was stored (a step's completing move into a resting state,
+        followed at once by the next move), written with this one: their fields in the same row
+        update, their events first; ``task`` is then the table as stored before them. ``events``:
+        more events (trigger, detail) recorded with this move, after its own (e.g. the statement
+        the step entered now is about to run), so one transaction carries them all."""
+        values: dict[str, Any] = {}
+        for move in earlier:
+            values.update(move.fields)
+        values.update(fields or {})
         now = utcnow()
         values.update(state=to_state, updated_at=now)
         if take_lease_seconds is not None:
@@ -306,29 +334,39 @@ class Store:
                 raise ConcurrentUpdate(
                     f"table {task.qualified_name} is no longer {task.state!r} (version {task.version}): "
                     "another worker moved it; nothing was written")
+            from_state = task.state
+            for move in earlier:
+                self._event(conn, task.migration_id, task.subject, move.trigger, from_state, move.to_state, move.detail)
+                from_state = move.to_state
             event_detail = dict(detail or {})
             if new_attempt:
                 event_detail["attempt"] = task.attempt + 1
-            self._event(conn, task.migration_id, task.subject, trigger, task.state, to_state, event_detail)
+            self._event(conn, task.migration_id, task.subject, trigger, from_state, to_state, event_detail)
+            for extra in events:
+                self._event(conn, task.migration_id, task.subject, extra.trigger, extra.state, extra.state,
+                            extra.detail)
         return _view(TableView, row)
 
     # Named moves: what the table machine does, spelled as the store sees it.
 
     def claim_table(self, task: TableView, trigger: str, to_state: str, lease_seconds: float,
-                    fields: Mapping[str, Any] | None = None, new_attempt: bool = False) -> TableView:
+                    fields: Mapping[str, Any] | None = None, new_attempt: bool = False,
+                    earlier: Sequence[EarlierMove] = (), events: Sequence[ExtraEvent] = ()) -> TableView:
         return self.move_table(task, trigger, to_state, fields=fields, take_lease_seconds=lease_seconds,
-                               new_attempt=new_attempt, detail={"owner": self.owner_label()})
+                               new_attempt=new_attempt, detail={"owner": self.owner_label()}, earlier=earlier,
+                               events=events)
 
     def complete_step(self, task: TableView, trigger: str, to_state: str,
                       fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None) -> TableView:
         return self.move_table(task, trigger, to_state, fields=fields, detail=detail, release_lease=True)
 
     def fail_table(self, task: TableView, error: str, to_state: str, trigger: str,
-                   detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> TableView:
+                   detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None,
+                   earlier: Sequence[EarlierMove] = ()) -> TableView:
         # A failed table waits for the next pass unless the worker schedules a retry (schedule_retry).
         return self.move_table(task, trigger, to_state,
                                fields={**(fields or {}), "last_error": masked(error), "ready_at": None},
-                               detail={"error": error, **(detail or {})}, release_lease=True)
+                               detail={"error": error, **(detail or {})}, release_lease=True, earlier=earlier)
 
     def renew_table_leases(self, lease_seconds: float, migration_id: int | None = None) -> int:
         query = update(TableTask).where(TableTask.owner == self.owner_label())

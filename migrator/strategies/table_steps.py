@@ -21,7 +21,7 @@ from migrator.engine.registry import Registry
 from migrator.engine.tables import StepContext, StepResult
 from migrator.errors import MigratorError, OutcomeUnknown, RemoteError, TransientError
 from migrator.retry import Backoff, with_retries
-from migrator.store import PartSpec, PartView, TableView
+from migrator.store import ExtraEvent, PartSpec, PartView, TableView
 from migrator.strategies.recorded import clients, clients_for
 from migrator.strategies import window
 from migrator.strategies.part_plan import PARTS_CHECKED, done_ranges, part_range, recopy_differing
@@ -31,7 +31,7 @@ from migrator.warehouse import parts as wparts
 from migrator.warehouse.connection import Session, end_backend
 from migrator.warehouse.inventory import TableInfo, column_defaults
 from migrator.warehouse.pipeline import StatementHook
-from migrator.warehouse.sql import staging_prefix
+from migrator.warehouse.sql import CSV, redact, staging_prefix
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -56,6 +56,9 @@ class TableWorker:
         self.tables: dict[tuple[str, str], TableInfo] = {}
         self._slices: tuple[int, int] | None = None
         self._marker: str | None = None
+        #: Statements recorded in history with the move that started their step (announce_*):
+        #: the step's recorder does not record them again when they run.
+        self.announced: set[str] = set()
         self._defaults: dict[tuple[str, str, str], str] | None = None
 
     def __enter__(self) -> "TableWorker":
@@ -164,8 +167,12 @@ Step = StepContext[TableWorker]
 
 
 def _statement_recorder(step: Step) -> StatementHook:
-    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs."""
+    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs: with
+    the move that started the step when it was announced there, else in a transaction of its own."""
     def record(kind: str, sql: str) -> None:
+        if sql in step.resources.announced:
+            step.resources.announced.discard(sql)  # a retry of it is recorded again
+            return
         step.phase.store.add_event(step.phase.migration, step.task.subject, "statement",
                                    {"kind": kind, "statement": sql, "attempt": step.task.attempt},
                                    state=step.phase.migration.phase)
@@ -222,6 +229,41 @@ def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
     return timings
 
 
+def _announced(step: Step, kind: str, statement: str) -> list[ExtraEvent]:
+    recorded = redact(statement)
+    step.resources.announced = {recorded}  # one at a time: a step that did not run its statement leaves no other
+    return [ExtraEvent("statement", {"kind": kind, "statement": recorded, "attempt": step.task.attempt},
+                       step.phase.migration.phase)]
+
+
+def announce_unload(step: Step) -> list[ExtraEvent]:
+    """The UNLOAD a whole table's unload step runs first, recorded with the move that starts it
+    (a table that may be split, or goes through CSV, which checks its data first, records as it runs)."""
+    worker, task = step.resources, step.task
+    info = worker.tables.get(task.pair)
+    if info is None or may_have_parts(step.phase, task):
+        return []
+    fmt = pipeline.choose_format(info.columns)
+    if fmt.name == CSV:
+        return []
+    return _announced(step, "unload", pipeline.unload_statement(
+        info.schema, info.name, info.columns, staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
+        attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn, kms_key_id=worker.staging.kms_key_id, fmt=fmt))
+
+
+def announce_load(step: Step) -> list[ExtraEvent]:
+    """The COPY the load step runs, recorded with the move that starts it."""
+    worker, task = step.resources, step.task
+    info = worker.tables.get(task.pair)
+    if info is None or not task.manifest_url:
+        return []
+    statement = pipeline.load_copy_statement(info.schema, info.name, manifest_url=task.manifest_url,
+                                             fmt=pipeline.choose_format(info.columns),
+                                             iam_role_arn=worker.staging.iam_role_arn,
+                                             explicit_ids=bool(info.identity_columns), columns=info.columns)
+    return [] if statement is None else _announced(step, "copy", statement)
+
+
 @STEPS.step("unload")
 def unload_step(step: Step) -> StepResult:
     worker, task = step.resources, step.task
@@ -256,6 +298,9 @@ def unload_step(step: Step) -> StepResult:
                 "step_timings": _timing(task, "unload", started)}
 
     return _writing_step(step, "unload", unload, then="after_unload")
+
+
+unload_step.announce = announce_unload  # type: ignore[attr-defined]
 
 
 @STEPS.step("load")
@@ -301,6 +346,9 @@ def load_step(step: Step) -> StepResult:
         return {"rows_loaded": result.rows, "step_timings": _timing(task, "load", started)}
 
     return _writing_step(step, "load", load, then="after_load_commit")
+
+
+load_step.announce = announce_load  # type: ignore[attr-defined]
 
 
 @STEPS.step("validate")

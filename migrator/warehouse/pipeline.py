@@ -155,8 +155,8 @@ def unload_table(session: Session, schema: str, table: str, columns: list[Column
     CLEANPATH removed any earlier manifest under the prefix first, so the one read is this one's."""
     fmt = fmt or choose_format(columns)
     prefix = staging_prefix(staging_uri, migration, schema, table, attempt)
-    statement = unload_sql(unload_query(schema, table, [(c.name, c.type) for c in columns], fmt.name), prefix,
-                           iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
+    statement = unload_statement(schema, table, columns, staging_uri=staging_uri, migration=migration,
+                                 attempt=attempt, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt)
     started = time.perf_counter()
     if fmt.name == CSV:
         _refuse_csv_marker_in_data(session, schema, table, columns)
@@ -168,6 +168,23 @@ def unload_table(session: Session, schema: str, table: str, columns: list[Column
     rows = session.run("select pg_last_unload_count()", kind="unload")
     return UnloadResult(prefix, prefix + "manifest", fmt, statement, int(rows[0][0]) if rows else -1,
                         time.perf_counter() - started)
+
+
+def unload_statement(schema: str, table: str, columns: list[ColumnInfo], *, staging_uri: str, migration: str,
+                     attempt: int, iam_role_arn: str, kms_key_id: str, fmt: DataFormat) -> str:
+    """The UNLOAD unload_table runs (known before it runs, so a caller can record it first)."""
+    prefix = staging_prefix(staging_uri, migration, schema, table, attempt)
+    return unload_sql(unload_query(schema, table, [(c.name, c.type) for c in columns], fmt.name), prefix,
+                      iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
+
+
+def load_copy_statement(schema: str, table: str, *, manifest_url: str, fmt: DataFormat, iam_role_arn: str,
+                        explicit_ids: bool, columns: list[ColumnInfo]) -> str | None:
+    """The COPY load_exactly_once runs for a whole table, or None when it goes through a stage
+    table (binary_stage), whose statements are recorded as they run."""
+    if binary_stage(fmt, columns) is not None:
+        return None
+    return copy_sql(schema, table, manifest_url, iam_role_arn=iam_role_arn, fmt=fmt.name, explicit_ids=explicit_ids)
 
 
 def refuse_csv_marker_in_data(session: Session, schema: str, table: str, columns: list[ColumnInfo]) -> None:
