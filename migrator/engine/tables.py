@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from migrator.engine import parts as parts_engine
@@ -22,7 +22,7 @@ from migrator.engine.definitions import MachineDef, StateDef
 from migrator.engine.flows import DEFAULT_TABLE_LEASE_SECONDS as DEFAULT_LEASE_SECONDS
 from migrator.errors import ConcurrentUpdate, InternalError, MigratorError, RemoteError
 from migrator.retry import Backoff
-from migrator.store import ExtraEvent, PartView, Probe, TableView
+from migrator.store import ExtraEvent, PartView, PickedMove, Probe, TableView
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -216,9 +216,37 @@ class _Picking:
                    tuple(p_needs_operator))
 
 
-def pick(ctx: "PhaseContext", picking: _Picking, lease_seconds: float) -> TableView | PartView | None:
-    """The next table or part for this worker, reserved for it (one store transaction)."""
-    return ctx.store.pick_work(ctx.migration, picking.probes, lease_seconds, part_done_states=picking.part_done)
+def pick(ctx: "PhaseContext", picking: _Picking, lease_seconds: float,
+         advance: Callable[[TableView], PickedMove | None] | None = None) -> TableView | PartView | None:
+    """The next table or part for this worker, reserved for it (one store transaction), with a
+    table's first move already taken when ``advance`` gives one."""
+    return ctx.store.pick_work(ctx.migration, picking.probes, lease_seconds, part_done_states=picking.part_done,
+                               advance=advance)
+
+
+def first_move(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
+               resources: R) -> Callable[[TableView], PickedMove | None]:
+    """For a picked table resting where the walk would at once take its `next` move into a step
+    (unguarded, e.g. pending -> unloading): that move, so the pick takes it in its own transaction
+    (the walk then starts with the step). None when stopping, or for any other move."""
+    definition = ctx.table_definition
+    announce = _announcer(ctx, steps, resources)
+    lease_seconds = DEFAULT_LEASE_SECONDS  # as TableFlow's claim
+
+    def advance(task: TableView) -> PickedMove | None:
+        state = definition.state(task.state)
+        if state.next is None or {"in_flight", "done", "parted", "needs_operator"} & set(state.tags):
+            return None
+        moves = definition.transitions_from(task.state, state.next)
+        if len(moves) != 1 or moves[0].conditions or moves[0].unless:
+            return None
+        dest = definition.state(moves[0].dest)
+        if "in_flight" not in dest.tags or dest.step is None or ctx.should_stop():
+            return None
+        new_attempt = task.state == definition.initial  # as TableFlow: a fresh attempt leaves the initial state
+        would_be = replace(task, state=dest.name, attempt=task.attempt + int(new_attempt))
+        return PickedMove(state.next, dest.name, lease_seconds, new_attempt, events=announce(dest.step, would_be))
+    return advance
 
 
 def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
@@ -256,11 +284,11 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
     active = 0
     finished = False
 
-    def next_task() -> TableView | PartView | None:
+    def next_task(advance: Callable[[TableView], PickedMove | None]) -> TableView | PartView | None:
         nonlocal active, finished
         with cond:
             while not ctx.should_stop() and not crashed and not finished:
-                task = pick(ctx, picking, lease_seconds)
+                task = pick(ctx, picking, lease_seconds, advance)
                 if task is not None:
                     active += 1
                     return task
@@ -345,7 +373,8 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
     def worker() -> None:
         try:
             with open_resources() as resources:
-                while (task := next_task()) is not None:
+                advance = first_move(ctx, steps, resources)
+                while (task := next_task(advance)) is not None:
                     if isinstance(task, PartView):
                         walk_picked_part(task, resources)
                         continue

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 from functools import lru_cache
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, replace
+from dataclasses import MISSING, dataclass, field, replace
 from dataclasses import fields as dc_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -86,6 +86,20 @@ class ExtraEvent:
     trigger: str
     detail: Mapping[str, Any]
     state: str | None = None
+
+
+@dataclass(frozen=True)
+class PickedMove:
+    """The first move of a table as it is picked (`Store.pick_work` ``advance``): into an in-flight
+    state, taking the lease."""
+
+    trigger: str
+    to_state: str
+    lease_seconds: float
+    new_attempt: bool = False
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    events: Sequence[ExtraEvent] = ()
 
 
 class Store:
@@ -416,7 +430,8 @@ class Store:
         return found
 
     def pick_work(self, migration: MigrationView, probes: Sequence["Probe"], lease_seconds: float, *,
-                  part_done_states: Sequence[str] = ()) -> TableView | PartView | None:
+                  part_done_states: Sequence[str] = (),
+                  advance: Callable[[TableView], PickedMove | None] | None = None) -> TableView | PartView | None:
         """Reserve the next table or part to work on for this process, or None when none is free now.
 
         The store is the one queue of a pass, for tables and parts alike. ``probes`` are tried in
@@ -432,7 +447,11 @@ class Store:
 
         A part is picked only while its table rests in one of the probe's ``table_states``; a table probe with
         ``joinable`` set takes a table only when none of its parts is outside ``part_done_states``
-        (a table in its `parted` state goes on once its parts are done)."""
+        (a table in its `parted` state goes on once its parts are done).
+
+        ``advance``: given a table as picked, the move its walk takes first (or None), taken in the
+        same transaction (its compare-and-set, its event and ``events``), so a pick and the start
+        of the table's first step cost one transaction; the table is returned as moved."""
         now = utcnow()
         with self._tx() as conn:
             for probe in probes:
@@ -456,8 +475,31 @@ class Store:
                 ).values(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=lease_seconds),
                          ready_at=None, version=TableTask.version + 1).returning(*TableTask.__table__.c)).first()
                 if row is not None:
-                    return _view(TableView, row)
+                    picked = _view(TableView, row)
+                    move = advance(picked) if advance is not None else None
+                    if move is not None:
+                        return self._take(conn, picked, move, now)
+                    return picked
         return None
+
+    def _take(self, conn: Connection, task: TableView, move: PickedMove, now: datetime) -> TableView:
+        """A picked table's first move, inside the pick's transaction (the row is locked by it)."""
+        values: dict[str, Any] = dict(move.fields)
+        values.update(state=move.to_state, updated_at=now, owner=self.owner_label(),
+                      lease_expires_at=now + timedelta(seconds=move.lease_seconds))
+        statement = _table_move_statement(frozenset(values), move.new_attempt)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(w_id=task.id, w_state=task.state, w_version=task.version)
+        row = conn.execute(statement, params).first()
+        if row is None:  # the pick holds the row: nobody can have moved it
+            raise ConcurrentUpdate(f"table {task.qualified_name} moved while it was picked; nothing was written")
+        detail = {"owner": self.owner_label(), **move.detail}
+        if move.new_attempt:
+            detail["attempt"] = task.attempt + 1
+        self._event(conn, task.migration_id, task.subject, move.trigger, task.state, move.to_state, detail)
+        for extra in move.events:
+            self._event(conn, task.migration_id, task.subject, extra.trigger, extra.state, extra.state, extra.detail)
+        return _view(TableView, row)
 
     @staticmethod
     def _probe_table(conn: Connection, migration: MigrationView, probe: "Probe", part_done_states: Sequence[str],

@@ -64,6 +64,8 @@ class TableWorker:
     def __enter__(self) -> "TableWorker":
         self._sessions.__enter__()
         self.tables = inventory_of(self.ctx, self._sessions.source)
+        # Read now, not first inside a pick's store transaction (announce_unload asks it there).
+        _migration_has_parts(self.ctx)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -451,8 +453,11 @@ def may_have_parts(ctx: "PhaseContext", task: TableView) -> bool:
     """Whether the table can have parts: big enough to be split, or the migration had parts when
     this pass began (parts made since are only those of tables big enough). Saves a small table's
     steps a store read each (read once per pass, shared by the pass's workers)."""
-    return wants_parts(ctx.config, task) > 1 or bool(
-        ctx.shared("migration_has_parts", lambda: ctx.store.has_parts(ctx.migration)))
+    return wants_parts(ctx.config, task) > 1 or _migration_has_parts(ctx)
+
+
+def _migration_has_parts(ctx: "PhaseContext") -> bool:
+    return bool(ctx.shared("migration_has_parts", lambda: ctx.store.has_parts(ctx.migration)))
 
 
 def _split(step: Step, info: TableInfo) -> StepResult | None:
