@@ -163,15 +163,17 @@ def replay_grants(source: Session, target: Session, apply: Applier, include: lis
     tgt_rel = {(str(s), str(n)): (str(k), str(o), a) for s, n, k, o, a in catalog(target, "relations")}
     users = {str(r[0]) for r in catalog(target, "users")}
     grouped: dict[tuple[str, str], list[str]] = {}
+    owners: list[str] = []
     for s, n, _kind, owner, acl in catalog(source, "relations"):
         s, n, owner = str(s), str(n), str(owner)
         if (s, n) not in tgt_rel or not matches(f"{s}.{n}", include, exclude):
             continue
         keyword = "TABLE"  # Redshift's GRANT/ALTER TABLE cover views too
         if owner != tgt_rel[(s, n)][1] and owner in users and owner not in INTERNAL_USERS:
-            apply.run(alter_owner(keyword, qualified(s, n), owner))
+            owners.append(alter_owner(keyword, qualified(s, n), owner))
         grant_missing(apply, result, qualified(s, n), f"{s}.{n}", parse_acl(acl),
                       parse_acl(tgt_rel[(s, n)][2]), owner, groups, _TABLE_PRIVS, grouped)
+    apply.run_grouped(owners)  # many per transaction
     # After every ALTER ... OWNER: a grant is given by the table's owner as it will stay.
     grant_grouped(apply, grouped)
     tgt_schema_acl = {str(r[0]): parse_acl(r[2]) for r in catalog(target, "schemas")}
