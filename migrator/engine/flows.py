@@ -9,7 +9,7 @@ from typing import Any
 from migrator.engine.definitions import MachineDef
 from migrator.engine.machine import PersistedMachine
 from migrator.engine.registry import Registry
-from migrator.store import EarlierMove, ExtraEvent, MigrationView, Store, TableView
+from migrator.store import EarlierMove, ExtraEvent, HeldMoves, MigrationView, Store, TableView
 
 DEFAULT_TABLE_LEASE_SECONDS = 120.0
 
@@ -45,6 +45,9 @@ class TableFlow(PersistedMachine):
         #: Set by the table worker: the events to record with the move into an in-flight state
         #: (given the step's name and the table as it will be), e.g. the statement the step runs first.
         self.announce: Callable[[str, TableView], list[ExtraEvent]] | None = None
+        #: Set by the table worker: a completing move into a `done` state is held back too, and
+        #: written with the worker's next pick (held()).
+        self.hold_done = False
         self._stored = task
         self._earlier: list[EarlierMove] = []
         super().__init__(definition, registry, task, task.state, self._persist_move, settings)
@@ -54,7 +57,9 @@ class TableFlow(PersistedMachine):
         fields = dict(facts.get("fields", {}))
         detail = dict(facts.get("detail", {}))
         tags = self.definition.state(dest).tags
-        if facts.get("defer") and self.keep_owner and not ({"done", "needs_operator", "parted", "in_flight"} & tags):
+        resting = not ({"done", "needs_operator", "parted", "in_flight"} & tags)
+        finished = self.hold_done and "done" in tags and "needs_operator" not in tags
+        if facts.get("defer") and self.keep_owner and (resting or finished):
             # A step's completing move into a resting state whose `next` the walker takes at once:
             # written with that next move, one transaction for both (a crash between them finds the
             # table still in flight, whose `lost` move hands it back as before).
@@ -91,6 +96,13 @@ class TableFlow(PersistedMachine):
         keep = self.keep_owner and not ({"done", "needs_operator", "parted"} & tags)
         return self.store.move_table(stored, trigger, dest, fields=fields, detail=detail, release_lease=not keep,
                                      earlier=earlier)
+
+    def held(self) -> HeldMoves | None:
+        """The moves held back that end the walk (into a `done` state), for the next pick to write."""
+        if not self._earlier:
+            return None
+        moves, self._earlier = self._earlier, []
+        return HeldMoves(self._stored, tuple(moves))
 
     def flush(self) -> None:
         """Write the moves held back (``defer``) on their own, before the walker stops at a resting state."""

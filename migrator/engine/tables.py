@@ -22,7 +22,7 @@ from migrator.engine.definitions import MachineDef, StateDef
 from migrator.engine.flows import DEFAULT_TABLE_LEASE_SECONDS as DEFAULT_LEASE_SECONDS
 from migrator.errors import ConcurrentUpdate, InternalError, MigratorError, RemoteError
 from migrator.retry import Backoff
-from migrator.store import ExtraEvent, PartView, PickedMove, Probe, TableView
+from migrator.store import ExtraEvent, HeldMoves, PartView, PickedMove, Probe, TableView
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -73,6 +73,8 @@ class TableOutcome:
     attempt: int = 0
     #: The table rests in its `parted` state: its parts are to be walked (by any worker).
     parted: bool = False
+    #: The moves that ended the walk, not yet written: the worker's next pick writes them (hold_done).
+    held: HeldMoves | None = None
 
 
 def completing_trigger(definition: MachineDef, state: StateDef) -> str:
@@ -98,18 +100,21 @@ def work_queue(ctx: "PhaseContext") -> list[TableView]:
 
 
 def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
-         resources: R, keep_owner: bool = False) -> TableOutcome:
+         resources: R, keep_owner: bool = False, hold_done: bool = False) -> TableOutcome:
     """Walk one table to its done state, or into the state needing an operator. With
-    ``keep_owner`` (a picked table) the reservation lasts until the walk ends."""
+    ``keep_owner`` (a picked table) the reservation lasts until the walk ends. With ``hold_done``
+    the move into the done state is not written here but handed back (TableOutcome.held) for
+    the caller's next pick to write in its transaction."""
     flow = ctx.table_flow(task)
     flow.keep_owner = keep_owner
+    flow.hold_done = hold_done and keep_owner
     flow.announce = _announcer(ctx, steps, resources)
     definition = flow.definition
     try:
         while True:
             state = definition.state(flow.state)
             if "done" in state.tags:
-                return TableOutcome(task.qualified_name, True)
+                return TableOutcome(task.qualified_name, True, held=flow.held())
             if "parted" in state.tags:
                 # Its parts are picked one by one by whichever worker is free (store.pick_work);
                 # the table goes on (its `next` move, guarded by parts_done) once every part is done.
@@ -217,11 +222,13 @@ class _Picking:
 
 
 def pick(ctx: "PhaseContext", picking: _Picking, lease_seconds: float,
-         advance: Callable[[TableView], PickedMove | None] | None = None) -> TableView | PartView | None:
+         advance: Callable[[TableView], PickedMove | None] | None = None,
+         held: HeldMoves | None = None) -> TableView | PartView | None:
     """The next table or part for this worker, reserved for it (one store transaction), with a
-    table's first move already taken when ``advance`` gives one."""
+    table's first move already taken when ``advance`` gives one, and the end of the worker's
+    previous table (``held``) written first."""
     return ctx.store.pick_work(ctx.migration, picking.probes, lease_seconds, part_done_states=picking.part_done,
-                               advance=advance)
+                               advance=advance, settle=held)
 
 
 def first_move(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
@@ -284,26 +291,32 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
     active = 0
     finished = False
 
-    def next_task(advance: Callable[[TableView], PickedMove | None]) -> TableView | PartView | None:
+    def next_task(advance: Callable[[TableView], PickedMove | None],
+                  held: HeldMoves | None) -> TableView | PartView | None:
         nonlocal active, finished
         with cond:
-            while not ctx.should_stop() and not crashed and not finished:
-                task = pick(ctx, picking, lease_seconds, advance)
-                if task is not None:
-                    active += 1
-                    return task
-                if active == 0 and not ctx.store.work_elsewhere(
-                        ctx.migration, picking.not_done, picking.retry_states, picking.max_attempts,
-                        part_not_done=picking.part_not_done, part_retry_states=picking.part_retry_states,
-                        parted_states=picking.parted):
-                    _fail_stuck_parted(ctx, picking, outcomes, failed_tables)
-                    finished = True
-                    cond.notify_all()
-                    return None
-                cond.wait(timeout=_IDLE_CHECK_SECONDS)
-                if active == 0:
-                    _recover(ctx)  # a worker that died hands its tables back here
-            return None
+            try:
+                while not ctx.should_stop() and not crashed and not finished:
+                    task = pick(ctx, picking, lease_seconds, advance, held)
+                    held = None  # written by that pick
+                    if task is not None:
+                        active += 1
+                        return task
+                    if active == 0 and not ctx.store.work_elsewhere(
+                            ctx.migration, picking.not_done, picking.retry_states, picking.max_attempts,
+                            part_not_done=picking.part_not_done, part_retry_states=picking.part_retry_states,
+                            parted_states=picking.parted):
+                        _fail_stuck_parted(ctx, picking, outcomes, failed_tables)
+                        finished = True
+                        cond.notify_all()
+                        return None
+                    cond.wait(timeout=_IDLE_CHECK_SECONDS)
+                    if active == 0:
+                        _recover(ctx)  # a worker that died hands its tables back here
+                return None
+            finally:
+                if held is not None:  # no pick wrote it (stopping): on its own
+                    ctx.store.pick_work(ctx.migration, (), lease_seconds, settle=held)
 
     def settle(task: TableView, outcome: TableOutcome) -> None:
         nonlocal active
@@ -374,15 +387,18 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
         try:
             with open_resources() as resources:
                 advance = first_move(ctx, steps, resources)
-                while (task := next_task(advance)) is not None:
+                held: HeldMoves | None = None  # the end of the previous table: the next pick writes it
+                while (task := next_task(advance, held)) is not None:
+                    held = None
                     if isinstance(task, PartView):
                         walk_picked_part(task, resources)
                         continue
                     try:
-                        outcome = walk(ctx, task, steps, resources, keep_owner=True)
+                        outcome = walk(ctx, task, steps, resources, keep_owner=True, hold_done=True)
                     except BaseException:
                         settle(task, TableOutcome(task.qualified_name, False, "worker crashed"))
                         raise
+                    held = outcome.held
                     settle(task, outcome)
         except BaseException as exc:  # surfaced below, after every worker stopped
             with cond:

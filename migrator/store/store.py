@@ -89,6 +89,15 @@ class ExtraEvent:
 
 
 @dataclass(frozen=True)
+class HeldMoves:
+    """Moves of a table taken in memory, written with the next pick (`Store.pick_work` ``settle``):
+    ``task`` as stored before them; the last releases the table."""
+
+    task: TableView
+    moves: Sequence[EarlierMove]
+
+
+@dataclass(frozen=True)
 class PickedMove:
     """The first move of a table as it is picked (`Store.pick_work` ``advance``): into an in-flight
     state, taking the lease."""
@@ -329,6 +338,16 @@ class Store:
         update, their events first; ``task`` is then the table as stored before them. ``events``:
         more events (trigger, detail) recorded with this move, after its own (e.g. the statement
         the step entered now is about to run), so one transaction carries them all."""
+        with self._tx() as conn:
+            return self._move(conn, task, trigger, to_state, fields=fields, detail=detail,
+                              take_lease_seconds=take_lease_seconds, release_lease=release_lease,
+                              new_attempt=new_attempt, earlier=earlier, events=events)
+
+    def _move(self, conn: Connection, task: TableView, trigger: str, to_state: str, *,
+              fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None,
+              take_lease_seconds: float | None = None, release_lease: bool = False,
+              new_attempt: bool = False, earlier: Sequence[EarlierMove] = (),
+              events: Sequence[ExtraEvent] = ()) -> TableView:
         values: dict[str, Any] = {}
         for move in earlier:
             values.update(move.fields)
@@ -342,23 +361,22 @@ class Store:
         statement = _table_move_statement(frozenset(values), new_attempt)
         params = {f"v_{k}": v for k, v in values.items()}
         params.update(w_id=task.id, w_state=task.state, w_version=task.version)
-        with self._tx() as conn:
-            row = conn.execute(statement, params).first()
-            if row is None:
-                raise ConcurrentUpdate(
-                    f"table {task.qualified_name} is no longer {task.state!r} (version {task.version}): "
-                    "another worker moved it; nothing was written")
-            from_state = task.state
-            for move in earlier:
-                self._event(conn, task.migration_id, task.subject, move.trigger, from_state, move.to_state, move.detail)
-                from_state = move.to_state
-            event_detail = dict(detail or {})
-            if new_attempt:
-                event_detail["attempt"] = task.attempt + 1
-            self._event(conn, task.migration_id, task.subject, trigger, from_state, to_state, event_detail)
-            for extra in events:
-                self._event(conn, task.migration_id, task.subject, extra.trigger, extra.state, extra.state,
-                            extra.detail)
+        row = conn.execute(statement, params).first()
+        if row is None:
+            raise ConcurrentUpdate(
+                f"table {task.qualified_name} is no longer {task.state!r} (version {task.version}): "
+                "another worker moved it; nothing was written")
+        from_state = task.state
+        for move in earlier:
+            self._event(conn, task.migration_id, task.subject, move.trigger, from_state, move.to_state, move.detail)
+            from_state = move.to_state
+        event_detail = dict(detail or {})
+        if new_attempt:
+            event_detail["attempt"] = task.attempt + 1
+        self._event(conn, task.migration_id, task.subject, trigger, from_state, to_state, event_detail)
+        for extra in events:
+            self._event(conn, task.migration_id, task.subject, extra.trigger, extra.state, extra.state,
+                        extra.detail)
         return _view(TableView, row)
 
     # Named moves: what the table machine does, spelled as the store sees it.
@@ -431,7 +449,8 @@ class Store:
 
     def pick_work(self, migration: MigrationView, probes: Sequence["Probe"], lease_seconds: float, *,
                   part_done_states: Sequence[str] = (),
-                  advance: Callable[[TableView], PickedMove | None] | None = None) -> TableView | PartView | None:
+                  advance: Callable[[TableView], PickedMove | None] | None = None,
+                  settle: HeldMoves | None = None) -> TableView | PartView | None:
         """Reserve the next table or part to work on for this process, or None when none is free now.
 
         The store is the one queue of a pass, for tables and parts alike. ``probes`` are tried in
@@ -451,9 +470,17 @@ class Store:
 
         ``advance``: given a table as picked, the move its walk takes first (or None), taken in the
         same transaction (its compare-and-set, its event and ``events``), so a pick and the start
-        of the table's first step cost one transaction; the table is returned as moved."""
+        of the table's first step cost one transaction; the table is returned as moved.
+
+        ``settle``: the moves that ended this worker's previous table (its last step's completing
+        move into a done state), held back by its walk and written first in this transaction, so
+        finishing a table and picking the next cost one; written even when nothing is picked."""
         now = utcnow()
         with self._tx() as conn:
+            if settle is not None and settle.moves:
+                *earlier, last = settle.moves
+                self._move(conn, settle.task, last.trigger, last.to_state, fields=last.fields, detail=last.detail,
+                           release_lease=True, earlier=earlier)
             for probe in probes:
                 if probe.kind == "part":
                     found = self._probe_part(conn, migration, probe, now)
