@@ -248,8 +248,9 @@ def marker_writes(migration: str, schema: str, table: str, attempt: int, manifes
 
 
 def ensure_bookkeeping(session: Session) -> list[str]:
-    """Create the marker schema if missing (autocommit session); returns statements run. Each
-    load creates its own marker table (ensure_marker)."""
+    """Create the marker schema if missing (autocommit session); returns statements run. A copy
+    worker creates its marker table there once (ensure_worker_marker); a table part's load, its own
+    (ensure_marker)."""
     statement = f"create schema if not exists {quote_ident(BOOKKEEPING_SCHEMA)}"
     if int(session.run("select count(*) from pg_namespace where nspname = %s", [BOOKKEEPING_SCHEMA],
                        kind="bookkeeping")[0][0]):
