@@ -29,7 +29,7 @@ FEW, MANY = 8, 48
 #: own helper queries on the session (1.7 SELECTs an UNLOAD writes its files from, 1.0 the
 #: `copy <table>` a COPY loads through): the product's own statements are 10.0 (source 2.3: UNLOAD,
 #: checksum, 1/100 of the grouped re-check; target 7.7: CREATE TABLE, BEGIN, COPY, its count, the
-#: marker row, COMMIT, checksum). Target commits: 3.3 before (marker table, load, CREATE, GRANTs,
+#: marker row, COMMIT, checksum). Target commits: 5.2 before (marker table, load, CREATE, 2 GRANTs,
 #: ALTERs), 1.0 now (the load; DDL 200 tables per commit). Store: 18 committed transactions before
 #: (9 writes, each after a pool ping), 6.2 now (3.1 writes: the previous table validated + pick +
 #: unload started with its UNLOAD recorded; unloaded + load started with its COPY recorded; loaded
