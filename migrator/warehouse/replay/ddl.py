@@ -96,7 +96,10 @@ def replay_tables(source: Session, target: Session, apply: Applier, tables: list
             continue
         keys = [(n, d) for n, k, d in constraints.get((t.schema, t.name), []) if k in ("p", "u")]
         creates.append(create_table_sql(t, keys, identity_seeds(source, t) if t.identity_columns else None))
-    apply.run_grouped(creates)  # many tables per transaction: one commit each, not one per table
+    # One commit each (autocommit), not grouped: a CREATE TABLE lost with its connection is found
+    # or not by the next replay, while a lost grouped COMMIT would end the phase unreconciled.
+    for sql in creates:
+        apply.run(sql)
 
 
 def _constraints(session: Session) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
