@@ -30,10 +30,10 @@ FEW, MANY = 8, 48
 #: `copy <table>` a COPY loads through): the product's own statements are 10.0 (source 2.3: UNLOAD,
 #: checksum, 1/100 of the grouped re-check; target 7.7: CREATE TABLE, BEGIN, COPY, its count, the
 #: marker row, COMMIT, checksum). Target commits: 5.2 before (marker table, load, CREATE, 2 GRANTs,
-#: ALTERs), 2.0 now (the load, the CREATE TABLE; foreign keys and owners 200 per commit). Store: 18 committed transactions before
-#: (9 writes, each after a pool ping), 6.0-6.2 now (3.0-3.1 writes: the previous table validated + pick +
-#: unload started with its UNLOAD recorded; unloaded + load started with its COPY recorded; loaded
-#: + validation started).
+#: ALTERs), 2.0 now (the load, the CREATE TABLE; foreign keys and owners 200 per commit). Store:
+#: 18 committed transactions before (9 writes, each after a pool ping), 6.0-6.2 now (3.0-3.1
+#: writes: the previous table validated + pick + unload started with its UNLOAD recorded; unloaded
+#: + load started with its COPY recorded; loaded + validation started).
 MAX_STATEMENTS_PER_TABLE = 13.0
 MAX_OWN_STATEMENTS_PER_TABLE = 10.3
 MAX_TARGET_COMMITS_PER_TABLE = 2.05
