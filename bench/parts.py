@@ -1,6 +1,15 @@
 """Table parts on the sandbox: makespan, rows redone after a kill, and the window's catch-up.
 
     python bench/parts.py [--rows 300000] [--workers 4] [--parts 16] [--seed N]
+    python bench/parts.py --project 2TB [--target-slices 16] [--source-slices 16] [--part-size 2GB]
+
+`--project SIZE` starts no sandbox: it prints what a table of SIZE would cost in parts, files
+and statements, from the code that plans and runs parts (config.parse_part_size/parts_for,
+sql.max_file_size/files_per_slice, warehouse/parts.plan_file_groups, and the statements
+warehouse/parts.py and warehouse/pipeline.py send for one part, recorded by a session that
+answers them), for a table cut into ranges and for one loaded in file groups. Slices per node
+("Node type details", Amazon Redshift Management Guide): ra3.large and ra3.xlplus 2,
+ra3.4xlarge 4, ra3.16xlarge 16; so ra3.4xlarge x 4 nodes = 16 slices.
 
 One big table (a fact table: BIGINT key as its sort key, a timestamp, a decimal and a text
 column; 300,000 rows load whole in about a minute on the sandbox) is copied by unload-copy with `tables.concurrency = --workers`:
@@ -140,13 +149,143 @@ def pass_seconds(run: Run) -> float:
     return float(passes[0].detail["seconds"]) if passes else float("nan")
 
 
+class _Answering:
+    """A session that records each statement the part code sends and answers it as a cluster
+    would for a part of ``rows`` rows (counts, markers, checksums): the projection counts the
+    statements of the real code path without a cluster."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.sent: list[str] = []
+        self.conn = type("Conn", (), {"autocommit": False})()
+
+    def run(self, sql: str, params: Any = None, *, kind: str = "other", what: str | None = None) -> list[tuple[Any, ...]]:
+        self.sent.append(sql)
+        text = sql.lower()
+        if "pg_last_unload_count" in text or "pg_last_copy_count" in text:
+            return [(self.rows,)]
+        if text.startswith("select count(*), coalesce(sum("):
+            return [(self.rows, 0)]
+        if text.startswith("select"):
+            return [(0,)]
+        return []
+
+    def commit(self) -> None:
+        self.sent.append("COMMIT")
+
+    def rollback(self) -> None:
+        pass
+
+
+def _sample_info() -> Any:
+    from migrator.warehouse.inventory import ColumnInfo, TableInfo
+
+    columns = [ColumnInfo("id", "bigint", "az64", True, False, 1),
+               ColumnInfo("note", "character varying(40)", "lzo", False, False, 0)]
+    return TableInfo("public", "facts", 1, 0, 0, "EVEN", None, "COMPOUND", ["id"], True, True, columns=columns)
+
+
+_SAMPLE_INFO = _sample_info()
+
+
+def _statements_of_one_part(file_group: bool) -> dict[str, int]:
+    """The statements one part sends, by step, from the code that runs it (warehouse/parts.py,
+    warehouse/pipeline.py) against an answering session."""
+    from migrator.warehouse import parts as wparts
+    from migrator.warehouse import pipeline
+    info = _SAMPLE_INFO
+    columns = info.columns
+    part = wparts.PartRange(1, 8, "id", "bigint", "100", "200", 1000)
+    staging = dict(staging_uri="s3://bucket/stage/", migration="m", attempt=1,
+                   iam_role_arn="arn:aws:iam::123456789012:role/r", kms_key_id="alias/k")
+    fmt = pipeline.choose_format(columns)
+    counts: dict[str, int] = {}
+    if not file_group:
+        unload = _Answering(1000)
+        wparts.unload_part(unload, info, part, estimated_bytes=1, source_slices=16, target_slices=16,  # type: ignore[arg-type]
+                           fmt=fmt, **staging)
+        counts["unload"] = len(unload.sent)
+    load = _Answering(1000)
+    pipeline.load_exactly_once(load, "public", "facts", manifest_url="s3://bucket/stage/manifest", fmt=fmt,  # type: ignore[arg-type]
+                               iam_role_arn=staging["iam_role_arn"], migration="m", attempt=1, explicit_ids=False,
+                               expected_rows=1000, columns=columns, part=1,
+                               where=("FALSE", []) if file_group else part.where())
+    counts["load"] = len(load.sent)
+    if not file_group:
+        check = _Answering(1000)
+        wparts.part_fingerprint(check, info, part)  # type: ignore[arg-type]
+        counts["validate (both sides)"] = 2 * len(check.sent)
+    return counts
+
+
+def project(size: str, part_size: str, source_slices: int, target_slices: int) -> None:
+    """What a table of ``size`` costs in parts, files and statements (see the module docstring)."""
+    from migrator.config import parse_part_size
+    from migrator.warehouse.parts import plan_file_groups
+    from migrator.warehouse.sql import MAX_FILE_BYTES, files_per_slice, max_file_size
+
+    table = parse_part_size(size)
+    threshold = parse_part_size(part_size)
+    if table is None or table.mb is None or threshold is None:
+        raise SystemExit("--project and --part-size take sizes such as 2TB and 2GB")
+    size_mb = table.mb
+    parts = threshold.parts_for(size_mb, 0)
+    mib = 1024 ** 2
+    # As the part steps estimate it: a part's catalogue size x 2 for uncompressed text (part_steps).
+    part_bytes = int(size_mb / parts * mib * 2)
+    file_bytes = max_file_size(part_bytes, source_slices, target_slices)
+    per_slice = -(-part_bytes // source_slices)
+    files_per_part = source_slices * (-(-per_slice // file_bytes) if file_bytes else 1)
+    print(f"A {size} table, tables.part_size = \"{part_size}\", {source_slices} source slices, "
+          f"{target_slices} target slices:")
+    print(f"  ranges: {parts:,} parts of ~{size_mb / parts / 1024:.2f} GB (~{part_bytes / 1024 ** 3:.1f} GB "
+          f"of uncompressed text each); MAXFILESIZE {file_bytes / mib if file_bytes else 0:,.0f} MB -> "
+          f"{files_per_part} files a part ({files_per_slice(source_slices, target_slices)} per source slice, "
+          f"{files_per_part // max(1, target_slices)} per target slice), {parts * files_per_part:,} files in all")
+    per_part = _statements_of_one_part(file_group=False)
+    table_statements = 2 + 2 + 2  # boundaries + row counts per part; both row counts; ANALYZE + VACUUM SORT ONLY
+    total = parts * sum(per_part.values()) + table_statements
+    print(f"  statements: {sum(per_part.values())} a part ({', '.join(f'{k} {v}' for k, v in per_part.items())}) "
+          f"+ {table_statements} for the table = {total:,}; of them {parts:,} UNLOADs and {parts:,} COPYs")
+    whole_bytes = int(size_mb * mib * 2)
+    group_file = max_file_size(whole_bytes, source_slices, parts * target_slices)
+    per_source_slice = -(-whole_bytes // source_slices)
+    files = source_slices * (-(-per_source_slice // group_file) if group_file else 1)
+    groups = plan_file_groups([(0, 0)] * files, parts)
+    unload = _Answering(0)
+    from migrator.warehouse.parts import unload_for_groups
+    from migrator.warehouse.pipeline import choose_format
+
+    unload_for_groups(unload, _SAMPLE_INFO, staging_uri="s3://bucket/stage/", migration="m", attempt=1,  # type: ignore[arg-type]
+                      iam_role_arn="arn:aws:iam::123456789012:role/r", kms_key_id="alias/k",
+                      estimated_bytes=whole_bytes, source_slices=source_slices, target_slices=target_slices,
+                      groups=parts, fmt=choose_format(_SAMPLE_INFO.columns))
+    per_group = _statements_of_one_part(file_group=True)
+    table_statements = len(unload.sent) + 2 * 2 + 2  # the UNLOAD; a checksum per side; ANALYZE + VACUUM
+    group_total = len(groups) * sum(per_group.values()) + table_statements
+    capped = "" if group_file and group_file < MAX_FILE_BYTES else " (MAXFILESIZE at its bound: fewer files)"
+    print(f"  file groups (no column to cut into ranges): 1 UNLOAD, MAXFILESIZE {(group_file or 0) / mib:,.0f} MB -> "
+          f"{files:,} files{capped} in {len(groups):,} groups of {groups[0].end - groups[0].first if groups else 0} "
+          f"files; statements: {sum(per_group.values())} a group (load) + {table_statements} for the table "
+          f"= {group_total:,}; {len(groups):,} COPYs, {len(groups):,} group manifests written to S3")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=300000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--parts", type=int, default=16)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--project", default=None, help="print the cost of a table of this size (e.g. 2TB) and stop")
+    parser.add_argument("--part-size", default=None, help="tables.part_size for --project (default: the default)")
+    parser.add_argument("--source-slices", type=int, default=16)
+    parser.add_argument("--target-slices", type=int, default=16)
     args = parser.parse_args()
+    if args.project:
+        from migrator.config import DEFAULT_PART_SIZE
+
+        project(args.project, args.part_size or DEFAULT_PART_SIZE, args.source_slices, args.target_slices)
+        return
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     part_size = f"{-(-args.rows // args.parts)} rows"

@@ -181,6 +181,14 @@ def operator_policy(settings: Settings, *, passed_roles: list[str] | None = None
         # Reading an SSE-KMS object (the manifests the checks read) decrypts its data key.
         statements += _kms_statements(scope, "VerifyTheStagingKey", ["kms:DescribeKey", "kms:Decrypt"],
                                       [settings.staging.kms_key_id])
+        if settings.tables.part_threshold() is not None:
+            # A big table with no column to cut into ranges is loaded in groups of its UNLOAD's
+            # files, each COPY from a manifest of its group the tool writes (SSE-KMS under the
+            # staging key, which needs GenerateDataKey on it).
+            statements.append(_statement("WriteFileGroupManifests", ["s3:PutObject"],
+                                         [f"arn:{scope.partition}:s3:::{bucket}/{prefix}*"]))
+            statements += _kms_statements(scope, "EncryptFileGroupManifests", ["kms:GenerateDataKey"],
+                                          [settings.staging.kms_key_id])
     return {"Version": "2012-10-17", "Statement": statements}
 
 

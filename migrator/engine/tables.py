@@ -275,7 +275,7 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
     is held elsewhere; while others hold work this waits, handing back the tables and parts of
     workers that died (`ctx.recover`)."""
     # A process without the strategy's part steps never picks a part (every process of a
-    # migration decides the same from its config: table_steps.any_parted).
+    # migration decides the same from its config: part_steps.any_parted).
     picking = _Picking.of(ctx, with_parts=part_steps is not None)
     backoff = retry_backoff()
     lease_seconds = DEFAULT_LEASE_SECONDS

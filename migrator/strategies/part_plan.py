@@ -29,8 +29,9 @@ def part_range(part: PartView, info: TableInfo) -> PartRange:
 
 
 def done_ranges(parts: list[PartView], info: TableInfo) -> list[PartRange]:
+    """Ranges of the parts done; a file group (no part column) has none: its table is compared whole."""
     done = set(parts_engine.done_states())
-    return [part_range(p, info) for p in parts if p.state in done]
+    return [part_range(p, info) for p in parts if p.state in done and p.part_column is not None]
 
 
 def recopy_differing(ctx: "PhaseContext", task: TableView, differing: list[int], reason: str) -> int:

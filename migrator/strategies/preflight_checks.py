@@ -64,16 +64,22 @@ def source_problems(ctx: "PhaseContext", cluster_id: str) -> tuple[dict[str, Any
         def queue_found(detail: dict[str, Any]) -> None:
             ctx.store.add_event(ctx.migration, "migration", "wlm_queue", detail, state=ctx.migration.phase)
 
+        def warned(text: str) -> None:
+            ctx.store.add_event(ctx.migration, "migration", "access_warning", {"warning": text},
+                                state=ctx.migration.phase)
+
         problems += login_problems(settings, client_set, cluster_id, "source", settings.source,
-                                   on_queue=queue_found)
+                                   on_queue=queue_found, on_warning=warned)
     return cluster, problems
 
 
 def login_problems(settings: Settings, client_set: AwsClients, cluster_id: str, where: str,
-                   section: ConnectionSection, on_queue: Callable[[dict[str, Any]], None] | None = None
-                   ) -> list[str]:
+                   section: ConnectionSection, on_queue: Callable[[dict[str, Any]], None] | None = None,
+                   on_warning: Callable[[str], None] | None = None) -> list[str]:
     """What the configured login lacks to read the system views truthfully (a non-superuser), and
-    whether the configured query group reaches a WLM queue (``on_queue`` hears which)."""
+    whether the configured query group reaches a WLM queue (``on_queue`` hears which). What the
+    login sees only in part without a remedy the tool can check (access.access_warnings) is
+    logged as a warning and told to ``on_warning``, not counted as a problem."""
     from migrator.warehouse.connection import Session
 
     conn = connect(settings, client_set, cluster_id, where=where, conn=section)
@@ -81,6 +87,10 @@ def login_problems(settings: Settings, client_set: AwsClients, cluster_id: str, 
         conn.autocommit = True
         session = Session(conn)
         lines = access_lines(session, where) + query_group_lines(session, where, section.query_group, on_queue)
+        for warning in access_warning_lines(session, where):
+            log.warning("%s", warning)
+            if on_warning is not None:
+                on_warning(warning)
         target_group = settings.target.query_group
         if where == "source" and target_group and settings.route.new_cluster:
             # The new cluster gets the source's parameter group (strategies.mirror), so the source's
@@ -119,6 +129,13 @@ def access_lines(session: Any, where: str) -> list[str]:
     from migrator.warehouse.access import access_problems
 
     return [f"{where} user lacks access to {p.describe()}" for p in access_problems(session)]
+
+
+def access_warning_lines(session: Any, where: str) -> list[str]:
+    """One line per system view ``session``'s user sees only in part (a non-superuser)."""
+    from migrator.warehouse.access import access_warnings
+
+    return [f"{where} user is not a superuser: {w}" for w in access_warnings(session)]
 
 
 def staging_problems(client_set: AwsClients, bucket: str) -> list[str]:

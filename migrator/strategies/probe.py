@@ -366,7 +366,8 @@ def _sample_through(session: Session, info: TableInfo, path: DataPath, prefix: s
     hashed = row_hash(info.columns)
     frozen = frozen_sample_name(temp)
     sample = frozen_sample_query(frozen, names)
-    unload = unload_sql(unload_query_over(sample, [(c.name, c.type) for c in info.columns], fmt.name), prefix,
+    unload = unload_sql(unload_query_over(sample, [(c.name, c.type) for c in info.columns], fmt.name,
+                                          binary_stage(fmt, info.columns) is not None), prefix,
                         iam_role_arn=path.iam_role_arn, kms_key_id=path.kms_key_id, fmt=fmt.name)
 
     def run_unload() -> int:
@@ -398,7 +399,7 @@ def _copy(session: Session, info: TableInfo, fmt: Any, manifest: str, path: Data
     copy = copy_sql("", into, manifest, iam_role_arn=path.iam_role_arn, fmt=fmt.name,
                     explicit_ids=bool(info.identity_columns) and staged is None, temporary=True)
     if staged is not None:
-        create_stage, insert_from_stage, drop_stage = stage_statements(quote_ident(temp), staged)
+        create_stage, insert_from_stage, drop_stage = stage_statements(quote_ident(temp), staged, fmt.name)
         session.run(create_stage, kind="load", what="probe stage")
     try:
         run_recorded(session, copy, kind="copy", what=f"probe COPY {info.ref}", on_statement=None)

@@ -21,8 +21,8 @@ from migrator.engine.registry import Registry
 from migrator.errors import PreflightFailed, RemoteError, TransientError
 from migrator.names import table_key
 from migrator.store import TableSpec, TableView
-from migrator.strategies import (common, cutover, encryption, preflight_checks, recorded, stray_writes, table_steps,
-                                 window)
+from migrator.strategies import (common, cutover, encryption, part_steps, preflight_checks, recorded, stray_writes,
+                                 table_steps, window)
 from migrator.strategies.mirror import mirror_logging, mirror_source, mirror_usage_limits, rename_notes
 from migrator.strategies.sessions import inventory_of, session, target_section
 from migrator.warehouse import parts as wparts
@@ -232,7 +232,7 @@ def rehearse(ctx: "PhaseContext") -> str:
     sampled: dict[str, Any] = {}
     with session(ctx, "source") as source:
         info = inventory_of(ctx, source)[largest.pair]
-        wanted = table_steps.wants_parts(ctx.config, largest)
+        wanted = part_steps.wants_parts(ctx.config, largest)
         ranges = wparts.plan_ranges(source, info, wanted) if wanted > 1 else []
         if len(ranges) > 1:
             part = max(ranges, key=lambda r: r.rows)  # the largest part: the least overhead per row
@@ -319,11 +319,11 @@ def copy_tables(ctx: "PhaseContext") -> str:
 
 def _walk_tables(ctx: "PhaseContext") -> None:
     """Every table not done, through the table steps; refuses to go on while any needs an operator."""
-    parted = table_steps.any_parted(ctx)
+    parted = part_steps.any_parted(ctx)
     outcomes = tables_engine.walk_all(ctx, table_steps.STEPS.steps, lambda: table_steps.TableWorker(ctx),
                                       ctx.config.settings.tables.concurrency,
-                                      part_steps=table_steps.PART_STEPS if parted else None,
-                                      reconcile_part=table_steps.reconcile_part if parted else None)
+                                      part_steps=part_steps.PART_STEPS if parted else None,
+                                      reconcile_part=part_steps.reconcile_part if parted else None)
     if ctx.tables_not_done():
         failed = [o for o in outcomes if not o.done]
         listed = "; ".join(f"{o.table}: {o.error}" for o in failed[:5]) or "tables need an operator"

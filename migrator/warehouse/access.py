@@ -69,6 +69,28 @@ def access_problems(session: Session, *, max_tables: int = 5) -> list[AccessProb
     return problems
 
 
+#: Views that show a regular user part of the truth with no grant to ask for but a role's system
+#: permission ("SVV_DEFAULT_PRIVILEGES": visible to superusers and to users with the ACCESS SYSTEM
+#: TABLE permission; "other users can only see default permissions granted to them").
+PARTIAL_VIEWS = {
+    "svv_default_privileges": ("shows a regular user only the default privileges granted to it: the "
+                               "ALTER DEFAULT PRIVILEGES of other owners are not replayed on the target"),
+}
+
+
+def access_warnings(session: Session) -> list[str]:
+    """What this session's user sees only in part, said once (plan/preflight print it); empty for
+    a superuser. Not a problem that stops the run: a user may hold ACCESS SYSTEM TABLE through a
+    role, which no catalog view tells it."""
+    user, superuser = session.run(query("access_self"), kind="catalog")[0]
+    if bool(superuser):
+        return []
+    who = quote_ident(str(user))
+    return [f"{view} {why}; log in as a superuser, or grant the user a role with ACCESS SYSTEM TABLE "
+            f"(CREATE ROLE r; GRANT ACCESS SYSTEM TABLE TO ROLE r; GRANT ROLE r TO {who};)"
+            for view, why in PARTIAL_VIEWS.items()]
+
+
 def _granted(session: Session, view: str) -> bool:
     try:
         rows = session.run(query("access_view_grant"), [view], kind="catalog")

@@ -11,6 +11,7 @@ count and summed column hash) name the columns that disagree.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,18 +23,26 @@ from migrator.warehouse.inventory import ColumnInfo
 from migrator.warehouse.sql import qualified, query, quote_ident
 
 
+#: Bytes of a binary value hashed per FNV_HASH call: as hex, 64000 characters, inside the VARCHAR
+#: limit of 65535 bytes that TO_HEX's result has ("Character types"; a 32768-byte value or more
+#: through TO_HEX is an error).
+CHUNK_BYTES = 32000
+#: VARBYTE without a declared length is VARBYTE(64000) ("VARBYTE type"); the bytes a SUPER, GEOMETRY
+#: or GEOGRAPHY value (or a VARBYTE of unknown length) is hashed over in full. A longer value (SUPER
+#: holds up to 16 MB) has its length and its first BINARY_HASHED_BYTES bytes compared.
+DEFAULT_VARBYTE_BYTES = 64000
+BINARY_HASHED_BYTES = 1_024_000
+_BINARY = ("varbyte", "varbinary", "binary varying")
+_LENGTH = re.compile(r"\((\d+)\)")
+
+
 def _text(col: ColumnInfo) -> str:
-    """The column as VARCHAR, the same way on every Redshift cluster."""
+    """The column as VARCHAR, the same way on every Redshift cluster (short types only: binary,
+    SUPER and spatial values are hashed in chunks, see _binary)."""
     c = quote_ident(col.name)
     t = col.type.lower()
     if t.startswith("bool"):
         return f"(case when {c} then 't' else 'f' end)"  # Redshift cannot cast BOOLEAN to VARCHAR
-    if t.startswith("super"):
-        return f"json_serialize({c})"
-    if t.startswith(("geometry", "geography")):
-        return f"to_hex(st_asewkb({c}))"
-    if t.startswith(("varbyte", "varbinary", "binary varying")):
-        return f"to_hex({c})"
     if t.startswith(("real", "float4")):
         # REAL prints FLT_DIG + extra_float_digits = 8 digits at most: not always enough to name
         # one REAL. Widened to DOUBLE (exact), it prints 17, which name one value.
@@ -41,15 +50,51 @@ def _text(col: ColumnInfo) -> str:
     return f"cast({c} as varchar(65535))"
 
 
-def column_render(col: ColumnInfo) -> str:
-    text = _text(col)
-    return f"coalesce('v' || cast(length({text}) as varchar(20)) || ':' || {text}, 'n')"
+def _binary(col: ColumnInfo) -> tuple[str, int] | None:
+    """(a VARBYTE expression of the value, the bytes to hash) for the types whose text can pass the
+    VARCHAR limit: VARBYTE itself, SUPER as JSON_SERIALIZE_TO_VARBYTE (JSON_SERIALIZE fails past
+    65535 bytes, and returns 'null' for SQL NULL), GEOMETRY as ST_AsEWKB (up to 1,048,447 bytes a
+    value), GEOGRAPHY as ST_AsEWKB of it cast to GEOMETRY; else None."""
+    c = quote_ident(col.name)
+    t = col.type.lower()
+    if t.startswith("super"):
+        return f"json_serialize_to_varbyte({c})", BINARY_HASHED_BYTES
+    if t.startswith("geometry"):
+        return f"st_asewkb({c})", BINARY_HASHED_BYTES
+    if t.startswith("geography"):
+        # ST_AsEWKB takes GEOMETRY only ("ST_AsEWKB": geom is a GEOMETRY); the cast copies the
+        # coordinates and the SRID unchanged ("Querying spatial data": a simple cast between the two).
+        return f"st_asewkb(cast({c} as geometry))", BINARY_HASHED_BYTES
+    if t.startswith(_BINARY):
+        declared = _LENGTH.search(t)
+        return c, min(int(declared.group(1)), BINARY_HASHED_BYTES) if declared else DEFAULT_VARBYTE_BYTES
+    return None
+
+
+def column_hash(col: ColumnInfo, seed: str) -> str:
+    """FNV_HASH of the column's rendering, chained from ``seed`` (which appears once): ``'n'`` for
+    NULL, else ``'v' || <length> || ':'`` then the text (the length makes column boundaries
+    unambiguous). A binary value (_binary) is hashed on its own, chunk by chunk (TO_HEX of
+    CHUNK_BYTES at a time: FNV_HASH chained over pieces is FNV-1a over their concatenation, and a
+    chunk past the value's end is empty and leaves the hash as it is), so no VARCHAR ever holds more
+    than one chunk; that BIGINT is then chained into the row's hash."""
+    c = quote_ident(col.name)
+    binary = _binary(col)
+    if binary is None:
+        text = _text(col)
+        return f"fnv_hash(coalesce('v' || cast(length({text}) as varchar(20)) || ':' || {text}, 'n'), {seed})"
+    value, hashed = binary
+    expr = f"fnv_hash('v' || cast(octet_length({value}) as varchar(20)) || ':', cast(0 as bigint))"
+    for k in range(-(-hashed // CHUNK_BYTES)):
+        expr = f"fnv_hash(to_hex(substring({value}, {1 + k * CHUNK_BYTES}, {CHUNK_BYTES})), {expr})"
+    own = f"(case when {c} is null then fnv_hash('n', cast(0 as bigint)) else {expr} end)"
+    return f"fnv_hash({own}, {seed})"
 
 
 def row_hash(columns: list[ColumnInfo]) -> str:
     expr = "cast(0 as bigint)"
     for col in columns:
-        expr = f"fnv_hash({column_render(col)}, {expr})"
+        expr = column_hash(col, expr)
     return expr
 
 
@@ -65,7 +110,7 @@ def column_aggregates_sql(schema: str, table: str, columns: list[ColumnInfo]) ->
     parts = []
     for col in columns:
         parts.append(f"count({quote_ident(col.name)})")
-        parts.append(f"coalesce(sum(cast(fnv_hash({column_render(col)}) as decimal(38,0))), 0)")
+        parts.append(f"coalesce(sum(cast({column_hash(col, 'cast(0 as bigint)')} as decimal(38,0))), 0)")
     return f"select {', '.join(parts)} from {qualified(schema, table)}"
 
 

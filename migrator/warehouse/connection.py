@@ -61,8 +61,10 @@ class Keepalive:
 
 KEEPALIVE = Keepalive()
 #: The settings every session of the tool runs with, each made once when the connection opens
-#: (sql/<name>.sql), outside any transaction.
-SESSION_SETTINGS = ("session_setup", "exact_float_text")
+#: (sql/<name>.sql), outside any transaction. timezone and datestyle are pinned: a user's own
+#: default (ALTER USER ... SET) or the parameter group's would change how dates and timestamps
+#: render in checksums and text files.
+SESSION_SETTINGS = ("session_setup", "exact_float_text", "session_timezone", "session_datestyle")
 #: What prepare() set on each connection: a statement repeating one of them is not sent again.
 _IN_EFFECT: "weakref.WeakKeyDictionary[Any, frozenset[str]]" = weakref.WeakKeyDictionary()
 #: How many of its latest statements a session remembers (for messages and tests).

@@ -9,6 +9,12 @@ that one column counts each part's rows (they order the work largest first). The
 open-ended above, so rows appended after the plan (a growing key) fall into it; the first also
 holds the column's NULLs. Bounds are text, bound as parameters everywhere but inside UNLOAD's
 query literal.
+
+A table with no such column (only text, boolean, ... columns) is unloaded once, PARALLEL ON with
+MAXFILESIZE fitted to (parts x target slices), and its files are loaded in groups: each part is a
+run of that UNLOAD's manifest entries (its bounds are entry indices, its column None), loaded by
+its own COPY from its own manifest. No cheap predicate picks a group's rows on either cluster, so
+such parts are compared by rows only and the table by its whole checksum.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from migrator.names import table_key
 from migrator.warehouse.checksum import FLOAT_DIGITS_SQL, row_hash
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, TableInfo
-from migrator.warehouse.pipeline import StatementHook, UnloadResult, choose_format, refuse_csv_marker_in_data, run_recorded
+from migrator.warehouse.pipeline import (StatementHook, UnloadResult, choose_format, refuse_csv_marker_in_data, run_recorded,
+                                        staged_route)
 from migrator.warehouse.sql import (CSV, DataFormat, inline_predicate, max_file_size, part_bounds_sql,
                                     part_counts_sql, part_prefix, qualified, range_predicate, rangeable,
-                                    unload_part_query, unload_sql)
+                                    staging_prefix, unload_part_query, unload_query, unload_sql)
 
 
 @dataclass(frozen=True)
@@ -138,19 +145,75 @@ def unload_part(session: Session, info: TableInfo, part: PartRange, *, staging_u
     fmt = fmt or choose_format(info.columns)
     prefix = part_prefix(staging_uri, migration, info.schema, info.name, part.part_no, attempt)
     select = unload_part_query(info.schema, info.name, [(c.name, c.type) for c in info.columns], fmt.name,
-                               part.inline())
+                               part.inline(), staged_route(fmt, info.columns))
+    return _unload(session, info, select, prefix, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt,
+                   max_file_bytes=max_file_size(estimated_bytes, source_slices, target_slices),
+                   check_csv=part.part_no == 0, on_statement=on_statement,
+                   what=f"part {part.part_no + 1}/{part.parts_total}")
+
+
+def unload_for_groups(session: Session, info: TableInfo, *, staging_uri: str, migration: str, attempt: int,
+                      iam_role_arn: str, kms_key_id: str, estimated_bytes: int, source_slices: int,
+                      target_slices: int, groups: int, fmt: DataFormat | None = None,
+                      on_statement: StatementHook | None = None) -> UnloadResult:
+    """The one UNLOAD of a table loaded in file groups: the whole table to its attempt prefix,
+    PARALLEL ON, MAXFILESIZE chosen so the file count is a multiple of ``groups`` x the target's
+    slices (each group then a multiple of the target's slices) when the table is big enough."""
+    fmt = fmt or choose_format(info.columns)
+    prefix = staging_prefix(staging_uri, migration, info.schema, info.name, attempt)
+    select = unload_query(info.schema, info.name, [(c.name, c.type) for c in info.columns], fmt.name,
+                          staged_route(fmt, info.columns))
+    return _unload(session, info, select, prefix, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt,
+                   max_file_bytes=max_file_size(estimated_bytes, source_slices, max(1, groups) * target_slices),
+                   check_csv=True, on_statement=on_statement, what="for file groups")
+
+
+def _unload(session: Session, info: TableInfo, select: str, prefix: str, *, iam_role_arn: str, kms_key_id: str,
+            fmt: DataFormat, max_file_bytes: int | None, check_csv: bool, on_statement: StatementHook | None,
+            what: str) -> UnloadResult:
     statement = unload_sql(select, prefix, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name,
-                           max_file_bytes=max_file_size(estimated_bytes, source_slices, target_slices))
+                           max_file_bytes=max_file_bytes)
     started = time.perf_counter()
-    if fmt.name == CSV and part.part_no == 0:
+    if fmt.name == CSV and check_csv:
         refuse_csv_marker_in_data(session, info.schema, info.name, info.columns)
     session.run(FLOAT_DIGITS_SQL, kind="unload")
-    run_recorded(session, statement, kind="unload",
-                 what=f"UNLOAD {table_key(info.schema, info.name)} part {part.part_no + 1}/{part.parts_total}",
+    run_recorded(session, statement, kind="unload", what=f"UNLOAD {table_key(info.schema, info.name)} {what}",
                  on_statement=on_statement)
     rows = session.run("select pg_last_unload_count()", kind="unload")
     return UnloadResult(prefix, prefix + "manifest", fmt, statement, int(rows[0][0]) if rows else -1,
                         time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class FileGroup:
+    """One part of a table loaded in file groups: manifest entries [first, end) of its UNLOAD."""
+
+    part_no: int
+    parts_total: int
+    first: int
+    end: int
+    rows: int
+    bytes: int
+
+
+def plan_file_groups(files: list[tuple[int, int]], groups: int) -> list[FileGroup]:
+    """``files`` (bytes, rows) in manifest order cut into up to ``groups`` runs of equal file counts
+    (with the UNLOAD's count a multiple of groups x target slices, each run is a multiple of the
+    target's slices); [] when fewer than two runs can be made."""
+    n = len(files)
+    count = min(max(0, groups), n)
+    if count < 2:
+        return []
+    cuts = [i * n // count for i in range(count + 1)]
+    return [FileGroup(i, count, cuts[i], cuts[i + 1], sum(r for _, r in files[cuts[i]:cuts[i + 1]]),
+                      sum(b for b, _ in files[cuts[i]:cuts[i + 1]])) for i in range(count)]
+
+
+def group_manifest_url(table_manifest_url: str, part_no: int, attempt: int) -> str:
+    """A file group's own manifest: beside its UNLOAD's files (so the table's cleanup covers it),
+    one prefix per part and attempt (so a reload never reads another attempt's list)."""
+    base = table_manifest_url.rsplit("/", 1)[0]
+    return f"{base}/groups/part-{int(part_no):05d}/attempt-{int(attempt)}/manifest"
 
 
 def part_fingerprint(session: Session, info: TableInfo, part: PartRange) -> tuple[int, Decimal]:

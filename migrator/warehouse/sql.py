@@ -7,6 +7,7 @@ query text) cannot be bound, and go through :func:`option_literal`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -123,25 +124,53 @@ def _is(type_name: str, *prefixes: str) -> bool:
     return type_name.strip().lower().startswith(prefixes)
 
 
-def unload_column(name: str, type_name: str, fmt: str) -> str:
-    """One select-list item of the UNLOAD query.
+#: How a column crosses the load's stage table (pipeline.binary_stage), by route: the value and a
+#: flag column beside it. VARBYTE on CSV: an empty value is an empty unquoted field, which COPY
+#: loads into a non-character column as NULL, so the flag marks it empty. SUPER on text/CSV:
+#: UNLOAD writes SUPER itself as JSON of any size (JSON_SERIALIZE stops at the VARCHAR limit of
+#: 65535 bytes) but writes SQL NULL as ``null`` too ("SUPER data columns ignore NULL AS"), so the
+#: flag marks SQL NULL.
+STAGE_EMPTY = "empty"
+STAGE_NULL = "null"
+
+
+def stage_flag(type_name: str, fmt: str) -> str | None:
+    """STAGE_EMPTY, STAGE_NULL or None: whether the column carries a flag through the stage."""
+    if fmt == CSV and _is(type_name, "varbyte", "varbinary", "binary varying"):
+        return STAGE_EMPTY
+    if fmt in (TEXT, CSV) and _is(type_name, "super"):
+        return STAGE_NULL
+    return None
+
+
+def unload_column(name: str, type_name: str, fmt: str, staged: bool = False) -> str:
+    """One select-list item (or two, with a stage flag) of the UNLOAD query.
 
     Text route: REAL goes out as DOUBLE (a REAL prints at most FLT_DIG + 2 = 8 digits, not
     always enough to name one REAL; as a DOUBLE with extra_float_digits 2 it prints 17, and
-    COPY rounds that back to the same REAL). SUPER goes out as json_serialize(): a VARCHAR, so
-    SQL NULL is written as the NULL AS marker while JSON null is the text ``null`` (UNLOAD
-    ignores NULL AS for SUPER itself); COPY parses the JSON text back into SUPER."""
+    COPY rounds that back to the same REAL). Through the stage (``staged``), VARBYTE and SUPER
+    go out as themselves with their flag (stage_flag): no VARCHAR limit on the way. Without the
+    stage (a table whose plain IDENTITY refuses the stage's INSERT), SUPER goes out as
+    JSON_SERIALIZE() for SQL values only: a VARCHAR, so SQL NULL is the NULL AS marker (Redshift's
+    JSON_SERIALIZE(NULL) is the text ``null``), limited to 65535 bytes a value."""
     c = quote_ident(name)
     if fmt in (TEXT, CSV) and _is(type_name, "real", "float4"):
         return f"CAST({c} AS DOUBLE PRECISION) AS {c}"
+    flag = stage_flag(type_name, fmt) if staged else None
+    if flag is not None:
+        # A name of its own per flag (a select list may not repeat one), short whatever the column's.
+        alias = quote_ident("migrator_flag_" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16])
+        test = f"OCTET_LENGTH({c}) = 0" if flag == STAGE_EMPTY else f"{c} IS NULL"
+        return f"{c}, CASE WHEN {test} THEN 1 ELSE 0 END AS {alias}"
     if fmt in (TEXT, CSV) and _is(type_name, "super"):
-        return f"JSON_SERIALIZE({c}) AS {c}"
+        return f"CASE WHEN {c} IS NULL THEN NULL ELSE JSON_SERIALIZE({c}) END AS {c}"
     return c
 
 
-def unload_query(schema: str, table: str, columns: list[tuple[str, str]], fmt: str) -> str:
-    """The SELECT an UNLOAD runs; ``columns`` are (name, type) in table order."""
-    items = ", ".join(unload_column(n, t, fmt) for n, t in columns)
+def unload_query(schema: str, table: str, columns: list[tuple[str, str]], fmt: str, staged: bool = False) -> str:
+    """The SELECT an UNLOAD runs; ``columns`` are (name, type) in table order; ``staged``: the
+    load goes through the stage table (pipeline.binary_stage), so flagged columns carry flags."""
+    items = ", ".join(unload_column(n, t, fmt, staged) for n, t in columns)
     return f"SELECT {items} FROM {qualified(schema, table)}"
 
 
@@ -172,9 +201,10 @@ def csv_marker_check(schema: str, table: str, text_columns: list[str]) -> str | 
 
 
 #: The only parameters "COPY from columnar data formats" lists (besides FORMAT AS): FROM,
-#: IAM_ROLE/CREDENTIALS, STATUPDATE, MANIFEST, ACCEPTINVCHARS. No COMPUPDATE, no EXPLICIT_IDS.
+#: IAM_ROLE/CREDENTIALS (or access keys), STATUPDATE, MANIFEST, ACCEPTINVCHARS, FILLRECORD and
+#: EXPLICIT_IDS. No COMPUPDATE.
 COLUMNAR_COPY_PARAMETERS = ("FROM", "IAM_ROLE", "CREDENTIALS", "STATUPDATE", "MANIFEST", "ACCEPTINVCHARS",
-                            "FORMAT")
+                            "FILLRECORD", "EXPLICIT_IDS", "FORMAT")
 #: UNLOAD ... FORMAT PARQUET refuses these.
 PARQUET_UNLOAD_FORBIDDEN = ("DELIMITER", "FIXEDWIDTH", "ADDQUOTES", "ESCAPE", "NULL AS", "HEADER", "GZIP",
                             "BZIP2", "ZSTD")
@@ -240,15 +270,14 @@ def copy_sql(schema: str, table: str, manifest_url: str, *, iam_role_arn: str, f
              explicit_ids: bool, temporary: bool = False) -> str:
     """COPY from the manifest. Never ``ENCRYPTED`` (that means client-side encryption; the
     staged files are SSE-KMS and S3 decrypts them for the role). Parquet: only the parameters
-    the columnar list names (so no EXPLICIT_IDS: IDENTITY tables take the text route)."""
+    the columnar list names, EXPLICIT_IDS among them ("COPY from columnar data formats"), so an
+    IDENTITY table keeps its ids on the Parquet route too."""
     split_s3_url(manifest_url)
     into = quote_ident(table) if temporary else qualified(schema, table)  # a temp table has no schema to name
     parts = [f"COPY {into}", f"FROM {option_literal(manifest_url)}",
              f"IAM_ROLE {option_literal(check_role_arn(iam_role_arn))}", "MANIFEST"]
     if fmt == PARQUET:
-        if explicit_ids:
-            raise ValueError("COPY from Parquet takes no EXPLICIT_IDS; IDENTITY tables go by the text route")
-        return " ".join(parts + ["FORMAT AS PARQUET", "STATUPDATE OFF"])
+        return " ".join(parts + ["FORMAT AS PARQUET"] + (["EXPLICIT_IDS"] if explicit_ids else []) + ["STATUPDATE OFF"])
     if fmt not in (TEXT, CSV):
         raise ValueError(f"unknown format {fmt}")
     parts.append(text_options() if fmt == TEXT else csv_options())
@@ -310,9 +339,10 @@ def inline_predicate(column: str, type_name: str, lower: str | None, upper: str 
     return where
 
 
-def unload_part_query(schema: str, table: str, columns: list[tuple[str, str]], fmt: str, where: str) -> str:
+def unload_part_query(schema: str, table: str, columns: list[tuple[str, str]], fmt: str, where: str,
+                      staged: bool = False) -> str:
     """The SELECT of one part's UNLOAD (unload_query with the part's inline predicate)."""
-    return f"{unload_query(schema, table, columns, fmt)} WHERE {where}"
+    return f"{unload_query(schema, table, columns, fmt, staged)} WHERE {where}"
 
 
 def part_prefix(staging_uri: str, migration: str, schema: str, table: str, part_no: int, attempt: int) -> str:
@@ -371,11 +401,11 @@ def sample_query(schema: str, table: str, columns: list[str], order_by: str) -> 
     return f"SELECT {ident_list(columns)} FROM {qualified(schema, table)} ORDER BY {order_by} LIMIT 1"
 
 
-def unload_query_over(sample: str, columns: list[tuple[str, str]], fmt: str) -> str:
+def unload_query_over(sample: str, columns: list[tuple[str, str]], fmt: str, staged: bool = False) -> str:
     """The UNLOAD query over a nested sample: Redshift refuses LIMIT in UNLOAD's outer SELECT
     ("UNLOAD", Usage notes: use a nested LIMIT), so the LIMIT stays inside the subquery, and the
     outer select list is the real UNLOAD's (unload_column)."""
-    items = ", ".join(unload_column(n, t, fmt) for n, t in columns)
+    items = ", ".join(unload_column(n, t, fmt, staged) for n, t in columns)
     return f"SELECT {items} FROM ({sample}) AS {quote_ident(PROBE_SAMPLE_ALIAS)}"
 
 

@@ -15,24 +15,12 @@ from pathlib import Path
 import pytest
 
 from migrator.sandbox.client import SandboxClient
-from migrator.store import Store
-from tests.parts.conftest import parted_migration
+from tests.parts.conftest import loaded_parts, parted_migration
 
 pytestmark = pytest.mark.slow
 
 KILLS = 4
 CONCURRENCY = 3
-
-
-def _loaded_parts(store_url: str, name: str) -> int | None:
-    try:
-        with Store.open(store_url, read_only=True) as store:
-            migration = store.get_migration(name)
-            if migration is None:
-                return 0
-            return sum(1 for e in store.events(migration) if e.trigger == "part_loaded")
-    except Exception:  # the victim is writing the store; look again
-        return None
 
 
 def test_sigkill_during_part_loads_redoes_at_most_the_parts_in_flight(sandbox: SandboxClient,
@@ -50,11 +38,11 @@ def test_sigkill_during_part_loads_redoes_at_most_the_parts_in_flight(sandbox: S
     try:
         for _ in range(KILLS):
             proc = m.popen("run", "--assume-frozen")
-            start = _loaded_parts(store_url, m.name) or 0
+            start = loaded_parts(store_url, m.name) or 0
             aim = start + rng.randint(1, 3)
             deadline = time.monotonic() + 180
             while proc.poll() is None and time.monotonic() < deadline:
-                seen = _loaded_parts(store_url, m.name)
+                seen = loaded_parts(store_url, m.name)
                 if seen is not None and seen >= aim:
                     time.sleep(rng.uniform(0.0, 0.4))  # the randomised kill point inside the next loads
                     if proc.poll() is None:

@@ -15,6 +15,7 @@ from migrator.warehouse import pipeline, replay
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, TableInfo, is_default_identity, parse_identity, read_inventory
 from migrator.warehouse.replay.ddl import create_table_sql, next_identity_seed
+from migrator.warehouse.sql import PARQUET
 from tests.warehouse.helpers import load, stage
 
 SRC, TGT = "id-src", "id-tgt"
@@ -48,9 +49,13 @@ def test_new_target_rows_never_reuse_a_migrated_id(sb: Any, clusters: None) -> N
         t = next(iter(read_inventory(src, include=["idt.t"])))
         replay.replay_objects(src, tgt, tables=[t])
         pipeline.ensure_bookkeeping(tgt)
-        result = load(sb, tx, t, stage(sb, src, t, migration="id1"), migration="id1")
-        assert result.warnings == []
+        staged = stage(sb, src, t, migration="id1")
+        # COPY from Parquet takes EXPLICIT_IDS ("COPY from columnar data formats"): no text route.
+        assert staged.format.name == PARQUET
+        result = load(sb, tx, t, staged, migration="id1")
+        assert result.warnings == [] and "FORMAT AS PARQUET EXPLICIT_IDS" in result.copy_statement
         migrated = set(_ids(tgt))
+        assert migrated == set(_ids(src))
         tgt.run("insert into \"idt\".\"t\" (\"v\") values ('new')")
         new = set(_ids(tgt)) - migrated
         assert len(new) == 1 and not new & migrated

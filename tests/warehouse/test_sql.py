@@ -98,8 +98,9 @@ def test_copy_sql_golden_parses() -> None:
     parquet = copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=False)
     assert isinstance(sqlglot.parse_one(parquet, read="redshift"), exp.Copy)
     assert "EXPLICIT_IDS" not in parquet
-    with pytest.raises(ValueError, match="EXPLICIT_IDS"):
-        copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=True)
+    ids = copy_sql("s", "t", "s3://bucket/p/manifest", iam_role_arn=ROLE, fmt=PARQUET, explicit_ids=True)
+    assert ids.endswith("FORMAT AS PARQUET EXPLICIT_IDS STATUPDATE OFF")
+    assert set(_options(ids)) <= set(COLUMNAR_COPY_PARAMETERS) | {"PARQUET"}, ids
 
 
 def _options(sql: str) -> list[str]:
@@ -129,11 +130,20 @@ def test_parquet_option_sets_are_exactly_the_documented_ones() -> None:
 def test_unload_query_widens_real_and_serializes_super_on_text_only() -> None:
     cols = [("r", "real"), ("d", "double precision"), ("j", "super"), ("b", "varbyte(16)")]
     text = unload_query("s", "t", cols, TEXT)
-    assert text == ('SELECT CAST("r" AS DOUBLE PRECISION) AS "r", "d", JSON_SERIALIZE("j") AS "j", "b" '
-                    'FROM "s"."t"')
+    # JSON_SERIALIZE(NULL) is the text 'null' on Redshift: SQL NULL stays NULL (the NULL AS marker).
+    assert text == ('SELECT CAST("r" AS DOUBLE PRECISION) AS "r", "d", '
+                    'CASE WHEN "j" IS NULL THEN NULL ELSE JSON_SERIALIZE("j") END AS "j", "b" FROM "s"."t"')
     assert unload_query("s", "t", cols, PARQUET) == 'SELECT "r", "d", "j", "b" FROM "s"."t"'
     tree = sqlglot.parse_one(text, read="redshift")
     assert [e.alias_or_name for e in tree.expressions] == ["r", "d", "j", "b"]
+    # Through the load's stage: SUPER and VARBYTE go out as themselves (no VARCHAR limit), each
+    # with its flag (SQL NULL for SUPER, empty for VARBYTE on CSV).
+    staged = unload_query("s", "t", cols, CSV, staged=True)
+    tree = sqlglot.parse_one(staged, read="redshift")
+    names = [e.alias_or_name for e in tree.expressions]
+    assert names[:4] == ["r", "d", "j", names[3]] and names[3].startswith("migrator_flag_")
+    assert names[4] == "b" and names[5].startswith("migrator_flag_") and len(set(names)) == 6
+    assert "JSON_SERIALIZE" not in staged and "OCTET_LENGTH(\"b\") = 0" in staged and '"j" IS NULL' in staged
 
 
 def test_bad_paths_and_roles_are_config_errors() -> None:
@@ -174,14 +184,31 @@ def test_create_table_sql_golden() -> None:
 def test_format_choice_names_the_reason() -> None:
     fmt = choose_format(_table().columns)
     assert fmt.name == TEXT and "t (time without time zone)" in fmt.reason
-    identity = choose_format(_table().columns[:2])
-    assert identity.name == TEXT and "EXPLICIT_IDS" in identity.reason
+    identity = choose_format(_table().columns[:2])  # COPY from Parquet takes EXPLICIT_IDS
+    assert _table().columns[0].identity and identity.name == PARQUET
     assert choose_format(_table().columns[1:2]).name == PARQUET
     for type_name in ("super", "geometry"):
         assert choose_format([ColumnInfo("x", type_name, "none", False, False, 0)]).name == TEXT
     # COPY loads VARBYTE only from CSV (hex), Parquet or ORC; UNLOAD writes it only to text or CSV.
     binary = choose_format([ColumnInfo("x", "varbyte(64)", "none", False, False, 0)])
     assert binary.name == CSV and "NULL AS marker" in binary.reason
+
+
+def test_checksum_hashes_binary_values_in_chunks_under_the_varchar_limit() -> None:
+    """No VARCHAR in a checksum holds more than 64000 characters: VARBYTE, SUPER and spatial values
+    go through TO_HEX 32000 bytes at a time; GEOGRAPHY is cast to GEOMETRY for ST_AsEWKB (which
+    takes GEOMETRY only)."""
+    cols = [ColumnInfo("b", "varbyte(100000)", "none", False, False, 0),
+            ColumnInfo("j", "super", "none", False, False, 0),
+            ColumnInfo("g", "geography", "none", False, False, 0),
+            ColumnInfo("m", "geometry", "none", False, False, 0)]
+    sql = checksum.checksum_sql("s", "t", cols)
+    assert sqlglot.parse_one(checksum.checksum_sql("s", "t", cols[:1]), read="redshift") is not None
+    assert "st_asewkb(cast(\"g\" as geometry))" in sql and "st_asewkb(\"m\")" in sql
+    assert "json_serialize(" not in sql and "json_serialize_to_varbyte(\"j\")" in sql
+    assert sql.count('substring("b", ') == 4  # ceil(100000 / 32000)
+    assert 'substring("b", 96001, 32000)' in sql
+    assert not re.search(r"varchar\(65535\)\)? *\|\|", sql)
 
 
 def test_checksum_sql_parses_and_quotes() -> None:

@@ -214,6 +214,36 @@ class SessionStartup(BackendRelay):
                 if result.error is not None:
                     log.warning("cluster %s: cannot act as role %r: %s", self.proxy.cluster_id,
                                 self.info.user, result.error.message)
+                    return
+                await self._apply_user_defaults()
+
+    async def _apply_user_defaults(self) -> None:
+        """The user's ``ALTER USER ... SET parameter`` values, as its session starts ("ALTER USER":
+        the value is the user's default in new sessions). PostgreSQL applies them at login only, and
+        the proxy logs in as its own superuser, so they are applied here (USER_DEFAULTS_APPLIED
+        only): the role's settings first, then those for this database (which win, as in
+        PostgreSQL). Applied as SET, so a RESET returns to the server's default, not the user's."""
+        user = quote_literal(self.info.user)
+        found = await self.roundtrip(
+            "select cfg from pg_catalog.pg_db_role_setting s join pg_catalog.pg_roles r on r.oid = s.setrole, "
+            "unnest(s.setconfig) with ordinality as c(cfg, n) "
+            f"where r.rolname = {user} and s.setdatabase in "
+            "(0, (select oid from pg_catalog.pg_database where datname = current_database())) "
+            "order by s.setdatabase, n")
+        for (cfg,) in found.rows or []:
+            name, _, value = str(cfg).partition("=")
+            if name.lower() not in USER_DEFAULTS_APPLIED:
+                continue
+            applied = await self.roundtrip(
+                f"select pg_catalog.set_config({quote_literal(name)}, {quote_literal(value)}, false)")
+            if applied.error is not None:
+                log.warning("cluster %s: cannot apply %s for %r: %s", self.proxy.cluster_id, name,
+                            self.info.user, applied.error.message)
+
+
+#: The ALTER USER ... SET parameters applied when a user's session starts (how dates and
+#: timestamps render); others (search_path ...) stay as the server sets them.
+USER_DEFAULTS_APPLIED = frozenset({"timezone", "datestyle"})
 
 
 def _matches_stored(auth: str, supplied: str, user: str, stored: str, salt: bytes) -> bool:

@@ -543,7 +543,10 @@ from pg_default_acl d
 left join pg_namespace n on n.oid = d.defaclnamespace
 cross join lateral aclexplode(d.defaclacl) a
 left join pg_roles r on r.oid = a.grantee
-where d.defaclobjtype in ('r', 'f');
+where d.defaclobjtype in ('r', 'f')
+  -- "SVV_DEFAULT_PRIVILEGES": superusers see every row; "other users can only see default
+  -- permissions granted to them" (ACCESS SYSTEM TABLE is not modelled).
+  and (pg_sandbox.is_superuser() or a.grantee = (select oid from pg_roles where rolname = current_user));
 
 -- External schemas and tables (Spectrum, federated): PostgreSQL cannot make them, so these
 -- are plain metadata tables a test fills to stand in for what Redshift would list.
@@ -690,14 +693,58 @@ begin
     end if;
 end $$;
 
+-- GEOMETRY and GEOGRAPHY ("Querying spatial data"): domains over bytea holding the value's EWKB,
+-- at most 1,048,447 bytes. Only what the migration needs: ST_GeomFromEWKB / ST_GeogFromWKB in,
+-- ST_AsEWKB out (GEOMETRY only, as documented), and the cast between the two that copies the
+-- coordinates ("a simple cast ... only copies the coordinates"). No spatial operation is emulated.
+do $$
+begin
+    if to_regtype('pg_sandbox.geometry') is null then
+        create domain pg_sandbox.geometry as bytea check (octet_length(value) between 5 and 1048447);
+    end if;
+    if to_regtype('pg_sandbox.geography') is null then
+        create domain pg_sandbox.geography as bytea check (octet_length(value) between 5 and 1048447);
+    end if;
+end $$;
+create or replace function pg_sandbox.st_geomfromewkb(b bytea) returns pg_sandbox.geometry
+language sql immutable strict as $$ select b::pg_sandbox.geometry $$;
+create or replace function pg_sandbox.st_geogfromwkb(b bytea) returns pg_sandbox.geography
+language sql immutable strict as $$ select b::pg_sandbox.geography $$;
+create or replace function pg_sandbox.st_asewkb(g pg_sandbox.geometry) returns pg_sandbox.varbyte
+language sql immutable strict as $$ select g::bytea::pg_sandbox.varbyte $$;
+create or replace function pg_sandbox.st_asewkb(g pg_sandbox.geography) returns pg_sandbox.varbyte
+language plpgsql immutable strict as $$
+begin
+    raise exception 'function st_asewkb(geography) does not exist' using errcode = '42883',
+        hint = 'ST_AsEWKB takes GEOMETRY: cast the value (::geometry)';
+end $$;
+
 create or replace function pg_sandbox.from_hex(t text) returns pg_sandbox.varbyte
 language sql immutable strict as $$ select decode(t, 'hex')::pg_sandbox.varbyte $$;
+-- TO_HEX and JSON_SERIALIZE return VARCHAR, whose limit is 65535 bytes ("Character types"):
+-- a longer result is an error ("JSON_SERIALIZE": "returns an error when the JSON format exceeds
+-- the VARCHAR limit of the system"), so 32768 bytes of VARBYTE or 64 KB of JSON cannot pass
+-- through them. JSON_SERIALIZE_TO_VARBYTE has no such limit (it returns VARBYTE).
+create or replace function pg_sandbox.varchar_limit(fn text, r text) returns text
+language plpgsql immutable strict as $$
+begin
+    if octet_length(r) > 65535 then
+        raise exception '%: result of % bytes exceeds the VARCHAR limit of 65535 bytes', fn, octet_length(r)
+            using errcode = '22001';
+    end if;
+    return r;
+end $$;
 create or replace function pg_sandbox.to_hex(b bytea) returns text
-language sql immutable strict as $$ select encode(b, 'hex') $$;
+language sql immutable strict as $$ select pg_sandbox.varchar_limit('TO_HEX', encode(b, 'hex')) $$;
 create or replace function pg_sandbox.json_parse(t text) returns pg_sandbox.super
 language sql immutable strict as $$ select t::jsonb::pg_sandbox.super $$;
+-- "JSON_SERIALIZE": "If super_expression is NULL, JSON_SERIALIZE returns the JSON string 'null'".
 create or replace function pg_sandbox.json_serialize(s jsonb) returns text
-language sql immutable strict as $$ select s::text $$;
+language sql immutable as $$ select pg_sandbox.varchar_limit('JSON_SERIALIZE', coalesce(s::text, 'null')) $$;
+create or replace function pg_sandbox.json_serialize_to_varbyte(s jsonb) returns pg_sandbox.varbyte
+language sql immutable strict as $$ select convert_to(s::text, 'UTF8')::pg_sandbox.varbyte $$;
+create or replace function pg_sandbox.json_size(s jsonb) returns integer
+language sql immutable strict as $$ select octet_length(s::text) $$;
 
 -- ---------------------------------------------------------------- functions
 -- search_path as Redshift reports it (SHOW / current_setting, rewritten by settings.py):

@@ -374,7 +374,9 @@ class CopyIntercept:
         for col, value in zip(columns, values):
             if value is not None and text:
                 value = self._text_value(col, value)
-                if value is not None and col.type.base == "varbyte":
+                # VARBYTE as hex; GEOMETRY/GEOGRAPHY as hex WKB/EWKB ("Loading a column of the
+                # GEOMETRY or GEOGRAPHY data type"; WKT/EWKT input is not emulated).
+                if value is not None and col.type.base in ("varbyte", "geometry", "geography"):
                     if len(value) % 2 or any(ch not in "0123456789abcdefABCDEF" for ch in value):
                         errors.append(LoadError(url, line, col.name, f"Invalid hex value, Value '{value[:20]}'", raw))
                         return

@@ -82,6 +82,8 @@ def map_type(tokens: list[Token]) -> str | None:
         return "pg_sandbox.varbyte"
     if name == "SUPER" and not args:
         return "pg_sandbox.super"
+    if name in ("GEOMETRY", "GEOGRAPHY") and not args:
+        return f"pg_sandbox.{name.lower()}"
     return None
 
 

@@ -163,16 +163,21 @@ def redshift_float_text(rows: list[Row], columns: Sequence[ColumnType], extra_di
 
 def redshift_binary_and_super_text(rows: list[Row], columns: Sequence[ColumnType]) -> None:
     """In place, for UNLOAD text/CSV: VARBYTE as bare hex digits (PostgreSQL writes ``\\x``
-    first); SUPER as JSON, SQL NULL included (``null``: "SUPER data columns ignore NULL AS")."""
+    first), GEOMETRY/GEOGRAPHY as hex EWKB; SUPER as JSON, SQL NULL included (``null``: "SUPER data columns ignore NULL AS")."""
     binary = [i for i, c in enumerate(columns) if c.base == "varbyte"]
+    spatial = [i for i, c in enumerate(columns) if c.base in ("geometry", "geography")]
     sup = [i for i, c in enumerate(columns) if c.base == "super"]
-    if not binary and not sup:
+    if not binary and not sup and not spatial:
         return
     for row in rows:
         for i in binary:
             v = row[i]
             if v is not None and v.startswith("\\x"):
                 row[i] = v[2:]
+        for i in spatial:  # GEOMETRY/GEOGRAPHY unload as hex EWKB (upper-case, as Redshift prints it)
+            v = row[i]
+            if v is not None and v.startswith("\\x"):
+                row[i] = v[2:].upper()
         for i in sup:
             if row[i] is None:
                 row[i] = "null"

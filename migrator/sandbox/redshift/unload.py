@@ -136,6 +136,8 @@ class UnloadIntercept:
         columns = describe_query(backend, query)
         if o.format == "PARQUET" and any(c.base == "varbyte" for c in columns):
             raise BackendError("0A000", "VARBYTE columns can only be unloaded to text or CSV format")
+        if o.format == "PARQUET" and any(c.base in ("geometry", "geography") for c in columns):
+            raise BackendError("0A000", "GEOMETRY and GEOGRAPHY columns can only be unloaded to text or CSV format")
         self._prepare_destination(s3, bucket, prefix)
         rows = self._query_rows(backend, query, columns)
         self._slice_count = self._cluster_slices(backend)

@@ -46,6 +46,40 @@ def test_catalog_names_and_functions(typed: Env) -> None:
     assert env.scalar("select json_serialize(s) from h where id = 2") == "null"
 
 
+def test_varchar_results_stop_at_65535_bytes(typed: Env) -> None:
+    """TO_HEX and JSON_SERIALIZE return VARCHAR (65535 bytes at most, "Character types"):
+    JSON_SERIALIZE "returns an error when the JSON format exceeds the VARCHAR limit"; 32768 bytes
+    of VARBYTE are 65536 hex characters. JSON_SERIALIZE_TO_VARBYTE has no such limit, and
+    JSON_SERIALIZE of SQL NULL is the text 'null' ("JSON_SERIALIZE", return type)."""
+    env = typed
+    assert env.scalar("select octet_length(to_hex(decode(repeat('ab', 32767), 'hex')))") == "65534"
+    with pytest.raises(BackendError) as err:
+        env.scalar("select to_hex(decode(repeat('ab', 32768), 'hex'))")
+    assert "65535" in err.value.message
+    big = "json_parse('\"' || repeat('x', 70000) || '\"')"
+    with pytest.raises(BackendError) as err:
+        env.scalar(f"select json_serialize({big})")
+    assert "JSON_SERIALIZE" in err.value.message and "65535" in err.value.message
+    assert env.scalar(f"select octet_length(json_serialize_to_varbyte({big}))") == "70002"
+    assert env.scalar("select json_serialize(s) from h where id = 3") == "null"  # SQL NULL
+
+
+def test_spatial_values_are_ewkb_and_st_asewkb_takes_geometry_only(env: Env) -> None:
+    """GEOMETRY/GEOGRAPHY hold EWKB; ST_AsEWKB takes GEOMETRY ("ST_AsEWKB"), a GEOGRAPHY goes
+    through a cast that copies the coordinates ("Querying spatial data"); UNLOAD writes hex EWKB."""
+    catalog.install(env.conn, "src")
+    ddl(env, "create table sp (id int, g geometry, gg geography)")
+    point = "0101000020E61000000000000000002440" + "0000000000003440"
+    env.run(f"insert into sp values (1, st_geomfromewkb(from_hex('{point}')), st_geogfromwkb(from_hex('{point}')))")
+    assert env.scalar("select upper(to_hex(st_asewkb(g))) from sp") == point
+    with pytest.raises(BackendError) as err:
+        env.scalar("select st_asewkb(gg) from sp")
+    assert err.value.sqlstate == "42883"
+    assert env.scalar("select upper(to_hex(st_asewkb(cast(gg as geometry)))) from sp") == point
+    env.run(f"unload ('select id, g from sp') to '{env.url('sp_')}' iam_role '{ROLE}' parallel off csv")
+    assert body(env, "sp_").splitlines() == [f"1,{point}"]
+
+
 def test_varbyte_unloads_as_hex_and_only_to_text_or_csv(typed: Env) -> None:
     env = typed
     env.run(f"unload ('select id, b from h order by id') to '{env.url('vb_')}' iam_role '{ROLE}' parallel off csv")
