@@ -15,8 +15,10 @@ return their findings: what is measured is the store and the engine, per table:
   copy per worker before), the inventory's columns laid out as now (slots, interned texts) and
   as before;
 - store transactions per table: commits counted on the store's engine while --walk tables are
-  walked start to end by `walk_all` (warehouse statements per table come from the sandbox's
-  stl_query: tests/fleet/test_statements_sandbox.py, which prints them).
+  walked start to end by `walk_all` (3: a pick writes the previous table's end and takes the
+  next one's first move; each later step's end is written with the next one's start). Warehouse
+  statements per table come from the sandbox's stl_query: bench/statements.py end to end at
+  10,000 tables, tests/fleet/test_statements_sandbox.py at 48.
 
 Each figure should stay within 1.2x from 1k to 100k tables (per table).
 """
@@ -259,7 +261,8 @@ def main() -> None:
             finally:
                 if server is not None:
                     server.destroy()
-    print("warehouse statements per table: tests/fleet/test_statements_sandbox.py (from stl_query)",
+    print("warehouse statements, commits and store transactions per table end to end in the sandbox: "
+          "bench/statements.py --tables 10000 (tests/fleet/test_statements_sandbox.py at 8 and 48 tables)",
           file=sys.stderr)
 
 

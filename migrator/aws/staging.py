@@ -88,9 +88,12 @@ def _check_encryption(s3: Any, kms: Any, url: str, expected_arn: str, cache: dic
     return head  # type: ignore[no-any-return]
 
 
-def verify_staging(s3: Any, kms: Any, manifest_url: str, *, kms_key_id: str, expected_rows: int) -> StagingReport:
+def verify_staging(s3: Any, kms: Any, manifest_url: str, *, kms_key_id: str, expected_rows: int | None) -> StagingReport:
     """Manifest present and encrypted; every entry present, SSE-KMS under ``kms_key_id``, of the
-    manifest's length; every other object under the prefix encrypted too; rows add up."""
+    manifest's length; every other object under the prefix encrypted too; rows add up. With
+    ``expected_rows`` None (the UNLOAD's count was not asked for), the files' rows must add up to
+    the manifest's own total (MANIFEST VERBOSE writes a record_count per file and for the whole
+    unload), which the report then carries as the rows unloaded."""
     cache: dict[str, str] = {}
     expected_arn = resolve_key_arn(kms, kms_key_id, cache)
     _check_encryption(s3, kms, manifest_url, expected_arn, cache)
@@ -118,8 +121,16 @@ def verify_staging(s3: Any, kms: Any, manifest_url: str, *, kms_key_id: str, exp
     for obj in list_objects(s3, bucket, prefix):
         if obj["Key"] not in listed and obj["Key"] != key:
             _check_encryption(s3, kms, f"s3://{bucket}/{obj['Key']}", expected_arn, cache)
+    if expected_rows is None:
+        total = (doc.get("meta") or {}).get("record_count")
+        if total is None:
+            raise RemoteError(f"manifest {manifest_url} lacks its total record_count",
+                              hint="UNLOAD must use MANIFEST VERBOSE")
+        expected_rows, counted_by = int(total), "the manifest's total says"
+    else:
+        counted_by = "the source has"
     if report.rows != expected_rows:
-        raise ValidationMismatch(f"staged files of {manifest_url} hold {report.rows} rows, the source has "
+        raise ValidationMismatch(f"staged files of {manifest_url} hold {report.rows} rows, {counted_by} "
                                  f"{expected_rows}", hint="the table will be unloaded again")
     return report
 

@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from migrator.engine import parts as parts_engine
@@ -22,7 +22,7 @@ from migrator.engine.definitions import MachineDef, StateDef
 from migrator.engine.flows import DEFAULT_TABLE_LEASE_SECONDS as DEFAULT_LEASE_SECONDS
 from migrator.errors import ConcurrentUpdate, InternalError, MigratorError, RemoteError
 from migrator.retry import Backoff
-from migrator.store import PartView, Probe, TableView
+from migrator.store import ExtraEvent, HeldMoves, PartView, PickedMove, Probe, TableView
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -73,6 +73,8 @@ class TableOutcome:
     attempt: int = 0
     #: The table rests in its `parted` state: its parts are to be walked (by any worker).
     parted: bool = False
+    #: The moves that ended the walk, not yet written: the worker's next pick writes them (hold_done).
+    held: HeldMoves | None = None
 
 
 def completing_trigger(definition: MachineDef, state: StateDef) -> str:
@@ -98,17 +100,21 @@ def work_queue(ctx: "PhaseContext") -> list[TableView]:
 
 
 def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
-         resources: R, keep_owner: bool = False) -> TableOutcome:
+         resources: R, keep_owner: bool = False, hold_done: bool = False) -> TableOutcome:
     """Walk one table to its done state, or into the state needing an operator. With
-    ``keep_owner`` (a picked table) the reservation lasts until the walk ends."""
+    ``keep_owner`` (a picked table) the reservation lasts until the walk ends. With ``hold_done``
+    the move into the done state is not written here but handed back (TableOutcome.held) for
+    the caller's next pick to write in its transaction."""
     flow = ctx.table_flow(task)
     flow.keep_owner = keep_owner
+    flow.hold_done = hold_done and keep_owner
+    flow.announce = _announcer(ctx, steps, resources)
     definition = flow.definition
     try:
         while True:
             state = definition.state(flow.state)
             if "done" in state.tags:
-                return TableOutcome(task.qualified_name, True)
+                return TableOutcome(task.qualified_name, True, held=flow.held())
             if "parted" in state.tags:
                 # Its parts are picked one by one by whichever worker is free (store.pick_work);
                 # the table goes on (its `next` move, guarded by parts_done) once every part is done.
@@ -126,10 +132,12 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
                 if result.move is not None and result.move not in state.moves:
                     raise InternalError(f"internal error: step {state.step!r} asked for move {result.move!r}, "
                                         f"which table state {state.name!r} does not offer")
-                flow.fire(result.move or completing_trigger(definition, state), fields=result.fields)
+                # Held back (defer) when it rests the table and the walk goes on: written with the next move.
+                flow.fire(result.move or completing_trigger(definition, state), fields=result.fields, defer=True)
                 continue
             if ctx.should_stop():
                 # A resting state is a safe point: the next run (or another worker) takes the table from here.
+                flow.flush()
                 if keep_owner:
                     ctx.store.release_table(flow.task)
                 return TableOutcome(task.qualified_name, False, "stopped before its next step")
@@ -141,6 +149,20 @@ def walk(ctx: "PhaseContext", task: TableView, steps: Mapping[str, Callable[[Ste
     except MigratorError as exc:
         flow.fail_on_error(exc)
         return TableOutcome(task.qualified_name, False, exc.one_line(), exc.retryable, flow.task.attempt)
+
+
+#: A step may name what it records first (its ``announce``: events for the table as it will be
+#: when the step starts, e.g. the statement it is about to run), written with the move into the
+#: step's state instead of in a transaction of its own.
+Announce = Callable[[StepContext[R]], list[ExtraEvent]]
+
+
+def _announcer(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
+               resources: R) -> Callable[[str, TableView], list[ExtraEvent]]:
+    def announce(step: str, task: TableView) -> list[ExtraEvent]:
+        fn: Announce[R] | None = getattr(steps.get(step), "announce", None)
+        return list(fn(StepContext(ctx, task, resources))) if fn is not None else []
+    return announce
 
 
 @dataclass(frozen=True)
@@ -199,9 +221,39 @@ class _Picking:
                    tuple(p_needs_operator))
 
 
-def pick(ctx: "PhaseContext", picking: _Picking, lease_seconds: float) -> TableView | PartView | None:
-    """The next table or part for this worker, reserved for it (one store transaction)."""
-    return ctx.store.pick_work(ctx.migration, picking.probes, lease_seconds, part_done_states=picking.part_done)
+def pick(ctx: "PhaseContext", picking: _Picking, lease_seconds: float,
+         advance: Callable[[TableView], PickedMove | None] | None = None,
+         held: HeldMoves | None = None) -> TableView | PartView | None:
+    """The next table or part for this worker, reserved for it (one store transaction), with a
+    table's first move already taken when ``advance`` gives one, and the end of the worker's
+    previous table (``held``) written first."""
+    return ctx.store.pick_work(ctx.migration, picking.probes, lease_seconds, part_done_states=picking.part_done,
+                               advance=advance, settle=held)
+
+
+def first_move(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
+               resources: R) -> Callable[[TableView], PickedMove | None]:
+    """For a picked table resting where the walk would at once take its `next` move into a step
+    (unguarded, e.g. pending -> unloading): that move, so the pick takes it in its own transaction
+    (the walk then starts with the step). None when stopping, or for any other move."""
+    definition = ctx.table_definition
+    announce = _announcer(ctx, steps, resources)
+    lease_seconds = DEFAULT_LEASE_SECONDS  # as TableFlow's claim
+
+    def advance(task: TableView) -> PickedMove | None:
+        state = definition.state(task.state)
+        if state.next is None or {"in_flight", "done", "parted", "needs_operator"} & set(state.tags):
+            return None
+        moves = definition.transitions_from(task.state, state.next)
+        if len(moves) != 1 or moves[0].conditions or moves[0].unless:
+            return None
+        dest = definition.state(moves[0].dest)
+        if "in_flight" not in dest.tags or dest.step is None or ctx.should_stop():
+            return None
+        new_attempt = task.state == definition.initial  # as TableFlow: a fresh attempt leaves the initial state
+        would_be = replace(task, state=dest.name, attempt=task.attempt + int(new_attempt))
+        return PickedMove(state.next, dest.name, lease_seconds, new_attempt, events=announce(dest.step, would_be))
+    return advance
 
 
 def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]], StepResult]],
@@ -239,26 +291,32 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
     active = 0
     finished = False
 
-    def next_task() -> TableView | PartView | None:
+    def next_task(advance: Callable[[TableView], PickedMove | None],
+                  held: HeldMoves | None) -> TableView | PartView | None:
         nonlocal active, finished
         with cond:
-            while not ctx.should_stop() and not crashed and not finished:
-                task = pick(ctx, picking, lease_seconds)
-                if task is not None:
-                    active += 1
-                    return task
-                if active == 0 and not ctx.store.work_elsewhere(
-                        ctx.migration, picking.not_done, picking.retry_states, picking.max_attempts,
-                        part_not_done=picking.part_not_done, part_retry_states=picking.part_retry_states,
-                        parted_states=picking.parted):
-                    _fail_stuck_parted(ctx, picking, outcomes, failed_tables)
-                    finished = True
-                    cond.notify_all()
-                    return None
-                cond.wait(timeout=_IDLE_CHECK_SECONDS)
-                if active == 0:
-                    _recover(ctx)  # a worker that died hands its tables back here
-            return None
+            try:
+                while not ctx.should_stop() and not crashed and not finished:
+                    task = pick(ctx, picking, lease_seconds, advance, held)
+                    held = None  # written by that pick
+                    if task is not None:
+                        active += 1
+                        return task
+                    if active == 0 and not ctx.store.work_elsewhere(
+                            ctx.migration, picking.not_done, picking.retry_states, picking.max_attempts,
+                            part_not_done=picking.part_not_done, part_retry_states=picking.part_retry_states,
+                            parted_states=picking.parted):
+                        _fail_stuck_parted(ctx, picking, outcomes, failed_tables)
+                        finished = True
+                        cond.notify_all()
+                        return None
+                    cond.wait(timeout=_IDLE_CHECK_SECONDS)
+                    if active == 0:
+                        _recover(ctx)  # a worker that died hands its tables back here
+                return None
+            finally:
+                if held is not None:  # no pick wrote it (stopping): on its own
+                    ctx.store.pick_work(ctx.migration, (), lease_seconds, settle=held)
 
     def settle(task: TableView, outcome: TableOutcome) -> None:
         nonlocal active
@@ -328,15 +386,19 @@ def walk_all(ctx: "PhaseContext", steps: Mapping[str, Callable[[StepContext[R]],
     def worker() -> None:
         try:
             with open_resources() as resources:
-                while (task := next_task()) is not None:
+                advance = first_move(ctx, steps, resources)
+                held: HeldMoves | None = None  # the end of the previous table: the next pick writes it
+                while (task := next_task(advance, held)) is not None:
+                    held = None
                     if isinstance(task, PartView):
                         walk_picked_part(task, resources)
                         continue
                     try:
-                        outcome = walk(ctx, task, steps, resources, keep_owner=True)
+                        outcome = walk(ctx, task, steps, resources, keep_owner=True, hold_done=True)
                     except BaseException:
                         settle(task, TableOutcome(task.qualified_name, False, "worker crashed"))
                         raise
+                    held = outcome.held
                     settle(task, outcome)
         except BaseException as exc:  # surfaced below, after every worker stopped
             with cond:

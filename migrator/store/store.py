@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 from functools import lru_cache
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, replace
+from dataclasses import MISSING, dataclass, field, replace
 from dataclasses import fields as dc_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -67,6 +67,48 @@ class Probe:
     joinable: bool = False
     #: (parts) the states their table may rest in for the part to be picked.
     table_states: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EarlierMove:
+    """A table move taken in memory and written with the next one (`Store.move_table` ``earlier``)."""
+
+    trigger: str
+    to_state: str
+    fields: Mapping[str, Any]
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ExtraEvent:
+    """One more event written with a table move (`Store.move_table` ``events``)."""
+
+    trigger: str
+    detail: Mapping[str, Any]
+    state: str | None = None
+
+
+@dataclass(frozen=True)
+class HeldMoves:
+    """Moves of a table taken in memory, written with the next pick (`Store.pick_work` ``settle``):
+    ``task`` as stored before them; the last releases the table."""
+
+    task: TableView
+    moves: Sequence[EarlierMove]
+
+
+@dataclass(frozen=True)
+class PickedMove:
+    """The first move of a table as it is picked (`Store.pick_work` ``advance``): into an in-flight
+    state, taking the lease."""
+
+    trigger: str
+    to_state: str
+    lease_seconds: float
+    new_attempt: bool = False
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    events: Sequence[ExtraEvent] = ()
 
 
 class Store:
@@ -288,9 +330,28 @@ class Store:
     def move_table(self, task: TableView, trigger: str, to_state: str, *,
                    fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None,
                    take_lease_seconds: float | None = None, release_lease: bool = False,
-                   new_attempt: bool = False) -> TableView:
-        """The one compare-and-set every table move goes through."""
-        values: dict[str, Any] = dict(fields or {})
+                   new_attempt: bool = False, earlier: Sequence[EarlierMove] = (),
+                   events: Sequence[ExtraEvent] = ()) -> TableView:
+        """The one compare-and-set every table move goes through. ``earlier``: moves the caller
+        took in memory since ``task`` was stored (a step's completing move into a resting state,
+        followed at once by the next move), written with this one: their fields in the same row
+        update, their events first; ``task`` is then the table as stored before them. ``events``:
+        more events (trigger, detail) recorded with this move, after its own (e.g. the statement
+        the step entered now is about to run), so one transaction carries them all."""
+        with self._tx() as conn:
+            return self._move(conn, task, trigger, to_state, fields=fields, detail=detail,
+                              take_lease_seconds=take_lease_seconds, release_lease=release_lease,
+                              new_attempt=new_attempt, earlier=earlier, events=events)
+
+    def _move(self, conn: Connection, task: TableView, trigger: str, to_state: str, *,
+              fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None,
+              take_lease_seconds: float | None = None, release_lease: bool = False,
+              new_attempt: bool = False, earlier: Sequence[EarlierMove] = (),
+              events: Sequence[ExtraEvent] = ()) -> TableView:
+        values: dict[str, Any] = {}
+        for move in earlier:
+            values.update(move.fields)
+        values.update(fields or {})
         now = utcnow()
         values.update(state=to_state, updated_at=now)
         if take_lease_seconds is not None:
@@ -300,35 +361,44 @@ class Store:
         statement = _table_move_statement(frozenset(values), new_attempt)
         params = {f"v_{k}": v for k, v in values.items()}
         params.update(w_id=task.id, w_state=task.state, w_version=task.version)
-        with self._tx() as conn:
-            row = conn.execute(statement, params).first()
-            if row is None:
-                raise ConcurrentUpdate(
-                    f"table {task.qualified_name} is no longer {task.state!r} (version {task.version}): "
-                    "another worker moved it; nothing was written")
-            event_detail = dict(detail or {})
-            if new_attempt:
-                event_detail["attempt"] = task.attempt + 1
-            self._event(conn, task.migration_id, task.subject, trigger, task.state, to_state, event_detail)
+        row = conn.execute(statement, params).first()
+        if row is None:
+            raise ConcurrentUpdate(
+                f"table {task.qualified_name} is no longer {task.state!r} (version {task.version}): "
+                "another worker moved it; nothing was written")
+        from_state = task.state
+        for move in earlier:
+            self._event(conn, task.migration_id, task.subject, move.trigger, from_state, move.to_state, move.detail)
+            from_state = move.to_state
+        event_detail = dict(detail or {})
+        if new_attempt:
+            event_detail["attempt"] = task.attempt + 1
+        self._event(conn, task.migration_id, task.subject, trigger, from_state, to_state, event_detail)
+        for extra in events:
+            self._event(conn, task.migration_id, task.subject, extra.trigger, extra.state, extra.state,
+                        extra.detail)
         return _view(TableView, row)
 
     # Named moves: what the table machine does, spelled as the store sees it.
 
     def claim_table(self, task: TableView, trigger: str, to_state: str, lease_seconds: float,
-                    fields: Mapping[str, Any] | None = None, new_attempt: bool = False) -> TableView:
+                    fields: Mapping[str, Any] | None = None, new_attempt: bool = False,
+                    earlier: Sequence[EarlierMove] = (), events: Sequence[ExtraEvent] = ()) -> TableView:
         return self.move_table(task, trigger, to_state, fields=fields, take_lease_seconds=lease_seconds,
-                               new_attempt=new_attempt, detail={"owner": self.owner_label()})
+                               new_attempt=new_attempt, detail={"owner": self.owner_label()}, earlier=earlier,
+                               events=events)
 
     def complete_step(self, task: TableView, trigger: str, to_state: str,
                       fields: Mapping[str, Any] | None = None, detail: Mapping[str, Any] | None = None) -> TableView:
         return self.move_table(task, trigger, to_state, fields=fields, detail=detail, release_lease=True)
 
     def fail_table(self, task: TableView, error: str, to_state: str, trigger: str,
-                   detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> TableView:
+                   detail: Mapping[str, Any] | None = None, fields: Mapping[str, Any] | None = None,
+                   earlier: Sequence[EarlierMove] = ()) -> TableView:
         # A failed table waits for the next pass unless the worker schedules a retry (schedule_retry).
         return self.move_table(task, trigger, to_state,
                                fields={**(fields or {}), "last_error": masked(error), "ready_at": None},
-                               detail={"error": error, **(detail or {})}, release_lease=True)
+                               detail={"error": error, **(detail or {})}, release_lease=True, earlier=earlier)
 
     def renew_table_leases(self, lease_seconds: float, migration_id: int | None = None) -> int:
         query = update(TableTask).where(TableTask.owner == self.owner_label())
@@ -378,7 +448,9 @@ class Store:
         return found
 
     def pick_work(self, migration: MigrationView, probes: Sequence["Probe"], lease_seconds: float, *,
-                  part_done_states: Sequence[str] = ()) -> TableView | PartView | None:
+                  part_done_states: Sequence[str] = (),
+                  advance: Callable[[TableView], PickedMove | None] | None = None,
+                  settle: HeldMoves | None = None) -> TableView | PartView | None:
         """Reserve the next table or part to work on for this process, or None when none is free now.
 
         The store is the one queue of a pass, for tables and parts alike. ``probes`` are tried in
@@ -394,9 +466,21 @@ class Store:
 
         A part is picked only while its table rests in one of the probe's ``table_states``; a table probe with
         ``joinable`` set takes a table only when none of its parts is outside ``part_done_states``
-        (a table in its `parted` state goes on once its parts are done)."""
+        (a table in its `parted` state goes on once its parts are done).
+
+        ``advance``: given a table as picked, the move its walk takes first (or None), taken in the
+        same transaction (its compare-and-set, its event and ``events``), so a pick and the start
+        of the table's first step cost one transaction; the table is returned as moved.
+
+        ``settle``: the moves that ended this worker's previous table (its last step's completing
+        move into a done state), held back by its walk and written first in this transaction, so
+        finishing a table and picking the next cost one; written even when nothing is picked."""
         now = utcnow()
         with self._tx() as conn:
+            if settle is not None and settle.moves:
+                *earlier, last = settle.moves
+                self._move(conn, settle.task, last.trigger, last.to_state, fields=last.fields, detail=last.detail,
+                           release_lease=True, earlier=earlier)
             for probe in probes:
                 if probe.kind == "part":
                     found = self._probe_part(conn, migration, probe, now)
@@ -418,8 +502,31 @@ class Store:
                 ).values(owner=self.owner_label(), lease_expires_at=now + timedelta(seconds=lease_seconds),
                          ready_at=None, version=TableTask.version + 1).returning(*TableTask.__table__.c)).first()
                 if row is not None:
-                    return _view(TableView, row)
+                    picked = _view(TableView, row)
+                    move = advance(picked) if advance is not None else None
+                    if move is not None:
+                        return self._take(conn, picked, move, now)
+                    return picked
         return None
+
+    def _take(self, conn: Connection, task: TableView, move: PickedMove, now: datetime) -> TableView:
+        """A picked table's first move, inside the pick's transaction (the row is locked by it)."""
+        values: dict[str, Any] = dict(move.fields)
+        values.update(state=move.to_state, updated_at=now, owner=self.owner_label(),
+                      lease_expires_at=now + timedelta(seconds=move.lease_seconds))
+        statement = _table_move_statement(frozenset(values), move.new_attempt)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(w_id=task.id, w_state=task.state, w_version=task.version)
+        row = conn.execute(statement, params).first()
+        if row is None:  # the pick holds the row: nobody can have moved it
+            raise ConcurrentUpdate(f"table {task.qualified_name} moved while it was picked; nothing was written")
+        detail = {"owner": self.owner_label(), **move.detail}
+        if move.new_attempt:
+            detail["attempt"] = task.attempt + 1
+        self._event(conn, task.migration_id, task.subject, move.trigger, task.state, move.to_state, detail)
+        for extra in move.events:
+            self._event(conn, task.migration_id, task.subject, extra.trigger, extra.state, extra.state, extra.detail)
+        return _view(TableView, row)
 
     @staticmethod
     def _probe_table(conn: Connection, migration: MigrationView, probe: "Probe", part_done_states: Sequence[str],

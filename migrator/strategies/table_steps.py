@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from migrator import failpoints
@@ -17,11 +18,11 @@ from migrator.engine.registry import Registry
 from migrator.engine.tables import StepContext, StepResult
 from migrator.errors import MigratorError, OutcomeUnknown, RemoteError, TransientError
 from migrator.retry import Backoff, with_retries
-from migrator.store import PartSpec, PartView, TableView
+from migrator.store import ExtraEvent, TableView
 from migrator.strategies.recorded import clients, clients_for
 from migrator.strategies import window
 from migrator.strategies.part_steps import after_last_part as _after_last_part
-from migrator.strategies.part_steps import may_have_parts
+from migrator.strategies.part_steps import may_have_parts, migration_has_parts
 from migrator.strategies.part_steps import parts_totals as _parts_totals
 from migrator.strategies.part_steps import split as _split
 from migrator.strategies.sessions import inventory_of, session
@@ -29,9 +30,9 @@ from migrator.strategies.step_records import recording_failures as _recording_fa
 from migrator.warehouse import checksum, pipeline
 from migrator.warehouse import parts as wparts
 from migrator.warehouse.connection import Session, end_backend
-from migrator.warehouse.inventory import TableInfo
+from migrator.warehouse.inventory import TableInfo, column_defaults
 from migrator.warehouse.pipeline import StatementHook
-from migrator.warehouse.sql import staging_prefix
+from migrator.warehouse.sql import CSV, redact, staging_prefix
 
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
@@ -55,10 +56,17 @@ class TableWorker:
         self._sessions = _Sessions(ctx)
         self.tables: dict[tuple[str, str], TableInfo] = {}
         self._slices: tuple[int, int] | None = None
+        self._marker: str | None = None
+        #: Statements recorded in history with the move that started their step (announce_*):
+        #: the step's recorder does not record them again when they run.
+        self.announced: set[str] = set()
+        self._defaults: dict[tuple[str, str, str], str] | None = None
 
     def __enter__(self) -> "TableWorker":
         self._sessions.__enter__()
         self.tables = inventory_of(self.ctx, self._sessions.source)
+        # Read now, not first inside a pick's store transaction (announce_unload asks it there).
+        migration_has_parts(self.ctx)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -77,6 +85,21 @@ class TableWorker:
     @property
     def target(self) -> Session:
         return self._sessions.target
+
+    def marker(self) -> str:
+        """This worker's load marker table (pipeline.ensure_worker_marker), created before its
+        first load: one CREATE per worker instead of one per table."""
+        if self._marker is None:
+            worker = f"{self.ctx.store.owner_label()}/{uuid.uuid4().hex}"
+            self._marker = pipeline.ensure_worker_marker(self.target, self.ctx.migration.name, worker)
+        return self._marker
+
+    def identity_defaults(self, schema: str, table: str) -> dict[tuple[str, str, str], str]:
+        """The target's column defaults (IDENTITY seeds), read once per worker and again only when
+        a table is not in them (created since), instead of once per loaded table."""
+        if self._defaults is None or not any((s, t) == (schema, table) for s, t, _c in self._defaults):
+            self._defaults = column_defaults(self.target)
+        return self._defaults
 
     def info(self, task: TableView) -> TableInfo:
         found = self.tables.get((task.schema_name, task.table_name))
@@ -109,7 +132,9 @@ class TableWorker:
 
 
 class _Sessions:
-    """A worker's source (autocommit) and target (transactional) sessions, replaceable when lost."""
+    """A worker's source and target sessions, replaceable when lost. Both in autocommit: reads
+    (checksums, catalogue) then open no transaction (no BEGIN and ROLLBACK around each); a load
+    runs in a transaction of its own all the same (pipeline.load_exactly_once)."""
 
     def __init__(self, ctx: "PhaseContext") -> None:
         self.ctx = ctx
@@ -125,7 +150,7 @@ class _Sessions:
         self._close()
 
     def _open(self) -> None:
-        source_cm, target_cm = session(self.ctx, "source"), session(self.ctx, "target", autocommit=False)
+        source_cm, target_cm = session(self.ctx, "source"), session(self.ctx, "target")
         self.source = source_cm.__enter__()
         self._stack.append(source_cm)
         self.target = target_cm.__enter__()
@@ -145,8 +170,12 @@ Step = StepContext[TableWorker]
 
 
 def _statement_recorder(step: Step) -> StatementHook:
-    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs."""
+    """History gets every UNLOAD and COPY (already redacted by the pipeline) before it runs: with
+    the move that started the step when it was announced there, else in a transaction of its own."""
     def record(kind: str, sql: str) -> None:
+        if sql in step.resources.announced:
+            step.resources.announced.discard(sql)  # a retry of it is recorded again
+            return
         step.phase.store.add_event(step.phase.migration, step.task.subject, "statement",
                                    {"kind": kind, "statement": sql, "attempt": step.task.attempt},
                                    state=step.phase.migration.phase)
@@ -181,6 +210,41 @@ def _timing(task: TableView, step: str, started: float) -> dict[str, Any]:
     return timings
 
 
+def _announced(step: Step, kind: str, statement: str) -> list[ExtraEvent]:
+    recorded = redact(statement)
+    step.resources.announced = {recorded}  # one at a time: a step that did not run its statement leaves no other
+    return [ExtraEvent("statement", {"kind": kind, "statement": recorded, "attempt": step.task.attempt},
+                       step.phase.migration.phase)]
+
+
+def announce_unload(step: Step) -> list[ExtraEvent]:
+    """The UNLOAD a whole table's unload step runs first, recorded with the move that starts it
+    (a table that may be split, or goes through CSV, which checks its data first, records as it runs)."""
+    worker, task = step.resources, step.task
+    info = worker.tables.get(task.pair)
+    if info is None or may_have_parts(step.phase, task):
+        return []
+    fmt = pipeline.choose_format(info.columns)
+    if fmt.name == CSV:
+        return []
+    return _announced(step, "unload", pipeline.unload_statement(
+        info.schema, info.name, info.columns, staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
+        attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn, kms_key_id=worker.staging.kms_key_id, fmt=fmt))
+
+
+def announce_load(step: Step) -> list[ExtraEvent]:
+    """The COPY the load step runs, recorded with the move that starts it."""
+    worker, task = step.resources, step.task
+    info = worker.tables.get(task.pair)
+    if info is None or not task.manifest_url:
+        return []
+    statement = pipeline.load_copy_statement(info.schema, info.name, manifest_url=task.manifest_url,
+                                             fmt=pipeline.choose_format(info.columns),
+                                             iam_role_arn=worker.staging.iam_role_arn,
+                                             explicit_ids=bool(info.identity_columns), columns=info.columns)
+    return [] if statement is None else _announced(step, "copy", statement)
+
+
 @STEPS.step("unload")
 def unload_step(step: Step) -> StepResult:
     worker, task = step.resources, step.task
@@ -197,21 +261,27 @@ def unload_step(step: Step) -> StepResult:
             result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
                                            staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
                                            attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
-                                           kms_key_id=worker.staging.kms_key_id, on_statement=on_statement)
+                                           kms_key_id=worker.staging.kms_key_id, on_statement=on_statement,
+                                           count_rows=False)
         except OutcomeUnknown as exc:
             # An UNLOAD only writes staging: once the first is over, running it again (CLEANPATH)
             # replaces whatever it wrote.
             worker.end_lost_statement("source", exc)
             raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
+        # The rows unloaded: the manifest's count (no pg_last_unload_count() round trip), which
+        # the files' own counts must add up to; the load checks COPY's count against it.
         report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
                                         result.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=result.rows)
+                                        expected_rows=None)
         return {"manifest_url": result.manifest_url, "staging_prefix": result.prefix,
                 "unload_format": result.format.name, "format_reason": result.format.reason,
-                "rows_unloaded": result.rows, "bytes_unloaded": report.bytes,
+                "rows_unloaded": report.rows, "bytes_unloaded": report.bytes,
                 "step_timings": _timing(task, "unload", started)}
 
     return _writing_step(step, "unload", unload, then="after_unload")
+
+
+unload_step.announce = announce_unload  # type: ignore[attr-defined]
 
 
 @STEPS.step("load")
@@ -233,7 +303,10 @@ def load_step(step: Step) -> StepResult:
                                                 fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
                                                 migration=migration, attempt=task.attempt,
                                                 explicit_ids=bool(info.identity_columns), expected_rows=report.rows,
-                                                on_statement=on_statement, columns=info.columns)
+                                                on_statement=on_statement, columns=info.columns,
+                                                marker=worker.marker(), known_empty=task.attempt == 1,
+                                                identity_defaults=worker.identity_defaults(info.schema, info.name)
+                                                if info.identity_columns else None)
         except OutcomeUnknown as exc:
             # The COMMIT's connection died: the load may have committed or may still be running.
             # End it first, then its marker (written in the load's own transaction) decides.
@@ -254,6 +327,9 @@ def load_step(step: Step) -> StepResult:
         return {"rows_loaded": result.rows, "step_timings": _timing(task, "load", started)}
 
     return _writing_step(step, "load", load, then="after_load_commit")
+
+
+load_step.announce = announce_load  # type: ignore[attr-defined]
 
 
 @STEPS.step("validate")

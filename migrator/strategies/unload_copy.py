@@ -347,15 +347,18 @@ def validate(ctx: "PhaseContext") -> str:
         if created:
             _adopt_new_tables(ctx, source, created)
             changed += [info.pair for info in created]
-        for task in ctx.store.list_tables(ctx.migration):
-            if task.pair in changed or task.state in window.moved_aside(ctx.table_definition):
-                continue
+        tasks = [t for t in ctx.store.list_tables(ctx.migration)
+                 if t.pair not in changed and t.state not in window.moved_aside(ctx.table_definition)]
+        # Every table's checksum now, many tables per statement (one statement per table before).
+        now_all = checksum.fingerprints(source, [(i.schema, i.name, i.columns)
+                                                 for i in (tables.get(t.pair) for t in tasks) if i is not None])
+        for task in tasks:
             info = tables.get(task.pair)
             if info is None:
                 # Dropped while production kept running: the window drops it on the target too.
                 ctx.table_flow(task).fire("drop", detail={"reason": "dropped from the source during the copy"})
                 continue
-            now = checksum.fingerprint(source, info.schema, info.name, info.columns)
+            now = now_all[info.pair]
             if f"{now.rows}:{now.checksum}" != task.source_checksum:
                 if task.attempt >= live_copies:
                     deferred.append(task.qualified_name)

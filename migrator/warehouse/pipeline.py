@@ -11,8 +11,10 @@ For the caller:
 - A failed COPY's error carries ``exc.load_errors`` (LoadErrorRow: file, line, column, type,
   reason, raw value truncated and scrubbed), the first one in its message.
 - LoadResult.warnings: print them (IDENTITY values a later insert could repeat).
-- Markers: one table per load target (marker_name), so concurrent loads never write the same
-  table (SERIALIZABLE error 1023); created and committed before the load's transaction.
+- Markers: a table part has a marker table of its own (marker_name); a whole table's load
+  writes its marker row into its worker's marker table (worker_marker_name, created once per
+  worker), so concurrent loads never write the same table (SERIALIZABLE error 1023) and a small
+  table's load adds no CREATE and COMMIT of its own; reconcile_load looks in every worker's.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -91,7 +94,7 @@ class UnloadResult:
     manifest_url: str
     format: DataFormat
     sql: str  # as run (no secret: IAM_ROLE and a KMS key id only)
-    rows: int
+    rows: int | None  # pg_last_unload_count(); None when the caller reads the manifest's count instead
     seconds: float
 
     @property
@@ -140,22 +143,47 @@ def run_recorded(session: Session, statement: str, *, kind: str, what: str,
 
 def unload_table(session: Session, schema: str, table: str, columns: list[ColumnInfo], *, staging_uri: str,
                  migration: str, attempt: int, iam_role_arn: str, kms_key_id: str,
-                 fmt: DataFormat | None = None, on_statement: StatementHook | None = None) -> UnloadResult:
-    """UNLOAD the table to its own attempt prefix (CLEANPATH: a rerun replaces leftovers)."""
+                 fmt: DataFormat | None = None, on_statement: StatementHook | None = None,
+                 count_rows: bool = True) -> UnloadResult:
+    """UNLOAD the table to its own attempt prefix (CLEANPATH: a rerun replaces leftovers).
+
+    Without ``count_rows`` no pg_last_unload_count() round trip: rows is None and the caller
+    takes the count from the manifest, which the same UNLOAD writes (MANIFEST VERBOSE: the
+    record_count of each file and of the whole unload, "UNLOAD" in the Database Developer Guide);
+    CLEANPATH removed any earlier manifest under the prefix first, so the one read is this one's."""
     fmt = fmt or choose_format(columns)
     prefix = staging_prefix(staging_uri, migration, schema, table, attempt)
-    statement = unload_sql(unload_query(schema, table, [(c.name, c.type) for c in columns], fmt.name,
-                                        staged_route(fmt, columns)), prefix,
-                           iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
+    statement = unload_statement(schema, table, columns, staging_uri=staging_uri, migration=migration,
+                                 attempt=attempt, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt)
     started = time.perf_counter()
     if fmt.name == CSV:
         _refuse_csv_marker_in_data(session, schema, table, columns)
     session.run(FLOAT_DIGITS_SQL, kind="unload")  # every digit of REAL/DOUBLE in text files
     run_recorded(session, statement, kind="unload", what=f"UNLOAD {table_key(schema, table)}",
                  on_statement=on_statement)
+    if not count_rows:
+        return UnloadResult(prefix, prefix + "manifest", fmt, statement, None, time.perf_counter() - started)
     rows = session.run("select pg_last_unload_count()", kind="unload")
     return UnloadResult(prefix, prefix + "manifest", fmt, statement, int(rows[0][0]) if rows else -1,
                         time.perf_counter() - started)
+
+
+def unload_statement(schema: str, table: str, columns: list[ColumnInfo], *, staging_uri: str, migration: str,
+                     attempt: int, iam_role_arn: str, kms_key_id: str, fmt: DataFormat) -> str:
+    """The UNLOAD unload_table runs (known before it runs, so a caller can record it first)."""
+    prefix = staging_prefix(staging_uri, migration, schema, table, attempt)
+    return unload_sql(unload_query(schema, table, [(c.name, c.type) for c in columns], fmt.name,
+                                   staged_route(fmt, columns)), prefix,
+                      iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt.name)
+
+
+def load_copy_statement(schema: str, table: str, *, manifest_url: str, fmt: DataFormat, iam_role_arn: str,
+                        explicit_ids: bool, columns: list[ColumnInfo]) -> str | None:
+    """The COPY load_exactly_once runs for a whole table, or None when it goes through a stage
+    table (binary_stage), whose statements are recorded as they run."""
+    if binary_stage(fmt, columns) is not None:
+        return None
+    return copy_sql(schema, table, manifest_url, iam_role_arn=iam_role_arn, fmt=fmt.name, explicit_ids=explicit_ids)
 
 
 def refuse_csv_marker_in_data(session: Session, schema: str, table: str, columns: list[ColumnInfo]) -> None:
@@ -191,6 +219,24 @@ def marker_sql(name: str, migration: str, schema: str, table: str, part: int | N
     return query(name).format(marker=qualified(BOOKKEEPING_SCHEMA, marker_name(migration, schema, table, part)))
 
 
+def worker_marker_name(migration: str, worker: str) -> str:
+    """A copy worker's marker table: a digest of (migration, worker), ``worker`` unique to the
+    worker (its process and a random part), so two workers never share one."""
+    digest = hashlib.sha256("\x00".join((migration, "worker", worker)).encode("utf-8")).hexdigest()[:32]
+    return f"load_markers_{digest}"
+
+
+def ensure_worker_marker(session: Session, migration: str, worker: str) -> str:
+    """Create a worker's marker table (once per worker, before its first load); returns its
+    qualified name. Committed on its own (autocommit, or a COMMIT), so load transactions write
+    only their target and this table."""
+    name = qualified(BOOKKEEPING_SCHEMA, worker_marker_name(migration, worker))
+    session.run(query("bookkeeping").format(marker=name), kind="bookkeeping")
+    if not session.conn.autocommit:
+        session.commit()
+    return name
+
+
 def marker_writes(migration: str, schema: str, table: str, attempt: int, manifest_url: str,
                   rows: int, part: int | None = None) -> list[tuple[str, list[Any]]]:
     """The statements that record a load, run inside the load's own transaction. They touch
@@ -201,8 +247,9 @@ def marker_writes(migration: str, schema: str, table: str, attempt: int, manifes
 
 
 def ensure_bookkeeping(session: Session) -> list[str]:
-    """Create the marker schema if missing (autocommit session); returns statements run. Each
-    load creates its own marker table (ensure_marker)."""
+    """Create the marker schema if missing (autocommit session); returns statements run. A copy
+    worker creates its marker table there once (ensure_worker_marker); a table part's load, its own
+    (ensure_marker)."""
     statement = f"create schema if not exists {quote_ident(BOOKKEEPING_SCHEMA)}"
     if int(session.run("select count(*) from pg_namespace where nspname = %s", [BOOKKEEPING_SCHEMA],
                        kind="bookkeeping")[0][0]):
@@ -273,20 +320,58 @@ def stage_statements(into: str, columns: list[ColumnInfo], fmt: str) -> tuple[st
             f"DROP TABLE {stage}")
 
 
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    """The load's transaction on a session that may be in autocommit (a copy worker's target is,
+    so its reads open no transaction): autocommit off for the load, back as it was after."""
+    was = bool(session.conn.autocommit)
+    if was:
+        session.conn.autocommit = False
+    try:
+        yield
+    finally:
+        if was:
+            session.conn.autocommit = True
+
+
 def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url: str, fmt: DataFormat,
                       iam_role_arn: str, migration: str, attempt: int, explicit_ids: bool,
                       expected_rows: int, columns: list[ColumnInfo],
                       on_statement: StatementHook | None = None, part: int | None = None,
-                      where: tuple[str, list[Any]] | None = None) -> LoadResult:
+                      where: tuple[str, list[Any]] | None = None, marker: str | None = None,
+                      known_empty: bool = False,
+                      identity_defaults: dict[tuple[str, str, str], str] | None = None) -> LoadResult:
     """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, check the count,
     write the marker, COMMIT. Any failure rolls the whole thing back; the table is then as
     before and the load can simply run again. ``session`` must not be in autocommit; the
     marker table is created (and committed) first if missing. ``columns`` (the table's, in
     order) decide whether a CSV load of VARBYTE goes through a temporary table (binary_stage).
     A table part (``part`` with its range ``where``): the DELETE takes only the part's range and
-    the marker is the part's own, so parts load (and reload) one by one, each exactly once."""
-    if session.conn.autocommit:
-        raise ValueError("load_exactly_once needs a transactional (autocommit off) session")
+    the marker is the part's own, so parts load (and reload) one by one, each exactly once.
+
+    A whole table's load given ``marker`` (its worker's marker table, ensure_worker_marker)
+    writes its marker row there: no marker table is created, nothing deleted from it (reconcile
+    matches the attempt). ``known_empty``: the table holds no row of any committed load (the
+    caller knows no earlier load of it committed: its first attempt), so no DELETE is sent. A
+    session in autocommit runs the load in a transaction all the same (autocommit off meanwhile).
+    ``identity_defaults`` (the target's column defaults, column_defaults(), read once by the
+    caller) spare the identity check a catalogue read per table."""
+    with _transaction(session):
+        result = _load_exactly_once(session, schema, table, manifest_url=manifest_url, fmt=fmt,
+                                  iam_role_arn=iam_role_arn, migration=migration, attempt=attempt,
+                                  explicit_ids=explicit_ids, expected_rows=expected_rows, columns=columns,
+                                  on_statement=on_statement, part=part, where=where, marker=marker,
+                                  known_empty=known_empty and part is None and where is None)
+    if explicit_ids:
+        result = replace(result, warnings=identity_reuse_warnings(session, schema, table, identity_defaults))
+    return result
+
+
+def _load_exactly_once(session: Session, schema: str, table: str, *, manifest_url: str, fmt: DataFormat,
+                       iam_role_arn: str, migration: str, attempt: int, explicit_ids: bool,
+                       expected_rows: int, columns: list[ColumnInfo], on_statement: StatementHook | None,
+                       part: int | None, where: tuple[str, list[Any]] | None, marker: str | None,
+                       known_empty: bool) -> LoadResult:
     staged = binary_stage(fmt, columns)
     if staged is not None:
         create_stage, insert_from_stage, drop_stage = _stage_sql(schema, table, staged, fmt.name)
@@ -296,11 +381,15 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
         copy = copy_sql(schema, table, manifest_url, iam_role_arn=iam_role_arn, fmt=fmt.name,
                         explicit_ids=explicit_ids)
     delete = f"DELETE FROM {qualified(schema, table)}" if where is None else delete_where_sql(schema, table, where[0])
-    statements = [ensure_marker(session, migration, schema, table, part), delete, copy]
+    in_worker_marker = marker is not None and part is None
+    statements = [f"-- marker row in {marker}" if in_worker_marker else ensure_marker(session, migration, schema,
+                                                                                       table, part),
+                  delete, copy]
     started = time.perf_counter()
     try:
-        session.run(statements[1], list(where[1]) if where else None, kind="load",
-                    what=f"DELETE FROM {table_key(schema, table)}")
+        if not known_empty:
+            session.run(statements[1], list(where[1]) if where else None, kind="load",
+                        what=f"DELETE FROM {table_key(schema, table)}")
         if staged is not None:
             session.run(create_stage, kind="load", what=f"stage {table_key(schema, table)}")
         try:
@@ -317,7 +406,11 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
             session.run(insert_from_stage, kind="load", what=f"INSERT {table_key(schema, table)} from stage")
             session.run(drop_stage, kind="load", what="drop stage")
             statements += [create_stage, insert_from_stage, drop_stage]
-        for sql, params in marker_writes(migration, schema, table, attempt, manifest_url, loaded, part):
+        writes = marker_writes(migration, schema, table, attempt, manifest_url, loaded, part)
+        if in_worker_marker:
+            key = [migration, schema, table, attempt, manifest_url, loaded]
+            writes = [(query("marker_insert").format(marker=marker), key)]
+        for sql, params in writes:
             session.run(sql, params, kind="load")
             statements.append(sql)
         session.commit()
@@ -325,14 +418,19 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
         session.rollback()
         raise
     seconds = time.perf_counter() - started
-    warnings = identity_reuse_warnings(session, schema, table) if explicit_ids else []
-    return LoadResult(manifest_url, attempt, loaded, statements, seconds, warnings)
+    if known_empty:
+        statements.remove(delete)
+    return LoadResult(manifest_url, attempt, loaded, statements, seconds)
 
 
 def reconcile_load(session: Session, migration: str, schema: str, table: str,
                    attempt: int | None = None, part: int | None = None) -> MarkerState:
     """After a crash with the table 'loading': did the load commit? The marker is written in the
-    load's own transaction, so it exists exactly when the rows do."""
+    load's own transaction, so it exists exactly when the rows do. A whole table's marker is in
+    one of the workers' marker tables (or its own, written before worker markers), all read in
+    one statement."""
+    if part is None and attempt is not None:
+        return _reconcile_table(session, migration, schema, table, attempt)
     name = marker_name(migration, schema, table, part)
     exists = int(session.run(query("bookkeeping_exists"), [name], kind="bookkeeping")[0][0])
     rows = session.run(marker_sql("marker_read", migration, schema, table, part), [migration, schema, table],
@@ -342,6 +440,21 @@ def reconcile_load(session: Session, migration: str, schema: str, table: str,
     for row in rows:
         if attempt is None or int(row[0]) == attempt:
             return MarkerState(True, int(row[0]), str(row[1]), int(row[2]), row[3])
+    return MarkerState(False)
+
+
+def _reconcile_table(session: Session, migration: str, schema: str, table: str, attempt: int) -> MarkerState:
+    tables = [str(r[0]) for r in session.run(query("worker_markers"), [marker_name(migration, schema, table)],
+                                             kind="bookkeeping")]
+    rows: list[tuple[Any, ...]] = []
+    if tables:
+        one = query("marker_find")
+        union = "\nunion all\n".join(one.format(marker=qualified(BOOKKEEPING_SCHEMA, t)) for t in tables)
+        rows = session.run(union, [migration, schema, table, attempt] * len(tables), kind="bookkeeping")
+    if not session.conn.autocommit:
+        session.rollback()  # end the read-only transaction the driver opened
+    for row in rows:
+        return MarkerState(True, int(row[0]), str(row[1]), int(row[2]), row[3])
     return MarkerState(False)
 
 
@@ -420,7 +533,8 @@ def attach_load_errors(exc: MigratorError, session: Session) -> MigratorError:
     return exc
 
 
-def identity_reuse_warnings(session: Session, schema: str, table: str) -> list[str]:
+def identity_reuse_warnings(session: Session, schema: str, table: str,
+                            defaults: dict[tuple[str, str, str], str] | None = None) -> list[str]:
     """After loading explicit ids: can a row the target generates later repeat a loaded id?
 
     Redshift documents that explicit values (COPY EXPLICIT_IDS, or values given to a
@@ -428,9 +542,10 @@ def identity_reuse_warnings(session: Session, schema: str, table: str) -> list[s
     seed; the seed cannot be altered. Replay creates the table with its seed past the
     source's values (replay.ddl.next_identity_seed); rows written on the source after that can
     still reach it. No warning means generated values cannot meet a loaded one."""
-    defaults = {c: src for (s, t, c), src in column_defaults(session).items() if (s, t) == (schema, table)}
+    found = {c: src for (s, t, c), src in (defaults if defaults is not None else column_defaults(session)).items()
+             if (s, t) == (schema, table)}
     out = []
-    for column, adsrc in sorted(defaults.items()):
+    for column, adsrc in sorted(found.items()):
         identity = parse_identity(adsrc)
         if not identity:
             continue

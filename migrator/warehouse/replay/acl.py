@@ -113,10 +113,18 @@ def split_array_text(text: str) -> list[str]:
     return items
 
 
+#: Tables named in one grouped GRANT at most (GRANT takes a list of tables: "GRANT", ON [ TABLE ]
+#: table_name [, ...]), so a statement stays small.
+GRANT_TABLES = 200
+
+
 def grant_missing(apply: Applier, result: ReplayResult, on: str, label: str, source: list[AclEntry],
-                  target: list[AclEntry], owner: str, groups: set[str], letters: dict[str, str]) -> None:
+                  target: list[AclEntry], owner: str, groups: set[str], letters: dict[str, str],
+                  grouped: dict[tuple[str, str], list[str]] | None = None) -> None:
     """GRANT on ``on`` (already quoted, with its keyword) what each source entry holds and the
-    target's ACL lacks; letters with no GRANT form are reported in ``skipped``."""
+    target's ACL lacks; letters with no GRANT form are reported in ``skipped``. With ``grouped``
+    (tables only; ``on`` then the quoted table name alone), the grant is collected under its
+    (privileges, grantee) for one GRANT naming many tables (grant_grouped)."""
     have = {e.grantee: set(e.privileges) for e in target}
     for entry in source:
         if entry.grantee == owner or entry.grantee in INTERNAL_USERS or entry.grantee.startswith("pg_"):
@@ -134,7 +142,17 @@ def grant_missing(apply: Applier, result: ReplayResult, on: str, label: str, sou
             privs = "ALL"
         else:
             privs = ", ".join(letters[ch] for ch in sorted(missing))
-        apply.run(grant(privs, on, to))
+        if grouped is not None:
+            grouped.setdefault((privs, to), []).append(on)
+        else:
+            apply.run(grant(privs, on, to))
+
+
+def grant_grouped(apply: Applier, grouped: dict[tuple[str, str], list[str]]) -> None:
+    """One GRANT per (privileges, grantee) for up to GRANT_TABLES tables, instead of one per table."""
+    for (privs, to), tables in grouped.items():
+        for start in range(0, len(tables), GRANT_TABLES):
+            apply.run(grant(privs, "TABLE " + ", ".join(tables[start:start + GRANT_TABLES]), to))
 
 
 def replay_grants(source: Session, target: Session, apply: Applier, include: list[str], exclude: list[str],
@@ -144,15 +162,20 @@ def replay_grants(source: Session, target: Session, apply: Applier, include: lis
     result = apply.result
     tgt_rel = {(str(s), str(n)): (str(k), str(o), a) for s, n, k, o, a in catalog(target, "relations")}
     users = {str(r[0]) for r in catalog(target, "users")}
+    grouped: dict[tuple[str, str], list[str]] = {}
+    owners: list[str] = []
     for s, n, _kind, owner, acl in catalog(source, "relations"):
         s, n, owner = str(s), str(n), str(owner)
         if (s, n) not in tgt_rel or not matches(f"{s}.{n}", include, exclude):
             continue
         keyword = "TABLE"  # Redshift's GRANT/ALTER TABLE cover views too
         if owner != tgt_rel[(s, n)][1] and owner in users and owner not in INTERNAL_USERS:
-            apply.run(alter_owner(keyword, qualified(s, n), owner))
-        grant_missing(apply, result, f"{keyword} {qualified(s, n)}", f"{s}.{n}", parse_acl(acl),
-                      parse_acl(tgt_rel[(s, n)][2]), owner, groups, _TABLE_PRIVS)
+            owners.append(alter_owner(keyword, qualified(s, n), owner))
+        grant_missing(apply, result, qualified(s, n), f"{s}.{n}", parse_acl(acl),
+                      parse_acl(tgt_rel[(s, n)][2]), owner, groups, _TABLE_PRIVS, grouped)
+    apply.run_grouped(owners)  # many per transaction
+    # After every ALTER ... OWNER: a grant is given by the table's owner as it will stay.
+    grant_grouped(apply, grouped)
     tgt_schema_acl = {str(r[0]): parse_acl(r[2]) for r in catalog(target, "schemas")}
     for schema, owner, acl in catalog(source, "schemas"):
         schema = str(schema)

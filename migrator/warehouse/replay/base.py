@@ -11,6 +11,8 @@ from migrator.warehouse.connection import Session
 from migrator.warehouse.sql import query
 
 INTERNAL_USERS = {"rdsdb", "sandbox_admin"}  # the service's own accounts (sandbox's too)
+#: Replay DDL statements per transaction (Applier.run_grouped).
+DDL_PER_TRANSACTION = 200
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,29 @@ class Applier:
     def run(self, sql: str) -> None:
         self.target.run(sql, kind="replay", what="replay DDL")
         self.result.statements.append(sql)
+
+    def run_grouped(self, statements: list[str], chunk: int = DDL_PER_TRANSACTION) -> None:
+        """Many statements of one kind (CREATE TABLE, ALTER TABLE, GRANT) in transactions of up to
+        ``chunk``, one commit each instead of one per statement (Redshift runs DDL in a
+        transaction block; what cannot be, e.g. CREATE EXTERNAL TABLE or VACUUM, never comes
+        here). A failure rolls its chunk back; replay skips what exists, so a re-run redoes only
+        the rest. On a session already in a transaction, the statements join it."""
+        if not self.target.conn.autocommit:
+            for sql in statements:
+                self.run(sql)
+            return
+        for start in range(0, len(statements), chunk):
+            self.target.conn.autocommit = False
+            try:
+                for sql in statements[start:start + chunk]:
+                    self.target.run(sql, kind="replay", what="replay DDL")
+                self.target.commit()
+            except BaseException:
+                self.target.rollback()
+                raise
+            finally:
+                self.target.conn.autocommit = True
+            self.result.statements.extend(statements[start:start + chunk])
 
 
 def catalog(session: Session, sql_name: str) -> list[tuple[Any, ...]]:

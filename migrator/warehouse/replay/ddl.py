@@ -90,11 +90,16 @@ def replay_tables(source: Session, target: Session, apply: Applier, tables: list
     """CREATE TABLE for each table the target lacks, with its PRIMARY KEY/UNIQUE constraints."""
     constraints = _constraints(source)
     existing = {(str(s), str(n)) for s, n, k, _o, _a in catalog(target, "relations") if k == "r"}
+    creates = []
     for t in tables:
         if (t.schema, t.name) in existing:
             continue
         keys = [(n, d) for n, k, d in constraints.get((t.schema, t.name), []) if k in ("p", "u")]
-        apply.run(create_table_sql(t, keys, identity_seeds(source, t) if t.identity_columns else None))
+        creates.append(create_table_sql(t, keys, identity_seeds(source, t) if t.identity_columns else None))
+    # One commit each (autocommit), not grouped: a CREATE TABLE lost with its connection is found
+    # or not by the next replay, while a lost grouped COMMIT would end the phase unreconciled.
+    for sql in creates:
+        apply.run(sql)
 
 
 def _constraints(session: Session) -> dict[tuple[str, str], list[tuple[str, str, str]]]:
@@ -110,9 +115,11 @@ def replay_foreign_keys(source: Session, target: Session, tables: list[TableInfo
     apply = Applier(target, result)
     wanted = {(t.schema, t.name) for t in tables}
     have = {(s, t, n) for (s, t), items in _constraints(target).items() for n, k, _ in items if k == "f"}
+    adds = []
     for (schema, table), items in sorted(_constraints(source).items()):
         for name, kind, definition in items:
             if kind != "f" or (schema, table) not in wanted or (schema, table, name) in have:
                 continue
-            apply.run(add_constraint(schema, table, name, definition))
+            adds.append(add_constraint(schema, table, name, definition))
+    apply.run_grouped(adds)
     return result
