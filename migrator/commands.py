@@ -551,10 +551,16 @@ def _no_undo(ctx: object) -> dict[str, object]:
 
 def inventory(config_path: Path) -> InventoryResult:
     """The source's user tables as the migration would see them (read-only)."""
+    return _read_inventory(load_config(config_path))[0]
+
+
+def _read_inventory(config: LoadedConfig) -> tuple[InventoryResult, list[str]]:
+    """The inventory, and (from the same login) one line per system view that login sees only in
+    part (preflight_checks.access_warning_lines: a non-superuser), which `plan` shows too."""
     from migrator import strategies
+    from migrator.strategies.preflight_checks import access_warning_lines
     from migrator.warehouse.inventory import read_inventory
 
-    config = load_config(config_path)
     tables = config.settings.tables
     with strategies.source_session(config) as source:
         found = read_inventory(source, include=tables.include, exclude=tables.exclude)
@@ -564,8 +570,9 @@ def inventory(config_path: Path) -> InventoryResult:
             from migrator.warehouse.inventory import read_usage
 
             window = read_usage(source)[2]
+        partial = access_warning_lines(source, "source")
     return InventoryResult(config.settings.source.cluster_id, [t.to_dict() for t in found], window.describe(),
-                           window.days, window.source)
+                           window.days, window.source), partial
 
 
 class _WarningsToHistory(logging.Handler):
@@ -756,9 +763,11 @@ def plan(config_path: Path) -> PlanResult:
     source = aws.require_cluster(clients, settings.source.cluster_id)
     tables: list[dict[str, object]] | None = None
     table_error = None
+    partial_views: list[str] = []
     if route.new_cluster:
         try:
-            tables = inventory(config_path).tables
+            listed, partial_views = _read_inventory(config)
+            tables = listed.tables
         except MigratorError as exc:
             table_error = exc.one_line()
     unmatched = _unmatched_includes(settings, tables)
@@ -788,6 +797,8 @@ def plan(config_path: Path) -> PlanResult:
                            hourly=hourly, metrics_error=metrics_error, clients=found_clients,
                            clients_note=clients_note)
     built.warnings.extend(unmatched)
+    # What preflight says of a non-superuser login (issue 20): a warning, not a problem.
+    built.warnings.extend(partial_views)
     return built
 
 

@@ -131,7 +131,11 @@ def estimate(settings: Settings, nodes: int, total_mb: int, rehearsal: Mapping[s
                                  "in-place copy (AWS publishes no rate; DescribeResize gives the real one)")
     if rehearsal and rehearsal.get("rows_per_second"):
         rate = float(rehearsal["rows_per_second"])
-        return total_rows / rate, f"rehearsal on {rehearsal.get('table')}: {rate:,.0f} rows/s"
+        basis = f"rehearsal on {rehearsal.get('table')}: {rate:,.0f} rows/s"
+        if rehearsal.get("sampled"):  # a big table's sample, not all of it (unload_copy.rehearse)
+            basis += (f" (sampled {int(rehearsal.get('rows') or 0):,} of {int(rehearsal.get('table_rows') or 0):,} "
+                      f"rows: one {rehearsal['sampled']} of {rehearsal.get('parts')}, scaled by size)")
+        return total_rows / rate, basis
     rate = ASSUMED_COPY_MB_PER_SECOND_PER_NODE * max(nodes, 1)
     return total_mb / rate, (f"no rehearsal yet: assumed {ASSUMED_COPY_MB_PER_SECOND_PER_NODE:g} MB/s per node "
                              "through UNLOAD and COPY (the rehearsal phase measures the real rate)")

@@ -8,6 +8,7 @@ tells it what is already done.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from migrator.warehouse.inventory import TableInfo
 if TYPE_CHECKING:
     from migrator.engine.context import PhaseContext
 
+log = logging.getLogger(__name__)
 REGISTRY = Registry()
 PREFLIGHT_KEY = "preflight"
 PROVISION_KEY = "provision-target"
@@ -219,8 +221,9 @@ def replay_objects(ctx: "PhaseContext") -> str:
 @REGISTRY.action("rehearse")
 def rehearse(ctx: "PhaseContext") -> str:
     """Unload the largest table once to measure throughput and estimate the write freeze; a table
-    big enough for parts (tables.part_size) is sampled: one part is unloaded and the rate scaled
-    to the whole table, instead of unloading all of it."""
+    big enough for parts (tables.part_size) is sampled instead of unloaded whole: split by ranges,
+    its largest part is unloaded; loaded in file groups (no column whose ranges are cheap), one
+    group's worth of its rows is (a nested LIMIT); the rate is scaled to the whole table."""
     if recorded.recorded(ctx, REHEARSAL_KEY) is not None:
         return "rehearsed"
     settings = ctx.config.settings
@@ -234,15 +237,27 @@ def rehearse(ctx: "PhaseContext") -> str:
         info = inventory_of(ctx, source)[largest.pair]
         wanted = part_steps.wants_parts(ctx.config, largest)
         ranges = wparts.plan_ranges(source, info, wanted) if wanted > 1 else []
+        table_bytes = largest.size_mb * 1024 * 1024 * 2  # staged text is about twice the compressed size
         if len(ranges) > 1:
             part = max(ranges, key=lambda r: r.rows)  # the largest part: the least overhead per row
             slices = wparts.slice_count(source)
             unloaded = wparts.unload_part(source, info, part, staging_uri=staging_uri, migration=ctx.migration.name,
                                           attempt=0, iam_role_arn=settings.staging.iam_role_arn,
                                           kms_key_id=settings.staging.kms_key_id,
-                                          estimated_bytes=largest.size_mb * 1024 * 1024 * 2 // len(ranges),
+                                          estimated_bytes=table_bytes // len(ranges),
                                           source_slices=slices, target_slices=slices)
-            sampled = {"sampled_part": part.part_no, "parts": len(ranges), "table_rows": sum(r.rows for r in ranges)}
+            sampled = {"sampled": "part", "sampled_part": part.part_no, "parts": len(ranges),
+                       "table_rows": sum(r.rows for r in ranges)}
+        elif wanted > 1 and largest.source_rows > wanted:
+            # File groups: one group's worth of rows, the way the copy's one UNLOAD writes them.
+            rows = -(-largest.source_rows // wanted)
+            slices = wparts.slice_count(source)
+            unloaded = wparts.unload_sample(source, info, rows, staging_uri=staging_uri,
+                                            migration=ctx.migration.name, iam_role_arn=settings.staging.iam_role_arn,
+                                            kms_key_id=settings.staging.kms_key_id,
+                                            estimated_bytes=table_bytes // wanted, source_slices=slices,
+                                            target_slices=slices)
+            sampled = {"sampled": "file group", "parts": wanted, "table_rows": largest.source_rows}
         else:
             unloaded = pipeline.unload_table(source, info.schema, info.name, info.columns, staging_uri=staging_uri,
                                              migration=ctx.migration.name, attempt=0,
@@ -252,12 +267,18 @@ def rehearse(ctx: "PhaseContext") -> str:
     rate = unloaded.rows / unloaded.seconds if unloaded.seconds > 0 and unloaded.rows > 0 else None
     # Unload and load take about as long as each other; validation adds a scan of each side.
     estimate = (3 * total_rows / rate / settings.tables.concurrency) if rate else None
+    if sampled:
+        sampled["sampled_rows"] = unloaded.rows
     recorded.remember(ctx, REHEARSAL_KEY, {"table": largest.qualified_name, "rows": unloaded.rows,
                                            "seconds": round(unloaded.seconds, 3), "rows_per_second": rate,
                                            "estimated_freeze_seconds": estimate, **sampled})
     common.progress_event(ctx, "migration", {"rehearsal_table": largest.qualified_name,
                                              "rows_per_second": round(rate or 0),
                                              "estimated_freeze_seconds": round(estimate or 0), **sampled})
+    what = (f"sampled {unloaded.rows:,} of {sampled['table_rows']:,} rows (one {sampled['sampled']} of "
+            f"{sampled['parts']}), scaled by size" if sampled else f"unloaded all {unloaded.rows:,} rows")
+    log.info("rehearsal on %s: %s; %s rows/s; estimated freeze %s s", largest.qualified_name, what,
+             f"{rate:,.0f}" if rate else "unknown", f"{estimate:,.0f}" if estimate is not None else "unknown")
     return "rehearsed"
 
 

@@ -31,9 +31,10 @@ from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import ColumnInfo, TableInfo
 from migrator.warehouse.pipeline import (StatementHook, UnloadResult, choose_format, refuse_csv_marker_in_data, run_recorded,
                                         staged_route)
-from migrator.warehouse.sql import (CSV, DataFormat, inline_predicate, max_file_size, part_bounds_sql,
-                                    part_counts_sql, part_prefix, qualified, range_predicate, rangeable,
-                                    staging_prefix, unload_part_query, unload_query, unload_sql)
+from migrator.warehouse.sql import (CSV, DataFormat, first_rows_query, inline_predicate, max_file_size,
+                                    part_bounds_sql, part_counts_sql, part_prefix, qualified, range_predicate,
+                                    rangeable, staging_prefix, unload_part_query, unload_query, unload_query_over,
+                                    unload_sql)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,23 @@ def unload_for_groups(session: Session, info: TableInfo, *, staging_uri: str, mi
     return _unload(session, info, select, prefix, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt,
                    max_file_bytes=max_file_size(estimated_bytes, source_slices, max(1, groups) * target_slices),
                    check_csv=True, on_statement=on_statement, what="for file groups")
+
+
+def unload_sample(session: Session, info: TableInfo, rows: int, *, staging_uri: str, migration: str,
+                  iam_role_arn: str, kms_key_id: str, estimated_bytes: int, source_slices: int,
+                  target_slices: int, fmt: DataFormat | None = None) -> UnloadResult:
+    """The rehearsal's sample of a table loaded in file groups: about ``rows`` rows (one group's
+    worth) UNLOADed the way the copy unloads the table (same select list, format, PARALLEL ON,
+    MAXFILESIZE for that size), instead of the whole table. Redshift takes no LIMIT in UNLOAD's
+    outer SELECT, so the LIMIT is nested ("UNLOAD", Usage notes)."""
+    fmt = fmt or choose_format(info.columns)
+    prefix = staging_prefix(staging_uri, migration, info.schema, info.name, 0)
+    sample = first_rows_query(info.schema, info.name, [c.name for c in info.columns], rows)
+    select = unload_query_over(sample, [(c.name, c.type) for c in info.columns], fmt.name,
+                               staged_route(fmt, info.columns))
+    return _unload(session, info, select, prefix, iam_role_arn=iam_role_arn, kms_key_id=kms_key_id, fmt=fmt,
+                   max_file_bytes=max_file_size(estimated_bytes, source_slices, target_slices),
+                   check_csv=True, on_statement=None, what=f"sample of {int(rows)} rows")
 
 
 def _unload(session: Session, info: TableInfo, select: str, prefix: str, *, iam_role_arn: str, kms_key_id: str,

@@ -401,6 +401,13 @@ def sample_query(schema: str, table: str, columns: list[str], order_by: str) -> 
     return f"SELECT {ident_list(columns)} FROM {qualified(schema, table)} ORDER BY {order_by} LIMIT 1"
 
 
+def first_rows_query(schema: str, table: str, columns: list[str], rows: int) -> str:
+    """Some ``rows`` rows of the table, whichever the scan meets first (no ORDER BY: no sort of
+    the table); nested in UNLOAD's query through unload_query_over, as LIMIT must be. For the
+    rehearsal's sample of a table loaded in file groups (no column whose range is cheap)."""
+    return f"SELECT {ident_list(columns)} FROM {qualified(schema, table)} LIMIT {max(1, int(rows))}"
+
+
 def unload_query_over(sample: str, columns: list[tuple[str, str]], fmt: str, staged: bool = False) -> str:
     """The UNLOAD query over a nested sample: Redshift refuses LIMIT in UNLOAD's outer SELECT
     ("UNLOAD", Usage notes: use a nested LIMIT), so the LIMIT stays inside the subquery, and the

@@ -285,3 +285,15 @@ def test_range_predicates_cover_every_row_once_and_bind_their_bounds() -> None:
     assert range_predicate("id", "bigint", "100", None, False) == ('"id" >= CAST(%s AS BIGINT)', ["100"])
     assert range_predicate("d", "date", "2024-01-01", "2024-02-01", False)[1] == ["2024-01-01", "2024-02-01"]
     assert inline_predicate("x", "date", "it's", None, False) == '"x" >= CAST(\'it\'\'s\' AS DATE)'
+
+
+def test_rehearsal_sample_nests_its_limit_inside_the_unload_query() -> None:
+    """Redshift refuses LIMIT in UNLOAD's outer SELECT ("UNLOAD", Usage notes): the rehearsal's
+    sample of a file-grouped table keeps it in a subquery; names quoted, the count an integer."""
+    from migrator.warehouse.sql import first_rows_query, unload_query_over
+
+    sample = first_rows_query("we'ird", 'no"tes', ["code", "bo dy"], 250)
+    assert sample == 'SELECT "code", "bo dy" FROM "we\'ird"."no""tes" LIMIT 250'
+    outer = unload_query_over(sample, [("code", "varchar(40)"), ("bo dy", "varchar(200)")], "parquet")
+    assert outer.startswith('SELECT "code", "bo dy" FROM (SELECT') and outer.endswith(') AS "migrator_probe_sample"')
+    assert first_rows_query("s", "t", ["c"], 0).endswith("LIMIT 1")
