@@ -1,4 +1,4 @@
-"""UNLOAD manifests read, and a file group's own manifest written, for a table loaded in file
+"""A file group's own manifest written (UNLOAD manifests are read by staging.read_manifest), for a table loaded in file
 groups (warehouse/parts.py): each group's COPY reads a manifest listing only its files.
 
 A group manifest keeps the UNLOAD manifest's entries as they are (url, meta.content_length and
@@ -16,22 +16,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from migrator.aws.errors import aws_error
-from migrator.aws.staging import split_s3_url
+from migrator.aws.staging import read_manifest, split_s3_url
 from migrator.errors import RemoteError
 
-
-def read_manifest(s3: Any, url: str) -> dict[str, Any]:
-    """The manifest document at ``url`` (its `entries` in the order UNLOAD listed them)."""
-    bucket, key = split_s3_url(url)
-    try:
-        doc = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_error(exc, f"read manifest {url}") from None
-    except ValueError:
-        raise RemoteError(f"manifest {url} is not JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
-        raise RemoteError(f"manifest {url} has no entries list", hint="the table will be unloaded again")
-    return doc
+__all__ = ["read_manifest", "write_group_manifest"]
 
 
 def write_group_manifest(s3: Any, url: str, unload_manifest: dict[str, Any], first: int, end: int, *,

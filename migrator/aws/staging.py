@@ -88,6 +88,20 @@ def _check_encryption(s3: Any, kms: Any, url: str, expected_arn: str, cache: dic
     return head  # type: ignore[no-any-return]
 
 
+def read_manifest(s3: Any, url: str) -> dict[str, Any]:
+    """The manifest document at ``url`` (its `entries` in the order UNLOAD listed them)."""
+    bucket, key = split_s3_url(url)
+    try:
+        doc = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, f"read manifest {url}") from None
+    except ValueError:
+        raise RemoteError(f"manifest {url} is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries"), list):
+        raise RemoteError(f"manifest {url} has no entries list", hint="the table will be unloaded again")
+    return doc
+
+
 def verify_staging(s3: Any, kms: Any, manifest_url: str, *, kms_key_id: str, expected_rows: int | None) -> StagingReport:
     """Manifest present and encrypted; every entry present, SSE-KMS under ``kms_key_id``, of the
     manifest's length; every other object under the prefix encrypted too; rows add up. With
@@ -97,16 +111,11 @@ def verify_staging(s3: Any, kms: Any, manifest_url: str, *, kms_key_id: str, exp
     cache: dict[str, str] = {}
     expected_arn = resolve_key_arn(kms, kms_key_id, cache)
     _check_encryption(s3, kms, manifest_url, expected_arn, cache)
+    doc = read_manifest(s3, manifest_url)
     bucket, key = split_s3_url(manifest_url)
-    try:
-        doc = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_error(exc, f"read manifest {manifest_url}") from None
-    except ValueError:
-        raise RemoteError(f"manifest {manifest_url} is not JSON") from None
     report = StagingReport(manifest_url, expected_arn)
     listed = set()
-    for entry in doc.get("entries", []):
+    for entry in doc["entries"]:
         url, meta = str(entry["url"]), entry.get("meta") or {}
         if "content_length" not in meta or "record_count" not in meta:
             raise RemoteError(f"manifest {manifest_url} lacks content_length/record_count for {url}",

@@ -386,15 +386,9 @@ def parts_totals(step: Step, info: TableInfo, parts: list[PartView]) -> dict[str
     tgt_rows = wparts.table_rows(worker.target, info.schema, info.name)
     source_checksum = f"{src_rows}:{src[1]}" if src_rows == src[0] else f"{src_rows}:{src[1]}+{src_rows - src[0]}"
     target_checksum = f"{tgt_rows}:{tgt[1]}" if tgt_rows == tgt[0] else f"{tgt_rows}:{tgt[1]}+{tgt_rows - tgt[0]}"
-    mismatch = None
-    if not done_ok or source_checksum != target_checksum:
-        differing = [p.label for p in parts if p.source_checksum != p.target_checksum]
-        mismatch = (f"{task.qualified_name}: source rows={src_rows}, target rows={tgt_rows}; parts differing: "
-                    f"{', '.join(differing) or 'none'}")
-        if source_checksum == target_checksum:
-            target_checksum += "!"
-    return {"source_checksum": source_checksum, "target_checksum": target_checksum, "mismatch": mismatch,
-            "step_timings": timing(task, "validate", started)}
+    failed = not done_ok or source_checksum != target_checksum
+    return _totals(task, parts, source_checksum, target_checksum, started, None if not failed else
+                   f"{task.qualified_name}: source rows={src_rows}, target rows={tgt_rows}; parts differing")
 
 
 def _groups_totals(step: Step, info: TableInfo, parts: list[PartView], done_ok: bool,
@@ -406,11 +400,21 @@ def _groups_totals(step: Step, info: TableInfo, parts: list[PartView], done_ok: 
     source_checksum = f"{result.source.rows}:{result.source.checksum}"
     target_checksum = f"{result.target.rows}:{result.target.checksum}"
     loaded = sum(p.rows_loaded or 0 for p in parts)
-    mismatch = result.describe()
     if not done_ok or loaded != result.target.rows:
+        return _totals(task, parts, source_checksum, target_checksum, started,
+                       f"{task.qualified_name}: the file groups loaded {loaded} rows, the target has "
+                       f"{result.target.rows}; groups differing")
+    return _totals(task, parts, source_checksum, target_checksum, started, None, agreed=result.describe())
+
+
+def _totals(task: TableView, parts: list[PartView], source_checksum: str, target_checksum: str, started: float,
+            failed: str | None, agreed: str | None = None) -> dict[str, Any]:
+    """A parted table's validation result. ``failed`` (what disagrees) names the parts whose
+    checksums differ, and the target's checksum is marked so the two never read as equal."""
+    mismatch = agreed
+    if failed is not None:
         differing = [p.label for p in parts if p.source_checksum != p.target_checksum]
-        mismatch = (f"{task.qualified_name}: the file groups loaded {loaded} rows, the target has "
-                    f"{result.target.rows}; groups differing: {', '.join(differing) or 'none'}")
+        mismatch = f"{failed}: {', '.join(differing) or 'none'}"
         if source_checksum == target_checksum:
             target_checksum += "!"
     return {"source_checksum": source_checksum, "target_checksum": target_checksum, "mismatch": mismatch,
