@@ -6,9 +6,11 @@ Table parts have their steps in part_steps.py."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from migrator import failpoints
@@ -63,10 +65,15 @@ class TableWorker:
         self._defaults: dict[tuple[str, str, str], str] | None = None
 
     def __enter__(self) -> "TableWorker":
-        self._sessions.__enter__()
-        self.tables = inventory_of(self.ctx, self._sessions.source)
-        # Read now, not first inside a pick's store transaction (announce_unload asks it there).
-        migration_has_parts(self.ctx)
+        self._sessions.__enter__()  # the target opens meanwhile, in a thread of its own
+        try:
+            self.tables = inventory_of(self.ctx, self._sessions.source)
+            # Read now, not first inside a pick's store transaction (announce_unload asks it there).
+            migration_has_parts(self.ctx)
+            self._sessions.ready()
+        except BaseException:
+            self._sessions.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -134,13 +141,18 @@ class TableWorker:
 class _Sessions:
     """A worker's source and target sessions, replaceable when lost. Both in autocommit: reads
     (checksums, catalogue) then open no transaction (no BEGIN and ROLLBACK around each); a load
-    runs in a transaction of its own all the same (pipeline.load_exactly_once)."""
+    runs in a transaction of its own all the same (pipeline.load_exactly_once).
+
+    The two open at the same time: the target in a thread of its own while this one opens the
+    source (and the worker reads the inventory through it), each mostly waiting on its cluster
+    (endpoint, connection, session settings). `ready()` waits for the target, so a target that
+    cannot be reached fails the worker's set-up as before, never a table's step."""
 
     def __init__(self, ctx: "PhaseContext") -> None:
         self.ctx = ctx
         self._stack: list[Any] = []
+        self._opening: _Opening | None = None
         self.source: Session
-        self.target: Session
 
     def __enter__(self) -> "_Sessions":
         self._open()
@@ -150,13 +162,29 @@ class _Sessions:
         self._close()
 
     def _open(self) -> None:
-        source_cm, target_cm = session(self.ctx, "source"), session(self.ctx, "target")
-        self.source = source_cm.__enter__()
+        self._opening = _Opening(lambda: session(self.ctx, "target"))
+        source_cm = session(self.ctx, "source")
+        try:
+            self.source = source_cm.__enter__()
+        except BaseException:
+            self._close()
+            raise
         self._stack.append(source_cm)
-        self.target = target_cm.__enter__()
-        self._stack.append(target_cm)
+
+    def ready(self) -> None:
+        """Wait for the target session; its opening's error, if it failed."""
+        assert self._opening is not None, "sessions not open"
+        self._opening.result()
+
+    @property
+    def target(self) -> Session:
+        assert self._opening is not None, "sessions not open"
+        return self._opening.result()
 
     def _close(self) -> None:
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            opening.close()
         while self._stack:
             try:
                 self._stack.pop().__exit__(None, None, None)
@@ -166,6 +194,46 @@ class _Sessions:
     def reconnect(self) -> None:
         self._close()
         self._open()
+        self.ready()
+
+
+class _Opening:
+    """A session being opened in a thread of its own (started at once); ``result()`` waits for it."""
+
+    def __init__(self, open_session: Callable[[], AbstractContextManager[Session]]) -> None:
+        self._cm: AbstractContextManager[Session] | None = None
+        self._session: Session | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(open_session,), daemon=True,
+                                        name=f"{threading.current_thread().name}-target")
+        self._thread.start()
+
+    def _run(self, open_session: Callable[[], AbstractContextManager[Session]]) -> None:
+        try:
+            cm = open_session()
+            self._session = cm.__enter__()
+            self._cm = cm
+        except BaseException as exc:  # handed to whoever waits for the session
+            self._error = exc
+
+    def result(self) -> Session:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._session is not None
+        return self._session
+
+    def close(self) -> None:
+        """Close the session once it is open (or wait for its opening to fail)."""
+        self._thread.join()
+        if self._cm is not None:
+            cm, self._cm = self._cm, None
+            try:
+                cm.__exit__(None, None, None)
+            except Exception:  # a dead connection may refuse to close politely
+                pass
+
+
 Step = StepContext[TableWorker]
 
 

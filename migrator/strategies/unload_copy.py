@@ -9,6 +9,7 @@ tells it what is already done.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -429,7 +430,12 @@ def _adopt_new_tables(ctx: "PhaseContext", source: Session, created: list[TableI
 
 
 def reconciler(config: LoadedConfig) -> Callable[[TableView], dict[str, Any]]:
-    """For tables found `loading` after a crash: did their target transaction commit?"""
+    """For tables found `loading` after a crash: did their target transaction commit?
+
+    Built only for the commands that drive the migration (run, a worker, rollback), which talk to
+    the clusters next: what their first remote steps need is loaded meanwhile (warm_up)."""
+    warm_up(config)
+
     def check(task: TableView) -> dict[str, Any]:
         try:
             with session(config, "target") as target:
@@ -440,6 +446,35 @@ def reconciler(config: LoadedConfig) -> Callable[[TableView], dict[str, Any]]:
         return {"load_committed": state.committed,
                 "fields": {"rows_loaded": state.rows} if state.committed else {}}
     return check
+
+
+#: The AWS clients a run's first remote steps use, in the order it needs them: the endpoint
+#: lookup of its sessions (and the reconciler's), then the staging checks of its first step.
+WARM_CLIENTS = ("redshift", "s3", "kms")
+
+
+def warm_up(config: LoadedConfig) -> threading.Thread:
+    """Load the warehouse driver and make the run's AWS clients in a thread of its own, while the
+    run reads its store, takes its lease and hands back a dead run's tables: a restarted run then
+    finds them ready instead of making each before its first remote step (the driver's import
+    and each client's service model are mostly disk reads on a loaded machine). Best effort and
+    silent: whatever fails here fails again, and is reported, where the run makes the real call;
+    the clients are the run's own (one per service in the process, made once under their lock)."""
+    settings = config.settings
+
+    def warm() -> None:
+        try:
+            import redshift_connector  # noqa: F401  (imported by the first connection otherwise)
+
+            made = recorded.clients_for(settings)
+            for service in WARM_CLIENTS:
+                made.client(service)
+        except Exception as exc:  # noqa: BLE001 (met again where the run needs it)
+            log.debug("warm-up: %s", exc)
+
+    thread = threading.Thread(target=warm, name="migrator-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 # -- cutover and after ------------------------------------------------------------------------
