@@ -53,6 +53,7 @@ from migrator.sandbox.redshift.context import (
     s3_error,
     set_session_value,
     split_s3_url,
+    takes_keyword,
 )
 from migrator.sandbox.redshift.formats import ColumnType, ParseError, Record, Row
 from migrator.sandbox.redshift.options import CopyOptions
@@ -167,19 +168,6 @@ def _reason_code(reason: str) -> int:
     if reason.startswith("Multibyte character not supported for CHAR"):
         return 1220
     return 1200
-
-
-def _takes_err_code(hook: object) -> bool:
-    """Whether a load-error hook takes the error code (the system log's does)."""
-    import inspect
-
-    if hook is None:
-        return False
-    try:
-        params = inspect.signature(hook).parameters  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return "err_code" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 class CopyIntercept:
@@ -463,7 +451,7 @@ class CopyIntercept:
     def _report(self, session: SessionInfo, relname: str, errors: list[LoadError]) -> None:
         # `relname` arrives schema-qualified and quoted: the log resolves it on its own connection.
         hook = self.ctx.on_load_error
-        takes_code = _takes_err_code(hook)
+        takes_code = takes_keyword(hook, "err_code")
         for err in errors:
             if takes_code:
                 notify(lambda *a: hook(*a, err_code=err.code), session, relname, err.line,  # type: ignore[misc]
