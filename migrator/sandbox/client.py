@@ -168,6 +168,18 @@ class SandboxClient:
             conn.execute(sql.SQL("alter database {} set default_transaction_isolation = {}").format(
                 sql.Identifier(database), sql.Literal(pg_level)))
 
+    def set_slices(self, cluster_id: str, slices: int) -> None:
+        """Override the slice count the node type gave a cluster (STV_SLICES, UNLOAD's files per
+        slice): only for a test that needs a count no node type and count give; FIDELITY.md
+        lists where it is used."""
+        import psycopg
+
+        from migrator.sandbox.redshift import catalog
+
+        with psycopg.connect(self.admin_dsn(cluster_id), autocommit=True) as conn:
+            row = conn.execute("select slices_per_node from pg_sandbox.cluster_info").fetchone()
+            catalog.set_layout(conn, slices=slices, slices_per_node=int(row[0]) if row else 2)
+
     def create_cluster(self, cluster_id: str, *, encrypted: bool = False, kms_key_id: str | None = None,
                        node_type: str = "ra3.xlplus", nodes: int = 2, wait: bool = True) -> ClusterInfo:
         create_cluster(self.client("redshift"), cluster_id, self.info.iam_role_arn, encrypted=encrypted,

@@ -221,6 +221,12 @@ class LocalClusterHost:
         with psycopg.connect(runtime.admin_dsn(), autocommit=True) as conn:
             conn.execute(namespace.define_sql(namespace_id))  # type: ignore[arg-type]
 
+    def set_node_layout(self, cluster_id: str, slices: int, slices_per_node: int) -> None:
+        """STV_SLICES (and so UNLOAD's files per slice): the control plane passes the node type's
+        default slices per node times the node count ("Node type details", controlplane/
+        node_types.py)."""
+        catalog.set_layout(self.runtime(cluster_id).admin_dsn(), slices=slices, slices_per_node=slices_per_node)
+
     def apply_wlm(self, cluster_id: str, configuration: str, node_type: str) -> None:
         """A reboot applied the parameter group's wlm_json_configuration: the WLM tables show it."""
         runtime = self.runtime(cluster_id)

@@ -140,3 +140,5 @@ class ClusterHost(Protocol):
     #   set_namespace(cluster_id, namespace_id) -> None
     #       the cluster's namespace GUID (the tail of ClusterNamespaceArn); the database should answer
     #       it for SELECT current_namespace, so a check can prove which cluster it reached.
+    #   set_node_layout(cluster_id, slices, slices_per_node) -> None
+    #       the slices of a new or restored cluster (node type's default x nodes): STV_SLICES.

@@ -35,7 +35,9 @@ NASTY = [
     "unicode ñ 日本語 🚀", "  padded  ", "comma,separated", "N", "\\N", "NULL", "semi;colon", "€uro",
     "ⅷ \u00a0nbsp", "trailing space ",
 ]
-SHORT = ["ab", "  lead", "é", "A|B", "q't", "x^y", "日本", "9", "tab\tx", "end "]
+# CHAR columns hold single-byte characters only ("Character types"): the short values a CHAR
+# column gets are ASCII; multi-byte text lives in VARCHAR columns sized in bytes.
+SHORT = ["ab", "  lead", "e", "A|B", "q't", "x^y", "JP", "9", "tab\tx", "end "]
 
 USERS = [("seed_etl", "EtlPass123"), ("Seed Reader", None)]
 GROUP = "seed_readers"
@@ -147,7 +149,8 @@ NARROW: list[tuple[str, str, str | None]] = [
     ("amount", "numeric(12,2) encode az64", "case when h % 9 = 0 then null else ((h % 10000000)::numeric / 100)::numeric(12,2) end"),
     ("created", "date encode delta", "date '2015-01-01' + (g % 3000)::int"),
     ("active", "bool", "h % 2 = 0"),
-    ("code", "nchar(3)", _pick(["AAA", "b  ", "ç", "Z"], "h")),
+    ("code", "nchar(3)", _pick(["AAA", "b  ", "c", "Z"], "h")),
+    ("label", "nvarchar(12)", _pick(["ç", "日本語", "€uro", "🚀🚀🚀", "plain"], "h")),  # <= 12 bytes each
 ]
 EVENTS: list[tuple[str, str, str | None]] = [
     ("event_id", "bigint not null", "g::bigint * 1000 + (h % 1000)"),

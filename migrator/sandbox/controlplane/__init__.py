@@ -17,7 +17,7 @@ The parts, each a mixin of `RedshiftControlPlane` over `core.ControlPlaneCore`:
 - ``snapshots``: manual snapshots, snapshot copy, snapshot schedules; ``hsm``: HSM objects;
 - ``resize``: the resize an encryption change runs; ``transitions``: statuses over time;
 - ``core``: shared state, lookups and the event log; ``model``, ``params``, ``rendering``:
-  the vocabulary, parameter parsing and XML replies.
+  the vocabulary, parameter parsing and XML replies; ``node_types``: slices per node by node type.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from moto.redshift.models import Cluster as MotoCluster
 from migrator.sandbox.controlplane.encryption import EncryptionRules
 from migrator.sandbox.controlplane.hsm import HsmObjects
 from migrator.sandbox.controlplane.model import ApiError, Forward, Op, Reply, cluster_state
+from migrator.sandbox.controlplane.node_types import cluster_slices, slices_per_node
 from migrator.sandbox.controlplane.params import as_bool, member_list, tag_list
 from migrator.sandbox.controlplane.resize import EncryptionResize
 from migrator.sandbox.controlplane.rules import MAINTENANCE_TRACKS, check_cluster_id
@@ -151,6 +152,10 @@ class ClusterLifecycle(SnapshotCalls, EncryptionResize, EncryptionRules, HsmObje
                 set_namespace = getattr(self.host, "set_namespace", None)
                 if callable(set_namespace):  # optional host capability: the database answers it
                     set_namespace(cid, namespace)
+                set_layout = getattr(self.host, "set_node_layout", None)
+                if callable(set_layout):  # optional: STV_SLICES from the node type and count
+                    node_type, nodes = str(cluster.node_type), int(cluster.number_of_nodes or 1)
+                    set_layout(cid, cluster_slices(node_type, nodes), slices_per_node(node_type))
             except Exception as exc:
                 # A cluster whose database could not be made must not linger as "creating".
                 self._backend(region).delete_cluster(cluster_identifier=cid, skip_final_snapshot=True,

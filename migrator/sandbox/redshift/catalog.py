@@ -74,6 +74,16 @@ def set_cluster(dsn_or_conn: ConnLike, cluster_id: str, *, slices: int = 2) -> N
         _set_cluster(dsn_or_conn, cluster_id, slices)
 
 
+def set_layout(dsn_or_conn: ConnLike, *, slices: int, slices_per_node: int) -> None:
+    """The cluster's slices (STV_SLICES): nodes x the node type's slices per node."""
+    statement = "update pg_sandbox.cluster_info set slices = %s, slices_per_node = %s"
+    if isinstance(dsn_or_conn, str):
+        with psycopg.connect(dsn_or_conn, autocommit=True) as conn:
+            conn.execute(statement, (slices, slices_per_node))
+    else:
+        dsn_or_conn.execute(statement, (slices, slices_per_node))
+
+
 def is_installed(conn: psycopg.Connection) -> bool:
     row = conn.execute("select to_regclass('pg_sandbox.rs_table') is not null").fetchone()
     return bool(row and row[0])

@@ -40,6 +40,8 @@ create table if not exists pg_sandbox.cluster_info (
     slices int not null default 2,
     capacity_mb bigint not null default 163840
 );
+-- Slices per node: the node type's default ("Node type details"); slices = nodes x this.
+alter table pg_sandbox.cluster_info add column if not exists slices_per_node int not null default 2;
 
 -- ---------------------------------------------------------------- system logs (written by syslog.py)
 create sequence if not exists pg_sandbox.query_seq start with 1000;
@@ -906,6 +908,70 @@ grant select on pg_sandbox.stv_wlm_service_class_config, pg_sandbox.stv_wlm_clas
 -- UNLOAD (PARALLEL ON) writes at least one file per slice of this count.
 drop view if exists pg_sandbox.stv_slices;
 create view pg_sandbox.stv_slices as
-select (s.slice / 2)::int as node, s.slice::int as slice, (s.slice % 2)::int as localslice, 'D'::char(1) as type
+select (s.slice / greatest(i.slices_per_node, 1))::int as node, s.slice::int as slice,
+       (s.slice % greatest(i.slices_per_node, 1))::int as localslice, 'D'::char(1) as type
 from pg_sandbox.cluster_info i, generate_series(0, i.slices - 1) as s(slice);
 grant select on pg_sandbox.stv_slices to public;
+
+-- ---------------------------------------------------------------- CHAR / VARCHAR lengths in bytes
+-- "Character types": CHAR and VARCHAR lengths are bytes, not characters; a CHAR column holds only
+-- single-byte characters; storing a longer string is an error unless the extra characters are all
+-- spaces (then it is truncated) ("Significance of trailing blanks"); an explicit cast truncates
+-- ("Examples with character types": 'City of South San Francisco'::char(20)).
+-- PostgreSQL applies a column's length through the type's length-coercion cast (pg_cast, source =
+-- target type) on INSERT, UPDATE, INSERT ... SELECT and CAST; those casts are pointed at the
+-- functions below, which count UTF-8 bytes. COPY is checked by the sandbox's COPY itself.
+create or replace function pg_sandbox.utf8_prefix(v text, n int) returns text
+language plpgsql immutable strict parallel safe as $$
+declare
+    b bytea := convert_to(v, 'UTF8');
+    cut int := n;
+begin
+    if octet_length(b) <= n then
+        return v;
+    end if;
+    -- Back off to a character boundary: get_byte is 0-based, so byte `cut` is the first one left out.
+    while cut > 0 and (get_byte(b, cut) & 192) = 128 loop
+        cut := cut - 1;
+    end loop;
+    return convert_from(substring(b from 1 for cut), 'UTF8');
+end $$;
+
+create or replace function pg_sandbox.rs_varchar(v varchar, typmod int, explicit boolean) returns varchar
+language plpgsql immutable strict parallel safe as $$
+declare
+    n int := typmod - 4;
+    kept text;
+begin
+    if typmod < 4 or octet_length(v) <= n then
+        return v;
+    end if;
+    kept := pg_sandbox.utf8_prefix(v, n);
+    if explicit or ltrim(substr(v, char_length(kept) + 1), ' ') = '' then
+        return kept;
+    end if;
+    raise exception 'value too long for type character varying(%)', n using errcode = '22001';
+end $$;
+
+-- The sandbox's own log tables (written on the system log's connection, which sets
+-- pg_sandbox.internal) keep any text, as Redshift's logs show what was sent.
+create or replace function pg_sandbox.rs_bpchar(v bpchar, typmod int, explicit boolean) returns bpchar
+language plpgsql stable strict parallel safe as $$
+declare
+    t text := v::text;
+    bad text;
+begin
+    if octet_length(t) <> char_length(t) and not explicit
+       and coalesce(current_setting('pg_sandbox.internal', true), '') <> 'on' then
+        bad := substring(t from '[^\x01-\x7f]');
+        raise exception 'Multibyte character not supported for CHAR (Hint: Try using VARCHAR). Invalid char: %',
+            rtrim(regexp_replace(encode(convert_to(bad, 'UTF8'), 'hex'), '(..)', '\1 ', 'g'))
+            using errcode = '22001';
+    end if;
+    return pg_catalog.bpchar(v, typmod, explicit);
+end $$;
+
+update pg_catalog.pg_cast set castfunc = 'pg_sandbox.rs_varchar(varchar, integer, boolean)'::regprocedure
+where castsource = 'pg_catalog.varchar'::regtype and casttarget = 'pg_catalog.varchar'::regtype;
+update pg_catalog.pg_cast set castfunc = 'pg_sandbox.rs_bpchar(bpchar, integer, boolean)'::regprocedure
+where castsource = 'pg_catalog.bpchar'::regtype and casttarget = 'pg_catalog.bpchar'::regtype;

@@ -110,6 +110,20 @@ def set_session_value(backend: Backend, name: str, value: str) -> None:
     backend.query(f"select set_config({quote_literal(name)}, {quote_literal(value)}, false)")
 
 
+def takes_keyword(hook: Callable[..., Any] | None, name: str) -> bool:
+    """Whether a system-log hook takes the keyword ``name`` (the system log's hooks do; a test's
+    recording lambda may not)."""
+    import inspect
+
+    if hook is None:
+        return False
+    try:
+        params = inspect.signature(hook).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def notify(hook: Callable[..., Any] | None, *args: Any) -> None:
     """Call a system-log hook; a logging failure must never fail the user's statement."""
     if hook is None:

@@ -16,7 +16,10 @@ Choices and limits:
   to MAXERROR bad rows are skipped. Dates and times are left to PostgreSQL's
   parser, which accepts what DATEFORMAT/TIMEFORMAT 'auto' accept; other
   DATEFORMAT/TIMEFORMAT strings are accepted and treated as 'auto'.
-* String lengths are counted in characters (PostgreSQL's rule), not bytes.
+* CHAR/VARCHAR lengths are counted in UTF-8 bytes, as Redshift counts them ("Character
+  types"): a longer value is error 1204 "String length exceeds DDL length" (TRUNCATECOLUMNS
+  cuts it to the whole characters that fit), and a CHAR column takes only single-byte
+  characters (error 1220, "Multibyte character load errors").
 * ``ENCRYPTED`` means client-side encryption, which the sandbox never writes:
   reading an SSE-KMS object (or any object without a client-side envelope)
   with ENCRYPTED fails.
@@ -50,6 +53,7 @@ from migrator.sandbox.redshift.context import (
     s3_error,
     set_session_value,
     split_s3_url,
+    takes_keyword,
 )
 from migrator.sandbox.redshift.formats import ColumnType, ParseError, Record, Row
 from migrator.sandbox.redshift.options import CopyOptions
@@ -70,6 +74,7 @@ class LoadError:
     column: str
     reason: str
     raw: str = ""
+    code: int = 1200  # STL_LOAD_ERRORS.err_code ("Load error reference")
 
 
 @dataclass
@@ -129,9 +134,40 @@ def check_value(col: TargetColumn, value: str) -> str | None:
         if value.strip().lower() not in _BOOLS:
             return f"Invalid boolean value, Value '{value}'"
         return None
-    if col.type.is_text and col.type.modifiers and len(value) > col.type.modifiers[0]:
-        return f"String length exceeds DDL length ({len(value)} > {col.type.modifiers[0]})"
+    if col.type.is_text and col.type.modifiers:
+        size = len(value.encode("utf-8"))
+        if size > col.type.modifiers[0]:
+            return f"String length exceeds DDL length ({size} > {col.type.modifiers[0]})"
     return None
+
+
+def multibyte_in_char(col: TargetColumn, value: str) -> str | None:
+    """Error 1220's reason when a CHAR column gets a character above 7F ("Multibyte character
+    load errors": CHAR takes single-byte UTF-8 characters only)."""
+    if col.type.base not in ("character", "bpchar") or value.isascii():
+        return None
+    bad = next(ch for ch in value if not ch.isascii())
+    return ("Multibyte character not supported for CHAR (Hint: Try using VARCHAR). Invalid char: "
+            + " ".join(f"{b:02x}" for b in bad.encode("utf-8")))
+
+
+def truncate_bytes(value: str, limit: int) -> str:
+    """The longest prefix of whole characters within ``limit`` UTF-8 bytes (TRUNCATECOLUMNS)."""
+    data = value.encode("utf-8")
+    if len(data) <= limit:
+        return value
+    cut = limit
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return data[:cut].decode("utf-8")
+
+
+def _reason_code(reason: str) -> int:
+    if reason.startswith("String length exceeds DDL length"):
+        return 1204
+    if reason.startswith("Multibyte character not supported for CHAR"):
+        return 1220
+    return 1200
 
 
 class CopyIntercept:
@@ -388,10 +424,10 @@ class CopyIntercept:
                 row.append(None)
                 continue
             if o.truncatecolumns and col.type.is_text and col.type.modifiers:
-                value = value[:col.type.modifiers[0]]
-            reason = check_value(col, value)
+                value = truncate_bytes(value, col.type.modifiers[0])
+            reason = multibyte_in_char(col, value) or check_value(col, value)
             if reason is not None:
-                errors.append(LoadError(url, line, col.name, reason, raw))
+                errors.append(LoadError(url, line, col.name, reason, raw, _reason_code(reason)))
                 return
             row.append(value)
         rows.append(row)
@@ -414,8 +450,14 @@ class CopyIntercept:
     # ---------------------------------------------------------------- errors
     def _report(self, session: SessionInfo, relname: str, errors: list[LoadError]) -> None:
         # `relname` arrives schema-qualified and quoted: the log resolves it on its own connection.
+        hook = self.ctx.on_load_error
+        takes_code = takes_keyword(hook, "err_code")
         for err in errors:
-            notify(self.ctx.on_load_error, session, relname, err.line, err.column, err.reason)
+            if takes_code:
+                notify(lambda *a: hook(*a, err_code=err.code), session, relname, err.line,  # type: ignore[misc]
+                       err.column, err.reason)
+            else:
+                notify(hook, session, relname, err.line, err.column, err.reason)
 
     @staticmethod
     def _failure(relname: str, first: LoadError) -> BackendError:

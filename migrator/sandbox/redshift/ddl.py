@@ -23,7 +23,9 @@ _TYPE_STOP = {
     "ENCODE", "DISTKEY", "SORTKEY", "IDENTITY", "GENERATED", "DEFAULT", "NOT", "NULL", "PRIMARY",
     "UNIQUE", "REFERENCES", "CONSTRAINT", "COLLATE", "CHECK",
 }
+# "Character types": widths in bytes, VARCHAR at most 65535, CHAR at most 4096.
 MAX_VARCHAR = 65535
+MAX_CHAR = 4096
 
 
 def syntax_error(message: str) -> BackendError:
@@ -65,12 +67,16 @@ def map_type(tokens: list[Token]) -> str | None:
             return f"varchar({MAX_VARCHAR})"
         if args[0].isdigit() and int(args[0]) > MAX_VARCHAR:
             raise BackendError("22023", f"length for type varchar cannot exceed {MAX_VARCHAR}")
+        if name in ("NVARCHAR", "NCHAR VARYING") and args[0].isdigit():
+            return f"varchar({args[0]})"  # PostgreSQL has no NVARCHAR; Redshift makes it VARCHAR
         return None
     if name in ("CHAR", "CHARACTER", "NCHAR", "BPCHAR"):
         if args and args[0].upper() == "MAX":
-            return "char(4096)"
+            return f"char({MAX_CHAR})"
         if not args:
             return "char(256)" if name == "BPCHAR" else "char(1)"
+        if args[0].isdigit() and int(args[0]) > MAX_CHAR:
+            raise BackendError("22023", f"length for type char cannot exceed {MAX_CHAR}")
         return None
     if name == "FLOAT" and not args:
         return "float8"

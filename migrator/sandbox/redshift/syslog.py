@@ -75,6 +75,7 @@ class SystemLog:
         self._dsn = dsn
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()  # the proxy calls from several worker threads
+        self._unloads: dict[int, tuple[int | None, int]] = {}  # pid -> (UNLOAD statement, its query id)
 
     def close(self) -> None:
         with self._lock:
@@ -85,6 +86,8 @@ class SystemLog:
     def _c(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._dsn, autocommit=True)
+            # The logs keep whatever text was sent, multibyte included, in their CHAR columns.
+            self._conn.execute("set pg_sandbox.internal = on")
         return self._conn
 
     def _userid(self, conn: psycopg.Connection, user: str) -> int:
@@ -178,11 +181,18 @@ class SystemLog:
 
     # ------------------------------------------------------------------ UNLOAD / COPY engine hooks
     def on_unload(self, session: SessionInfo, query_text: str, path: str, rows: int, bytes: int,
-                  file_format: str = "Text") -> int:
-        """One stl_unload_log row per file written; returns the query id."""
+                  file_format: str = "Text", statement: int | None = None) -> int:
+        """One stl_unload_log row per file written; returns the query id. The files of one UNLOAD
+        (the same ``statement``) share one query id, as on Redshift ("STL_UNLOAD_LOG": a row per
+        file of a query), so a cluster with more slices logs more files, not more queries."""
         with self._lock:
             conn = self._c()
-            query = self._new_query(conn, session, query_text)
+            last = self._unloads.get(session.pid)
+            if statement is not None and last is not None and last[0] == statement:
+                query = last[1]
+            else:
+                query = self._new_query(conn, session, query_text)
+                self._unloads[session.pid] = (statement, query)
             conn.execute(
                 "insert into pg_sandbox.stl_unload_log (userid, query, slice, pid, path, start_time, end_time,"
                 " line_count, transfer_size, file_format) values (%s, %s, 0, %s, %s, now() at time zone 'utc',"

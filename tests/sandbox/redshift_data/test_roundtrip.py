@@ -22,6 +22,11 @@ NASTY = [
 ]
 
 
+def char_value(text: str) -> str:
+    """What a CHAR(10) can hold of ``text``: single-byte characters only ("Character types")."""
+    return text.encode("ascii", "replace").decode()[:10]
+
+
 def lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -33,7 +38,7 @@ def make_source(env: Env) -> None:
         env.backend.query(
             "insert into src values ("
             f"{k}, {-32768 + k}, {2147483647 - k}, {9223372036854775807 - k}, {k}99999999999.{k:04d}, "
-            f"{k}.1, 1e-300 * {k + 1}, {'true' if k % 2 else 'false'}, {lit(text[:10])}, {lit(text)}, "
+            f"{k}.1, 1e-300 * {k + 1}, {'true' if k % 2 else 'false'}, {lit(char_value(text))}, {lit(text)}, "
             f"date '2024-02-{k + 1:02d}', timestamp '2024-02-29 23:59:59.{k:06d}', "
             f"timestamptz '2024-01-01 12:00:00.123456+05:30' + interval '{k} hour', time '23:59:59.99999{k % 10}')"
         )
