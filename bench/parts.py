@@ -224,8 +224,11 @@ def project(size: str, part_size: str, source_slices: int, target_slices: int) -
     from migrator.warehouse.parts import plan_file_groups
     from migrator.warehouse.sql import MAX_FILE_BYTES, files_per_slice, max_file_size
 
-    table = parse_part_size(size)
-    threshold = parse_part_size(part_size)
+    try:
+        table = parse_part_size(size)
+        threshold = parse_part_size(part_size)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if table is None or table.mb is None or threshold is None:
         raise SystemExit("--project and --part-size take sizes such as 2TB and 2GB")
     size_mb = table.mb

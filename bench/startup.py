@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--before", help="a git commit to measure too (e.g. the main this work started from)")
     parser.add_argument("--profile", type=Path, help="write a cProfile of this checkout's last restarted run here")
     args = parser.parse_args()
+    if args.before and subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "--verify", "--quiet",
+                                       f"{args.before}^{{commit}}"], capture_output=True).returncode != 0:
+        parser.error(f"--before {args.before}: not a commit of {CHECKOUT}")
     if args.runs > 0:
         start_up(args)
     if args.restart_tables:

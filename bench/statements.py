@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--few", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
+    if min(args.tables, args.few) < 1 or args.few >= args.tables or args.concurrency < 1:
+        parser.error("--tables and --few must be at least 1 with --few below --tables; --concurrency at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         sb = SandboxClient.start(root / "sb", tables=2, rows=10)
