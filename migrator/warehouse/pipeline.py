@@ -237,10 +237,16 @@ def ensure_worker_marker(session: Session, migration: str, worker: str) -> str:
     return name
 
 
+#: How the marker insert (sql/marker_insert.sql) says the COPY before it loaded other than the
+#: expected rows: its guard divides by zero (classify() puts the SQLSTATE in the message).
+_COUNT_CHECK_FAILED = "[SQLSTATE 22012]"
+
+
 def marker_writes(migration: str, schema: str, table: str, attempt: int, manifest_url: str,
                   rows: int, part: int | None = None) -> list[tuple[str, list[Any]]]:
     """The statements that record a load, run inside the load's own transaction. They touch
-    only this target's marker table: concurrent loads of other tables write other tables."""
+    only this target's marker table: concurrent loads of other tables write other tables.
+    ``rows``: what the session's last COPY must have loaded, or the insert fails (marker_insert.sql)."""
     key = [migration, schema, table]
     return [(marker_sql("marker_delete", *key, part=part), key),
             (marker_sql("marker_insert", *key, part=part), key + [attempt, manifest_url, rows])]
@@ -398,22 +404,26 @@ def _load_exactly_once(session: Session, schema: str, table: str, *, manifest_ur
         except MigratorError as exc:
             session.rollback()
             raise attach_load_errors(exc, session) from None
-        loaded = int(session.run("select pg_last_copy_count()", kind="copy")[0][0])
-        if loaded != expected_rows:
-            raise RemoteError(f"COPY {table_key(schema, table)} loaded {loaded} rows, expected {expected_rows}",
-                              hint="rolled back; the table will be loaded again")
         if staged is not None:
             session.run(insert_from_stage, kind="load", what=f"INSERT {table_key(schema, table)} from stage")
             session.run(drop_stage, kind="load", what="drop stage")
             statements += [create_stage, insert_from_stage, drop_stage]
-        writes = marker_writes(migration, schema, table, attempt, manifest_url, loaded, part)
+        writes = marker_writes(migration, schema, table, attempt, manifest_url, expected_rows, part)
         if in_worker_marker:
-            key = [migration, schema, table, attempt, manifest_url, loaded]
+            key = [migration, schema, table, attempt, manifest_url, expected_rows]
             writes = [(query("marker_insert").format(marker=marker), key)]
         for sql, params in writes:
-            session.run(sql, params, kind="load")
+            try:
+                session.run(sql, params, kind="load")
+            except MigratorError as exc:
+                if _COUNT_CHECK_FAILED in exc.message:
+                    raise RemoteError(f"COPY {table_key(schema, table)} loaded a number of rows other than the "
+                                      f"{expected_rows} its UNLOAD wrote (pg_last_copy_count() checked by the "
+                                      "marker insert)", hint="rolled back; the table will be loaded again") from None
+                raise
             statements.append(sql)
         session.commit()
+        loaded = expected_rows  # the marker insert committed only because the COPY loaded exactly these
     except BaseException:
         session.rollback()
         raise

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from migrator.aws.staging import cleanup_prefix, list_objects, verify_staging
-from migrator.errors import SecurityError
+from migrator.errors import RemoteError, SecurityError
 from migrator.warehouse import checksum, pipeline, replay
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo, read_inventory
@@ -54,6 +54,28 @@ def test_marker_reconcile_semantics(sb: Any, src: Session, tgt: Session, tgt_tx:
     assert _count(tgt) == t.rows
 
 
+def test_a_copy_that_loads_other_than_the_unloaded_rows_is_rolled_back(sb: Any, src: Session, tgt: Session,
+                                                                         tgt_tx: Session) -> None:
+    """The count check rides on the marker insert (no separate pg_last_copy_count() read): a
+    COPY that loaded other than the rows its UNLOAD wrote leaves neither rows nor marker."""
+    t = _events(src, tgt)
+    u = stage(sb, src, t, migration="count")
+    before = _count(tgt)  # the module's sandbox is shared: earlier tests may have loaded this table
+    for wrong in (u.rows + 1, u.rows - 1):
+        with pytest.raises(RemoteError, match=f"other than the {wrong} its UNLOAD wrote") as info:
+            pipeline.load_exactly_once(tgt_tx, t.schema, t.name, manifest_url=u.manifest_url, fmt=u.format,
+                                       iam_role_arn=sb.info.iam_role_arn, migration="count", attempt=1,
+                                       explicit_ids=bool(t.identity_columns), expected_rows=wrong,
+                                       columns=t.columns)
+        assert "rolled back" in (info.value.hint or "")
+        assert _count(tgt) == before
+        assert not pipeline.reconcile_load(tgt, "count", t.schema, t.name, 1).committed
+    result = load(sb, tgt_tx, t, u, migration="count")
+    assert result.rows == u.rows == _count(tgt) > 0
+    assert pipeline.reconcile_load(tgt, "count", t.schema, t.name, 1).rows == u.rows
+    assert not any("pg_last_copy_count" in s and s.lstrip().lower().startswith("select") for s in tgt_tx.statements)
+
+
 def test_concurrent_load_markers_do_not_conflict_under_serializable(sb: Any, tgt: Session) -> None:
     """Redshift's SERIALIZABLE isolation fails one of two concurrent transactions that read and
     write one table (error 1023; PostgreSQL's SSI, under the sandbox, the same with 40001).
@@ -65,7 +87,8 @@ def test_concurrent_load_markers_do_not_conflict_under_serializable(sb: Any, tgt
             Session.of(sb.connect("analytics-enc", autocommit=False)) as two:
         for s in (one, two):
             s.run("set transaction isolation level serializable")
-        writes = {t: pipeline.marker_writes("ser", "s", t, 1, f"s3://b/{t}/manifest", 1) for t in ("a", "b")}
+        # 0 rows: no COPY ran in these sessions, and the marker insert checks pg_last_copy_count().
+        writes = {t: pipeline.marker_writes("ser", "s", t, 1, f"s3://b/{t}/manifest", 0) for t in ("a", "b")}
         for (sql_a, p_a), (sql_b, p_b) in zip(writes["a"], writes["b"]):
             one.run(sql_a, p_a)
             two.run(sql_b, p_b)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from migrator.warehouse.connection import Session
 from migrator.warehouse.inventory import TableInfo
-from migrator.warehouse.replay.statements import add_constraint, column_range, create_schema
+from migrator.warehouse.replay.statements import add_constraint, column_ranges, create_schema
 from migrator.warehouse.replay.base import INTERNAL_USERS, Applier, ReplayResult, catalog
 from migrator.warehouse.sql import quote_ident
 
@@ -26,14 +26,24 @@ def next_identity_seed(seed: int, step: int, lowest: int | None, highest: int | 
     return seed
 
 
-def identity_seeds(source: Session, table: TableInfo) -> dict[str, int]:
-    """Per IDENTITY column, the seed for the target table (see next_identity_seed)."""
-    out = {}
-    for c in table.columns:
-        if c.identity:
-            low, high = source.run(column_range(table.quoted, c.name), kind="catalog")[0]
-            out[c.name] = next_identity_seed(c.identity[0], c.identity[1], None if low is None else int(low),
-                                             None if high is None else int(high))
+#: IDENTITY columns whose ranges one statement reads (a UNION ALL branch each).
+RANGES_PER_STATEMENT = 200
+
+
+def identity_seeds(source: Session, tables: list[TableInfo]) -> dict[tuple[str, str], dict[str, int]]:
+    """Per table with IDENTITY columns, the seed for each on the target (see next_identity_seed),
+    the source's ranges read RANGES_PER_STATEMENT columns a statement, not one per column."""
+    columns = [(t, c) for t in tables for c in t.columns if c.identity]
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for start in range(0, len(columns), RANGES_PER_STATEMENT):
+        chunk = columns[start:start + RANGES_PER_STATEMENT]
+        rows = source.run(column_ranges([(t.quoted, c.name) for t, c in chunk]), list(range(len(chunk))),
+                          kind="catalog")
+        for tag, low, high in rows:
+            t, c = chunk[int(tag)]
+            assert c.identity is not None
+            out.setdefault((t.schema, t.name), {})[c.name] = next_identity_seed(
+                c.identity[0], c.identity[1], None if low is None else int(low), None if high is None else int(high))
     return out
 
 
@@ -90,12 +100,12 @@ def replay_tables(source: Session, target: Session, apply: Applier, tables: list
     """CREATE TABLE for each table the target lacks, with its PRIMARY KEY/UNIQUE constraints."""
     constraints = _constraints(source)
     existing = {(str(s), str(n)) for s, n, k, _o, _a in catalog(target, "relations") if k == "r"}
+    missing = [t for t in tables if (t.schema, t.name) not in existing]
+    seeds = identity_seeds(source, [t for t in missing if t.identity_columns])
     creates = []
-    for t in tables:
-        if (t.schema, t.name) in existing:
-            continue
+    for t in missing:
         keys = [(n, d) for n, k, d in constraints.get((t.schema, t.name), []) if k in ("p", "u")]
-        creates.append(create_table_sql(t, keys, identity_seeds(source, t) if t.identity_columns else None))
+        creates.append(create_table_sql(t, keys, seeds.get((t.schema, t.name))))
     # One commit each (autocommit), not grouped: a CREATE TABLE lost with its connection is found
     # or not by the next replay, while a lost grouped COMMIT would end the phase unreconciled.
     for sql in creates:

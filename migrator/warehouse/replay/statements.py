@@ -25,10 +25,13 @@ def create_schema(schema: str, owner: str | None) -> str:
     return f"CREATE SCHEMA {quote_ident(schema)}" + (f" AUTHORIZATION {quote_ident(owner)}" if owner else "")
 
 
-def column_range(relation: str, column: str) -> str:
-    """The lowest and highest value of a column; relation already quoted (TableInfo.quoted)."""
-    col = quote_ident(column)
-    return f"select min({col}), max({col}) from {relation}"
+def column_ranges(columns: list[tuple[str, str]]) -> str:
+    """The lowest and highest value of each (relation, column), one row each in this order,
+    tagged with its position (the first bound parameter of each branch: pass range(len(columns)));
+    relations already quoted (TableInfo.quoted). One statement for many tables: UNION ALL keeps
+    duplicates, and the tag says which row is whose whatever order the rows come back in."""
+    return "\nunion all\n".join(f"select %s, min({quote_ident(c)}), max({quote_ident(c)}) from {relation}"
+                                 for relation, c in columns)
 
 
 def add_constraint(schema: str, table: str, name: str, definition: str) -> str:
