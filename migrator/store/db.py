@@ -10,6 +10,7 @@ import errno
 import os
 import re
 import sqlite3
+import time
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, InvalidatePoolError, SQLAlchemyError
 
 from migrator.config import store_url_problem
 from migrator.errors import SchemaVersionError, StoreError, StoreNotFound, UsageError, mask_userinfo, shorten
@@ -27,6 +28,16 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: A pooled PostgreSQL store connection is pinged (`SELECT 1`, its own committed transaction) before
+#: reuse only when it sat idle in the pool at least this long. What kills connections kills idle
+#: ones: NAT gateways (AWS NAT drops idle flows after 350 s), PgBouncer's and the server's idle
+#: timeouts, and a failover while the connection waited. One given back seconds ago was just proven
+#: alive by the work it did; a ping on every checkout doubled the store's transactions per table. A
+#: connection that dies anyway fails its one call (one line, exit 3) and the pool reconnects for the
+#: next (tests/store/test_store_ping.py).
+STORE_PING_IDLE_SECONDS = 30.0
+_CHECKED_IN_AT = "migrator_checked_in_at"
 
 
 def redact(url: str) -> str:
@@ -66,11 +77,39 @@ def create_store_engine(url: str, *, read_only: bool = False, create: bool = Fal
         if read_only:
             connect_args["options"] = "-c default_transaction_read_only=on"
         try:
-            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+            # Read-only engines (status, reports) keep pinging on every checkout, as before.
+            engine = create_engine(parsed, pool_pre_ping=read_only, connect_args=connect_args)
         except ImportError:
             raise StoreError("PostgreSQL store needs psycopg: pip install 'migrator[postgres]'") from None
+        if not read_only:
+            _ping_when_idle(engine)
+        return engine
     raise StoreError(f"unsupported store backend {backend!r} in {redact(url)}",
                      hint="use sqlite:///PATH or postgresql+psycopg://...")
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pessimistic-disconnect recipe (pool events), limited to connections that sat in
+    the pool for `STORE_PING_IDLE_SECONDS`: see there why."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None:  # None: invalidated, its info goes with it
+            record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(_CHECKED_IN_AT, None)
+        if since is None or time.monotonic() - since < STORE_PING_IDLE_SECONDS:
+            return  # a new connection, or one given back moments ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)  # the dialect's own pre-ping (autocommit SELECT 1)
+        except dbapi_error as exc:
+            # The pool replaces this connection and every one pooled before now (a server that
+            # restarted or failed over took them all), then retries the checkout on a new one.
+            raise InvalidatePoolError(f"store connection idle for {time.monotonic() - since:.0f} s "
+                                      f"failed its ping: {type(exc).__name__}") from exc
 
 
 def _sqlite_engine(url: str, *, read_only: bool, create: bool) -> Engine:
