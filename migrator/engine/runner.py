@@ -116,11 +116,7 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.ttl / 3):
             try:
-                if self.lease is not None:
-                    self.store.renew_run_lease(self.lease, self.ttl)
-                self.store.renew_worker(self.migration_id, self.ttl)
-                self.store.renew_table_leases(self.ttl * 2, self.migration_id)
-                self.store.renew_part_leases(self.ttl * 2, self.migration_id)
+                self.store.heartbeat(self.migration_id, self.lease, self.ttl, held_seconds=self.ttl * 2)
             except LeaseHeld as exc:
                 self.lost = exc.message
                 return

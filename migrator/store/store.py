@@ -400,13 +400,11 @@ class Store:
                                fields={**(fields or {}), "last_error": masked(error), "ready_at": None},
                                detail={"error": error, **(detail or {})}, release_lease=True, earlier=earlier)
 
-    def renew_table_leases(self, lease_seconds: float, migration_id: int | None = None) -> int:
+    def _table_lease_renewal(self, lease_seconds: float, migration_id: int | None) -> Any:
         query = update(TableTask).where(TableTask.owner == self.owner_label())
         if migration_id is not None:  # served by ix_table_task_owner
             query = query.where(TableTask.migration_id == migration_id)
-        with self._tx() as conn:
-            result = conn.execute(query.values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
-        return int(result.rowcount)
+        return query.values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
 
     def claimed_tables(self, migration: MigrationView) -> list[TableView]:
         """Tables some process holds (owner set): read through ix_table_task_owner, never a scan."""
@@ -635,12 +633,11 @@ class Store:
                 self._event(conn, migration.id, "run", "worker_joined", None, None, {"holder": holder, "role": role})
         return WorkerView(migration.id, holder, **values)  # type: ignore[arg-type]
 
-    def renew_worker(self, migration_id: int, ttl_seconds: float) -> None:
+    def _renew_worker(self, conn: Connection, migration_id: int, ttl_seconds: float) -> None:
         now = utcnow()
-        with self._tx() as conn:
-            conn.execute(update(RunWorker).where(
-                RunWorker.migration_id == migration_id, RunWorker.holder == self.owner_label(),
-            ).values(heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
+        conn.execute(update(RunWorker).where(
+            RunWorker.migration_id == migration_id, RunWorker.holder == self.owner_label(),
+        ).values(heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
 
     def stop_worker(self, migration_id: int, reason: str) -> None:
         now = utcnow()
@@ -757,12 +754,15 @@ class Store:
         return int(result.rowcount)
 
     def renew_part_leases(self, lease_seconds: float, migration_id: int | None = None) -> int:
+        with self._tx() as conn:
+            result = conn.execute(self._part_lease_renewal(lease_seconds, migration_id))
+        return int(result.rowcount)
+
+    def _part_lease_renewal(self, lease_seconds: float, migration_id: int | None) -> Any:
         query = update(TablePart).where(TablePart.owner == self.owner_label())
         if migration_id is not None:  # served by ix_table_part_owner
             query = query.where(TablePart.migration_id == migration_id)
-        with self._tx() as conn:
-            result = conn.execute(query.values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
-        return int(result.rowcount)
+        return query.values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
 
     def release_part(self, part: PartView) -> bool:
         """Give back a part this process reserved, in a resting state (compare-and-set on version and owner)."""
@@ -898,14 +898,27 @@ class Store:
                         {"previous_holder": current.holder, "reason": why or "same process"})
         return self._require_lease(migration)
 
-    def renew_run_lease(self, lease: LeaseView, ttl_seconds: float) -> None:
+    @staticmethod
+    def _renew_run_lease(conn: Connection, lease: LeaseView, ttl_seconds: float) -> None:
         now = utcnow()
-        with self._tx() as conn:
-            result = conn.execute(update(RunLease).where(
-                RunLease.migration_id == lease.migration_id, RunLease.token == lease.token,
-            ).values(heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
+        result = conn.execute(update(RunLease).where(
+            RunLease.migration_id == lease.migration_id, RunLease.token == lease.token,
+        ).values(heartbeat_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
         if result.rowcount != 1:
             raise LeaseHeld("this run lost its lease to another process; stopping without further writes")
+
+    def heartbeat(self, migration_id: int, lease: LeaseView | None, ttl_seconds: float,
+                  held_seconds: float) -> None:
+        """One beat of a running process, in one transaction: its run lease (a leader's, compare-
+        and-set on the token: LeaseHeld, and nothing renewed, if another process took it), its worker
+        row, and the leases (``held_seconds``) of the tables and parts it holds. One transaction a
+        beat, not four: what a beat costs the store is the same at any number of tables."""
+        with self._tx() as conn:
+            if lease is not None:
+                self._renew_run_lease(conn, lease, ttl_seconds)
+            self._renew_worker(conn, migration_id, ttl_seconds)
+            conn.execute(self._table_lease_renewal(held_seconds, migration_id))
+            conn.execute(self._part_lease_renewal(held_seconds, migration_id))
 
     def release_run_lease(self, lease: LeaseView) -> None:
         from sqlalchemy import delete

@@ -106,3 +106,36 @@ def test_two_processes_racing_one_wins(store_url: str, store: Store) -> None:
     moves = [e for e in store.events(m, subject="table:public.t") if e.trigger == "complete_unload"]
     assert len(moves) == 1
     assert store.get_table(task.id).state == "unloaded"
+
+
+def test_a_heartbeat_is_one_transaction_and_renews_nothing_once_the_lease_is_lost(store: Store) -> None:
+    """A beat renews the run lease, the worker row and the held tables' leases in one commit (it was
+    four: a store cost per beat that a long run pays many times); a lease another process took
+    makes it raise LeaseHeld with nothing renewed."""
+    from sqlalchemy import event, text
+
+    from migrator.errors import LeaseHeld
+
+    m = _migration(store)
+    store.add_tables(m, [TableSpec("public", "a", 10, 100)], "pending")
+    task = store.find_table(m, "public", "a")
+    assert task is not None
+    claimed = store.claim_table(task, "start_unload", "unloading", 1, new_attempt=True)
+    lease = store.acquire_run_lease(m, 1)
+    store.register_worker(m, "leader", 1)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda _conn: commits.append(1))
+    store.heartbeat(m.id, lease, 600, held_seconds=1200)
+    assert len(commits) == 1
+    renewed_table = store.find_table(m, "public", "a")
+    renewed_lease = store.get_run_lease(m)
+    assert renewed_table is not None and renewed_lease is not None and claimed.lease_expires_at is not None
+    assert renewed_table.lease_expires_at is not None and renewed_table.lease_expires_at > claimed.lease_expires_at
+    assert renewed_lease.expires_at > lease.expires_at
+    assert [w.expires_at > lease.expires_at for w in store.list_workers(m)] == [True]
+    with store.engine.begin() as conn:  # another process took the run over
+        conn.execute(text("update run_lease set token = 'theirs' where migration_id = :m"), {"m": m.id})
+    with pytest.raises(LeaseHeld):
+        store.heartbeat(m.id, lease, 6000, held_seconds=12000)
+    after = store.find_table(m, "public", "a")
+    assert after is not None and after.lease_expires_at == renewed_table.lease_expires_at
