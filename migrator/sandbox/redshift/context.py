@@ -17,8 +17,9 @@ from migrator.sandbox.redshift.sqltokens import quote_ident
 
 INTERNAL = "XX000"
 
-#: The system log's hooks also take ``query_text=`` (the UNLOAD/COPY statement as sent): every hook of
-#: one statement logs under that statement's one query id, which they return.
+#: Every hook of one statement logs under that statement's one query id, which the system log's
+#: hooks return; they know the statement by its text as sent: on_unload's ``query_text`` (the
+#: UNLOAD) and the load hooks' ``query_text=`` keyword (the COPY, when the hook takes it).
 #: on_unload(session, query_text, s3_url_of_one_file, rows_in_it, bytes_in_it): one call per file written.
 UnloadHook = Callable[[SessionInfo, str, str, int, int], None]
 #: on_load_error(session, table, line, column, reason)
