@@ -6,8 +6,8 @@ Seeds a source with --tables small tables (20 rows each, the seed's shapes), run
 to the cutover gate (every table unloaded, loaded and validated) against a PostgreSQL store, and
 does the same with --few tables; the difference, per added table, is printed as in
 tests/fleet/test_statements_sandbox.py (which runs it at 8 and 48 tables in CI): statements on
-each cluster as stl_query logs them (commits included, and how many of them the sandbox's own
-helper queries are), commits on each cluster, committed store transactions and store writes.
+each cluster as stl_query logs them (commits included; one UNLOAD or COPY is one row, as on
+Redshift), commits on each cluster, committed store transactions and store writes.
 Also the wall time of the big run (seeding apart).
 """
 

@@ -55,10 +55,12 @@ class ClusterInterceptor:
     """UNLOAD/COPY first, then the DDL dialect; every completed statement goes to the system log."""
 
     def __init__(self, data: RedshiftDataStatements, dialect: RedshiftDialect,
-                 on_connection: Callable[[str, SessionInfo], object] | None = None) -> None:
+                 on_connection: Callable[[str, SessionInfo], object] | None = None,
+                 on_failure: Callable[[str, SessionInfo], object] | None = None) -> None:
         self.data = data
         self.dialect = dialect
         self.on_connection = on_connection
+        self.on_failure = on_failure
 
     def classify(self, sql_text: str, session: SessionInfo) -> Intercept | None:
         return self.data.classify(sql_text, session) or self.dialect.classify(sql_text, session)
@@ -74,6 +76,10 @@ class ClusterInterceptor:
 
     def after_statement(self, sql_text: str, tag: str, session: SessionInfo) -> None:
         self.dialect.after_statement(sql_text, tag, session)
+
+    def after_failure(self, sql_text: str, session: SessionInfo) -> None:
+        if self.on_failure is not None:
+            self.on_failure(sql_text, session)
 
     def on_session(self, event: str, session: SessionInfo) -> None:
         if self.on_connection is not None:
@@ -306,7 +312,7 @@ class LocalClusterHost:
                                           on_unload=syslog.on_unload, on_load_commit=syslog.on_load_commit,
                                           on_load_error=syslog.on_load_error, region=self.region)
             interceptor = ClusterInterceptor(data, RedshiftDialect(observer=syslog.after_statement),
-                                             on_connection=syslog.on_connection)
+                                             on_connection=syslog.on_connection, on_failure=syslog.after_failure)
             proxy = RedshiftProxy(cluster_id, "127.0.0.1", pg.port, database, SUPERUSER, pg.password,
                                   users={master_user: master_password}, interceptor=interceptor,
                                   faults=self.faults, database=database,

@@ -15,6 +15,8 @@ False for work PostgreSQL refuses inside a block (VACUUM).
 ``handles_sql_error_faults`` (default False): the proxy then leaves
 ``sql_error`` faults to the emulation, which can match on the table.
 ``after_statement`` is called for intercepted statements too, after success.
+An interceptor may also offer ``after_failure(sql, session)``: called (in a worker thread) when an
+intercepted statement failed, so an observer can end what the statement's own work logged.
 An interceptor may also offer ``on_session(event, session)``: called (in a worker thread) with
 "initiating session" once a client is in and "disconnecting session" when it leaves
 (STL_CONNECTION_LOG).

@@ -117,15 +117,28 @@ class StatementInterception(BackendRelay):
                                       wire.result_format(formats, i))
                     for i, v in enumerate(row)]))
         except BackendError as err:
+            await self._failed(sql)
             self._reply(wire.error_response(*redshift_error(err.sqlstate, err.message, err.detail)))
             return False
         except (ValueError, IndexError) as exc:
+            await self._failed(sql)
             self._reply(wire.error_response("XX000", f"sandbox cannot encode the result: {exc}"))
             return False
         out.append(wire.command_complete(result.tag))
         self._reply(*out)
         await self._completed(sql, result.tag)
         return True
+
+    async def _failed(self, sql: str) -> None:
+        """Tell the interceptor's optional ``after_failure(sql, session)`` that an intercepted
+        statement ended in an error (the system log closes the row its hooks opened)."""
+        hook = getattr(self.proxy.interceptor, "after_failure", None)
+        if hook is None:
+            return
+        try:
+            await asyncio.to_thread(hook, sql, self.info)
+        except Exception:
+            log.exception("cluster %s: after_failure observer failed", self.proxy.cluster_id)
 
     async def _run_intercept(self, intercept: Intercept) -> QueryResult:
         """intercept.execute in a worker thread, atomic like one Redshift statement."""

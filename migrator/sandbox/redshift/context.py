@@ -17,6 +17,9 @@ from migrator.sandbox.redshift.sqltokens import quote_ident
 
 INTERNAL = "XX000"
 
+#: Every hook of one statement logs under that statement's one query id, which the system log's
+#: hooks return; they know the statement by its text as sent: on_unload's ``query_text`` (the
+#: UNLOAD) and the load hooks' ``query_text=`` keyword (the COPY, when the hook takes it).
 #: on_unload(session, query_text, s3_url_of_one_file, rows_in_it, bytes_in_it): one call per file written.
 UnloadHook = Callable[[SessionInfo, str, str, int, int], None]
 #: on_load_error(session, table, line, column, reason)
@@ -24,11 +27,13 @@ LoadErrorHook = Callable[[SessionInfo, str, int, str, str], None]
 #: on_load_commit(session, table, files, rows)
 LoadCommitHook = Callable[[SessionInfo, str, list[str], int], None]
 
-_copy_ids = itertools.count(100_000)
+_local_ids = itertools.count(100_000)
 
 
-def next_copy_id() -> int:
-    return next(_copy_ids)
+def local_query_id() -> int:
+    """A query id for a COPY when no system log is attached (the data plane's own unit tests),
+    where no stl_query row exists for it to name. With the system log, the COPY's id is its log's."""
+    return next(_local_ids)
 
 
 @dataclass
@@ -124,12 +129,14 @@ def takes_keyword(hook: Callable[..., Any] | None, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-def notify(hook: Callable[..., Any] | None, *args: Any) -> None:
-    """Call a system-log hook; a logging failure must never fail the user's statement."""
+def notify(hook: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
+    """Call a system-log hook and return what it returns (the query id, for the system log's);
+    a logging failure must never fail the user's statement (None then)."""
     if hook is None:
-        return
+        return None
     try:
-        hook(*args)
+        return hook(*args, **kwargs)
     except Exception as exc:  # the log is best effort, the statement is not
         logging.getLogger("migrator.sandbox.redshift").warning("system log hook %s failed: %s",
                                                                getattr(hook, "__name__", hook), exc)
+        return None

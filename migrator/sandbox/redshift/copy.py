@@ -9,7 +9,8 @@ Choices and limits:
 
 * The command tag is ``COPY`` without a count: Redshift's drivers see no
   reliable row count (hence ``pg_last_copy_count()``, fed here through the
-  ``redshift.last_copy_count`` / ``redshift.last_copy_id`` settings).
+  ``redshift.last_copy_count`` / ``redshift.last_copy_id`` settings; the id is the COPY's
+  query id in the system log).
 * Rows are checked before loading (column count, integers, decimals, floats,
   booleans, string length, NOT NULL) so a bad row is reported with its file,
   line, column and a Redshift-style reason through ``on_load_error``, and up
@@ -33,7 +34,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from botocore.exceptions import ClientError
 
@@ -47,7 +48,7 @@ from migrator.sandbox.redshift.context import (
     check_role,
     check_session,
     list_keys,
-    next_copy_id,
+    local_query_id,
     quote_ident,
     quote_literal,
     s3_error,
@@ -213,11 +214,20 @@ class CopyIntercept:
             err = LoadError(files[0].url if files else o.source, 0, "", exc.message)
             self._report(session, f"{quote_ident(schema)}.{quote_ident(relname)}", [err])
             raise self._failure(relname, err) from exc
+        # PG_LAST_COPY_ID is the COPY's query id, the one its STL_QUERY, STL_LOAD_COMMITS and
+        # STL_LOAD_ERRORS rows carry. Set in the COPY's transaction, so a COPY that fails or is
+        # rolled back leaves the previous value.
+        query = self._hook(self.ctx.on_load_commit, session, f"{quote_ident(schema)}.{quote_ident(relname)}",
+                           [f.url for f in files], len(rows))
         set_session_value(backend, "redshift.last_copy_count", str(len(rows)))
-        set_session_value(backend, "redshift.last_copy_id", str(next_copy_id()))
-        notify(self.ctx.on_load_commit, session, f"{quote_ident(schema)}.{quote_ident(relname)}",
-               [f.url for f in files], len(rows))
+        set_session_value(backend, "redshift.last_copy_id", str(query if isinstance(query, int) else local_query_id()))
         return QueryResult("COPY")
+
+    def _hook(self, hook: Callable[..., Any] | None, *args: Any, **kwargs: Any) -> Any:
+        """A system-log hook told the statement's text (its query is logged under one id)."""
+        if takes_keyword(hook, "query_text"):
+            kwargs["query_text"] = self.sql
+        return notify(hook, *args, **kwargs)
 
     # ------------------------------------------------------------------ table
     def _resolve(self, backend: Backend) -> tuple[str, str]:
@@ -454,10 +464,9 @@ class CopyIntercept:
         takes_code = takes_keyword(hook, "err_code")
         for err in errors:
             if takes_code:
-                notify(lambda *a: hook(*a, err_code=err.code), session, relname, err.line,  # type: ignore[misc]
-                       err.column, err.reason)
+                self._hook(hook, session, relname, err.line, err.column, err.reason, err_code=err.code)
             else:
-                notify(hook, session, relname, err.line, err.column, err.reason)
+                self._hook(hook, session, relname, err.line, err.column, err.reason)
 
     @staticmethod
     def _failure(relname: str, first: LoadError) -> BackendError:

@@ -8,8 +8,12 @@ older than RETENTION are dropped: each new session purges them before it is logg
 Writes go through the observer's own autocommit connection, because Redshift's system
 logs are not transactional: a rolled-back INSERT still leaves its stl_insert row.
 Statement boundaries are known only when a statement finished, so starttime = endtime
-for proxied statements. Rows counts for stl_scan come from the table's row estimate
-(PostgreSQL does not say how many rows a scan read).
+for proxied statements. UNLOAD and COPY are one query each, as on Redshift: the first engine
+hook of the running statement (a file unloaded, a load error, the load's commit) opens its
+stl_query row with a query id that every row the statement logs carries, and the statement's
+end (``after_statement``, or ``after_failure`` when it failed) closes that same row. Rows
+counts for stl_scan come from the table's row estimate (PostgreSQL does not say how many rows
+a scan read).
 """
 
 from __future__ import annotations
@@ -75,7 +79,9 @@ class SystemLog:
         self._dsn = dsn
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()  # the proxy calls from several worker threads
-        self._unloads: dict[int, tuple[int | None, int]] = {}  # pid -> (UNLOAD statement, its query id)
+        #: pid -> (text, query id) of the UNLOAD/COPY running on that session, from its first hook
+        #: until the statement ends (after_statement / after_failure / the session ends).
+        self._running: dict[int, tuple[str, int]] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -106,14 +112,42 @@ class SystemLog:
         assert row is not None
         return int(row[0])
 
+    def _running_query(self, conn: psycopg.Connection, session: SessionInfo, text: str,
+                       aborted: bool = False) -> int:
+        """The query id of the statement running on ``session``: the one an earlier hook of the
+        same statement opened, else a new stl_query row (its text the statement's)."""
+        running = self._running.get(session.pid)
+        if running is not None and running[0] == text:
+            if aborted:
+                conn.execute("update pg_sandbox.query_log set aborted = 1 where query = %s", (running[1],))
+            return running[1]
+        query = self._new_query(conn, session, text, aborted)
+        self._running[session.pid] = (text, query)
+        return query
+
+    def _end_query(self, conn: psycopg.Connection, session: SessionInfo, sql: str, aborted: bool) -> int | None:
+        """Close the running statement's row (its text, endtime, aborted) if a hook opened one
+        for this very statement; a row left by another statement is forgotten, never reused."""
+        running = self._running.pop(session.pid, None)
+        if running is None or running[0] != sql:
+            return None
+        conn.execute(
+            "update pg_sandbox.query_log set querytxt = %s, endtime = clock_timestamp() at time zone 'utc',"
+            " aborted = %s where query = %s", (sql, int(aborted), running[1]))
+        return running[1]
+
     # ------------------------------------------------------------------ observer
     def after_statement(self, sql: str, tag: str, session: SessionInfo) -> int:
-        """Log one finished statement; returns its query id."""
+        """Log one finished statement; returns its query id (an UNLOAD's or COPY's, opened by its
+        hooks, is closed here rather than logged twice)."""
         read, written = referenced_tables(sql)
         verb = tag.split(" ", 1)[0].upper() if tag else ""
         count = _tag_count(tag)
         with self._lock:
             conn = self._c()
+            opened = self._end_query(conn, session, sql, aborted=False)
+            if opened is not None:
+                return opened  # its scans and writes were logged by its hooks
             query = self._new_query(conn, session, sql)
             userid = self._userid(conn, session.user)
             for name in read:
@@ -124,6 +158,12 @@ class SystemLog:
                 if verb in ("DELETE", "UPDATE", "MERGE"):
                     self._write(conn, "stl_delete", userid, query, name, count)
             return query
+
+    def after_failure(self, sql: str, session: SessionInfo) -> None:
+        """A statement failed: the row its hooks opened (if any) ends aborted, and the session's
+        next statement starts afresh. Failed statements no hook saw are not logged, as before."""
+        with self._lock:
+            self._end_query(self._c(), session, sql, aborted=True)
 
     def _scan(self, conn: psycopg.Connection, userid: int, query: int, name: str) -> None:
         conn.execute(
@@ -153,6 +193,8 @@ class SystemLog:
         starts (the older log rows past retention go first), "disconnecting session" when it ends."""
         with self._lock:
             conn = self._c()
+            # A new or a closed session has nothing running: no id is carried past it.
+            self._running.pop(session.pid, None)
             if event == "initiating session":
                 self._purge(conn)
                 events = ["authenticated", "initiating session"]
@@ -181,18 +223,14 @@ class SystemLog:
 
     # ------------------------------------------------------------------ UNLOAD / COPY engine hooks
     def on_unload(self, session: SessionInfo, query_text: str, path: str, rows: int, bytes: int,
-                  file_format: str = "Text", statement: int | None = None) -> int:
-        """One stl_unload_log row per file written; returns the query id. The files of one UNLOAD
-        (the same ``statement``) share one query id, as on Redshift ("STL_UNLOAD_LOG": a row per
-        file of a query), so a cluster with more slices logs more files, not more queries."""
+                  file_format: str = "Text") -> int:
+        """One stl_unload_log row per file written; returns the query id: the UNLOAD's own
+        (``query_text``, the statement as sent), which every file of it shares, as on Redshift
+        ("STL_UNLOAD_LOG": a row per file of a query), so a cluster with more slices logs more
+        files, not more queries."""
         with self._lock:
             conn = self._c()
-            last = self._unloads.get(session.pid)
-            if statement is not None and last is not None and last[0] == statement:
-                query = last[1]
-            else:
-                query = self._new_query(conn, session, query_text)
-                self._unloads[session.pid] = (statement, query)
+            query = self._running_query(conn, session, query_text)
             conn.execute(
                 "insert into pg_sandbox.stl_unload_log (userid, query, slice, pid, path, start_time, end_time,"
                 " line_count, transfer_size, file_format) values (%s, %s, 0, %s, %s, now() at time zone 'utc',"
@@ -203,14 +241,15 @@ class SystemLog:
 
     def on_load_commit(self, session: SessionInfo, table: str, files: Sequence[str] | Iterable[tuple[str, int]],
                        rows: int, query_text: str | None = None, file_format: str = "Text") -> int:
-        """stl_load_commits rows (one per file) and the table's stl_insert row; returns the query id.
+        """stl_load_commits rows (one per file) and the table's stl_insert row; returns the query id,
+        the COPY's own (``query_text``, the statement as sent), which its load errors share.
 
         ``files`` holds URLs, or (URL, lines) pairs when per-file line counts are known.
         """
         pairs = [(f, -1) if isinstance(f, str) else (f[0], int(f[1])) for f in files]
         with self._lock:
             conn = self._c()
-            query = self._new_query(conn, session, query_text or f"copy {table}")
+            query = self._running_query(conn, session, query_text or f"copy {table}")
             userid = self._userid(conn, session.user)
             for url, lines in pairs:
                 conn.execute(
@@ -226,9 +265,11 @@ class SystemLog:
     def on_load_error(self, session: SessionInfo, table: str, line: int, column: str, reason: str, *,
                       filename: str = "", raw_line: str = "", raw_field_value: str = "", err_code: int = 1200,
                       col_type: str = "", query_text: str | None = None) -> int:
+        """One stl_load_errors row under the COPY's query id (``query_text``, the statement as
+        sent); returns it. The row stays aborted unless the COPY ends well (MAXERROR)."""
         with self._lock:
             conn = self._c()
-            query = self._new_query(conn, session, query_text or f"copy {table}", aborted=True)
+            query = self._running_query(conn, session, query_text or f"copy {table}", aborted=True)
             conn.execute(
                 "insert into pg_sandbox.stl_load_errors (userid, slice, tbl, starttime, session, query, filename,"
                 " line_number, colname, type, col_length, position, raw_line, raw_field_value, err_code, err_reason,"

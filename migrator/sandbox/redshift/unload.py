@@ -48,13 +48,11 @@ from migrator.sandbox.redshift.context import (
     check_role,
     check_session,
     list_keys,
-    next_copy_id,
     quote_ident,
     quote_literal,
     s3_error,
     set_session_value,
     split_s3_url,
-    takes_keyword,
 )
 from migrator.sandbox.redshift.formats import ColumnType, Row
 from migrator.sandbox.redshift.identifiers import fold_query
@@ -152,16 +150,10 @@ class UnloadIntercept:
             manifest = self._manifest(files, columns, len(rows), total_bytes)
             self._put(s3, bucket, prefix + "manifest", manifest, sse)
         set_session_value(backend, "redshift.last_unload_count", str(len(rows)))
-        hook = self.ctx.on_unload
-        if takes_keyword(hook, "statement"):
-            # One UNLOAD is one query, however many files its slices write.
-            statement = next_copy_id()
-            for f in files:
-                notify(lambda *a: hook(*a, statement=statement), session, o.query, f.url,  # type: ignore[misc]
-                       f.rows, len(f.body))
-        else:
-            for f in files:
-                notify(hook, session, o.query, f.url, f.rows, len(f.body))
+        # One UNLOAD is one query, however many files its slices write: every file is logged
+        # under the statement's own query id (the system log keys it on the statement's text).
+        for f in files:
+            notify(self.ctx.on_unload, session, self.sql, f.url, f.rows, len(f.body))
         return QueryResult("UNLOAD")
 
     def _query_rows(self, backend: Backend, query: str, columns: list[ColumnType]) -> list[Row]:

@@ -69,19 +69,48 @@ def test_insert_logged_even_when_rolled_back(logged: tuple[Cluster, SystemLog]) 
 
 
 def test_engine_hooks(logged: tuple[Cluster, SystemLog]) -> None:
+    """Each statement's hooks log under its one query id, which closes with the statement."""
     c, log = logged
     c.run("create table loaded (id int)")
-    q1 = log.on_unload(c.session, "unload ('select 1') to 's3://b/p/'", "s3://b/p/0000_part_00", 10, 123)
-    q2 = log.on_load_commit(c.session, "loaded", [("s3://b/p/0000_part_00", 6), ("s3://b/p/0001_part_00", 4)], 10)
-    q3 = log.on_load_error(c.session, "loaded", 3, "id", "Invalid digit, Value 'x'", raw_field_value="x")
+    unload = "unload ('select 1') to 's3://b/p/'"
+    q1 = log.on_unload(c.session, unload, "s3://b/p/0000_part_00", 10, 123)
+    assert log.on_unload(c.session, unload, "s3://b/p/0001_part_00", 0, 0) == q1  # one UNLOAD, one query
+    assert log.after_statement(unload, "UNLOAD", c.session) == q1
+    copy = "copy loaded from 's3://b/p/'"
+    q2 = log.on_load_commit(c.session, "loaded", [("s3://b/p/0000_part_00", 6), ("s3://b/p/0001_part_00", 4)], 10,
+                            query_text=copy)
+    assert log.after_statement(copy, "COPY", c.session) == q2
+    q3 = log.on_load_error(c.session, "loaded", 3, "id", "Invalid digit, Value 'x'", raw_field_value="x",
+                           query_text=copy)
+    log.after_failure(copy, c.session)
     assert q1 < q2 < q3
-    assert c.rows("select trim(path), line_count, transfer_size from stl_unload_log where query = %s", (q1,)) == [
-        ("s3://b/p/0000_part_00", 10, 123)]
+    assert c.rows("select query, querytxt, aborted from pg_sandbox.query_log where query >= %s order by query",
+                  (q1,)) == [(q1, unload, 0), (q2, copy, 0), (q3, copy, 1)]
+    assert c.rows("select trim(path), line_count, transfer_size from stl_unload_log where query = %s order by 1",
+                  (q1,)) == [("s3://b/p/0000_part_00", 10, 123), ("s3://b/p/0001_part_00", 0, 0)]
     assert c.rows("select trim(filename), lines_scanned from stl_load_commits where query = %s order by 1", (q2,)) == [
         ("s3://b/p/0000_part_00", 6), ("s3://b/p/0001_part_00", 4)]
     assert c.rows("select rows from stl_insert where query = %s", (q2,)) == [(10,)]
     assert c.rows("select line_number, trim(colname), trim(err_reason), tbl = 'loaded'::regclass::oid::int"
                   " from stl_load_errors where query = %s", (q3,)) == [(3, "id", "Invalid digit, Value 'x'", True)]
+
+
+def test_a_statement_never_takes_over_another_ones_query(logged: tuple[Cluster, SystemLog]) -> None:
+    """A COPY whose end was never reported (its row stays as its hooks left it) lends its id to
+    nothing: the next statement gets its own row, and so does the same COPY sent again."""
+    c, log = logged
+    c.run("create table loaded (id int)")
+    copy = "copy loaded from 's3://b/p/'"
+    lost = log.on_load_error(c.session, "loaded", 1, "id", "Invalid digit", query_text=copy)
+    other = log.after_statement("select 1", "SELECT 1", c.session)
+    assert other > lost
+    again = log.on_load_commit(c.session, "loaded", ["s3://b/p/0000_part_00"], 1, query_text=copy)
+    assert again > other
+    tolerated = log.on_load_error(c.session, "loaded", 2, "id", "Invalid digit", query_text=copy)
+    assert tolerated == again  # a load error of a COPY that goes on (MAXERROR) is that COPY's
+    assert log.after_statement(copy, "COPY", c.session) == again
+    assert c.rows("select query, querytxt, aborted from pg_sandbox.query_log where query >= %s order by query",
+                  (lost,)) == [(lost, copy, 1), (other, "select 1", 0), (again, copy, 0)]
 
 
 def test_stv_sessions_lists_client(cluster: Cluster) -> None:
