@@ -107,12 +107,18 @@ class BackendRelay(SessionCore):
 
     async def _completed(self, sql: str, tag: str) -> None:
         self.proxy.stats.count_statement(tag)
-        interceptor = self.proxy.interceptor
-        if interceptor is not None:
-            try:
-                await asyncio.to_thread(interceptor.after_statement, sql, tag, self.info)
-            except Exception:
-                log.exception("cluster %s: after_statement observer failed", self.proxy.cluster_id)
+        await self._observe("after_statement", sql, tag, self.info)
+
+    async def _observe(self, hook_name: str, *args: object) -> None:
+        """Call the interceptor's observer ``hook_name`` (the system log's: after_statement,
+        after_failure, on_session) in a worker thread, if it has one; its failure ends nothing."""
+        hook = getattr(self.proxy.interceptor, hook_name, None)
+        if hook is None:
+            return
+        try:
+            await asyncio.to_thread(hook, *args)
+        except Exception:
+            log.exception("cluster %s: %s observer failed", self.proxy.cluster_id, hook_name)
 
     async def _drain(self) -> None:
         """Wait until every forwarded message has been answered."""

@@ -130,15 +130,8 @@ class StatementInterception(BackendRelay):
         return True
 
     async def _failed(self, sql: str) -> None:
-        """Tell the interceptor's optional ``after_failure(sql, session)`` that an intercepted
-        statement ended in an error (the system log closes the row its hooks opened)."""
-        hook = getattr(self.proxy.interceptor, "after_failure", None)
-        if hook is None:
-            return
-        try:
-            await asyncio.to_thread(hook, sql, self.info)
-        except Exception:
-            log.exception("cluster %s: after_failure observer failed", self.proxy.cluster_id)
+        """An intercepted statement ended in an error: the system log closes the row its hooks opened."""
+        await self._observe("after_failure", sql, self.info)
 
     async def _run_intercept(self, intercept: Intercept) -> QueryResult:
         """intercept.execute in a worker thread, atomic like one Redshift statement."""

@@ -54,13 +54,7 @@ class SessionStartup(BackendRelay):
 
     async def _session_event(self, event: str) -> None:
         """The interceptor's optional connection log (STL_CONNECTION_LOG); its failure ends nothing."""
-        hook = getattr(self.proxy.interceptor, "on_session", None)
-        if hook is None:
-            return
-        try:
-            await asyncio.to_thread(hook, event, self.info)
-        except Exception:
-            log.exception("cluster %s: on_session observer failed", self.proxy.cluster_id)
+        await self._observe("on_session", event, self.info)
 
     async def close(self) -> None:
         if self._relay_task is not None and self._relay_task is not asyncio.current_task():
