@@ -111,6 +111,10 @@ def test_a_failed_copy_is_one_aborted_query_and_the_next_one_gets_its_own_id(ses
     failed = logged[0][0]
     assert session.run(f"select query, line_number from stl_load_errors where tbl = '{table}'::regclass::oid::int"
                        " order by line_number") == [(failed, 2), (failed, 3)]
+    # Each row names its file, its raw line and the value that failed (the product reads and scrubs them).
+    assert session.run(f"select trim(filename), trim(raw_line), trim(raw_field_value) from stl_load_errors"
+                       f" where query = {failed} order by line_number") == [
+        (f"s3://{sandbox.info.bucket}/{key}", "x", "x"), (f"s3://{sandbox.info.bucket}/{key}", "y", "y")]
 
     # The same statement again, now with good data, is a new query: nothing of the failed one is
     # carried over (neither its id nor its aborted row).

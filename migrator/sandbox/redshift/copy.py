@@ -76,6 +76,7 @@ class LoadError:
     reason: str
     raw: str = ""
     code: int = 1200  # STL_LOAD_ERRORS.err_code ("Load error reference")
+    field: str = ""  # STL_LOAD_ERRORS.raw_field_value: the value that failed, when one did
 
 
 @dataclass
@@ -424,7 +425,8 @@ class CopyIntercept:
                 # GEOMETRY or GEOGRAPHY data type"; WKT/EWKT input is not emulated).
                 if value is not None and col.type.base in ("varbyte", "geometry", "geography"):
                     if len(value) % 2 or any(ch not in "0123456789abcdefABCDEF" for ch in value):
-                        errors.append(LoadError(url, line, col.name, f"Invalid hex value, Value '{value[:20]}'", raw))
+                        errors.append(LoadError(url, line, col.name, f"Invalid hex value, Value '{value[:20]}'", raw,
+                                                field=value))
                         return
                     value = "\\x" + value
             if value is None:
@@ -437,7 +439,7 @@ class CopyIntercept:
                 value = truncate_bytes(value, col.type.modifiers[0])
             reason = multibyte_in_char(col, value) or check_value(col, value)
             if reason is not None:
-                errors.append(LoadError(url, line, col.name, reason, raw, _reason_code(reason)))
+                errors.append(LoadError(url, line, col.name, reason, raw, _reason_code(reason), field=value))
                 return
             row.append(value)
         rows.append(row)
@@ -460,13 +462,16 @@ class CopyIntercept:
     # ---------------------------------------------------------------- errors
     def _report(self, session: SessionInfo, relname: str, errors: list[LoadError]) -> None:
         # `relname` arrives schema-qualified and quoted: the log resolves it on its own connection.
+        # The system log takes the row's file, raw line and raw field value too ("STL_LOAD_ERRORS":
+        # filename, raw_line, raw_field_value), which the product reads back and scrubs.
         hook = self.ctx.on_load_error
         takes_code = takes_keyword(hook, "err_code")
+        takes_raw = takes_keyword(hook, "raw_field_value")
         for err in errors:
-            if takes_code:
-                self._hook(hook, session, relname, err.line, err.column, err.reason, err_code=err.code)
-            else:
-                self._hook(hook, session, relname, err.line, err.column, err.reason)
+            extra: dict[str, object] = {"err_code": err.code} if takes_code else {}
+            if takes_raw:
+                extra.update(filename=err.file, raw_line=err.raw, raw_field_value=err.field)
+            self._hook(hook, session, relname, err.line, err.column, err.reason, **extra)
 
     @staticmethod
     def _failure(relname: str, first: LoadError) -> BackendError:
