@@ -160,19 +160,14 @@ def _split_in_file_groups(step: Step, info: TableInfo, wanted: int, started: flo
 
     def unload() -> dict[str, Any]:
         source_slices, target_slices = worker.slices()
-        try:
+        with worker.unloading():
             result = wparts.unload_for_groups(
                 worker.source, info, staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
                 attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
                 kms_key_id=worker.staging.kms_key_id, estimated_bytes=int(task.size_mb * 1024 * 1024 * 2),
                 source_slices=source_slices, target_slices=target_slices, groups=wanted,
                 fmt=pipeline.choose_format(info.columns), on_statement=statement_recorder(step))
-        except OutcomeUnknown as exc:
-            worker.end_lost_statement("source", exc)
-            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
-        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
-                                        result.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=result.rows)
+        report = worker.verify_staging(result.manifest_url, expected_rows=result.rows)
         return {"manifest_url": result.manifest_url, "unload_format": result.format.name,
                 "format_reason": result.format.reason, "rows_unloaded": result.rows,
                 "bytes_unloaded": report.bytes, "files": [(f.content_length, f.record_count) for f in report.files]}
@@ -235,7 +230,7 @@ def part_unload(step: PartStep) -> PartResult:
     def unload() -> dict[str, Any]:
         source_slices, target_slices = worker.slices()
         fmt = pipeline.choose_format(info.columns)
-        try:
+        with worker.unloading():
             result = wparts.unload_part(worker.source, info, r, staging_uri=worker.staging.s3_uri,
                                         migration=step.phase.migration.name, attempt=part.attempt,
                                         iam_role_arn=worker.staging.iam_role_arn,
@@ -243,12 +238,7 @@ def part_unload(step: PartStep) -> PartResult:
                                         estimated_bytes=part.est_mb * 1024 * 1024 * 2,
                                         source_slices=source_slices, target_slices=target_slices, fmt=fmt,
                                         on_statement=statement_recorder(step))
-        except OutcomeUnknown as exc:
-            worker.end_lost_statement("source", exc)
-            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
-        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
-                                        result.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=result.rows)
+        report = worker.verify_staging(result.manifest_url, expected_rows=result.rows)
         return {"manifest_url": result.manifest_url, "staging_prefix": result.prefix,
                 "rows_unloaded": result.rows, "bytes_unloaded": report.bytes, "files_unloaded": len(report.files)}
 
@@ -298,9 +288,7 @@ def part_load(step: PartStep) -> PartResult:
     def load() -> dict[str, Any]:
         assert part.manifest_url
         fmt = pipeline.choose_format(info.columns)
-        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
-                                        part.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=part.rows_unloaded or 0)
+        report = worker.verify_staging(part.manifest_url, expected_rows=part.rows_unloaded or 0)
         with _load_lock(task.id):
             try:
                 result = pipeline.load_exactly_once(

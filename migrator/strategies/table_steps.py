@@ -9,8 +9,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from migrator import failpoints
@@ -124,6 +124,22 @@ class TableWorker:
                     self._sessions.reconnect()
                 raise
         return with_retries(attempt, what=what, backoff=STEP_BACKOFF)
+
+    @contextmanager
+    def unloading(self) -> Iterator[None]:
+        """Around an UNLOAD: a connection lost with it in flight ends the first one (an UNLOAD
+        only writes staging, and running it again with CLEANPATH replaces whatever it wrote),
+        then asks for a retry."""
+        try:
+            yield
+        except OutcomeUnknown as exc:
+            self.end_lost_statement("source", exc)
+            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
+
+    def verify_staging(self, manifest_url: str, expected_rows: int | None) -> staging.StagingReport:
+        """The staged files of ``manifest_url``: all there, SSE-KMS under the staging key, rows as expected."""
+        return staging.verify_staging(self.clients.client("s3"), self.clients.client("kms"), manifest_url,
+                                      kms_key_id=self.staging.kms_key_id, expected_rows=expected_rows)
 
     def end_lost_statement(self, which: str, exc: OutcomeUnknown) -> None:
         """After a connection died with a write in flight: new sessions, then make sure the
@@ -325,22 +341,15 @@ def unload_step(step: Step) -> StepResult:
 
     def unload() -> dict[str, Any]:
         started = time.time()
-        try:
+        with worker.unloading():
             result = pipeline.unload_table(worker.source, info.schema, info.name, info.columns,
                                            staging_uri=worker.staging.s3_uri, migration=step.phase.migration.name,
                                            attempt=task.attempt, iam_role_arn=worker.staging.iam_role_arn,
                                            kms_key_id=worker.staging.kms_key_id, on_statement=on_statement,
                                            count_rows=False)
-        except OutcomeUnknown as exc:
-            # An UNLOAD only writes staging: once the first is over, running it again (CLEANPATH)
-            # replaces whatever it wrote.
-            worker.end_lost_statement("source", exc)
-            raise TransientError(f"{exc.message}; the first UNLOAD was ended, running it again") from None
         # The rows unloaded: the manifest's count (no pg_last_unload_count() round trip), which
         # the files' own counts must add up to; the load checks COPY's count against it.
-        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
-                                        result.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=None)
+        report = worker.verify_staging(result.manifest_url, expected_rows=None)
         return {"manifest_url": result.manifest_url, "staging_prefix": result.prefix,
                 "unload_format": result.format.name, "format_reason": result.format.reason,
                 "rows_unloaded": report.rows, "bytes_unloaded": report.bytes,
@@ -363,9 +372,7 @@ def load_step(step: Step) -> StepResult:
         started = time.time()
         assert task.manifest_url and task.unload_format
         fmt = pipeline.choose_format(info.columns)
-        report = staging.verify_staging(worker.clients.client("s3"), worker.clients.client("kms"),
-                                        task.manifest_url, kms_key_id=worker.staging.kms_key_id,
-                                        expected_rows=task.rows_unloaded or 0)
+        report = worker.verify_staging(task.manifest_url, expected_rows=task.rows_unloaded or 0)
         try:
             result = pipeline.load_exactly_once(worker.target, info.schema, info.name, manifest_url=task.manifest_url,
                                                 fmt=fmt, iam_role_arn=worker.staging.iam_role_arn,
