@@ -147,6 +147,28 @@ def test_connection_dropped_mid_copy_is_retried(migration: Migration) -> None:
     assert warnings and any("retry 1/" in e["detail"]["message"] for e in warnings)
 
 
+def test_connection_dropped_mid_unload_ends_the_first_and_runs_it_again(migration: Migration) -> None:
+    """An UNLOAD whose connection died may still be running: the step ends the first one on the
+    server, then unloads again (CLEANPATH replaces what the first wrote), and the run ends identical."""
+    m = migration
+    m.init()
+    # Into the copy first (a kill right after the first table's UNLOAD), so that the next UNLOAD
+    # sent is a table step's, not the rehearsal's.
+    m.env["MIGRATOR_FAILPOINT"] = "after_unload"
+    assert m.cli("run", "--assume-frozen").returncode == -9
+    del m.env["MIGRATOR_FAILPOINT"]
+    m.sb.faults.add("drop_connection", times=1, match={"statement": "unload", "cluster": m.source})
+    try:
+        done = m.cli("run", "--assume-frozen", "--quiet")
+    finally:
+        m.sb.faults.clear()
+    assert done.returncode == 8, done.stderr
+    assert m.sb.faults.fired("drop_connection")
+    assert m.table_digests(m.target) == m.table_digests(m.source)
+    log = (m.config.resolve().parent / ".migrator" / "migrator.log").read_text()
+    assert "the first UNLOAD was ended, running it again" in log
+
+
 def test_one_table_failing_terminally_is_isolated(migration: Migration) -> None:
     m = migration
     # A plainly named one: the sandbox's fault matches "schema.table" text, ambiguous for '.' in names.
