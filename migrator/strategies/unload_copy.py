@@ -20,7 +20,7 @@ from migrator.aws import staging
 from migrator.config import LoadedConfig
 from migrator.engine import tables as tables_engine
 from migrator.engine.registry import Registry
-from migrator.errors import PreflightFailed, RemoteError, TransientError
+from migrator.errors import OutcomeUnknown, PreflightFailed, RemoteError, TransientError
 from migrator.names import table_key
 from migrator.store import TableSpec, TableView
 from migrator.strategies import (common, cutover, encryption, part_steps, preflight_checks, recorded, stray_writes,
@@ -29,7 +29,7 @@ from migrator.strategies.mirror import mirror_logging, mirror_source, mirror_usa
 from migrator.strategies.sessions import inventory_of, session, target_section
 from migrator.warehouse import parts as wparts
 from migrator.warehouse import checksum, pipeline
-from migrator.warehouse.connection import Session
+from migrator.warehouse.connection import Session, end_backend
 from migrator.warehouse.inventory import TableInfo
 
 if TYPE_CHECKING:
@@ -219,6 +219,21 @@ def replay_objects(ctx: "PhaseContext") -> str:
 
 # -- rehearsal --------------------------------------------------------------------------------
 
+#: How many times the rehearsal's UNLOAD is sent when its connection is lost mid-statement.
+REHEARSAL_ATTEMPTS = 3
+
+
+def _end_lost_unload(source: Session, lost: OutcomeUnknown) -> None:
+    """Before the rehearsal's UNLOAD is sent again on a new session: the first one's server process
+    ended. It only writes the rehearsal's own prefix, so once it is over, the next one (CLEANPATH)
+    replaces whatever it wrote."""
+    if lost.backend_pid is not None:
+        ended = end_backend(source, lost.backend_pid)
+        log.info("rehearsal: ended server process %s of the lost connection: %s", lost.backend_pid,
+                 "it was still running" if ended else "it had already ended")
+    log.warning("%s; the first UNLOAD was ended, running it again", lost.message)
+
+
 @REGISTRY.action("rehearse")
 def rehearse(ctx: "PhaseContext") -> str:
     """Unload the largest table once to measure throughput and estimate the write freeze; a table
@@ -233,8 +248,9 @@ def rehearse(ctx: "PhaseContext") -> str:
     total_rows = sum(t.source_rows for t in tasks)
     largest = tasks[0]
     staging_uri = settings.staging.s3_uri.rstrip("/") + "/_rehearsal"
-    sampled: dict[str, Any] = {}
-    with session(ctx, "source") as source:
+
+    def sample(source: Session) -> tuple[Any, dict[str, Any]]:
+        sampled: dict[str, Any] = {}
         info = inventory_of(ctx, source)[largest.pair]
         wanted = part_steps.wants_parts(ctx.config, largest)
         ranges = wparts.plan_ranges(source, info, wanted) if wanted > 1 else []
@@ -264,6 +280,20 @@ def rehearse(ctx: "PhaseContext") -> str:
                                              migration=ctx.migration.name, attempt=0,
                                              iam_role_arn=settings.staging.iam_role_arn,
                                              kms_key_id=settings.staging.kms_key_id)
+        return unloaded, sampled
+
+    lost: OutcomeUnknown | None = None
+    for attempt in range(1, REHEARSAL_ATTEMPTS + 1):
+        with session(ctx, "source") as source:
+            if lost is not None:
+                _end_lost_unload(source, lost)
+            try:
+                unloaded, sampled = sample(source)
+                break
+            except OutcomeUnknown as exc:
+                if attempt == REHEARSAL_ATTEMPTS:
+                    raise
+                lost = exc
     staging.cleanup_prefix(recorded.clients(ctx).client("s3"), unloaded.prefix)
     rate = unloaded.rows / unloaded.seconds if unloaded.seconds > 0 and unloaded.rows > 0 else None
     # Unload and load take about as long as each other; validation adds a scan of each side.

@@ -169,6 +169,34 @@ def test_connection_dropped_mid_unload_ends_the_first_and_runs_it_again(migratio
     assert "the first UNLOAD was ended, running it again" in log
 
 
+def test_connection_dropped_mid_rehearsal_unload_ends_it_and_runs_it_again(migration: Migration) -> None:
+    """The rehearsal's UNLOAD lost with its connection: the first one is ended on the server, the
+    rehearsal unloads again on a new session, and the run goes on (it stopped with exit 9 before)."""
+    from migrator.strategies.probe import type_groups
+    from migrator.warehouse.connection import Session
+    from migrator.warehouse.inventory import read_inventory
+
+    m = migration
+    m.init()
+    # Preflight's probe sends one UNLOAD per type group first; the next one is the rehearsal's.
+    with Session.of(m.sb.connect(m.source, autocommit=True)) as source:
+        probed = len(type_groups(read_inventory(source)))
+    m.sb.faults.add("drop_connection", nth=probed + 1, times=1, match={"statement": "unload", "cluster": m.source})
+    try:
+        done = m.cli("run", "--assume-frozen", "--quiet")
+    finally:
+        m.sb.faults.clear()
+    assert done.returncode == 8, done.stderr
+    assert m.sb.faults.fired("drop_connection")
+    assert m.table_digests(m.target) == m.table_digests(m.source)
+    events = json.loads(m.cli("history", "--json").stdout)["events"]
+    assert [e["detail"]["rehearsal_table"] for e in events if "rehearsal_table" in (e["detail"] or {})]
+    log = (m.config.resolve().parent / ".migrator" / "migrator.log").read_text()
+    # Said by the rehearsal itself (the table steps' retries log from elsewhere).
+    assert any("migrator.strategies.unload_copy: UNLOAD" in line and "the first UNLOAD was ended" in line
+               for line in log.splitlines()), log
+
+
 def test_one_table_failing_terminally_is_isolated(migration: Migration) -> None:
     m = migration
     # A plainly named one: the sandbox's fault matches "schema.table" text, ambiguous for '.' in names.
