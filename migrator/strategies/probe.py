@@ -424,9 +424,10 @@ def _compare(session: Session, info: TableInfo, sample: str, hashed: str, temp: 
 
 
 def _clean(session: Session, path: DataPath, prefix: str, temp: str) -> list[str]:
-    """Drop the temporary tables and empty the probe prefix; each problem is reported, none raised."""
+    """Drop the temporary tables and empty the probe prefix; each problem is reported, none raised.
+    A session whose connection was lost took its temporary tables with it: nothing to drop there."""
     problems = []
-    for name in (temp, STAGE_TABLE, frozen_sample_name(temp)):
+    for name in () if session.lost else (temp, STAGE_TABLE, frozen_sample_name(temp)):
         try:
             session.run(drop_temp_table_sql(name), kind="load", what="drop probe temp table")
         except MigratorError as exc:

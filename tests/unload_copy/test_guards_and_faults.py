@@ -197,6 +197,21 @@ def test_connection_dropped_mid_rehearsal_unload_ends_it_and_runs_it_again(migra
                for line in log.splitlines()), log
 
 
+def test_connection_lost_mid_probe_is_one_preflight_problem_and_a_rerun_passes(migration: Migration) -> None:
+    """The probe's temporary tables go with a lost session: they are not reported as left behind."""
+    m = migration
+    m.init()
+    m.sb.faults.add("drop_connection", times=1, match={"statement": "unload", "cluster": m.source})
+    try:
+        failed = m.cli("run", "--assume-frozen")
+    finally:
+        m.sb.faults.clear()
+    assert failed.returncode == 7, failed.stderr
+    assert "preflight found 1 problem" in failed.stderr and "connection lost" in failed.stderr
+    assert "could not drop temporary table" not in failed.stderr
+    assert m.cli("run", "--assume-frozen").returncode == 8
+
+
 def test_one_table_failing_terminally_is_isolated(migration: Migration) -> None:
     m = migration
     # A plainly named one: the sandbox's fault matches "schema.table" text, ambiguous for '.' in names.
