@@ -347,8 +347,8 @@ def load_exactly_once(session: Session, schema: str, table: str, *, manifest_url
                       where: tuple[str, list[Any]] | None = None, marker: str | None = None,
                       known_empty: bool = False,
                       identity_defaults: dict[tuple[str, str, str], str] | None = None) -> LoadResult:
-    """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, check the count,
-    write the marker, COMMIT. Any failure rolls the whole thing back; the table is then as
+    """In one target transaction: DELETE (not TRUNCATE, which commits), COPY, the marker row
+    (whose insert fails unless the COPY loaded ``expected_rows``), COMMIT. Any failure rolls the whole thing back; the table is then as
     before and the load can simply run again. ``session`` must not be in autocommit; the
     marker table is created (and committed) first if missing. ``columns`` (the table's, in
     order) decide whether a CSV load of VARBYTE goes through a temporary table (binary_stage).
