@@ -44,6 +44,12 @@ POINTS = [
 ]
 
 
+#: Points after which the command waits for nothing more (a rollback does not wait for the
+#: deletion it asked for): the call's answer is held back, so the kill lands while the request
+#: may or may not have reached AWS, not after the command already finished.
+HELD_ANSWERS = {"delete recorded": "DeleteCluster"}
+
+
 def command(operation: str, m: Migration) -> list[str]:
     if operation == "cutover":
         return ["run", "-c", str(m.config), "--approve-cutover"]
@@ -66,10 +72,15 @@ def test_sigkill_anywhere(sb: Sandbox, tmp_path: Path, durations: Any, operation
         assert done.returncode == 8 and m.phase() == "awaiting_decommission", done.stderr
     # Long enough statuses to land a kill inside each of them.
     durations.rename = durations.reboot = durations.snapshot = durations.delete = 1.5
+    if point in HELD_ANSWERS:
+        m.sb.faults.add("latency", match={"operation": HELD_ANSWERS[point]}, seconds=10)
     proc = m.start(*command(operation, m))
-    wait_for(lambda: when(m, source, target, old), point, timeout=120, proc=proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        wait_for(lambda: when(m, source, target, old), point, timeout=120, proc=proc)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL, "the kill landed after the command had finished"
+    finally:
+        m.sb.faults.clear()
     # After a kill the approval is on record: a decommission resumes with a plain `run`.
     resume = ["run", "-c", str(m.config)] if operation == "decommission" else command(operation, m)
     for _ in range(3):
