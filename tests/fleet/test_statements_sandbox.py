@@ -41,12 +41,13 @@ FEW, MANY = 8, 48
 #: its COPY recorded; loaded + validation started).
 MAX_STATEMENTS_PER_TABLE = 9.0
 MAX_TARGET_COMMITS_PER_TABLE = 2.05
-#: Committed transactions beyond the writes come with time, not tables: a pooled connection's
-#: first transaction and a ping after 30 s idle. On a loaded machine the longer run of MANY tables
-#: has a few more of them (3.2 measured under a concurrent 10,000-table bench); the writes are
-#: what each table costs.
-MAX_STORE_TRANSACTIONS_PER_TABLE = 3.3
-MAX_STORE_WRITES_PER_TABLE = 3.1
+#: Store figures have a part that comes with the run's length, not with its tables: a heartbeat
+#: (a write) every 20 s, a pooled connection's first transaction, a ping after 30 s idle. The
+#: longer run of MANY tables has a few more of them, more so on a loaded machine (writes 3.125 in
+#: a full CI run, all transactions 3.2 under a concurrent bench, against 3.0 and 3.0 measured
+#: alone and at 10,000 tables by bench/statements.py); the bounds leave room for that.
+MAX_STORE_TRANSACTIONS_PER_TABLE = 3.4
+MAX_STORE_WRITES_PER_TABLE = 3.25
 _ids = itertools.count(1)
 
 
