@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 from tests.unload_copy.conftest import Migration
 
@@ -126,21 +127,35 @@ def test_s3_slowdown_is_retried_and_the_run_completes(migration: Migration) -> N
     assert len(lines) == 1 and lines[0].startswith("waiting: ") and "cutover" in lines[0], done.stderr
 
 
+def _run_with_fault(m: Migration, kind: str, *args: str, **fault: Any) -> Any:
+    """`migrator run --assume-frozen ARGS` with one sandbox fault armed (cleared afterwards)."""
+    m.sb.faults.add(kind, **fault)
+    try:
+        return m.cli("run", "--assume-frozen", *args)
+    finally:
+        m.sb.faults.clear()
+
+
+def _ended_identical(m: Migration, done: Any, kind: str) -> None:
+    """The run reached the cutover gate, the fault fired, and the target holds what the source does."""
+    assert done.returncode == 8, done.stderr
+    assert m.sb.faults.fired(kind)
+    assert m.table_digests(m.target) == m.table_digests(m.source)
+
+
+def _log(m: Migration) -> str:
+    return (m.config.resolve().parent / ".migrator" / "migrator.log").read_text()
+
+
 def test_connection_dropped_mid_copy_is_retried(migration: Migration) -> None:
     m = migration
     m.init()
-    m.sb.faults.add("drop_connection", times=1, match={"statement": "copy", "cluster": m.target})
-    try:
-        done = m.cli("run", "--assume-frozen", "--quiet")
-    finally:
-        m.sb.faults.clear()
-    assert done.returncode == 8, done.stderr
-    assert m.sb.faults.fired("drop_connection")
-    assert m.table_digests(m.target) == m.table_digests(m.source)
+    done = _run_with_fault(m, "drop_connection", "--quiet", match={"statement": "copy", "cluster": m.target})
+    _ended_identical(m, done, "drop_connection")
     # --quiet: the outcome only; the retry warning went to the log file and the history.
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("waiting: ") and "cutover" in lines[0], done.stderr
-    log = (m.config.resolve().parent / ".migrator" / "migrator.log").read_text()
+    log = _log(m)
     assert "WARNING" in log and "retry 1/" in log
     events = json.loads(m.cli("history", "--json").stdout)["events"]
     warnings = [e for e in events if e["trigger"] == "warning"]
@@ -157,16 +172,9 @@ def test_connection_dropped_mid_unload_ends_the_first_and_runs_it_again(migratio
     m.env["MIGRATOR_FAILPOINT"] = "after_unload"
     assert m.cli("run", "--assume-frozen").returncode == -9
     del m.env["MIGRATOR_FAILPOINT"]
-    m.sb.faults.add("drop_connection", times=1, match={"statement": "unload", "cluster": m.source})
-    try:
-        done = m.cli("run", "--assume-frozen", "--quiet")
-    finally:
-        m.sb.faults.clear()
-    assert done.returncode == 8, done.stderr
-    assert m.sb.faults.fired("drop_connection")
-    assert m.table_digests(m.target) == m.table_digests(m.source)
-    log = (m.config.resolve().parent / ".migrator" / "migrator.log").read_text()
-    assert "the first UNLOAD was ended, running it again" in log
+    done = _run_with_fault(m, "drop_connection", "--quiet", match={"statement": "unload", "cluster": m.source})
+    _ended_identical(m, done, "drop_connection")
+    assert "the first UNLOAD was ended, running it again" in _log(m)
 
 
 def test_connection_dropped_mid_rehearsal_unload_ends_it_and_runs_it_again(migration: Migration) -> None:
@@ -181,17 +189,12 @@ def test_connection_dropped_mid_rehearsal_unload_ends_it_and_runs_it_again(migra
     # Preflight's probe sends one UNLOAD per type group first; the next one is the rehearsal's.
     with Session.of(m.sb.connect(m.source, autocommit=True)) as source:
         probed = len(type_groups(read_inventory(source)))
-    m.sb.faults.add("drop_connection", nth=probed + 1, times=1, match={"statement": "unload", "cluster": m.source})
-    try:
-        done = m.cli("run", "--assume-frozen", "--quiet")
-    finally:
-        m.sb.faults.clear()
-    assert done.returncode == 8, done.stderr
-    assert m.sb.faults.fired("drop_connection")
-    assert m.table_digests(m.target) == m.table_digests(m.source)
+    done = _run_with_fault(m, "drop_connection", "--quiet", nth=probed + 1,
+                           match={"statement": "unload", "cluster": m.source})
+    _ended_identical(m, done, "drop_connection")
     events = json.loads(m.cli("history", "--json").stdout)["events"]
     assert [e["detail"]["rehearsal_table"] for e in events if "rehearsal_table" in (e["detail"] or {})]
-    log = (m.config.resolve().parent / ".migrator" / "migrator.log").read_text()
+    log = _log(m)
     # Said by the rehearsal itself (the table steps' retries log from elsewhere).
     assert any("migrator.strategies.unload_copy: UNLOAD" in line and "the first UNLOAD was ended" in line
                for line in log.splitlines()), log
@@ -201,11 +204,7 @@ def test_connection_lost_mid_probe_is_one_preflight_problem_and_a_rerun_passes(m
     """The probe's temporary tables go with a lost session: they are not reported as left behind."""
     m = migration
     m.init()
-    m.sb.faults.add("drop_connection", times=1, match={"statement": "unload", "cluster": m.source})
-    try:
-        failed = m.cli("run", "--assume-frozen")
-    finally:
-        m.sb.faults.clear()
+    failed = _run_with_fault(m, "drop_connection", match={"statement": "unload", "cluster": m.source})
     assert failed.returncode == 7, failed.stderr
     assert "preflight found 1 problem" in failed.stderr and "connection lost" in failed.stderr
     assert "could not drop temporary table" not in failed.stderr
